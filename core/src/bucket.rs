@@ -1,0 +1,388 @@
+//! [`Bucket`]: one client's ordered key space inside a store.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::cursor::Cursor;
+use crate::engine::{StorageEngine, Visit, WriteOp};
+use crate::error::{Error, Result};
+use crate::iter::Iter;
+use crate::limits;
+use crate::record;
+use crate::store::{Shared, Store};
+
+/// A named bucket: an ordered map from string keys to byte values.
+///
+/// Cheap to clone, `Send + Sync`; all clones see the same data. Keys are UTF-8
+/// strings of 1..=1024 bytes, ordered byte-wise; values are bytes up to the store's
+/// maximum value size. Every read treats an expired record as absent.
+#[derive(Clone)]
+pub struct Bucket {
+    store: Store,
+    name: Arc<str>,
+}
+
+impl fmt::Debug for Bucket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bucket")
+            .field("name", &&*self.name)
+            .field("store", &self.store.path())
+            .finish()
+    }
+}
+
+/// A key with its value, as returned by cursors and iterators.
+pub type Entry = (String, Vec<u8>);
+
+impl Bucket {
+    pub(crate) fn new(store: Store, name: &str) -> Bucket {
+        Bucket {
+            store,
+            name: Arc::from(name),
+        }
+    }
+
+    /// The bucket's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The store this bucket belongs to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub(crate) fn shared(&self) -> Result<&Shared> {
+        self.store.shared()
+    }
+
+    /// The value of `key`, or `None` if it is missing (or expired).
+    ///
+    /// # Errors
+    /// *invalid argument* for an empty or over-long key; *closed*; engine errors.
+    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        limits::check_key(key)?;
+        let shared = self.shared()?;
+        let engine = shared.engine()?;
+        self.get_in(shared, &*engine, key)
+    }
+
+    fn get_in(
+        &self,
+        shared: &Shared,
+        engine: &dyn StorageEngine,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>> {
+        let mut out: Result<Option<Vec<u8>>> = Ok(None);
+        engine.get(&self.name, key.as_bytes(), &mut |raw| {
+            out = record::decode(raw, &shared.path).map(|rec| {
+                if rec.is_expired_at(|| shared.opts.clock.now_ms()) {
+                    None
+                } else {
+                    Some(rec.value.to_vec())
+                }
+            });
+        })?;
+        out
+    }
+
+    /// Whether `key` is present (and not expired).
+    pub fn contains_key(&self, key: &str) -> Result<bool> {
+        Ok(self.get(key)?.is_some())
+    }
+
+    /// Sets `key` to `value`, replacing any previous value and clearing its expiry.
+    ///
+    /// # Errors
+    /// *invalid argument* for a bad key or a value over the store's limit (nothing is
+    /// written); *closed*; engine errors.
+    pub fn set(&self, key: &str, value: impl AsRef<[u8]>) -> Result<()> {
+        let value = value.as_ref();
+        let shared = self.shared()?;
+        limits::check_key(key)?;
+        limits::check_value(key, value, shared.opts.max_value_size)?;
+        let stored = record::encode(value, None);
+        shared.write(&[WriteOp::Put {
+            bucket: &self.name,
+            key: key.as_bytes(),
+            value: &stored,
+        }])
+    }
+
+    /// Removes `key`. Returns whether it existed (an expired key did not). Removing a
+    /// missing key is not an error.
+    pub fn delete(&self, key: &str) -> Result<bool> {
+        limits::check_key(key)?;
+        let shared = self.shared()?;
+        shared.write_with(|engine| {
+            let (mut present, mut live) = (false, false);
+            engine.get(&self.name, key.as_bytes(), &mut |raw| {
+                present = true;
+                live = match record::peek_header(raw) {
+                    Some(Some(deadline)) => deadline > shared.opts.clock.now_ms(),
+                    _ => true,
+                };
+            })?;
+            if present {
+                engine.write(&[WriteOp::Delete {
+                    bucket: &self.name,
+                    key: key.as_bytes(),
+                }])?;
+            }
+            Ok((live, present))
+        })
+    }
+
+    /// The values of those `keys` that are present; missing (and expired) keys are
+    /// simply absent from the result. Duplicate keys are looked up once.
+    pub fn get_multiple<I, K>(&self, keys: I) -> Result<BTreeMap<String, Vec<u8>>>
+    where
+        I: IntoIterator<Item = K>,
+        K: AsRef<str>,
+    {
+        let shared = self.shared()?;
+        let engine = shared.engine()?;
+        let mut out = BTreeMap::new();
+        for key in keys {
+            let key = key.as_ref();
+            limits::check_key(key)?;
+            if out.contains_key(key) {
+                continue;
+            }
+            if let Some(v) = self.get_in(shared, &*engine, key)? {
+                out.insert(key.to_string(), v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sets several keys in one atomic batch: after a crash either all or none are
+    /// present. Clears the expiry of each key set. If a key repeats, its last value
+    /// wins. An empty batch does nothing.
+    ///
+    /// # Errors
+    /// *invalid argument* for any bad key or value, *too large* if the batch's keys
+    /// and values exceed the store's `max_batch_size`; in both cases nothing is written.
+    pub fn set_multiple<I, K, V>(&self, items: I) -> Result<()>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<[u8]>,
+    {
+        let shared = self.shared()?;
+        let max_value = shared.opts.max_value_size;
+        let max_batch = shared.opts.max_batch_size;
+        let mut encoded: Vec<(K, Vec<u8>)> = Vec::new();
+        let mut total = 0usize;
+        for (k, v) in items {
+            let (key, value) = (k.as_ref(), v.as_ref());
+            limits::check_key(key)?;
+            limits::check_value(key, value, max_value)?;
+            total = total.saturating_add(key.len() + value.len());
+            if total > max_batch {
+                return Err(Error::TooLarge(format!(
+                    "set_multiple on bucket {:?} exceeds the store's max_batch_size of {max_batch} bytes; split the batch",
+                    &*self.name
+                )));
+            }
+            encoded.push((k, record::encode(value, None)));
+        }
+        if encoded.is_empty() {
+            return Ok(());
+        }
+        let ops: Vec<WriteOp<'_>> = encoded
+            .iter()
+            .map(|(k, v)| WriteOp::Put {
+                bucket: &self.name,
+                key: k.as_ref().as_bytes(),
+                value: v,
+            })
+            .collect();
+        shared.write(&ops)
+    }
+
+    /// Number of live records. O(records) with the sled engine.
+    pub fn len(&self) -> Result<u64> {
+        let shared = self.shared()?;
+        let engine = shared.engine()?;
+        let stored = engine.count(&self.name)?;
+        // Expired records not yet swept are still stored: count them out.
+        let mut expired = 0u64;
+        let mut now = None;
+        let mut bad = false;
+        engine.scan(
+            &self.name,
+            Bound::Unbounded,
+            Bound::Unbounded,
+            false,
+            &mut |_, raw| {
+                match record::peek_header(raw) {
+                    Some(Some(d)) => {
+                        let now = *now.get_or_insert_with(|| shared.opts.clock.now_ms());
+                        if d <= now {
+                            expired += 1;
+                        }
+                    }
+                    Some(None) => {}
+                    None => bad = true,
+                }
+                if bad {
+                    Visit::Stop
+                } else {
+                    Visit::Continue
+                }
+            },
+        )?;
+        if bad {
+            return Err(Error::corrupt(&shared.path, "stored value has an unknown header"));
+        }
+        Ok(stored.saturating_sub(expired))
+    }
+
+    /// Whether the bucket holds no live record.
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.iter().next().transpose()?.is_none())
+    }
+
+    /// The value of `key` deserialized from JSON, or `None` if missing.
+    ///
+    /// # Errors
+    /// *invalid argument* if the stored value is not JSON of type `T`.
+    pub fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        match self.get(key)? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                Error::invalid(format!(
+                    "value of key {key:?} in bucket {:?} is not the JSON expected: {e}",
+                    &*self.name
+                ))
+            }),
+        }
+    }
+
+    /// Stores `value` serialized as JSON (clearing any expiry).
+    pub fn set_json<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
+        let bytes = serde_json::to_vec(value).map_err(|e| {
+            Error::invalid(format!("value for key {key:?} cannot be serialized as JSON: {e}"))
+        })?;
+        self.set(key, bytes)
+    }
+
+    /// A cursor positioned before the first key.
+    pub fn cursor(&self) -> Result<Cursor> {
+        self.shared()?;
+        Ok(Cursor::new(self.clone()))
+    }
+
+    /// All live records in key order; `.rev()` for descending order.
+    pub fn iter(&self) -> Iter {
+        Iter::new(self.clone(), Bound::Unbounded, Bound::Unbounded)
+    }
+
+    /// Live records with keys in `range` (e.g. `"a".."m"`, `"k"..`), in key order.
+    pub fn range<'r, R: RangeBounds<&'r str>>(&self, range: R) -> Iter {
+        let own = |b: Bound<&&str>| match b {
+            Bound::Included(s) => Bound::Included((*s).to_string()),
+            Bound::Excluded(s) => Bound::Excluded((*s).to_string()),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        Iter::new(self.clone(), own(range.start_bound()), own(range.end_bound()))
+    }
+
+    /// Live records whose keys start with `prefix`, in key order.
+    pub fn prefix(&self, prefix: &str) -> Iter {
+        let upper = prefix_successor(prefix).map_or(Bound::Unbounded, Bound::Excluded);
+        Iter::new(self.clone(), Bound::Included(prefix.to_string()), upper)
+    }
+
+    /// Up to `limit` live entries within the bounds, in key order (descending if
+    /// `reverse`), appended to `out`. Returns whether the range ended before `limit`.
+    pub(crate) fn fetch(
+        &self,
+        lower: Bound<&str>,
+        upper: Bound<&str>,
+        reverse: bool,
+        limit: usize,
+        out: &mut Vec<Entry>,
+    ) -> Result<bool> {
+        let shared = self.shared()?;
+        let engine = shared.engine()?;
+        let lower = lower.map(str::as_bytes);
+        let upper = upper.map(str::as_bytes);
+        let mut taken = 0usize;
+        let mut failure: Option<Error> = None;
+        let mut now: Option<u64> = None;
+        if limit == 0 {
+            return Ok(false);
+        }
+        engine.scan(&self.name, lower, upper, reverse, &mut |k, raw| {
+            let rec = match record::decode(raw, &shared.path) {
+                Ok(r) => r,
+                Err(e) => {
+                    failure = Some(e);
+                    return Visit::Stop;
+                }
+            };
+            if let Some(d) = rec.deadline_ms {
+                if d <= *now.get_or_insert_with(|| shared.opts.clock.now_ms()) {
+                    return Visit::Continue;
+                }
+            }
+            let key = match std::str::from_utf8(k) {
+                Ok(s) => s.to_string(),
+                Err(_) => {
+                    failure = Some(Error::corrupt(&shared.path, "a stored key is not UTF-8"));
+                    return Visit::Stop;
+                }
+            };
+            out.push((key, rec.value.to_vec()));
+            taken += 1;
+            if taken == limit {
+                Visit::Stop
+            } else {
+                Visit::Continue
+            }
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        Ok(taken < limit)
+    }
+}
+
+/// The smallest string greater than every string starting with `prefix`, if any.
+fn prefix_successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(c) = chars.pop() {
+        // The next scalar value after c (skipping the surrogate gap).
+        let next = match c {
+            '\u{D7FF}' => Some('\u{E000}'),
+            char::MAX => None,
+            c => char::from_u32(c as u32 + 1),
+        };
+        if let Some(n) = next {
+            chars.push(n);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_successor;
+
+    #[test]
+    fn prefix_successor_bounds_the_prefix() {
+        assert_eq!(prefix_successor("ab").as_deref(), Some("ac"));
+        assert_eq!(prefix_successor("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_successor("\u{10FFFF}"), None);
+        assert_eq!(prefix_successor(""), None);
+        assert_eq!(prefix_successor("\u{D7FF}").as_deref(), Some("\u{E000}"));
+    }
+}

@@ -1,0 +1,162 @@
+//! [`Cursor`]: a movable position in a bucket's key order.
+
+use std::ops::Bound;
+
+use crate::bucket::{Bucket, Entry};
+use crate::error::Result;
+use crate::limits;
+
+/// Where a cursor stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Position {
+    /// Before the first key: [`Cursor::next`] returns the first entry.
+    BeforeFirst,
+    /// On an entry with this key.
+    At(String),
+    /// After the last key: [`Cursor::prev`] returns the last entry.
+    AfterLast,
+}
+
+/// A cursor over one bucket, stepping by key.
+///
+/// A cursor remembers only the key it stands on, never a snapshot: each step returns
+/// the nearest *live* key after (or before) that key at the time of the step. It
+/// therefore stays valid while other threads write: if its own key is deleted,
+/// [`Cursor::next`] still returns the smallest live key greater than it. Expired keys
+/// are skipped.
+///
+/// A new cursor stands [`Position::BeforeFirst`]. A step that finds no entry returns
+/// `None` and leaves the cursor past that end ([`Position::AfterLast`] going forward,
+/// [`Position::BeforeFirst`] going back), from where a step the other way returns the
+/// last (or first) entry. Every method fails with *closed* once the store handle it
+/// came from is closed.
+#[derive(Debug, Clone)]
+pub struct Cursor {
+    bucket: Bucket,
+    pos: Position,
+}
+
+impl Cursor {
+    pub(crate) fn new(bucket: Bucket) -> Cursor {
+        Cursor {
+            bucket,
+            pos: Position::BeforeFirst,
+        }
+    }
+
+    /// The cursor's position.
+    pub fn position(&self) -> &Position {
+        &self.pos
+    }
+
+    /// The key the cursor stands on, if it stands on one.
+    pub fn key(&self) -> Option<&str> {
+        match &self.pos {
+            Position::At(k) => Some(k),
+            _ => None,
+        }
+    }
+
+    /// Moves to the first entry and returns it; `None` (cursor after-last) if the
+    /// bucket is empty.
+    pub fn first(&mut self) -> Result<Option<Entry>> {
+        self.pos = Position::BeforeFirst;
+        self.next()
+    }
+
+    /// Moves to the last entry and returns it; `None` (cursor before-first) if the
+    /// bucket is empty.
+    pub fn last(&mut self) -> Result<Option<Entry>> {
+        self.pos = Position::AfterLast;
+        self.prev()
+    }
+
+    /// Moves to the first entry whose key is `>= key` and returns it. If no key
+    /// follows, returns `None` and the cursor is after-last.
+    ///
+    /// # Errors
+    /// *invalid argument* for an empty or over-long key; *closed*.
+    pub fn seek(&mut self, key: &str) -> Result<Option<Entry>> {
+        limits::check_key(key)?;
+        let mut out = Vec::with_capacity(1);
+        self.bucket
+            .fetch(Bound::Included(key), Bound::Unbounded, false, 1, &mut out)?;
+        Ok(self.land(out.pop(), Position::AfterLast))
+    }
+
+    /// Steps to the smallest live key greater than the current one and returns it.
+    /// From before-first this is the first entry; at the end it returns `None` and
+    /// the cursor is after-last.
+    #[allow(clippy::should_implement_trait)] // fallible, and positions are two-ended
+    pub fn next(&mut self) -> Result<Option<Entry>> {
+        let mut out = Vec::with_capacity(1);
+        self.step(false, 1, &mut out)?;
+        Ok(out.pop())
+    }
+
+    /// Steps to the greatest live key smaller than the current one and returns it.
+    /// From after-last this is the last entry; at the start it returns `None` and the
+    /// cursor is before-first.
+    pub fn prev(&mut self) -> Result<Option<Entry>> {
+        let mut out = Vec::with_capacity(1);
+        self.step(true, 1, &mut out)?;
+        Ok(out.pop())
+    }
+
+    /// Exactly `n` calls of [`Cursor::next`]: returns the entries stepped onto, in
+    /// ascending key order. Fewer than `n` entries means the end was reached (the
+    /// cursor is then after-last). `n == 0` returns nothing and does not move.
+    pub fn next_n(&mut self, n: usize) -> Result<Vec<Entry>> {
+        let mut out = Vec::with_capacity(n.min(1024));
+        self.step(false, n, &mut out)?;
+        Ok(out)
+    }
+
+    /// Exactly `n` calls of [`Cursor::prev`]: returns the entries stepped onto, in
+    /// descending key order. Fewer than `n` entries means the start was reached (the
+    /// cursor is then before-first).
+    pub fn prev_n(&mut self, n: usize) -> Result<Vec<Entry>> {
+        let mut out = Vec::with_capacity(n.min(1024));
+        self.step(true, n, &mut out)?;
+        Ok(out)
+    }
+
+    fn step(&mut self, back: bool, n: usize, out: &mut Vec<Entry>) -> Result<()> {
+        if n == 0 {
+            // Still report use of a closed store.
+            self.bucket.shared()?;
+            return Ok(());
+        }
+        let bound = match (&self.pos, back) {
+            (Position::AfterLast, false) | (Position::BeforeFirst, true) => {
+                self.bucket.shared()?;
+                return Ok(());
+            }
+            (Position::BeforeFirst, false) | (Position::AfterLast, true) => Bound::Unbounded,
+            (Position::At(k), _) => Bound::Excluded(k.as_str()),
+        };
+        let ended = if back {
+            self.bucket.fetch(Bound::Unbounded, bound, true, n, out)?
+        } else {
+            self.bucket.fetch(bound, Bound::Unbounded, false, n, out)?
+        };
+        if ended {
+            self.pos = if back {
+                Position::BeforeFirst
+            } else {
+                Position::AfterLast
+            };
+        } else if let Some((k, _)) = out.last() {
+            self.pos = Position::At(k.clone());
+        }
+        Ok(())
+    }
+
+    fn land(&mut self, entry: Option<Entry>, otherwise: Position) -> Option<Entry> {
+        self.pos = match &entry {
+            Some((k, _)) => Position::At(k.clone()),
+            None => otherwise,
+        };
+        entry
+    }
+}

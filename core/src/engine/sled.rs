@@ -1,0 +1,276 @@
+//! The sled 0.34 engine (the default).
+//!
+//! Layout: one sled tree for the whole store, keys `bucket 0x00 key`. Bucket names
+//! never contain NUL, so the prefix is unambiguous and a bucket is one contiguous
+//! range. One tree instead of one per bucket because many sled trees blow up disk
+//! space (sled#1484) and a batch across trees would need a transaction.
+//!
+//! Deliberate configuration (see docs/design.md, "sled engine"):
+//! - a small page cache (default 32 MiB) instead of sled's 1 GiB;
+//! - sled's own background flusher is off; the store runs its own, which calls
+//!   [`StorageEngine::sync`]: sled's `flush` (only `sync_file_range` on Linux, which
+//!   does not reach the device) followed by a real `fdatasync` of sled's log file;
+//! - `open` runs inside `catch_unwind`, because sled 0.34 can panic on a
+//!   crash-damaged directory (sled#1387); the panic becomes a *corrupt* error.
+
+use std::fs::File;
+use std::io;
+use std::ops::Bound;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+use super::{StorageEngine, Visit, WriteOp};
+use crate::error::{Error, Result};
+
+/// Keys removed per batch when dropping a bucket, to bound memory.
+const REMOVE_CHUNK: usize = 10_000;
+
+pub(crate) struct SledEngine {
+    db: sled::Db,
+    path: PathBuf,
+    /// sled's log file, opened read-only to fdatasync it: fsync on any descriptor of
+    /// a file flushes that file's data and the device cache.
+    log: File,
+}
+
+impl SledEngine {
+    /// Opens (or creates) a sled store in the existing directory `path`.
+    pub(crate) fn open(path: &Path, cache_bytes: u64) -> Result<SledEngine> {
+        let config = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .flush_every_ms(None)
+            .mode(sled::Mode::LowSpace);
+        let db = match catch_unwind(AssertUnwindSafe(|| config.open())) {
+            Ok(Ok(db)) => db,
+            Ok(Err(e)) => return Err(map_open_error(path, e)),
+            Err(panic) => {
+                return Err(Error::corrupt(
+                    path,
+                    format!("sled panicked while opening it ({})", panic_message(&panic)),
+                ))
+            }
+        };
+        let log_path = path.join("db");
+        let log = File::open(&log_path).map_err(|e| Error::io(&log_path, e))?;
+        Ok(SledEngine {
+            db,
+            path: path.to_path_buf(),
+            log,
+        })
+    }
+
+    fn map_err(&self, e: sled::Error) -> Error {
+        map_error(&self.path, e)
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "no message".to_string()
+    }
+}
+
+fn map_open_error(path: &Path, e: sled::Error) -> Error {
+    match e {
+        sled::Error::Io(io) if is_lock_error(&io) => Error::Locked {
+            path: path.to_path_buf(),
+        },
+        sled::Error::Unsupported(msg) => {
+            Error::corrupt(path, format!("sled cannot open it: {msg}"))
+        }
+        other => map_error(path, other),
+    }
+}
+
+/// sled reports a held lock only as an I/O error with this text (sled 0.34.7,
+/// `config.rs` `try_lock`); there is no structured way to detect it.
+fn is_lock_error(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock || e.to_string().contains("could not acquire lock")
+}
+
+fn map_error(path: &Path, e: sled::Error) -> Error {
+    match e {
+        sled::Error::Io(io) => Error::io(path, io),
+        sled::Error::Corruption { at, .. } => Error::corrupt(
+            path,
+            match at {
+                Some(at) => format!("sled found corruption at {at:?}"),
+                None => "sled found corruption".to_string(),
+            },
+        ),
+        other => Error::Internal(format!("sled: {other}")),
+    }
+}
+
+/// `bucket 0x00`: the first byte string of a bucket's range.
+fn prefix(bucket: &str) -> Vec<u8> {
+    let mut p = Vec::with_capacity(bucket.len() + 1);
+    p.extend_from_slice(bucket.as_bytes());
+    p.push(0);
+    p
+}
+
+/// `bucket 0x01`: the first byte string after a bucket's range.
+fn prefix_end(bucket: &str) -> Vec<u8> {
+    let mut p = Vec::with_capacity(bucket.len() + 1);
+    p.extend_from_slice(bucket.as_bytes());
+    p.push(1);
+    p
+}
+
+fn full_key(bucket: &str, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(bucket.len() + 1 + key.len());
+    k.extend_from_slice(bucket.as_bytes());
+    k.push(0);
+    k.extend_from_slice(key);
+    k
+}
+
+impl StorageEngine for SledEngine {
+    fn get(&self, bucket: &str, key: &[u8], visit: &mut dyn FnMut(&[u8])) -> Result<bool> {
+        match self.db.get(full_key(bucket, key)) {
+            Ok(Some(v)) => {
+                visit(&v);
+                Ok(true)
+            }
+            Ok(None) => Ok(false),
+            Err(e) => Err(self.map_err(e)),
+        }
+    }
+
+    fn write(&self, ops: &[WriteOp<'_>]) -> Result<()> {
+        // A single write skips sled's batch machinery (it takes a global write lock).
+        if let [op] = ops {
+            let r = match *op {
+                WriteOp::Put { bucket, key, value } => {
+                    self.db.insert(full_key(bucket, key), value).map(drop)
+                }
+                WriteOp::Delete { bucket, key } => self.db.remove(full_key(bucket, key)).map(drop),
+            };
+            return r.map_err(|e| self.map_err(e));
+        }
+        let mut batch = sled::Batch::default();
+        for op in ops {
+            match *op {
+                WriteOp::Put { bucket, key, value } => batch.insert(full_key(bucket, key), value),
+                WriteOp::Delete { bucket, key } => batch.remove(full_key(bucket, key)),
+            }
+        }
+        self.db.apply_batch(batch).map_err(|e| self.map_err(e))
+    }
+
+    fn scan(
+        &self,
+        bucket: &str,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        reverse: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
+    ) -> Result<()> {
+        let lo = match lower {
+            Bound::Unbounded => Bound::Included(prefix(bucket)),
+            Bound::Included(k) => Bound::Included(full_key(bucket, k)),
+            Bound::Excluded(k) => Bound::Excluded(full_key(bucket, k)),
+        };
+        let hi = match upper {
+            Bound::Unbounded => Bound::Excluded(prefix_end(bucket)),
+            Bound::Included(k) => Bound::Included(full_key(bucket, k)),
+            Bound::Excluded(k) => Bound::Excluded(full_key(bucket, k)),
+        };
+        if range_is_empty(&lo, &hi) {
+            return Ok(());
+        }
+        let skip = bucket.len() + 1;
+        let mut iter = self.db.range::<Vec<u8>, _>((lo, hi));
+        loop {
+            let item = if reverse { iter.next_back() } else { iter.next() };
+            let Some(item) = item else { return Ok(()) };
+            let (k, v) = item.map_err(|e| self.map_err(e))?;
+            let Some(user_key) = k.get(skip..) else {
+                return Err(Error::corrupt(&self.path, "a stored key is shorter than its bucket prefix"));
+            };
+            if visit(user_key, &v) == Visit::Stop {
+                return Ok(());
+            }
+        }
+    }
+
+    fn count(&self, bucket: &str) -> Result<u64> {
+        let mut n = 0u64;
+        for item in self.db.scan_prefix(prefix(bucket)).keys() {
+            item.map_err(|e| self.map_err(e))?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn bucket_names(&self) -> Result<Vec<String>> {
+        // Skip-scan: jump from one bucket's range to the next.
+        let mut names = Vec::new();
+        let mut from: Vec<u8> = Vec::new();
+        loop {
+            let next = self.db.range::<Vec<u8>, _>(from.clone()..).next();
+            let Some(item) = next else { return Ok(names) };
+            let (k, _) = item.map_err(|e| self.map_err(e))?;
+            let Some(sep) = k.iter().position(|&b| b == 0) else {
+                return Err(Error::corrupt(&self.path, "a stored key has no bucket prefix"));
+            };
+            let name = std::str::from_utf8(&k[..sep])
+                .map_err(|_| Error::corrupt(&self.path, "a bucket name is not UTF-8"))?;
+            from = prefix_end(name);
+            names.push(name.to_string());
+        }
+    }
+
+    fn remove_bucket(&self, bucket: &str) -> Result<bool> {
+        let mut any = false;
+        loop {
+            let mut batch = sled::Batch::default();
+            let mut n = 0;
+            for item in self.db.scan_prefix(prefix(bucket)).keys().take(REMOVE_CHUNK) {
+                batch.remove(item.map_err(|e| self.map_err(e))?);
+                n += 1;
+            }
+            if n == 0 {
+                return Ok(any);
+            }
+            any = true;
+            self.db.apply_batch(batch).map_err(|e| self.map_err(e))?;
+        }
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.db.flush().map_err(|e| self.map_err(e))?;
+        self.log
+            .sync_data()
+            .map_err(|e| Error::io(&self.path.join("db"), e))
+    }
+
+    fn disk_size(&self) -> Result<u64> {
+        self.db.size_on_disk().map_err(|e| self.map_err(e))
+    }
+}
+
+/// sled panics on a range whose start is after its end; such a range is simply empty.
+fn range_is_empty(lo: &Bound<Vec<u8>>, hi: &Bound<Vec<u8>>) -> bool {
+    let (l, l_incl) = match lo {
+        Bound::Included(l) => (l, true),
+        Bound::Excluded(l) => (l, false),
+        Bound::Unbounded => return false,
+    };
+    let (h, h_incl) = match hi {
+        Bound::Included(h) => (h, true),
+        Bound::Excluded(h) => (h, false),
+        Bound::Unbounded => return false,
+    };
+    match l.cmp(h) {
+        std::cmp::Ordering::Greater => true,
+        std::cmp::Ordering::Equal => !(l_incl && h_incl),
+        std::cmp::Ordering::Less => false,
+    }
+}

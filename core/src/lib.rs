@@ -1,0 +1,53 @@
+//! # state-core: the libstate store
+//!
+//! An embeddable key-value **state store**: a directory holds named [`Bucket`]s
+//! (one per user, device or service), each an ordered map from string keys to byte
+//! values, with atomic batches, [`Cursor`]s, JSON helpers and a per-client
+//! [`StateService`] that speaks the HiveOT state service's RPC messages.
+//!
+//! ```
+//! # fn main() -> state_core::Result<()> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! use state_core::Store;
+//!
+//! let store = Store::open(dir.path().join("state-data"))?;
+//! let b = store.bucket("user1")?;
+//! b.set("layout", br#"{"cols":3}"#)?;
+//! assert_eq!(b.get("layout")?.as_deref(), Some(&br#"{"cols":3}"#[..]));
+//! b.set_multiple([("a", b"1"), ("b", b"2")])?;
+//! let mut c = b.cursor()?;
+//! assert_eq!(c.seek("a")?.map(|(k, _)| k).as_deref(), Some("a"));
+//! store.close()?;
+//! # Ok(()) }
+//! ```
+//!
+//! Guarantees (see the README): keys 1..=1024 bytes of UTF-8, bucket names 1..=255
+//! bytes without control characters, values up to 16 MiB by default; writes are
+//! durable within the flush interval (default 500 ms) or at once in sync mode; one
+//! process owns a store directory at a time.
+
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+#![forbid(unsafe_code)]
+
+mod bucket;
+mod clock;
+mod cursor;
+mod engine;
+mod error;
+mod iter;
+pub mod limits;
+mod record;
+mod service;
+mod store;
+
+pub use bucket::{Bucket, Entry};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use cursor::{Cursor, Position};
+pub use error::{Error, ErrorKind, Result};
+pub use iter::Iter;
+pub use service::StateService;
+pub use store::{
+    Engine, Store, StoreBuilder, StoreInfo, DEFAULT_CACHE_SIZE, DEFAULT_FLUSH_INTERVAL,
+};

@@ -1,0 +1,98 @@
+//! The size and character rules for keys, bucket names and values (design.md §3),
+//! checked once here before anything reaches an engine.
+
+use crate::error::{Error, Result};
+
+/// Longest key, in bytes of UTF-8.
+pub const MAX_KEY_LEN: usize = 1024;
+/// Longest bucket name, in bytes of UTF-8.
+pub const MAX_BUCKET_NAME_LEN: usize = 255;
+/// Default largest value, in bytes (16 MiB); see [`crate::StoreBuilder::max_value_size`].
+pub const DEFAULT_MAX_VALUE_SIZE: usize = 16 << 20;
+/// Default largest total size of one batch (keys plus values), in bytes (256 MiB);
+/// see [`crate::StoreBuilder::max_batch_size`].
+pub const DEFAULT_MAX_BATCH_SIZE: usize = 256 << 20;
+
+/// Checks a key: 1..=1024 bytes. (Rust's `&str` already guarantees UTF-8.)
+pub(crate) fn check_key(key: &str) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::invalid("key must not be empty"));
+    }
+    if key.len() > MAX_KEY_LEN {
+        return Err(Error::invalid(format!(
+            "key {:?}... is {} bytes, more than the limit of {MAX_KEY_LEN}",
+            truncate(key, 32),
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a bucket name: 1..=255 bytes, no NUL or other control characters.
+pub(crate) fn check_bucket_name(name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::invalid("bucket name must not be empty"));
+    }
+    if name.len() > MAX_BUCKET_NAME_LEN {
+        return Err(Error::invalid(format!(
+            "bucket name {:?}... is {} bytes, more than the limit of {MAX_BUCKET_NAME_LEN}",
+            truncate(name, 32),
+            name.len()
+        )));
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(Error::invalid(format!(
+            "bucket name {name:?} contains the control character {:?}",
+            c
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a value against the store's maximum value size.
+pub(crate) fn check_value(key: &str, value: &[u8], max: usize) -> Result<()> {
+    if value.len() > max {
+        return Err(Error::invalid(format!(
+            "value for key {key:?} is {} bytes, more than the store's limit of {max}",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+fn truncate(s: &str, max_chars: usize) -> &str {
+    match s.char_indices().nth(max_chars) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_limits() {
+        assert!(check_key("").is_err());
+        assert!(check_key("a").is_ok());
+        assert!(check_key(&"k".repeat(MAX_KEY_LEN)).is_ok());
+        assert!(check_key(&"k".repeat(MAX_KEY_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn bucket_name_limits() {
+        assert!(check_bucket_name("").is_err());
+        assert!(check_bucket_name("user1").is_ok());
+        assert!(check_bucket_name("a\0b").is_err());
+        assert!(check_bucket_name("a\nb").is_err());
+        assert!(check_bucket_name(&"b".repeat(255)).is_ok());
+        assert!(check_bucket_name(&"b".repeat(256)).is_err());
+        assert!(check_bucket_name("ünïcode ok").is_ok());
+    }
+
+    #[test]
+    fn value_limit() {
+        assert!(check_value("k", &[0; 10], 10).is_ok());
+        assert!(check_value("k", &[0; 11], 10).is_err());
+    }
+}

@@ -1,0 +1,123 @@
+//! How a value is stored in an engine: one header byte, an optional expiry deadline,
+//! then the user's bytes. Keys without a TTL pay exactly one byte.
+//!
+//! ```text
+//! 0x00 value...                       no expiry
+//! 0x01 deadline(u64 BE, unix ms) value...   expires at deadline
+//! ```
+
+use crate::error::{Error, Result};
+use std::path::Path;
+
+const PLAIN: u8 = 0;
+const EXPIRING: u8 = 1;
+const DEADLINE_LEN: usize = 8;
+
+/// Encodes a value with an optional absolute deadline (unix milliseconds).
+pub(crate) fn encode(value: &[u8], deadline_ms: Option<u64>) -> Vec<u8> {
+    match deadline_ms {
+        None => {
+            let mut out = Vec::with_capacity(1 + value.len());
+            out.push(PLAIN);
+            out.extend_from_slice(value);
+            out
+        }
+        Some(d) => {
+            let mut out = Vec::with_capacity(1 + DEADLINE_LEN + value.len());
+            out.push(EXPIRING);
+            out.extend_from_slice(&d.to_be_bytes());
+            out.extend_from_slice(value);
+            out
+        }
+    }
+}
+
+/// A decoded stored value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Record<'a> {
+    pub deadline_ms: Option<u64>,
+    pub value: &'a [u8],
+}
+
+impl Record<'_> {
+    /// Whether the record is invisible at `now_ms` (its deadline has passed).
+    #[cfg(test)]
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        matches!(self.deadline_ms, Some(d) if d <= now_ms)
+    }
+
+    /// Like `is_expired`, but reads the clock only if the record has a deadline, so
+    /// records without expiry cost no clock read.
+    pub fn is_expired_at(&self, now_ms: impl FnOnce() -> u64) -> bool {
+        matches!(self.deadline_ms, Some(d) if d <= now_ms())
+    }
+}
+
+/// Decodes a stored value; a malformed header is a *corrupt* error naming `path`.
+pub(crate) fn decode<'a>(raw: &'a [u8], path: &Path) -> Result<Record<'a>> {
+    match raw.split_first() {
+        Some((&PLAIN, value)) => Ok(Record {
+            deadline_ms: None,
+            value,
+        }),
+        Some((&EXPIRING, rest)) if rest.len() >= DEADLINE_LEN => {
+            let (d, value) = rest.split_at(DEADLINE_LEN);
+            let mut buf = [0u8; DEADLINE_LEN];
+            buf.copy_from_slice(d);
+            Ok(Record {
+                deadline_ms: Some(u64::from_be_bytes(buf)),
+                value,
+            })
+        }
+        _ => Err(Error::corrupt(
+            path,
+            format!("stored value has an unknown header ({} bytes)", raw.len()),
+        )),
+    }
+}
+
+/// The deadline of a stored value without copying it: `None` if the header is
+/// malformed, `Some(None)` if it has no deadline.
+pub(crate) fn peek_header(raw: &[u8]) -> Option<Option<u64>> {
+    match raw.split_first() {
+        Some((&PLAIN, _)) => Some(None),
+        Some((&EXPIRING, rest)) if rest.len() >= DEADLINE_LEN => {
+            let mut buf = [0u8; DEADLINE_LEN];
+            buf.copy_from_slice(&rest[..DEADLINE_LEN]);
+            Some(Some(u64::from_be_bytes(buf)))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_plain_and_expiring() {
+        let p = Path::new("t");
+        let a = encode(b"hello", None);
+        assert_eq!(a.len(), 6);
+        let r = decode(&a, p).unwrap();
+        assert_eq!(r.deadline_ms, None);
+        assert_eq!(r.value, b"hello");
+        let b = encode(b"", Some(42));
+        let r = decode(&b, p).unwrap();
+        assert_eq!(r.deadline_ms, Some(42));
+        assert!(r.value.is_empty());
+        assert!(r.is_expired(42));
+        assert!(!r.is_expired(41));
+        assert_eq!(peek_header(&b), Some(Some(42)));
+        assert_eq!(peek_header(&a), Some(None));
+        assert_eq!(peek_header(&[9]), None);
+    }
+
+    #[test]
+    fn bad_header_is_corrupt() {
+        let p = Path::new("t");
+        assert!(decode(&[], p).is_err());
+        assert!(decode(&[7, 1, 2], p).is_err());
+        assert!(decode(&[1, 0, 0], p).is_err());
+    }
+}

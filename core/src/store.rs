@@ -1,0 +1,627 @@
+//! [`Store`]: opening, sharing and closing a store directory.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, MappedRwLockReadGuard, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+
+use crate::bucket::Bucket;
+use crate::clock::{Clock, SystemClock};
+use crate::engine::sled::SledEngine;
+use crate::engine::{StorageEngine, WriteOp};
+use crate::error::{Error, Result};
+use crate::limits::{self, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_VALUE_SIZE};
+
+/// Default interval of the background flush in periodic durability mode.
+pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(500);
+/// Default page-cache size of the sled engine (32 MiB; sled's own default is 1 GiB).
+pub const DEFAULT_CACHE_SIZE: u64 = 32 << 20;
+
+/// Which storage engine a store uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Engine {
+    /// sled 0.34: an embedded B-tree/log-structured store. The default.
+    #[default]
+    Sled,
+}
+
+impl Engine {
+    /// The engine's name as used in options and messages (`"sled"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::Sled => "sled",
+        }
+    }
+}
+
+impl fmt::Display for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Engine {
+    type Err = Error;
+
+    /// Parses `"sled"`; anything else is an *invalid argument* error.
+    fn from_str(s: &str) -> Result<Engine> {
+        match s {
+            "sled" => Ok(Engine::Sled),
+            other => Err(Error::invalid(format!(
+                "unknown engine {other:?} (expected \"sled\")"
+            ))),
+        }
+    }
+}
+
+/// Options for opening a store; get one from [`Store::builder`].
+///
+/// When a directory is already open in this process, [`StoreBuilder::open`] returns
+/// another handle on that store and the options of the first open stay in force
+/// (only a different engine is an error).
+#[derive(Debug, Clone)]
+pub struct StoreBuilder {
+    engine: Engine,
+    sync: bool,
+    flush_interval: Duration,
+    cache_size: u64,
+    max_value_size: usize,
+    max_batch_size: usize,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for StoreBuilder {
+    fn default() -> StoreBuilder {
+        StoreBuilder {
+            engine: Engine::default(),
+            sync: false,
+            flush_interval: DEFAULT_FLUSH_INTERVAL,
+            cache_size: DEFAULT_CACHE_SIZE,
+            max_value_size: DEFAULT_MAX_VALUE_SIZE,
+            max_batch_size: DEFAULT_MAX_BATCH_SIZE,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl StoreBuilder {
+    /// The storage engine (default [`Engine::Sled`]).
+    pub fn engine(mut self, engine: Engine) -> StoreBuilder {
+        self.engine = engine;
+        self
+    }
+
+    /// Durability mode. `false` (the default) is *periodic*: writes become durable
+    /// at the next background flush (every [`flush_interval`](Self::flush_interval)),
+    /// so a crash or power loss loses at most that window and never corrupts the store.
+    /// `true` is *sync*: every write call returns only after its data is on stable
+    /// storage (fdatasync); concurrent writers share one sync (group commit).
+    pub fn sync(mut self, sync: bool) -> StoreBuilder {
+        self.sync = sync;
+        self
+    }
+
+    /// Interval of the background flush in periodic mode (default 500 ms). Must be > 0.
+    pub fn flush_interval(mut self, interval: Duration) -> StoreBuilder {
+        self.flush_interval = interval;
+        self
+    }
+
+    /// Page-cache size in bytes for engines that have one (sled; default 32 MiB).
+    /// sled's real memory use can be a few times this figure. Must be > 0.
+    pub fn cache_size(mut self, bytes: u64) -> StoreBuilder {
+        self.cache_size = bytes;
+        self
+    }
+
+    /// Largest value accepted, in bytes (default 16 MiB). Larger values are an
+    /// *invalid argument* error and nothing is written. Must be > 0.
+    pub fn max_value_size(mut self, bytes: usize) -> StoreBuilder {
+        self.max_value_size = bytes;
+        self
+    }
+
+    /// Largest total size (keys plus values) of one `set_multiple`, in bytes
+    /// (default 256 MiB). A larger batch is a *too large* error and nothing is
+    /// written; split it, or raise the limit. This bounds the memory one batch
+    /// can make the engine hold. Must be > 0.
+    pub fn max_batch_size(mut self, bytes: usize) -> StoreBuilder {
+        self.max_batch_size = bytes;
+        self
+    }
+
+    /// The clock used for expiry deadlines (default: the system's wall clock).
+    /// Tests use [`crate::ManualClock`].
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> StoreBuilder {
+        self.clock = clock;
+        self
+    }
+
+    /// Opens (creating if needed) the store in directory `path`.
+    ///
+    /// # Errors
+    /// - *invalid argument*: `path` exists but is not a directory, an option is out of
+    ///   range, or the store is already open in this process with another engine;
+    /// - *locked*: another process has the store open;
+    /// - *corrupt*: the engine cannot read the store's files (they are left untouched);
+    /// - *I/O*: the directory cannot be created, read or written.
+    pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
+        Store::open_with(path.as_ref(), self)
+    }
+}
+
+/// Durability-related figures and counts describing an open store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreInfo {
+    /// The store directory (canonical path).
+    pub path: PathBuf,
+    /// The engine in use.
+    pub engine: Engine,
+    /// Number of buckets holding at least one live record.
+    pub buckets: u64,
+    /// Number of live (not expired) records over all buckets.
+    pub records: u64,
+    /// Bytes the store occupies on disk.
+    pub disk_bytes: u64,
+}
+
+/// Resolved options shared by every handle on one store.
+#[derive(Debug)]
+pub(crate) struct Options {
+    pub engine: Engine,
+    pub sync: bool,
+    pub flush_interval: Duration,
+    pub max_value_size: usize,
+    pub max_batch_size: usize,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Process-wide registry of open stores keyed by canonical directory, so a second
+/// open in the same process shares the first (sled allows one `Db` per directory,
+/// and releases its lock late when dropped).
+static REGISTRY: LazyLock<Mutex<HashMap<PathBuf, Arc<Shared>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// The state of one open store, shared by all its handles.
+pub(crate) struct Shared {
+    pub(crate) path: PathBuf,
+    pub(crate) opts: Options,
+    engine: RwLock<Option<Box<dyn StorageEngine>>>,
+    /// Serializes writes: engines see one write at a time, and read-modify-write
+    /// operations (delete's report, expiry changes) are atomic.
+    write_lock: Mutex<()>,
+    handles: Mutex<usize>,
+    sync: GroupSync,
+    background: Mutex<Option<Background>>,
+}
+
+/// A borrowed engine, valid while the store cannot close underneath it.
+pub(crate) type EngineRef<'a> = MappedRwLockReadGuard<'a, dyn StorageEngine>;
+
+impl Shared {
+    pub(crate) fn engine(&self) -> Result<EngineRef<'_>> {
+        RwLockReadGuard::try_map(self.engine.read(), |e| e.as_deref()).map_err(|_| Error::Closed)
+    }
+
+    /// Applies `ops` atomically and, in sync mode, waits until they are durable.
+    pub(crate) fn write(&self, ops: &[WriteOp<'_>]) -> Result<()> {
+        let engine = self.engine()?;
+        {
+            let _w = self.write_lock.lock();
+            engine.write(ops)?;
+        }
+        self.after_write(&*engine)
+    }
+
+    /// Runs a read-modify-write `f` under the store's write lock, then applies the
+    /// durability mode. `f` returns its result and whether it wrote anything.
+    pub(crate) fn write_with<T>(
+        &self,
+        f: impl FnOnce(&dyn StorageEngine) -> Result<(T, bool)>,
+    ) -> Result<T> {
+        let engine = self.engine()?;
+        let (out, wrote) = {
+            let _w = self.write_lock.lock();
+            f(&*engine)?
+        };
+        if wrote {
+            self.after_write(&*engine)?;
+        }
+        Ok(out)
+    }
+
+    fn after_write(&self, engine: &dyn StorageEngine) -> Result<()> {
+        let seq = self.sync.note_write();
+        if self.opts.sync {
+            self.sync.sync_through(seq, engine)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn remove_bucket(&self, name: &str) -> Result<bool> {
+        self.write_with(|e| {
+            let removed = e.remove_bucket(name)?;
+            Ok((removed, removed))
+        })
+    }
+
+    /// Makes every write so far durable.
+    pub(crate) fn flush(&self) -> Result<()> {
+        let engine = self.engine()?;
+        self.sync.sync_through(self.sync.written(), &*engine)
+    }
+
+    /// One handle fewer; the last one shuts the store down.
+    fn release(&self) -> Result<()> {
+        let mut registry = REGISTRY.lock();
+        let mut handles = self.handles.lock();
+        *handles = handles.saturating_sub(1);
+        if *handles > 0 {
+            return Ok(());
+        }
+        registry.remove(&self.path);
+        drop(handles);
+        if let Some(bg) = self.background.lock().take() {
+            bg.stop();
+        }
+        // Waits for in-flight operations (they hold read guards), then drops the
+        // engine so its files and lock are released before the registry lock is.
+        let engine = self.engine.write().take();
+        match engine {
+            Some(engine) => {
+                let r = self.sync.sync_through(self.sync.written(), &*engine);
+                drop(engine);
+                r
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+/// Group commit: a writer that needs durability either runs one engine sync that
+/// covers every write completed before it started, or waits for the one running.
+struct GroupSync {
+    written: AtomicU64,
+    state: Mutex<SyncState>,
+    done: Condvar,
+}
+
+struct SyncState {
+    synced: u64,
+    running: bool,
+}
+
+impl GroupSync {
+    fn new() -> GroupSync {
+        GroupSync {
+            written: AtomicU64::new(0),
+            state: Mutex::new(SyncState {
+                synced: 0,
+                running: false,
+            }),
+            done: Condvar::new(),
+        }
+    }
+
+    /// Records a completed write; returns its sequence number.
+    fn note_write(&self) -> u64 {
+        self.written.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    fn written(&self) -> u64 {
+        self.written.load(Ordering::SeqCst)
+    }
+
+    /// Returns once writes up to `seq` are durable.
+    fn sync_through(&self, seq: u64, engine: &dyn StorageEngine) -> Result<()> {
+        let mut st = self.state.lock();
+        loop {
+            if st.synced >= seq {
+                return Ok(());
+            }
+            if st.running {
+                self.done.wait(&mut st);
+                continue;
+            }
+            st.running = true;
+            let target = self.written();
+            let result = MutexGuard::unlocked(&mut st, || engine.sync());
+            st.running = false;
+            if result.is_ok() {
+                st.synced = st.synced.max(target);
+            }
+            self.done.notify_all();
+            result?;
+        }
+    }
+}
+
+/// The store's background thread (periodic flush).
+struct Background {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: JoinHandle<()>,
+}
+
+impl Background {
+    fn start(shared: &Arc<Shared>) -> Result<Background> {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let interval = shared.opts.flush_interval;
+        let weak = Arc::downgrade(shared);
+        let stop2 = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("libstate-flush".into())
+            .spawn(move || loop {
+                {
+                    let (lock, cv) = &*stop2;
+                    let mut stopped = lock.lock();
+                    let deadline = Instant::now() + interval;
+                    while !*stopped {
+                        if cv.wait_until(&mut stopped, deadline).timed_out() {
+                            break;
+                        }
+                    }
+                    if *stopped {
+                        return;
+                    }
+                }
+                let Some(shared) = weak.upgrade() else { return };
+                if shared.sync.written() > shared.sync.state.lock().synced {
+                    // A failed background flush is retried at the next tick; an
+                    // explicit flush() reports the error to its caller.
+                    let _ = shared.flush();
+                }
+            })
+            .map_err(|e| Error::Internal(format!("cannot start the flush thread: {e}")))?;
+        Ok(Background { stop, thread })
+    }
+
+    fn stop(self) {
+        {
+            let (lock, cv) = &*self.stop;
+            *lock.lock() = true;
+            cv.notify_all();
+        }
+        // The thread only ever ends by returning; a panic there is a bug we can't act on.
+        let _ = self.thread.join();
+    }
+}
+
+/// One handle's state: closing a handle closes it for its clones, buckets and cursors.
+struct Handle {
+    shared: Arc<Shared>,
+    closed: AtomicBool,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        if !self.closed.swap(true, Ordering::SeqCst) {
+            // Drop cannot report errors; close() exists for callers who want them.
+            let _ = self.shared.release();
+        }
+    }
+}
+
+/// A handle on an open store. Cheap to clone (clones are the same handle) and safe to
+/// share between threads.
+///
+/// Opening a directory that is already open in this process returns another handle on
+/// the same store; the store flushes and closes when its last handle is closed or
+/// dropped. After [`Store::close`], every operation on this handle and on buckets and
+/// cursors taken from it fails with [`crate::ErrorKind::Closed`].
+#[derive(Clone)]
+pub struct Store {
+    handle: Arc<Handle>,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.handle.shared.path)
+            .field("engine", &self.handle.shared.opts.engine)
+            .field("closed", &self.handle.closed.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `path` with default options: sled
+    /// engine, periodic durability (500 ms). See [`StoreBuilder::open`] for errors.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        StoreBuilder::default().open(path)
+    }
+
+    /// Options for opening a store.
+    pub fn builder() -> StoreBuilder {
+        StoreBuilder::default()
+    }
+
+    fn open_with(path: &Path, b: StoreBuilder) -> Result<Store> {
+        check_options(&b)?;
+        let dir = prepare_dir(path)?;
+        let mut registry = REGISTRY.lock();
+        if let Some(shared) = registry.get(&dir) {
+            if shared.opts.engine != b.engine {
+                return Err(Error::invalid(format!(
+                    "store {} is already open in this process with engine {}, not {}",
+                    dir.display(),
+                    shared.opts.engine,
+                    b.engine
+                )));
+            }
+            *shared.handles.lock() += 1;
+            return Ok(Store::from_shared(Arc::clone(shared)));
+        }
+        let engine: Box<dyn StorageEngine> = match b.engine {
+            Engine::Sled => Box::new(SledEngine::open(&dir, b.cache_size)?),
+        };
+        let shared = Arc::new(Shared {
+            path: dir.clone(),
+            opts: Options {
+                engine: b.engine,
+                sync: b.sync,
+                flush_interval: b.flush_interval,
+                max_value_size: b.max_value_size,
+                max_batch_size: b.max_batch_size,
+                clock: b.clock,
+            },
+            engine: RwLock::new(Some(engine)),
+            write_lock: Mutex::new(()),
+            handles: Mutex::new(1),
+            sync: GroupSync::new(),
+            background: Mutex::new(None),
+        });
+        if !shared.opts.sync {
+            *shared.background.lock() = Some(Background::start(&shared)?);
+        }
+        registry.insert(dir, Arc::clone(&shared));
+        Ok(Store::from_shared(shared))
+    }
+
+    fn from_shared(shared: Arc<Shared>) -> Store {
+        Store {
+            handle: Arc::new(Handle {
+                shared,
+                closed: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The shared store, or *closed* if this handle was closed.
+    pub(crate) fn shared(&self) -> Result<&Shared> {
+        if self.handle.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(&self.handle.shared)
+    }
+
+    /// The store directory (canonical path).
+    pub fn path(&self) -> &Path {
+        &self.handle.shared.path
+    }
+
+    /// The engine this store uses.
+    pub fn engine(&self) -> Engine {
+        self.handle.shared.opts.engine
+    }
+
+    /// A bucket by name. Buckets need no creating: a bucket exists while it holds a
+    /// record. Cheap; the returned [`Bucket`] is `Clone + Send + Sync`.
+    ///
+    /// # Errors
+    /// *invalid argument* if the name is empty, longer than 255 bytes or contains a
+    /// control character; *closed* if this handle was closed.
+    pub fn bucket(&self, name: &str) -> Result<Bucket> {
+        self.shared()?;
+        limits::check_bucket_name(name)?;
+        Ok(Bucket::new(self.clone(), name))
+    }
+
+    /// Names of the buckets that hold at least one record, in byte order.
+    pub fn bucket_names(&self) -> Result<Vec<String>> {
+        let shared = self.shared()?;
+        let names = shared.engine()?.bucket_names()?;
+        Ok(names.into_iter().filter(|n| is_user_bucket(n)).collect())
+    }
+
+    /// Removes a bucket and all its records. Returns whether it held any.
+    ///
+    /// With the sled engine a very large bucket is removed in chunks, so a crash
+    /// part-way through can leave part of it behind.
+    pub fn remove_bucket(&self, name: &str) -> Result<bool> {
+        let shared = self.shared()?;
+        limits::check_bucket_name(name)?;
+        shared.remove_bucket(name)
+    }
+
+    /// Makes every write so far durable (fdatasync), whatever the durability mode.
+    pub fn flush(&self) -> Result<()> {
+        self.shared()?.flush()
+    }
+
+    /// Counts and sizes. Counting records reads every key (O(records)) with sled.
+    pub fn info(&self) -> Result<StoreInfo> {
+        let shared = self.shared()?;
+        let mut buckets = 0;
+        let mut records = 0;
+        for name in self.bucket_names()? {
+            let n = self.bucket(&name)?.len()?;
+            if n > 0 {
+                buckets += 1;
+                records += n;
+            }
+        }
+        Ok(StoreInfo {
+            path: shared.path.clone(),
+            engine: shared.opts.engine,
+            buckets,
+            records,
+            disk_bytes: shared.engine()?.disk_size()?,
+        })
+    }
+
+    /// Closes this handle (and its clones, buckets and cursors). When it is the
+    /// store's last open handle, the store is flushed and its files released, and the
+    /// flush's error, if any, is returned. Closing a closed handle does nothing.
+    pub fn close(&self) -> Result<()> {
+        if self.handle.closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.handle.shared.release()
+    }
+}
+
+/// Buckets whose names start with a control character are libstate's own (user
+/// bucket names cannot contain one).
+pub(crate) fn is_user_bucket(name: &str) -> bool {
+    !name.starts_with(|c: char| c.is_control())
+}
+
+fn check_options(b: &StoreBuilder) -> Result<()> {
+    if b.flush_interval.is_zero() {
+        return Err(Error::invalid("flush_interval must be greater than zero"));
+    }
+    if b.cache_size == 0 {
+        return Err(Error::invalid("cache_size must be greater than zero"));
+    }
+    if b.max_value_size == 0 {
+        return Err(Error::invalid("max_value_size must be greater than zero"));
+    }
+    if b.max_batch_size == 0 {
+        return Err(Error::invalid("max_batch_size must be greater than zero"));
+    }
+    Ok(())
+}
+
+/// Creates the store directory (mode 0700) if needed and returns its canonical path.
+fn prepare_dir(path: &Path) -> Result<PathBuf> {
+    if path.as_os_str().is_empty() {
+        return Err(Error::invalid("store path must not be empty"));
+    }
+    match fs::metadata(path) {
+        Ok(m) if !m.is_dir() => {
+            return Err(Error::invalid(format!(
+                "store path {} exists and is not a directory",
+                path.display()
+            )))
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut builder = fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder.create(path).map_err(|e| Error::io(path, e))?;
+        }
+        Err(e) => return Err(Error::io(path, e)),
+    }
+    fs::canonicalize(path).map_err(|e| Error::io(path, e))
+}
