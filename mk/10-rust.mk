@@ -1,0 +1,22 @@
+# Rust: the workspace, the Rust example, lints, tests, benchmarks.
+
+ALL_TARGETS += rust-example
+TEST_TARGETS += rust-lint rust-test
+
+.PHONY: rust-build rust-example rust-lint rust-test bench
+rust-build:
+	$(CARGO) build --release --workspace
+
+rust-example: rust-build
+	$(CARGO) run --release -q -p dashboard-example -- "$(STATE_DIR)"
+
+rust-lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+rust-test:
+	$(CARGO) test --workspace
+
+# Opt-in: the criterion benchmarks behind docs/benchmarks.md (tens of minutes).
+bench:
+	$(CARGO) bench -p state-core
