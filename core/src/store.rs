@@ -229,7 +229,7 @@ fn open_engine(dir: &Path, b: &StoreBuilder) -> Result<Box<dyn StorageEngine>> {
     let mut pause = Duration::from_millis(1);
     loop {
         let result: Result<Box<dyn StorageEngine>> = match b.engine {
-            Engine::Sled => SledEngine::open(dir, b.cache_size).map(|e| Box::new(e) as _),
+            Engine::Sled => SledEngine::open(dir, b.cache_size, b.flush_interval).map(|e| Box::new(e) as _),
         };
         match result {
             Err(Error::Locked { .. })
