@@ -30,7 +30,7 @@ C_FLAGS := $(C_WARN) -O1 -g -D_GNU_SOURCE -I$(CURDIR)/include
 C_LINK := -L$(C_LIB) -lstate -Wl,-rpath,$(C_LIB) -lpthread
 VALGRIND_FLAGS := --quiet --error-exitcode=99 --leak-check=full \
 	--show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible \
-	--track-origins=yes
+	--track-origins=yes --suppressions=$(CURDIR)/tests/valgrind.supp
 
 .PHONY: c-lib c-example c-header-check c-test c-test-valgrind c-test-asan \
 	c-install-test install c-install header bench-c
