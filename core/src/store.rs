@@ -17,10 +17,13 @@ use crate::clock::{Clock, SystemClock};
 use crate::engine::sled::SledEngine;
 use crate::engine::{StorageEngine, WriteOp};
 use crate::error::{Error, Result};
+use crate::expiry;
 use crate::limits::{self, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_VALUE_SIZE};
 
 /// Default interval of the background flush in periodic durability mode.
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(500);
+/// Default interval of the background expiry sweeper.
+pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// Default page-cache size of the sled engine (32 MiB; sled's own default is 1 GiB).
 pub const DEFAULT_CACHE_SIZE: u64 = 32 << 20;
 
@@ -76,6 +79,7 @@ pub struct StoreBuilder {
     max_value_size: usize,
     max_batch_size: usize,
     clock: Arc<dyn Clock>,
+    sweep_interval: Option<Duration>,
 }
 
 impl Default for StoreBuilder {
@@ -88,6 +92,7 @@ impl Default for StoreBuilder {
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
             max_batch_size: DEFAULT_MAX_BATCH_SIZE,
             clock: Arc::new(SystemClock),
+            sweep_interval: Some(DEFAULT_SWEEP_INTERVAL),
         }
     }
 }
@@ -145,6 +150,14 @@ impl StoreBuilder {
         self
     }
 
+    /// How often the background sweeper removes expired records (default 1 s);
+    /// `None` turns it off ([`Store::sweep_expired`] still works). Expired records are
+    /// invisible to reads either way; sweeping only reclaims their space. Must be > 0.
+    pub fn sweep_interval(mut self, interval: Option<Duration>) -> StoreBuilder {
+        self.sweep_interval = interval;
+        self
+    }
+
     /// Opens (creating if needed) the store in directory `path`.
     ///
     /// # Errors
@@ -170,6 +183,8 @@ pub struct StoreInfo {
     pub buckets: u64,
     /// Number of live (not expired) records over all buckets.
     pub records: u64,
+    /// Number of live records that have a time to live.
+    pub expiring: u64,
     /// Bytes the store occupies on disk.
     pub disk_bytes: u64,
 }
@@ -183,6 +198,7 @@ pub(crate) struct Options {
     pub max_value_size: usize,
     pub max_batch_size: usize,
     pub clock: Arc<dyn Clock>,
+    pub sweep_interval: Option<Duration>,
 }
 
 /// Process-wide registry of open stores keyed by canonical directory, so a second
@@ -190,6 +206,41 @@ pub(crate) struct Options {
 /// and releases its lock late when dropped).
 static REGISTRY: LazyLock<Mutex<HashMap<PathBuf, Arc<Shared>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// Directories this process closed, and when. sled releases its file lock some time
+/// after its `Db` is dropped (its worker threads hold it briefly, sled#1289), so a
+/// reopen soon after a close may find our own stale lock: only then is it retried.
+static RECENTLY_CLOSED: LazyLock<Mutex<HashMap<PathBuf, Instant>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// How long after our own close a *locked* error is taken to be our stale lock.
+const STALE_LOCK_WINDOW: Duration = Duration::from_secs(10);
+/// How long to wait for our own stale lock to go.
+const STALE_LOCK_WAIT: Duration = Duration::from_secs(5);
+
+fn open_engine(dir: &Path, b: &StoreBuilder) -> Result<Box<dyn StorageEngine>> {
+    let closed_at = {
+        let mut recent = RECENTLY_CLOSED.lock();
+        recent.retain(|_, at| at.elapsed() < STALE_LOCK_WINDOW);
+        recent.get(dir).copied()
+    };
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let result: Result<Box<dyn StorageEngine>> = match b.engine {
+            Engine::Sled => SledEngine::open(dir, b.cache_size).map(|e| Box::new(e) as _),
+        };
+        match result {
+            Err(Error::Locked { .. })
+                if closed_at.is_some() && start.elapsed() < STALE_LOCK_WAIT =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
 
 /// The state of one open store, shared by all its handles.
 pub(crate) struct Shared {
@@ -269,6 +320,9 @@ impl Shared {
             return Ok(());
         }
         registry.remove(&self.path);
+        RECENTLY_CLOSED
+            .lock()
+            .insert(self.path.clone(), Instant::now());
         drop(handles);
         if let Some(bg) = self.background.lock().take() {
             bg.stop();
@@ -345,23 +399,52 @@ impl GroupSync {
     }
 }
 
-/// The store's background thread (periodic flush).
+/// The store's background threads: the periodic flush and the expiry sweeper.
 struct Background {
     stop: Arc<(Mutex<bool>, Condvar)>,
-    thread: JoinHandle<()>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl Background {
     fn start(shared: &Arc<Shared>) -> Result<Background> {
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let interval = shared.opts.flush_interval;
+        let mut bg = Background {
+            stop: Arc::new((Mutex::new(false), Condvar::new())),
+            threads: Vec::new(),
+        };
+        if !shared.opts.sync {
+            bg.spawn(shared, "libstate-flush", shared.opts.flush_interval, |s| {
+                if s.sync.written() > s.sync.state.lock().synced {
+                    // A failed background flush is retried at the next tick; an
+                    // explicit flush() reports the error to its caller.
+                    let _ = s.flush();
+                }
+            })?;
+        }
+        if let Some(interval) = shared.opts.sweep_interval {
+            bg.spawn(shared, "libstate-sweep", interval, |s| {
+                // Errors here (e.g. the store closing) are retried at the next tick.
+                let _ = expiry::sweep(s);
+            })?;
+        }
+        Ok(bg)
+    }
+
+    /// Runs `task` every `interval` until stopped. The thread holds only a weak
+    /// reference, so it never keeps a store alive.
+    fn spawn(
+        &mut self,
+        shared: &Arc<Shared>,
+        name: &str,
+        interval: Duration,
+        task: fn(&Shared),
+    ) -> Result<()> {
         let weak = Arc::downgrade(shared);
-        let stop2 = Arc::clone(&stop);
+        let stop = Arc::clone(&self.stop);
         let thread = std::thread::Builder::new()
-            .name("libstate-flush".into())
+            .name(name.into())
             .spawn(move || loop {
                 {
-                    let (lock, cv) = &*stop2;
+                    let (lock, cv) = &*stop;
                     let mut stopped = lock.lock();
                     let deadline = Instant::now() + interval;
                     while !*stopped {
@@ -374,14 +457,11 @@ impl Background {
                     }
                 }
                 let Some(shared) = weak.upgrade() else { return };
-                if shared.sync.written() > shared.sync.state.lock().synced {
-                    // A failed background flush is retried at the next tick; an
-                    // explicit flush() reports the error to its caller.
-                    let _ = shared.flush();
-                }
+                task(&shared);
             })
-            .map_err(|e| Error::Internal(format!("cannot start the flush thread: {e}")))?;
-        Ok(Background { stop, thread })
+            .map_err(|e| Error::Internal(format!("cannot start thread {name}: {e}")))?;
+        self.threads.push(thread);
+        Ok(())
     }
 
     fn stop(self) {
@@ -390,8 +470,10 @@ impl Background {
             *lock.lock() = true;
             cv.notify_all();
         }
-        // The thread only ever ends by returning; a panic there is a bug we can't act on.
-        let _ = self.thread.join();
+        for t in self.threads {
+            // The threads only end by returning; a panic there is a bug we can't act on.
+            let _ = t.join();
+        }
     }
 }
 
@@ -460,9 +542,7 @@ impl Store {
             *shared.handles.lock() += 1;
             return Ok(Store::from_shared(Arc::clone(shared)));
         }
-        let engine: Box<dyn StorageEngine> = match b.engine {
-            Engine::Sled => Box::new(SledEngine::open(&dir, b.cache_size)?),
-        };
+        let engine = open_engine(&dir, &b)?;
         let shared = Arc::new(Shared {
             path: dir.clone(),
             opts: Options {
@@ -472,6 +552,7 @@ impl Store {
                 max_value_size: b.max_value_size,
                 max_batch_size: b.max_batch_size,
                 clock: b.clock,
+                sweep_interval: b.sweep_interval,
             },
             engine: RwLock::new(Some(engine)),
             write_lock: Mutex::new(()),
@@ -479,9 +560,7 @@ impl Store {
             sync: GroupSync::new(),
             background: Mutex::new(None),
         });
-        if !shared.opts.sync {
-            *shared.background.lock() = Some(Background::start(&shared)?);
-        }
+        *shared.background.lock() = Some(Background::start(&shared)?);
         registry.insert(dir, Arc::clone(&shared));
         Ok(Store::from_shared(shared))
     }
@@ -559,13 +638,22 @@ impl Store {
                 records += n;
             }
         }
+        let engine = shared.engine()?;
         Ok(StoreInfo {
             path: shared.path.clone(),
             engine: shared.opts.engine,
             buckets,
             records,
-            disk_bytes: shared.engine()?.disk_size()?,
+            expiring: expiry::expiring(shared, &*engine)?,
+            disk_bytes: engine.disk_size()?,
         })
+    }
+
+    /// Removes every expired record now (the background sweeper does this every
+    /// sweep interval). Returns how many records were removed. Costs time in
+    /// proportion to the number of expired records, not to the store's size.
+    pub fn sweep_expired(&self) -> Result<u64> {
+        expiry::sweep(self.shared()?)
     }
 
     /// Closes this handle (and its clones, buckets and cursors). When it is the
@@ -588,6 +676,9 @@ pub(crate) fn is_user_bucket(name: &str) -> bool {
 fn check_options(b: &StoreBuilder) -> Result<()> {
     if b.flush_interval.is_zero() {
         return Err(Error::invalid("flush_interval must be greater than zero"));
+    }
+    if b.sweep_interval.is_some_and(|i| i.is_zero()) {
+        return Err(Error::invalid("sweep_interval must be greater than zero"));
     }
     if b.cache_size == 0 {
         return Err(Error::invalid("cache_size must be greater than zero"));
