@@ -37,6 +37,11 @@
 
 
 /**
+ * The value `state_ttl` writes for a key that exists and does not expire.
+ */
+#define STATE_NO_EXPIRY -1
+
+/**
  * The result of every fallible libstate call.
  *
  * `STATE_OK` is 0, so `if (rc != STATE_OK)` tests for failure. `STATE_NOT_FOUND` is
@@ -624,13 +629,17 @@ enum state_status state_service_close(struct state_service *service);
  * | method        | arguments             | response                               |
  * |---------------|-----------------------|----------------------------------------|
  * | `get`         | `{"key"}`             | `{"key","found","value"}` (value null if not found) |
- * | `set`         | `{"key","value"}`     | `{}`                                   |
+ * | `set`         | `{"key","value"}`     | `{}` (optional `"ttlMs"` > 0; without it any TTL is cleared) |
  * | `delete`      | `{"key"}`             | `{"key","found"}`                      |
  * | `getMultiple` | `{"keys":[...]}`      | `{"kv":{key: value}}` (missing keys absent) |
  * | `setMultiple` | `{"kv":{key: value}}` | `{}` (one atomic batch)                |
+ * | `expire`      | `{"key","ttlMs"}`     | `{"key","found"}` (false: key missing) |
+ * | `persist`     | `{"key"}`             | `{"key","found"}` (false: no TTL was set) |
+ * | `ttl`         | `{"key"}`             | `{"key","found","ttlMs"}` (ttlMs null: no expiry) |
  *
  * Values are base64 strings (Go's `[]byte` JSON encoding). A `get` of a missing key
- * is `STATE_OK` with `"found":false`.
+ * is `STATE_OK` with `"found":false`. The methods are the core's
+ * (`StateService::handle`); this function only passes them through.
  *
  * Thread-safe.
  *
@@ -782,6 +791,96 @@ enum state_status state_bucket_names(struct state_store *store,
 enum state_status state_bucket_remove(struct state_store *store,
                                       const char *name,
                                       bool *existed);
+
+/**
+ * Sets `key` to the `value_len` bytes at `value` with a time to live of `ttl_ms`
+ * milliseconds: from then on the key is invisible to every read, and it is removed
+ * soon after.
+ *
+ * Thread-safe.
+ *
+ * # Errors
+ * As `state_set`, and `STATE_INVALID_ARGUMENT` for `ttl_ms <= 0` (nothing is written).
+ *
+ * # Safety
+ * As `state_set`.
+ */
+enum state_status state_set_with_ttl(struct state_bucket *bucket,
+                                     const char *key,
+                                     const void *value,
+                                     size_t value_len,
+                                     int64_t ttl_ms);
+
+/**
+ * Like `state_set_multiple`, giving every key a time to live of `ttl_ms`
+ * milliseconds. Atomic: all keys and their expiry, or nothing.
+ *
+ * Thread-safe.
+ *
+ * # Errors
+ * As `state_set_multiple`, and `STATE_INVALID_ARGUMENT` for `ttl_ms <= 0`.
+ *
+ * # Safety
+ * As `state_set_multiple`.
+ */
+enum state_status state_set_multiple_with_ttl(struct state_bucket *bucket,
+                                              const struct state_kv *items,
+                                              size_t n_items,
+                                              int64_t ttl_ms);
+
+/**
+ * Gives the existing key `key` a time to live of `ttl_ms` milliseconds from now,
+ * replacing any it had. A missing (or expired) key gives `STATE_NOT_FOUND` and
+ * nothing changes.
+ *
+ * Thread-safe.
+ *
+ * # Errors
+ * `STATE_INVALID_ARGUMENT` (NULL argument, bad key, `ttl_ms <= 0`), `STATE_CLOSED`,
+ * `STATE_IO`.
+ *
+ * # Safety
+ * `bucket` is only looked up; `key` is a NUL-terminated string.
+ */
+enum state_status state_expire(struct state_bucket *bucket,
+                               const char *key,
+                               int64_t ttl_ms);
+
+/**
+ * Removes the time to live of `key`, so it no longer expires. `*had_ttl` (if
+ * `had_ttl` is not NULL) tells whether it had one (`false` for a missing key or a
+ * key without expiry).
+ *
+ * Thread-safe.
+ *
+ * # Errors
+ * `STATE_INVALID_ARGUMENT` (NULL argument, bad key), `STATE_CLOSED`, `STATE_IO`.
+ *
+ * # Safety
+ * `bucket` is only looked up; `key` is a NUL-terminated string; `had_ttl` is NULL or
+ * valid for a write.
+ */
+enum state_status state_persist(struct state_bucket *bucket,
+                                const char *key,
+                                bool *had_ttl);
+
+/**
+ * Writes the remaining time to live of `key` in milliseconds to `*remaining_ms`, or
+ * `STATE_NO_EXPIRY` (-1) if the key does not expire. A missing (or expired) key gives
+ * `STATE_NOT_FOUND` and leaves `*remaining_ms` alone.
+ *
+ * Thread-safe.
+ *
+ * # Errors
+ * `STATE_INVALID_ARGUMENT` (NULL argument, bad key), `STATE_CLOSED`, `STATE_IO`.
+ *
+ * # Safety
+ * `bucket` is only looked up; `key` is a NUL-terminated string; `remaining_ms` is
+ * valid for a write.
+ */
+enum state_status state_ttl(struct state_bucket *bucket,
+                            const char *key,
+                            int64_t *remaining_ms);
 
 /**
  * libstate's version as a static NUL-terminated string, e.g. `"0.1.0"` (the same as

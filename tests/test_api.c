@@ -622,6 +622,94 @@ static void test_cursor(void) {
     CHECK_OK(state_close(st));
 }
 
+static void test_ttl(void) {
+    state_store *st = open_store("ttl");
+    state_bucket *b;
+    state_cursor *c;
+    state_entry e;
+    int64_t ms = 12345;
+    bool had = false;
+    uint8_t *v;
+    size_t n;
+    state_kv items[2] = {{"m1", "1", 1}, {"m2", "2", 1}};
+    state_kv bad[1] = {{NULL, "1", 1}};
+
+    CHECK_OK(state_bucket_open(st, "t", &b));
+
+    /* A key with a TTL reports its remaining time. */
+    CHECK_OK(state_set_with_ttl(b, "session", "abc", 3, 60000));
+    CHECK_OK(state_ttl(b, "session", &ms));
+    CHECK(ms > 0 && ms <= 60000);
+    CHECK_OK(state_get(b, "session", &v, &n));
+    state_free(v, n);
+
+    /* set clears the TTL; a key without one reports STATE_NO_EXPIRY. */
+    CHECK_OK(state_set(b, "session", "abc", 3));
+    CHECK_OK(state_ttl(b, "session", &ms));
+    CHECK(ms == STATE_NO_EXPIRY);
+
+    /* expire / persist. */
+    CHECK_OK(state_expire(b, "session", 30000));
+    CHECK_OK(state_ttl(b, "session", &ms));
+    CHECK(ms > 0 && ms <= 30000);
+    CHECK_OK(state_persist(b, "session", &had));
+    CHECK(had == true);
+    CHECK_OK(state_persist(b, "session", &had));
+    CHECK(had == false);
+    CHECK_OK(state_persist(b, "missing", NULL));
+    CHECK_RC(state_expire(b, "missing", 1000), STATE_NOT_FOUND);
+    ms = 777;
+    CHECK_RC(state_ttl(b, "missing", &ms), STATE_NOT_FOUND);
+    CHECK(ms == 777);
+
+    /* A batch with one TTL for every key. */
+    CHECK_OK(state_set_multiple_with_ttl(b, items, 2, 60000));
+    CHECK_OK(state_ttl(b, "m2", &ms));
+    CHECK(ms > 0 && ms <= 60000);
+
+    /* An expired key is invisible to every read. */
+    CHECK_OK(state_set_with_ttl(b, "flash", "x", 1, 40));
+    usleep(120 * 1000);
+    CHECK_RC(state_get(b, "flash", &v, &n), STATE_NOT_FOUND);
+    CHECK_RC(state_ttl(b, "flash", &ms), STATE_NOT_FOUND);
+    CHECK_RC(state_expire(b, "flash", 1000), STATE_NOT_FOUND);
+    CHECK_OK(state_cursor_open(b, &c));
+    CHECK_OK(state_cursor_seek(c, "f", &e));
+    CHECK(strcmp(e.key, "m1") == 0);
+    state_entry_free(&e);
+    CHECK_OK(state_cursor_close(c));
+
+    /* Zero or negative TTLs are invalid arguments; nothing is written. */
+    CHECK_RC(state_set_with_ttl(b, "z", "1", 1, 0), STATE_INVALID_ARGUMENT);
+    CHECK(contains(state_last_error_message(), "TTL must be positive"));
+    CHECK_RC(state_set_with_ttl(b, "z", "1", 1, -5), STATE_INVALID_ARGUMENT);
+    CHECK_RC(state_get(b, "z", &v, &n), STATE_NOT_FOUND);
+    CHECK_RC(state_set_multiple_with_ttl(b, items, 2, 0), STATE_INVALID_ARGUMENT);
+    CHECK_RC(state_expire(b, "session", 0), STATE_INVALID_ARGUMENT);
+    CHECK_RC(state_expire(b, "session", -1), STATE_INVALID_ARGUMENT);
+    CHECK_OK(state_ttl(b, "session", &ms));
+    CHECK(ms == STATE_NO_EXPIRY);
+
+    /* Argument errors. */
+    CHECK_RC(state_set_with_ttl(b, NULL, "1", 1, 10), STATE_INVALID_ARGUMENT);
+    CHECK_RC(state_set_with_ttl(b, "", "1", 1, 10), STATE_INVALID_ARGUMENT);
+    CHECK_RC(state_set_with_ttl(b, "k", NULL, 1, 10), STATE_INVALID_ARGUMENT);
+    CHECK_RC(state_set_multiple_with_ttl(b, NULL, 1, 10), STATE_INVALID_ARGUMENT);
+    CHECK_RC(state_set_multiple_with_ttl(b, bad, 1, 10), STATE_INVALID_ARGUMENT);
+    CHECK(contains(state_last_error_message(), "items[0].key is NULL"));
+    CHECK_OK(state_set_multiple_with_ttl(b, NULL, 0, 10));
+    CHECK_RC(state_expire(b, NULL, 10), STATE_INVALID_ARGUMENT);
+    CHECK_RC(state_expire(b, "\xff", 10), STATE_INVALID_ARGUMENT);
+    CHECK_RC(state_persist(b, NULL, &had), STATE_INVALID_ARGUMENT);
+    CHECK_RC(state_persist(b, "", &had), STATE_INVALID_ARGUMENT);
+    CHECK_RC(state_ttl(b, NULL, &ms), STATE_INVALID_ARGUMENT);
+    CHECK_RC(state_ttl(b, "session", NULL), STATE_INVALID_ARGUMENT);
+    CHECK(contains(state_last_error_message(), "remaining_ms is NULL"));
+
+    CHECK_OK(state_bucket_close(b));
+    CHECK_OK(state_close(st));
+}
+
 static void test_service(void) {
     state_store *st = open_store("service");
     state_service *svc, *s2 = SENTINEL;
@@ -643,6 +731,9 @@ static void test_service(void) {
     state_free(r, n);
     CHECK_OK(state_service_handle(svc, "alice", "getMultiple", "{\"keys\":[\"a\",\"zz\",\"b\"]}", &r, &n));
     CHECK(strcmp(r, "{\"kv\":{\"a\":\"MQ==\",\"b\":\"Mg==\"}}") == 0);
+    state_free(r, n);
+    CHECK_OK(state_service_handle(svc, "alice", "expire", "{\"key\":\"b\",\"ttlMs\":60000}", &r, &n));
+    CHECK(strcmp(r, "{\"key\":\"b\",\"found\":true}") == 0);
     state_free(r, n);
     CHECK_OK(state_service_handle(svc, "alice", "delete", "{\"key\":\"a\"}", &r, &n));
     CHECK(strcmp(r, "{\"key\":\"a\",\"found\":true}") == 0);
@@ -683,6 +774,7 @@ static void test_closed_and_invalid_handles(void) {
     const char *keys[] = {"k"};
     state_kv kv[1] = {{"k", "v", 1}};
     state_store *bogus = (state_store *)(uintptr_t)(UINTPTR_MAX - 7);
+    int64_t ttl_ms;
 
     CHECK_OK(state_bucket_open(st, "b", &b));
     CHECK_OK(state_cursor_open(b, &c));
@@ -730,6 +822,11 @@ static void test_closed_and_invalid_handles(void) {
     CHECK_RC(state_cursor_next_n(c, 3, &list), STATE_CLOSED);
     CHECK_RC(state_cursor_prev_n(c, 3, &list), STATE_CLOSED);
     CHECK_RC(state_service_handle(svc, "a", "get", "{\"key\":\"k\"}", &r, &n), STATE_CLOSED);
+    CHECK_RC(state_set_with_ttl(b, "k", "v", 1, 10), STATE_CLOSED);
+    CHECK_RC(state_set_multiple_with_ttl(b, kv, 1, 10), STATE_CLOSED);
+    CHECK_RC(state_expire(b, "k", 10), STATE_CLOSED);
+    CHECK_RC(state_persist(b, "k", &existed), STATE_CLOSED);
+    CHECK_RC(state_ttl(b, "k", &ttl_ms), STATE_CLOSED);
 
     /* Handles from a closed store still need (and accept) one close each... */
     CHECK_OK(state_cursor_close(c));
@@ -803,6 +900,7 @@ int main(int argc, char **argv) {
     RUN(test_get_multiple_and_set_multiple);
     RUN(test_buckets_names_remove_info);
     RUN(test_cursor);
+    RUN(test_ttl);
     RUN(test_service);
     RUN(test_closed_and_invalid_handles);
     RUN(test_free_functions_accept_null);

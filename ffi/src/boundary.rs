@@ -195,3 +195,59 @@ pub(crate) unsafe fn put_opt<T>(p: *mut T, value: T) {
         unsafe { p.write(value) }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use super::*;
+
+    fn last_error() -> String {
+        // SAFETY: last_error_ptr returns a valid NUL-terminated thread-local string.
+        unsafe { CStr::from_ptr(last_error_ptr()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    #[test]
+    fn panic_becomes_internal_status_with_message() {
+        let status = run(|| panic!("boom in the core"));
+        assert_eq!(status, state_status::STATE_INTERNAL);
+        assert!(last_error().contains("libstate panicked (boom in the core)"));
+        let status = run(|| std::panic::panic_any(42_u8));
+        assert_eq!(status, state_status::STATE_INTERNAL);
+        assert!(last_error().contains("unknown panic"));
+    }
+
+    #[test]
+    fn panic_in_a_void_function_is_swallowed() {
+        run_void(|| panic!("in a free function"));
+        assert!(last_error().contains("in a free function"));
+    }
+
+    #[test]
+    fn core_errors_map_by_kind_and_keep_their_message() {
+        let status = run(|| Err(state_core::Error::TooLarge("batch of 9 bytes".into()).into()));
+        assert_eq!(status, state_status::STATE_TOO_LARGE);
+        assert_eq!(last_error(), "too large: batch of 9 bytes");
+        let status = run(|| Err(state_core::Error::Closed.into()));
+        assert_eq!(status, state_status::STATE_CLOSED);
+    }
+
+    #[test]
+    fn success_and_not_found_leave_the_message_alone() {
+        let _ = run(|| Err(Fail::Invalid("first".into())));
+        assert_eq!(run(|| Ok(state_status::STATE_OK)), state_status::STATE_OK);
+        assert_eq!(
+            run(|| Ok(state_status::STATE_NOT_FOUND)),
+            state_status::STATE_NOT_FOUND
+        );
+        assert_eq!(last_error(), "invalid argument: first");
+    }
+
+    #[test]
+    fn interior_nul_in_a_message_is_escaped() {
+        let _ = run(|| Err(Fail::Invalid("a\0b".into())));
+        assert_eq!(last_error(), "invalid argument: a\\0b");
+    }
+}

@@ -23,6 +23,7 @@ mod handles;
 mod service;
 mod status;
 mod store;
+mod ttl;
 mod version;
 
 pub use bucket::{
@@ -44,5 +45,9 @@ pub use status::{state_status, state_status_str};
 pub use store::{
     state_bucket_names, state_bucket_remove, state_close, state_flush, state_info, state_info_free,
     state_open, state_options, state_options_init, state_store_info,
+};
+pub use ttl::{
+    state_expire, state_persist, state_set_multiple_with_ttl, state_set_with_ttl, state_ttl,
+    STATE_NO_EXPIRY,
 };
 pub use version::{state_last_error_message, state_version, state_version_number};

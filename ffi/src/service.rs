@@ -54,13 +54,17 @@ pub unsafe extern "C" fn state_service_close(service: *mut state_service) -> sta
 /// | method        | arguments             | response                               |
 /// |---------------|-----------------------|----------------------------------------|
 /// | `get`         | `{"key"}`             | `{"key","found","value"}` (value null if not found) |
-/// | `set`         | `{"key","value"}`     | `{}`                                   |
+/// | `set`         | `{"key","value"}`     | `{}` (optional `"ttlMs"` > 0; without it any TTL is cleared) |
 /// | `delete`      | `{"key"}`             | `{"key","found"}`                      |
 /// | `getMultiple` | `{"keys":[...]}`      | `{"kv":{key: value}}` (missing keys absent) |
 /// | `setMultiple` | `{"kv":{key: value}}` | `{}` (one atomic batch)                |
+/// | `expire`      | `{"key","ttlMs"}`     | `{"key","found"}` (false: key missing) |
+/// | `persist`     | `{"key"}`             | `{"key","found"}` (false: no TTL was set) |
+/// | `ttl`         | `{"key"}`             | `{"key","found","ttlMs"}` (ttlMs null: no expiry) |
 ///
 /// Values are base64 strings (Go's `[]byte` JSON encoding). A `get` of a missing key
-/// is `STATE_OK` with `"found":false`.
+/// is `STATE_OK` with `"found":false`. The methods are the core's
+/// (`StateService::handle`); this function only passes them through.
 ///
 /// Thread-safe.
 ///

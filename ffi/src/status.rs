@@ -75,3 +75,30 @@ pub extern "C" fn state_status_str(status: c_int) -> *const c_char {
     };
     s.as_ptr()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_kind_has_its_own_code() {
+        let kinds = [
+            (
+                ErrorKind::InvalidArgument,
+                state_status::STATE_INVALID_ARGUMENT,
+            ),
+            (ErrorKind::Locked, state_status::STATE_LOCKED),
+            (ErrorKind::Corrupt, state_status::STATE_CORRUPT),
+            (ErrorKind::Io, state_status::STATE_IO),
+            (ErrorKind::TooLarge, state_status::STATE_TOO_LARGE),
+            (ErrorKind::Closed, state_status::STATE_CLOSED),
+            (ErrorKind::Internal, state_status::STATE_INTERNAL),
+        ];
+        for (kind, status) in kinds {
+            assert_eq!(status_of(kind), status);
+            // SAFETY: state_status_str returns a static NUL-terminated string.
+            let name = unsafe { CStr::from_ptr(state_status_str(status as c_int)) };
+            assert_eq!(name.to_str().ok(), Some(kind.as_str()));
+        }
+    }
+}
