@@ -1,6 +1,7 @@
 //! Bucket functions: open/close, get, set, delete, get_multiple, set_multiple.
 
 use std::ffi::{c_char, c_void};
+use std::sync::Arc;
 
 use crate::boundary::{arg_array, arg_bytes, arg_out, arg_str, put, put_opt, run, Fail};
 use crate::buffers::{buf_from, entries_from, state_entries};
@@ -30,7 +31,7 @@ pub unsafe extern "C" fn state_bucket_open(
         // SAFETY: forwarded contract.
         let name = unsafe { arg_str(name, "name") }?;
         let out = arg_out(bucket, "bucket")?;
-        let h = register::<state_bucket>(s.bucket(name)?)?;
+        let h = register::<state_bucket>(Arc::new(s.bucket(name)?))?;
         // SAFETY: checked non-NULL, writable by the contract.
         unsafe { put(out, h) };
         Ok(state_status::STATE_OK)

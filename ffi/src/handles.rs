@@ -8,6 +8,7 @@
 //! and one hash lookup per call.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
@@ -40,12 +41,14 @@ pub struct state_service {
 }
 
 /// What a handle names.
+///
+/// Values sit behind an `Arc` so that a lookup costs one reference-count increment.
 pub(crate) enum Object {
-    Store(Store),
-    Bucket(Bucket),
+    Store(Arc<Store>),
+    Bucket(Arc<Bucket>),
     // Calls on one cursor are serialized, so sharing it between threads is safe.
     Cursor(Arc<Mutex<Cursor>>),
-    Service(StateService),
+    Service(Arc<StateService>),
 }
 
 impl Object {
@@ -59,14 +62,38 @@ impl Object {
     }
 }
 
+/// Hashes handle ids. They are distinct integers handed out in sequence, so one
+/// multiplication spreads them well; SipHash's protection against chosen keys is not
+/// needed for ids the library picks itself, and would cost more than the lookup.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_usize(&mut self, id: usize) {
+        self.0 = (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type IdMap = HashMap<usize, Object, BuildHasherDefault<IdHasher>>;
+
 struct Registry {
-    live: RwLock<HashMap<usize, Object>>,
+    live: RwLock<IdMap>,
     /// The next id to hand out; ids below it that are not live were closed.
     next: AtomicUsize,
 }
 
 static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Registry {
-    live: RwLock::new(HashMap::new()),
+    live: RwLock::new(IdMap::default()),
     next: AtomicUsize::new(1),
 });
 
@@ -98,10 +125,10 @@ macro_rules! handle_type {
     };
 }
 
-handle_type!(state_store, Store, Store, "a store");
-handle_type!(state_bucket, Bucket, Bucket, "a bucket");
+handle_type!(state_store, Arc<Store>, Store, "a store");
+handle_type!(state_bucket, Arc<Bucket>, Bucket, "a bucket");
 handle_type!(state_cursor, Arc<Mutex<Cursor>>, Cursor, "a cursor");
-handle_type!(state_service, StateService, Service, "a service");
+handle_type!(state_service, Arc<StateService>, Service, "a service");
 
 /// Registers `value` and returns its new handle.
 pub(crate) fn register<H: Handle>(value: H::Value) -> Result<*mut H, Fail> {

@@ -1,6 +1,9 @@
 //! The per-client state service (the HiveOT `stateapi` JSON messages).
 
 use std::ffi::c_char;
+use std::sync::Arc;
+
+use state_core::Store;
 
 use crate::boundary::{arg_out, arg_str, put, run};
 use crate::buffers::buf_from;
@@ -26,7 +29,8 @@ pub unsafe extern "C" fn state_service_open(
     run(|| {
         let s = get(store, "store")?;
         let out = arg_out(service, "service")?;
-        let h = register::<state_service>(state_core::StateService::new(s))?;
+        let h =
+            register::<state_service>(Arc::new(state_core::StateService::new(Store::clone(&s))))?;
         // SAFETY: checked non-NULL, writable by the contract.
         unsafe { put(out, h) };
         Ok(state_status::STATE_OK)

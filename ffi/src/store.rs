@@ -4,6 +4,7 @@ use std::ffi::{c_char, CStr};
 use std::mem::size_of;
 use std::path::PathBuf;
 use std::ptr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use state_core::limits::{DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_VALUE_SIZE};
@@ -189,7 +190,7 @@ pub unsafe extern "C" fn state_open(
             unsafe { builder_from(opts) }?
         };
         let s = builder.open(&path)?;
-        let h = match register::<state_store>(s.clone()) {
+        let h = match register::<state_store>(Arc::new(s.clone())) {
             Ok(h) => h,
             Err(e) => {
                 let _ = s.close();
