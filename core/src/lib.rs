@@ -32,6 +32,7 @@
 #![forbid(unsafe_code)]
 
 mod bucket;
+mod checkpoint;
 mod clock;
 mod cursor;
 mod engine;

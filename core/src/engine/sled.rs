@@ -6,13 +6,18 @@
 //! space (sled#1484) and a batch across trees would need a transaction.
 //!
 //! Deliberate configuration (see docs/design.md, "sled engine"):
-//! - a small page cache (default 32 MiB) instead of sled's 1 GiB;
-//! - sled's own background flusher is off; the store runs its own, which calls
-//!   [`StorageEngine::sync`]: sled's `flush` (only `sync_file_range` on Linux, which
-//!   does not reach the device) followed by a real `fdatasync` of sled's log file;
+//! - a page cache of 128 MiB by default instead of sled's 1 GiB (smaller caches
+//!   make sled use far more memory under sustained writes, see `DEFAULT_CACHE_SIZE`);
+//! - sled's own background flusher runs at the store's flush interval (it also
+//!   garbage-collects sled's segments, which keeps memory bounded), but durability
+//!   does not rely on it: the store's own flush calls [`StorageEngine::sync`], which
+//!   is sled's `flush` (only `sync_file_range` on Linux, which does not reach the
+//!   device) followed by a real `fdatasync` of sled's log file and blob files;
 //! - `open` runs inside `catch_unwind`, because sled 0.34 can panic on a
 //!   crash-damaged directory (sled#1387); the panic becomes a *corrupt* error.
 
+use std::collections::HashSet;
+use std::ffi::OsString;
 use std::fs::File;
 use std::io;
 use std::ops::Bound;
@@ -31,37 +36,89 @@ pub(crate) struct SledEngine {
     /// sled's log file, opened read-only to fdatasync it: fsync on any descriptor of
     /// a file flushes that file's data and the device cache.
     log: File,
+    /// Large values live in files under `blobs/`, which sled writes without any
+    /// sync; these are the ones already made durable (blob files never change).
+    synced_blobs: parking_lot::Mutex<HashSet<OsString>>,
 }
 
 impl SledEngine {
     /// Opens (or creates) a sled store in the existing directory `path`.
-    pub(crate) fn open(path: &Path, cache_bytes: u64) -> Result<SledEngine> {
+    pub(crate) fn open(
+        path: &Path,
+        cache_bytes: u64,
+        flush_every: std::time::Duration,
+    ) -> Result<SledEngine> {
+        // sled's flusher also garbage-collects its segments; without it sled's memory
+        // grows several-fold under sustained writes (measured: docs/benchmarks.md).
+        let flush_every_ms = u64::try_from(flush_every.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
         let config = sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)
-            .flush_every_ms(None)
+            .flush_every_ms(Some(flush_every_ms))
             .mode(sled::Mode::LowSpace);
-        let db = match catch_unwind(AssertUnwindSafe(|| config.open())) {
-            Ok(Ok(db)) => db,
-            Ok(Err(e)) => return Err(map_open_error(path, e)),
-            Err(panic) => {
-                return Err(Error::corrupt(
-                    path,
-                    format!("sled panicked while opening it ({})", panic_message(&panic)),
-                ))
-            }
-        };
+        let db = open_catching(path, || config.open())?;
         let log_path = path.join("db");
         let log = File::open(&log_path).map_err(|e| Error::io(&log_path, e))?;
-        Ok(SledEngine {
+        let engine = SledEngine {
             db,
             path: path.to_path_buf(),
             log,
-        })
+            synced_blobs: parking_lot::Mutex::new(HashSet::new()),
+        };
+        // sled created its files; make their directory entries durable.
+        crate::checkpoint::sync_dir(path)?;
+        Ok(engine)
+    }
+
+    /// fsyncs blob files sled wrote since the last sync, and their directory.
+    fn sync_blobs(&self) -> Result<()> {
+        let dir = self.path.join("blobs");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(&dir, e)),
+        };
+        let mut synced = self.synced_blobs.lock();
+        let mut present = HashSet::new();
+        let mut new = false;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(&dir, e))?;
+            let name = entry.file_name();
+            if !synced.contains(&name) {
+                let path = entry.path();
+                match File::open(&path).and_then(|f| f.sync_data()) {
+                    Ok(()) => new = true,
+                    // sled garbage-collected it meanwhile.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(Error::io(&path, e)),
+                }
+            }
+            present.insert(name);
+        }
+        *synced = present;
+        if new {
+            crate::checkpoint::sync_dir(&dir)?;
+        }
+        Ok(())
     }
 
     fn map_err(&self, e: sled::Error) -> Error {
         map_error(&self.path, e)
+    }
+}
+
+/// Runs sled's open, turning a panic (sled 0.34 panics on some damaged stores,
+/// sled#1387) into a *corrupt* error naming the store.
+fn open_catching(path: &Path, open: impl FnOnce() -> sled::Result<sled::Db>) -> Result<sled::Db> {
+    match catch_unwind(AssertUnwindSafe(open)) {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(e)) => Err(map_open_error(path, e)),
+        Err(panic) => Err(Error::corrupt(
+            path,
+            format!("sled panicked while opening it ({})", panic_message(&panic)),
+        )),
     }
 }
 
@@ -123,6 +180,21 @@ fn prefix_end(bucket: &str) -> Vec<u8> {
     p
 }
 
+/// Calls `f` with `bucket 0x00 key`, built on the stack when short (no allocation
+/// on the point-lookup and single-write paths).
+fn with_full_key<R>(bucket: &str, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
+    const STACK: usize = 128;
+    let (b, n) = (bucket.len(), bucket.len() + 1 + key.len());
+    if n <= STACK {
+        let mut buf = [0u8; STACK];
+        buf[..b].copy_from_slice(bucket.as_bytes());
+        buf[b + 1..n].copy_from_slice(key);
+        f(&buf[..n])
+    } else {
+        f(&full_key(bucket, key))
+    }
+}
+
 fn full_key(bucket: &str, key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(bucket.len() + 1 + key.len());
     k.extend_from_slice(bucket.as_bytes());
@@ -133,7 +205,7 @@ fn full_key(bucket: &str, key: &[u8]) -> Vec<u8> {
 
 impl StorageEngine for SledEngine {
     fn get(&self, bucket: &str, key: &[u8], visit: &mut dyn FnMut(&[u8])) -> Result<bool> {
-        match self.db.get(full_key(bucket, key)) {
+        match with_full_key(bucket, key, |k| self.db.get(k)) {
             Ok(Some(v)) => {
                 visit(&v);
                 Ok(true)
@@ -148,9 +220,11 @@ impl StorageEngine for SledEngine {
         if let [op] = ops {
             let r = match *op {
                 WriteOp::Put { bucket, key, value } => {
-                    self.db.insert(full_key(bucket, key), value).map(drop)
+                    with_full_key(bucket, key, |k| self.db.insert(k, value).map(drop))
                 }
-                WriteOp::Delete { bucket, key } => self.db.remove(full_key(bucket, key)).map(drop),
+                WriteOp::Delete { bucket, key } => {
+                    with_full_key(bucket, key, |k| self.db.remove(k).map(drop))
+                }
             };
             return r.map_err(|e| self.map_err(e));
         }
@@ -261,6 +335,7 @@ impl StorageEngine for SledEngine {
 
     fn sync(&self) -> Result<()> {
         self.db.flush().map_err(|e| self.map_err(e))?;
+        self.sync_blobs()?;
         self.log
             .sync_data()
             .map_err(|e| Error::io(&self.path.join("db"), e))
@@ -287,5 +362,59 @@ fn range_is_empty(lo: &Bound<Vec<u8>>, hi: &Bound<Vec<u8>>) -> bool {
         std::cmp::Ordering::Greater => true,
         std::cmp::Ordering::Equal => !(l_incl && h_incl),
         std::cmp::Ordering::Less => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    #[test]
+    fn a_panic_while_opening_is_a_corrupt_error() {
+        let err = open_catching(Path::new("/some/store"), || {
+            panic!("tried to serialize Uninitialized")
+        })
+        .err()
+        .unwrap();
+        assert_eq!(err.kind(), ErrorKind::Corrupt);
+        assert!(err.to_string().contains("/some/store"), "{err}");
+        assert!(err.to_string().contains("Uninitialized"), "{err}");
+    }
+
+    #[test]
+    fn lock_errors_are_recognised() {
+        let e = sled::Error::Io(io::Error::other(
+            "could not acquire lock on \"/x/db\": WouldBlock",
+        ));
+        assert_eq!(map_open_error(Path::new("/x"), e).kind(), ErrorKind::Locked);
+        let e = sled::Error::Io(io::Error::from(io::ErrorKind::PermissionDenied));
+        assert_eq!(map_open_error(Path::new("/x"), e).kind(), ErrorKind::Io);
+    }
+
+    #[test]
+    fn full_keys_on_stack_and_heap_agree() {
+        for key_len in [0usize, 5, 200] {
+            let key = vec![b'k'; key_len];
+            with_full_key("bkt", &key, |k| assert_eq!(k, full_key("bkt", &key)));
+        }
+    }
+
+    #[test]
+    fn inverted_ranges_are_empty() {
+        let b = |s: &str| s.as_bytes().to_vec();
+        assert!(range_is_empty(
+            &Bound::Included(b("b")),
+            &Bound::Excluded(b("a"))
+        ));
+        assert!(range_is_empty(
+            &Bound::Included(b("a")),
+            &Bound::Excluded(b("a"))
+        ));
+        assert!(!range_is_empty(
+            &Bound::Included(b("a")),
+            &Bound::Included(b("a"))
+        ));
+        assert!(!range_is_empty(&Bound::Unbounded, &Bound::Excluded(b("a"))));
     }
 }

@@ -56,6 +56,7 @@ macro_rules! engine_suite {
                 persistence_round_trip_100k,
                 locked_by_another_process,
                 random_operations_match_a_btreemap_model,
+                large_values_survive_a_sync_mode_reopen,
             );
             ttl_cases!(
                 expired_key_is_invisible_to_every_read,
