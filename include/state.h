@@ -229,7 +229,7 @@ typedef struct state_options {
    */
   uint64_t flush_interval_ms;
   /**
-   * Page-cache size in bytes (default 32 MiB; > 0). sled may use a few times this.
+   * Page-cache size in bytes (default 128 MiB; > 0). sled may use a few times this.
    */
   uint64_t cache_size;
   /**

@@ -101,7 +101,7 @@ static void test_options(void) {
     CHECK(o.engine == NULL);
     CHECK(o.sync == false);
     CHECK(o.flush_interval_ms == 500);
-    CHECK(o.cache_size == 32u << 20);
+    CHECK(o.cache_size == 128u << 20);
     CHECK(o.max_value_size == 16u << 20);
     CHECK(o.max_batch_size == 256u << 20);
 

@@ -43,7 +43,7 @@ pub struct state_options {
     pub sync: bool,
     /// Interval of the background flush in periodic mode, in ms (default 500; > 0).
     pub flush_interval_ms: u64,
-    /// Page-cache size in bytes (default 32 MiB; > 0). sled may use a few times this.
+    /// Page-cache size in bytes (default 128 MiB; > 0). sled may use a few times this.
     pub cache_size: u64,
     /// Largest value accepted, in bytes (default 16 MiB; > 0).
     pub max_value_size: usize,
