@@ -1,0 +1,85 @@
+//! Helpers shared by the memfile engine tests (`memfile_*.rs`).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use state_core::{Engine, Store};
+
+pub fn open(dir: &Path) -> Store {
+    Store::builder().engine(Engine::Memfile).open(dir).unwrap()
+}
+
+pub fn open_sync(dir: &Path) -> Store {
+    Store::builder()
+        .engine(Engine::Memfile)
+        .sync(true)
+        .open(dir)
+        .unwrap()
+}
+
+/// Files of the store whose names start with `prefix` ("log-", "snapshot-"), sorted.
+pub fn files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_str().unwrap();
+            name.starts_with(prefix) && !name.ends_with(".tmp")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The single log file of a store that has never compacted.
+pub fn only_log(dir: &Path) -> PathBuf {
+    let logs = files(dir, "log-");
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    logs[0].clone()
+}
+
+/// The generation in a file name like `snapshot-00000000000000000003`.
+pub fn gen_of(p: &Path) -> u64 {
+    let name = p.file_name().unwrap().to_str().unwrap();
+    name.rsplit('-').next().unwrap().parse().unwrap()
+}
+
+/// Newest snapshot generation, if any.
+pub fn snapshot_gen(dir: &Path) -> Option<u64> {
+    files(dir, "snapshot-").iter().map(|p| gen_of(p)).max()
+}
+
+/// Waits (up to 60 s) until a snapshot of generation >= `gen` exists.
+pub fn wait_for_snapshot(dir: &Path, gen: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while snapshot_gen(dir).is_none_or(|g| g < gen) {
+        assert!(Instant::now() < deadline, "no snapshot {gen} appeared");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Overwrites one key with 64 KiB values until the log is ~5 MiB: enough to make
+/// the engine compact (its threshold is 4 MiB and twice the live data).
+pub fn churn(store: &Store, bucket: &str) {
+    let b = store.bucket(bucket).unwrap();
+    let v = vec![7u8; 64 << 10];
+    for _ in 0..80 {
+        b.set("churn", &v).unwrap();
+    }
+}
+
+/// Every file in `dir` with its bytes, to prove a failed open touched nothing.
+pub fn dir_contents(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut v: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect();
+    v.sort();
+    v
+}
