@@ -41,6 +41,7 @@ pub mod limits;
 mod record;
 mod service;
 mod store;
+mod transfer;
 
 pub use bucket::{Bucket, Entry};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -51,3 +52,4 @@ pub use service::StateService;
 pub use store::{
     Engine, Store, StoreBuilder, StoreInfo, DEFAULT_CACHE_SIZE, DEFAULT_FLUSH_INTERVAL,
 };
+pub use transfer::ImportReport;
