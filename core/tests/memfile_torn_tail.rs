@@ -8,20 +8,21 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::Path;
 
-use support::{only_log, open};
+use support::{child_hook, dir_contents, only_log, open, write_in_killed_child};
 
-/// Writes a and b, then c; returns the log length after b and after c.
-fn three_records(dir: &Path) -> (u64, u64) {
+/// Writes a and b (closing the store: they are durable and checkpointed), then c in
+/// a process that is killed (c is the log's last record, written after the last
+/// checkpoint, as in a crash). Returns the log length after b and after c.
+fn three_records(test_name: &str, dir: &Path) -> (u64, u64) {
     let store = open(dir);
     let b = store.bucket("b").unwrap();
     b.set("a", b"value a").unwrap();
     b.set("b", b"value b").unwrap();
     store.close().unwrap();
     let after_b = std::fs::metadata(only_log(dir)).unwrap().len();
-    let store = open(dir);
-    store.bucket("b").unwrap().set("c", b"value c").unwrap();
-    store.close().unwrap();
+    write_in_killed_child(test_name, dir, "b", "c", "value c");
     let after_c = std::fs::metadata(only_log(dir)).unwrap().len();
+    assert!(after_c > after_b);
     (after_b, after_c)
 }
 
@@ -54,22 +55,30 @@ fn cut(path: &Path, len: u64) {
 
 #[test]
 fn every_cut_inside_the_last_record_drops_only_that_record() {
+    child_hook();
     let dir = tempfile::tempdir().unwrap();
-    let (after_b, after_c) = three_records(dir.path());
+    let (after_b, after_c) = three_records(
+        "every_cut_inside_the_last_record_drops_only_that_record",
+        dir.path(),
+    );
     let log = only_log(dir.path());
-    let full = std::fs::read(&log).unwrap();
+    // The whole directory (log and the store's checkpoint marker), restored each time.
+    let files = dir_contents(dir.path());
     for len in after_b + 1..after_c {
+        for (path, bytes) in &files {
+            std::fs::write(path, bytes).unwrap();
+        }
+        let full = std::fs::read(&log).unwrap();
         std::fs::write(&log, &full[..len as usize]).unwrap();
         check_recovered(dir.path(), after_b);
-        // Restore the three-record log (minus d) for the next cut.
-        std::fs::write(&log, &full).unwrap();
     }
 }
 
 #[test]
 fn a_zero_filled_tail_is_dropped() {
+    child_hook();
     let dir = tempfile::tempdir().unwrap();
-    let (after_b, after_c) = three_records(dir.path());
+    let (after_b, after_c) = three_records("a_zero_filled_tail_is_dropped", dir.path());
     let log = only_log(dir.path());
     // Power loss after the file grew but before c's data reached the disk.
     let mut bytes = std::fs::read(&log).unwrap();
@@ -81,8 +90,9 @@ fn a_zero_filled_tail_is_dropped() {
 
 #[test]
 fn a_damaged_last_record_is_dropped() {
+    child_hook();
     let dir = tempfile::tempdir().unwrap();
-    let (after_b, after_c) = three_records(dir.path());
+    let (after_b, after_c) = three_records("a_damaged_last_record_is_dropped", dir.path());
     let log = only_log(dir.path());
     let mut bytes = std::fs::read(&log).unwrap();
     bytes[after_c as usize - 2] ^= 0xff;
@@ -92,16 +102,24 @@ fn a_damaged_last_record_is_dropped() {
 
 #[test]
 fn a_cut_at_a_record_boundary_loses_nothing_before_it() {
+    child_hook();
     let dir = tempfile::tempdir().unwrap();
-    let (after_b, _) = three_records(dir.path());
+    let (after_b, _) = three_records(
+        "a_cut_at_a_record_boundary_loses_nothing_before_it",
+        dir.path(),
+    );
     cut(&only_log(dir.path()), after_b);
     check_recovered(dir.path(), after_b);
 }
 
 #[test]
 fn appending_garbage_bytes_after_the_last_record_is_a_torn_tail() {
+    child_hook();
     let dir = tempfile::tempdir().unwrap();
-    let (_, after_c) = three_records(dir.path());
+    let (_, after_c) = three_records(
+        "appending_garbage_bytes_after_the_last_record_is_a_torn_tail",
+        dir.path(),
+    );
     let log = only_log(dir.path());
     let mut f = OpenOptions::new().append(true).open(&log).unwrap();
     f.write_all(&[1, 2, 3]).unwrap();

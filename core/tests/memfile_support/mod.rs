@@ -83,3 +83,54 @@ pub fn dir_contents(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     v.sort();
     v
 }
+
+const CHILD_ENV: &str = "MEMFILE_TEST_CHILD";
+
+/// If this process was started by [`write_in_killed_child`], writes as asked and waits
+/// to be killed (never returning); otherwise does nothing. Call it first in every
+/// test that uses `write_in_killed_child`.
+pub fn child_hook() {
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let parts: Vec<&str> = spec.splitn(4, '\n').collect();
+    let [dir, bucket, key, value] = parts[..] else {
+        panic!("bad child spec {spec:?}")
+    };
+    // No periodic flush or checkpoint: the kill must find c as the log's last record.
+    let store = Store::builder()
+        .engine(Engine::Memfile)
+        .flush_interval(Duration::from_secs(3600))
+        .open(dir)
+        .unwrap();
+    store.bucket(bucket).unwrap().set(key, value).unwrap();
+    println!("WRITTEN");
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::process::exit(1);
+}
+
+/// Sets `key` in a child process that is then killed with SIGKILL: the write reaches
+/// the log but the store is never closed (no flush, no checkpoint), as in a crash.
+/// `test_name` is the calling test, which must call [`child_hook`] first.
+pub fn write_in_killed_child(test_name: &str, dir: &Path, bucket: &str, key: &str, value: &str) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(
+            CHILD_ENV,
+            format!("{}\n{bucket}\n{key}\n{value}", dir.display()),
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let written = out
+        .lines()
+        .any(|l| l.map(|l| l.ends_with("WRITTEN")).unwrap_or(false));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(written, "the child did not write");
+}
