@@ -151,8 +151,12 @@ impl Target for RawSled {
     }
 }
 
-fn open_libstate(dir: &std::path::Path, data: &[(String, Vec<u8>)]) -> Libstate {
-    let store = Store::builder().cache_size(CACHE).open(dir).unwrap();
+fn open_libstate(dir: &std::path::Path, data: &[(String, Vec<u8>)], engine: Engine) -> Libstate {
+    let store = Store::builder()
+        .engine(engine)
+        .cache_size(CACHE)
+        .open(dir)
+        .unwrap();
     let bucket = store.bucket("bench").unwrap();
     for chunk in data.chunks(MULTI) {
         bucket
@@ -263,8 +267,13 @@ fn ops(c: &mut Criterion) {
         }
         {
             let dir = tempfile::tempdir().unwrap();
-            let mut ls = open_libstate(dir.path(), &data);
+            let mut ls = open_libstate(dir.path(), &data, Engine::Sled);
             run_ops(c, n, "libstate-sled", &mut ls, &ks);
+        }
+        {
+            let dir = tempfile::tempdir().unwrap();
+            let mut ls = open_libstate(dir.path(), &data, Engine::Memfile);
+            run_ops(c, n, "libstate-memfile", &mut ls, &ks);
         }
     }
 }
