@@ -378,11 +378,31 @@ impl Shared {
         match engine {
             Some(engine) => {
                 let r = self.checkpoint_on(&*engine);
+                let lock_file = engine.lock_file();
                 drop(engine);
+                if let Some(file) = lock_file {
+                    wait_for_lock_release(&file);
+                }
                 r
             }
             None => Ok(()),
         }
+    }
+}
+
+/// Waits (up to `STALE_LOCK_WAIT`) until nobody holds an exclusive lock on `file`,
+/// by taking and releasing it. A file that cannot be opened has no lock to wait for.
+fn wait_for_lock_release(file: &Path) {
+    let Ok(f) = fs::File::open(file) else { return };
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    while start.elapsed() < STALE_LOCK_WAIT {
+        if f.try_lock().is_ok() {
+            let _ = f.unlock();
+            return;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
     }
 }
 

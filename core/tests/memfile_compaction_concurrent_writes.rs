@@ -65,9 +65,13 @@ fn compaction_during_concurrent_writes_loses_nothing() {
             model
         }));
     }
+    // Entries the reader has checked so far: the test runs until it has seen some,
+    // so a reader scheduled late cannot make it fail.
+    let read_count = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let reader = {
         let store = store.clone();
         let stop = Arc::clone(&stop);
+        let read_count = Arc::clone(&read_count);
         thread::spawn(move || {
             let mut reads = 0u64;
             while !stop.load(Ordering::Relaxed) {
@@ -80,6 +84,7 @@ fn compaction_during_concurrent_writes_loses_nothing() {
                             "torn read of {k}"
                         );
                         reads += 1;
+                        read_count.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }
@@ -89,7 +94,8 @@ fn compaction_during_concurrent_writes_loses_nothing() {
 
     // Let at least three compactions happen under load.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while snapshot_gen(dir.path()).is_none_or(|g| g < 4) {
+    while snapshot_gen(dir.path()).is_none_or(|g| g < 4) || read_count.load(Ordering::Relaxed) == 0
+    {
         assert!(
             std::time::Instant::now() < deadline,
             "compaction never ran 3 times"

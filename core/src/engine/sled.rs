@@ -344,6 +344,11 @@ impl StorageEngine for SledEngine {
     fn disk_size(&self) -> Result<u64> {
         self.db.size_on_disk().map_err(|e| self.map_err(e))
     }
+
+    fn lock_file(&self) -> Option<PathBuf> {
+        // sled 0.34 takes its exclusive lock on the log file itself (config.rs).
+        Some(self.path.join("db"))
+    }
 }
 
 /// sled panics on a range whose start is after its end; such a range is simply empty.

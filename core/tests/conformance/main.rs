@@ -55,6 +55,7 @@ macro_rules! engine_suite {
                 concurrent_writers_and_readers,
                 persistence_round_trip_100k,
                 locked_by_another_process,
+                another_process_opens_right_after_close,
                 random_operations_match_a_btreemap_model,
                 large_values_survive_a_sync_mode_reopen,
             );

@@ -302,4 +302,8 @@ impl StorageEngine for MemfileEngine {
     fn disk_size(&self) -> Result<u64> {
         files::disk_size(&self.inner.dir)
     }
+
+    fn lock_file(&self) -> Option<PathBuf> {
+        Some(self.inner.dir.join(files::LOCK_FILE))
+    }
 }
