@@ -15,6 +15,7 @@ use parking_lot::{Condvar, MappedRwLockReadGuard, Mutex, MutexGuard, RwLock, RwL
 use crate::bucket::Bucket;
 use crate::checkpoint;
 use crate::clock::{Clock, SystemClock};
+use crate::engine::memfile::MemfileEngine;
 use crate::engine::sled::SledEngine;
 use crate::engine::{StorageEngine, WriteOp};
 use crate::error::{Error, Result};
@@ -35,13 +36,17 @@ pub enum Engine {
     /// sled 0.34: an embedded B-tree/log-structured store. The default.
     #[default]
     Sled,
+    /// Everything in memory, persisted to an append-only log plus snapshots
+    /// (`docs/memfile-format.md`). The fastest engine; the data must fit in RAM.
+    Memfile,
 }
 
 impl Engine {
-    /// The engine's name as used in options and messages (`"sled"`).
+    /// The engine's name as used in options and messages (`"sled"`, `"memfile"`).
     pub fn as_str(self) -> &'static str {
         match self {
             Engine::Sled => "sled",
+            Engine::Memfile => "memfile",
         }
     }
 }
@@ -55,12 +60,13 @@ impl fmt::Display for Engine {
 impl FromStr for Engine {
     type Err = Error;
 
-    /// Parses `"sled"`; anything else is an *invalid argument* error.
+    /// Parses `"sled"` or `"memfile"`; anything else is an *invalid argument* error.
     fn from_str(s: &str) -> Result<Engine> {
         match s {
             "sled" => Ok(Engine::Sled),
+            "memfile" => Ok(Engine::Memfile),
             other => Err(Error::invalid(format!(
-                "unknown engine {other:?} (expected \"sled\")"
+                "unknown engine {other:?} (expected \"sled\" or \"memfile\")"
             ))),
         }
     }
@@ -230,6 +236,7 @@ fn open_engine(dir: &Path, b: &StoreBuilder) -> Result<Box<dyn StorageEngine>> {
     loop {
         let result: Result<Box<dyn StorageEngine>> = match b.engine {
             Engine::Sled => SledEngine::open(dir, b.cache_size, b.flush_interval).map(|e| Box::new(e) as _),
+            Engine::Memfile => MemfileEngine::open(dir).map(|e| Box::new(e) as _),
         };
         match result {
             Err(Error::Locked { .. })

@@ -13,6 +13,7 @@ use std::ops::Bound;
 
 use crate::error::Result;
 
+pub(crate) mod memfile;
 pub(crate) mod sled;
 
 /// One write in an atomic batch.

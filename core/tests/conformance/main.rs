@@ -106,6 +106,7 @@ macro_rules! ttl_cases {
 }
 
 engine_suite!(sled, Engine::Sled);
+engine_suite!(memfile, Engine::Memfile);
 
 /// Not a test of its own: the child process of `locked_by_another_process`. It acts
 /// only when started by that test (environment variable set); otherwise it returns.
