@@ -71,7 +71,7 @@ pub fn dump(
     let counts = match output {
         None => {
             let counts = write_dump(store, &names, format, now_ms, out.writer())
-                .map_err(|s| stop_failure(s, |e| stdout_failure(e)))?;
+                .map_err(|s| stop_failure(s, stdout_failure))?;
             out.flush()?;
             counts
         }

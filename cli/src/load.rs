@@ -203,13 +203,16 @@ fn load_jsonl(target: &Target, file: &Path) -> CmdResult<Summary> {
     result
 }
 
+/// A record waiting in a batch: (line number, key, value).
+type Pending = (u64, String, Vec<u8>);
+
 /// Batches JSON-lines records into per-bucket `set_multiple` calls.
 struct Loader<'a> {
     store: &'a Store,
     shown: &'a str,
     now_ms: u64,
-    /// The bucket of the pending batch and its records (line, key, value).
-    pending: Option<(Bucket, Vec<(u64, String, Vec<u8>)>)>,
+    /// The bucket of the pending batch and its records.
+    pending: Option<(Bucket, Vec<Pending>)>,
     pending_bytes: usize,
     seen_buckets: std::collections::HashSet<String>,
     summary: Summary,
@@ -242,7 +245,7 @@ impl<'a> Loader<'a> {
             }
             line_no += 1;
             read += n as u64;
-            if line_no % 4096 == 0 {
+            if line_no.is_multiple_of(4096) {
                 bar.set_position(read);
             }
             if buf.iter().all(u8::is_ascii_whitespace) {
