@@ -188,10 +188,12 @@ fn load_jsonl(target: &Target, file: &Path) -> CmdResult<Summary> {
         let len = f.metadata().map(|m| m.len()).ok();
         (Box::new(BufReader::with_capacity(1 << 20, f)), len)
     };
-    let store = target.open(Access::Create, Time::Live)?;
+    // A frozen clock: `expires_at_ms` becomes exactly the stored deadline.
+    let now = open::now_ms();
+    let store = target.open(Access::Create, Time::FrozenAt(now))?;
     let bar = progress(total, &format!("loading {shown}"));
     let result = open::with_store(store, |store| {
-        let mut loader = Loader::new(store, &shown);
+        let mut loader = Loader::new(store, &shown, now);
         let read = loader.read_all(reader, &bar);
         // Records read before a bad line are written either way, as the error says.
         let flushed = loader.flush();
@@ -219,11 +221,11 @@ struct Loader<'a> {
 }
 
 impl<'a> Loader<'a> {
-    fn new(store: &'a Store, shown: &'a str) -> Loader<'a> {
+    fn new(store: &'a Store, shown: &'a str, now_ms: u64) -> Loader<'a> {
         Loader {
             store,
             shown,
-            now_ms: open::now_ms(),
+            now_ms,
             pending: None,
             pending_bytes: 0,
             seen_buckets: Default::default(),
