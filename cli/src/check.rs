@@ -138,10 +138,16 @@ fn read_bucket(store: &Store, r: &mut BucketReport, now_ms: u64) -> Result<(), S
         .map_err(|e| format!("bucket {shown}: {e}"))?;
     let mut last: Option<String> = None;
     for item in b.iter() {
-        let (key, _value) = item.map_err(|e| match &last {
-            Some(k) => format!("bucket {shown}: reading after key {k:?}: {e}"),
-            None => format!("bucket {shown}: reading its first record: {e}"),
-        })?;
+        let (key, _value) = match item {
+            Ok(entry) => entry,
+            Err(e) => {
+                let after = locate_failure(&b, last.as_deref()).or(last);
+                return Err(match after {
+                    Some(k) => format!("bucket {shown}: reading after key {k:?}: {e}"),
+                    None => format!("bucket {shown}: reading its first record: {e}"),
+                });
+            }
+        };
         match b.ttl(&key) {
             Ok(Ttl::Expires(d)) => {
                 r.with_ttl += 1;
@@ -166,4 +172,22 @@ fn read_bucket(store: &Store, r: &mut BucketReport, now_ms: u64) -> Result<(), S
         ));
     }
     Ok(())
+}
+
+/// The iterator reads in chunks, so its error does not say where in the chunk the
+/// bad record is; stepping a cursor one record at a time from the last good key
+/// finds the last readable key before it.
+fn locate_failure(b: &state_core::Bucket, last_ok: Option<&str>) -> Option<String> {
+    let mut cursor = b.cursor().ok()?;
+    let mut good = match last_ok {
+        Some(k) => {
+            cursor.seek(k).ok()??;
+            Some(k.to_string())
+        }
+        None => None,
+    };
+    while let Ok(Some((key, _))) = cursor.next() {
+        good = Some(key);
+    }
+    good
 }
