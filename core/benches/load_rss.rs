@@ -41,7 +41,13 @@ fn batch(start: usize, rng: &mut SmallRng) -> Vec<(String, Vec<u8>)> {
             let mut v = vec![0u8; VALUE_LEN];
             rng.fill_bytes(&mut v);
             // Spread keys over the key space like random keys, but reproducibly.
-            (format!("{:010x}", (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 24), v)
+            (
+                format!(
+                    "{:010x}",
+                    (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 24
+                ),
+                v,
+            )
         })
         .collect()
 }
@@ -96,7 +102,11 @@ fn main() {
         return;
     }
     let exe = std::env::current_exe().unwrap();
-    for variant in ["libstate-sled", "raw-sled-32MiB-cache", "raw-sled-default-1GiB-cache"] {
+    for variant in [
+        "libstate-sled",
+        "raw-sled-32MiB-cache",
+        "raw-sled-default-1GiB-cache",
+    ] {
         let status = Command::new(&exe)
             .env("LIBSTATE_LOAD_CHILD", variant)
             .status()

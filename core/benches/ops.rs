@@ -129,10 +129,7 @@ impl Target for RawSled {
         out.len()
     }
     fn seek(&self, k: &str) -> usize {
-        self.db
-            .range(k..)
-            .next()
-            .map_or(0, |r| r.unwrap().1.len())
+        self.db.range(k..).next().map_or(0, |r| r.unwrap().1.len())
     }
     fn next1(&mut self) -> usize {
         let next = match &self.at {
@@ -154,8 +151,12 @@ impl Target for RawSled {
     }
 }
 
-fn open_libstate(dir: &std::path::Path, data: &[(String, Vec<u8>)]) -> Libstate {
-    let store = Store::builder().cache_size(CACHE).open(dir).unwrap();
+fn open_libstate(dir: &std::path::Path, data: &[(String, Vec<u8>)], engine: Engine) -> Libstate {
+    let store = Store::builder()
+        .engine(engine)
+        .cache_size(CACHE)
+        .open(dir)
+        .unwrap();
     let bucket = store.bucket("bench").unwrap();
     for chunk in data.chunks(MULTI) {
         bucket
@@ -257,7 +258,8 @@ fn ops(c: &mut Criterion) {
     for n in sizes() {
         let ks = keys(n, 42);
         let mut rng = SmallRng::seed_from_u64(1);
-        let data: Vec<(String, Vec<u8>)> = ks.iter().map(|k| (k.clone(), value(&mut rng))).collect();
+        let data: Vec<(String, Vec<u8>)> =
+            ks.iter().map(|k| (k.clone(), value(&mut rng))).collect();
         {
             let dir = tempfile::tempdir().unwrap();
             let mut raw = open_raw_sled(dir.path(), &data);
@@ -265,8 +267,13 @@ fn ops(c: &mut Criterion) {
         }
         {
             let dir = tempfile::tempdir().unwrap();
-            let mut ls = open_libstate(dir.path(), &data);
+            let mut ls = open_libstate(dir.path(), &data, Engine::Sled);
             run_ops(c, n, "libstate-sled", &mut ls, &ks);
+        }
+        {
+            let dir = tempfile::tempdir().unwrap();
+            let mut ls = open_libstate(dir.path(), &data, Engine::Memfile);
+            run_ops(c, n, "libstate-memfile", &mut ls, &ks);
         }
     }
 }
@@ -306,24 +313,27 @@ fn durable(c: &mut Criterion) {
     // 4 writer threads: durable sets per second vs one writer (group commit).
     for threads in [1usize, 4] {
         group.throughput(Throughput::Elements(threads as u64 * 50));
-        group.bench_function(BenchmarkId::new("libstate-sled-sync-writers", threads), |b| {
-            b.iter_custom(|iters| {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    std::thread::scope(|s| {
-                        for t in 0..threads {
-                            let bucket = bucket.clone();
-                            s.spawn(move || {
-                                for j in 0..50 {
-                                    bucket.set(&format!("t{t}-{j}"), v).unwrap();
-                                }
-                            });
-                        }
-                    });
-                }
-                start.elapsed()
-            })
-        });
+        group.bench_function(
+            BenchmarkId::new("libstate-sled-sync-writers", threads),
+            |b| {
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        std::thread::scope(|s| {
+                            for t in 0..threads {
+                                let bucket = bucket.clone();
+                                s.spawn(move || {
+                                    for j in 0..50 {
+                                        bucket.set(&format!("t{t}-{j}"), v).unwrap();
+                                    }
+                                });
+                            }
+                        });
+                    }
+                    start.elapsed()
+                })
+            },
+        );
     }
     group.finish();
     store.close().unwrap();

@@ -6,7 +6,8 @@
 //! space (sled#1484) and a batch across trees would need a transaction.
 //!
 //! Deliberate configuration (see docs/design.md, "sled engine"):
-//! - a small page cache (default 32 MiB) instead of sled's 1 GiB;
+//! - a page cache of 128 MiB by default instead of sled's 1 GiB (smaller caches
+//!   make sled use far more memory under sustained writes, see `DEFAULT_CACHE_SIZE`);
 //! - sled's own background flusher runs at the store's flush interval (it also
 //!   garbage-collects sled's segments, which keeps memory bounded), but durability
 //!   does not rely on it: the store's own flush calls [`StorageEngine::sync`], which
@@ -42,10 +43,16 @@ pub(crate) struct SledEngine {
 
 impl SledEngine {
     /// Opens (or creates) a sled store in the existing directory `path`.
-    pub(crate) fn open(path: &Path, cache_bytes: u64, flush_every: std::time::Duration) -> Result<SledEngine> {
+    pub(crate) fn open(
+        path: &Path,
+        cache_bytes: u64,
+        flush_every: std::time::Duration,
+    ) -> Result<SledEngine> {
         // sled's flusher also garbage-collects its segments; without it sled's memory
         // grows several-fold under sustained writes (measured: docs/benchmarks.md).
-        let flush_every_ms = u64::try_from(flush_every.as_millis()).unwrap_or(u64::MAX).max(1);
+        let flush_every_ms = u64::try_from(flush_every.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
         let config = sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)
