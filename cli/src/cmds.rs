@@ -285,7 +285,7 @@ pub fn ttl(store: &Store, bucket: &str, key: &str, out: &mut Output) -> CmdResul
         Ttl::Missing => Err(key_not_found(bucket, key)),
         _ if out.json => Ok(()),
         Ttl::NoExpiry => out.line("no expiry"),
-        Ttl::Expires(d) => out.line(format!("expires in {}", humantime::format_duration(d))),
+        Ttl::Expires(d) => out.line(format!("expires in {}", human_duration(d))),
     }
 }
 
@@ -341,5 +341,26 @@ pub fn rm_bucket(store: &Store, bucket: &str, out: &mut Output) -> CmdResult {
         Ok(())
     } else {
         Err(Failure::not_found(format!("bucket {bucket:?} not found")))
+    }
+}
+
+/// A remaining time for humans: milliseconds only matter below ten seconds.
+fn human_duration(d: Duration) -> String {
+    let shown = if d >= Duration::from_secs(10) {
+        Duration::from_secs(d.as_secs())
+    } else {
+        Duration::from_millis(d.as_millis() as u64)
+    };
+    humantime::format_duration(shown).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remaining_times_drop_milliseconds_above_ten_seconds() {
+        assert_eq!(human_duration(Duration::from_millis(1_799_947)), "29m 59s");
+        assert_eq!(human_duration(Duration::from_millis(2_500)), "2s 500ms");
     }
 }
