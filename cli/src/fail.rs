@@ -83,17 +83,19 @@ impl From<Error> for Failure {
                     Error::Locked { path } => crate::locked::holders(path),
                     _ => Vec::new(),
                 };
-                let mut hint = String::from(
-                    "one process owns a store at a time; a service or program using libstate \
-                     has it open. Stop it (or use that program's own API) and run this command again.",
-                );
-                if !holders.is_empty() {
+                let who = if holders.is_empty() {
+                    "a service or program using libstate".to_string()
+                } else {
                     let list: Vec<String> = holders
                         .iter()
-                        .map(|(pid, name)| format!("{pid} ({name})"))
+                        .map(|(pid, name)| format!("process {pid} ({name})"))
                         .collect();
-                    hint.push_str(&format!(" It is held by process {}.", list.join(", ")));
-                }
+                    list.join(", ")
+                };
+                let hint = format!(
+                    "one process owns a store at a time, and {who} has this one open: stop it \
+                     (or make the change through it), then run this command again"
+                );
                 Failure::store(e.to_string()).with_hint(hint)
             }
             _ => Failure::store(e.to_string()),

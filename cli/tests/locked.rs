@@ -30,7 +30,7 @@ fn a_store_held_by_another_process_gives_the_locked_message_and_what_to_do() {
                     "store {dir} is locked by another process"
                 )))
                 .stderr(contains("hint: one process owns a store at a time"))
-                .stderr(contains(format!("held by process {}", std::process::id())));
+                .stderr(contains(format!("and process {} (", std::process::id())));
         }
         store.close().unwrap();
     }
