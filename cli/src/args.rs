@@ -70,7 +70,8 @@ pub enum Command {
         bucket: String,
         /// The key.
         key: String,
-        /// The value; `-` reads it from standard input.
+        /// The value; `-` reads it from standard input. A value that starts with `-`
+        /// goes after `--`: `state set b k -- -5`.
         #[arg(required_unless_present = "file", conflicts_with = "file")]
         value: Option<String>,
         /// Read the value from this file (`-` for standard input).

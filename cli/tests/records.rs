@@ -101,6 +101,8 @@ fn set_takes_the_value_from_the_argument_a_file_or_stdin() {
             .stdout(predicate::eq(&[1u8, 2, 3][..]));
         assert_eq!(env.ok(&["get", "b", "from-stdin"]), "piped\n\n");
         assert_eq!(env.ok(&["get", "b", "from-stdin-file"]), "also piped\n");
+        env.ok(&["set", "b", "negative", "--", "-5"]);
+        assert_eq!(env.ok(&["get", "b", "negative"]), "-5\n");
         let v = json(&env.ok(&["--json", "set", "b", "k", "vv", "--ttl", "90s"]));
         assert_eq!(v["bytes"], 2);
         assert_eq!(v["ttl_ms"], 90_000);
