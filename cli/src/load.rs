@@ -91,23 +91,35 @@ fn is_stdin(file: &Path) -> bool {
     file.as_os_str() == "-"
 }
 
-/// A progress bar on standard error when it is a terminal, else a hidden one.
-fn progress(total_bytes: Option<u64>, what: &str) -> ProgressBar {
+/// What a progress display can show.
+enum Progress {
+    /// A file of this many bytes, read as it is loaded: a bar.
+    Bytes(u64),
+    /// A stream of unknown length: bytes read so far.
+    Stream,
+    /// One opaque step (the core's JSON importer): elapsed time only.
+    Busy,
+}
+
+/// A progress display on standard error when it is a terminal, else a hidden one.
+fn progress(kind: Progress, what: &str) -> ProgressBar {
     if !io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = match total_bytes {
-        Some(n) => ProgressBar::new(n).with_style(
-            ProgressStyle::with_template(
-                "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    let (bar, template) = match kind {
+        Progress::Bytes(n) => (
+            ProgressBar::new(n),
+            "{spinner} {msg} {wide_bar} {bytes}/{total_bytes} eta {eta}",
         ),
-        None => ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template("{spinner} {msg} {elapsed}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        Progress::Stream => (
+            ProgressBar::new_spinner(),
+            "{spinner} {msg}: {bytes} read in {elapsed}",
         ),
+        Progress::Busy => (ProgressBar::new_spinner(), "{spinner} {msg} {elapsed}"),
     };
+    let style =
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar());
+    let bar = bar.with_style(style);
     bar.set_message(what.to_string());
     bar.enable_steady_tick(Duration::from_millis(120));
     bar
@@ -134,7 +146,7 @@ fn load_json(target: &Target, file: &Path) -> CmdResult<Summary> {
     let store = target.open(Access::Create, Time::Live)?;
     let shown = display_name(file);
     let bar = progress(
-        None,
+        Progress::Busy,
         &format!("loading {shown} ({})", HumanBytes(size.unwrap_or_default())),
     );
     let result = open::with_store(store, |store| Ok(store.import_json(&path)));
@@ -191,7 +203,8 @@ fn load_jsonl(target: &Target, file: &Path) -> CmdResult<Summary> {
     // A frozen clock: `expires_at_ms` becomes exactly the stored deadline.
     let now = open::now_ms();
     let store = target.open(Access::Create, Time::FrozenAt(now))?;
-    let bar = progress(total, &format!("loading {shown}"));
+    let kind = total.map_or(Progress::Stream, Progress::Bytes);
+    let bar = progress(kind, &format!("loading {shown}"));
     let result = open::with_store(store, |store| {
         let mut loader = Loader::new(store, &shown, now);
         let read = loader.read_all(reader, &bar);
