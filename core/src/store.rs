@@ -52,6 +52,29 @@ impl Engine {
             Engine::Memfile => "memfile",
         }
     }
+
+    /// The engine the store in `dir` was created with, as recorded in its marker
+    /// file; `None` if `dir` does not exist or holds no libstate store. Lets a tool
+    /// open an existing store without being told its engine.
+    ///
+    /// # Errors
+    /// *corrupt* if the marker cannot be parsed or names an unknown engine; *I/O* if
+    /// it exists but cannot be read.
+    pub fn detect(dir: impl AsRef<Path>) -> Result<Option<Engine>> {
+        let dir = dir.as_ref();
+        if !dir.is_dir() {
+            return Ok(None);
+        }
+        let Some(marker) = checkpoint::read_marker(dir)? else {
+            return Ok(None);
+        };
+        marker.engine.parse().map(Some).map_err(|_| {
+            Error::corrupt(
+                &dir.join(checkpoint::MARKER_FILE),
+                format!("store marker names an unknown engine {:?}", marker.engine),
+            )
+        })
+    }
 }
 
 impl fmt::Display for Engine {

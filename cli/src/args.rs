@@ -1,0 +1,226 @@
+//! The command line: global options and subcommands (clap derive).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use state_core::Engine;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  not found: the key (or bucket) named does not exist, or has no TTL to report
+  2  usage: bad arguments or bad input (malformed load file, invalid key, bucket name,
+     TTL or value); nothing of the rejected input was written (see `load` for jsonl)
+  3  store error: the store cannot be used (missing, locked by another process,
+     corrupt, I/O error) or `check` found problems";
+
+/// Inspect and edit a libstate store: buckets, keys, values and TTLs; dump, load,
+/// check and compact it.
+#[derive(Debug, Parser)]
+#[command(name = "state", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// The store directory.
+    #[arg(
+        long,
+        short = 's',
+        global = true,
+        env = "STATE_STORE",
+        default_value = "state-data",
+        value_name = "DIR"
+    )]
+    pub store: PathBuf,
+
+    /// Storage engine: sled or memfile. Default: the engine the store was created
+    /// with (sled for a new store).
+    #[arg(long, global = true, value_name = "ENGINE", value_parser = parse_engine)]
+    pub engine: Option<Engine>,
+
+    /// Print results as JSON for scripts (values base64-encoded).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the buckets that hold at least one record.
+    Buckets,
+
+    /// Show the engine, counts of buckets, records and expiring keys, and bytes on disk.
+    Info,
+
+    /// Print a value: text if it is printable UTF-8, else `base64:...`.
+    Get {
+        /// The bucket.
+        bucket: String,
+        /// The key.
+        key: String,
+        /// Write the value's bytes exactly as stored, without a newline.
+        #[arg(long)]
+        raw: bool,
+    },
+
+    /// Set a value, from the command line, a file (--file F) or standard input (-).
+    Set {
+        /// The bucket (created by its first record).
+        bucket: String,
+        /// The key.
+        key: String,
+        /// The value; `-` reads it from standard input. A value that starts with `-`
+        /// goes after `--`: `state set b k -- -5`.
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        value: Option<String>,
+        /// Read the value from this file (`-` for standard input).
+        #[arg(long, short = 'f', value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Time to live, e.g. 30s, 5m, 1h 30m, 500ms. Without it any TTL is cleared.
+        #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+        ttl: Option<Duration>,
+    },
+
+    /// Delete a key (exit code 1 if it did not exist).
+    Del {
+        /// The bucket.
+        bucket: String,
+        /// The key.
+        key: String,
+    },
+
+    /// List keys in byte order, optionally with their values.
+    Keys {
+        /// The bucket.
+        bucket: String,
+        /// Only keys that start with this prefix.
+        #[arg(long, value_name = "P")]
+        prefix: Option<String>,
+        /// Start at this key: the first key >= K (with --reverse, the last key <= K).
+        #[arg(long, value_name = "K")]
+        from: Option<String>,
+        /// At most N keys.
+        #[arg(long, short = 'n', value_name = "N")]
+        limit: Option<u64>,
+        /// Descending order.
+        #[arg(long, short = 'r')]
+        reverse: bool,
+        /// Print each key's value too (tab-separated; JSON: base64).
+        #[arg(long, short = 'v')]
+        values: bool,
+    },
+
+    /// Show a key's remaining time to live.
+    Ttl {
+        /// The bucket.
+        bucket: String,
+        /// The key.
+        key: String,
+    },
+
+    /// Give an existing key a time to live.
+    Expire {
+        /// The bucket.
+        bucket: String,
+        /// The key.
+        key: String,
+        /// Time to live, e.g. 30s, 5m, 1h 30m.
+        #[arg(value_parser = parse_duration, value_name = "DURATION")]
+        ttl: Duration,
+    },
+
+    /// Remove a key's time to live, so it never expires.
+    Persist {
+        /// The bucket.
+        bucket: String,
+        /// The key.
+        key: String,
+    },
+
+    /// Remove a bucket and every record in it.
+    RmBucket {
+        /// The bucket.
+        bucket: String,
+    },
+
+    /// Write buckets (default: all) in the original state service's JSON format
+    /// `{bucket: {key: base64}}`, or as JSON lines with TTLs (--format jsonl).
+    Dump {
+        /// Only these buckets.
+        buckets: Vec<String>,
+        /// Write to this file (atomically: a temporary file renamed into place)
+        /// instead of standard output.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Json)]
+        format: Format,
+    },
+
+    /// Load a dump or an original state service store file (`-` for standard input).
+    ///
+    /// json (the default; also the original's store files): the whole file is checked
+    /// before anything is written, then each bucket is written in one atomic batch.
+    /// jsonl (--format jsonl, or a .jsonl/.ndjson file): streamed in batches; at a bad
+    /// line the records before it stay loaded and the error names the line. Loading
+    /// overwrites keys that exist and keeps the others, so it can simply be rerun.
+    Load {
+        /// The file to load; `-` reads standard input.
+        file: PathBuf,
+        /// Input format (default: jsonl for .jsonl/.ndjson files, else json).
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+    },
+
+    /// Verify the store: open it (which checks the engine's checksums), read every
+    /// record of every bucket and check the expiry index. Exit code 3 if anything is
+    /// wrong.
+    Check,
+
+    /// Reclaim space: copy the live records (with their TTLs) into a fresh store
+    /// beside this one, verify the copy, then swap it in. Reports bytes before and after.
+    Compact,
+}
+
+/// A dump/load format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// The original state service's `{bucket: {key: base64}}` (no TTLs).
+    Json,
+    /// One `{"bucket","key","value"[,"expires_at_ms"]}` object per line (keeps TTLs).
+    Jsonl,
+}
+
+fn parse_engine(s: &str) -> Result<Engine, String> {
+    s.parse::<Engine>().map_err(|e| e.to_string())
+}
+
+/// Parses "30s", "5m", "1h 30m", "250ms"; a bare number is seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{e} (expected e.g. 30s, 5m, 1h 30m, 500ms)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_units_and_bare_seconds() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-5s").is_err());
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
