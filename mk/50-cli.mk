@@ -36,6 +36,8 @@ cli-demo: cli-build
 cli-test:
 	$(CARGO) test -p state-cli
 
+install: install-cli
+
 install-cli: cli-build
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(CLI_BIN) $(DESTDIR)$(PREFIX)/bin/state
