@@ -1,0 +1,61 @@
+# Python: the `libstate` package (bindings/python), its example, tests and benchmark.
+#
+# Everything runs in a project-local virtualenv (.venv) that this fragment creates and
+# fills itself. The package is installed the way users install it,
+# `pip install ./bindings/python`, and reinstalled only when its sources change.
+
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+VPY := $(VENV)/bin/python
+PYDIR := bindings/python
+# A target dir of its own: maturin builds with PYO3_BUILD_EXTENSION_MODULE set, which
+# would otherwise make the workspace's `cargo build` and the wheel build rebuild pyo3
+# for each other.
+PY_CARGO_TARGET := $(CURDIR)/target/python
+PY_TOOLS := "maturin>=1.9.4,<2" "pytest>=8" "hypothesis>=6.100" "mypy>=1.10"
+PY_BENCH_PEERS := lmdb plyvel rocksdict diskcache sqlitedict
+PY_SOURCES := $(shell find core/src $(PYDIR)/src $(PYDIR)/python -type f \
+	\( -name '*.rs' -o -name '*.py' -o -name '*.pyi' -o -name 'py.typed' \) 2>/dev/null) \
+	core/Cargo.toml $(PYDIR)/Cargo.toml $(PYDIR)/pyproject.toml Cargo.toml Cargo.lock
+PY_EXAMPLE_DIR ?= $(STATE_DIR)/python-example
+
+ALL_TARGETS += python-example
+TEST_TARGETS += python-test
+
+.PHONY: python-venv python-install python-example python-test python-lint bench-python
+
+$(VENV)/.tools-installed:
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --upgrade pip
+	$(VPY) -m pip install --quiet $(PY_TOOLS)
+	touch $@
+
+python-venv: $(VENV)/.tools-installed
+
+$(VENV)/.libstate-installed: $(VENV)/.tools-installed $(PY_SOURCES)
+	CARGO_TARGET_DIR=$(PY_CARGO_TARGET) $(VPY) -m pip install --quiet --force-reinstall --no-deps ./$(PYDIR)
+	touch $@
+
+python-install: $(VENV)/.libstate-installed
+
+python-example: python-install
+	$(VPY) examples/python/dashboard.py "$(PY_EXAMPLE_DIR)"
+
+# Stubs against the runtime, the example under mypy --strict, then the test suite.
+python-lint: python-install
+	cd $(PYDIR) && $(VPY) -m mypy.stubtest libstate --allowlist stubtest-allowlist.txt
+	$(VPY) -m mypy --strict examples/python/dashboard.py $(PYDIR)/python/libstate
+
+python-test: python-lint
+	cd $(PYDIR) && $(VPY) -m pytest -q -p no:cacheprovider tests
+
+# Opt-in: libstate against the Python stores people use today, in one run
+# (docs/bench-python.md). BENCH_N=1000000 for the 1M-record table.
+BENCH_N ?= 100000
+BENCH_DIR ?= $(CURDIR)/target/bench-python
+bench-python: python-install
+	$(VPY) -m pip install --quiet $(PY_BENCH_PEERS)
+	mkdir -p $(BENCH_DIR)
+	$(VPY) bench/python/bench.py all --n $(BENCH_N) --dir $(BENCH_DIR) \
+		--out $(BENCH_DIR)/results-$(BENCH_N).json
+	$(VPY) bench/python/bench.py report $(BENCH_DIR)/results-$(BENCH_N).json
