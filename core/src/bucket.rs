@@ -239,7 +239,10 @@ impl Bucket {
             },
         )?;
         if bad {
-            return Err(Error::corrupt(&shared.path, "stored value has an unknown header"));
+            return Err(Error::corrupt(
+                &shared.path,
+                "stored value has an unknown header",
+            ));
         }
         Ok(stored.saturating_sub(expired))
     }
@@ -268,7 +271,9 @@ impl Bucket {
     /// Stores `value` serialized as JSON (clearing any expiry).
     pub fn set_json<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
         let bytes = serde_json::to_vec(value).map_err(|e| {
-            Error::invalid(format!("value for key {key:?} cannot be serialized as JSON: {e}"))
+            Error::invalid(format!(
+                "value for key {key:?} cannot be serialized as JSON: {e}"
+            ))
         })?;
         self.set(key, bytes)
     }
@@ -291,7 +296,11 @@ impl Bucket {
             Bound::Excluded(s) => Bound::Excluded((*s).to_string()),
             Bound::Unbounded => Bound::Unbounded,
         };
-        Iter::new(self.clone(), own(range.start_bound()), own(range.end_bound()))
+        Iter::new(
+            self.clone(),
+            own(range.start_bound()),
+            own(range.end_bound()),
+        )
     }
 
     /// Live records whose keys start with `prefix`, in key order.

@@ -41,7 +41,10 @@ mod go_bytes_opt {
     use super::*;
     use serde::Serializer;
 
-    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(
+        v: &Option<Vec<u8>>,
+        s: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
         match v {
             Some(v) => s.serialize_str(&B64.encode(v)),
             None => s.serialize_none(),
@@ -68,9 +71,9 @@ mod go_bytes_map {
             .map(|(k, v)| {
                 let bytes = match v {
                     None => Ok(Vec::new()),
-                    Some(s) => B64.decode(s).map_err(|e| {
-                        serde::de::Error::custom(format!("value of key {k:?}: {e}"))
-                    }),
+                    Some(s) => B64
+                        .decode(s)
+                        .map_err(|e| serde::de::Error::custom(format!("value of key {k:?}: {e}"))),
                 };
                 bytes.map(|b| (k, b))
             })

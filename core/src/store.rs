@@ -191,6 +191,41 @@ pub(crate) struct Options {
 static REGISTRY: LazyLock<Mutex<HashMap<PathBuf, Arc<Shared>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
+/// Directories this process closed, and when. sled releases its file lock some time
+/// after its `Db` is dropped (its worker threads hold it briefly, sled#1289), so a
+/// reopen soon after a close may find our own stale lock: only then is it retried.
+static RECENTLY_CLOSED: LazyLock<Mutex<HashMap<PathBuf, Instant>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// How long after our own close a *locked* error is taken to be our stale lock.
+const STALE_LOCK_WINDOW: Duration = Duration::from_secs(10);
+/// How long to wait for our own stale lock to go.
+const STALE_LOCK_WAIT: Duration = Duration::from_secs(5);
+
+fn open_engine(dir: &Path, b: &StoreBuilder) -> Result<Box<dyn StorageEngine>> {
+    let closed_at = {
+        let mut recent = RECENTLY_CLOSED.lock();
+        recent.retain(|_, at| at.elapsed() < STALE_LOCK_WINDOW);
+        recent.get(dir).copied()
+    };
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let result: Result<Box<dyn StorageEngine>> = match b.engine {
+            Engine::Sled => SledEngine::open(dir, b.cache_size).map(|e| Box::new(e) as _),
+        };
+        match result {
+            Err(Error::Locked { .. })
+                if closed_at.is_some() && start.elapsed() < STALE_LOCK_WAIT =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// The state of one open store, shared by all its handles.
 pub(crate) struct Shared {
     pub(crate) path: PathBuf,
@@ -269,6 +304,9 @@ impl Shared {
             return Ok(());
         }
         registry.remove(&self.path);
+        RECENTLY_CLOSED
+            .lock()
+            .insert(self.path.clone(), Instant::now());
         drop(handles);
         if let Some(bg) = self.background.lock().take() {
             bg.stop();
@@ -460,9 +498,7 @@ impl Store {
             *shared.handles.lock() += 1;
             return Ok(Store::from_shared(Arc::clone(shared)));
         }
-        let engine: Box<dyn StorageEngine> = match b.engine {
-            Engine::Sled => Box::new(SledEngine::open(&dir, b.cache_size)?),
-        };
+        let engine = open_engine(&dir, &b)?;
         let shared = Arc::new(Shared {
             path: dir.clone(),
             opts: Options {

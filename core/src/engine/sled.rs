@@ -188,11 +188,18 @@ impl StorageEngine for SledEngine {
         let skip = bucket.len() + 1;
         let mut iter = self.db.range::<Vec<u8>, _>((lo, hi));
         loop {
-            let item = if reverse { iter.next_back() } else { iter.next() };
+            let item = if reverse {
+                iter.next_back()
+            } else {
+                iter.next()
+            };
             let Some(item) = item else { return Ok(()) };
             let (k, v) = item.map_err(|e| self.map_err(e))?;
             let Some(user_key) = k.get(skip..) else {
-                return Err(Error::corrupt(&self.path, "a stored key is shorter than its bucket prefix"));
+                return Err(Error::corrupt(
+                    &self.path,
+                    "a stored key is shorter than its bucket prefix",
+                ));
             };
             if visit(user_key, &v) == Visit::Stop {
                 return Ok(());
@@ -218,7 +225,10 @@ impl StorageEngine for SledEngine {
             let Some(item) = next else { return Ok(names) };
             let (k, _) = item.map_err(|e| self.map_err(e))?;
             let Some(sep) = k.iter().position(|&b| b == 0) else {
-                return Err(Error::corrupt(&self.path, "a stored key has no bucket prefix"));
+                return Err(Error::corrupt(
+                    &self.path,
+                    "a stored key has no bucket prefix",
+                ));
             };
             let name = std::str::from_utf8(&k[..sep])
                 .map_err(|_| Error::corrupt(&self.path, "a bucket name is not UTF-8"))?;
@@ -232,7 +242,12 @@ impl StorageEngine for SledEngine {
         loop {
             let mut batch = sled::Batch::default();
             let mut n = 0;
-            for item in self.db.scan_prefix(prefix(bucket)).keys().take(REMOVE_CHUNK) {
+            for item in self
+                .db
+                .scan_prefix(prefix(bucket))
+                .keys()
+                .take(REMOVE_CHUNK)
+            {
                 batch.remove(item.map_err(|e| self.map_err(e))?);
                 n += 1;
             }

@@ -1,0 +1,82 @@
+//! The conformance suite: every behaviour of design.md §3 that does not depend on
+//! the engine, written once over `Engine` and instantiated for each engine below.
+//! A new engine adds one `engine_suite!` line and must pass it unchanged.
+
+mod cases;
+mod model;
+
+/// Instantiates every conformance case as a `#[test]` for one engine.
+macro_rules! engine_suite {
+    ($module:ident, $engine:expr) => {
+        mod $module {
+            use state_core::Engine;
+            const ENGINE: Engine = $engine;
+            suite_cases!(
+                write_read_close_reopen,
+                delete_missing_key_succeeds_and_reports_absent,
+                delete_existing_key_reports_it_existed,
+                empty_key_is_rejected_and_nothing_written,
+                oversized_key_is_rejected,
+                oversized_value_is_rejected_and_nothing_written,
+                configured_value_limit_is_enforced,
+                bad_bucket_names_are_rejected,
+                seek_to_existing_key_returns_that_key,
+                seek_between_keys_returns_the_next,
+                seek_past_the_end_returns_none_then_prev_gives_last,
+                walk_200_forward_then_back_arrives_at_same_key,
+                next_n_and_prev_n_counts_and_end_of_range,
+                first_and_last_on_empty_bucket,
+                new_cursor_next_returns_first,
+                next_past_end_then_prev_returns_last,
+                prev_past_start_then_next_returns_first,
+                cursor_steps_by_key_under_concurrent_writes,
+                two_clients_buckets_are_isolated,
+                get_multiple_omits_missing_keys,
+                set_multiple_writes_all,
+                set_multiple_with_a_bad_key_writes_nothing,
+                set_multiple_over_batch_limit_is_too_large,
+                len_counts_live_records,
+                bucket_names_and_remove_bucket,
+                iterators_full_reverse_range_prefix,
+                iterator_ends_meet_in_the_middle,
+                json_round_trip_and_type_mismatch,
+                service_methods_speak_the_original_json,
+                service_rejects_unknown_methods_and_bad_json,
+                service_clients_are_isolated,
+                use_after_close_is_a_closed_error,
+                second_open_in_process_shares_the_store,
+                store_closes_with_its_last_handle,
+                reopen_after_close_in_same_process,
+                open_on_a_regular_file_fails_clearly,
+                open_in_an_unwritable_place_fails_clearly,
+                sync_mode_writes_are_readable_and_survive_reopen,
+                flush_and_info_report_the_store,
+                concurrent_writers_and_readers,
+                persistence_round_trip_100k,
+                locked_by_another_process,
+                random_operations_match_a_btreemap_model,
+            );
+        }
+    };
+}
+
+/// Expands each case name into a `#[test]` calling `cases::<name>(ENGINE)`.
+macro_rules! suite_cases {
+    ($($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                crate::cases::$case(ENGINE);
+            }
+        )*
+    };
+}
+
+engine_suite!(sled, Engine::Sled);
+
+/// Not a test of its own: the child process of `locked_by_another_process`. It acts
+/// only when started by that test (environment variable set); otherwise it returns.
+#[test]
+fn lock_holder_child() {
+    cases::lock_holder_child_main();
+}

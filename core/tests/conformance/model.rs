@@ -1,0 +1,248 @@
+//! Property test: random operation sequences (writes, batches, cursor moves,
+//! reopen) against a `BTreeMap` model with a model cursor.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use state_core::{Engine, Store};
+
+#[derive(Debug, Clone)]
+enum Op {
+    Set(usize, String, Vec<u8>),
+    Delete(usize, String),
+    SetMultiple(usize, Vec<(String, Vec<u8>)>),
+    Get(usize, String),
+    GetMultiple(usize, Vec<String>),
+    RemoveBucket(usize),
+    First,
+    Last,
+    Next,
+    Prev,
+    Seek(String),
+    NextN(usize),
+    PrevN(usize),
+    Reopen,
+}
+
+fn key() -> impl Strategy<Value = String> {
+    "[a-d]{1,3}"
+}
+
+fn value() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(any::<u8>(), 0..8)
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let b = 0usize..2;
+    prop_oneof![
+        4 => (b.clone(), key(), value()).prop_map(|(b, k, v)| Op::Set(b, k, v)),
+        2 => (b.clone(), key()).prop_map(|(b, k)| Op::Delete(b, k)),
+        2 => (b.clone(), proptest::collection::vec((key(), value()), 0..6))
+            .prop_map(|(b, kv)| Op::SetMultiple(b, kv)),
+        2 => (b.clone(), key()).prop_map(|(b, k)| Op::Get(b, k)),
+        1 => (b.clone(), proptest::collection::vec(key(), 0..5)).prop_map(|(b, ks)| Op::GetMultiple(b, ks)),
+        1 => b.prop_map(Op::RemoveBucket),
+        1 => Just(Op::First),
+        1 => Just(Op::Last),
+        3 => Just(Op::Next),
+        3 => Just(Op::Prev),
+        2 => key().prop_map(Op::Seek),
+        2 => (0usize..6).prop_map(Op::NextN),
+        2 => (0usize..6).prop_map(Op::PrevN),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+/// Model cursor position over bucket 0.
+#[derive(Debug, Clone, PartialEq)]
+enum MPos {
+    Before,
+    At(String),
+    After,
+}
+
+type Model = [BTreeMap<String, Vec<u8>>; 2];
+type Entry = (String, Vec<u8>);
+
+fn model_step(m: &BTreeMap<String, Vec<u8>>, pos: &mut MPos, back: bool) -> Option<Entry> {
+    let found = match (&*pos, back) {
+        (MPos::After, false) | (MPos::Before, true) => None,
+        (MPos::Before, false) => m.iter().next(),
+        (MPos::After, true) => m.iter().next_back(),
+        (MPos::At(k), false) => m
+            .range::<String, _>((Bound::Excluded(k), Bound::Unbounded))
+            .next(),
+        (MPos::At(k), true) => m
+            .range::<String, _>((Bound::Unbounded, Bound::Excluded(k)))
+            .next_back(),
+    }
+    .map(|(k, v)| (k.clone(), v.clone()));
+    if matches!((&*pos, back), (MPos::After, false) | (MPos::Before, true)) {
+        return None;
+    }
+    *pos = match &found {
+        Some((k, _)) => MPos::At(k.clone()),
+        None if back => MPos::Before,
+        None => MPos::After,
+    };
+    found
+}
+
+fn run_ops(engine: Engine, ops: &[Op]) -> Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let open = || Store::builder().engine(engine).open(dir.path()).unwrap();
+    let names = ["b0", "b1"];
+    let mut store = open();
+    let mut model: Model = Default::default();
+    let mut cursor = store.bucket(names[0]).unwrap().cursor().unwrap();
+    let mut mpos = MPos::Before;
+    for op in ops {
+        match op {
+            Op::Set(b, k, v) => {
+                store.bucket(names[*b]).unwrap().set(k, v).unwrap();
+                model[*b].insert(k.clone(), v.clone());
+            }
+            Op::Delete(b, k) => {
+                let existed = store.bucket(names[*b]).unwrap().delete(k).unwrap();
+                prop_assert_eq!(existed, model[*b].remove(k).is_some());
+            }
+            Op::SetMultiple(b, kv) => {
+                store
+                    .bucket(names[*b])
+                    .unwrap()
+                    .set_multiple(kv.clone())
+                    .unwrap();
+                for (k, v) in kv {
+                    model[*b].insert(k.clone(), v.clone());
+                }
+            }
+            Op::Get(b, k) => {
+                let got = store.bucket(names[*b]).unwrap().get(k).unwrap();
+                prop_assert_eq!(got.as_ref(), model[*b].get(k));
+            }
+            Op::GetMultiple(b, ks) => {
+                let got = store.bucket(names[*b]).unwrap().get_multiple(ks).unwrap();
+                let want: BTreeMap<String, Vec<u8>> = ks
+                    .iter()
+                    .filter_map(|k| model[*b].get(k).map(|v| (k.clone(), v.clone())))
+                    .collect();
+                prop_assert_eq!(got, want);
+            }
+            Op::RemoveBucket(b) => {
+                let removed = store.remove_bucket(names[*b]).unwrap();
+                prop_assert_eq!(removed, !model[*b].is_empty());
+                model[*b].clear();
+            }
+            Op::First => {
+                mpos = MPos::Before;
+                let want = model_step(&model[0], &mut mpos, false);
+                prop_assert_eq!(cursor.first().unwrap(), want);
+            }
+            Op::Last => {
+                mpos = MPos::After;
+                let want = model_step(&model[0], &mut mpos, true);
+                prop_assert_eq!(cursor.last().unwrap(), want);
+            }
+            Op::Next => {
+                let want = model_step(&model[0], &mut mpos, false);
+                prop_assert_eq!(cursor.next().unwrap(), want);
+            }
+            Op::Prev => {
+                let want = model_step(&model[0], &mut mpos, true);
+                prop_assert_eq!(cursor.prev().unwrap(), want);
+            }
+            Op::Seek(k) => {
+                let want = model[0]
+                    .range::<String, _>((Bound::Included(k), Bound::Unbounded))
+                    .next()
+                    .map(|(k, v)| (k.clone(), v.clone()));
+                mpos = match &want {
+                    Some((k, _)) => MPos::At(k.clone()),
+                    None => MPos::After,
+                };
+                prop_assert_eq!(cursor.seek(k).unwrap(), want);
+            }
+            Op::NextN(n) | Op::PrevN(n) => {
+                let back = matches!(op, Op::PrevN(_));
+                let mut want = Vec::new();
+                for _ in 0..*n {
+                    match model_step(&model[0], &mut mpos, back) {
+                        Some(e) => want.push(e),
+                        None => break,
+                    }
+                }
+                let got = if back {
+                    cursor.prev_n(*n).unwrap()
+                } else {
+                    cursor.next_n(*n).unwrap()
+                };
+                prop_assert_eq!(got, want);
+            }
+            Op::Reopen => {
+                store.close().unwrap();
+                store = open();
+                let old = cursor.key().map(str::to_string);
+                cursor = store.bucket(names[0]).unwrap().cursor().unwrap();
+                // Re-position the new cursor where the old one stood.
+                match (&mpos, old) {
+                    (MPos::At(_), Some(k)) => {
+                        // Seek lands on k if it still exists, else the next key: emulate
+                        // by stepping from the greatest key below k.
+                        let below = model[0]
+                            .range::<String, _>((Bound::Unbounded, Bound::Excluded(&k)))
+                            .next_back()
+                            .map(|(k, _)| k.clone());
+                        match below {
+                            Some(b) => {
+                                cursor.seek(&b).unwrap();
+                                mpos = MPos::At(b);
+                            }
+                            None => mpos = MPos::Before,
+                        }
+                    }
+                    (MPos::After, _) => {
+                        cursor.last().unwrap();
+                        cursor.next().unwrap();
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    // Full contents agree at the end, through iterators both ways.
+    for (i, name) in names.iter().enumerate() {
+        let b = store.bucket(name).unwrap();
+        let got: Vec<Entry> = b.iter().map(Result::unwrap).collect();
+        let want: Vec<Entry> = model[i]
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        prop_assert_eq!(&got, &want);
+        let mut rev: Vec<Entry> = b.iter().rev().map(Result::unwrap).collect();
+        rev.reverse();
+        prop_assert_eq!(rev, want);
+        prop_assert_eq!(b.len().unwrap(), model[i].len() as u64);
+    }
+    store.close().unwrap();
+    Ok(())
+}
+
+pub fn run(engine: Engine) {
+    let cases = std::env::var("LIBSTATE_PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(64);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let result = runner.run(&proptest::collection::vec(op(), 1..80), |ops| {
+        run_ops(engine, &ops)
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
