@@ -14,10 +14,10 @@ use crate::cursor::PyCursor;
 use crate::iter::{Mode, PyBucketIterator};
 use crate::store::PyStore;
 
-/// Whether point reads (`get`, `[]`, `in`) release the GIL. They take a few
-/// microseconds and never wait for the disk in the common case; the measurements in
-/// docs/bench-python.md decide this.
-const DETACH_POINT_READS: bool = false;
+/// Whether point reads (`get`, `[]`, `in`) release the GIL. With sled a read can
+/// page in from disk on a cache miss, and the release measured no slower on one
+/// thread while letting other threads run (`bench.py gil`, docs/bench-python.md).
+const DETACH_POINT_READS: bool = true;
 
 /// An ordered map from str keys to bytes values inside a store.
 ///
