@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -11,6 +12,7 @@ use serde::Serialize;
 use crate::cursor::Cursor;
 use crate::engine::{StorageEngine, Visit, WriteOp};
 use crate::error::{Error, Result};
+use crate::expiry::{self, Ttl, INDEX_BUCKET};
 use crate::iter::Iter;
 use crate::limits;
 use crate::record;
@@ -114,25 +116,44 @@ impl Bucket {
         }])
     }
 
+    /// Sets `key` to `value` with a time to live: from `ttl` from now on, the key is
+    /// invisible to every read, and the sweeper removes it soon after. The deadline
+    /// is stored as absolute wall-clock time, so it survives restarts.
+    ///
+    /// # Errors
+    /// As [`Bucket::set`], and *invalid argument* for a zero `ttl`.
+    pub fn set_with_ttl(&self, key: &str, value: impl AsRef<[u8]>, ttl: Duration) -> Result<()> {
+        self.set_multiple_inner(std::iter::once((key, value)), Some(ttl))
+    }
+
     /// Removes `key`. Returns whether it existed (an expired key did not). Removing a
     /// missing key is not an error.
     pub fn delete(&self, key: &str) -> Result<bool> {
         limits::check_key(key)?;
         let shared = self.shared()?;
         shared.write_with(|engine| {
-            let (mut present, mut live) = (false, false);
+            let (mut present, mut live, mut deadline) = (false, false, None);
             engine.get(&self.name, key.as_bytes(), &mut |raw| {
                 present = true;
-                live = match record::peek_header(raw) {
-                    Some(Some(deadline)) => deadline > shared.opts.clock.now_ms(),
-                    _ => true,
+                deadline = record::peek_header(raw).flatten();
+                live = match deadline {
+                    Some(d) => d > shared.opts.clock.now_ms(),
+                    None => true,
                 };
             })?;
             if present {
-                engine.write(&[WriteOp::Delete {
+                let index = deadline.map(|d| expiry::index_key(d, &self.name, key.as_bytes()));
+                let mut ops = vec![WriteOp::Delete {
                     bucket: &self.name,
                     key: key.as_bytes(),
-                }])?;
+                }];
+                if let Some(index) = &index {
+                    ops.push(WriteOp::Delete {
+                        bucket: INDEX_BUCKET,
+                        key: index,
+                    });
+                }
+                engine.write(&ops)?;
             }
             Ok((live, present))
         })
@@ -174,10 +195,37 @@ impl Bucket {
         K: AsRef<str>,
         V: AsRef<[u8]>,
     {
+        self.set_multiple_inner(items, None)
+    }
+
+    /// Like [`Bucket::set_multiple`], giving every key the same time to live (see
+    /// [`Bucket::set_with_ttl`]). Atomic: all keys and their expiry, or nothing.
+    ///
+    /// # Errors
+    /// As [`Bucket::set_multiple`], and *invalid argument* for a zero `ttl`.
+    pub fn set_multiple_with_ttl<I, K, V>(&self, items: I, ttl: Duration) -> Result<()>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<[u8]>,
+    {
+        self.set_multiple_inner(items, Some(ttl))
+    }
+
+    fn set_multiple_inner<I, K, V>(&self, items: I, ttl: Option<Duration>) -> Result<()>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<[u8]>,
+    {
         let shared = self.shared()?;
+        let deadline = match ttl {
+            Some(ttl) => Some(expiry::deadline(shared.opts.clock.now_ms(), ttl)?),
+            None => None,
+        };
         let max_value = shared.opts.max_value_size;
         let max_batch = shared.opts.max_batch_size;
-        let mut encoded: Vec<(K, Vec<u8>)> = Vec::new();
+        let mut encoded: Vec<(K, Vec<u8>, Option<Vec<u8>>)> = Vec::new();
         let mut total = 0usize;
         for (k, v) in items {
             let (key, value) = (k.as_ref(), v.as_ref());
@@ -190,20 +238,125 @@ impl Bucket {
                     &*self.name
                 )));
             }
-            encoded.push((k, record::encode(value, None)));
+            let index = deadline.map(|d| expiry::index_key(d, &self.name, key.as_bytes()));
+            encoded.push((k, record::encode(value, deadline), index));
         }
         if encoded.is_empty() {
             return Ok(());
         }
-        let ops: Vec<WriteOp<'_>> = encoded
-            .iter()
-            .map(|(k, v)| WriteOp::Put {
+        let mut ops: Vec<WriteOp<'_>> = Vec::with_capacity(encoded.len() * 2);
+        for (k, v, index) in &encoded {
+            ops.push(WriteOp::Put {
                 bucket: &self.name,
                 key: k.as_ref().as_bytes(),
                 value: v,
-            })
-            .collect();
+            });
+            if let Some(index) = index {
+                ops.push(WriteOp::Put {
+                    bucket: INDEX_BUCKET,
+                    key: index,
+                    value: &[],
+                });
+            }
+        }
         shared.write(&ops)
+    }
+
+    /// Gives an existing key a time to live of `ttl` from now, replacing any it had.
+    /// Returns `false` (and does nothing) if the key is missing or expired.
+    ///
+    /// # Errors
+    /// *invalid argument* for a bad key or a zero `ttl`; *closed*; engine errors.
+    pub fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
+        limits::check_key(key)?;
+        let shared = self.shared()?;
+        let new_deadline = expiry::deadline(shared.opts.clock.now_ms(), ttl)?;
+        self.rewrite_deadline(shared, key, Some(new_deadline), |_| true)
+    }
+
+    /// Removes the time to live of `key`, so it no longer expires. Returns whether
+    /// it had one (`false` for a missing key or a key without expiry).
+    pub fn persist(&self, key: &str) -> Result<bool> {
+        limits::check_key(key)?;
+        let shared = self.shared()?;
+        self.rewrite_deadline(shared, key, None, |old| old.is_some())
+    }
+
+    /// Rewrites a live record's deadline (and its index entry) if `wanted(old)`.
+    fn rewrite_deadline(
+        &self,
+        shared: &Shared,
+        key: &str,
+        deadline: Option<u64>,
+        wanted: impl Fn(Option<u64>) -> bool,
+    ) -> Result<bool> {
+        shared.write_with(|engine| {
+            let mut found: Option<Result<(Option<u64>, Vec<u8>)>> = None;
+            let now = shared.opts.clock.now_ms();
+            engine.get(&self.name, key.as_bytes(), &mut |raw| {
+                found = Some(
+                    record::decode(raw, &shared.path).map(|r| (r.deadline_ms, r.value.to_vec())),
+                );
+            })?;
+            let (old, value) = match found {
+                None => return Ok((false, false)),
+                Some(r) => r?,
+            };
+            if old.is_some_and(|d| d <= now) || !wanted(old) {
+                return Ok((false, false));
+            }
+            let stored = record::encode(&value, deadline);
+            let old_index = old.map(|d| expiry::index_key(d, &self.name, key.as_bytes()));
+            let new_index = deadline.map(|d| expiry::index_key(d, &self.name, key.as_bytes()));
+            let mut ops = vec![WriteOp::Put {
+                bucket: &self.name,
+                key: key.as_bytes(),
+                value: &stored,
+            }];
+            if let Some(k) = &old_index {
+                ops.push(WriteOp::Delete {
+                    bucket: INDEX_BUCKET,
+                    key: k,
+                });
+            }
+            if let Some(k) = &new_index {
+                ops.push(WriteOp::Put {
+                    bucket: INDEX_BUCKET,
+                    key: k,
+                    value: &[],
+                });
+            }
+            engine.write(&ops)?;
+            Ok((true, true))
+        })
+    }
+
+    /// The remaining time to live of `key`: [`Ttl::Missing`] if it does not exist
+    /// (or has expired), [`Ttl::NoExpiry`], or [`Ttl::Expires`] with the time left.
+    pub fn ttl(&self, key: &str) -> Result<Ttl> {
+        limits::check_key(key)?;
+        let shared = self.shared()?;
+        let engine = shared.engine()?;
+        let mut header: Option<Option<Option<u64>>> = None;
+        engine.get(&self.name, key.as_bytes(), &mut |raw| {
+            header = Some(record::peek_header(raw));
+        })?;
+        match header {
+            None => Ok(Ttl::Missing),
+            Some(None) => Err(Error::corrupt(
+                &shared.path,
+                "stored value has an unknown header",
+            )),
+            Some(Some(None)) => Ok(Ttl::NoExpiry),
+            Some(Some(Some(d))) => {
+                let now = shared.opts.clock.now_ms();
+                if d <= now {
+                    Ok(Ttl::Missing)
+                } else {
+                    Ok(Ttl::Expires(Duration::from_millis(d - now)))
+                }
+            }
+        }
     }
 
     /// Number of live records. O(records) with the sled engine.
@@ -212,38 +365,7 @@ impl Bucket {
         let engine = shared.engine()?;
         let stored = engine.count(&self.name)?;
         // Expired records not yet swept are still stored: count them out.
-        let mut expired = 0u64;
-        let mut now = None;
-        let mut bad = false;
-        engine.scan(
-            &self.name,
-            Bound::Unbounded,
-            Bound::Unbounded,
-            false,
-            &mut |_, raw| {
-                match record::peek_header(raw) {
-                    Some(Some(d)) => {
-                        let now = *now.get_or_insert_with(|| shared.opts.clock.now_ms());
-                        if d <= now {
-                            expired += 1;
-                        }
-                    }
-                    Some(None) => {}
-                    None => bad = true,
-                }
-                if bad {
-                    Visit::Stop
-                } else {
-                    Visit::Continue
-                }
-            },
-        )?;
-        if bad {
-            return Err(Error::corrupt(
-                &shared.path,
-                "stored value has an unknown header",
-            ));
-        }
+        let expired = expiry::expired_in_bucket(shared, &*engine, &self.name)?;
         Ok(stored.saturating_sub(expired))
     }
 

@@ -32,10 +32,12 @@
 #![forbid(unsafe_code)]
 
 mod bucket;
+mod checkpoint;
 mod clock;
 mod cursor;
 mod engine;
 mod error;
+mod expiry;
 mod iter;
 pub mod limits;
 mod record;
@@ -46,8 +48,10 @@ pub use bucket::{Bucket, Entry};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use cursor::{Cursor, Position};
 pub use error::{Error, ErrorKind, Result};
+pub use expiry::{ttl_from_millis, ttl_from_secs_f64, Ttl};
 pub use iter::Iter;
 pub use service::StateService;
 pub use store::{
     Engine, Store, StoreBuilder, StoreInfo, DEFAULT_CACHE_SIZE, DEFAULT_FLUSH_INTERVAL,
+    DEFAULT_SWEEP_INTERVAL,
 };

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bucket::Bucket;
 use crate::error::{Error, Result};
+use crate::expiry::{ttl_from_millis, Ttl};
 use crate::store::Store;
 
 /// The state service: per-client buckets over one store.
@@ -103,10 +104,30 @@ struct SetArgs {
     key: String,
     #[serde(with = "go_bytes")]
     value: Vec<u8>,
+    /// Optional time to live in milliseconds (> 0).
+    #[serde(default, rename = "ttlMs")]
+    ttl_ms: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpireArgs {
+    key: String,
+    #[serde(rename = "ttlMs")]
+    ttl_ms: i64,
+}
+
+/// `ttl` response: `found` false for a missing key; `ttlMs` null for no expiry.
+#[derive(Debug, Serialize)]
+struct TtlResp {
+    key: String,
+    found: bool,
+    #[serde(rename = "ttlMs")]
+    ttl_ms: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
-struct DeleteResp {
+struct FoundResp {
     key: String,
     found: bool,
 }
@@ -154,8 +175,12 @@ impl StateService {
     /// | `delete`      | `{"key"}`              | `{"key","found"}` (whether it existed) |
     /// | `getMultiple` | `{"keys":[...]}`       | `{"kv":{key: value}}` (missing keys absent) |
     /// | `setMultiple` | `{"kv":{key: value}}`  | `{}` (one atomic batch)           |
+    /// | `expire`      | `{"key","ttlMs"}`      | `{"key","found"}` (false: key missing) |
+    /// | `persist`     | `{"key"}`              | `{"key","found"}` (false: no TTL was set) |
+    /// | `ttl`         | `{"key"}`              | `{"key","found","ttlMs"}` (ttlMs null: no expiry) |
     ///
-    /// Values are base64 strings (Go's `[]byte` JSON encoding).
+    /// Values are base64 strings (Go's `[]byte` JSON encoding). `set` takes an
+    /// optional `"ttlMs"` (milliseconds, > 0); without it, `set` clears any TTL.
     ///
     /// # Errors
     /// *invalid argument* for an unknown method, malformed JSON or wrong fields (the
@@ -174,13 +199,16 @@ impl StateService {
             }
             "set" => {
                 let a: SetArgs = parse(method, json_args)?;
-                bucket.set(&a.key, &a.value)?;
+                match a.ttl_ms {
+                    Some(ms) => bucket.set_with_ttl(&a.key, &a.value, ttl_from_millis(ms)?)?,
+                    None => bucket.set(&a.key, &a.value)?,
+                }
                 Ok("{}".to_string())
             }
             "delete" => {
                 let a: KeyArgs = parse(method, json_args)?;
                 let found = bucket.delete(&a.key)?;
-                reply(&DeleteResp { key: a.key, found })
+                reply(&FoundResp { key: a.key, found })
             }
             "getMultiple" => {
                 let a: GetMultipleArgs = parse(method, json_args)?;
@@ -192,8 +220,27 @@ impl StateService {
                 bucket.set_multiple(&a.kv)?;
                 Ok("{}".to_string())
             }
+            "expire" => {
+                let a: ExpireArgs = parse(method, json_args)?;
+                let found = bucket.expire(&a.key, ttl_from_millis(a.ttl_ms)?)?;
+                reply(&FoundResp { key: a.key, found })
+            }
+            "persist" => {
+                let a: KeyArgs = parse(method, json_args)?;
+                let found = bucket.persist(&a.key)?;
+                reply(&FoundResp { key: a.key, found })
+            }
+            "ttl" => {
+                let a: KeyArgs = parse(method, json_args)?;
+                let (found, ttl_ms) = match bucket.ttl(&a.key)? {
+                    Ttl::Missing => (false, None),
+                    Ttl::NoExpiry => (true, None),
+                    Ttl::Expires(d) => (true, Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))),
+                };
+                reply(&TtlResp { key: a.key, found, ttl_ms })
+            }
             other => Err(Error::invalid(format!(
-                "unknown method {other:?} (expected get, set, delete, getMultiple or setMultiple)"
+                "unknown method {other:?} (expected get, set, delete, getMultiple, setMultiple, expire, persist or ttl)"
             ))),
         }
     }

@@ -13,14 +13,18 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, MappedRwLockReadGuard, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use crate::bucket::Bucket;
+use crate::checkpoint;
 use crate::clock::{Clock, SystemClock};
 use crate::engine::sled::SledEngine;
 use crate::engine::{StorageEngine, WriteOp};
 use crate::error::{Error, Result};
+use crate::expiry;
 use crate::limits::{self, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_VALUE_SIZE};
 
 /// Default interval of the background flush in periodic durability mode.
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(500);
+/// Default interval of the background expiry sweeper.
+pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// Default page-cache size of the sled engine (32 MiB; sled's own default is 1 GiB).
 pub const DEFAULT_CACHE_SIZE: u64 = 32 << 20;
 
@@ -76,6 +80,7 @@ pub struct StoreBuilder {
     max_value_size: usize,
     max_batch_size: usize,
     clock: Arc<dyn Clock>,
+    sweep_interval: Option<Duration>,
 }
 
 impl Default for StoreBuilder {
@@ -88,6 +93,7 @@ impl Default for StoreBuilder {
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
             max_batch_size: DEFAULT_MAX_BATCH_SIZE,
             clock: Arc::new(SystemClock),
+            sweep_interval: Some(DEFAULT_SWEEP_INTERVAL),
         }
     }
 }
@@ -145,6 +151,14 @@ impl StoreBuilder {
         self
     }
 
+    /// How often the background sweeper removes expired records (default 1 s);
+    /// `None` turns it off ([`Store::sweep_expired`] still works). Expired records are
+    /// invisible to reads either way; sweeping only reclaims their space. Must be > 0.
+    pub fn sweep_interval(mut self, interval: Option<Duration>) -> StoreBuilder {
+        self.sweep_interval = interval;
+        self
+    }
+
     /// Opens (creating if needed) the store in directory `path`.
     ///
     /// # Errors
@@ -170,6 +184,8 @@ pub struct StoreInfo {
     pub buckets: u64,
     /// Number of live (not expired) records over all buckets.
     pub records: u64,
+    /// Number of live records that have a time to live.
+    pub expiring: u64,
     /// Bytes the store occupies on disk.
     pub disk_bytes: u64,
 }
@@ -183,6 +199,7 @@ pub(crate) struct Options {
     pub max_value_size: usize,
     pub max_batch_size: usize,
     pub clock: Arc<dyn Clock>,
+    pub sweep_interval: Option<Duration>,
 }
 
 /// Process-wide registry of open stores keyed by canonical directory, so a second
@@ -237,6 +254,14 @@ pub(crate) struct Shared {
     handles: Mutex<usize>,
     sync: GroupSync,
     background: Mutex<Option<Background>>,
+    /// The last checkpoint: its generation and the write sequence it covered.
+    checkpoint: Mutex<Checkpoint>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Checkpoint {
+    generation: u64,
+    seq: u64,
 }
 
 /// A borrowed engine, valid while the store cannot close underneath it.
@@ -295,6 +320,30 @@ impl Shared {
         self.sync.sync_through(self.sync.written(), &*engine)
     }
 
+    /// Makes every write so far durable and records a checkpoint (see
+    /// `checkpoint`), if anything was written since the last one.
+    fn checkpoint(&self) -> Result<()> {
+        let engine = self.engine()?;
+        self.checkpoint_on(&*engine)
+    }
+
+    fn checkpoint_on(&self, engine: &dyn StorageEngine) -> Result<()> {
+        let mut cp = self.checkpoint.lock();
+        if self.sync.written() <= cp.seq {
+            return Ok(());
+        }
+        let generation = cp.generation + 1;
+        {
+            let _w = self.write_lock.lock();
+            checkpoint::write_generation(engine, generation)?;
+        }
+        let seq = self.sync.note_write();
+        self.sync.sync_through(seq, engine)?;
+        checkpoint::write_marker(&self.path, self.opts.engine, generation)?;
+        *cp = Checkpoint { generation, seq };
+        Ok(())
+    }
+
     /// One handle fewer; the last one shuts the store down.
     fn release(&self) -> Result<()> {
         let mut registry = REGISTRY.lock();
@@ -316,7 +365,7 @@ impl Shared {
         let engine = self.engine.write().take();
         match engine {
             Some(engine) => {
-                let r = self.sync.sync_through(self.sync.written(), &*engine);
+                let r = self.checkpoint_on(&*engine);
                 drop(engine);
                 r
             }
@@ -383,23 +432,50 @@ impl GroupSync {
     }
 }
 
-/// The store's background thread (periodic flush).
+/// The store's background threads: the periodic flush and the expiry sweeper.
 struct Background {
     stop: Arc<(Mutex<bool>, Condvar)>,
-    thread: JoinHandle<()>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl Background {
     fn start(shared: &Arc<Shared>) -> Result<Background> {
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let interval = shared.opts.flush_interval;
+        let mut bg = Background {
+            stop: Arc::new((Mutex::new(false), Condvar::new())),
+            threads: Vec::new(),
+        };
+        // In periodic mode this is the durability window; in sync mode writes are
+        // already durable and it only records checkpoints.
+        bg.spawn(shared, "libstate-flush", shared.opts.flush_interval, |s| {
+            // A failed background flush is retried at the next tick; an explicit
+            // flush() reports the error to its caller.
+            let _ = s.checkpoint();
+        })?;
+        if let Some(interval) = shared.opts.sweep_interval {
+            bg.spawn(shared, "libstate-sweep", interval, |s| {
+                // Errors here (e.g. the store closing) are retried at the next tick.
+                let _ = expiry::sweep(s);
+            })?;
+        }
+        Ok(bg)
+    }
+
+    /// Runs `task` every `interval` until stopped. The thread holds only a weak
+    /// reference, so it never keeps a store alive.
+    fn spawn(
+        &mut self,
+        shared: &Arc<Shared>,
+        name: &str,
+        interval: Duration,
+        task: fn(&Shared),
+    ) -> Result<()> {
         let weak = Arc::downgrade(shared);
-        let stop2 = Arc::clone(&stop);
+        let stop = Arc::clone(&self.stop);
         let thread = std::thread::Builder::new()
-            .name("libstate-flush".into())
+            .name(name.into())
             .spawn(move || loop {
                 {
-                    let (lock, cv) = &*stop2;
+                    let (lock, cv) = &*stop;
                     let mut stopped = lock.lock();
                     let deadline = Instant::now() + interval;
                     while !*stopped {
@@ -412,14 +488,11 @@ impl Background {
                     }
                 }
                 let Some(shared) = weak.upgrade() else { return };
-                if shared.sync.written() > shared.sync.state.lock().synced {
-                    // A failed background flush is retried at the next tick; an
-                    // explicit flush() reports the error to its caller.
-                    let _ = shared.flush();
-                }
+                task(&shared);
             })
-            .map_err(|e| Error::Internal(format!("cannot start the flush thread: {e}")))?;
-        Ok(Background { stop, thread })
+            .map_err(|e| Error::Internal(format!("cannot start thread {name}: {e}")))?;
+        self.threads.push(thread);
+        Ok(())
     }
 
     fn stop(self) {
@@ -428,8 +501,10 @@ impl Background {
             *lock.lock() = true;
             cv.notify_all();
         }
-        // The thread only ever ends by returning; a panic there is a bug we can't act on.
-        let _ = self.thread.join();
+        for t in self.threads {
+            // The threads only end by returning; a panic there is a bug we can't act on.
+            let _ = t.join();
+        }
     }
 }
 
@@ -498,7 +573,13 @@ impl Store {
             *shared.handles.lock() += 1;
             return Ok(Store::from_shared(Arc::clone(shared)));
         }
+        let marker = checkpoint::read_marker(&dir)?;
+        checkpoint::check_engine(&dir, marker.as_ref(), b.engine)?;
         let engine = open_engine(&dir, &b)?;
+        let generation = checkpoint::verify(&dir, marker.as_ref(), &*engine)?;
+        if marker.is_none() {
+            checkpoint::write_marker(&dir, b.engine, generation)?;
+        }
         let shared = Arc::new(Shared {
             path: dir.clone(),
             opts: Options {
@@ -508,16 +589,16 @@ impl Store {
                 max_value_size: b.max_value_size,
                 max_batch_size: b.max_batch_size,
                 clock: b.clock,
+                sweep_interval: b.sweep_interval,
             },
             engine: RwLock::new(Some(engine)),
             write_lock: Mutex::new(()),
             handles: Mutex::new(1),
             sync: GroupSync::new(),
             background: Mutex::new(None),
+            checkpoint: Mutex::new(Checkpoint { generation, seq: 0 }),
         });
-        if !shared.opts.sync {
-            *shared.background.lock() = Some(Background::start(&shared)?);
-        }
+        *shared.background.lock() = Some(Background::start(&shared)?);
         registry.insert(dir, Arc::clone(&shared));
         Ok(Store::from_shared(shared))
     }
@@ -595,13 +676,22 @@ impl Store {
                 records += n;
             }
         }
+        let engine = shared.engine()?;
         Ok(StoreInfo {
             path: shared.path.clone(),
             engine: shared.opts.engine,
             buckets,
             records,
-            disk_bytes: shared.engine()?.disk_size()?,
+            expiring: expiry::expiring(shared, &*engine)?,
+            disk_bytes: engine.disk_size()?,
         })
+    }
+
+    /// Removes every expired record now (the background sweeper does this every
+    /// sweep interval). Returns how many records were removed. Costs time in
+    /// proportion to the number of expired records, not to the store's size.
+    pub fn sweep_expired(&self) -> Result<u64> {
+        expiry::sweep(self.shared()?)
     }
 
     /// Closes this handle (and its clones, buckets and cursors). When it is the
@@ -624,6 +714,9 @@ pub(crate) fn is_user_bucket(name: &str) -> bool {
 fn check_options(b: &StoreBuilder) -> Result<()> {
     if b.flush_interval.is_zero() {
         return Err(Error::invalid("flush_interval must be greater than zero"));
+    }
+    if b.sweep_interval.is_some_and(|i| i.is_zero()) {
+        return Err(Error::invalid("sweep_interval must be greater than zero"));
     }
     if b.cache_size == 0 {
         return Err(Error::invalid("cache_size must be greater than zero"));

@@ -13,6 +13,8 @@
 //! - `open` runs inside `catch_unwind`, because sled 0.34 can panic on a
 //!   crash-damaged directory (sled#1387); the panic becomes a *corrupt* error.
 
+use std::collections::HashSet;
+use std::ffi::OsString;
 use std::fs::File;
 use std::io;
 use std::ops::Bound;
@@ -31,6 +33,9 @@ pub(crate) struct SledEngine {
     /// sled's log file, opened read-only to fdatasync it: fsync on any descriptor of
     /// a file flushes that file's data and the device cache.
     log: File,
+    /// Large values live in files under `blobs/`, which sled writes without any
+    /// sync; these are the ones already made durable (blob files never change).
+    synced_blobs: parking_lot::Mutex<HashSet<OsString>>,
 }
 
 impl SledEngine {
@@ -41,27 +46,67 @@ impl SledEngine {
             .cache_capacity(cache_bytes)
             .flush_every_ms(None)
             .mode(sled::Mode::LowSpace);
-        let db = match catch_unwind(AssertUnwindSafe(|| config.open())) {
-            Ok(Ok(db)) => db,
-            Ok(Err(e)) => return Err(map_open_error(path, e)),
-            Err(panic) => {
-                return Err(Error::corrupt(
-                    path,
-                    format!("sled panicked while opening it ({})", panic_message(&panic)),
-                ))
-            }
-        };
+        let db = open_catching(path, || config.open())?;
         let log_path = path.join("db");
         let log = File::open(&log_path).map_err(|e| Error::io(&log_path, e))?;
-        Ok(SledEngine {
+        let engine = SledEngine {
             db,
             path: path.to_path_buf(),
             log,
-        })
+            synced_blobs: parking_lot::Mutex::new(HashSet::new()),
+        };
+        // sled created its files; make their directory entries durable.
+        crate::checkpoint::sync_dir(path)?;
+        Ok(engine)
+    }
+
+    /// fsyncs blob files sled wrote since the last sync, and their directory.
+    fn sync_blobs(&self) -> Result<()> {
+        let dir = self.path.join("blobs");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(&dir, e)),
+        };
+        let mut synced = self.synced_blobs.lock();
+        let mut present = HashSet::new();
+        let mut new = false;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(&dir, e))?;
+            let name = entry.file_name();
+            if !synced.contains(&name) {
+                let path = entry.path();
+                match File::open(&path).and_then(|f| f.sync_data()) {
+                    Ok(()) => new = true,
+                    // sled garbage-collected it meanwhile.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(Error::io(&path, e)),
+                }
+            }
+            present.insert(name);
+        }
+        *synced = present;
+        if new {
+            crate::checkpoint::sync_dir(&dir)?;
+        }
+        Ok(())
     }
 
     fn map_err(&self, e: sled::Error) -> Error {
         map_error(&self.path, e)
+    }
+}
+
+/// Runs sled's open, turning a panic (sled 0.34 panics on some damaged stores,
+/// sled#1387) into a *corrupt* error naming the store.
+fn open_catching(path: &Path, open: impl FnOnce() -> sled::Result<sled::Db>) -> Result<sled::Db> {
+    match catch_unwind(AssertUnwindSafe(open)) {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(e)) => Err(map_open_error(path, e)),
+        Err(panic) => Err(Error::corrupt(
+            path,
+            format!("sled panicked while opening it ({})", panic_message(&panic)),
+        )),
     }
 }
 
@@ -261,6 +306,7 @@ impl StorageEngine for SledEngine {
 
     fn sync(&self) -> Result<()> {
         self.db.flush().map_err(|e| self.map_err(e))?;
+        self.sync_blobs()?;
         self.log
             .sync_data()
             .map_err(|e| Error::io(&self.path.join("db"), e))
@@ -287,5 +333,51 @@ fn range_is_empty(lo: &Bound<Vec<u8>>, hi: &Bound<Vec<u8>>) -> bool {
         std::cmp::Ordering::Greater => true,
         std::cmp::Ordering::Equal => !(l_incl && h_incl),
         std::cmp::Ordering::Less => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    #[test]
+    fn a_panic_while_opening_is_a_corrupt_error() {
+        let err = open_catching(Path::new("/some/store"), || {
+            panic!("tried to serialize Uninitialized")
+        })
+        .err()
+        .unwrap();
+        assert_eq!(err.kind(), ErrorKind::Corrupt);
+        assert!(err.to_string().contains("/some/store"), "{err}");
+        assert!(err.to_string().contains("Uninitialized"), "{err}");
+    }
+
+    #[test]
+    fn lock_errors_are_recognised() {
+        let e = sled::Error::Io(io::Error::other(
+            "could not acquire lock on \"/x/db\": WouldBlock",
+        ));
+        assert_eq!(map_open_error(Path::new("/x"), e).kind(), ErrorKind::Locked);
+        let e = sled::Error::Io(io::Error::from(io::ErrorKind::PermissionDenied));
+        assert_eq!(map_open_error(Path::new("/x"), e).kind(), ErrorKind::Io);
+    }
+
+    #[test]
+    fn inverted_ranges_are_empty() {
+        let b = |s: &str| s.as_bytes().to_vec();
+        assert!(range_is_empty(
+            &Bound::Included(b("b")),
+            &Bound::Excluded(b("a"))
+        ));
+        assert!(range_is_empty(
+            &Bound::Included(b("a")),
+            &Bound::Excluded(b("a"))
+        ));
+        assert!(!range_is_empty(
+            &Bound::Included(b("a")),
+            &Bound::Included(b("a"))
+        ));
+        assert!(!range_is_empty(&Bound::Unbounded, &Bound::Excluded(b("a"))));
     }
 }

@@ -880,3 +880,18 @@ fn _assert_send_sync() {
     is::<state_core::Cursor>();
     is::<Arc<StateService>>();
 }
+
+pub fn large_values_survive_a_sync_mode_reopen(engine: Engine) {
+    // Large values take other paths in some engines (sled keeps them in blob files).
+    let dir = tmp();
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let store = Store::builder()
+        .engine(engine)
+        .sync(true)
+        .open(dir.path())
+        .unwrap();
+    store.bucket("b").unwrap().set("big", &big).unwrap();
+    store.close().unwrap();
+    let store = open(engine, dir.path());
+    assert_eq!(store.bucket("b").unwrap().get("big").unwrap().unwrap(), big);
+}

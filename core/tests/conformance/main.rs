@@ -4,6 +4,7 @@
 
 mod cases;
 mod model;
+mod ttl;
 
 /// Instantiates every conformance case as a `#[test]` for one engine.
 macro_rules! engine_suite {
@@ -55,6 +56,23 @@ macro_rules! engine_suite {
                 persistence_round_trip_100k,
                 locked_by_another_process,
                 random_operations_match_a_btreemap_model,
+                large_values_survive_a_sync_mode_reopen,
+            );
+            ttl_cases!(
+                expired_key_is_invisible_to_every_read,
+                ttl_reports_missing_no_expiry_and_remaining,
+                set_clears_an_existing_ttl,
+                set_with_ttl_replaces_value_and_ttl,
+                zero_ttl_is_invalid_and_writes_nothing,
+                expire_on_a_missing_key_returns_false,
+                expire_sets_and_refreshes_a_ttl,
+                persist_removes_a_ttl,
+                set_multiple_with_ttl_expires_the_batch,
+                expiry_survives_reopen_as_absolute_time,
+                delete_removes_the_ttl_too,
+                background_sweeper_removes_expired_records,
+                sweeping_100k_expiring_among_1m_persistent,
+                service_ttl_methods,
             );
         }
     };
@@ -69,6 +87,21 @@ macro_rules! suite_cases {
                 crate::cases::$case(ENGINE);
             }
         )*
+    };
+}
+
+/// Expands each TTL case name into a `#[test]` calling `ttl::<name>(ENGINE)`.
+macro_rules! ttl_cases {
+    ($($case:ident),* $(,)?) => {
+        mod ttl {
+            use super::ENGINE;
+            $(
+                #[test]
+                fn $case() {
+                    crate::ttl::$case(ENGINE);
+                }
+            )*
+        }
     };
 }
 

@@ -1,12 +1,15 @@
-//! Property test: random operation sequences (writes, batches, cursor moves,
-//! reopen) against a `BTreeMap` model with a model cursor.
+//! Property test: random operation sequences (writes, batches, expiry, cursor
+//! moves, clock advances, sweeps, reopen) against a `BTreeMap` model with a model
+//! cursor.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::sync::Arc;
+use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use state_core::{Engine, Store};
+use state_core::{Engine, ManualClock, Store, Ttl};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -24,6 +27,14 @@ enum Op {
     NextN(usize),
     PrevN(usize),
     Reopen,
+    SetTtl(usize, String, Vec<u8>, u64),
+    SetMultipleTtl(usize, Vec<(String, Vec<u8>)>, u64),
+    Expire(usize, String, u64),
+    Persist(usize, String),
+    TtlOf(usize, String),
+    Advance(u64),
+    Sweep,
+    Len(usize),
 }
 
 fn key() -> impl Strategy<Value = String> {
@@ -35,15 +46,15 @@ fn value() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let b = 0usize..2;
+    let b = || 0usize..2;
     prop_oneof![
-        4 => (b.clone(), key(), value()).prop_map(|(b, k, v)| Op::Set(b, k, v)),
-        2 => (b.clone(), key()).prop_map(|(b, k)| Op::Delete(b, k)),
-        2 => (b.clone(), proptest::collection::vec((key(), value()), 0..6))
+        4 => (b(), key(), value()).prop_map(|(b, k, v)| Op::Set(b, k, v)),
+        2 => (b(), key()).prop_map(|(b, k)| Op::Delete(b, k)),
+        2 => (b(), proptest::collection::vec((key(), value()), 0..6))
             .prop_map(|(b, kv)| Op::SetMultiple(b, kv)),
-        2 => (b.clone(), key()).prop_map(|(b, k)| Op::Get(b, k)),
-        1 => (b.clone(), proptest::collection::vec(key(), 0..5)).prop_map(|(b, ks)| Op::GetMultiple(b, ks)),
-        1 => b.prop_map(Op::RemoveBucket),
+        2 => (b(), key()).prop_map(|(b, k)| Op::Get(b, k)),
+        1 => (b(), proptest::collection::vec(key(), 0..5)).prop_map(|(b, ks)| Op::GetMultiple(b, ks)),
+        1 => b().prop_map(Op::RemoveBucket),
         1 => Just(Op::First),
         1 => Just(Op::Last),
         3 => Just(Op::Next),
@@ -52,6 +63,15 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0usize..6).prop_map(Op::NextN),
         2 => (0usize..6).prop_map(Op::PrevN),
         1 => Just(Op::Reopen),
+        2 => (b(), key(), value(), 1u64..3000).prop_map(|(b, k, v, t)| Op::SetTtl(b, k, v, t)),
+        1 => (b(), proptest::collection::vec((key(), value()), 0..4), 1u64..3000)
+            .prop_map(|(b, kv, t)| Op::SetMultipleTtl(b, kv, t)),
+        1 => (b(), key(), 1u64..3000).prop_map(|(b, k, t)| Op::Expire(b, k, t)),
+        1 => (b(), key()).prop_map(|(b, k)| Op::Persist(b, k)),
+        1 => (b(), key()).prop_map(|(b, k)| Op::TtlOf(b, k)),
+        2 => (0u64..2000).prop_map(Op::Advance),
+        1 => Just(Op::Sweep),
+        1 => b().prop_map(Op::Len),
     ]
 }
 
@@ -63,8 +83,17 @@ enum MPos {
     After,
 }
 
-type Model = [BTreeMap<String, Vec<u8>>; 2];
+/// Per bucket: key -> (value, deadline).
+type Model = [BTreeMap<String, (Vec<u8>, Option<u64>)>; 2];
 type Entry = (String, Vec<u8>);
+
+/// The records visible at `now`.
+fn live(m: &BTreeMap<String, (Vec<u8>, Option<u64>)>, now: u64) -> BTreeMap<String, Vec<u8>> {
+    m.iter()
+        .filter(|(_, (_, d))| d.is_none_or(|d| d > now))
+        .map(|(k, (v, _))| (k.clone(), v.clone()))
+        .collect()
+}
 
 fn model_step(m: &BTreeMap<String, Vec<u8>>, pos: &mut MPos, back: bool) -> Option<Entry> {
     let found = match (&*pos, back) {
@@ -92,21 +121,100 @@ fn model_step(m: &BTreeMap<String, Vec<u8>>, pos: &mut MPos, back: bool) -> Opti
 
 fn run_ops(engine: Engine, ops: &[Op]) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let open = || Store::builder().engine(engine).open(dir.path()).unwrap();
+    let clock = ManualClock::new(1_700_000_000_000);
+    let open = || {
+        Store::builder()
+            .engine(engine)
+            .clock(Arc::new(clock.clone()))
+            .sweep_interval(None)
+            .open(dir.path())
+            .unwrap()
+    };
     let names = ["b0", "b1"];
     let mut store = open();
     let mut model: Model = Default::default();
     let mut cursor = store.bucket(names[0]).unwrap().cursor().unwrap();
     let mut mpos = MPos::Before;
     for op in ops {
+        let now = clock.now_ms_for_model();
+        let view0 = live(&model[0], now);
         match op {
             Op::Set(b, k, v) => {
                 store.bucket(names[*b]).unwrap().set(k, v).unwrap();
-                model[*b].insert(k.clone(), v.clone());
+                model[*b].insert(k.clone(), (v.clone(), None));
+            }
+            Op::SetTtl(b, k, v, ms) => {
+                store
+                    .bucket(names[*b])
+                    .unwrap()
+                    .set_with_ttl(k, v, Duration::from_millis(*ms))
+                    .unwrap();
+                model[*b].insert(k.clone(), (v.clone(), Some(now + ms)));
+            }
+            Op::SetMultipleTtl(b, kv, ms) => {
+                store
+                    .bucket(names[*b])
+                    .unwrap()
+                    .set_multiple_with_ttl(kv.clone(), Duration::from_millis(*ms))
+                    .unwrap();
+                for (k, v) in kv {
+                    model[*b].insert(k.clone(), (v.clone(), Some(now + ms)));
+                }
+            }
+            Op::Expire(b, k, ms) => {
+                let set = store
+                    .bucket(names[*b])
+                    .unwrap()
+                    .expire(k, Duration::from_millis(*ms))
+                    .unwrap();
+                let live_now = live(&model[*b], now).contains_key(k);
+                prop_assert_eq!(set, live_now);
+                if live_now {
+                    if let Some(entry) = model[*b].get_mut(k) {
+                        entry.1 = Some(now + ms);
+                    }
+                }
+            }
+            Op::Persist(b, k) => {
+                let removed = store.bucket(names[*b]).unwrap().persist(k).unwrap();
+                let had = live(&model[*b], now).contains_key(k)
+                    && model[*b].get(k).is_some_and(|(_, d)| d.is_some());
+                prop_assert_eq!(removed, had);
+                if had {
+                    if let Some(entry) = model[*b].get_mut(k) {
+                        entry.1 = None;
+                    }
+                }
+            }
+            Op::TtlOf(b, k) => {
+                let got = store.bucket(names[*b]).unwrap().ttl(k).unwrap();
+                let want = match model[*b].get(k) {
+                    Some((_, Some(d))) if *d > now => Ttl::Expires(Duration::from_millis(d - now)),
+                    Some((_, None)) => Ttl::NoExpiry,
+                    _ => Ttl::Missing,
+                };
+                prop_assert_eq!(got, want);
+            }
+            Op::Advance(ms) => clock.advance(*ms),
+            Op::Sweep => {
+                let removed = store.sweep_expired().unwrap();
+                let mut want = 0u64;
+                for m in model.iter_mut() {
+                    let before = m.len();
+                    m.retain(|_, (_, d)| d.is_none_or(|d| d > now));
+                    want += (before - m.len()) as u64;
+                }
+                prop_assert_eq!(removed, want);
+            }
+            Op::Len(b) => {
+                let got = store.bucket(names[*b]).unwrap().len().unwrap();
+                prop_assert_eq!(got, live(&model[*b], now).len() as u64);
             }
             Op::Delete(b, k) => {
                 let existed = store.bucket(names[*b]).unwrap().delete(k).unwrap();
-                prop_assert_eq!(existed, model[*b].remove(k).is_some());
+                let was_live = live(&model[*b], now).contains_key(k);
+                model[*b].remove(k);
+                prop_assert_eq!(existed, was_live);
             }
             Op::SetMultiple(b, kv) => {
                 store
@@ -115,46 +223,48 @@ fn run_ops(engine: Engine, ops: &[Op]) -> Result<(), TestCaseError> {
                     .set_multiple(kv.clone())
                     .unwrap();
                 for (k, v) in kv {
-                    model[*b].insert(k.clone(), v.clone());
+                    model[*b].insert(k.clone(), (v.clone(), None));
                 }
             }
             Op::Get(b, k) => {
                 let got = store.bucket(names[*b]).unwrap().get(k).unwrap();
-                prop_assert_eq!(got.as_ref(), model[*b].get(k));
+                prop_assert_eq!(got, live(&model[*b], now).get(k).cloned());
             }
             Op::GetMultiple(b, ks) => {
                 let got = store.bucket(names[*b]).unwrap().get_multiple(ks).unwrap();
+                let view = live(&model[*b], now);
                 let want: BTreeMap<String, Vec<u8>> = ks
                     .iter()
-                    .filter_map(|k| model[*b].get(k).map(|v| (k.clone(), v.clone())))
+                    .filter_map(|k| view.get(k).map(|v| (k.clone(), v.clone())))
                     .collect();
                 prop_assert_eq!(got, want);
             }
             Op::RemoveBucket(b) => {
                 let removed = store.remove_bucket(names[*b]).unwrap();
+                // Whether anything was stored, expired or not.
                 prop_assert_eq!(removed, !model[*b].is_empty());
                 model[*b].clear();
             }
             Op::First => {
                 mpos = MPos::Before;
-                let want = model_step(&model[0], &mut mpos, false);
+                let want = model_step(&view0, &mut mpos, false);
                 prop_assert_eq!(cursor.first().unwrap(), want);
             }
             Op::Last => {
                 mpos = MPos::After;
-                let want = model_step(&model[0], &mut mpos, true);
+                let want = model_step(&view0, &mut mpos, true);
                 prop_assert_eq!(cursor.last().unwrap(), want);
             }
             Op::Next => {
-                let want = model_step(&model[0], &mut mpos, false);
+                let want = model_step(&view0, &mut mpos, false);
                 prop_assert_eq!(cursor.next().unwrap(), want);
             }
             Op::Prev => {
-                let want = model_step(&model[0], &mut mpos, true);
+                let want = model_step(&view0, &mut mpos, true);
                 prop_assert_eq!(cursor.prev().unwrap(), want);
             }
             Op::Seek(k) => {
-                let want = model[0]
+                let want = view0
                     .range::<String, _>((Bound::Included(k), Bound::Unbounded))
                     .next()
                     .map(|(k, v)| (k.clone(), v.clone()));
@@ -168,7 +278,7 @@ fn run_ops(engine: Engine, ops: &[Op]) -> Result<(), TestCaseError> {
                 let back = matches!(op, Op::PrevN(_));
                 let mut want = Vec::new();
                 for _ in 0..*n {
-                    match model_step(&model[0], &mut mpos, back) {
+                    match model_step(&view0, &mut mpos, back) {
                         Some(e) => want.push(e),
                         None => break,
                     }
@@ -190,7 +300,7 @@ fn run_ops(engine: Engine, ops: &[Op]) -> Result<(), TestCaseError> {
                     (MPos::At(_), Some(k)) => {
                         // Seek lands on k if it still exists, else the next key: emulate
                         // by stepping from the greatest key below k.
-                        let below = model[0]
+                        let below = view0
                             .range::<String, _>((Bound::Unbounded, Bound::Excluded(&k)))
                             .next_back()
                             .map(|(k, _)| k.clone());
@@ -212,21 +322,30 @@ fn run_ops(engine: Engine, ops: &[Op]) -> Result<(), TestCaseError> {
         }
     }
     // Full contents agree at the end, through iterators both ways.
+    let now = clock.now_ms_for_model();
     for (i, name) in names.iter().enumerate() {
         let b = store.bucket(name).unwrap();
         let got: Vec<Entry> = b.iter().map(Result::unwrap).collect();
-        let want: Vec<Entry> = model[i]
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let want: Vec<Entry> = live(&model[i], now).into_iter().collect();
         prop_assert_eq!(&got, &want);
         let mut rev: Vec<Entry> = b.iter().rev().map(Result::unwrap).collect();
         rev.reverse();
-        prop_assert_eq!(rev, want);
-        prop_assert_eq!(b.len().unwrap(), model[i].len() as u64);
+        prop_assert_eq!(&rev, &want);
+        prop_assert_eq!(b.len().unwrap(), want.len() as u64);
     }
     store.close().unwrap();
     Ok(())
+}
+
+/// Reads the model clock (the store reads the same one).
+trait NowForModel {
+    fn now_ms_for_model(&self) -> u64;
+}
+
+impl NowForModel for ManualClock {
+    fn now_ms_for_model(&self) -> u64 {
+        state_core::Clock::now_ms(self)
+    }
 }
 
 pub fn run(engine: Engine) {
