@@ -3,10 +3,12 @@
 use std::borrow::Cow;
 use std::ops::Bound as KeyBound;
 
+use std::time::Duration;
+
 use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
-use state_core::Bucket;
+use state_core::{ttl_from_secs_f64, Bucket, Ttl};
 
 use crate::boundary::{attached, detached};
 use crate::convert::{key_str, key_string, value_bytes};
@@ -37,10 +39,19 @@ impl PyBucket {
         }
     }
 
-    fn write_one(&self, py: Python<'_>, key: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn write_one(
+        &self,
+        py: Python<'_>,
+        key: &str,
+        value: &Bound<'_, PyAny>,
+        ttl: Option<f64>,
+    ) -> PyResult<()> {
         let bytes = value_bytes(key, value)?;
         let bytes: &[u8] = &bytes;
-        detached(py, || self.inner.set(key, bytes))
+        match ttl_arg(ttl)? {
+            None => detached(py, || self.inner.set(key, bytes)),
+            Some(ttl) => detached(py, || self.inner.set_with_ttl(key, bytes, ttl)),
+        }
     }
 
     fn iterator(
@@ -91,7 +102,7 @@ impl PyBucket {
         key: &Bound<'_, PyAny>,
         value: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        self.write_one(py, key_str(key)?, value)
+        self.write_one(py, key_str(key)?, value, None)
     }
 
     /// `del bucket[key]`: removes `key`; `KeyError` if it was missing.
@@ -167,17 +178,49 @@ impl PyBucket {
         Ok(self.lookup(py, key, false)?.map(|v| PyBytes::new(py, &v)))
     }
 
-    /// Sets `key` to the bytes-like `value`, replacing any previous value and
-    /// clearing its expiry. A `str` value raises `TypeError` (use `.encode()` or
-    /// `set_json()`); an invalid key or an over-large value raises `InvalidArgument`
-    /// and nothing is written.
+    /// Sets `key` to the bytes-like `value`, replacing any previous value. With
+    /// `ttl=None` the key does not expire (any previous expiry is cleared); with a
+    /// number of seconds > 0 it expires that long from now. A `str` value raises
+    /// `TypeError` (use `.encode()` or `set_json()`); an invalid key, an over-large
+    /// value or a TTL <= 0 raises `InvalidArgument` and nothing is written.
+    #[pyo3(signature = (key, value, ttl = None))]
     fn set(
         &self,
         py: Python<'_>,
         key: &Bound<'_, PyAny>,
         value: &Bound<'_, PyAny>,
+        ttl: Option<f64>,
     ) -> PyResult<()> {
-        self.write_one(py, key_str(key)?, value)
+        self.write_one(py, key_str(key)?, value, ttl)
+    }
+
+    /// Gives the existing `key` a time to live of `ttl` seconds from now (> 0),
+    /// replacing any it had. Returns `False`, and does nothing, if the key is missing
+    /// or expired.
+    fn expire(&self, py: Python<'_>, key: &Bound<'_, PyAny>, ttl: f64) -> PyResult<bool> {
+        let k = key_str(key)?;
+        let ttl = attached(|| ttl_from_secs_f64(ttl))?;
+        detached(py, || self.inner.expire(k, ttl))
+    }
+
+    /// Removes the expiry of `key`, so it no longer expires. Returns whether it had
+    /// one (`False` for a missing key or a key without expiry).
+    fn persist(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let k = key_str(key)?;
+        detached(py, || self.inner.persist(k))
+    }
+
+    /// The seconds `key` has left to live (a float, millisecond precision), or `None`
+    /// if it does not expire. A missing or expired key raises `KeyError`, as
+    /// `bucket[key]` does.
+    fn ttl(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<f64>> {
+        let k = key_str(key)?;
+        match detached(py, || self.inner.ttl(k))? {
+            Ttl::NoExpiry => Ok(None),
+            Ttl::Expires(left) => Ok(Some(left.as_secs_f64())),
+            // Missing, and any state a newer core adds: the key cannot be read.
+            _ => Err(PyKeyError::new_err(key.clone().unbind())),
+        }
     }
 
     /// Removes `key`; returns whether it existed (an expired key did not). Removing a
@@ -214,19 +257,23 @@ impl PyBucket {
 
     /// Sets every `(key, value)` of `items` (a mapping, or an iterable of pairs) in
     /// one atomic batch: all are written or none. A repeated key keeps its last value.
-    /// Raises `InvalidArgument` for any bad key or value and `TooLarge` when the batch
+    /// `ttl` (seconds > 0) applies to every key; `None` clears their expiry. Raises
+    /// `InvalidArgument` for any bad key, value or TTL and `TooLarge` when the batch
     /// exceeds the store's `max_batch_size`; in both cases nothing is written.
-    fn set_many(&self, py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<()> {
+    #[pyo3(signature = (items, ttl = None))]
+    fn set_many(&self, py: Python<'_>, items: &Bound<'_, PyAny>, ttl: Option<f64>) -> PyResult<()> {
+        let ttl = ttl_arg(ttl)?;
         let pairs = collect_pairs(items)?;
         let mut batch: Vec<(&str, Cow<'_, [u8]>)> = Vec::with_capacity(pairs.len());
         for (k, v) in &pairs {
             let k = key_str(k)?;
             batch.push((k, value_bytes(k, v)?));
         }
-        detached(py, || {
-            self.inner
-                .set_multiple(batch.iter().map(|(k, v)| (*k, &**v)))
-        })
+        let pairs = batch.iter().map(|(k, v)| (*k, &**v));
+        match ttl {
+            None => detached(py, || self.inner.set_multiple(pairs)),
+            Some(ttl) => detached(py, || self.inner.set_multiple_with_ttl(pairs, ttl)),
+        }
     }
 
     /// Removes every record of the bucket.
@@ -276,6 +323,12 @@ impl PyBucket {
             self.inner.store().path().display().to_string()
         )
     }
+}
+
+/// A `ttl=` argument in seconds, checked by the core's rule (> 0, finite).
+fn ttl_arg(ttl: Option<f64>) -> PyResult<Option<Duration>> {
+    ttl.map(|secs| attached(|| ttl_from_secs_f64(secs)))
+        .transpose()
 }
 
 /// The `(key, value)` pairs of a mapping (through `.items()`) or of an iterable of

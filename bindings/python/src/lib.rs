@@ -37,6 +37,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "DEFAULT_FLUSH_INTERVAL",
         state_core::DEFAULT_FLUSH_INTERVAL.as_secs_f64(),
     )?;
+    m.add(
+        "DEFAULT_SWEEP_INTERVAL",
+        state_core::DEFAULT_SWEEP_INTERVAL.as_secs_f64(),
+    )?;
     m.add("DEFAULT_CACHE_SIZE", state_core::DEFAULT_CACHE_SIZE)?;
     m.add(
         "DEFAULT_MAX_VALUE_SIZE",

@@ -29,7 +29,8 @@ impl PyStore {
                         flush_interval = state_core::DEFAULT_FLUSH_INTERVAL.as_secs_f64(),
                         cache_size = state_core::DEFAULT_CACHE_SIZE as i64,
                         max_value_size = state_core::limits::DEFAULT_MAX_VALUE_SIZE as i64,
-                        max_batch_size = state_core::limits::DEFAULT_MAX_BATCH_SIZE as i64))]
+                        max_batch_size = state_core::limits::DEFAULT_MAX_BATCH_SIZE as i64,
+                        sweep_interval = Some(state_core::DEFAULT_SWEEP_INTERVAL.as_secs_f64())))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -40,7 +41,11 @@ impl PyStore {
         cache_size: i64,
         max_value_size: i64,
         max_batch_size: i64,
+        sweep_interval: Option<f64>,
     ) -> PyResult<PyStore> {
+        let sweep_interval = sweep_interval
+            .map(|s| seconds("sweep_interval", s))
+            .transpose()?;
         let engine: Engine = attached(|| engine.parse())?;
         let builder = Store::builder()
             .engine(engine)
@@ -48,7 +53,8 @@ impl PyStore {
             .flush_interval(seconds("flush_interval", flush_interval)?)
             .cache_size(size("cache_size", cache_size)?)
             .max_value_size(size("max_value_size", max_value_size)?)
-            .max_batch_size(size("max_batch_size", max_batch_size)?);
+            .max_batch_size(size("max_batch_size", max_batch_size)?)
+            .sweep_interval(sweep_interval);
         let inner = detached(py, || builder.open(&path))?;
         Ok(PyStore { inner })
     }
@@ -79,6 +85,13 @@ impl PyStore {
     /// Makes every write so far durable (fdatasync), whatever the durability mode.
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
         detached(py, || self.inner.flush())
+    }
+
+    /// Removes every expired record now and returns how many were removed (the
+    /// background sweeper does this every `sweep_interval` seconds). Expired records
+    /// are invisible to reads either way; sweeping reclaims their space.
+    fn sweep_expired(&self, py: Python<'_>) -> PyResult<u64> {
+        detached(py, || self.inner.sweep_expired())
     }
 
     /// `(path, engine, buckets, records, disk_bytes)`; `Store.info()` wraps it in a

@@ -1,5 +1,6 @@
 """A hypothesis state machine: a Bucket (and a cursor on it) must behave exactly
-like a dict kept in UTF-8 byte order, including across close and reopen."""
+like a dict kept in UTF-8 byte order, including across close and reopen, and must
+track which keys carry a TTL (an hour long, so none expires during the run)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
 import hypothesis.strategies as st
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -22,6 +24,7 @@ def order(keys: object) -> list[str]:
 
 
 BEFORE, AFTER = "<before-first>", "<after-last>"
+HOUR = 3600.0
 
 
 class BucketModel(RuleBasedStateMachine):
@@ -31,6 +34,7 @@ class BucketModel(RuleBasedStateMachine):
         self.store = libstate.open(self.dir / "s")
         self.bucket = self.store.bucket("m")
         self.model: dict[str, bytes] = {}
+        self.with_ttl: set[str] = set()
         self.cursor = self.bucket.cursor()
         self.pos = BEFORE  # the model cursor: BEFORE, AFTER, or a key
 
@@ -43,21 +47,52 @@ class BucketModel(RuleBasedStateMachine):
     def setitem(self, k: str, v: bytes) -> None:
         self.bucket[k] = v
         self.model[k] = v
+        self.with_ttl.discard(k)
 
     @rule(k=KEYS, v=VALUES)
     def set_bytearray(self, k: str, v: bytes) -> None:
         self.bucket.set(k, bytearray(v))
         self.model[k] = v
+        self.with_ttl.discard(k)
 
-    @rule(items=st.lists(st.tuples(KEYS, VALUES), max_size=6))
-    def set_many(self, items: list[tuple[str, bytes]]) -> None:
-        self.bucket.set_many(items)
+    @rule(k=KEYS, v=VALUES)
+    def set_with_ttl(self, k: str, v: bytes) -> None:
+        self.bucket.set(k, v, ttl=HOUR)
+        self.model[k] = v
+        self.with_ttl.add(k)
+
+    @rule(k=KEYS)
+    def expire(self, k: str) -> None:
+        assert self.bucket.expire(k, HOUR) is (k in self.model)
+        if k in self.model:
+            self.with_ttl.add(k)
+
+    @rule(k=KEYS)
+    def persist(self, k: str) -> None:
+        assert self.bucket.persist(k) is (k in self.with_ttl)
+        self.with_ttl.discard(k)
+
+    @rule(k=KEYS)
+    def ttl(self, k: str) -> None:
+        if k not in self.model:
+            with pytest.raises(KeyError):
+                self.bucket.ttl(k)
+        else:
+            left = self.bucket.ttl(k)
+            assert (left is not None) == (k in self.with_ttl)
+
+    @rule(items=st.lists(st.tuples(KEYS, VALUES), max_size=6), ttl=st.booleans())
+    def set_many(self, items: list[tuple[str, bytes]], ttl: bool) -> None:
+        self.bucket.set_many(items, ttl=HOUR if ttl else None)
         self.model.update(items)
+        for k, _ in items:
+            (self.with_ttl.add if ttl else self.with_ttl.discard)(k)
 
     @rule(k=KEYS)
     def delete(self, k: str) -> None:
         assert self.bucket.delete(k) is (k in self.model)
         self.model.pop(k, None)
+        self.with_ttl.discard(k)
 
     @rule(k=KEYS)
     def delitem(self, k: str) -> None:
@@ -67,16 +102,19 @@ class BucketModel(RuleBasedStateMachine):
             assert k not in self.model
         else:
             del self.model[k]
+            self.with_ttl.discard(k)
 
     @rule(k=KEYS)
     def pop(self, k: str) -> None:
         assert self.bucket.pop(k, None) == self.model.pop(k, None)
+        self.with_ttl.discard(k)
 
     @precondition(lambda self: len(self.model) < 8)
     @rule()
     def clear(self) -> None:
         self.bucket.clear()
         self.model.clear()
+        self.with_ttl.clear()
 
     @rule()
     def reopen(self) -> None:

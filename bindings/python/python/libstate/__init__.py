@@ -65,6 +65,7 @@ __all__ = [
     "TooLarge",
     "InternalError",
     "DEFAULT_FLUSH_INTERVAL",
+    "DEFAULT_SWEEP_INTERVAL",
     "DEFAULT_CACHE_SIZE",
     "DEFAULT_MAX_VALUE_SIZE",
     "DEFAULT_MAX_BATCH_SIZE",
@@ -77,6 +78,8 @@ __version__: str = _native.__version__
 
 #: Seconds between background flushes in the default (periodic) durability mode.
 DEFAULT_FLUSH_INTERVAL: float = _native.DEFAULT_FLUSH_INTERVAL
+#: Seconds between runs of the background expiry sweeper.
+DEFAULT_SWEEP_INTERVAL: float = _native.DEFAULT_SWEEP_INTERVAL
 #: Default page-cache size of the sled engine, in bytes (32 MiB).
 DEFAULT_CACHE_SIZE: int = _native.DEFAULT_CACHE_SIZE
 #: Default largest value, in bytes (16 MiB).
@@ -98,6 +101,7 @@ def open(  # noqa: A001 - the conventional name, as gzip.open and dbm.open
     cache_size: int = DEFAULT_CACHE_SIZE,
     max_value_size: int = DEFAULT_MAX_VALUE_SIZE,
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+    sweep_interval: float | None = DEFAULT_SWEEP_INTERVAL,
 ) -> Store:
     """Open (creating if needed) the store in directory ``path``.
 
@@ -109,6 +113,9 @@ def open(  # noqa: A001 - the conventional name, as gzip.open and dbm.open
     :param cache_size: page-cache bytes for engines that have one (> 0).
     :param max_value_size: largest value accepted, in bytes (> 0).
     :param max_batch_size: largest total size of one ``set_many``, in bytes (> 0).
+    :param sweep_interval: seconds between background removals of expired records
+        (> 0), or ``None`` for no background sweeping (:meth:`Store.sweep_expired`
+        still works). Expired records are invisible to reads either way.
     :returns: a :class:`Store`; use it in a ``with`` block or call ``close()``.
     :raises InvalidArgument: an option is out of range, the engine is unknown, the
         path exists and is not a directory, or the store is already open in this
@@ -128,6 +135,7 @@ def open(  # noqa: A001 - the conventional name, as gzip.open and dbm.open
         cache_size=cache_size,
         max_value_size=max_value_size,
         max_batch_size=max_batch_size,
+        sweep_interval=sweep_interval,
     )
 
 
@@ -225,6 +233,11 @@ class Bucket(_native.Bucket, MutableMapping[str, bytes]):
     Values are bytes-like going in and ``bytes`` coming out; a ``str`` value raises
     :class:`TypeError` (use ``.encode()`` or :meth:`set_json`).
 
+    Keys may expire (Redis-like): ``set(k, v, ttl=seconds)``, ``set_many(items,
+    ttl=...)``, :meth:`expire`, :meth:`persist`, :meth:`ttl`. A plain ``set`` or
+    ``b[k] = v`` clears a key's expiry. An expired key is invisible to every read
+    from the moment it expires.
+
     ``len()`` reads every key (O(n)); ``bool(b)`` reads at most one. Iteration reads
     in batches without holding a snapshot, so writes made meanwhile by other threads
     may or may not be seen. Expired keys are invisible to every read.
@@ -259,8 +272,8 @@ class Bucket(_native.Bucket, MutableMapping[str, bytes]):
                 f"invalid argument: value of key {key!r} in bucket {self.name!r} is not JSON: {e}"
             ) from e
 
-    def set_json(self, key: str, value: Any) -> None:
-        """Store ``value`` encoded as compact UTF-8 JSON (clearing any expiry).
+    def set_json(self, key: str, value: Any, ttl: float | None = None) -> None:
+        """Store ``value`` encoded as compact UTF-8 JSON; ``ttl`` as in :meth:`set`.
 
         :raises InvalidArgument: ``value`` cannot be encoded as JSON (the
             :class:`TypeError` or :class:`ValueError` from :mod:`json` is chained),
@@ -272,7 +285,7 @@ class Bucket(_native.Bucket, MutableMapping[str, bytes]):
             raise InvalidArgument(
                 f"invalid argument: value for key {key!r} cannot be encoded as JSON: {e}"
             ) from e
-        self.set(key, data.encode())
+        self.set(key, data.encode(), ttl)
 
 
 class StateService(_native.StateService):
