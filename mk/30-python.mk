@@ -8,10 +8,6 @@ PYTHON ?= python3
 VENV := $(CURDIR)/.venv
 VPY := $(VENV)/bin/python
 PYDIR := bindings/python
-# A target dir of its own: maturin builds with PYO3_BUILD_EXTENSION_MODULE set, which
-# would otherwise make the workspace's `cargo build` and the wheel build rebuild pyo3
-# for each other.
-PY_CARGO_TARGET := $(CURDIR)/target/python
 PY_TOOLS := "maturin>=1.9.4,<2" "pytest>=8" "hypothesis>=6.100" "mypy>=1.10"
 PY_BENCH_PEERS := lmdb plyvel rocksdict diskcache sqlitedict
 PY_SOURCES := $(shell find core/src $(PYDIR)/src $(PYDIR)/python -type f \
@@ -33,7 +29,9 @@ $(VENV)/.tools-installed:
 python-venv: $(VENV)/.tools-installed
 
 $(VENV)/.libstate-installed: $(VENV)/.tools-installed $(PY_SOURCES)
-	CARGO_TARGET_DIR=$(PY_CARGO_TARGET) $(VPY) -m pip install --quiet --force-reinstall --no-deps ./$(PYDIR)
+	# The wheel build shares the workspace's target dir: only pyo3 and the glue are
+	# rebuilt (maturin sets PYO3_BUILD_EXTENSION_MODULE), not the core and sled.
+	$(VPY) -m pip install --quiet --force-reinstall --no-deps ./$(PYDIR)
 	touch $@
 
 python-install: $(VENV)/.libstate-installed
