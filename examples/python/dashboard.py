@@ -12,6 +12,7 @@ run finds the state the first one saved.
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import TypedDict
 
@@ -38,8 +39,6 @@ DEFAULT_WIDGETS: dict[str, Widget] = {
 
 def save_default_dashboard(user: libstate.Bucket) -> None:
     """Writes the layout and every widget in one atomic batch."""
-    import json
-
     batch = {f"widget/{wid}": json.dumps(w).encode() for wid, w in DEFAULT_WIDGETS.items()}
     batch["layout"] = json.dumps({"cols": 3, "theme": "dark"}).encode()
     user.set_many(batch)
@@ -80,6 +79,11 @@ def main(argv: list[str]) -> int:
         garage: Widget = user.get_json("widget/temp-garage")
         garage["row"] = 2
         user.set_json("widget/temp-garage", garage)
+
+        # The UI session expires by itself after 30 minutes without a refresh.
+        user.set("session", b"token-1234", ttl=30 * 60)
+        left = user.ttl("session")
+        print(f"session expires in {left:.0f} s" if left is not None else "session never expires")
 
         print("widgets:", ", ".join(list_widgets(user)))
         print("switches:", [k for k, v in user.prefix("widget/") if b'"switch"' in v])
