@@ -2,7 +2,6 @@
 
 use std::borrow::Cow;
 use std::ops::Bound as KeyBound;
-
 use std::time::Duration;
 
 use pyo3::exceptions::PyKeyError;

@@ -38,7 +38,10 @@ impl Mode {
 struct State {
     iter: Box<dyn Iterator<Item = state_core::Result<Entry>> + Send>,
     buf: VecDeque<Entry>,
+    /// The underlying iterator is exhausted (or failed).
     done: bool,
+    /// An error met while refilling, raised once the entries read before it are out.
+    failed: Option<state_core::Error>,
 }
 
 /// An iterator over a bucket's live records in key order (or reverse order).
@@ -64,6 +67,7 @@ impl PyBucketIterator {
                 iter,
                 buf: VecDeque::new(),
                 done: false,
+                failed: None,
             }),
             mode,
         }
@@ -96,28 +100,24 @@ impl PyBucketIterator {
         let next = detached(py, || {
             let mut st = self.state.lock();
             if st.buf.is_empty() && !st.done {
-                let mut pulled = 0;
-                while pulled < BATCH {
+                // Entries read before an error are yielded first; the error is raised
+                // when they run out.
+                while st.buf.len() < BATCH {
                     match st.iter.next() {
                         Some(Ok(e)) => st.buf.push_back(e),
                         Some(Err(err)) => {
-                            st.done = true;
-                            // Entries read before the error are still yielded first
-                            // only if none were; otherwise the error surfaces next time.
-                            if st.buf.is_empty() {
-                                return Err(err);
-                            }
+                            st.failed = Some(err);
                             break;
                         }
-                        None => {
-                            st.done = true;
-                            break;
-                        }
+                        None => break,
                     }
-                    pulled += 1;
                 }
+                st.done = st.buf.len() < BATCH;
             }
-            Ok(st.buf.pop_front())
+            match st.buf.pop_front() {
+                Some(e) => Ok(Some(e)),
+                None => st.failed.take().map_or(Ok(None), Err),
+            }
         })?;
         next.map(|e| self.to_py(py, e)).transpose()
     }

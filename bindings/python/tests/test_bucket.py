@@ -289,3 +289,17 @@ def test_iterator_sees_writes_ahead_of_it(bucket: libstate.Bucket) -> None:
     bucket["z"] = b""
     rest = list(it)
     assert rest in (["m"], ["m", "z"])
+
+
+def test_iterator_yields_what_it_read_then_raises_store_closed(store_path: object) -> None:
+    store = libstate.open(store_path)  # type: ignore[arg-type]
+    b = store.bucket("b")
+    b.set_many({f"k{i:05}": b"" for i in range(3000)})
+    it = iter(b)
+    got = [next(it)]
+    store.close()
+    with pytest.raises(libstate.StoreClosed):
+        for k in it:
+            got.append(k)
+    assert 1 < len(got) < 3000
+    assert got == [f"k{i:05}" for i in range(len(got))]
