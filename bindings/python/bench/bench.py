@@ -645,6 +645,9 @@ class LibstateAdapter(Adapter):
 
     def open(self, path, **opts):
         import libstate
+        # LIBSTATE_CACHE_SIZE (bytes) overrides the sled cache for what-if runs.
+        if os.environ.get("LIBSTATE_CACHE_SIZE"):
+            opts.setdefault("cache_size", int(os.environ["LIBSTATE_CACHE_SIZE"]))
         self.store = libstate.open(path, self.engine, **opts)
         self.b = self.store.bucket("bench")
 
