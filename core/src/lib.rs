@@ -43,6 +43,7 @@ pub mod limits;
 mod record;
 mod service;
 mod store;
+mod transfer;
 
 pub use bucket::{Bucket, Entry};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -55,3 +56,4 @@ pub use store::{
     Engine, Store, StoreBuilder, StoreInfo, DEFAULT_CACHE_SIZE, DEFAULT_FLUSH_INTERVAL,
     DEFAULT_SWEEP_INTERVAL,
 };
+pub use transfer::ImportReport;

@@ -13,6 +13,7 @@ use std::ops::Bound;
 
 use crate::error::Result;
 
+pub(crate) mod memfile;
 pub(crate) mod sled;
 
 /// One write in an atomic batch.
@@ -71,4 +72,12 @@ pub(crate) trait StorageEngine: Send + Sync {
 
     /// Bytes the store occupies on disk.
     fn disk_size(&self) -> Result<u64>;
+
+    /// The file whose exclusive `flock` the engine holds while open, if any. After the
+    /// engine is dropped, the store waits until that lock is free before `close`
+    /// returns, so another process can open the store at once (sled releases its
+    /// lock from background threads some time after its `Db` is dropped).
+    fn lock_file(&self) -> Option<std::path::PathBuf> {
+        None
+    }
 }

@@ -6,10 +6,13 @@
 //! space (sled#1484) and a batch across trees would need a transaction.
 //!
 //! Deliberate configuration (see docs/design.md, "sled engine"):
-//! - a small page cache (default 32 MiB) instead of sled's 1 GiB;
-//! - sled's own background flusher is off; the store runs its own, which calls
-//!   [`StorageEngine::sync`]: sled's `flush` (only `sync_file_range` on Linux, which
-//!   does not reach the device) followed by a real `fdatasync` of sled's log file;
+//! - a page cache of 128 MiB by default instead of sled's 1 GiB (smaller caches
+//!   make sled use far more memory under sustained writes, see `DEFAULT_CACHE_SIZE`);
+//! - sled's own background flusher runs at the store's flush interval (it also
+//!   garbage-collects sled's segments, which keeps memory bounded), but durability
+//!   does not rely on it: the store's own flush calls [`StorageEngine::sync`], which
+//!   is sled's `flush` (only `sync_file_range` on Linux, which does not reach the
+//!   device) followed by a real `fdatasync` of sled's log file and blob files;
 //! - `open` runs inside `catch_unwind`, because sled 0.34 can panic on a
 //!   crash-damaged directory (sled#1387); the panic becomes a *corrupt* error.
 
@@ -40,11 +43,20 @@ pub(crate) struct SledEngine {
 
 impl SledEngine {
     /// Opens (or creates) a sled store in the existing directory `path`.
-    pub(crate) fn open(path: &Path, cache_bytes: u64) -> Result<SledEngine> {
+    pub(crate) fn open(
+        path: &Path,
+        cache_bytes: u64,
+        flush_every: std::time::Duration,
+    ) -> Result<SledEngine> {
+        // sled's flusher also garbage-collects its segments; without it sled's memory
+        // grows several-fold under sustained writes (measured: docs/benchmarks.md).
+        let flush_every_ms = u64::try_from(flush_every.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
         let config = sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)
-            .flush_every_ms(None)
+            .flush_every_ms(Some(flush_every_ms))
             .mode(sled::Mode::LowSpace);
         let db = open_catching(path, || config.open())?;
         let log_path = path.join("db");
@@ -168,6 +180,21 @@ fn prefix_end(bucket: &str) -> Vec<u8> {
     p
 }
 
+/// Calls `f` with `bucket 0x00 key`, built on the stack when short (no allocation
+/// on the point-lookup and single-write paths).
+fn with_full_key<R>(bucket: &str, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
+    const STACK: usize = 128;
+    let (b, n) = (bucket.len(), bucket.len() + 1 + key.len());
+    if n <= STACK {
+        let mut buf = [0u8; STACK];
+        buf[..b].copy_from_slice(bucket.as_bytes());
+        buf[b + 1..n].copy_from_slice(key);
+        f(&buf[..n])
+    } else {
+        f(&full_key(bucket, key))
+    }
+}
+
 fn full_key(bucket: &str, key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(bucket.len() + 1 + key.len());
     k.extend_from_slice(bucket.as_bytes());
@@ -178,7 +205,7 @@ fn full_key(bucket: &str, key: &[u8]) -> Vec<u8> {
 
 impl StorageEngine for SledEngine {
     fn get(&self, bucket: &str, key: &[u8], visit: &mut dyn FnMut(&[u8])) -> Result<bool> {
-        match self.db.get(full_key(bucket, key)) {
+        match with_full_key(bucket, key, |k| self.db.get(k)) {
             Ok(Some(v)) => {
                 visit(&v);
                 Ok(true)
@@ -193,9 +220,11 @@ impl StorageEngine for SledEngine {
         if let [op] = ops {
             let r = match *op {
                 WriteOp::Put { bucket, key, value } => {
-                    self.db.insert(full_key(bucket, key), value).map(drop)
+                    with_full_key(bucket, key, |k| self.db.insert(k, value).map(drop))
                 }
-                WriteOp::Delete { bucket, key } => self.db.remove(full_key(bucket, key)).map(drop),
+                WriteOp::Delete { bucket, key } => {
+                    with_full_key(bucket, key, |k| self.db.remove(k).map(drop))
+                }
             };
             return r.map_err(|e| self.map_err(e));
         }
@@ -315,6 +344,11 @@ impl StorageEngine for SledEngine {
     fn disk_size(&self) -> Result<u64> {
         self.db.size_on_disk().map_err(|e| self.map_err(e))
     }
+
+    fn lock_file(&self) -> Option<PathBuf> {
+        // sled 0.34 takes its exclusive lock on the log file itself (config.rs).
+        Some(self.path.join("db"))
+    }
 }
 
 /// sled panics on a range whose start is after its end; such a range is simply empty.
@@ -361,6 +395,14 @@ mod tests {
         assert_eq!(map_open_error(Path::new("/x"), e).kind(), ErrorKind::Locked);
         let e = sled::Error::Io(io::Error::from(io::ErrorKind::PermissionDenied));
         assert_eq!(map_open_error(Path::new("/x"), e).kind(), ErrorKind::Io);
+    }
+
+    #[test]
+    fn full_keys_on_stack_and_heap_agree() {
+        for key_len in [0usize, 5, 200] {
+            let key = vec![b'k'; key_len];
+            with_full_key("bkt", &key, |k| assert_eq!(k, full_key("bkt", &key)));
+        }
     }
 
     #[test]

@@ -810,6 +810,7 @@ pub fn persistence_round_trip_100k(engine: Engine) {
 
 const CHILD_DIR: &str = "LIBSTATE_TEST_LOCK_CHILD_DIR";
 const CHILD_ENGINE: &str = "LIBSTATE_TEST_LOCK_CHILD_ENGINE";
+const CHILD_MODE: &str = "LIBSTATE_TEST_LOCK_CHILD_MODE";
 const READY: &str = "LIBSTATE-CHILD-READY";
 
 /// Body of the `lock_holder_child` test: when started by `locked_by_another_process`,
@@ -819,6 +820,20 @@ pub fn lock_holder_child_main() {
         return;
     };
     let engine: Engine = engine.parse().unwrap();
+    if std::env::var(CHILD_MODE).as_deref() == Ok("open-once") {
+        // One attempt, no retry: the parent closed the store just before.
+        match Store::builder().engine(engine).open(Path::new(&dir)) {
+            Ok(store) => {
+                let v = store.bucket("b").unwrap().get("parent").unwrap();
+                println!(
+                    "{READY} {}",
+                    String::from_utf8_lossy(&v.unwrap_or_default())
+                );
+            }
+            Err(e) => println!("OPEN-FAILED {e}"),
+        }
+        return;
+    }
     let store = open(engine, Path::new(&dir));
     store.bucket("b").unwrap().set("child", b"here").unwrap();
     store.flush().unwrap();
@@ -894,4 +909,34 @@ pub fn large_values_survive_a_sync_mode_reopen(engine: Engine) {
     store.close().unwrap();
     let store = open(engine, dir.path());
     assert_eq!(store.bucket("b").unwrap().get("big").unwrap().unwrap(), big);
+}
+
+pub fn another_process_opens_right_after_close(engine: Engine) {
+    let dir = tmp();
+    for round in 0..3 {
+        let store = open(engine, dir.path());
+        store
+            .bucket("b")
+            .unwrap()
+            .set("parent", format!("v{round}"))
+            .unwrap();
+        store.close().unwrap();
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "lock_holder_child",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_DIR, dir.path())
+            .env(CHILD_ENGINE, engine.as_str())
+            .env(CHILD_MODE, "open-once")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains(&format!("{READY} v{round}")),
+            "the store was still locked after close() returned: {stdout}"
+        );
+    }
 }

@@ -55,6 +55,7 @@ macro_rules! engine_suite {
                 concurrent_writers_and_readers,
                 persistence_round_trip_100k,
                 locked_by_another_process,
+                another_process_opens_right_after_close,
                 random_operations_match_a_btreemap_model,
                 large_values_survive_a_sync_mode_reopen,
             );
@@ -106,6 +107,7 @@ macro_rules! ttl_cases {
 }
 
 engine_suite!(sled, Engine::Sled);
+engine_suite!(memfile, Engine::Memfile);
 
 /// Not a test of its own: the child process of `locked_by_another_process`. It acts
 /// only when started by that test (environment variable set); otherwise it returns.

@@ -1,0 +1,35 @@
+//! Instruction-count probe of the hot paths for keys without a TTL: run under
+//! `valgrind --tool=callgrind --toggle-collect='*hot_gets*' --toggle-collect='*hot_sets*'`.
+use std::hint::black_box;
+
+#[inline(never)]
+fn hot_gets(b: &state_core::Bucket, keys: &[String]) -> usize {
+    let mut n = 0;
+    for k in keys {
+        n += b.get(k).unwrap().map_or(0, |v| v.len());
+    }
+    n
+}
+
+#[inline(never)]
+fn hot_sets(b: &state_core::Bucket, keys: &[String], v: &[u8]) {
+    for k in keys {
+        b.set(k, v).unwrap();
+    }
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = state_core::Store::open(dir.path()).unwrap();
+    let b = store.bucket("bench").unwrap();
+    let keys: Vec<String> = (0..20_000u64)
+        .map(|i| format!("{:010x}", i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 24))
+        .collect();
+    let v = [7u8; 100];
+    for c in keys.chunks(1000) {
+        b.set_multiple(c.iter().map(|k| (k.as_str(), v))).unwrap();
+    }
+    black_box(hot_gets(&b, &keys));
+    hot_sets(&b, &keys, &v);
+    store.close().unwrap();
+}

@@ -1,0 +1,151 @@
+//! Background compaction: fold the logs into a new snapshot and delete what it covers.
+//!
+//! Steps (crash states for each: docs/memfile-format.md, "Compaction"):
+//! 1. create `log-(g+1)` durably (temporary name, sync, rename, sync directory);
+//! 2. switch writers to it (a pointer swap under the writer mutex);
+//! 3. sync the older logs;
+//! 4. write `snapshot-(g+1).tmp` from the live state in chunks, sync it;
+//! 5. sync the logs again, so every write the snapshot may reflect is durable;
+//! 6. rename it to `snapshot-(g+1)`, sync the directory;
+//! 7. delete older snapshots and logs, sync the directory.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use parking_lot::{Condvar, Mutex};
+
+use super::files::{self, FileName};
+use super::format::{FileHeader, FILE_HEADER_LEN};
+use super::log::LogFile;
+use super::snapshot::{self, WriteFailure};
+use super::{sync_logs, Inner, COMPACT_MIN_LOG_BYTES};
+use crate::error::{Error, Result};
+
+struct Control {
+    requested: Mutex<bool>,
+    wake: Condvar,
+    stop: AtomicBool,
+}
+
+/// The compaction thread of one engine.
+pub(super) struct Compactor {
+    control: Arc<Control>,
+    thread: JoinHandle<()>,
+}
+
+impl Compactor {
+    pub(super) fn start(inner: &Arc<Inner>) -> Result<Compactor> {
+        let control = Arc::new(Control {
+            requested: Mutex::new(false),
+            wake: Condvar::new(),
+            stop: AtomicBool::new(false),
+        });
+        let c = Arc::clone(&control);
+        let inner = Arc::clone(inner);
+        let thread = std::thread::Builder::new()
+            .name("libstate-compact".into())
+            .spawn(move || run(&inner, &c))
+            .map_err(|e| Error::Internal(format!("cannot start the compaction thread: {e}")))?;
+        Ok(Compactor { control, thread })
+    }
+
+    /// Asks for one compaction (the caller has set `Writer::compacting`).
+    pub(super) fn request(&self) {
+        *self.control.requested.lock() = true;
+        self.control.wake.notify_one();
+    }
+
+    /// Stops the thread, abandoning a compaction in progress (its temporary file is
+    /// removed at the next open), and waits for it.
+    pub(super) fn stop(self) {
+        self.control.stop.store(true, Ordering::SeqCst);
+        {
+            let _g = self.control.requested.lock();
+            self.control.wake.notify_one();
+        }
+        // The thread only ends by returning; a panic there is a bug we cannot act on.
+        let _ = self.thread.join();
+    }
+}
+
+fn run(inner: &Inner, c: &Control) {
+    loop {
+        {
+            let mut requested = c.requested.lock();
+            while !*requested && !c.stop.load(Ordering::SeqCst) {
+                c.wake.wait(&mut requested);
+            }
+            if c.stop.load(Ordering::SeqCst) {
+                return;
+            }
+            *requested = false;
+        }
+        let outcome = compact(inner, &c.stop);
+        let mut w = inner.writer.lock();
+        w.compacting = false;
+        match outcome {
+            Ok(()) => w.retry_above = 0,
+            Err(WriteFailure::Stopped) => return,
+            // Retried once the log has grown by another minimum step, so a full
+            // disk does not turn every write into a compaction attempt.
+            Err(WriteFailure::Failed) => {
+                w.retry_above = w.log_bytes() + COMPACT_MIN_LOG_BYTES;
+            }
+        }
+    }
+}
+
+/// One compaction.
+pub(super) fn compact(inner: &Inner, stop: &AtomicBool) -> std::result::Result<(), WriteFailure> {
+    let dir = &inner.dir;
+    let new_gen = inner.writer.lock().log.gen + 1;
+
+    // 1-2. A fresh log, then the switch.
+    let new_log = Arc::new(LogFile::create(dir, new_gen)?);
+    let next_seq = {
+        let mut w = inner.writer.lock();
+        if w.failed.is_some() {
+            return Err(WriteFailure::Failed);
+        }
+        let old = std::mem::replace(&mut w.log, new_log);
+        w.retired.push(old);
+        w.older_logs_bytes += w.log_len;
+        w.log_len = FILE_HEADER_LEN as u64;
+        w.next_seq
+    };
+
+    // 3-5.
+    sync_logs(inner)?;
+    let tmp = dir.join(FileName::SnapshotTmp(new_gen).to_string());
+    let header = FileHeader {
+        gen: new_gen,
+        next_seq,
+    };
+    if let Err(e) = snapshot::write(&inner.state, &tmp, header, stop) {
+        let _ = files::remove(dir, FileName::SnapshotTmp(new_gen));
+        return Err(e);
+    }
+    sync_logs(inner)?;
+
+    // 6.
+    let path = dir.join(FileName::Snapshot(new_gen).to_string());
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+    files::sync_dir(dir)?;
+
+    // 7. The new snapshot plus log-(g+1) on are the store now.
+    let listing = files::list(dir)?;
+    for &g in listing.snapshots.iter().filter(|&&g| g < new_gen) {
+        files::remove(dir, FileName::Snapshot(g))?;
+    }
+    {
+        let mut w = inner.writer.lock();
+        w.retired.retain(|l| l.gen >= new_gen);
+        w.older_logs_bytes = 0;
+    }
+    for &g in listing.logs.iter().filter(|&&g| g < new_gen) {
+        files::remove(dir, FileName::Log(g))?;
+    }
+    files::sync_dir(dir)?;
+    Ok(())
+}

@@ -1,0 +1,309 @@
+//! The memfile engine: every entry in memory, every write call appended to a log as
+//! one checksummed record before it returns, compacted into snapshots in the
+//! background. File format and crash-safety argument: `docs/memfile-format.md`.
+//!
+//! Concurrency: readers take a read lock on the state (never blocked by compaction
+//! for longer than a writer is). Writers hold the `writer` mutex across log append and
+//! state update, so the log's order is the order in which writes became visible.
+//! Compaction switches logs under the writer mutex (a pointer swap) and copies the
+//! state in chunks of [`snapshot::CHUNK_ENTRIES`] under short read locks.
+
+mod compact;
+mod files;
+mod format;
+mod log;
+mod open;
+mod snapshot;
+mod state;
+
+use std::fs::File;
+use std::io::Write;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use self::log::LogFile;
+use self::state::{Entry, State};
+use super::{StorageEngine, Visit, WriteOp};
+use crate::error::{Error, Result};
+
+/// Compaction starts when the logs since the last snapshot hold at least this many
+/// bytes...
+pub(super) const COMPACT_MIN_LOG_BYTES: u64 = 4 << 20;
+/// ...and at least this many times the live data.
+pub(super) const COMPACT_RATIO: u64 = 2;
+
+/// Entries visited per read-lock acquisition in `scan`, so a long scan lets writers in.
+const SCAN_CHUNK: usize = 256;
+
+pub(crate) struct MemfileEngine {
+    inner: Arc<Inner>,
+    compactor: Option<compact::Compactor>,
+}
+
+/// What the engine and its compaction thread share.
+pub(super) struct Inner {
+    dir: PathBuf,
+    state: RwLock<State>,
+    writer: Mutex<Writer>,
+    /// Held for the engine's lifetime: the exclusive `flock` on `memfile.lock`.
+    _lock: File,
+}
+
+/// The log's write side.
+pub(super) struct Writer {
+    log: Arc<LogFile>,
+    /// Logs switched away from whose last records may not be synced yet; `sync`
+    /// syncs them (oldest first) before the current log.
+    retired: Vec<Arc<LogFile>>,
+    /// Length of the current log file.
+    log_len: u64,
+    /// Bytes of the logs newer than the snapshot, before the current one.
+    older_logs_bytes: u64,
+    /// Sequence number of the next record.
+    next_seq: u64,
+    /// Set when a failed append could not be undone: the log's end is unknown, so
+    /// every later write is refused (reopening the store recovers).
+    failed: Option<String>,
+    /// Whether a compaction has been requested or is running.
+    compacting: bool,
+    /// Log size under which a compaction that failed is not retried.
+    retry_above: u64,
+    /// Reused encoding buffer.
+    buf: Vec<u8>,
+    /// Reused: where each put's entry lies in `buf`.
+    entries: Vec<std::ops::Range<usize>>,
+}
+
+impl Writer {
+    /// Bytes of log that a compaction would fold into a snapshot.
+    fn log_bytes(&self) -> u64 {
+        self.older_logs_bytes + self.log_len
+    }
+
+    /// Appends the record in `self.buf` (a frame at its start). On failure, cuts the
+    /// log back so no partial record stays in front of later ones.
+    fn append(&mut self) -> Result<()> {
+        if let Some(why) = &self.failed {
+            return Err(Error::io(
+                &self.log.path,
+                std::io::Error::other(format!(
+                    "an earlier write failed and could not be undone ({why}); reopen the store"
+                )),
+            ));
+        }
+        if let Err(e) = (&self.log.file).write_all(&self.buf) {
+            if let Err(e2) = self.log.file.set_len(self.log_len) {
+                self.failed = Some(format!("{e}; then truncating failed: {e2}"));
+            }
+            return Err(Error::io(&self.log.path, e));
+        }
+        self.log_len += self.buf.len() as u64;
+        self.next_seq += 1;
+        Ok(())
+    }
+}
+
+impl MemfileEngine {
+    /// Opens (creating if needed) a memfile store in the existing directory `dir`:
+    /// takes the lock, loads the newest snapshot, replays the logs after it.
+    ///
+    /// # Errors
+    /// *locked* if another process has it open; *corrupt* (files untouched) if a
+    /// snapshot or a log record other than a torn last one fails its checks;
+    /// *invalid argument* if the directory holds a sled store; *I/O*.
+    pub(crate) fn open(dir: &Path) -> Result<MemfileEngine> {
+        let inner = Arc::new(open::open(dir)?);
+        let compactor = compact::Compactor::start(&inner)?;
+        let engine = MemfileEngine {
+            inner,
+            compactor: Some(compactor),
+        };
+        engine.maybe_compact(&mut engine.inner.writer.lock(), true);
+        Ok(engine)
+    }
+
+    /// Requests a compaction if the log has outgrown the live data. At open, the
+    /// threshold is 1x instead of 2x, so the next open loads a snapshot.
+    fn maybe_compact(&self, w: &mut Writer, at_open: bool) {
+        if w.compacting || w.failed.is_some() {
+            return;
+        }
+        let log = w.log_bytes();
+        if log < COMPACT_MIN_LOG_BYTES || log < w.retry_above {
+            return;
+        }
+        let live = self.inner.state.read().live_bytes;
+        let ratio = if at_open { 1 } else { COMPACT_RATIO };
+        if log >= live.saturating_mul(ratio) {
+            w.compacting = true;
+            if let Some(c) = &self.compactor {
+                c.request();
+            }
+        }
+    }
+
+    fn check_ops(ops: &[WriteOp<'_>]) -> Result<()> {
+        if ops.is_empty() {
+            return Err(Error::Internal("an empty write reached the engine".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Makes every record appended so far durable: the retired logs (oldest first, so a
+/// record never reaches the disk ahead of those before it), then the current one.
+pub(super) fn sync_logs(inner: &Inner) -> Result<()> {
+    let (retired, current) = {
+        let w = inner.writer.lock();
+        (w.retired.clone(), Arc::clone(&w.log))
+    };
+    for log in &retired {
+        log.sync()?;
+    }
+    current.sync()?;
+    if !retired.is_empty() {
+        let mut w = inner.writer.lock();
+        w.retired
+            .retain(|l| !retired.iter().any(|done| Arc::ptr_eq(l, done)));
+    }
+    Ok(())
+}
+
+impl Drop for MemfileEngine {
+    fn drop(&mut self) {
+        if let Some(c) = self.compactor.take() {
+            c.stop();
+        }
+    }
+}
+
+impl StorageEngine for MemfileEngine {
+    fn get(&self, bucket: &str, key: &[u8], visit: &mut dyn FnMut(&[u8])) -> Result<bool> {
+        let st = self.inner.state.read();
+        match st.buckets.get(bucket).and_then(|b| b.get(key)) {
+            Some(e) => {
+                visit(e.value());
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn write(&self, ops: &[WriteOp<'_>]) -> Result<()> {
+        Self::check_ops(ops)?;
+        let mut guard = self.inner.writer.lock();
+        let w = &mut *guard;
+        w.buf.clear();
+        w.entries.clear();
+        w.buf.extend_from_slice(&[0u8; format::FRAME_HEADER_LEN]);
+        log::encode_batch(&mut w.buf, w.next_seq, ops, &mut w.entries)?;
+        format::seal_frame(&mut w.buf, 0)?;
+        w.append()?;
+        {
+            // Entries are allocated before the state lock is taken, to keep it short.
+            let mut made = w
+                .entries
+                .iter()
+                .map(|r| Entry::from_encoded(&w.buf[r.clone()]));
+            let mut st = self.inner.state.write();
+            for op in ops {
+                match *op {
+                    WriteOp::Put { bucket, .. } => {
+                        if let Some(e) = made.next() {
+                            st.put(bucket, e);
+                        }
+                    }
+                    WriteOp::Delete { bucket, key } => st.delete(bucket, key),
+                }
+            }
+        }
+        self.maybe_compact(w, false);
+        Ok(())
+    }
+
+    fn scan(
+        &self,
+        bucket: &str,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        reverse: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
+    ) -> Result<()> {
+        // Visits under the read lock in chunks, resuming after the last key seen.
+        let mut resume: Option<Vec<u8>> = None;
+        loop {
+            let st = self.inner.state.read();
+            let Some(map) = st.buckets.get(bucket) else {
+                return Ok(());
+            };
+            let (lo, hi) = match (&resume, reverse) {
+                (None, _) => (lower, upper),
+                (Some(k), false) => (Bound::Excluded(k.as_slice()), upper),
+                (Some(k), true) => (lower, Bound::Excluded(k.as_slice())),
+            };
+            let mut n = 0;
+            let mut last: Option<&Entry> = None;
+            for e in map.range(lo, hi, reverse) {
+                if visit(e.key(), e.value()) == Visit::Stop {
+                    return Ok(());
+                }
+                n += 1;
+                if n == SCAN_CHUNK {
+                    last = Some(e);
+                    break;
+                }
+            }
+            match last {
+                Some(e) => {
+                    let k = resume.get_or_insert_with(Vec::new);
+                    k.clear();
+                    k.extend_from_slice(e.key());
+                }
+                None => return Ok(()),
+            }
+        }
+    }
+
+    fn count(&self, bucket: &str) -> Result<u64> {
+        let st = self.inner.state.read();
+        Ok(st.buckets.get(bucket).map_or(0, |b| b.len() as u64))
+    }
+
+    fn bucket_names(&self) -> Result<Vec<String>> {
+        let st = self.inner.state.read();
+        let mut names: Vec<String> = st.buckets.keys().map(|k| k.to_string()).collect();
+        names.sort_unstable();
+        Ok(names)
+    }
+
+    fn remove_bucket(&self, bucket: &str) -> Result<bool> {
+        let mut guard = self.inner.writer.lock();
+        let w = &mut *guard;
+        if !self.inner.state.read().buckets.contains_key(bucket) {
+            return Ok(false);
+        }
+        w.buf.clear();
+        w.buf.extend_from_slice(&[0u8; format::FRAME_HEADER_LEN]);
+        log::encode_remove_bucket(&mut w.buf, w.next_seq, bucket)?;
+        format::seal_frame(&mut w.buf, 0)?;
+        w.append()?;
+        let removed = self.inner.state.write().remove_bucket(bucket);
+        self.maybe_compact(w, false);
+        Ok(removed)
+    }
+
+    fn sync(&self) -> Result<()> {
+        sync_logs(&self.inner)
+    }
+
+    fn disk_size(&self) -> Result<u64> {
+        files::disk_size(&self.inner.dir)
+    }
+
+    fn lock_file(&self) -> Option<PathBuf> {
+        Some(self.inner.dir.join(files::LOCK_FILE))
+    }
+}

@@ -1,0 +1,233 @@
+//! Opening a memfile directory: lock, load the newest snapshot, replay the logs after
+//! it, then (only once everything checked out) repair a torn tail and remove files
+//! that a finished compaction left behind.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use super::files::{self, FileName};
+use super::log::{self, LogFile, LogOp};
+use super::snapshot;
+use super::state::{BucketMap, Entry, Hasher_, State, BUCKET_OVERHEAD};
+use super::{Inner, Writer};
+use crate::error::{Error, Result};
+
+/// A bucket while loading: the index, plus the snapshot's sorted list for as long as
+/// no log record has touched the bucket (then the order needs no sort).
+#[derive(Default)]
+struct LoadBucket {
+    index: HashSet<Entry, Hasher_>,
+    sorted: Option<Vec<Entry>>,
+}
+
+/// The state while loading. Log records update only the hash index; the ordered
+/// sets are built once at the end, which is much faster than inserting one by one.
+#[derive(Default)]
+struct Loading {
+    buckets: HashMap<Box<str>, LoadBucket, Hasher_>,
+}
+
+impl Loading {
+    fn apply(&mut self, op: LogOp<'_>) {
+        match op {
+            LogOp::Put { bucket, entry } => {
+                let e = Entry::from_encoded(entry);
+                match self.buckets.get_mut(bucket) {
+                    Some(b) => {
+                        b.sorted = None;
+                        b.index.replace(e);
+                    }
+                    None => {
+                        let mut b = LoadBucket::default();
+                        b.index.insert(e);
+                        self.buckets.insert(bucket.into(), b);
+                    }
+                }
+            }
+            LogOp::Delete { bucket, key } => {
+                if let Some(b) = self.buckets.get_mut(bucket) {
+                    if b.index.remove(key) {
+                        b.sorted = None;
+                    }
+                    if b.index.is_empty() {
+                        self.buckets.remove(bucket);
+                    }
+                }
+            }
+            LogOp::RemoveBucket { bucket } => {
+                self.buckets.remove(bucket);
+            }
+        }
+    }
+
+    fn finish(self) -> State {
+        let mut state = State::default();
+        for (name, b) in self.buckets {
+            let map = match b.sorted {
+                Some(sorted) => BucketMap::from_sorted(sorted),
+                None => BucketMap::from_index(b.index),
+            };
+            state.live_bytes += map.weight() + name.len() as u64 + BUCKET_OVERHEAD;
+            state.buckets.insert(name, map);
+        }
+        state
+    }
+}
+
+/// A repair to make once the whole directory has been read without a *corrupt* error.
+struct Truncation {
+    gen: u64,
+    len: u64,
+}
+
+pub(super) fn open(dir: &Path) -> Result<Inner> {
+    let lock = files::lock(dir)?;
+    let listing = files::list(dir)?;
+    let mut loading = Loading::default();
+
+    // 1. The newest snapshot, if any.
+    let (base_gen, mut expect_seq) = match listing.snapshots.last() {
+        Some(&gen) => {
+            let path = dir.join(FileName::Snapshot(gen).to_string());
+            let loaded = snapshot::read(&path, gen)?;
+            for (name, entries) in loaded.buckets {
+                if entries.is_empty() {
+                    continue;
+                }
+                let index = entries.iter().cloned().collect();
+                loading.buckets.insert(
+                    name,
+                    LoadBucket {
+                        index,
+                        sorted: Some(entries),
+                    },
+                );
+            }
+            (gen, loaded.header.next_seq)
+        }
+        None => (1, 0),
+    };
+
+    // 2. The logs from the snapshot's generation on, which must be consecutive.
+    let logs: Vec<u64> = listing
+        .logs
+        .iter()
+        .copied()
+        .filter(|&g| g >= base_gen)
+        .collect();
+    for (i, &g) in logs.iter().enumerate() {
+        let want = base_gen + i as u64;
+        if g != want {
+            return Err(Error::corrupt(
+                &dir.join(FileName::Log(want).to_string()),
+                "this log file is missing (a later one exists)",
+            ));
+        }
+    }
+    if logs.is_empty() && !listing.snapshots.is_empty() {
+        return Err(Error::corrupt(
+            &dir.join(FileName::Log(base_gen).to_string()),
+            "the log that follows the newest snapshot is missing",
+        ));
+    }
+    let mut truncations = Vec::new();
+    let mut log_lens: Vec<u64> = Vec::new();
+    let mut hole_from: Option<usize> = None;
+    for (i, &g) in logs.iter().enumerate() {
+        let path = dir.join(FileName::Log(g).to_string());
+        if hole_from.is_some() {
+            truncations.push(Truncation {
+                gen: g,
+                len: super::format::FILE_HEADER_LEN as u64,
+            });
+            log_lens.push(super::format::FILE_HEADER_LEN as u64);
+            continue;
+        }
+        let (r, gap) = log::replay(&path, g, Some(expect_seq), |op| loading.apply(op))?;
+        if let Some(found) = gap {
+            // The first record of this log does not continue the previous one.
+            if i == 0 || found < expect_seq {
+                return Err(Error::corrupt(
+                    &path,
+                    format!("its first record has sequence number {found}, expected {expect_seq}"),
+                ));
+            }
+            // The previous log lost its tail (power loss before a sync); what came
+            // after it cannot be applied without a hole in the history: drop it.
+            hole_from = Some(i);
+            truncations.push(Truncation {
+                gen: g,
+                len: super::format::FILE_HEADER_LEN as u64,
+            });
+            log_lens.push(super::format::FILE_HEADER_LEN as u64);
+            continue;
+        }
+        expect_seq += r.records;
+        if r.torn.is_some() {
+            truncations.push(Truncation {
+                gen: g,
+                len: r.good_len,
+            });
+            // Later logs, if any, are checked for a gap (a torn tail drops its record).
+        }
+        log_lens.push(r.good_len);
+    }
+
+    // 3. Everything read cleanly: now repair and tidy.
+    for t in &truncations {
+        log::truncate(&dir.join(FileName::Log(t.gen).to_string()), t.len)?;
+    }
+    let mut removed = false;
+    for &t in &listing.tmp {
+        files::remove(dir, t)?;
+        removed = true;
+    }
+    for &g in listing.snapshots.iter().filter(|&&g| g < base_gen) {
+        files::remove(dir, FileName::Snapshot(g))?;
+        removed = true;
+    }
+    for &g in listing.logs.iter().filter(|&&g| g < base_gen) {
+        files::remove(dir, FileName::Log(g))?;
+        removed = true;
+    }
+    if removed {
+        files::sync_dir(dir)?;
+    }
+
+    // 4. The log to append to: the newest, or a new first one.
+    let (log, log_len, older) = match logs.last() {
+        Some(&g) => {
+            let path = dir.join(FileName::Log(g).to_string());
+            let log = LogFile::open_for_append(&path, g)?;
+            let len = log_lens.last().copied().unwrap_or(0);
+            let older: u64 = log_lens.iter().rev().skip(1).sum();
+            (log, len, older)
+        }
+        None => (
+            LogFile::create(dir, base_gen)?,
+            super::format::FILE_HEADER_LEN as u64,
+            0,
+        ),
+    };
+    let state = loading.finish();
+    Ok(Inner {
+        dir: dir.to_path_buf(),
+        state: RwLock::new(state),
+        writer: Mutex::new(Writer {
+            log: Arc::new(log),
+            retired: Vec::new(),
+            log_len,
+            older_logs_bytes: older,
+            next_seq: expect_seq,
+            failed: None,
+            compacting: false,
+            retry_above: 0,
+            buf: Vec::new(),
+            entries: Vec::new(),
+        }),
+        _lock: lock,
+    })
+}

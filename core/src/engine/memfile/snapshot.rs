@@ -1,0 +1,230 @@
+//! Snapshots: the whole state in one file, written by compaction and loaded on open.
+//!
+//! A snapshot is a file header (generation `g`, `next_seq` = sequence number of the
+//! first record of `log-g`), then one frame per run of up to [`CHUNK_ENTRIES`]
+//! entries of one bucket in ascending key order, then an end frame with the totals.
+//! Any defect in a snapshot is *corrupt*: it is only ever renamed into place complete
+//! and synced, so there is no torn snapshot to forgive.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::RwLock;
+
+use super::files;
+use super::format::{
+    self, Decoder, FileHeader, FrameRead, FrameReader, FILE_HEADER_LEN, FRAME_HEADER_LEN,
+    KIND_BUCKET_CHUNK, KIND_END, SNAPSHOT_MAGIC,
+};
+use super::state::{Entry, Hasher_, State};
+use crate::error::{Error, Result};
+
+/// Entries copied per read-lock acquisition while writing a snapshot: bounds how long
+/// a writer can wait for a compaction (a few microseconds).
+pub(super) const CHUNK_ENTRIES: usize = 64;
+/// A chunk also ends once it holds this many bytes.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// What a finished snapshot holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Totals {
+    pub buckets: u64,
+    pub entries: u64,
+}
+
+/// Why a snapshot was not written.
+pub(super) enum WriteFailure {
+    /// The engine is closing.
+    Stopped,
+    /// An I/O error (the compaction is retried later).
+    Failed,
+}
+
+impl From<Error> for WriteFailure {
+    fn from(_: Error) -> WriteFailure {
+        WriteFailure::Failed
+    }
+}
+
+/// Writes the state to `tmp` and syncs it.
+///
+/// The state is read in chunks under short read locks while writers go on, so the
+/// result is *fuzzy*: each key holds either its value at the log switch or a later
+/// one. That is exact once the log that started at the switch is replayed over it,
+/// because every logged operation sets a key's whole state (see
+/// docs/memfile-format.md, "Compaction").
+pub(super) fn write(
+    state: &RwLock<State>,
+    tmp: &Path,
+    header: FileHeader,
+    stop: &AtomicBool,
+) -> std::result::Result<Totals, WriteFailure> {
+    let file = files::create_new(tmp)?;
+    let io = |e| Error::io(tmp, e);
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    out.write_all(&format::encode_file_header(SNAPSHOT_MAGIC, header))
+        .map_err(io)?;
+    let mut names: Vec<Box<str>> = state.read().buckets.keys().cloned().collect();
+    names.sort_unstable();
+    let mut totals = Totals {
+        buckets: 0,
+        entries: 0,
+    };
+    let mut chunk: Vec<Entry> = Vec::with_capacity(CHUNK_ENTRIES);
+    let mut frame: Vec<u8> = Vec::new();
+    for name in &names {
+        let mut after: Option<Entry> = None;
+        let mut any = false;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return Err(WriteFailure::Stopped);
+            }
+            chunk.clear();
+            {
+                let st = state.read();
+                let Some(map) = st.buckets.get(&**name) else {
+                    break;
+                };
+                let lower = match &after {
+                    Some(e) => Bound::Excluded(e.key()),
+                    None => Bound::Unbounded,
+                };
+                let mut bytes = 0;
+                for e in map.range(lower, Bound::Unbounded, false) {
+                    bytes += e.encoded().len();
+                    chunk.push(e.clone());
+                    if chunk.len() == CHUNK_ENTRIES || bytes >= CHUNK_BYTES {
+                        break;
+                    }
+                }
+            }
+            let Some(last) = chunk.last().cloned() else {
+                break;
+            };
+            encode_chunk(&mut frame, name, &chunk)?;
+            out.write_all(&frame).map_err(io)?;
+            totals.entries += chunk.len() as u64;
+            any = true;
+            after = Some(last);
+        }
+        if any {
+            totals.buckets += 1;
+        }
+    }
+    frame.clear();
+    frame.extend_from_slice(&[0u8; FRAME_HEADER_LEN]);
+    frame.push(KIND_END);
+    frame.extend_from_slice(&totals.buckets.to_le_bytes());
+    frame.extend_from_slice(&totals.entries.to_le_bytes());
+    format::seal_frame(&mut frame, 0)?;
+    out.write_all(&frame).map_err(io)?;
+    let file = out.into_inner().map_err(|e| io(e.into_error()))?;
+    file.sync_all().map_err(io)?;
+    Ok(totals)
+}
+
+fn encode_chunk(frame: &mut Vec<u8>, bucket: &str, chunk: &[Entry]) -> Result<()> {
+    frame.clear();
+    frame.extend_from_slice(&[0u8; FRAME_HEADER_LEN]);
+    frame.push(KIND_BUCKET_CHUNK);
+    format::put_bucket(frame, bucket)?;
+    frame.extend_from_slice(&(chunk.len() as u32).to_le_bytes());
+    for e in chunk {
+        let vlen = e.value().len() as u32;
+        frame.extend_from_slice(&vlen.to_le_bytes());
+        frame.extend_from_slice(e.encoded());
+    }
+    format::seal_frame(frame, 0)
+}
+
+/// A loaded snapshot: per bucket, its entries in ascending key order.
+pub(super) struct Loaded {
+    pub header: FileHeader,
+    pub buckets: HashMap<Box<str>, Vec<Entry>, Hasher_>,
+}
+
+/// Reads and checks snapshot `gen`; any defect is *corrupt* naming the file.
+pub(super) fn read(path: &Path, gen: u64) -> Result<Loaded> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let header = format::read_file_header(&mut reader, SNAPSHOT_MAGIC, path)?;
+    if header.gen != gen {
+        return Err(Error::corrupt(
+            path,
+            format!("the header says generation {}, the name {gen}", header.gen),
+        ));
+    }
+    let mut frames = FrameReader::new(reader, FILE_HEADER_LEN as u64, file_len);
+    let mut buckets: HashMap<Box<str>, Vec<Entry>, Hasher_> = HashMap::default();
+    let mut entries = 0u64;
+    loop {
+        let at = frames.offset();
+        match frames.next().map_err(|e| Error::io(path, e))? {
+            FrameRead::Frame => {}
+            FrameRead::End => {
+                return Err(Error::corrupt(
+                    path,
+                    "the snapshot has no end marker (truncated)",
+                ))
+            }
+            FrameRead::Torn { why } | FrameRead::Damaged { why } => {
+                return Err(Error::corrupt(path, format!("{why} at offset {at}")))
+            }
+        }
+        let mut d = Decoder::new(&frames.payload, path);
+        match d.u8()? {
+            KIND_BUCKET_CHUNK => {
+                let name = d.bucket()?;
+                let n = d.u32()?;
+                let list = match buckets.get_mut(name) {
+                    Some(l) => l,
+                    None => buckets.entry(name.into()).or_default(),
+                };
+                for _ in 0..n {
+                    let e = Entry::from_encoded(d.entry()?);
+                    if list.last().is_some_and(|last| last.key() >= e.key()) {
+                        return Err(Error::corrupt(
+                            path,
+                            format!("keys out of order in bucket {name:?} at offset {at}"),
+                        ));
+                    }
+                    list.push(e);
+                }
+                entries += u64::from(n);
+                if !d.is_empty() {
+                    return Err(Error::corrupt(
+                        path,
+                        format!("trailing bytes at offset {at}"),
+                    ));
+                }
+            }
+            KIND_END => {
+                let (nb, ne) = (d.u64()?, d.u64()?);
+                if nb != buckets.len() as u64 || ne != entries || !d.is_empty() {
+                    return Err(Error::corrupt(
+                        path,
+                        format!(
+                            "the end marker says {nb} buckets and {ne} entries, the file holds {} and {entries}",
+                            buckets.len()
+                        ),
+                    ));
+                }
+                if frames.offset() != file_len {
+                    return Err(Error::corrupt(path, "data after the end marker"));
+                }
+                return Ok(Loaded { header, buckets });
+            }
+            kind => {
+                return Err(Error::corrupt(
+                    path,
+                    format!("unknown frame kind {kind} at offset {at}"),
+                ))
+            }
+        }
+    }
+}

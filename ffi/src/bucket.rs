@@ -1,0 +1,248 @@
+//! Bucket functions: open/close, get, set, delete, get_multiple, set_multiple.
+
+use std::ffi::{c_char, c_void};
+use std::sync::Arc;
+
+use crate::boundary::{arg_array, arg_bytes, arg_out, arg_str, put, put_opt, run, Fail};
+use crate::buffers::{buf_from, entries_from, state_entries};
+use crate::handles::{get, register, state_bucket, state_store, unregister};
+use crate::status::state_status;
+
+/// Opens bucket `name` of `store` and writes its handle to `*bucket`. Buckets need no
+/// creating: a bucket exists while it holds a record. Release with `state_bucket_close`.
+///
+/// Thread-safe; a bucket handle may be shared between threads.
+///
+/// # Errors
+/// `STATE_INVALID_ARGUMENT` (NULL argument, not a store handle, name empty, over 255
+/// bytes, not UTF-8 or with a control character), `STATE_CLOSED`.
+///
+/// # Safety
+/// `store` is only looked up; `name` is a NUL-terminated string; `bucket` is valid for
+/// a write.
+#[no_mangle]
+pub unsafe extern "C" fn state_bucket_open(
+    store: *mut state_store,
+    name: *const c_char,
+    bucket: *mut *mut state_bucket,
+) -> state_status {
+    run(|| {
+        let s = get(store, "store")?;
+        // SAFETY: forwarded contract.
+        let name = unsafe { arg_str(name, "name") }?;
+        let out = arg_out(bucket, "bucket")?;
+        let h = register::<state_bucket>(Arc::new(s.bucket(name)?))?;
+        // SAFETY: checked non-NULL, writable by the contract.
+        unsafe { put(out, h) };
+        Ok(state_status::STATE_OK)
+    })
+}
+
+/// Releases a bucket handle. Its data stays in the store.
+///
+/// Thread-safe. A handle that is already closed gives `STATE_CLOSED` (never a crash).
+///
+/// # Safety
+/// `bucket` is any value; it is only looked up, never dereferenced.
+#[no_mangle]
+pub unsafe extern "C" fn state_bucket_close(bucket: *mut state_bucket) -> state_status {
+    run(|| {
+        unregister(bucket, "bucket")?;
+        Ok(state_status::STATE_OK)
+    })
+}
+
+/// Reads the value of `key`. On `STATE_OK`, `*value` is a new buffer of `*value_len`
+/// bytes (followed by a NUL byte not counted in the length; never NULL, even for an
+/// empty value) that the caller releases with `state_free(*value, *value_len)`.
+/// A missing or expired key gives `STATE_NOT_FOUND` and leaves the out-parameters alone.
+///
+/// Thread-safe.
+///
+/// # Errors
+/// `STATE_INVALID_ARGUMENT` (NULL argument, key empty, over 1024 bytes or not UTF-8),
+/// `STATE_CLOSED`, `STATE_IO`, `STATE_CORRUPT`.
+///
+/// # Safety
+/// `bucket` is only looked up; `key` is a NUL-terminated string; `value` and
+/// `value_len` are valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn state_get(
+    bucket: *mut state_bucket,
+    key: *const c_char,
+    value: *mut *mut u8,
+    value_len: *mut usize,
+) -> state_status {
+    run(|| {
+        let b = get(bucket, "bucket")?;
+        // SAFETY: forwarded contract.
+        let key = unsafe { arg_str(key, "key") }?;
+        let value = arg_out(value, "value")?;
+        let value_len = arg_out(value_len, "value_len")?;
+        match b.get(key)? {
+            Some(v) => {
+                // SAFETY: checked non-NULL, writable by the contract.
+                unsafe {
+                    put(value, buf_from(&v));
+                    put(value_len, v.len());
+                }
+                Ok(state_status::STATE_OK)
+            }
+            None => Ok(state_status::STATE_NOT_FOUND),
+        }
+    })
+}
+
+/// Sets `key` to the `value_len` bytes at `value` (`value` may be NULL when
+/// `value_len` is 0), replacing any previous value and clearing its expiry.
+///
+/// Thread-safe.
+///
+/// # Errors
+/// `STATE_INVALID_ARGUMENT` (NULL argument, bad key, value over the store's
+/// `max_value_size`; nothing is written), `STATE_CLOSED`, `STATE_IO`.
+///
+/// # Safety
+/// `bucket` is only looked up; `key` is a NUL-terminated string; `value` is valid for
+/// reads of `value_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn state_set(
+    bucket: *mut state_bucket,
+    key: *const c_char,
+    value: *const c_void,
+    value_len: usize,
+) -> state_status {
+    run(|| {
+        let b = get(bucket, "bucket")?;
+        // SAFETY: forwarded contract.
+        let key = unsafe { arg_str(key, "key") }?;
+        // SAFETY: forwarded contract.
+        let value = unsafe { arg_bytes(value.cast(), value_len, "value") }?;
+        b.set(key, value)?;
+        Ok(state_status::STATE_OK)
+    })
+}
+
+/// Removes `key`. Removing a missing key succeeds; `*existed` (if `existed` is not
+/// NULL) tells whether the key was there (an expired key was not).
+///
+/// Thread-safe.
+///
+/// # Errors
+/// `STATE_INVALID_ARGUMENT` (NULL argument, bad key), `STATE_CLOSED`, `STATE_IO`.
+///
+/// # Safety
+/// `bucket` is only looked up; `key` is a NUL-terminated string; `existed` is NULL or
+/// valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn state_delete(
+    bucket: *mut state_bucket,
+    key: *const c_char,
+    existed: *mut bool,
+) -> state_status {
+    run(|| {
+        let b = get(bucket, "bucket")?;
+        // SAFETY: forwarded contract.
+        let key = unsafe { arg_str(key, "key") }?;
+        let had = b.delete(key)?;
+        // SAFETY: NULL or writable by the contract.
+        unsafe { put_opt(existed, had) };
+        Ok(state_status::STATE_OK)
+    })
+}
+
+/// Reads the `n_keys` keys at `keys` and writes the ones present to `*entries`, in key
+/// order; missing and expired keys are simply absent, and a repeated key appears once.
+/// Release the list with `state_entries_free`. `keys` may be NULL when `n_keys` is 0.
+///
+/// Thread-safe.
+///
+/// # Errors
+/// `STATE_INVALID_ARGUMENT` (NULL argument or key, a bad key), `STATE_CLOSED`,
+/// `STATE_IO`.
+///
+/// # Safety
+/// `bucket` is only looked up; `keys` is valid for reads of `n_keys` pointers, each a
+/// NUL-terminated string; `entries` is valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn state_get_multiple(
+    bucket: *mut state_bucket,
+    keys: *const *const c_char,
+    n_keys: usize,
+    entries: *mut state_entries,
+) -> state_status {
+    run(|| {
+        let b = get(bucket, "bucket")?;
+        // SAFETY: forwarded contract.
+        let raw = unsafe { arg_array(keys, n_keys, "keys") }?;
+        let out = arg_out(entries, "entries")?;
+        let keys = raw
+            .iter()
+            .enumerate()
+            // SAFETY: each pointer is NULL or a NUL-terminated string by the contract.
+            .map(|(i, &k)| unsafe { arg_str(k, format_args!("keys[{i}]")) })
+            .collect::<Result<Vec<&str>, _>>()?;
+        let found = b.get_multiple(keys)?;
+        // SAFETY: checked non-NULL, writable by the contract.
+        unsafe { put(out, entries_from(found)) };
+        Ok(state_status::STATE_OK)
+    })
+}
+
+/// One key/value pair to write with `state_set_multiple`. The caller owns the memory.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct state_kv {
+    /// The key, a NUL-terminated UTF-8 string.
+    pub key: *const c_char,
+    /// The value's bytes (may be NULL when `value_len` is 0).
+    pub value: *const c_void,
+    /// Length of `value` in bytes.
+    pub value_len: usize,
+}
+
+/// Writes the `n_items` pairs at `items` in one atomic batch: after a crash either all
+/// or none are present. Clears each key's expiry. If a key repeats, its last value
+/// wins. An empty batch does nothing (`items` may then be NULL).
+///
+/// Thread-safe.
+///
+/// # Errors
+/// `STATE_INVALID_ARGUMENT` (NULL argument, a bad key or value), `STATE_TOO_LARGE`
+/// (keys + values exceed the store's `max_batch_size`) — in both cases nothing is
+/// written; `STATE_CLOSED`, `STATE_IO`.
+///
+/// # Safety
+/// `bucket` is only looked up; `items` is valid for reads of `n_items` pairs whose
+/// keys and values are valid as described in `state_kv`.
+#[no_mangle]
+pub unsafe extern "C" fn state_set_multiple(
+    bucket: *mut state_bucket,
+    items: *const state_kv,
+    n_items: usize,
+) -> state_status {
+    run(|| {
+        let b = get(bucket, "bucket")?;
+        // SAFETY: forwarded contract.
+        let raw = unsafe { arg_array(items, n_items, "items") }?;
+        let pairs = raw
+            .iter()
+            .enumerate()
+            .map(|(i, kv)| {
+                // SAFETY: each pair's key and value are valid by the contract.
+                unsafe {
+                    Ok((
+                        arg_str(kv.key, format_args!("items[{i}].key"))?,
+                        arg_bytes(
+                            kv.value.cast(),
+                            kv.value_len,
+                            format_args!("items[{i}].value"),
+                        )?,
+                    ))
+                }
+            })
+            .collect::<Result<Vec<(&str, &[u8])>, Fail>>()?;
+        b.set_multiple(pairs)?;
+        Ok(state_status::STATE_OK)
+    })
+}

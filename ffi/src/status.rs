@@ -1,0 +1,104 @@
+//! `state_status`: the result of every fallible call, mapped from
+//! [`state_core::ErrorKind`] in exactly one place ([`status_of`]).
+
+use std::ffi::{c_char, c_int, CStr};
+
+use state_core::ErrorKind;
+
+/// The result of every fallible libstate call.
+///
+/// `STATE_OK` is 0, so `if (rc != STATE_OK)` tests for failure. `STATE_NOT_FOUND` is
+/// not an error: it reports a missing key or a cursor that ran off an end, and it
+/// leaves `state_last_error_message()` unchanged. Every other code is an error and
+/// sets that message. Later versions may add codes: treat an unknown code as an error.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(non_camel_case_types)]
+pub enum state_status {
+    /// Success.
+    STATE_OK = 0,
+    /// The key is missing (or expired), or the cursor ran off an end. Not an error.
+    STATE_NOT_FOUND = 1,
+    /// A caller error: a NULL pointer where one is required, a string that is not
+    /// valid UTF-8, a handle that is not a libstate handle (or of the wrong type), or
+    /// a key, bucket name, value, TTL or option that breaks a documented rule.
+    /// Nothing was written. The message names the offending argument.
+    STATE_INVALID_ARGUMENT = 2,
+    /// Another process holds the store directory.
+    STATE_LOCKED = 3,
+    /// Stored data failed a check; the files were left untouched.
+    STATE_CORRUPT = 4,
+    /// The operating system reported an I/O error.
+    STATE_IO = 5,
+    /// A request exceeded a configured size limit (e.g. the batch size). Nothing was written.
+    STATE_TOO_LARGE = 6,
+    /// The handle was closed, or the store it came from was closed.
+    STATE_CLOSED = 7,
+    /// A bug in libstate (for example a caught panic). Please report it.
+    STATE_INTERNAL = 8,
+}
+
+/// The one mapping from core error kinds to C status codes.
+pub(crate) fn status_of(kind: ErrorKind) -> state_status {
+    match kind {
+        ErrorKind::InvalidArgument => state_status::STATE_INVALID_ARGUMENT,
+        ErrorKind::Locked => state_status::STATE_LOCKED,
+        ErrorKind::Corrupt => state_status::STATE_CORRUPT,
+        ErrorKind::Io => state_status::STATE_IO,
+        ErrorKind::TooLarge => state_status::STATE_TOO_LARGE,
+        ErrorKind::Closed => state_status::STATE_CLOSED,
+        ErrorKind::Internal => state_status::STATE_INTERNAL,
+        // ErrorKind is non_exhaustive: a kind added to the core without a C code of
+        // its own is still an error, never a success.
+        _ => state_status::STATE_INTERNAL,
+    }
+}
+
+/// A static, NUL-terminated name for a status code: `"ok"`, `"not found"`,
+/// `"invalid argument"`, ... and `"unknown status"` for any other value.
+///
+/// Takes an `int` rather than `state_status` so that any value from C is safe to pass.
+/// The string must not be freed. Thread-safe.
+#[no_mangle]
+pub extern "C" fn state_status_str(status: c_int) -> *const c_char {
+    let s: &'static CStr = match status {
+        0 => c"ok",
+        1 => c"not found",
+        2 => c"invalid argument",
+        3 => c"locked",
+        4 => c"corrupt",
+        5 => c"I/O",
+        6 => c"too large",
+        7 => c"closed",
+        8 => c"internal",
+        _ => c"unknown status",
+    };
+    s.as_ptr()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_kind_has_its_own_code() {
+        let kinds = [
+            (
+                ErrorKind::InvalidArgument,
+                state_status::STATE_INVALID_ARGUMENT,
+            ),
+            (ErrorKind::Locked, state_status::STATE_LOCKED),
+            (ErrorKind::Corrupt, state_status::STATE_CORRUPT),
+            (ErrorKind::Io, state_status::STATE_IO),
+            (ErrorKind::TooLarge, state_status::STATE_TOO_LARGE),
+            (ErrorKind::Closed, state_status::STATE_CLOSED),
+            (ErrorKind::Internal, state_status::STATE_INTERNAL),
+        ];
+        for (kind, status) in kinds {
+            assert_eq!(status_of(kind), status);
+            // SAFETY: state_status_str returns a static NUL-terminated string.
+            let name = unsafe { CStr::from_ptr(state_status_str(status as c_int)) };
+            assert_eq!(name.to_str().ok(), Some(kind.as_str()));
+        }
+    }
+}

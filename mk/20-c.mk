@@ -1,0 +1,115 @@
+# C ABI: libstate.so / libstate.a (ffi/), include/state.h, the C example, the C test
+# suite (valgrind + ASan/UBSan), pkg-config and `make install`, the opt-in C benchmark.
+#
+#   make header            regenerate include/state.h with the pinned cbindgen
+#   make install PREFIX=…  install lib, header and state.pc (default /usr/local)
+#   make bench-c           C vs Rust per-call benchmark (opt-in; docs/bench-c.md)
+
+ALL_TARGETS += c-example
+TEST_TARGETS += c-header-check c-test c-test-asan c-install-test
+
+CC ?= cc
+CXX ?= c++
+PREFIX ?= /usr/local
+VALGRIND ?= valgrind
+
+STATE_LIB_VERSION := $(shell sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' Cargo.toml)
+STATE_LIB_MAJOR := $(word 1,$(subst ., ,$(STATE_LIB_VERSION)))
+STATE_LIB_MINOR := $(word 2,$(subst ., ,$(STATE_LIB_VERSION)))
+# Must match ffi/build.rs: below 1.0 a minor release may break the ABI.
+STATE_ABI := $(if $(filter 0,$(STATE_LIB_MAJOR)),0.$(STATE_LIB_MINOR),$(STATE_LIB_MAJOR))
+STATE_SONAME := libstate.so.$(STATE_ABI)
+# Native libraries a static libstate.a needs (rustc --print native-static-libs on Linux).
+STATE_LIBS_PRIVATE := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+
+C_BUILD := $(CURDIR)/target/c
+C_LIB := $(C_BUILD)/lib
+C_BIN := $(C_BUILD)/bin
+C_WARN := -std=c99 -Wall -Wextra -Werror -pedantic
+C_FLAGS := $(C_WARN) -O1 -g -D_GNU_SOURCE -I$(CURDIR)/include
+C_LINK := -L$(C_LIB) -lstate -Wl,-rpath,$(C_LIB) -lpthread
+VALGRIND_FLAGS := --quiet --error-exitcode=99 --leak-check=full \
+	--show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible \
+	--track-origins=yes --suppressions=$(CURDIR)/tests/valgrind.supp
+
+.PHONY: c-lib c-example c-header-check c-test c-test-valgrind c-test-asan \
+	c-install-test install c-install header bench-c
+
+# The release library, staged as an installed layout would be (real file, soname
+# link, dev link) so the C programs load it exactly as users will.
+c-lib:
+	$(CARGO) build --release -p state-ffi
+	mkdir -p $(C_LIB) $(C_BIN)
+	cp -f target/release/libstate.so $(C_LIB)/libstate.so.$(STATE_LIB_VERSION)
+	cp -f target/release/libstate.a $(C_LIB)/libstate.a
+	ln -sf libstate.so.$(STATE_LIB_VERSION) $(C_LIB)/$(STATE_SONAME)
+	ln -sf $(STATE_SONAME) $(C_LIB)/libstate.so
+
+c-example: c-lib
+	$(CC) $(C_FLAGS) examples/c/dashboard.c -o $(C_BIN)/dashboard $(C_LINK)
+	$(C_BIN)/dashboard "$(STATE_DIR)"
+
+# The header alone compiles as C99 and as C++ with every warning an error.
+c-header-check:
+	$(CC) $(C_WARN) -I include -fsyntax-only tests/header_only.c
+	$(CXX) -x c++ -std=c++11 -Wall -Wextra -Werror -pedantic -I include -fsyntax-only tests/header_only.c
+
+C_TESTS := test_api test_threads
+
+c-test: c-lib c-test-valgrind
+
+c-test-valgrind: c-lib
+	@for t in $(C_TESTS); do \
+	  $(CC) $(C_FLAGS) tests/$$t.c -o $(C_BIN)/$$t $(C_LINK) || exit 1; \
+	  echo "valgrind $$t"; \
+	  $(VALGRIND) $(VALGRIND_FLAGS) $(C_BIN)/$$t || exit 1; \
+	done
+
+# The same tests built with AddressSanitizer + UndefinedBehaviorSanitizer (the
+# library itself is not instrumented, but every allocation and free is checked).
+c-test-asan: c-lib
+	@for t in $(C_TESTS); do \
+	  $(CC) $(C_FLAGS) -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
+	    tests/$$t.c -o $(C_BIN)/$$t-asan $(C_LINK) || exit 1; \
+	  echo "asan+ubsan $$t"; \
+	  ASAN_OPTIONS=detect_leaks=1 $(C_BIN)/$$t-asan || exit 1; \
+	done
+
+install: c-install
+
+c-install: c-lib
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 0755 $(C_LIB)/libstate.so.$(STATE_LIB_VERSION) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libstate.so.$(STATE_LIB_VERSION) $(DESTDIR)$(PREFIX)/lib/$(STATE_SONAME)
+	ln -sf $(STATE_SONAME) $(DESTDIR)$(PREFIX)/lib/libstate.so
+	install -m 0644 $(C_LIB)/libstate.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 0644 include/state.h $(DESTDIR)$(PREFIX)/include/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(STATE_LIB_VERSION)|' \
+	    -e 's|@LIBS_PRIVATE@|$(STATE_LIBS_PRIVATE)|' ffi/state.pc.in \
+	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/state.pc
+
+# Installs into a temporary prefix and builds a program the documented way:
+# `cc app.c $(pkg-config --cflags --libs state)`, shared and static.
+c-install-test: c-lib
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(MAKE) --no-print-directory c-install PREFIX="$$tmp/prefix" >/dev/null; \
+	export PKG_CONFIG_PATH="$$tmp/prefix/lib/pkgconfig"; \
+	test "$$(pkg-config --modversion state)" = "$(STATE_LIB_VERSION)"; \
+	$(CC) $(C_WARN) tests/install_check.c -o "$$tmp/app" $$(pkg-config --cflags --libs state); \
+	LD_LIBRARY_PATH="$$tmp/prefix/lib" "$$tmp/app" "$$tmp/data"; \
+	readelf -d "$$tmp/app" | grep -q 'NEEDED.*\[$(STATE_SONAME)\]'; \
+	$(CC) $(C_WARN) tests/install_check.c -o "$$tmp/app-static" \
+	  $$(pkg-config --cflags state) "$$tmp/prefix/lib/libstate.a" $$(pkg-config --static --libs-only-l state | sed "s/-lstate //"); \
+	"$$tmp/app-static" "$$tmp/data2"; \
+	echo "install + pkg-config: shared and static programs build and run"
+
+header:
+	STATE_UPDATE_HEADER=1 $(CARGO) test -q -p state-ffi --test header committed_header_matches_generated
+
+# Opt-in: C API vs Rust API per-call cost (docs/bench-c.md).
+bench-c: c-lib
+	$(CC) -std=c99 -O2 -D_GNU_SOURCE -I include tests/bench.c -o $(C_BIN)/bench $(C_LINK)
+	$(CARGO) build --release -p state-ffi --example bench_rust
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	echo "== C API"; $(C_BIN)/bench "$$tmp/c"; \
+	echo "== Rust API"; target/release/examples/bench_rust "$$tmp/rust"
