@@ -5,10 +5,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, Protocol
 
 import pytest
 
 import libstate
+
+
+ENGINES = ["sled", "memfile"]
+
+
+class OpenStore(Protocol):
+    """Opens a store with the test's engine: at `store_path`, or at `at`."""
+
+    def __call__(self, at: Path | str | None = None, **opts: Any) -> libstate.Store: ...
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """Every test that uses a store runs once per engine."""
+    return str(request.param)
 
 
 @pytest.fixture
@@ -17,8 +33,16 @@ def store_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(store_path: Path) -> Iterator[libstate.Store]:
-    s = libstate.open(store_path)
+def open_store(store_path: Path, engine: str) -> OpenStore:
+    def open_(at: Path | str | None = None, **opts: Any) -> libstate.Store:
+        return libstate.open(store_path if at is None else at, engine, **opts)
+
+    return open_
+
+
+@pytest.fixture
+def store(open_store: OpenStore) -> Iterator[libstate.Store]:
+    s = open_store()
     yield s
     s.close()
 

@@ -9,6 +9,8 @@ import pytest
 
 import libstate
 
+from conftest import OpenStore
+
 
 def test_bucket_is_a_mutable_mapping(bucket: libstate.Bucket) -> None:
     assert isinstance(bucket, abc.MutableMapping)
@@ -113,8 +115,8 @@ def test_key_at_the_length_limit_is_accepted(bucket: libstate.Bucket) -> None:
     assert bucket[key] == b"v"
 
 
-def test_value_over_the_limit_is_refused_and_nothing_written(store_path: object) -> None:
-    with libstate.open(store_path, max_value_size=4) as store:  # type: ignore[arg-type]
+def test_value_over_the_limit_is_refused_and_nothing_written(store_path: object, open_store: OpenStore) -> None:
+    with open_store(max_value_size=4) as store:
         b = store.bucket("b")
         with pytest.raises(libstate.InvalidArgument, match="limit of 4"):
             b["k"] = b"12345"
@@ -215,8 +217,8 @@ def test_set_many_with_a_bad_item_writes_nothing(bucket: libstate.Bucket) -> Non
     assert len(bucket) == 0
 
 
-def test_set_many_over_the_batch_limit_is_too_large_and_writes_nothing(store_path: object) -> None:
-    with libstate.open(store_path, max_batch_size=100) as store:  # type: ignore[arg-type]
+def test_set_many_over_the_batch_limit_is_too_large_and_writes_nothing(store_path: object, open_store: OpenStore) -> None:
+    with open_store(max_batch_size=100) as store:
         b = store.bucket("b")
         with pytest.raises(libstate.TooLarge, match="max_batch_size"):
             b.set_many({f"k{i}": b"x" * 20 for i in range(10)})
@@ -291,8 +293,8 @@ def test_iterator_sees_writes_ahead_of_it(bucket: libstate.Bucket) -> None:
     assert rest in (["m"], ["m", "z"])
 
 
-def test_iterator_yields_what_it_read_then_raises_store_closed(store_path: object) -> None:
-    store = libstate.open(store_path)  # type: ignore[arg-type]
+def test_iterator_yields_what_it_read_then_raises_store_closed(store_path: object, open_store: OpenStore) -> None:
+    store = open_store()
     b = store.bucket("b")
     b.set_many({f"k{i:05}": b"" for i in range(3000)})
     it = iter(b)

@@ -6,6 +6,8 @@ import pytest
 
 import libstate
 
+from conftest import OpenStore
+
 
 @pytest.fixture
 def abc_bucket(bucket: libstate.Bucket) -> libstate.Bucket:
@@ -122,8 +124,8 @@ def test_cursors_are_independent(abc_bucket: libstate.Bucket) -> None:
     assert c1.key == "e"
 
 
-def test_cursor_after_store_close_raises_store_closed(store_path: object) -> None:
-    store = libstate.open(store_path)  # type: ignore[arg-type]
+def test_cursor_after_store_close_raises_store_closed(store_path: object, open_store: OpenStore) -> None:
+    store = open_store()
     b = store.bucket("b")
     b["a"] = b"1"
     c = b.cursor()

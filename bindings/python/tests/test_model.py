@@ -28,10 +28,12 @@ HOUR = 3600.0
 
 
 class BucketModel(RuleBasedStateMachine):
+    engine = "sled"
+
     def __init__(self) -> None:
         super().__init__()
         self.dir = Path(tempfile.mkdtemp(prefix="libstate-model-"))
-        self.store = libstate.open(self.dir / "s")
+        self.store = libstate.open(self.dir / "s", self.engine)
         self.bucket = self.store.bucket("m")
         self.model: dict[str, bytes] = {}
         self.with_ttl: set[str] = set()
@@ -119,7 +121,7 @@ class BucketModel(RuleBasedStateMachine):
     @rule()
     def reopen(self) -> None:
         self.store.close()
-        self.store = libstate.open(self.dir / "s")
+        self.store = libstate.open(self.dir / "s", self.engine)
         self.bucket = self.store.bucket("m")
         self.cursor = self.bucket.cursor()
         self.pos = BEFORE
@@ -236,10 +238,17 @@ class BucketModel(RuleBasedStateMachine):
         assert list(reversed(self.bucket)) == order(self.model)[::-1]
 
 
-BucketModel.TestCase.settings = settings(
+class MemfileBucketModel(BucketModel):
+    engine = "memfile"
+
+
+SETTINGS = settings(
     max_examples=100,
     stateful_step_count=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-test_bucket_behaves_like_an_ordered_dict = BucketModel.TestCase
+BucketModel.TestCase.settings = SETTINGS
+MemfileBucketModel.TestCase.settings = SETTINGS
+test_sled_bucket_behaves_like_an_ordered_dict = BucketModel.TestCase
+test_memfile_bucket_behaves_like_an_ordered_dict = MemfileBucketModel.TestCase

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import libstate
 
+from conftest import OpenStore
+
 
 def test_concurrent_writers_and_readers_on_one_bucket(bucket: libstate.Bucket) -> None:
     def writer(t: int) -> None:
@@ -74,16 +76,16 @@ def test_one_iterator_shared_by_threads_yields_each_key_once(bucket: libstate.Bu
     assert sorted(k for part in got for k in part) == [f"k{i:05}" for i in range(n)]
 
 
-def test_sync_mode_writers_in_threads_all_land(store_path: Path) -> None:
-    with libstate.open(store_path, sync=True) as store:
+def test_sync_mode_writers_in_threads_all_land(store_path: Path, open_store: OpenStore) -> None:
+    with open_store(sync=True) as store:
         b = store.bucket("b")
         with ThreadPoolExecutor(max_workers=4) as ex:
             list(ex.map(lambda i: b.set(f"k{i:03}", b"v"), range(100)))
         assert len(b) == 100
 
 
-def test_close_while_other_threads_work_raises_only_store_closed(store_path: Path) -> None:
-    store = libstate.open(store_path)
+def test_close_while_other_threads_work_raises_only_store_closed(store_path: Path, open_store: OpenStore) -> None:
+    store = open_store()
     b = store.bucket("b")
     b.set_many({f"k{i:04}": b"v" for i in range(1000)})
     errors: list[BaseException] = []

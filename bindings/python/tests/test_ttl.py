@@ -12,6 +12,8 @@ import pytest
 
 import libstate
 
+from conftest import OpenStore
+
 HOUR = 3600.0
 SHORT = 0.2
 
@@ -92,21 +94,21 @@ def test_non_positive_or_non_finite_ttl_is_invalid_and_writes_nothing(bucket: li
     assert "k" not in bucket and bucket.ttl("old") is None
 
 
-def test_ttl_survives_reopen(store_path: Path) -> None:
-    with libstate.open(store_path) as store:
+def test_ttl_survives_reopen(store_path: Path, open_store: OpenStore) -> None:
+    with open_store() as store:
         b = store.bucket("b")
         b.set("long", b"1", ttl=HOUR)
         b.set("short", b"2", ttl=SHORT)
     wait_past(SHORT)
-    with libstate.open(store_path) as store:
+    with open_store() as store:
         b = store.bucket("b")
         left = b.ttl("long")
         assert left is not None and left > HOUR - 60
         assert "short" not in b
 
 
-def test_sweep_expired_removes_expired_records(store_path: Path) -> None:
-    with libstate.open(store_path, sweep_interval=None) as store:
+def test_sweep_expired_removes_expired_records(store_path: Path, open_store: OpenStore) -> None:
+    with open_store(sweep_interval=None) as store:
         b = store.bucket("b")
         b.set_many({f"k{i}": b"v" for i in range(10)}, ttl=SHORT)
         b["stay"] = b"v"
@@ -116,9 +118,9 @@ def test_sweep_expired_removes_expired_records(store_path: Path) -> None:
         assert list(b) == ["stay"]
 
 
-def test_sweep_interval_must_be_positive(store_path: Path) -> None:
+def test_sweep_interval_must_be_positive(store_path: Path, open_store: OpenStore) -> None:
     with pytest.raises(libstate.InvalidArgument, match="sweep_interval"):
-        libstate.open(store_path, sweep_interval=0)
+        open_store(sweep_interval=0)
     assert libstate.DEFAULT_SWEEP_INTERVAL == 1.0
 
 
@@ -127,8 +129,8 @@ def test_bad_ttl_types_are_type_errors(bucket: libstate.Bucket) -> None:
         bucket.set("k", b"v", ttl="5")  # type: ignore[arg-type]
 
 
-def test_rewritten_key_is_not_swept_by_its_old_ttl(store_path: Path) -> None:
-    with libstate.open(store_path, sweep_interval=None) as store:
+def test_rewritten_key_is_not_swept_by_its_old_ttl(store_path: Path, open_store: OpenStore) -> None:
+    with open_store(sweep_interval=None) as store:
         b = store.bucket("b")
         b.set("cleared", b"1", ttl=SHORT)
         b.clear()

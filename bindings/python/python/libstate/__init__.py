@@ -80,7 +80,7 @@ __version__: str = _native.__version__
 DEFAULT_FLUSH_INTERVAL: float = _native.DEFAULT_FLUSH_INTERVAL
 #: Seconds between runs of the background expiry sweeper.
 DEFAULT_SWEEP_INTERVAL: float = _native.DEFAULT_SWEEP_INTERVAL
-#: Default page-cache size of the sled engine, in bytes (32 MiB).
+#: Default page-cache size of the sled engine, in bytes.
 DEFAULT_CACHE_SIZE: int = _native.DEFAULT_CACHE_SIZE
 #: Default largest value, in bytes (16 MiB).
 DEFAULT_MAX_VALUE_SIZE: int = _native.DEFAULT_MAX_VALUE_SIZE
@@ -105,7 +105,9 @@ def open(  # noqa: A001 - the conventional name, as gzip.open and dbm.open
 ) -> Store:
     """Open (creating if needed) the store in directory ``path``.
 
-    :param engine: the storage engine, ``"sled"`` (the default).
+    :param engine: the storage engine: ``"sled"`` (the default; an on-disk B-tree
+        with a page cache) or ``"memfile"`` (the whole store in memory, persisted
+        to an append-only log; fastest, the data must fit in RAM).
     :param sync: ``False`` (default): periodic durability, writes reach the disk
         within ``flush_interval`` seconds. ``True``: every write call returns only
         after its data is on disk (concurrent writers share one fsync).
