@@ -7,7 +7,7 @@ use std::time::Duration;
 use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
-use state_core::{ttl_from_secs_f64, Bucket, Ttl};
+use state_core::{ttl_from_secs_f64, Bucket, Engine, Ttl};
 
 use crate::boundary::{attached, detached};
 use crate::convert::{key_str, key_string, value_bytes};
@@ -15,10 +15,14 @@ use crate::cursor::PyCursor;
 use crate::iter::{Mode, PyBucketIterator};
 use crate::store::PyStore;
 
-/// Whether point reads (`get`, `[]`, `in`) release the GIL. With sled a read can
-/// page in from disk on a cache miss, and the release measured no slower on one
-/// thread while letting other threads run (`bench.py gil`, docs/bench-python.md).
-const DETACH_POINT_READS: bool = true;
+/// Whether point reads (`get`, `[]`, `in`) on a store with `engine` release the GIL,
+/// decided by measurement (`bench.py gil`, docs/bench-python.md): a sled read can
+/// page in from disk, and releasing cost nothing measurable on one thread while
+/// helping several; a memfile read never touches the disk and the release only
+/// cost throughput under contention. Engines added later release it (the safe side).
+fn detach_point_reads(engine: Engine) -> bool {
+    !matches!(engine, Engine::Memfile)
+}
 
 /// An ordered map from str keys to bytes values inside a store.
 ///
@@ -27,6 +31,8 @@ const DETACH_POINT_READS: bool = true;
 #[pyclass(frozen, subclass, name = "Bucket", module = "libstate._native")]
 pub(crate) struct PyBucket {
     pub(crate) inner: Bucket,
+    /// See [`detach_point_reads`].
+    detach_reads: bool,
 }
 
 impl PyBucket {
@@ -71,8 +77,12 @@ impl PyBucket {
     /// `StoreClosed` if the store is closed. Use `Store.bucket(name)`.
     #[new]
     fn new(store: &Bound<'_, PyStore>, name: &str) -> PyResult<PyBucket> {
-        let inner = attached(|| store.get().inner.bucket(name))?;
-        Ok(PyBucket { inner })
+        let store = &store.get().inner;
+        let inner = attached(|| store.bucket(name))?;
+        Ok(PyBucket {
+            inner,
+            detach_reads: detach_point_reads(store.engine()),
+        })
     }
 
     /// The bucket's name.
@@ -88,7 +98,7 @@ impl PyBucket {
         key: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let k = key_str(key)?;
-        match self.lookup(py, k, DETACH_POINT_READS)? {
+        match self.lookup(py, k, self.detach_reads)? {
             Some(v) => Ok(PyBytes::new(py, &v)),
             None => Err(PyKeyError::new_err(key.clone().unbind())),
         }
@@ -121,7 +131,7 @@ impl PyBucket {
             return Ok(false);
         };
         let k = k.to_str()?;
-        Ok(self.lookup(py, k, DETACH_POINT_READS)?.is_some())
+        Ok(self.lookup(py, k, self.detach_reads)?.is_some())
     }
 
     /// `len(bucket)`: the number of live records. Reads every key (O(n)).
@@ -153,7 +163,7 @@ impl PyBucket {
         key: &Bound<'py, PyAny>,
         default: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        match self.lookup(py, key_str(key)?, DETACH_POINT_READS)? {
+        match self.lookup(py, key_str(key)?, self.detach_reads)? {
             Some(v) => Ok(PyBytes::new(py, &v).into_any()),
             None => Ok(default.unwrap_or_else(|| py.None().into_bound(py))),
         }
