@@ -24,8 +24,8 @@ never corrupts the store. With ``sync=True`` every write call returns only once 
 data is on disk. :meth:`Store.flush` forces it; closing the store flushes.
 
 Threads: stores, buckets, cursors and iterators may be shared between threads.
-Calls that touch the disk, wait for a lock, or handle batches and scans release
-the GIL.
+Calls that can block (writes, batches, scans, cursor steps, and point reads with the
+sled engine) release the GIL.
 """
 
 from __future__ import annotations
