@@ -13,7 +13,7 @@ PY_BENCH_PEERS := lmdb plyvel rocksdict diskcache sqlitedict
 PY_SOURCES := $(shell find core/src $(PYDIR)/src $(PYDIR)/python -type f \
 	\( -name '*.rs' -o -name '*.py' -o -name '*.pyi' -o -name 'py.typed' \) 2>/dev/null) \
 	core/Cargo.toml $(PYDIR)/Cargo.toml $(PYDIR)/pyproject.toml Cargo.toml Cargo.lock
-PY_EXAMPLE_DIR ?= $(STATE_DIR)/python-example
+PY_EXAMPLE_DIR ?= $(STATE_DIR)
 
 ALL_TARGETS += python-example
 TEST_TARGETS += python-test
@@ -28,9 +28,9 @@ $(VENV)/.tools-installed:
 
 python-venv: $(VENV)/.tools-installed
 
+# The wheel build shares the workspace's target dir: only pyo3 and the glue are
+# rebuilt (maturin sets PYO3_BUILD_EXTENSION_MODULE), not the core and sled.
 $(VENV)/.libstate-installed: $(VENV)/.tools-installed $(PY_SOURCES)
-	# The wheel build shares the workspace's target dir: only pyo3 and the glue are
-	# rebuilt (maturin sets PYO3_BUILD_EXTENSION_MODULE), not the core and sled.
 	$(VPY) -m pip install --quiet --force-reinstall --no-deps ./$(PYDIR)
 	touch $@
 

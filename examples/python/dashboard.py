@@ -102,6 +102,8 @@ def main(argv: list[str]) -> int:
         except libstate.InvalidArgument as e:
             print(f"refused an empty key: {e}")
         store.flush()
+        # The Rust and C examples use the same store directory with buckets of their own.
+        print(f"buckets in the store: {', '.join(store.bucket_names())}")
         print(f"info: {store.info()}")
     return 0
 
