@@ -1,0 +1,55 @@
+"""The exception hierarchy of libstate.
+
+Every error libstate raises is a :class:`StateError`; each subclass stands for one
+kind of the core's errors (``state_core::ErrorKind``). The mapping from kinds to
+these classes lives in one place, ``bindings/python/src/boundary.rs``.
+"""
+
+__all__ = [
+    "StateError",
+    "InvalidArgument",
+    "StoreLocked",
+    "CorruptStore",
+    "StoreClosed",
+    "StoreIOError",
+    "TooLarge",
+    "InternalError",
+]
+
+
+class StateError(Exception):
+    """Base class of every libstate error. The message names the offending key,
+    bucket or path."""
+
+
+class InvalidArgument(StateError, ValueError):
+    """A key, bucket name, value, TTL or option broke a documented rule (empty or
+    over-long key, invalid bucket name, value above ``max_value_size``, unknown
+    engine, ...). Nothing was written. Also a :class:`ValueError`."""
+
+
+class StoreLocked(StateError):
+    """Another process has the store directory open. Close it there and retry."""
+
+
+class CorruptStore(StateError):
+    """The store's files failed a check. They were left untouched."""
+
+
+class StoreClosed(StateError):
+    """The store handle (or the bucket, cursor or iterator taken from it) was closed,
+    or a cursor was closed."""
+
+
+class StoreIOError(StateError, OSError):
+    """The operating system reported an I/O error. Also an :class:`OSError`, with
+    ``errno`` set when the system gave one."""
+
+
+class TooLarge(StateError):
+    """A request exceeded a configured size limit, such as a ``set_many`` batch above
+    the store's ``max_batch_size``. Nothing was written."""
+
+
+class InternalError(StateError):
+    """A bug in libstate (for example a caught panic). Please report it."""

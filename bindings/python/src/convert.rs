@@ -1,0 +1,94 @@
+//! Conversions between Python objects and the core's keys, values and entries.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use pyo3::buffer::PyBuffer;
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyString, PyTuple};
+
+use crate::boundary::invalid;
+
+/// Borrows the bytes of a bytes-like value (`bytes` without copying; `bytearray`,
+/// `memoryview` and other byte buffers by copy). A `str` is refused with a message
+/// pointing at the two ways to store text.
+pub(crate) fn value_bytes<'a>(key: &str, value: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
+    if let Ok(b) = value.cast::<PyBytes>() {
+        return Ok(Cow::Borrowed(b.as_bytes()));
+    }
+    if let Ok(b) = value.cast::<PyByteArray>() {
+        return Ok(Cow::Owned(b.to_vec()));
+    }
+    if value.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err(format!(
+            "value for key {key:?} is a str, but values are bytes: store text with \
+             value.encode() (and .decode() on the way back), or structured data with \
+             set_json()"
+        )));
+    }
+    match PyBuffer::<u8>::get(value) {
+        Ok(buf) => Ok(Cow::Owned(buf.to_vec(value.py())?)),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "value for key {key:?} must be bytes-like (bytes, bytearray, memoryview), not {}",
+            type_name(value)
+        ))),
+    }
+}
+
+/// The `str` of a key argument, with a clear message for anything else.
+pub(crate) fn key_str<'a>(key: &'a Bound<'_, PyAny>) -> PyResult<&'a str> {
+    match key.cast::<PyString>() {
+        Ok(s) => s.to_str(),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "keys are str, not {}",
+            type_name(key)
+        ))),
+    }
+}
+
+/// An owned key from an item of a key iterable.
+pub(crate) fn key_string(key: &Bound<'_, PyAny>) -> PyResult<String> {
+    key_str(key).map(str::to_owned)
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".to_string())
+}
+
+/// A `(key, value)` tuple.
+pub(crate) fn entry_tuple<'py>(
+    py: Python<'py>,
+    (key, value): (String, Vec<u8>),
+) -> PyResult<Bound<'py, PyTuple>> {
+    PyTuple::new(
+        py,
+        [
+            PyString::new(py, &key).into_any(),
+            PyBytes::new(py, &value).into_any(),
+        ],
+    )
+}
+
+/// A duration in seconds (int or float) as a [`Duration`]; negative, NaN or infinite
+/// values are an *invalid argument* naming `what`. Zero passes through, for the core
+/// to judge.
+pub(crate) fn seconds(what: &str, secs: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(secs).map_err(|_| {
+        invalid(format!(
+            "invalid argument: {what} must be a finite number of seconds >= 0, got {secs}"
+        ))
+    })
+}
+
+/// A byte size from a Python int; negative values are an *invalid argument*.
+pub(crate) fn size<T: TryFrom<i64>>(what: &str, n: i64) -> PyResult<T> {
+    T::try_from(n).map_err(|_| {
+        invalid(format!(
+            "invalid argument: {what} must be between 1 and the platform's limit, got {n}"
+        ))
+    })
+}

@@ -1,0 +1,48 @@
+//! `StateService`: the per-client RPC layer of the original state service.
+
+use pyo3::prelude::*;
+use state_core::StateService;
+
+use crate::boundary::detached;
+use crate::store::PyStore;
+
+/// The state service over a store: each client reaches only the bucket named by its
+/// authenticated id. `handle()` speaks the original JSON messages.
+#[pyclass(frozen, subclass, name = "StateService", module = "libstate._native")]
+pub(crate) struct PyStateService {
+    inner: StateService,
+    store: Py<PyStore>,
+}
+
+#[pymethods]
+impl PyStateService {
+    /// A service over `store`.
+    #[new]
+    fn new(store: Bound<'_, PyStore>) -> PyStateService {
+        PyStateService {
+            inner: StateService::new(store.get().inner.clone()),
+            store: store.unbind(),
+        }
+    }
+
+    /// The store behind the service.
+    #[getter]
+    fn store(&self, py: Python<'_>) -> Py<PyStore> {
+        self.store.clone_ref(py)
+    }
+
+    /// Handles one RPC message for `client_id` and returns the JSON response:
+    /// `get {key}` -> `{key, found, value}`, `set {key, value}` -> `{}`,
+    /// `delete {key}` -> `{key, found}`, `getMultiple {keys}` -> `{kv}`,
+    /// `setMultiple {kv}` -> `{}`; values are base64 strings. An unknown method or
+    /// malformed arguments raise `InvalidArgument`.
+    fn handle(
+        &self,
+        py: Python<'_>,
+        client_id: &str,
+        method: &str,
+        args: &str,
+    ) -> PyResult<String> {
+        detached(py, || self.inner.handle(client_id, method, args))
+    }
+}
