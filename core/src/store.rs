@@ -1,6 +1,6 @@
 //! [`Store`]: opening, sharing and closing a store directory.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -237,14 +237,14 @@ pub(crate) struct Options {
 /// Process-wide registry of open stores keyed by canonical directory, so a second
 /// open in the same process shares the first (sled allows one `Db` per directory,
 /// and releases its lock late when dropped).
-static REGISTRY: LazyLock<Mutex<HashMap<PathBuf, Arc<Shared>>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
+static REGISTRY: LazyLock<Mutex<BTreeMap<PathBuf, Arc<Shared>>>> =
+    LazyLock::new(|| Mutex::new(BTreeMap::new()));
 
 /// Directories this process closed, and when. sled releases its file lock some time
 /// after its `Db` is dropped (its worker threads hold it briefly, sled#1289), so a
 /// reopen soon after a close may find our own stale lock: only then is it retried.
-static RECENTLY_CLOSED: LazyLock<Mutex<HashMap<PathBuf, Instant>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
+static RECENTLY_CLOSED: LazyLock<Mutex<BTreeMap<PathBuf, Instant>>> =
+    LazyLock::new(|| Mutex::new(BTreeMap::new()));
 
 /// How long after our own close a *locked* error is taken to be our stale lock.
 const STALE_LOCK_WINDOW: Duration = Duration::from_secs(10);
