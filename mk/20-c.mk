@@ -28,7 +28,7 @@ C_BIN := $(C_BUILD)/bin
 C_WARN := -std=c99 -Wall -Wextra -Werror -pedantic
 C_FLAGS := $(C_WARN) -O1 -g -D_GNU_SOURCE -I$(CURDIR)/include
 C_LINK := -L$(C_LIB) -lstate -Wl,-rpath,$(C_LIB) -lpthread
-VALGRIND_FLAGS := --quiet --error-exitcode=99 --leak-check=full \
+VALGRIND_FLAGS := --quiet --error-exitcode=99 --fair-sched=yes --leak-check=full \
 	--show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible \
 	--track-origins=yes --suppressions=$(CURDIR)/tests/valgrind.supp
 

@@ -115,7 +115,9 @@ static void *until_closed(void *arg) {
     size_t n;
     long i;
     snprintf(key, sizeof key, "closing/%d", w->id);
-    for (i = 0; i < 200000 && !w->saw_closed; i++) {
+    /* The cap only keeps a broken build from spinning forever; the store is closed
+     * after 20 ms. */
+    for (i = 0; i < 50000000 && !w->saw_closed; i++) {
         state_status a = state_set(shared_bucket, key, "x", 1);
         state_status b = state_get(shared_bucket, key, &v, &n);
         if (b == STATE_OK) {
