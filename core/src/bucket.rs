@@ -108,12 +108,13 @@ impl Bucket {
         let shared = self.shared()?;
         limits::check_key(key)?;
         limits::check_value(key, value, shared.opts.max_value_size)?;
-        let stored = record::encode(value, None);
-        shared.write(&[WriteOp::Put {
-            bucket: &self.name,
-            key: key.as_bytes(),
-            value: &stored,
-        }])
+        record::with_encoded(value, None, |stored| {
+            shared.write(&[WriteOp::Put {
+                bucket: &self.name,
+                key: key.as_bytes(),
+                value: stored,
+            }])
+        })
     }
 
     /// Sets `key` to `value` with a time to live: from `ttl` from now on, the key is

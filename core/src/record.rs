@@ -32,6 +32,42 @@ pub(crate) fn encode(value: &[u8], deadline_ms: Option<u64>) -> Vec<u8> {
     }
 }
 
+/// Values up to this size are encoded in a reused per-thread buffer; larger ones get
+/// their own allocation so a thread never keeps a huge buffer alive.
+const REUSE_MAX: usize = 64 << 10;
+
+thread_local! {
+    static ENCODE_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Calls `f` with the encoded form of `value`, without allocating for small values
+/// (engines copy what they store, so the encoding only lives for the call).
+pub(crate) fn with_encoded<R>(
+    value: &[u8],
+    deadline_ms: Option<u64>,
+    f: impl FnOnce(&[u8]) -> R,
+) -> R {
+    if value.len() > REUSE_MAX {
+        return f(&encode(value, deadline_ms));
+    }
+    ENCODE_BUF.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            match deadline_ms {
+                None => buf.push(PLAIN),
+                Some(d) => {
+                    buf.push(EXPIRING);
+                    buf.extend_from_slice(&d.to_be_bytes());
+                }
+            }
+            buf.extend_from_slice(value);
+            f(&buf)
+        }
+        // Only if `f` itself encodes again (it does not today): stay correct.
+        Err(_) => f(&encode(value, deadline_ms)),
+    })
+}
+
 /// A decoded stored value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Record<'a> {
@@ -111,6 +147,23 @@ mod tests {
         assert_eq!(peek_header(&b), Some(Some(42)));
         assert_eq!(peek_header(&a), Some(None));
         assert_eq!(peek_header(&[9]), None);
+    }
+
+    #[test]
+    fn reused_buffer_encodes_like_encode() {
+        for (v, d) in [
+            (&b"abc"[..], None),
+            (&b""[..], Some(7u64)),
+            (&[9u8; 70_000][..], Some(1)),
+        ] {
+            with_encoded(v, d, |e| assert_eq!(e, encode(v, d).as_slice()));
+            with_encoded(v, d, |e| {
+                with_encoded(b"x", None, |inner| {
+                    assert_eq!(e, encode(v, d).as_slice());
+                    assert_eq!(inner, encode(b"x", None).as_slice());
+                })
+            });
+        }
     }
 
     #[test]
