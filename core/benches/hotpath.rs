@@ -1,5 +1,6 @@
 //! Instruction-count probe of the hot paths for keys without a TTL: run under
-//! `valgrind --tool=callgrind --toggle-collect='*hot_gets*' --toggle-collect='*hot_sets*'`.
+//! `valgrind --tool=callgrind --toggle-collect='*hot_gets*' --toggle-collect='*hot_sets*'`
+//! (and `--toggle-collect='*hot_scans*'` for 200 x seek + next_n(1000)).
 use std::hint::black_box;
 
 #[inline(never)]
@@ -18,6 +19,17 @@ fn hot_sets(b: &state_core::Bucket, keys: &[String], v: &[u8]) {
     }
 }
 
+#[inline(never)]
+fn hot_scans(b: &state_core::Bucket, keys: &[String]) -> usize {
+    let mut n = 0;
+    for k in keys.iter().take(200) {
+        let mut c = b.cursor().unwrap();
+        c.seek(k).unwrap();
+        n += c.next_n(1000).unwrap().len();
+    }
+    n
+}
+
 fn main() {
     let dir = tempfile::tempdir().unwrap();
     let store = state_core::Store::open(dir.path()).unwrap();
@@ -31,5 +43,6 @@ fn main() {
     }
     black_box(hot_gets(&b, &keys));
     hot_sets(&b, &keys, &v);
+    black_box(hot_scans(&b, &keys));
     store.close().unwrap();
 }
