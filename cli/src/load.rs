@@ -97,7 +97,8 @@ enum Progress {
     Bytes(u64),
     /// A stream of unknown length: bytes read so far.
     Stream,
-    /// One opaque step (the core's JSON importer): elapsed time only.
+    /// A step of unknown length (the core's JSON importer while it reads and checks
+    /// the file, before its record bar appears): elapsed time only.
     Busy,
 }
 
@@ -125,7 +126,13 @@ fn progress(kind: Progress, what: &str) -> ProgressBar {
     bar
 }
 
-/// The JSON format, through `Store::import_json`: the whole file is checked before
+/// A bar counting records written.
+fn records_style() -> ProgressStyle {
+    ProgressStyle::with_template("{spinner} {msg} {wide_bar} {pos}/{len} records eta {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+/// The JSON format, through `Store::import_json_with_progress`: the whole file is checked before
 /// anything is written. Standard input is first copied to a private temporary file.
 fn load_json(target: &Target, file: &Path) -> CmdResult<Summary> {
     let spool;
@@ -147,9 +154,20 @@ fn load_json(target: &Target, file: &Path) -> CmdResult<Summary> {
     let shown = display_name(file);
     let bar = progress(
         Progress::Busy,
-        &format!("loading {shown} ({})", HumanBytes(size.unwrap_or_default())),
+        &format!("reading {shown} ({})", HumanBytes(size.unwrap_or_default())),
     );
-    let result = open::with_store(store, |store| Ok(store.import_json(&path)));
+    // The core reads and checks the whole file first, then writes bucket by bucket:
+    // a spinner while reading, then a bar of records written.
+    let result = open::with_store(store, |store| {
+        Ok(store.import_json_with_progress(&path, |p| {
+            if bar.length() != Some(p.records_total) {
+                bar.set_length(p.records_total);
+                bar.set_style(records_style());
+                bar.set_message(format!("loading {shown}"));
+            }
+            bar.set_position(p.records_done);
+        }))
+    });
     bar.finish_and_clear();
     let report = result?.map_err(|e| {
         let mut f = Failure::from(e);

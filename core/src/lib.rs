@@ -56,4 +56,4 @@ pub use store::{
     Engine, Store, StoreBuilder, StoreInfo, DEFAULT_CACHE_SIZE, DEFAULT_FLUSH_INTERVAL,
     DEFAULT_SWEEP_INTERVAL,
 };
-pub use transfer::ImportReport;
+pub use transfer::{ImportProgress, ImportReport};

@@ -29,6 +29,20 @@ pub struct ImportReport {
     pub value_bytes: u64,
 }
 
+/// How far an import has come; see [`Store::import_json_with_progress`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct ImportProgress {
+    /// Buckets written so far.
+    pub buckets_done: u64,
+    /// Non-empty buckets in the file.
+    pub buckets_total: u64,
+    /// Records written so far.
+    pub records_done: u64,
+    /// Records in the file.
+    pub records_total: u64,
+}
+
 /// A base64 value, decoded while parsing so a bad one is reported with its position.
 struct B64(Vec<u8>);
 
@@ -132,6 +146,17 @@ impl Store {
     /// bucket exceeds the store's `max_batch_size` (raise it for the import);
     /// *I/O* if the file cannot be read; *closed*; engine errors.
     pub fn import_json(&self, path: impl AsRef<Path>) -> Result<ImportReport> {
+        self.import_json_with_progress(path, |_| {})
+    }
+
+    /// [`Store::import_json`], calling `progress` once the whole file has been read
+    /// and checked (nothing written yet) and again after each bucket is written, so a
+    /// caller can show a progress bar. Errors as for [`Store::import_json`].
+    pub fn import_json_with_progress(
+        &self,
+        path: impl AsRef<Path>,
+        mut progress: impl FnMut(&ImportProgress),
+    ) -> Result<ImportReport> {
         let path = path.as_ref();
         let shared = self.shared()?;
         let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
@@ -168,6 +193,12 @@ impl Store {
                 )));
             }
         }
+        let mut done = ImportProgress {
+            buckets_total: buckets.iter().filter(|(_, e)| !e.is_empty()).count() as u64,
+            records_total: buckets.iter().map(|(_, e)| e.len() as u64).sum(),
+            ..ImportProgress::default()
+        };
+        progress(&done);
         let mut report = ImportReport::default();
         for (bucket, entries) in buckets {
             if entries.is_empty() {
@@ -177,6 +208,9 @@ impl Store {
             report.buckets += 1;
             report.records += entries.len() as u64;
             report.value_bytes += entries.values().map(|v| v.len() as u64).sum::<u64>();
+            done.buckets_done = report.buckets;
+            done.records_done = report.records;
+            progress(&done);
         }
         Ok(report)
     }

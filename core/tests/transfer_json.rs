@@ -221,3 +221,45 @@ fn export_of_an_empty_store_is_an_empty_object_and_private() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn import_progress_is_reported_before_writing_and_after_each_bucket() {
+    for engine in ENGINES {
+        let files = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(engine, dir.path());
+        let mut seen = Vec::new();
+        let report = store
+            .import_json_with_progress(original_file(files.path()), |p| {
+                // The first call comes before anything is written.
+                if seen.is_empty() {
+                    assert!(store.bucket_names().unwrap().is_empty());
+                }
+                seen.push((
+                    p.buckets_done,
+                    p.buckets_total,
+                    p.records_done,
+                    p.records_total,
+                ));
+            })
+            .unwrap();
+        // Buckets are written in file order: user1 (2 records), then device-7 (1);
+        // the empty bucket "nothing" is neither counted nor written.
+        assert_eq!(seen, [(0, 2, 0, 3), (1, 2, 2, 3), (2, 2, 3, 3)], "{engine}");
+        assert_eq!(report.records, 3);
+    }
+}
+
+#[test]
+fn a_rejected_file_reports_no_progress() {
+    let files = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(Engine::Memfile, dir.path());
+    let bad = files.path().join("bad.json");
+    std::fs::write(&bad, r#"{"b": {"k": "not base64!"}}"#).unwrap();
+    let mut calls = 0;
+    assert!(store
+        .import_json_with_progress(&bad, |_| calls += 1)
+        .is_err());
+    assert_eq!(calls, 0);
+}
