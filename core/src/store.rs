@@ -697,7 +697,8 @@ impl Store {
         Ok(Bucket::new(self.clone(), name))
     }
 
-    /// Names of the buckets that hold at least one record, in byte order.
+    /// Names of the buckets that hold at least one record, in byte order. A bucket
+    /// whose records have all expired is listed until the sweeper removes them.
     pub fn bucket_names(&self) -> Result<Vec<String>> {
         let shared = self.shared()?;
         let names = shared.engine()?.bucket_names()?;
