@@ -114,6 +114,9 @@ pub fn child_main() -> bool {
             format!("DEL {k}")
         } else if n.is_multiple_of(3) {
             let k = format!("big-{}", n % 4);
+            // Announced first: big keys are set again after being deleted, and a set in
+            // flight at the kill may or may not persist.
+            say(format!("TRYSET {k}"));
             b.set(&k, value_for(&k)).unwrap();
             acked.push(k.clone());
             format!("SET {k}")
@@ -252,7 +255,7 @@ fn check_round(
         let keys: Vec<String> = rest.split_whitespace().map(String::from).collect();
         match verb {
             "TRY" => batches.push(keys),
-            "TRYDEL" => {
+            "TRYDEL" | "TRYSET" => {
                 for k in keys {
                     facts.remove(&k);
                 }
