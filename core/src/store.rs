@@ -240,42 +240,15 @@ pub(crate) struct Options {
 static REGISTRY: LazyLock<Mutex<BTreeMap<PathBuf, Arc<Shared>>>> =
     LazyLock::new(|| Mutex::new(BTreeMap::new()));
 
-/// Directories this process closed, and when. sled releases its file lock some time
-/// after its `Db` is dropped (its worker threads hold it briefly, sled#1289), so a
-/// reopen soon after a close may find our own stale lock: only then is it retried.
-static RECENTLY_CLOSED: LazyLock<Mutex<BTreeMap<PathBuf, Instant>>> =
-    LazyLock::new(|| Mutex::new(BTreeMap::new()));
-
-/// How long after our own close a *locked* error is taken to be our stale lock.
-const STALE_LOCK_WINDOW: Duration = Duration::from_secs(10);
-/// How long to wait for our own stale lock to go.
-const STALE_LOCK_WAIT: Duration = Duration::from_secs(5);
+/// How long `close` waits for the engine's file lock to be released (sled releases
+/// it from background threads after its `Db` is dropped, sled#1289).
+const LOCK_RELEASE_WAIT: Duration = Duration::from_secs(5);
 
 fn open_engine(dir: &Path, b: &StoreBuilder) -> Result<Box<dyn StorageEngine>> {
-    let closed_at = {
-        let mut recent = RECENTLY_CLOSED.lock();
-        recent.retain(|_, at| at.elapsed() < STALE_LOCK_WINDOW);
-        recent.get(dir).copied()
-    };
-    let start = Instant::now();
-    let mut pause = Duration::from_millis(1);
-    loop {
-        let result: Result<Box<dyn StorageEngine>> = match b.engine {
-            Engine::Sled => {
-                SledEngine::open(dir, b.cache_size, b.flush_interval).map(|e| Box::new(e) as _)
-            }
-            Engine::Memfile => MemfileEngine::open(dir).map(|e| Box::new(e) as _),
-        };
-        match result {
-            Err(Error::Locked { .. })
-                if closed_at.is_some() && start.elapsed() < STALE_LOCK_WAIT =>
-            {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(50));
-            }
-            other => return other,
-        }
-    }
+    Ok(match b.engine {
+        Engine::Sled => Box::new(SledEngine::open(dir, b.cache_size, b.flush_interval)?),
+        Engine::Memfile => Box::new(MemfileEngine::open(dir)?),
+    })
 }
 
 /// The state of one open store, shared by all its handles.
@@ -388,9 +361,6 @@ impl Shared {
             return Ok(());
         }
         registry.remove(&self.path);
-        RECENTLY_CLOSED
-            .lock()
-            .insert(self.path.clone(), Instant::now());
         drop(handles);
         if let Some(bg) = self.background.lock().take() {
             bg.stop();
@@ -413,13 +383,13 @@ impl Shared {
     }
 }
 
-/// Waits (up to `STALE_LOCK_WAIT`) until nobody holds an exclusive lock on `file`,
+/// Waits (up to `LOCK_RELEASE_WAIT`) until nobody holds an exclusive lock on `file`,
 /// by taking and releasing it. A file that cannot be opened has no lock to wait for.
 fn wait_for_lock_release(file: &Path) {
     let Ok(f) = fs::File::open(file) else { return };
     let start = Instant::now();
     let mut pause = Duration::from_millis(1);
-    while start.elapsed() < STALE_LOCK_WAIT {
+    while start.elapsed() < LOCK_RELEASE_WAIT {
         if f.try_lock().is_ok() {
             let _ = f.unlock();
             return;

@@ -133,16 +133,8 @@ pub(crate) unsafe fn arg_bytes<'a>(
     len: usize,
     name: impl Display,
 ) -> Result<&'a [u8], Fail> {
-    if len == 0 {
-        return Ok(&[]);
-    }
-    if p.is_null() {
-        return Err(Fail::Invalid(format!(
-            "{name} is NULL but its length is {len}"
-        )));
-    }
-    // SAFETY: non-NULL, and the caller guarantees `len` readable bytes living for 'a.
-    Ok(unsafe { std::slice::from_raw_parts(p, len) })
+    // SAFETY: forwarded contract (`len` readable bytes at a non-NULL `p`).
+    unsafe { arg_array(p, len, name) }
 }
 
 /// An array argument of `len` elements. `p` may be NULL only when `len` is 0.
