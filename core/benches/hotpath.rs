@@ -32,7 +32,15 @@ fn hot_scans(b: &state_core::Bucket, keys: &[String]) -> usize {
 
 fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let store = state_core::Store::open(dir.path()).unwrap();
+    // `HOTPATH_ENGINE=memfile` probes the memfile engine (default: sled).
+    let engine = match std::env::var("HOTPATH_ENGINE").as_deref() {
+        Ok("memfile") => state_core::Engine::Memfile,
+        _ => state_core::Engine::Sled,
+    };
+    let store = state_core::Store::builder()
+        .engine(engine)
+        .open(dir.path())
+        .unwrap();
     let b = store.bucket("bench").unwrap();
     let keys: Vec<String> = (0..20_000u64)
         .map(|i| format!("{:010x}", i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 24))
