@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::ops::{Bound, RangeBounds};
+use std::ops::{Bound, ControlFlow, RangeBounds};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use crate::engine::{StorageEngine, Visit, WriteOp};
 use crate::error::{Error, Result};
 use crate::expiry::{self, Ttl, INDEX_BUCKET};
 use crate::iter::Iter;
+use crate::lend::Lending;
 use crate::limits;
 use crate::record;
 use crate::store::{Shared, Store};
@@ -96,6 +97,67 @@ impl Bucket {
     /// Whether `key` is present (and not expired).
     pub fn contains_key(&self, key: &str) -> Result<bool> {
         Ok(self.get(key)?.is_some())
+    }
+
+    /// Calls `f` with the value of `key` lent straight from the store, without
+    /// copying it, and returns what `f` returns; `None` (and `f` is not called) if the
+    /// key is missing or expired. The fastest way to read: use it to parse, compare
+    /// or copy a value into a buffer of your own.
+    ///
+    /// `f` runs while the store's read lock is held: it may read this store (any
+    /// bucket), but writing, flushing or closing this store from inside it fails with
+    /// *invalid argument* (it would deadlock), and a long-running `f` delays writers.
+    ///
+    /// # Errors
+    /// *invalid argument* for an empty or over-long key; *closed*; engine errors.
+    pub fn get_with<T>(&self, key: &str, f: impl FnOnce(&[u8]) -> T) -> Result<Option<T>> {
+        limits::check_key(key)?;
+        let shared = self.shared()?;
+        let engine = shared.engine()?;
+        let mut f = Some(f);
+        let mut out: Result<Option<T>> = Ok(None);
+        let _lending = Lending::start(shared);
+        engine.get(&self.name, key.as_bytes(), &mut |raw| {
+            out = match record::decode(raw, &shared.path) {
+                Ok(rec) if rec.is_expired_at(|| shared.opts.clock.now_ms()) => Ok(None),
+                Ok(rec) => Ok(f.take().map(|f| f(rec.value))),
+                Err(e) => Err(e),
+            };
+        })?;
+        out
+    }
+
+    /// Visits the live records with keys in `range` (e.g. `..`, `"a".."m"`, `"k"..`)
+    /// in key order, or descending with `reverse`, lending each key and value to `f`
+    /// without copying them; `f` returns [`ControlFlow::Break`] to stop early. The
+    /// fastest way to read many records — [`Bucket::range`] and [`Cursor`] return
+    /// owned copies instead.
+    ///
+    /// Like a cursor, a scan does not see a snapshot: records written while it runs
+    /// may or may not be visited, but every record is visited at most once, in order.
+    /// `f` runs while the store's read lock is held (released and retaken every few
+    /// hundred records): it may read this store, but writing, flushing or closing this
+    /// store from inside it fails with *invalid argument* (it would deadlock).
+    ///
+    /// # Errors
+    /// *closed*; *corrupt* if a stored record cannot be decoded; engine errors.
+    pub fn scan<'r, R: RangeBounds<&'r str>>(
+        &self,
+        range: R,
+        reverse: bool,
+        mut f: impl FnMut(&str, &[u8]) -> ControlFlow<()>,
+    ) -> Result<()> {
+        let bound = |b: Bound<&&'r str>| b.map(|s| *s);
+        self.visit_live(
+            bound(range.start_bound()),
+            bound(range.end_bound()),
+            reverse,
+            true,
+            &mut |k, v| match f(k, v) {
+                ControlFlow::Continue(()) => Visit::Continue,
+                ControlFlow::Break(()) => Visit::Stop,
+            },
+        )
     }
 
     /// Sets `key` to `value`, replacing any previous value and clearing its expiry.
@@ -442,16 +504,41 @@ impl Bucket {
         limit: usize,
         out: &mut Vec<Entry>,
     ) -> Result<bool> {
+        if limit == 0 {
+            self.shared()?;
+            return Ok(false);
+        }
+        let mut taken = 0usize;
+        self.visit_live(lower, upper, reverse, false, &mut |k, v| {
+            out.push((k.to_string(), v.to_vec()));
+            taken += 1;
+            if taken == limit {
+                Visit::Stop
+            } else {
+                Visit::Continue
+            }
+        })?;
+        Ok(taken < limit)
+    }
+
+    /// Visits the live entries within the bounds in key order (descending if
+    /// `reverse`) until `visit` says stop. With `lending`, `visit` runs user code:
+    /// the store is marked as lending on this thread meanwhile (see `crate::lend`).
+    pub(crate) fn visit_live(
+        &self,
+        lower: Bound<&str>,
+        upper: Bound<&str>,
+        reverse: bool,
+        lending: bool,
+        visit: &mut dyn FnMut(&str, &[u8]) -> Visit,
+    ) -> Result<()> {
         let shared = self.shared()?;
         let engine = shared.engine()?;
         let lower = lower.map(str::as_bytes);
         let upper = upper.map(str::as_bytes);
-        let mut taken = 0usize;
         let mut failure: Option<Error> = None;
         let mut now: Option<u64> = None;
-        if limit == 0 {
-            return Ok(false);
-        }
+        let _lending = lending.then(|| Lending::start(shared));
         engine.scan(&self.name, lower, upper, reverse, &mut |k, raw| {
             let rec = match record::decode(raw, &shared.path) {
                 Ok(r) => r,
@@ -465,25 +552,16 @@ impl Bucket {
                     return Visit::Continue;
                 }
             }
-            let key = match std::str::from_utf8(k) {
-                Ok(s) => s.to_string(),
-                Err(_) => {
-                    failure = Some(Error::corrupt(&shared.path, "a stored key is not UTF-8"));
-                    return Visit::Stop;
-                }
+            let Ok(key) = std::str::from_utf8(k) else {
+                failure = Some(Error::corrupt(&shared.path, "a stored key is not UTF-8"));
+                return Visit::Stop;
             };
-            out.push((key, rec.value.to_vec()));
-            taken += 1;
-            if taken == limit {
-                Visit::Stop
-            } else {
-                Visit::Continue
-            }
+            visit(key, rec.value)
         })?;
-        if let Some(e) = failure {
-            return Err(e);
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
-        Ok(taken < limit)
     }
 }
 

@@ -3,6 +3,7 @@
 use std::ops::Bound;
 
 use crate::bucket::{Bucket, Entry};
+use crate::engine::Visit;
 use crate::error::Result;
 use crate::limits;
 
@@ -119,6 +120,72 @@ impl Cursor {
         let mut out = Vec::with_capacity(n.min(1024));
         self.step(true, n, &mut out)?;
         Ok(out)
+    }
+
+    /// Like [`Cursor::next_n`], but lends each entry to `f` instead of returning
+    /// owned copies: no allocation per entry. Returns how many entries `f` was called
+    /// with; fewer than `n` means the end was reached (the cursor is then after-last).
+    ///
+    /// `f` runs under the store's read lock, with the rules of [`Bucket::scan`].
+    pub fn next_n_with(&mut self, n: usize, f: impl FnMut(&str, &[u8])) -> Result<usize> {
+        self.step_with(false, n, f)
+    }
+
+    /// Like [`Cursor::prev_n`], but lends each entry to `f` (see
+    /// [`Cursor::next_n_with`]); entries come in descending key order.
+    pub fn prev_n_with(&mut self, n: usize, f: impl FnMut(&str, &[u8])) -> Result<usize> {
+        self.step_with(true, n, f)
+    }
+
+    fn step_with(&mut self, back: bool, n: usize, mut f: impl FnMut(&str, &[u8])) -> Result<usize> {
+        let Some(bound) = self.bound(back, n)? else {
+            return Ok(0);
+        };
+        let mut taken = 0usize;
+        let mut last = String::new();
+        let visit = &mut |k: &str, v: &[u8]| {
+            f(k, v);
+            taken += 1;
+            last.clear();
+            last.push_str(k);
+            if taken == n {
+                Visit::Stop
+            } else {
+                Visit::Continue
+            }
+        };
+        let bound = bound.as_ref().map(String::as_str);
+        if back {
+            self.bucket
+                .visit_live(Bound::Unbounded, bound, true, true, visit)?;
+        } else {
+            self.bucket
+                .visit_live(bound, Bound::Unbounded, false, true, visit)?;
+        }
+        self.pos = if taken < n {
+            if back {
+                Position::BeforeFirst
+            } else {
+                Position::AfterLast
+            }
+        } else {
+            Position::At(last)
+        };
+        Ok(taken)
+    }
+
+    /// The bound a step of `n` starts from, or `None` when it cannot move (n == 0,
+    /// or already past the end in that direction). Reports use of a closed store.
+    fn bound(&self, back: bool, n: usize) -> Result<Option<Bound<String>>> {
+        self.bucket.shared()?;
+        if n == 0 {
+            return Ok(None);
+        }
+        Ok(match (&self.pos, back) {
+            (Position::AfterLast, false) | (Position::BeforeFirst, true) => None,
+            (Position::BeforeFirst, false) | (Position::AfterLast, true) => Some(Bound::Unbounded),
+            (Position::At(k), _) => Some(Bound::Excluded(k.clone())),
+        })
     }
 
     fn step(&mut self, back: bool, n: usize, out: &mut Vec<Entry>) -> Result<()> {

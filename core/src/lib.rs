@@ -39,6 +39,7 @@ mod engine;
 mod error;
 mod expiry;
 mod iter;
+mod lend;
 pub mod limits;
 mod record;
 mod service;

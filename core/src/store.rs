@@ -20,6 +20,7 @@ use crate::engine::sled::SledEngine;
 use crate::engine::{StorageEngine, WriteOp};
 use crate::error::{Error, Result};
 use crate::expiry;
+use crate::lend;
 use crate::limits::{self, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_VALUE_SIZE};
 
 /// Default interval of the background flush in periodic durability mode.
@@ -277,11 +278,19 @@ pub(crate) type EngineRef<'a> = MappedRwLockReadGuard<'a, dyn StorageEngine>;
 
 impl Shared {
     pub(crate) fn engine(&self) -> Result<EngineRef<'_>> {
-        RwLockReadGuard::try_map(self.engine.read(), |e| e.as_deref()).map_err(|_| Error::Closed)
+        // Inside a lending callback this thread already holds a read guard: a plain
+        // `read` would queue behind a waiting `close` that waits for that guard.
+        let guard = if lend::lending(self) {
+            self.engine.read_recursive()
+        } else {
+            self.engine.read()
+        };
+        RwLockReadGuard::try_map(guard, |e| e.as_deref()).map_err(|_| Error::Closed)
     }
 
     /// Applies `ops` atomically and, in sync mode, waits until they are durable.
     pub(crate) fn write(&self, ops: &[WriteOp<'_>]) -> Result<()> {
+        lend::refuse(self, "write to the store")?;
         let engine = self.engine()?;
         {
             let _w = self.write_lock.lock();
@@ -296,6 +305,7 @@ impl Shared {
         &self,
         f: impl FnOnce(&dyn StorageEngine) -> Result<(T, bool)>,
     ) -> Result<T> {
+        lend::refuse(self, "write to the store")?;
         let engine = self.engine()?;
         let (out, wrote) = {
             let _w = self.write_lock.lock();
@@ -324,6 +334,7 @@ impl Shared {
 
     /// Makes every write so far durable.
     pub(crate) fn flush(&self) -> Result<()> {
+        lend::refuse(self, "flush the store")?;
         let engine = self.engine()?;
         self.sync.sync_through(self.sync.written(), &*engine)
     }
@@ -724,6 +735,7 @@ impl Store {
     /// store's last open handle, the store is flushed and its files released, and the
     /// flush's error, if any, is returned. Closing a closed handle does nothing.
     pub fn close(&self) -> Result<()> {
+        lend::refuse(&*self.handle.shared, "close the store")?;
         if self.handle.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }

@@ -3,6 +3,7 @@
 //! A new engine adds one `engine_suite!` line and must pass it unchanged.
 
 mod cases;
+mod lending;
 mod model;
 mod ttl;
 
@@ -75,6 +76,14 @@ macro_rules! engine_suite {
                 sweeping_100k_expiring_among_1m_persistent,
                 service_ttl_methods,
             );
+            lending_cases!(
+                get_with_lends_the_value,
+                scan_visits_ranges_in_both_directions_and_stops,
+                next_n_with_moves_like_next_n,
+                callbacks_may_read_but_not_write_the_same_store,
+                nested_read_does_not_deadlock_behind_a_waiting_writer,
+                a_panicking_callback_leaves_the_store_usable,
+            );
         }
     };
 }
@@ -100,6 +109,21 @@ macro_rules! ttl_cases {
                 #[test]
                 fn $case() {
                     crate::ttl::$case(ENGINE);
+                }
+            )*
+        }
+    };
+}
+
+/// Expands each lending case name into a `#[test]` calling `lending::<name>(ENGINE)`.
+macro_rules! lending_cases {
+    ($($case:ident),* $(,)?) => {
+        mod lending {
+            use super::ENGINE;
+            $(
+                #[test]
+                fn $case() {
+                    crate::lending::$case(ENGINE);
                 }
             )*
         }

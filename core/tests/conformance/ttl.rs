@@ -55,6 +55,22 @@ pub fn expired_key_is_invisible_to_every_read(engine: Engine) {
     assert_eq!(c.seek("s").unwrap().unwrap().0, "z");
     assert_eq!(c.prev().unwrap().unwrap().0, "a");
     assert_eq!(c.next_n(5).unwrap().len(), 1);
+    assert_eq!(b.get_with("session", |v| v.len()).unwrap(), None);
+    assert_eq!(b.get_with("a", |v| v.to_vec()).unwrap().unwrap(), b"1");
+    let mut seen = Vec::new();
+    b.scan(.., false, |k, _| {
+        seen.push(k.to_string());
+        std::ops::ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!(seen, ["a", "z"]);
+    let mut c = b.cursor().unwrap();
+    seen.clear();
+    assert_eq!(
+        c.next_n_with(5, |k, _| seen.push(k.to_string())).unwrap(),
+        2
+    );
+    assert_eq!(seen, ["a", "z"]);
     let info = store.info().unwrap();
     assert_eq!((info.records, info.expiring), (2, 0));
     assert_eq!(b.ttl("session").unwrap(), Ttl::Missing);

@@ -22,7 +22,7 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
 use self::log::LogFile;
 use self::state::{Entry, State};
@@ -172,6 +172,19 @@ pub(super) fn sync_logs(inner: &Inner) -> Result<()> {
     Ok(())
 }
 
+impl Inner {
+    /// A read guard on the state. Inside a lending callback (see `crate::lend`) this
+    /// thread may already hold one: it is then taken recursively, since queueing
+    /// behind a waiting writer would wait for this thread's own guard.
+    fn read_state(&self) -> RwLockReadGuard<'_, State> {
+        if crate::lend::any() {
+            self.state.read_recursive()
+        } else {
+            self.state.read()
+        }
+    }
+}
+
 impl Drop for MemfileEngine {
     fn drop(&mut self) {
         if let Some(c) = self.compactor.take() {
@@ -182,7 +195,7 @@ impl Drop for MemfileEngine {
 
 impl StorageEngine for MemfileEngine {
     fn get(&self, bucket: &str, key: &[u8], visit: &mut dyn FnMut(&[u8])) -> Result<bool> {
-        let st = self.inner.state.read();
+        let st = self.inner.read_state();
         match st.buckets.get(bucket).and_then(|b| b.get(key)) {
             Some(e) => {
                 visit(e.value());
@@ -235,7 +248,7 @@ impl StorageEngine for MemfileEngine {
         // Visits under the read lock in chunks, resuming after the last key seen.
         let mut resume: Option<Vec<u8>> = None;
         loop {
-            let st = self.inner.state.read();
+            let st = self.inner.read_state();
             let Some(map) = st.buckets.get(bucket) else {
                 return Ok(());
             };
@@ -268,12 +281,12 @@ impl StorageEngine for MemfileEngine {
     }
 
     fn count(&self, bucket: &str) -> Result<u64> {
-        let st = self.inner.state.read();
+        let st = self.inner.read_state();
         Ok(st.buckets.get(bucket).map_or(0, |b| b.len() as u64))
     }
 
     fn bucket_names(&self) -> Result<Vec<String>> {
-        let st = self.inner.state.read();
+        let st = self.inner.read_state();
         let mut names: Vec<String> = st.buckets.keys().map(|k| k.to_string()).collect();
         names.sort_unstable();
         Ok(names)

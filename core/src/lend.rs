@@ -1,0 +1,64 @@
+//! Bookkeeping for callbacks that borrow data from inside the store
+//! ([`crate::Bucket::get_with`], [`crate::Bucket::scan`],
+//! [`crate::Cursor::next_n_with`]).
+//!
+//! Such a callback runs while the thread holds the store's read locks, so that keys
+//! and values can be lent without copying. From inside it, reading the same store
+//! must not wait behind a queued writer (it would wait for itself), and writing it,
+//! flushing it or closing it would deadlock outright. This module remembers, per
+//! thread, which stores are lending right now: reads then take their locks
+//! recursively, and writes fail with a clear error instead of hanging.
+
+use std::cell::RefCell;
+
+use crate::error::{Error, Result};
+
+thread_local! {
+    /// Addresses of the stores (their `Shared`) lending data on this thread, one
+    /// element per active callback (nested callbacks repeat an address).
+    static LENDING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Marks a store as lending on this thread until dropped (also on unwind).
+pub(crate) struct Lending(());
+
+impl Lending {
+    pub(crate) fn start<T>(store: &T) -> Lending {
+        let addr = std::ptr::from_ref(store) as usize;
+        LENDING.with(|l| l.borrow_mut().push(addr));
+        Lending(())
+    }
+}
+
+impl Drop for Lending {
+    fn drop(&mut self) {
+        LENDING.with(|l| {
+            l.borrow_mut().pop();
+        });
+    }
+}
+
+/// Whether this thread is inside a lending callback of `store`.
+pub(crate) fn lending<T>(store: &T) -> bool {
+    let addr = std::ptr::from_ref(store) as usize;
+    LENDING.with(|l| l.borrow().contains(&addr))
+}
+
+/// Whether this thread is inside any lending callback (engines use this to take
+/// their read locks recursively).
+pub(crate) fn any() -> bool {
+    LENDING.with(|l| !l.borrow().is_empty())
+}
+
+/// *invalid argument* if this thread is inside a lending callback of `store`: `what`
+/// (a write, a flush, a close) would deadlock there.
+pub(crate) fn refuse<T>(store: &T, what: &str) -> Result<()> {
+    if lending(store) {
+        return Err(Error::invalid(format!(
+            "cannot {what} from inside a get_with/scan/next_n_with callback of the same \
+             store (it runs under the store's read lock); collect what you need and do \
+             it after the callback returns"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,253 @@
+//! Conformance cases for the lending reads: `Bucket::get_with`, `Bucket::scan`,
+//! `Cursor::next_n_with` / `prev_n_with`, and what a callback may do.
+
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use state_core::{Engine, ErrorKind, Position, Store};
+
+fn open(engine: Engine, dir: &Path) -> Store {
+    Store::builder().engine(engine).open(dir).unwrap()
+}
+
+/// A bucket holding k000, k002, ..., k(2n-2) with values "v<i>".
+fn fill_even(store: &Store, bucket: &str, n: usize) {
+    let b = store.bucket(bucket).unwrap();
+    b.set_multiple((0..n).map(|i| (format!("k{:03}", i * 2), format!("v{}", i * 2))))
+        .unwrap();
+}
+
+fn collect_scan<'r>(
+    b: &state_core::Bucket,
+    range: impl std::ops::RangeBounds<&'r str>,
+    reverse: bool,
+) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    b.scan(range, reverse, |k, v| {
+        out.push((k.to_string(), v.to_vec()));
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    out
+}
+
+pub fn get_with_lends_the_value(engine: Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(engine, dir.path());
+    let b = store.bucket("b").unwrap();
+    b.set("k", b"value").unwrap();
+    b.set("empty", b"").unwrap();
+    assert_eq!(b.get_with("k", |v| v.to_vec()).unwrap().unwrap(), b"value");
+    assert_eq!(b.get_with("empty", <[u8]>::len).unwrap(), Some(0));
+    let mut called = false;
+    assert_eq!(b.get_with("missing", |_| called = true).unwrap(), None);
+    assert!(!called, "not called for a missing key");
+    assert_eq!(
+        b.get_with("", |_| ()).unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    store.close().unwrap();
+    assert_eq!(
+        b.get_with("k", |_| ()).unwrap_err().kind(),
+        ErrorKind::Closed
+    );
+}
+
+pub fn scan_visits_ranges_in_both_directions_and_stops(engine: Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(engine, dir.path());
+    fill_even(&store, "b", 300); // k000..k598: longer than one engine chunk
+    fill_even(&store, "other", 3);
+    let b = store.bucket("b").unwrap();
+    let all = collect_scan(&b, .., false);
+    assert_eq!(all, b.iter().collect::<Result<Vec<_>, _>>().unwrap());
+    assert_eq!(all.len(), 300);
+    let back = collect_scan(&b, .., true);
+    assert_eq!(back, b.iter().rev().collect::<Result<Vec<_>, _>>().unwrap());
+    let part = collect_scan(&b, "k011".."k020", false);
+    let keys: Vec<&str> = part.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["k012", "k014", "k016", "k018"]);
+    assert_eq!(part[0].1, b"v12");
+    let part = collect_scan(&b, "k590".., true);
+    let keys: Vec<&str> = part.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["k598", "k596", "k594", "k592", "k590"]);
+    assert!(
+        collect_scan(&b, "k9".."k1", false).is_empty(),
+        "inverted range"
+    );
+    let mut n = 0;
+    b.scan(.., false, |_, _| {
+        n += 1;
+        if n == 260 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })
+    .unwrap();
+    assert_eq!(n, 260, "Break stops the scan");
+    assert!(collect_scan(&store.bucket("empty").unwrap(), .., false).is_empty());
+    store.close().unwrap();
+    assert_eq!(
+        b.scan(.., false, |_, _| ControlFlow::Continue(()))
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Closed
+    );
+}
+
+pub fn next_n_with_moves_like_next_n(engine: Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(engine, dir.path());
+    fill_even(&store, "b", 10); // k000..k018
+    let b = store.bucket("b").unwrap();
+    let (mut lent, mut owned) = (b.cursor().unwrap(), b.cursor().unwrap());
+    let steps: [(bool, usize); 7] = [
+        (false, 4),
+        (true, 2),
+        (false, 100),
+        (false, 5),
+        (true, 3),
+        (false, 0),
+        (true, 100),
+    ];
+    for (back, n) in steps {
+        let mut got = Vec::new();
+        let counted = if back {
+            lent.prev_n_with(n, |k, v| got.push((k.to_string(), v.to_vec())))
+        } else {
+            lent.next_n_with(n, |k, v| got.push((k.to_string(), v.to_vec())))
+        }
+        .unwrap();
+        let want = if back {
+            owned.prev_n(n).unwrap()
+        } else {
+            owned.next_n(n).unwrap()
+        };
+        assert_eq!(got, want, "step back={back} n={n}");
+        assert_eq!(counted, want.len());
+        assert_eq!(lent.position(), owned.position());
+    }
+    assert_eq!(lent.position(), &Position::BeforeFirst);
+    lent.seek("k009").unwrap();
+    let mut keys = Vec::new();
+    lent.next_n_with(2, |k, _| keys.push(k.to_string()))
+        .unwrap();
+    assert_eq!(keys, ["k012", "k014"]);
+    assert_eq!(lent.key(), Some("k014"));
+}
+
+pub fn callbacks_may_read_but_not_write_the_same_store(engine: Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let other_dir = tempfile::tempdir().unwrap();
+    let store = open(engine, dir.path());
+    let other = open(engine, other_dir.path());
+    fill_even(&store, "b", 5);
+    let b = store.bucket("b").unwrap();
+    let c = store.bucket("c").unwrap();
+    let o = other.bucket("o").unwrap();
+    let mut checked = 0;
+    b.scan(.., false, |k, v| {
+        // Reads of the same store, nested lending included, work.
+        assert_eq!(b.get(k).unwrap().unwrap(), v);
+        assert_eq!(b.get_with(k, <[u8]>::to_vec).unwrap().unwrap(), v);
+        assert_eq!(b.len().unwrap(), 5);
+        assert_eq!(b.cursor().unwrap().next_n(1).unwrap().len(), 1);
+        // Writes, flushes and closes of the same store are refused, clearly.
+        for err in [
+            c.set("x", b"1").unwrap_err(),
+            b.delete(k).unwrap_err(),
+            c.set_multiple([("x", b"1")]).unwrap_err(),
+            store.flush().unwrap_err(),
+            store.close().unwrap_err(),
+            store.remove_bucket("b").unwrap_err(),
+        ] {
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+            assert!(err.to_string().contains("callback"), "{err}");
+        }
+        // Another store is another matter.
+        o.set(k, v).unwrap();
+        checked += 1;
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!(checked, 5);
+    b.get_with("k000", |_| {
+        assert_eq!(
+            b.set("k000", b"x").unwrap_err().kind(),
+            ErrorKind::InvalidArgument
+        )
+    })
+    .unwrap();
+    let mut cur = b.cursor().unwrap();
+    cur.next_n_with(1, |_, _| {
+        assert_eq!(
+            c.set("y", b"1").unwrap_err().kind(),
+            ErrorKind::InvalidArgument
+        )
+    })
+    .unwrap();
+    // Nothing was written, and after the callbacks writes work again.
+    assert_eq!(c.len().unwrap(), 0);
+    assert_eq!(b.get("k000").unwrap().unwrap(), b"v0");
+    assert_eq!(o.len().unwrap(), 5);
+    c.set("x", b"1").unwrap();
+    store.close().unwrap();
+    other.close().unwrap();
+}
+
+/// A read from inside a callback must not queue behind a writer that is waiting for
+/// the callback's own lock (the deadlock a plain read lock would give).
+pub fn nested_read_does_not_deadlock_behind_a_waiting_writer(engine: Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(engine, dir.path());
+    fill_even(&store, "b", 600);
+    let b = store.bucket("b").unwrap();
+    let (tx, rx) = mpsc::channel();
+    let writer = {
+        let b = b.clone();
+        thread::spawn(move || {
+            rx.recv().unwrap();
+            for i in 0..50 {
+                b.set(&format!("w{i}"), b"w").unwrap();
+            }
+        })
+    };
+    let mut n = 0;
+    b.scan(.., false, |k, _| {
+        if n == 0 {
+            tx.send(()).unwrap();
+            // Let the writer reach its lock and wait there.
+            thread::sleep(Duration::from_millis(50));
+        }
+        assert!(b.get(k).unwrap().is_some());
+        n += 1;
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert!(n >= 600);
+    writer.join().unwrap();
+    assert_eq!(b.len().unwrap(), 650);
+}
+
+pub fn a_panicking_callback_leaves_the_store_usable(engine: Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(engine, dir.path());
+    fill_even(&store, "b", 3);
+    let b = store.bucket("b").unwrap();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        b.scan(.., false, |_, _| panic!("callback failed"))
+    }));
+    assert!(r.is_err());
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        b.get_with("k000", |_| panic!("callback failed"))
+    }));
+    assert!(r.is_err());
+    // Locks were released and the thread no longer counts as lending: writes work.
+    b.set("after", b"1").unwrap();
+    assert_eq!(b.len().unwrap(), 4);
+    store.close().unwrap();
+}
