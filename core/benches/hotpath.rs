@@ -1,6 +1,7 @@
 //! Instruction-count probe of the hot paths for keys without a TTL: run under
 //! `valgrind --tool=callgrind --toggle-collect='*hot_gets*' --toggle-collect='*hot_sets*'`
-//! (and `--toggle-collect='*hot_scans*'` for 200 x seek + next_n(1000)).
+//! (and `--toggle-collect='*hot_scans*'` for 200 x seek + next_n(1000),
+//! `--toggle-collect='*hot_lent_scans*'` for the same with next_n_with).
 use std::hint::black_box;
 
 #[inline(never)]
@@ -30,6 +31,17 @@ fn hot_scans(b: &state_core::Bucket, keys: &[String]) -> usize {
     n
 }
 
+#[inline(never)]
+fn hot_lent_scans(b: &state_core::Bucket, keys: &[String]) -> usize {
+    let mut n = 0;
+    for k in keys.iter().take(200) {
+        let mut c = b.cursor().unwrap();
+        c.seek(k).unwrap();
+        c.next_n_with(1000, |_, v| n += v.len()).unwrap();
+    }
+    n
+}
+
 fn main() {
     let dir = tempfile::tempdir().unwrap();
     // `HOTPATH_ENGINE=memfile` probes the memfile engine (default: sled).
@@ -52,5 +64,6 @@ fn main() {
     black_box(hot_gets(&b, &keys));
     hot_sets(&b, &keys, &v);
     black_box(hot_scans(&b, &keys));
+    black_box(hot_lent_scans(&b, &keys));
     store.close().unwrap();
 }

@@ -552,7 +552,7 @@ impl Bucket {
                     return Visit::Continue;
                 }
             }
-            let Ok(key) = std::str::from_utf8(k) else {
+            let Some(key) = record::key_str(k) else {
                 failure = Some(Error::corrupt(&shared.path, "a stored key is not UTF-8"));
                 return Visit::Stop;
             };

@@ -146,9 +146,10 @@ impl Cursor {
         let visit = &mut |k: &str, v: &[u8]| {
             f(k, v);
             taken += 1;
-            last.clear();
-            last.push_str(k);
             if taken == n {
+                // Only the last key is kept: fewer than `n` leaves the cursor past
+                // the end instead.
+                last.push_str(k);
                 Visit::Stop
             } else {
                 Visit::Continue

@@ -172,6 +172,34 @@ pub(super) fn sync_logs(inner: &Inner) -> Result<()> {
     Ok(())
 }
 
+/// How a chunk of a scan ended.
+enum Chunk<'a> {
+    /// The visitor said stop.
+    Stopped,
+    /// The range ended.
+    Ended,
+    /// [`SCAN_CHUNK`] entries were visited; the last one is given, to resume after.
+    Full(&'a Entry),
+}
+
+/// Visits up to [`SCAN_CHUNK`] entries of `it`.
+fn visit_chunk<'a>(
+    it: impl Iterator<Item = &'a Entry>,
+    visit: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
+) -> Chunk<'a> {
+    let mut n = 0;
+    for e in it {
+        if visit(e.key(), e.value()) == Visit::Stop {
+            return Chunk::Stopped;
+        }
+        n += 1;
+        if n == SCAN_CHUNK {
+            return Chunk::Full(e);
+        }
+    }
+    Chunk::Ended
+}
+
 impl Inner {
     /// A read guard on the state. Inside a lending callback (see `crate::lend`) this
     /// thread may already hold one: it is then taken recursively, since queueing
@@ -257,25 +285,19 @@ impl StorageEngine for MemfileEngine {
                 (Some(k), false) => (Bound::Excluded(k.as_slice()), upper),
                 (Some(k), true) => (lower, Bound::Excluded(k.as_slice())),
             };
-            let mut n = 0;
-            let mut last: Option<&Entry> = None;
-            for e in map.range(lo, hi, reverse) {
-                if visit(e.key(), e.value()) == Visit::Stop {
-                    return Ok(());
-                }
-                n += 1;
-                if n == SCAN_CHUNK {
-                    last = Some(e);
-                    break;
-                }
-            }
+            let last = match map.entries_within(lo, hi) {
+                None => return Ok(()),
+                Some(r) if reverse => visit_chunk(r.rev(), visit),
+                Some(r) => visit_chunk(r, visit),
+            };
             match last {
-                Some(e) => {
+                Chunk::Stopped => return Ok(()),
+                Chunk::Full(e) => {
                     let k = resume.get_or_insert_with(Vec::new);
                     k.clear();
                     k.extend_from_slice(e.key());
                 }
-                None => return Ok(()),
+                Chunk::Ended => return Ok(()),
             }
         }
     }

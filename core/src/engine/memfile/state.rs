@@ -275,23 +275,33 @@ impl BucketMap {
         upper: Bound<&[u8]>,
         reverse: bool,
     ) -> Box<dyn Iterator<Item = &'a Entry> + 'a> {
+        match self.entries_within(lower, upper) {
+            None => Box::new(std::iter::empty()),
+            Some(r) if reverse => Box::new(r.rev()),
+            Some(r) => Box::new(r),
+        }
+    }
+
+    /// Entries within the bounds, as a double-ended iterator (`None` if the bounds
+    /// are inverted, which `BTreeSet::range` would panic on). Unboxed, for scans.
+    pub(super) fn entries_within<'a>(
+        &'a self,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+    ) -> Option<impl DoubleEndedIterator<Item = &'a Entry> + 'a> {
         if range_is_empty(lower, upper) {
-            return Box::new(std::iter::empty());
+            return None;
         }
         let lo = lower.map(Probe::new);
         let hi = upper.map(Probe::new);
-        let r = self
-            .order
-            .range::<dyn OrdKey, _>((
-                lo.as_ref().map(|p| p as &dyn OrdKey),
-                hi.as_ref().map(|p| p as &dyn OrdKey),
-            ))
-            .map(|o| &o.entry);
-        if reverse {
-            Box::new(r.rev())
-        } else {
-            Box::new(r)
-        }
+        Some(
+            self.order
+                .range::<dyn OrdKey, _>((
+                    lo.as_ref().map(|p| p as &dyn OrdKey),
+                    hi.as_ref().map(|p| p as &dyn OrdKey),
+                ))
+                .map(|o| &o.entry),
+        )
     }
 
     /// Sum of the entries' weights.
