@@ -490,8 +490,8 @@ impl Bucket {
 
     /// Live records whose keys start with `prefix`, in key order.
     pub fn prefix(&self, prefix: &str) -> Iter {
-        let upper = prefix_successor(prefix).map_or(Bound::Unbounded, Bound::Excluded);
-        Iter::new(self.clone(), Bound::Included(prefix.to_string()), upper)
+        let (lower, upper) = prefix_bounds(prefix);
+        Iter::new(self.clone(), lower, upper)
     }
 
     /// Up to `limit` live entries within the bounds, in key order (descending if
@@ -565,6 +565,16 @@ impl Bucket {
     }
 }
 
+/// The key range holding exactly the keys that start with `prefix`: what
+/// [`Bucket::prefix`] iterates, as bounds for [`Bucket::scan`] (pass
+/// `(lower.as_ref().map(String::as_str), upper.as_ref().map(String::as_str))`).
+pub fn prefix_bounds(prefix: &str) -> (Bound<String>, Bound<String>) {
+    (
+        Bound::Included(prefix.to_string()),
+        prefix_successor(prefix).map_or(Bound::Unbounded, Bound::Excluded),
+    )
+}
+
 /// The smallest string greater than every string starting with `prefix`, if any.
 fn prefix_successor(prefix: &str) -> Option<String> {
     let mut chars: Vec<char> = prefix.chars().collect();
@@ -585,7 +595,8 @@ fn prefix_successor(prefix: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::prefix_successor;
+    use super::{prefix_bounds, prefix_successor};
+    use std::ops::Bound;
 
     #[test]
     fn prefix_successor_bounds_the_prefix() {
@@ -594,5 +605,13 @@ mod tests {
         assert_eq!(prefix_successor("\u{10FFFF}"), None);
         assert_eq!(prefix_successor(""), None);
         assert_eq!(prefix_successor("\u{D7FF}").as_deref(), Some("\u{E000}"));
+        assert_eq!(
+            prefix_bounds("ab"),
+            (Bound::Included("ab".into()), Bound::Excluded("ac".into()))
+        );
+        assert_eq!(
+            prefix_bounds("\u{10FFFF}"),
+            (Bound::Included("\u{10FFFF}".into()), Bound::Unbounded)
+        );
     }
 }

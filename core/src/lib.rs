@@ -47,7 +47,7 @@ mod service;
 mod store;
 mod transfer;
 
-pub use bucket::{Bucket, Entry};
+pub use bucket::{prefix_bounds, Bucket, Entry};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use cursor::{Cursor, Position};
 pub use error::{Error, ErrorKind, Result};

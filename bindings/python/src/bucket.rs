@@ -36,11 +36,19 @@ pub(crate) struct PyBucket {
 }
 
 impl PyBucket {
-    fn lookup(&self, py: Python<'_>, key: &str, detach: bool) -> PyResult<Option<Vec<u8>>> {
+    /// The value of `key` as `bytes`. With the GIL kept (`detach` false), the bytes
+    /// object is made straight from the value the store lends (one copy, not two):
+    /// making a `bytes` runs no Python code, so nothing can re-enter the store.
+    fn lookup<'py>(
+        &self,
+        py: Python<'py>,
+        key: &str,
+        detach: bool,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
         if detach {
-            detached(py, || self.inner.get(key))
+            Ok(detached(py, || self.inner.get(key))?.map(|v| PyBytes::new(py, &v)))
         } else {
-            attached(|| self.inner.get(key))
+            attached(|| self.inner.get_with(key, |v| PyBytes::new(py, v)))
         }
     }
 
@@ -66,8 +74,8 @@ impl PyBucket {
         upper: KeyBound<&str>,
         reverse: bool,
     ) -> PyBucketIterator {
-        let it = self.inner.range((lower, upper));
-        PyBucketIterator::new(it, mode, reverse)
+        let own = |b: KeyBound<&str>| b.map(str::to_string);
+        PyBucketIterator::new(self.inner.clone(), (own(lower), own(upper)), mode, reverse)
     }
 }
 
@@ -99,7 +107,7 @@ impl PyBucket {
     ) -> PyResult<Bound<'py, PyBytes>> {
         let k = key_str(key)?;
         match self.lookup(py, k, self.detach_reads)? {
-            Some(v) => Ok(PyBytes::new(py, &v)),
+            Some(v) => Ok(v),
             None => Err(PyKeyError::new_err(key.clone().unbind())),
         }
     }
@@ -164,7 +172,7 @@ impl PyBucket {
         default: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         match self.lookup(py, key_str(key)?, self.detach_reads)? {
-            Some(v) => Ok(PyBytes::new(py, &v).into_any()),
+            Some(v) => Ok(v.into_any()),
             None => Ok(default.unwrap_or_else(|| py.None().into_bound(py))),
         }
     }
@@ -175,7 +183,7 @@ impl PyBucket {
         py: Python<'py>,
         key: &str,
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        Ok(self.lookup(py, key, true)?.map(|v| PyBytes::new(py, &v)))
+        self.lookup(py, key, true)
     }
 
     /// `get` that never releases the GIL (for the GIL measurement in the benchmark).
@@ -184,7 +192,7 @@ impl PyBucket {
         py: Python<'py>,
         key: &str,
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        Ok(self.lookup(py, key, false)?.map(|v| PyBytes::new(py, &v)))
+        self.lookup(py, key, false)
     }
 
     /// Sets `key` to the bytes-like `value`, replacing any previous value. With
@@ -308,7 +316,12 @@ impl PyBucket {
     /// descending with `reverse=True`.
     #[pyo3(signature = (prefix, *, reverse = false))]
     fn prefix(&self, prefix: &str, reverse: bool) -> PyBucketIterator {
-        PyBucketIterator::new(self.inner.prefix(prefix), Mode::Items, reverse)
+        PyBucketIterator::new(
+            self.inner.clone(),
+            state_core::prefix_bounds(prefix),
+            Mode::Items,
+            reverse,
+        )
     }
 
     /// Keys, values or `(key, value)` pairs (`mode` 0, 1, 2) in key order; backs the

@@ -73,6 +73,65 @@ pub(crate) fn entry_tuple<'py>(
     )
 }
 
+/// Entries copied out of the store in one go (under its read lock, without the GIL),
+/// packed into two buffers instead of two allocations per entry; Python objects are
+/// made from them afterwards, with the GIL held.
+#[derive(Default)]
+pub(crate) struct Packed {
+    keys: String,
+    values: Vec<u8>,
+    /// Per entry: where its key and its value end in `keys` and `values`.
+    ends: Vec<(usize, usize)>,
+}
+
+impl Packed {
+    pub(crate) fn push(&mut self, key: &str, value: &[u8]) {
+        self.keys.push_str(key);
+        self.values.extend_from_slice(value);
+        self.ends.push((self.keys.len(), self.values.len()));
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.keys.clear();
+        self.values.clear();
+        self.ends.clear();
+    }
+
+    /// The `i`-th entry.
+    pub(crate) fn get(&self, i: usize) -> (&str, &[u8]) {
+        let (k0, v0) = match i.checked_sub(1) {
+            Some(p) => self.ends[p],
+            None => (0, 0),
+        };
+        let (k1, v1) = self.ends[i];
+        (&self.keys[k0..k1], &self.values[v0..v1])
+    }
+
+    /// The last key, if any.
+    pub(crate) fn last_key(&self) -> Option<&str> {
+        self.len().checked_sub(1).map(|i| self.get(i).0)
+    }
+}
+
+/// A `(key, value)` tuple from borrowed parts.
+pub(crate) fn pair_tuple<'py>(
+    py: Python<'py>,
+    key: &str,
+    value: &[u8],
+) -> PyResult<Bound<'py, PyTuple>> {
+    PyTuple::new(
+        py,
+        [
+            PyString::new(py, key).into_any(),
+            PyBytes::new(py, value).into_any(),
+        ],
+    )
+}
+
 /// A duration in seconds (int or float) as a [`Duration`]; negative, NaN or infinite
 /// values are an *invalid argument* naming `what`. Zero passes through, for the core
 /// to judge.

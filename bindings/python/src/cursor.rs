@@ -6,7 +6,7 @@ use pyo3::types::{PyList, PyTuple};
 use state_core::{Cursor, Entry, Position};
 
 use crate::boundary::{detached, StoreClosed};
-use crate::convert::entry_tuple;
+use crate::convert::{entry_tuple, pair_tuple, Packed};
 
 /// A cursor over one bucket, stepping by key (see the `libstate.Cursor` docs).
 #[pyclass(frozen, name = "Cursor", module = "libstate._native")]
@@ -53,17 +53,25 @@ impl PyCursor {
         self.with(py, f)?.map(|e| entry_tuple(py, e)).transpose()
     }
 
-    fn many<'py>(
-        &self,
-        py: Python<'py>,
-        f: impl FnOnce(&mut Cursor) -> state_core::Result<Vec<Entry>> + Send,
-    ) -> PyResult<Bound<'py, PyList>> {
-        let entries = self.with(py, f)?;
-        let list = PyList::empty(py);
-        for e in entries {
-            list.append(entry_tuple(py, e)?)?;
-        }
-        Ok(list)
+    /// Up to `n` steps (`back` for prev), packed without the GIL, then as a list.
+    fn many<'py>(&self, py: Python<'py>, back: bool, n: usize) -> PyResult<Bound<'py, PyList>> {
+        let packed = self.with(py, |c| {
+            let mut p = Packed::default();
+            let push = |k: &str, v: &[u8]| p.push(k, v);
+            if back {
+                c.prev_n_with(n, push)?;
+            } else {
+                c.next_n_with(n, push)?;
+            }
+            Ok(p)
+        })?;
+        let items = (0..packed.len())
+            .map(|i| {
+                let (k, v) = packed.get(i);
+                pair_tuple(py, k, v)
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, items)
     }
 }
 
@@ -105,13 +113,13 @@ impl PyCursor {
     /// Exactly `n` calls of `next()`: the entries stepped onto, in ascending order.
     /// Fewer than `n` means the end was reached.
     fn next_n<'py>(&self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyList>> {
-        self.many(py, |c| c.next_n(n))
+        self.many(py, false, n)
     }
 
     /// Exactly `n` calls of `prev()`: the entries stepped onto, in descending order.
     /// Fewer than `n` means the start was reached.
     fn prev_n<'py>(&self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyList>> {
-        self.many(py, |c| c.prev_n(n))
+        self.many(py, true, n)
     }
 
     /// The key the cursor stands on, or `None` before the start or after the end.

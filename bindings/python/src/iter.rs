@@ -1,14 +1,14 @@
 //! `BucketIterator`: Python iteration over a bucket (keys, values or items).
 
-use std::collections::VecDeque;
+use std::ops::{Bound as KeyBound, ControlFlow};
 
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
-use state_core::{Entry, Iter};
+use state_core::Bucket;
 
-use crate::boundary::{attached, detached, invalid};
-use crate::convert::entry_tuple;
+use crate::boundary::{detached, invalid};
+use crate::convert::{pair_tuple, Packed};
 
 /// Entries fetched per GIL release: enough to amortise the release, small enough to
 /// keep memory flat and the first item quick.
@@ -36,9 +36,13 @@ impl Mode {
 }
 
 struct State {
-    iter: Box<dyn Iterator<Item = state_core::Result<Entry>> + Send>,
-    buf: VecDeque<Entry>,
-    /// The underlying iterator is exhausted (or failed).
+    /// The keys still to visit: `lower..upper`, narrowed after each batch.
+    lower: KeyBound<String>,
+    upper: KeyBound<String>,
+    /// The current batch, and the next entry of it to yield.
+    buf: Packed,
+    next: usize,
+    /// The range is exhausted (or failed).
     done: bool,
     /// An error met while refilling, raised once the entries read before it are out.
     failed: Option<state_core::Error>,
@@ -51,34 +55,86 @@ struct State {
 /// seen. Raises `StoreClosed` once the store is closed.
 #[pyclass(frozen, name = "BucketIterator", module = "libstate._native")]
 pub(crate) struct PyBucketIterator {
+    bucket: Bucket,
     state: Mutex<State>,
     mode: Mode,
+    reverse: bool,
 }
 
 impl PyBucketIterator {
-    pub(crate) fn new(iter: Iter, mode: Mode, reverse: bool) -> PyBucketIterator {
-        let iter: Box<dyn Iterator<Item = state_core::Result<Entry>> + Send> = if reverse {
-            Box::new(iter.rev())
-        } else {
-            Box::new(iter)
-        };
+    pub(crate) fn new(
+        bucket: Bucket,
+        (lower, upper): (KeyBound<String>, KeyBound<String>),
+        mode: Mode,
+        reverse: bool,
+    ) -> PyBucketIterator {
         PyBucketIterator {
+            bucket,
             state: Mutex::new(State {
-                iter,
-                buf: VecDeque::new(),
+                lower,
+                upper,
+                buf: Packed::default(),
+                next: 0,
                 done: false,
                 failed: None,
             }),
             mode,
+            reverse,
         }
     }
 
-    fn to_py<'py>(&self, py: Python<'py>, e: Entry) -> PyResult<Bound<'py, PyAny>> {
-        Ok(match self.mode {
-            Mode::Keys => PyString::new(py, &e.0).into_any(),
-            Mode::Values => PyBytes::new(py, &e.1).into_any(),
-            Mode::Items => entry_tuple(py, e)?.into_any(),
-        })
+    /// The entry at `st.next` as the Python object this iterator yields.
+    fn take<'py>(&self, py: Python<'py>, st: &mut State) -> PyResult<Option<Bound<'py, PyAny>>> {
+        if st.next >= st.buf.len() {
+            return Ok(None);
+        }
+        let (k, v) = st.buf.get(st.next);
+        st.next += 1;
+        Ok(Some(match self.mode {
+            Mode::Keys => PyString::new(py, k).into_any(),
+            Mode::Values => PyBytes::new(py, v).into_any(),
+            Mode::Items => pair_tuple(py, k, v)?.into_any(),
+        }))
+    }
+
+    /// Reads the next batch into `st.buf` (the GIL is released by the caller).
+    fn refill(&self, st: &mut State) {
+        st.buf.clear();
+        st.next = 0;
+        let keys_only = matches!(self.mode, Mode::Keys);
+        let State {
+            lower, upper, buf, ..
+        } = st;
+        let range = (
+            lower.as_ref().map(String::as_str),
+            upper.as_ref().map(String::as_str),
+        );
+        let r = self.bucket.scan(range, self.reverse, |k, v| {
+            buf.push(k, if keys_only { &[] } else { v });
+            if buf.len() == BATCH {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        match r {
+            Err(e) => {
+                st.failed = Some(e);
+                st.done = true;
+            }
+            Ok(()) if st.buf.len() < BATCH => st.done = true,
+            Ok(()) => {
+                // Resume after the last key of this batch.
+                let last = st.buf.last_key().map(str::to_string);
+                if let Some(k) = last {
+                    if self.reverse {
+                        st.upper = KeyBound::Excluded(k);
+                    } else {
+                        st.lower = KeyBound::Excluded(k);
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -93,32 +149,28 @@ impl PyBucketIterator {
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         // Fast path: a buffered entry, taken under the GIL without blocking (the lock
         // is only ever held briefly, or inside a GIL-free refill).
-        let buffered = attached(|| Ok(self.state.lock().buf.pop_front()))?;
-        if let Some(e) = buffered {
-            return Ok(Some(self.to_py(py, e)?));
-        }
-        let next = detached(py, || {
+        {
             let mut st = self.state.lock();
-            if st.buf.is_empty() && !st.done {
-                // Entries read before an error are yielded first; the error is raised
-                // when they run out.
-                while st.buf.len() < BATCH {
-                    match st.iter.next() {
-                        Some(Ok(e)) => st.buf.push_back(e),
-                        Some(Err(err)) => {
-                            st.failed = Some(err);
-                            break;
-                        }
-                        None => break,
-                    }
+            if let Some(item) = self.take(py, &mut st)? {
+                return Ok(Some(item));
+            }
+        }
+        let failed = detached(py, || {
+            let mut st = self.state.lock();
+            if st.next >= st.buf.len() && !st.done {
+                self.refill(&mut st);
+            }
+            // Entries read before an error are yielded first; the error is raised
+            // when they run out.
+            if st.next >= st.buf.len() {
+                if let Some(e) = st.failed.take() {
+                    return Err(e);
                 }
-                st.done = st.buf.len() < BATCH;
             }
-            match st.buf.pop_front() {
-                Some(e) => Ok(Some(e)),
-                None => st.failed.take().map_or(Ok(None), Err),
-            }
-        })?;
-        next.map(|e| self.to_py(py, e)).transpose()
+            Ok(())
+        });
+        failed?;
+        let mut st = self.state.lock();
+        self.take(py, &mut st)
     }
 }

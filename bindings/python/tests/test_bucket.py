@@ -282,6 +282,20 @@ def test_iteration_over_many_records_crosses_batches(bucket: libstate.Bucket) ->
     assert iter(it) is it
 
 
+def test_range_and_prefix_items_cross_batches_both_ways(bucket: libstate.Bucket) -> None:
+    n = 1000
+    bucket.set_many({f"p/{i:05}": i.to_bytes(4, "big") for i in range(n)})
+    bucket.set_many({"a": b"", "q": b""})
+    items = list(bucket.prefix("p/"))
+    assert items == [(f"p/{i:05}", i.to_bytes(4, "big")) for i in range(n)]
+    assert list(bucket.prefix("p/", reverse=True)) == items[::-1]
+    assert list(bucket.range("p/00100", "p/00900", reverse=True)) == items[100:900][::-1]
+    with bucket.cursor() as c:
+        c.seek("p/")
+        got = c.next_n(n + 5)
+    assert got == items[1:] + [("q", b"")]
+
+
 def test_iterator_sees_writes_ahead_of_it(bucket: libstate.Bucket) -> None:
     bucket.set_many({"a": b"", "m": b""})
     it = iter(bucket)
