@@ -29,7 +29,8 @@
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
-// One `unsafe` block in the whole crate (`record::key_str`), allowed where it is.
+// Two `unsafe` blocks in the whole crate (`record::key_str`, the memfile engine's
+// `Entry::prefetch`), each allowed where it is.
 #![deny(unsafe_code)]
 
 mod bucket;

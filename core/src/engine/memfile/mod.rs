@@ -182,13 +182,28 @@ enum Chunk<'a> {
     Full(&'a Entry),
 }
 
+/// How many entries ahead of the visitor a scan prefetches.
+const PREFETCH_AHEAD: usize = 8;
+
 /// Visits up to [`SCAN_CHUNK`] entries of `it`.
+///
+/// Entries are separate allocations, in memory in the order they were written, not in
+/// key order: without help every step of a scan waits for a cache miss (95% of a
+/// scan's time in a profile). A second iterator runs [`PREFETCH_AHEAD`] entries ahead
+/// and asks the CPU to fetch them, so the misses overlap.
 fn visit_chunk<'a>(
-    it: impl Iterator<Item = &'a Entry>,
+    it: impl Iterator<Item = &'a Entry> + Clone,
     visit: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
 ) -> Chunk<'a> {
+    let mut ahead = it.clone();
+    for e in ahead.by_ref().take(PREFETCH_AHEAD) {
+        e.prefetch();
+    }
     let mut n = 0;
     for e in it {
+        if let Some(next) = ahead.next() {
+            next.prefetch();
+        }
         if visit(e.key(), e.value()) == Visit::Stop {
             return Chunk::Stopped;
         }
