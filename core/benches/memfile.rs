@@ -455,7 +455,7 @@ fn durable(dir: &Path, ks: &[String], rng: &mut SmallRng) {
         one / floor
     );
     let rate = |threads: usize| -> f64 {
-        let per = 1200 / threads;
+        let per = 4000 / threads;
         let barrier = Arc::new(Barrier::new(threads + 1));
         let hs: Vec<_> = (0..threads)
             .map(|t| {

@@ -5,7 +5,7 @@ use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -291,6 +291,7 @@ impl Shared {
     /// Applies `ops` atomically and, in sync mode, waits until they are durable.
     pub(crate) fn write(&self, ops: &[WriteOp<'_>]) -> Result<()> {
         lend::refuse(self, "write to the store")?;
+        let _durable = self.opts.sync.then(|| self.sync.begin());
         let engine = self.engine()?;
         {
             let _w = self.write_lock.lock();
@@ -306,6 +307,7 @@ impl Shared {
         f: impl FnOnce(&dyn StorageEngine) -> Result<(T, bool)>,
     ) -> Result<T> {
         lend::refuse(self, "write to the store")?;
+        let _durable = self.opts.sync.then(|| self.sync.begin());
         let engine = self.engine()?;
         let (out, wrote) = {
             let _w = self.write_lock.lock();
@@ -318,9 +320,11 @@ impl Shared {
     }
 
     fn after_write(&self, engine: &dyn StorageEngine) -> Result<()> {
-        let seq = self.sync.note_write();
         if self.opts.sync {
+            let seq = self.sync.note_durable_write();
             self.sync.sync_through(seq, engine)?;
+        } else {
+            self.sync.note_write();
         }
         Ok(())
     }
@@ -412,15 +416,44 @@ fn wait_for_lock_release(file: &Path) {
 
 /// Group commit: a writer that needs durability either runs one engine sync that
 /// covers every write completed before it started, or waits for the one running.
+///
+/// Plain leader/follower group commit splits steady concurrent writers into two
+/// alternating halves: the writers a sync releases write again while the next sync,
+/// led by those who waited, is already running, so each sync covers about half of
+/// them (4 writers measured 1.9-2.4x one writer). So a leader first *gathers*: if more
+/// writers were busy during the previous sync than writes are now pending, it waits
+/// for their writes — at most half the previous sync's duration (capped at
+/// [`MAX_GATHER`]), and never with a single writer, whose latency stays that of one
+/// sync.
 struct GroupSync {
     written: AtomicU64,
     state: Mutex<SyncState>,
     done: Condvar,
+    /// Wakes a gathering leader when a write is noted.
+    gathered: Condvar,
+    /// Durable write calls in progress (between `begin` and the end of their sync).
+    active: AtomicUsize,
+    /// The most durable write calls in progress at once since the last sync started.
+    peak: AtomicUsize,
 }
+
+/// The longest a leader waits to gather writers before it syncs.
+const MAX_GATHER: Duration = Duration::from_millis(1);
 
 struct SyncState {
     synced: u64,
     running: bool,
+    /// How long the last engine sync took.
+    last_sync: Duration,
+}
+
+/// A durable write call in progress; see [`GroupSync::begin`].
+struct DurableWrite<'a>(&'a GroupSync);
+
+impl Drop for DurableWrite<'_> {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl GroupSync {
@@ -430,14 +463,34 @@ impl GroupSync {
             state: Mutex::new(SyncState {
                 synced: 0,
                 running: false,
+                last_sync: Duration::ZERO,
             }),
             done: Condvar::new(),
+            gathered: Condvar::new(),
+            active: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
         }
+    }
+
+    /// Marks a durable write call as in progress until the guard drops.
+    fn begin(&self) -> DurableWrite<'_> {
+        let n = self.active.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(n, Ordering::SeqCst);
+        DurableWrite(self)
     }
 
     /// Records a completed write; returns its sequence number.
     fn note_write(&self) -> u64 {
         self.written.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Records a completed durable write and wakes a gathering leader.
+    fn note_durable_write(&self) -> u64 {
+        let seq = self.note_write();
+        // Taking the lock orders this with the leader's check-then-wait.
+        drop(self.state.lock());
+        self.gathered.notify_all();
+        seq
     }
 
     fn written(&self) -> u64 {
@@ -456,14 +509,33 @@ impl GroupSync {
                 continue;
             }
             st.running = true;
+            self.gather(&mut st);
             let target = self.written();
+            let started = Instant::now();
             let result = MutexGuard::unlocked(&mut st, || engine.sync());
+            st.last_sync = started.elapsed();
             st.running = false;
             if result.is_ok() {
                 st.synced = st.synced.max(target);
             }
             self.done.notify_all();
             result?;
+        }
+    }
+
+    /// A new leader's wait for the writers that were busy during the last sync.
+    fn gather(&self, st: &mut MutexGuard<'_, SyncState>) {
+        let expected = self
+            .peak
+            .swap(self.active.load(Ordering::SeqCst), Ordering::SeqCst);
+        if expected <= 1 {
+            return;
+        }
+        let deadline = Instant::now() + (st.last_sync / 2).min(MAX_GATHER);
+        while self.written().saturating_sub(st.synced) < expected as u64 {
+            if self.gathered.wait_until(st, deadline).timed_out() {
+                break;
+            }
         }
     }
 }

@@ -734,6 +734,40 @@ pub fn sync_mode_writes_are_readable_and_survive_reopen(engine: Engine) {
     assert_eq!(b.get("b").unwrap().unwrap(), b"2");
 }
 
+/// Group commit with gathering: writers of uneven speed (one stops early, so the
+/// leaders' expected group shrinks while they wait) all finish, and every write is
+/// there after a reopen.
+pub fn concurrent_sync_writers_share_syncs_and_lose_nothing(engine: Engine) {
+    let dir = tmp();
+    let store = Store::builder()
+        .engine(engine)
+        .sync(true)
+        .open(dir.path())
+        .unwrap();
+    let counts = [60usize, 60, 60, 5];
+    thread::scope(|s| {
+        for (t, &n) in counts.iter().enumerate() {
+            let b = store.bucket("b").unwrap();
+            s.spawn(move || {
+                for i in 0..n {
+                    b.set(&format!("t{t}-{i:03}"), format!("{t}/{i}")).unwrap();
+                }
+            });
+        }
+    });
+    store.flush().unwrap();
+    store.close().unwrap();
+    let store = open(engine, dir.path());
+    let b = store.bucket("b").unwrap();
+    assert_eq!(b.len().unwrap(), counts.iter().sum::<usize>() as u64);
+    for (t, &n) in counts.iter().enumerate() {
+        for i in 0..n {
+            let v = b.get(&format!("t{t}-{i:03}")).unwrap().unwrap();
+            assert_eq!(v, format!("{t}/{i}").as_bytes());
+        }
+    }
+}
+
 pub fn flush_and_info_report_the_store(engine: Engine) {
     let dir = tmp();
     let store = open(engine, dir.path());

@@ -52,6 +52,7 @@ macro_rules! engine_suite {
                 open_on_a_regular_file_fails_clearly,
                 open_in_an_unwritable_place_fails_clearly,
                 sync_mode_writes_are_readable_and_survive_reopen,
+                concurrent_sync_writers_share_syncs_and_lose_nothing,
                 flush_and_info_report_the_store,
                 concurrent_writers_and_readers,
                 persistence_round_trip_100k,
