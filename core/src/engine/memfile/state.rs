@@ -475,21 +475,32 @@ mod tests {
             lo in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..10),
             hi in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..10),
         ) {
+            // Keys repeat (short random keys), so puts are inserts and overwrites;
+            // each value records which put wrote it.
             let mut m = BucketMap::default();
-            let mut model = std::collections::BTreeSet::new();
-            for k in &keys {
+            let mut model = std::collections::BTreeMap::new();
+            for (i, k) in keys.iter().enumerate() {
                 let mut b = (k.len() as u16).to_le_bytes().to_vec();
                 b.extend_from_slice(k);
-                m.put(Entry::from_encoded(&b));
-                model.insert(k.clone());
+                b.push(i as u8);
+                let old = m.put(Entry::from_encoded(&b)).map(|e| e.value().to_vec());
+                proptest::prop_assert_eq!(old, model.insert(k.clone(), vec![i as u8]));
             }
             for &d in &deletes {
                 if let Some(k) = keys.get(d) {
-                    m.delete(k);
-                    model.remove(k);
+                    let old = m.delete(k).map(|e| e.value().to_vec());
+                    proptest::prop_assert_eq!(old, model.remove(k));
                 }
             }
             proptest::prop_assert_eq!(m.len(), model.len());
+            for (k, v) in &model {
+                proptest::prop_assert_eq!(m.get(k).map(|e| e.value().to_vec()), Some(v.clone()));
+            }
+            let weight: u64 = model
+                .iter()
+                .map(|(k, v)| (2 + k.len() + v.len()) as u64 + ENTRY_OVERHEAD)
+                .sum();
+            proptest::prop_assert_eq!(m.weight(), weight);
             let bounds = [
                 (Bound::Included(lo.as_slice()), Bound::Excluded(hi.as_slice())),
                 (Bound::Excluded(lo.as_slice()), Bound::Unbounded),
@@ -497,11 +508,17 @@ mod tests {
             ];
             for (l, h) in bounds {
                 for reverse in [false, true] {
-                    let got: Vec<Vec<u8>> = m.range(l, h, reverse).map(|e| e.key().to_vec()).collect();
-                    let mut want: Vec<Vec<u8>> = if range_is_empty(l, h) {
+                    let got: Vec<(Vec<u8>, Vec<u8>)> = m
+                        .range(l, h, reverse)
+                        .map(|e| (e.key().to_vec(), e.value().to_vec()))
+                        .collect();
+                    let mut want: Vec<(Vec<u8>, Vec<u8>)> = if range_is_empty(l, h) {
                         Vec::new()
                     } else {
-                        model.range::<[u8], _>((l, h)).cloned().collect()
+                        model
+                            .range::<[u8], _>((l, h))
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect()
                     };
                     if reverse {
                         want.reverse();
