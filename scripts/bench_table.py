@@ -9,7 +9,7 @@ import json
 import pathlib
 import sys
 
-OPS = ["get1", "set1", "seek1", "next1", "next1000", "set1000x", "setmultiple1000",
+OPS = ["get1", "set1", "seek1", "next1", "next1000", "next1000lent", "set1000x", "setmultiple1000",
        "get1000x", "getmultiple1000"]
 BASE = "raw-sled"
 

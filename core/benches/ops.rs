@@ -60,6 +60,9 @@ trait Target {
     fn next1(&mut self) -> usize;
     /// Seeks to `k`, then steps 1000 times.
     fn next_1000(&self, k: &str) -> usize;
+    /// The same with borrowed entries where the store offers them (libstate's
+    /// `next_n_with`; raw sled's iterator hands out shared `IVec`s either way).
+    fn next_1000_lent(&self, k: &str) -> usize;
 }
 
 struct Libstate {
@@ -97,6 +100,14 @@ impl Target for Libstate {
         let mut c = self.bucket.cursor().unwrap();
         c.seek(k).unwrap();
         c.next_n(1000).unwrap().len()
+    }
+    fn next_1000_lent(&self, k: &str) -> usize {
+        let mut c = self.bucket.cursor().unwrap();
+        c.seek(k).unwrap();
+        let mut n = 0;
+        c.next_n_with(1000, |key, value| n += key.len() + value.len())
+            .unwrap();
+        n
     }
 }
 
@@ -148,6 +159,9 @@ impl Target for RawSled {
             n += key.len() + value.len();
         }
         n
+    }
+    fn next_1000_lent(&self, k: &str) -> usize {
+        self.next_1000(k)
     }
 }
 
@@ -212,6 +226,9 @@ fn run_ops(c: &mut Criterion, n: usize, name: &str, t: &mut dyn Target, keys: &[
     });
     group.bench_function(BenchmarkId::new("next1000", name), |b| {
         b.iter(|| black_box(t.next_1000(pick(&mut rng))))
+    });
+    group.bench_function(BenchmarkId::new("next1000lent", name), |b| {
+        b.iter(|| black_box(t.next_1000_lent(pick(&mut rng))))
     });
     group.bench_function(BenchmarkId::new("set1000x", name), |b| {
         b.iter(|| {
