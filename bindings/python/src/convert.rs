@@ -95,12 +95,6 @@ impl Packed {
         self.ends.len()
     }
 
-    pub(crate) fn clear(&mut self) {
-        self.keys.clear();
-        self.values.clear();
-        self.ends.clear();
-    }
-
     /// The `i`-th entry.
     pub(crate) fn get(&self, i: usize) -> (&str, &[u8]) {
         let (k0, v0) = match i.checked_sub(1) {

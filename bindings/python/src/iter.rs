@@ -1,6 +1,7 @@
 //! `BucketIterator`: Python iteration over a bucket (keys, values or items).
 
 use std::ops::{Bound as KeyBound, ControlFlow};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use pyo3::prelude::*;
@@ -39,8 +40,10 @@ struct State {
     /// The keys still to visit: `lower..upper`, narrowed after each batch.
     lower: KeyBound<String>,
     upper: KeyBound<String>,
-    /// The current batch, and the next entry of it to yield.
-    buf: Packed,
+    /// The current batch, and the next entry of it to yield. Shared, so the Python
+    /// objects are made after the lock is released (making them may run the garbage
+    /// collector, and with it arbitrary `__del__` code that could use this iterator).
+    buf: Arc<Packed>,
     next: usize,
     /// The range is exhausted (or failed).
     done: bool,
@@ -73,7 +76,7 @@ impl PyBucketIterator {
             state: Mutex::new(State {
                 lower,
                 upper,
-                buf: Packed::default(),
+                buf: Arc::new(Packed::default()),
                 next: 0,
                 done: false,
                 failed: None,
@@ -83,31 +86,36 @@ impl PyBucketIterator {
         }
     }
 
-    /// The entry at `st.next` as the Python object this iterator yields.
-    fn take<'py>(&self, py: Python<'py>, st: &mut State) -> PyResult<Option<Bound<'py, PyAny>>> {
+    /// Takes the entry at `st.next`: the batch it is in and its index.
+    fn take(st: &mut State) -> Option<(Arc<Packed>, usize)> {
         if st.next >= st.buf.len() {
-            return Ok(None);
+            return None;
         }
-        let (k, v) = st.buf.get(st.next);
         st.next += 1;
-        Ok(Some(match self.mode {
+        Some((Arc::clone(&st.buf), st.next - 1))
+    }
+
+    /// Entry `i` of `batch` as the Python object this iterator yields.
+    fn to_py<'py>(
+        &self,
+        py: Python<'py>,
+        (batch, i): (Arc<Packed>, usize),
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (k, v) = batch.get(i);
+        Ok(match self.mode {
             Mode::Keys => PyString::new(py, k).into_any(),
             Mode::Values => PyBytes::new(py, v).into_any(),
             Mode::Items => pair_tuple(py, k, v)?.into_any(),
-        }))
+        })
     }
 
     /// Reads the next batch into `st.buf` (the GIL is released by the caller).
     fn refill(&self, st: &mut State) {
-        st.buf.clear();
-        st.next = 0;
         let keys_only = matches!(self.mode, Mode::Keys);
-        let State {
-            lower, upper, buf, ..
-        } = st;
+        let mut buf = Packed::default();
         let range = (
-            lower.as_ref().map(String::as_str),
-            upper.as_ref().map(String::as_str),
+            st.lower.as_ref().map(String::as_str),
+            st.upper.as_ref().map(String::as_str),
         );
         let r = self.bucket.scan(range, self.reverse, |k, v| {
             buf.push(k, if keys_only { &[] } else { v });
@@ -117,6 +125,8 @@ impl PyBucketIterator {
                 ControlFlow::Continue(())
             }
         });
+        st.buf = Arc::new(buf);
+        st.next = 0;
         match r {
             Err(e) => {
                 st.failed = Some(e);
@@ -149,28 +159,22 @@ impl PyBucketIterator {
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         // Fast path: a buffered entry, taken under the GIL without blocking (the lock
         // is only ever held briefly, or inside a GIL-free refill).
-        {
-            let mut st = self.state.lock();
-            if let Some(item) = self.take(py, &mut st)? {
-                return Ok(Some(item));
-            }
+        let buffered = Self::take(&mut self.state.lock());
+        if let Some(item) = buffered {
+            return self.to_py(py, item).map(Some);
         }
-        let failed = detached(py, || {
+        let next = detached(py, || {
             let mut st = self.state.lock();
             if st.next >= st.buf.len() && !st.done {
                 self.refill(&mut st);
             }
-            // Entries read before an error are yielded first; the error is raised
-            // when they run out.
-            if st.next >= st.buf.len() {
-                if let Some(e) = st.failed.take() {
-                    return Err(e);
-                }
+            match Self::take(&mut st) {
+                Some(item) => Ok(Some(item)),
+                // Entries read before an error are yielded first; the error is raised
+                // when they run out.
+                None => st.failed.take().map_or(Ok(None), Err),
             }
-            Ok(())
-        });
-        failed?;
-        let mut st = self.state.lock();
-        self.take(py, &mut st)
+        })?;
+        next.map(|item| self.to_py(py, item)).transpose()
     }
 }

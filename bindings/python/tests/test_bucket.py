@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections.abc as abc
+import gc
 from array import array
 
 import pytest
@@ -294,6 +295,42 @@ def test_range_and_prefix_items_cross_batches_both_ways(bucket: libstate.Bucket)
         c.seek("p/")
         got = c.next_n(n + 5)
     assert got == items[1:] + [("q", b"")]
+
+
+def test_iterator_reentered_from_a_finalizer_neither_deadlocks_nor_repeats(bucket: libstate.Bucket) -> None:
+    # Making the yielded tuples can run the garbage collector, and with it any
+    # __del__; one that advances the same iterator must not find it locked.
+    bucket.set_many({f"k{i:03}": b"v" for i in range(600)})
+    it = bucket.range()
+    from_finalizers: list[tuple[str, bytes]] = []
+
+    class Hook:
+        me: object
+
+        def __del__(self) -> None:
+            item = next(it, None)
+            if item is not None:
+                from_finalizers.append(item)
+
+    threshold = gc.get_threshold()
+    gc.set_threshold(1)
+    try:
+        got = []
+        for _ in range(100):
+            h = Hook()
+            h.me = h  # a cycle: only the collector frees it
+            del h
+            for _ in range(3):  # tuples made here count towards the next collection
+                item = next(it, None)
+                if item is not None:
+                    got.append(item)
+    finally:
+        gc.set_threshold(*threshold)
+        gc.collect()
+    keys = [k for k, _ in got + from_finalizers]
+    assert len(keys) == len(set(keys)), "no entry twice"
+    assert sorted(keys) == [f"k{i:03}" for i in range(len(keys))], "in order, no gaps"
+    assert len(from_finalizers) > 0, "the finalizers did run during the iteration"
 
 
 def test_iterator_sees_writes_ahead_of_it(bucket: libstate.Bucket) -> None:
