@@ -10,7 +10,7 @@ use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 use state_core::{ttl_from_secs_f64, Bucket, Engine, Ttl};
 
 use crate::boundary::{attached, detached};
-use crate::convert::{key_str, key_string, value_bytes};
+use crate::convert::{key_str, key_string, value_bytes, Packed};
 use crate::cursor::PyCursor;
 use crate::iter::{Mode, PyBucketIterator};
 use crate::store::PyStore;
@@ -264,10 +264,21 @@ impl PyBucket {
         for k in keys.try_iter()? {
             ks.push(key_string(&k?)?);
         }
-        let found = detached(py, || self.inner.get_multiple(&ks))?;
+        // In key order, each once; the values are copied into one packed buffer
+        // (lent by the store, no allocation per value) with the GIL released.
+        ks.sort_unstable();
+        ks.dedup();
+        let found = detached(py, || {
+            let mut p = Packed::default();
+            for k in &ks {
+                self.inner.get_with(k, |v| p.push(k, v))?;
+            }
+            Ok(p)
+        })?;
         let out = PyDict::new(py);
-        for (k, v) in found {
-            out.set_item(PyString::new(py, &k), PyBytes::new(py, &v))?;
+        for i in 0..found.len() {
+            let (k, v) = found.get(i);
+            out.set_item(PyString::new(py, k), PyBytes::new(py, v))?;
         }
         Ok(out)
     }
