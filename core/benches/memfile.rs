@@ -91,15 +91,11 @@ fn per_op(reps: usize, mut op: impl FnMut(usize)) -> f64 {
 
 /// Median time in ns of `reps` single calls of `op`.
 fn per_call(reps: usize, mut op: impl FnMut(usize)) -> f64 {
-    let mut samples: Vec<f64> = (0..reps)
-        .map(|i| {
-            let t = Instant::now();
-            op(i);
-            t.elapsed().as_nanos() as f64
-        })
-        .collect();
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
+    per_call_timed(reps, |i| {
+        let t = Instant::now();
+        op(i);
+        t.elapsed()
+    })
 }
 
 /// Median in ns of the durations `op` reports itself (for timing part of a call).

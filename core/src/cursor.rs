@@ -189,35 +189,10 @@ impl Cursor {
         })
     }
 
+    /// Up to `n` steps with owned copies, appended to `out` (see `step_with`).
     fn step(&mut self, back: bool, n: usize, out: &mut Vec<Entry>) -> Result<()> {
-        if n == 0 {
-            // Still report use of a closed store.
-            self.bucket.shared()?;
-            return Ok(());
-        }
-        let bound = match (&self.pos, back) {
-            (Position::AfterLast, false) | (Position::BeforeFirst, true) => {
-                self.bucket.shared()?;
-                return Ok(());
-            }
-            (Position::BeforeFirst, false) | (Position::AfterLast, true) => Bound::Unbounded,
-            (Position::At(k), _) => Bound::Excluded(k.as_str()),
-        };
-        let ended = if back {
-            self.bucket.fetch(Bound::Unbounded, bound, true, n, out)?
-        } else {
-            self.bucket.fetch(bound, Bound::Unbounded, false, n, out)?
-        };
-        if ended {
-            self.pos = if back {
-                Position::BeforeFirst
-            } else {
-                Position::AfterLast
-            };
-        } else if let Some((k, _)) = out.last() {
-            self.pos = Position::At(k.clone());
-        }
-        Ok(())
+        self.step_with(back, n, |k, v| out.push((k.to_string(), v.to_vec())))
+            .map(drop)
     }
 
     fn land(&mut self, entry: Option<Entry>, otherwise: Position) -> Option<Entry> {

@@ -64,13 +64,7 @@ pub(crate) fn entry_tuple<'py>(
     py: Python<'py>,
     (key, value): (String, Vec<u8>),
 ) -> PyResult<Bound<'py, PyTuple>> {
-    PyTuple::new(
-        py,
-        [
-            PyString::new(py, &key).into_any(),
-            PyBytes::new(py, &value).into_any(),
-        ],
-    )
+    pair_tuple(py, &key, &value)
 }
 
 /// Entries copied out of the store in one go (under its read lock, without the GIL),
