@@ -259,20 +259,18 @@ impl StorageEngine for MemfileEngine {
         format::seal_frame(&mut w.buf, 0)?;
         w.append()?;
         {
-            // Each entry is allocated just before it replaces the old one, whose memory
-            // the allocator then hands to the next: measured faster (Set Multiple 1000
-            // at 100K 0.85-0.88 ms vs 1.09-1.10 ms) than allocating them all before
-            // taking the state lock.
-            let mut made = w
-                .entries
-                .iter()
-                .map(|r| Entry::from_encoded(&w.buf[r.clone()]));
+            // Entries are made under the state lock, each just before it replaces the
+            // old one: an overwrite of a value of the same length is copied in place
+            // (no allocation), and otherwise the allocator hands the freed entry's
+            // memory to the next. Measured faster (Set Multiple 1000 at 100K 0.85-0.88
+            // ms vs 1.09-1.10 ms) than allocating them all before taking the lock.
+            let mut made = w.entries.iter().map(|r| &w.buf[r.clone()]);
             let mut st = self.inner.state.write();
             for op in ops {
                 match *op {
                     WriteOp::Put { bucket, .. } => {
                         if let Some(e) = made.next() {
-                            st.put(bucket, e);
+                            st.put_encoded(bucket, e);
                         }
                     }
                     WriteOp::Delete { bucket, key } => st.delete(bucket, key),
