@@ -288,7 +288,10 @@ impl Bucket {
         };
         let max_value = shared.opts.max_value_size;
         let max_batch = shared.opts.max_batch_size;
-        let mut encoded: Vec<(K, Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        // Every value encoded into one buffer (not an allocation each); per item, its
+        // key, where its encoding ends in `values`, and its expiry-index key.
+        let mut values: Vec<u8> = Vec::new();
+        let mut encoded: Vec<(K, usize, Option<Vec<u8>>)> = Vec::new();
         let mut total = 0usize;
         for (k, v) in items {
             let (key, value) = (k.as_ref(), v.as_ref());
@@ -302,18 +305,21 @@ impl Bucket {
                 )));
             }
             let index = deadline.map(|d| expiry::index_key(d, &self.name, key.as_bytes()));
-            encoded.push((k, record::encode(value, deadline), index));
+            record::encode_into(&mut values, value, deadline);
+            encoded.push((k, values.len(), index));
         }
         if encoded.is_empty() {
             return Ok(());
         }
         let mut ops: Vec<WriteOp<'_>> = Vec::with_capacity(encoded.len() * 2);
-        for (k, v, index) in &encoded {
+        let mut start = 0;
+        for (k, end, index) in &encoded {
             ops.push(WriteOp::Put {
                 bucket: &self.name,
                 key: k.as_ref().as_bytes(),
-                value: v,
+                value: &values[start..*end],
             });
+            start = *end;
             if let Some(index) = index {
                 ops.push(WriteOp::Put {
                     bucket: INDEX_BUCKET,

@@ -15,21 +15,26 @@ const DEADLINE_LEN: usize = 8;
 
 /// Encodes a value with an optional absolute deadline (unix milliseconds).
 pub(crate) fn encode(value: &[u8], deadline_ms: Option<u64>) -> Vec<u8> {
+    let header = match deadline_ms {
+        None => 1,
+        Some(_) => 1 + DEADLINE_LEN,
+    };
+    let mut out = Vec::with_capacity(header + value.len());
+    encode_into(&mut out, value, deadline_ms);
+    out
+}
+
+/// Appends the encoding of a value (see [`encode`]) to `out`, so a batch can encode
+/// all its values into one buffer.
+pub(crate) fn encode_into(out: &mut Vec<u8>, value: &[u8], deadline_ms: Option<u64>) {
     match deadline_ms {
-        None => {
-            let mut out = Vec::with_capacity(1 + value.len());
-            out.push(PLAIN);
-            out.extend_from_slice(value);
-            out
-        }
+        None => out.push(PLAIN),
         Some(d) => {
-            let mut out = Vec::with_capacity(1 + DEADLINE_LEN + value.len());
             out.push(EXPIRING);
             out.extend_from_slice(&d.to_be_bytes());
-            out.extend_from_slice(value);
-            out
         }
     }
+    out.extend_from_slice(value);
 }
 
 /// Values up to this size are encoded in a reused per-thread buffer; larger ones get
