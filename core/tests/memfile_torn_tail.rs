@@ -12,7 +12,9 @@ use support::{child_hook, dir_contents, only_log, open, write_in_killed_child};
 
 /// Writes a and b (closing the store: they are durable and checkpointed), then c in
 /// a process that is killed (c is the log's last record, written after the last
-/// checkpoint, as in a crash). Returns the log length after b and after c.
+/// checkpoint, as in a crash). Returns the log length after b and after c, with the
+/// log cut back to end at c (a killed writer may leave a preallocated tail of zeros;
+/// `a_killed_writer_leaves_a_zero_tail_that_reads_as_the_end` covers that layout).
 fn three_records(test_name: &str, dir: &Path) -> (u64, u64) {
     let store = open(dir);
     let b = store.bucket("b").unwrap();
@@ -21,9 +23,21 @@ fn three_records(test_name: &str, dir: &Path) -> (u64, u64) {
     store.close().unwrap();
     let after_b = std::fs::metadata(only_log(dir)).unwrap().len();
     write_in_killed_child(test_name, dir, "b", "c", "value c");
-    let after_c = std::fs::metadata(only_log(dir)).unwrap().len();
+    let log = only_log(dir);
+    let after_c = records_end(&log);
     assert!(after_c > after_b);
+    cut(&log, after_c);
     (after_b, after_c)
+}
+
+/// Where the log's records end: after its last non-zero byte (every record these
+/// tests write ends with a value's last byte, which is not zero).
+fn records_end(log: &Path) -> u64 {
+    let bytes = std::fs::read(log).unwrap();
+    bytes
+        .iter()
+        .rposition(|&b| b != 0)
+        .map_or(0, |i| i as u64 + 1)
 }
 
 /// Opens, checks a and b survive and c is gone, the log was cut back to `good_len`,
@@ -130,4 +144,55 @@ fn appending_garbage_bytes_after_the_last_record_is_a_torn_tail() {
         b"value c"
     );
     assert_eq!(std::fs::metadata(&log).unwrap().len(), after_c);
+}
+
+#[test]
+fn a_killed_writer_leaves_a_zero_tail_that_reads_as_the_end() {
+    child_hook();
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.bucket("b").unwrap().set("a", b"value a").unwrap();
+    store.close().unwrap();
+    write_in_killed_child(
+        "a_killed_writer_leaves_a_zero_tail_that_reads_as_the_end",
+        dir.path(),
+        "b",
+        "c",
+        "value c",
+    );
+    let log = only_log(dir.path());
+    let end = records_end(&log);
+    let len = std::fs::metadata(&log).unwrap().len();
+    if cfg!(target_os = "linux") {
+        // The log is preallocated ahead of its records there (log::Appender).
+        assert!(
+            len > end,
+            "expected a zero tail: {len} bytes, records end at {end}"
+        );
+    }
+    let store = open(dir.path());
+    let b = store.bucket("b").unwrap();
+    assert_eq!(b.get("a").unwrap().unwrap(), b"value a");
+    assert_eq!(b.get("c").unwrap().unwrap(), b"value c");
+    assert_eq!(
+        std::fs::metadata(&log).unwrap().len(),
+        end,
+        "the zeros are cut off"
+    );
+    b.set("d", b"value d").unwrap();
+    store.close().unwrap();
+    assert_eq!(
+        records_end(&log),
+        std::fs::metadata(&log).unwrap().len(),
+        "close cuts the tail"
+    );
+    let store = open(dir.path());
+    let keys: Vec<String> = store
+        .bucket("b")
+        .unwrap()
+        .iter()
+        .map(|e| e.unwrap().0)
+        .collect();
+    assert_eq!(keys, ["a", "c", "d"]);
+    store.close().unwrap();
 }

@@ -108,6 +108,10 @@ pub(super) fn compact(inner: &Inner, stop: &AtomicBool) -> std::result::Result<(
         if w.failed.is_some() {
             return Err(WriteFailure::Failed);
         }
+        // The old log's preallocated tail goes (best effort: a zero tail left by a
+        // failure here reads as the log's end at the next open).
+        let w = &mut *w;
+        let _ = w.appender.cut_back(&w.log.file, w.log_len);
         let old = std::mem::replace(&mut w.log, new_log);
         w.retired.push(old);
         w.older_logs_bytes += w.log_len;

@@ -40,10 +40,13 @@ impl LogFile {
         LogFile::open_for_append(&path, gen)
     }
 
-    /// Opens an existing log for appending.
+    /// Opens an existing log for appending (records are written at explicit
+    /// offsets, see [`Appender`]).
     pub(super) fn open_for_append(path: &Path, gen: u64) -> Result<LogFile> {
+        // Read access too: a shared writable mapping needs a file opened read-write.
         let file = OpenOptions::new()
-            .append(true)
+            .read(true)
+            .write(true)
             .open(path)
             .map_err(|e| Error::io(path, e))?;
         Ok(LogFile {
@@ -56,6 +59,151 @@ impl LogFile {
     /// fdatasync: the appended records and the file's new length reach the disk.
     pub(super) fn sync(&self) -> Result<()> {
         self.file.sync_data().map_err(|e| Error::io(&self.path, e))
+    }
+}
+
+/// Bytes by which a log file is preallocated at a time, and the size of the window
+/// of it that is mapped for appends (Linux).
+#[cfg(target_os = "linux")]
+pub(super) const CHUNK: u64 = 1 << 20;
+
+/// How records reach the current log file.
+///
+/// On Linux the file is preallocated in [`CHUNK`]s with `fallocate` and each record
+/// is copied into a shared mapping of the chunk it falls in: the bytes are in the
+/// kernel's page cache once the copy is done (so a process crash loses nothing, as
+/// with `write(2)`), without a system call per record. A record that would cross the
+/// end of the mapped chunk, and every record where `fallocate` is not supported, is
+/// written with `pwrite(2)` instead. The file therefore ends in zeros after the last
+/// record until the log is finished (cut back to its records at close and when a
+/// compaction switches logs); recovery reads a zero tail as the end of the log.
+///
+/// Crash ordering: a record's 12-byte frame header is copied before its payload, so a
+/// copy cut short by a crash leaves either a damaged header followed only by zeros or
+/// a valid header whose payload fails its checksum followed only by zeros — both a
+/// torn tail to recovery, never damage in the middle of the log.
+#[derive(Default)]
+pub(super) struct Appender {
+    #[cfg(target_os = "linux")]
+    mapped: Option<mapped::Window>,
+    /// `fallocate` is not supported by this file system: plain writes only.
+    #[cfg(target_os = "linux")]
+    unsupported: bool,
+}
+
+impl Appender {
+    /// Writes the frame `frame` at offset `at`, the log's end (everything from `at` on
+    /// is zeros or unused).
+    pub(super) fn append(&mut self, file: &File, at: u64, frame: &[u8]) -> std::io::Result<()> {
+        #[cfg(target_os = "linux")]
+        if !self.unsupported {
+            let window = self.mapped.get_or_insert_with(mapped::Window::default);
+            match window.append(file, at, frame) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::OPNOTSUPP.raw_os_error()) => {
+                    self.unsupported = true;
+                    self.mapped = None;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        std::os::unix::fs::FileExt::write_all_at(file, frame, at)
+    }
+
+    /// Cuts the file back to `len` bytes (the records before a failed append, or the
+    /// end of a finished log), unmapping first so nothing maps past the end.
+    pub(super) fn cut_back(&mut self, file: &File, len: u64) -> std::io::Result<()> {
+        #[cfg(target_os = "linux")]
+        {
+            self.mapped = None;
+        }
+        file.set_len(len)
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod mapped {
+    use std::fs::File;
+    use std::io;
+    use std::sync::atomic::{compiler_fence, Ordering};
+
+    use super::CHUNK;
+    use crate::engine::memfile::format::FRAME_HEADER_LEN;
+
+    /// Records larger than this are written with `pwrite(2)`: copying them into the
+    /// mapping costs a page fault per fresh page, more than the system call (Set
+    /// Multiple 1000, 130 KB records, measured 0.45 ms mapped vs 0.35 ms written at
+    /// 100K records), while a small record saves the call (Set 1 1.5 -> 0.7 us).
+    const MAP_MAX: usize = 16 << 10;
+
+    /// The mapped chunk of the log that appends are copied into.
+    #[derive(Default)]
+    pub(super) struct Window {
+        /// The file's preallocated size, if known (it is read on first use).
+        allocated: Option<u64>,
+        /// File offset of `map`'s first byte, and the mapping.
+        map: Option<(u64, memmap2::MmapMut)>,
+    }
+
+    impl Window {
+        #[allow(unsafe_code)]
+        /// Copies `frame` to offset `at` of `file` if it fits in one chunk; returns
+        /// `false` (having written nothing) if it does not, for a `pwrite` instead.
+        pub(super) fn append(&mut self, file: &File, at: u64, frame: &[u8]) -> io::Result<bool> {
+            let end = at + frame.len() as u64;
+            let start = at / CHUNK * CHUNK;
+            let allocated = match self.allocated {
+                Some(a) => a,
+                None => file.metadata()?.len(),
+            };
+            self.allocated = Some(allocated);
+            // Preallocate through the end of this record's chunk(s) first, so a full
+            // disk is an error here rather than a SIGBUS on a mapped page.
+            let want = end.div_ceil(CHUNK) * CHUNK;
+            if want > allocated {
+                rustix::fs::fallocate(
+                    file,
+                    rustix::fs::FallocateFlags::empty(),
+                    allocated,
+                    want - allocated,
+                )?;
+                self.allocated = Some(want);
+            }
+            if end > start + CHUNK || frame.len() > MAP_MAX {
+                self.map = None;
+                return Ok(false);
+            }
+            let map = match &mut self.map {
+                Some((s, m)) if *s == start => m,
+                slot => {
+                    *slot = None;
+                    // SAFETY: the mapping covers [start, start + CHUNK), inside the
+                    // file's allocated size (`want` above is a multiple of CHUNK past
+                    // `start`), and the file is only shrunk after the mapping is
+                    // dropped (`Appender::cut_back`). No other process writes the file
+                    // (the store's directory lock), and within this one only the writer
+                    // holding the log writes to it, through this mapping or, with the
+                    // mapping dropped first, through `pwrite`. Nothing reads through the
+                    // mapping, so no Rust reference observes a change made behind it.
+                    let m = unsafe {
+                        memmap2::MmapOptions::new()
+                            .offset(start)
+                            .len(CHUNK as usize)
+                            .map_mut(file)?
+                    };
+                    &mut slot.insert((start, m)).1
+                }
+            };
+            let at = (at - start) as usize;
+            let (header, payload) = frame.split_at(FRAME_HEADER_LEN.min(frame.len()));
+            map[at..at + header.len()].copy_from_slice(header);
+            // The header's bytes are stored before any of the payload's (see
+            // `Appender` for why this order makes a cut-short copy a torn tail).
+            compiler_fence(Ordering::SeqCst);
+            map[at + header.len()..at + frame.len()].copy_from_slice(payload);
+            Ok(true)
+        }
     }
 }
 
@@ -257,4 +405,85 @@ pub(super) fn truncate(path: &Path, len: u64) -> Result<()> {
         .map_err(|e| Error::io(path, e))?;
     f.set_len(len).map_err(|e| Error::io(path, e))?;
     f.sync_all().map_err(|e| Error::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::memfile::format::FRAME_HEADER_LEN;
+
+    /// A sealed frame: one put of `key` with a value of `len` bytes.
+    fn frame(seq: u64, key: &str, len: usize) -> Vec<u8> {
+        let value = vec![(seq % 251) as u8 + 1; len];
+        let ops = [WriteOp::Put {
+            bucket: "b",
+            key: key.as_bytes(),
+            value: &value,
+        }];
+        let mut buf = vec![0u8; FRAME_HEADER_LEN];
+        encode_batch(&mut buf, seq, &ops, &mut Vec::new()).unwrap();
+        format::seal_frame(&mut buf, 0).unwrap();
+        buf
+    }
+
+    /// Replays the log; returns (key, value length) per put, and how it ended.
+    fn replayed(path: &Path) -> (Vec<(String, usize)>, Replayed) {
+        let mut puts = Vec::new();
+        let (r, gap) = replay(path, 1, Some(0), |op| {
+            if let LogOp::Put { entry, .. } = op {
+                let k = usize::from(u16::from_le_bytes([entry[0], entry[1]]));
+                let key = String::from_utf8(entry[2..2 + k].to_vec()).unwrap();
+                puts.push((key, entry.len() - 2 - k));
+            }
+        })
+        .unwrap();
+        assert_eq!(gap, None);
+        (puts, r)
+    }
+
+    #[test]
+    fn appends_of_every_size_read_back_in_order_across_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogFile::create(dir.path(), 1).unwrap();
+        let mut app = Appender::default();
+        let mut len = FILE_HEADER_LEN as u64;
+        let mut want = Vec::new();
+        // Small records (copied into the mapping), records over the mapping's size
+        // limit, and records that straddle a chunk boundary (written with pwrite),
+        // through several chunks.
+        let sizes = [100usize, 3, 20_000, 700, 5000, 17_000, 1, 300_000, 90];
+        for seq in 0..200u64 {
+            let size = sizes[seq as usize % sizes.len()];
+            let key = format!("k{seq}");
+            let f = frame(seq, &key, size);
+            app.append(&log.file, len, &f).unwrap();
+            len += f.len() as u64;
+            want.push((key, size));
+        }
+        let file_len = std::fs::metadata(&log.path).unwrap().len();
+        assert!(file_len >= len);
+        if cfg!(target_os = "linux") {
+            assert_eq!(file_len % CHUNK_FOR_TESTS, 0, "preallocated in chunks");
+        }
+        // Unfinished (a crash): the zero tail reads as a torn end after the records.
+        let (puts, r) = replayed(&log.path);
+        assert_eq!(puts, want);
+        assert_eq!(r.good_len, len);
+        assert_eq!(r.torn.is_some(), file_len > len);
+        // Finished: cut back to the records, which then end the file cleanly.
+        app.cut_back(&log.file, len).unwrap();
+        assert_eq!(std::fs::metadata(&log.path).unwrap().len(), len);
+        let (puts, r) = replayed(&log.path);
+        assert_eq!(puts, want);
+        assert_eq!((r.good_len, r.torn), (len, None));
+        // Appending goes on after a cut-back.
+        let f = frame(200, "last", 10);
+        app.append(&log.file, len, &f).unwrap();
+        assert_eq!(replayed(&log.path).0.last(), Some(&("last".to_string(), 10)));
+    }
+
+    #[cfg(target_os = "linux")]
+    const CHUNK_FOR_TESTS: u64 = CHUNK;
+    #[cfg(not(target_os = "linux"))]
+    const CHUNK_FOR_TESTS: u64 = 1;
 }

@@ -17,7 +17,6 @@ mod snapshot;
 mod state;
 
 use std::fs::File;
-use std::io::Write;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -58,8 +57,11 @@ pub(super) struct Writer {
     /// Logs switched away from whose last records may not be synced yet; `sync`
     /// syncs them (oldest first) before the current log.
     retired: Vec<Arc<LogFile>>,
-    /// Length of the current log file.
+    /// Length of the current log's records (the file may be longer: see
+    /// [`log::Appender`]).
     log_len: u64,
+    /// Writes records to the current log.
+    appender: log::Appender,
     /// Bytes of the logs newer than the snapshot, before the current one.
     older_logs_bytes: u64,
     /// Sequence number of the next record.
@@ -94,8 +96,11 @@ impl Writer {
                 )),
             ));
         }
-        if let Err(e) = (&self.log.file).write_all(&self.buf) {
-            if let Err(e2) = self.log.file.set_len(self.log_len) {
+        if let Err(e) = self
+            .appender
+            .append(&self.log.file, self.log_len, &self.buf)
+        {
+            if let Err(e2) = self.appender.cut_back(&self.log.file, self.log_len) {
                 self.failed = Some(format!("{e}; then truncating failed: {e2}"));
             }
             return Err(Error::io(&self.log.path, e));
@@ -233,6 +238,11 @@ impl Drop for MemfileEngine {
         if let Some(c) = self.compactor.take() {
             c.stop();
         }
+        // Drop the log's preallocated tail. Best effort: if this fails, the next open
+        // reads the zeros as the log's end and cuts them off itself.
+        let mut w = self.inner.writer.lock();
+        let w = &mut *w;
+        let _ = w.appender.cut_back(&w.log.file, w.log_len);
     }
 }
 

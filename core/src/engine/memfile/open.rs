@@ -220,6 +220,7 @@ pub(super) fn open(dir: &Path) -> Result<Inner> {
             log: Arc::new(log),
             retired: Vec::new(),
             log_len,
+            appender: log::Appender::default(),
             older_logs_bytes: older,
             next_seq: expect_seq,
             failed: None,
@@ -248,7 +249,10 @@ mod tests {
     /// Writes log `gen` holding one put per sequence number in `seqs` (key `k<seq>`).
     fn write_log(dir: &Path, gen: u64, seqs: std::ops::Range<u64>) {
         let log = LogFile::create(dir, gen).unwrap();
-        let mut file = &log.file;
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log.path)
+            .unwrap();
         for seq in seqs {
             let key = format!("k{seq}");
             let value = [0u8, b'v'];
