@@ -479,7 +479,10 @@ mod tests {
         // Appending goes on after a cut-back.
         let f = frame(200, "last", 10);
         app.append(&log.file, len, &f).unwrap();
-        assert_eq!(replayed(&log.path).0.last(), Some(&("last".to_string(), 10)));
+        assert_eq!(
+            replayed(&log.path).0.last(),
+            Some(&("last".to_string(), 10))
+        );
     }
 
     #[cfg(target_os = "linux")]
