@@ -233,6 +233,59 @@ pub fn nested_read_does_not_deadlock_behind_a_waiting_writer(engine: Engine) {
     assert_eq!(b.len().unwrap(), 650);
 }
 
+/// A lent value stays what it was for the whole callback while another thread
+/// overwrites the key with a value of the same length (which the memfile engine
+/// copies in place): the overwrite waits for the callback, and is seen after it.
+pub fn a_lent_value_is_stable_while_the_key_is_overwritten(engine: Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(engine, dir.path());
+    let b = store.bucket("b").unwrap();
+    let old = vec![b'a'; 4096];
+    let new = vec![b'b'; 4096];
+    b.set("k", &old).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let writer = {
+        let b = b.clone();
+        let new = new.clone();
+        thread::spawn(move || {
+            rx.recv().unwrap();
+            for _ in 0..20 {
+                b.set("k", &new).unwrap();
+            }
+        })
+    };
+    b.get_with("k", |v| {
+        let copy = v.to_vec();
+        tx.send(()).unwrap();
+        // Give the writer time to try (and, if reads were not protected, to write).
+        thread::sleep(Duration::from_millis(100));
+        assert_eq!(v, &copy[..], "the lent bytes changed under the callback");
+        assert_eq!(v, &old[..]);
+    })
+    .unwrap();
+    writer.join().unwrap();
+    assert_eq!(b.get("k").unwrap().unwrap(), new);
+    // The same through a scan's callback.
+    let (tx, rx) = mpsc::channel();
+    let writer = {
+        let b = b.clone();
+        let old = old.clone();
+        thread::spawn(move || {
+            rx.recv().unwrap();
+            b.set("k", &old).unwrap();
+        })
+    };
+    b.scan(.., false, |_, v| {
+        tx.send(()).unwrap();
+        thread::sleep(Duration::from_millis(100));
+        assert_eq!(v, &new[..], "the lent bytes changed under the callback");
+        ControlFlow::Break(())
+    })
+    .unwrap();
+    writer.join().unwrap();
+    assert_eq!(b.get("k").unwrap().unwrap(), old);
+}
+
 pub fn a_panicking_callback_leaves_the_store_usable(engine: Engine) {
     let dir = tempfile::tempdir().unwrap();
     let store = open(engine, dir.path());

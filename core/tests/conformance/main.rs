@@ -83,6 +83,7 @@ macro_rules! engine_suite {
                 next_n_with_moves_like_next_n,
                 callbacks_may_read_but_not_write_the_same_store,
                 nested_read_does_not_deadlock_behind_a_waiting_writer,
+                a_lent_value_is_stable_while_the_key_is_overwritten,
                 a_panicking_callback_leaves_the_store_usable,
             );
         }
