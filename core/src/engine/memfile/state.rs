@@ -99,12 +99,15 @@ impl Entry {
     /// if not, the caller replaces the entry instead. The key bytes are never written,
     /// so the entry's hash and order (those of its key) never change.
     ///
-    /// Callers must hold the map by `&mut` (so no reader can borrow from it) and pass
-    /// an entry of that map. A compaction in progress may hold clones outside the map
-    /// (it reads them without any lock): the count then exceeds `clones` and nothing
-    /// is written.
+    /// A compaction in progress may hold clones outside the map (it reads them
+    /// without any lock): the count then exceeds `clones` and nothing is written.
+    /// (`Weak` references are not counted; none are ever made.)
+    ///
+    /// # Safety
+    /// The caller holds the map this entry belongs to by `&mut` (so no reader can
+    /// borrow from it), and `clones` is the number of references that map holds.
     #[allow(unsafe_code)]
-    fn overwrite_value(&self, value: &[u8], clones: usize) -> bool {
+    unsafe fn overwrite_value(&self, value: &[u8], clones: usize) -> bool {
         debug_assert_eq!(value.len(), self.value().len());
         if Arc::strong_count(&self.0) != clones {
             return false;
@@ -351,12 +354,15 @@ impl BucketMap {
     /// by the caller); returns the weight of the entry it replaced, if any. Overwrites
     /// in place when the key is present with a value of the same length and no
     /// compaction holds the entry; otherwise allocates a new entry.
+    #[allow(unsafe_code)]
     pub(super) fn put_encoded(&mut self, encoded: &[u8]) -> Option<u64> {
         let key_len = usize::from(u16::from_le_bytes([encoded[0], encoded[1]]));
         let (key, value) = encoded[2..].split_at(key_len);
         if let Some(old) = self.index.get(key) {
-            // Two references: the hash index's and the ordered set's.
-            if old.value().len() == value.len() && old.overwrite_value(value, 2) {
+            // SAFETY: `old` is an entry of this map, held here by `&mut self`; the map
+            // holds two references to each entry, its hash index's and its ordered
+            // set's.
+            if old.value().len() == value.len() && unsafe { old.overwrite_value(value, 2) } {
                 return Some(old.weight());
             }
         }
