@@ -10,7 +10,7 @@ use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 use state_core::{ttl_from_secs_f64, Bucket, Engine, Ttl};
 
 use crate::boundary::{attached, detached};
-use crate::convert::{key_str, key_string, value_bytes, Packed};
+use crate::convert::{key_str, value_bytes};
 use crate::cursor::PyCursor;
 use crate::iter::{Mode, PyBucketIterator};
 use crate::store::PyStore;
@@ -260,25 +260,41 @@ impl PyBucket {
                 "get_many takes an iterable of keys, not a single str",
             ));
         }
-        let mut ks = Vec::with_capacity(keys.len().unwrap_or(0));
-        for k in keys.try_iter()? {
-            ks.push(key_string(&k?)?);
+        // The caller's key objects are kept (plain str ones become the dict's keys,
+        // their hash already computed); their text is borrowed, not copied.
+        let objs = keys.try_iter()?.collect::<PyResult<Vec<_>>>()?;
+        let mut ks: Vec<(&str, usize)> = Vec::with_capacity(objs.len());
+        for (i, k) in objs.iter().enumerate() {
+            ks.push((key_str(k)?, i));
         }
-        // In key order, each once; the values are copied into one packed buffer
-        // (lent by the store, no allocation per value) with the GIL released.
-        ks.sort_unstable();
-        ks.dedup();
-        let found = detached(py, || {
-            let mut p = Packed::default();
-            for k in &ks {
-                self.inner.get_with(k, |v| p.push(k, v))?;
+        // In key order, each once; the values are copied into one buffer (lent by the
+        // store, no allocation per value) with the GIL released.
+        ks.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        ks.dedup_by(|a, b| a.0 == b.0);
+        let (values, hits) = detached(py, || {
+            let mut values: Vec<u8> = Vec::new();
+            // Per key found: its object's index in `objs`, where its value ends.
+            let mut hits: Vec<(usize, usize)> = Vec::with_capacity(ks.len());
+            for &(k, i) in &ks {
+                self.inner.get_with(k, |v| {
+                    values.extend_from_slice(v);
+                    hits.push((i, values.len()));
+                })?;
             }
-            Ok(p)
+            Ok((values, hits))
         })?;
         let out = PyDict::new(py);
-        for i in 0..found.len() {
-            let (k, v) = found.get(i);
-            out.set_item(PyString::new(py, k), PyBytes::new(py, v))?;
+        let mut start = 0;
+        for (i, end) in hits {
+            let value = PyBytes::new(py, &values[start..end]);
+            start = end;
+            let k = &objs[i];
+            if k.is_exact_instance_of::<PyString>() {
+                out.set_item(k, value)?;
+            } else {
+                // A str subclass may hash or compare differently: the dict gets a str.
+                out.set_item(PyString::new(py, key_str(k)?), value)?;
+            }
         }
         Ok(out)
     }

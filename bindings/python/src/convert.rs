@@ -47,11 +47,6 @@ pub(crate) fn key_str<'a>(key: &'a Bound<'_, PyAny>) -> PyResult<&'a str> {
     }
 }
 
-/// An owned key from an item of a key iterable.
-pub(crate) fn key_string(key: &Bound<'_, PyAny>) -> PyResult<String> {
-    key_str(key).map(str::to_owned)
-}
-
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
         .name()

@@ -190,6 +190,20 @@ def test_get_many_returns_present_keys_in_order(bucket: libstate.Bucket) -> None
     assert bucket.get_many(k for k in ["b"]) == {"b": b"2"}
 
 
+def test_get_many_returns_plain_str_keys_for_str_subclasses(bucket: libstate.Bucket) -> None:
+    class Name(str):
+        def __hash__(self) -> int:
+            return 7
+
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, str) and str.__eq__(self.upper(), other.upper())
+
+    bucket["a"] = b"1"
+    got = bucket.get_many([Name("a"), "a"])
+    assert got == {"a": b"1"}
+    assert [type(k) for k in got] == [str]
+
+
 def test_get_many_refuses_a_single_str_and_non_str_keys(bucket: libstate.Bucket) -> None:
     with pytest.raises(TypeError, match="single str"):
         bucket.get_many("abc")
