@@ -103,21 +103,26 @@ pub(super) fn compact(inner: &Inner, stop: &AtomicBool) -> std::result::Result<(
 
     // 1-2. A fresh log, then the switch.
     let new_log = Arc::new(LogFile::create(dir, new_gen)?);
-    let next_seq = {
+    let (next_seq, mut old_appender, old_log, old_len) = {
         let mut w = inner.writer.lock();
         if w.failed.is_some() {
             return Err(WriteFailure::Failed);
         }
-        // The old log's preallocated tail goes (best effort: a zero tail left by a
-        // failure here reads as the log's end at the next open).
         let w = &mut *w;
-        let _ = w.appender.cut_back(&w.log.file, w.log_len);
+        let fresh = w.appender.fresh();
+        let old_appender = std::mem::replace(&mut w.appender, fresh);
         let old = std::mem::replace(&mut w.log, new_log);
-        w.retired.push(old);
+        w.retired.push(Arc::clone(&old));
+        let old_len = w.log_len;
         w.older_logs_bytes += w.log_len;
         w.log_len = FILE_HEADER_LEN as u64;
-        w.next_seq
+        (w.next_seq, old_appender, old, old_len)
     };
+    // The old log's preallocated tail goes, after the switch so writers never wait
+    // for it (best effort: a zero tail left by a failure here reads as the log's end
+    // at the next open).
+    let _ = old_appender.cut_back(&old_log.file, old_len);
+    drop(old_log);
 
     // 3-5.
     sync_logs(inner)?;

@@ -119,6 +119,17 @@ impl Appender {
         std::os::unix::fs::FileExt::write_all_at(file, frame, at)
     }
 
+    /// An appender for the next log of the same directory (what was learnt about the
+    /// file system carries over; no mapping does).
+    pub(super) fn fresh(&self) -> Appender {
+        Appender {
+            #[cfg(target_os = "linux")]
+            mapped: None,
+            #[cfg(target_os = "linux")]
+            plain: self.plain,
+        }
+    }
+
     /// Cuts the file back to `len` bytes (the records before a failed append, or the
     /// end of a finished log), unmapping first so nothing maps past the end.
     pub(super) fn cut_back(&mut self, file: &File, len: u64) -> std::io::Result<()> {
