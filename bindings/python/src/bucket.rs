@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use state_core::{ttl_from_secs_f64, Bucket, Engine, Ttl};
 
 use crate::boundary::{attached, detached};
@@ -36,6 +36,20 @@ pub(crate) struct PyBucket {
 }
 
 impl PyBucket {
+    /// Writes converted pairs as one batch, with the GIL released.
+    fn write_batch(
+        &self,
+        py: Python<'_>,
+        batch: &[(&str, Cow<'_, [u8]>)],
+        ttl: Option<Duration>,
+    ) -> PyResult<()> {
+        let pairs = batch.iter().map(|(k, v)| (*k, &**v));
+        match ttl {
+            None => detached(py, || self.inner.set_multiple(pairs)),
+            Some(ttl) => detached(py, || self.inner.set_multiple_with_ttl(pairs, ttl)),
+        }
+    }
+
     /// The value of `key` as `bytes`. With the GIL kept (`detach` false), the bytes
     /// object is made straight from the value the store lends (one copy, not two):
     /// making a `bytes` runs no Python code, so nothing can re-enter the store.
@@ -307,17 +321,31 @@ impl PyBucket {
     #[pyo3(signature = (items, ttl = None))]
     fn set_many(&self, py: Python<'_>, items: &Bound<'_, PyAny>, ttl: Option<f64>) -> PyResult<()> {
         let ttl = ttl_arg(ttl)?;
+        // The common shape, a list of 2-tuples: the keys are usually old objects
+        // spread over the heap, so a key a few items ahead is prefetched while this
+        // one is converted (reading each cold key was a sixth of a 1000-item call).
+        if let Some(tuples) = list_of_pairs(items) {
+            let parts = tuples
+                .iter()
+                .map(|t| Ok((t.get_borrowed_item(0)?, t.get_borrowed_item(1)?)))
+                .collect::<PyResult<Vec<_>>>()?;
+            let mut batch: Vec<(&str, Cow<'_, [u8]>)> = Vec::with_capacity(parts.len());
+            for (i, (k, v)) in parts.iter().enumerate() {
+                if let Some((ahead, _)) = parts.get(i + PREFETCH_AHEAD) {
+                    prefetch(ahead.as_ptr().cast());
+                }
+                let k = key_str(k)?;
+                batch.push((k, value_bytes(k, v)?));
+            }
+            return self.write_batch(py, &batch, ttl);
+        }
         let pairs = collect_pairs(items)?;
         let mut batch: Vec<(&str, Cow<'_, [u8]>)> = Vec::with_capacity(pairs.len());
         for (k, v) in &pairs {
             let k = key_str(k)?;
             batch.push((k, value_bytes(k, v)?));
         }
-        let pairs = batch.iter().map(|(k, v)| (*k, &**v));
-        match ttl {
-            None => detached(py, || self.inner.set_multiple(pairs)),
-            Some(ttl) => detached(py, || self.inner.set_multiple_with_ttl(pairs, ttl)),
-        }
+        self.write_batch(py, &batch, ttl)
     }
 
     /// Removes every record of the bucket.
@@ -372,6 +400,37 @@ impl PyBucket {
             self.inner.store().path().display().to_string()
         )
     }
+}
+
+/// The items of `items` if it is a list of 2-tuples.
+fn list_of_pairs<'py>(items: &Bound<'py, PyAny>) -> Option<Vec<Bound<'py, PyTuple>>> {
+    let list = items.cast::<PyList>().ok()?;
+    list.iter()
+        .map(|item| item.cast_into::<PyTuple>().ok().filter(|t| t.len() == 2))
+        .collect()
+}
+
+/// How many items ahead `set_many` prefetches keys.
+const PREFETCH_AHEAD: usize = 8;
+
+/// Hints the CPU to bring the two cache lines at `p` (an object's header and, for a
+/// short str, its text) into cache. No effect on other architectures than x86-64.
+#[inline]
+#[allow(unsafe_code)]
+fn prefetch(p: *const i8) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: SSE, which `prefetcht0` belongs to, is part of the x86-64 baseline;
+        // a prefetch only hints the cache: it never faults, whatever the address, and
+        // reads nothing into the program. The address is a live object's anyway.
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(p);
+            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64));
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// A `ttl=` argument in seconds, checked by the core's rule (> 0, finite).

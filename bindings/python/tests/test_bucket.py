@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import collections.abc as abc
 import gc
 from array import array
@@ -218,6 +219,20 @@ def test_set_many_takes_mappings_and_pairs_last_value_wins(bucket: libstate.Buck
     bucket.set_many(dict(d=b"5").items())
     bucket.set_many([])
     assert dict(bucket) == {"a": b"1", "b": b"3", "c": b"4", "d": b"5"}
+
+
+def test_set_many_takes_lists_of_pairs(bucket: libstate.Bucket) -> None:
+    # Lists of 2-tuples (subclasses too) take a faster path than other iterables.
+    Pair = collections.namedtuple("Pair", "key value")
+    many = [(f"k{i:03}", bytes([i % 256]) * 3) for i in range(100)]
+    bucket.set_many(many)
+    bucket.set_many([Pair("x", b"1"), ("y", b"2")])
+    assert dict(bucket) == dict(many) | {"x": b"1", "y": b"2"}
+    with pytest.raises(TypeError, match="keys are str"):
+        bucket.set_many([("ok", b"1"), (5, b"2")])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="pairs"):
+        bucket.set_many([("ok", b"1"), ("a", b"2", b"3")])  # type: ignore[list-item]
+    assert "ok" not in bucket
 
 
 def test_set_many_with_a_bad_item_writes_nothing(bucket: libstate.Bucket) -> None:
