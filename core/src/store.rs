@@ -290,14 +290,7 @@ impl Shared {
 
     /// Applies `ops` atomically and, in sync mode, waits until they are durable.
     pub(crate) fn write(&self, ops: &[WriteOp<'_>]) -> Result<()> {
-        lend::refuse(self, "write to the store")?;
-        let _durable = self.opts.sync.then(|| self.sync.begin());
-        let engine = self.engine()?;
-        {
-            let _w = self.write_lock.lock();
-            engine.write(ops)?;
-        }
-        self.after_write(&*engine)
+        self.write_with(|engine| engine.write(ops).map(|()| ((), true)))
     }
 
     /// Runs a read-modify-write `f` under the store's write lock, then applies the
