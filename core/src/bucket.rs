@@ -510,21 +510,40 @@ impl Bucket {
         limit: usize,
         out: &mut Vec<Entry>,
     ) -> Result<bool> {
-        if limit == 0 {
+        let taken = self.visit_n(lower, upper, reverse, false, limit, &mut |k, v, _| {
+            out.push((k.to_string(), v.to_vec()));
+        })?;
+        Ok(taken < limit)
+    }
+
+    /// Visits up to `n` live entries within the bounds (see [`Bucket::visit_live`]);
+    /// returns how many it visited. The third argument of `visit` says whether the
+    /// entry is the `n`-th, the last one it will be given.
+    pub(crate) fn visit_n(
+        &self,
+        lower: Bound<&str>,
+        upper: Bound<&str>,
+        reverse: bool,
+        lending: bool,
+        n: usize,
+        visit: &mut dyn FnMut(&str, &[u8], bool),
+    ) -> Result<usize> {
+        if n == 0 {
+            // Still report use of a closed store.
             self.shared()?;
-            return Ok(false);
+            return Ok(0);
         }
         let mut taken = 0usize;
-        self.visit_live(lower, upper, reverse, false, &mut |k, v| {
-            out.push((k.to_string(), v.to_vec()));
+        self.visit_live(lower, upper, reverse, lending, &mut |k, v| {
             taken += 1;
-            if taken == limit {
+            visit(k, v, taken == n);
+            if taken == n {
                 Visit::Stop
             } else {
                 Visit::Continue
             }
         })?;
-        Ok(taken < limit)
+        Ok(taken)
     }
 
     /// Visits the live entries within the bounds in key order (descending if

@@ -3,7 +3,6 @@
 use std::ops::Bound;
 
 use crate::bucket::{Bucket, Entry};
-use crate::engine::Visit;
 use crate::error::Result;
 use crate::limits;
 
@@ -141,28 +140,23 @@ impl Cursor {
         let Some(bound) = self.bound(back, n)? else {
             return Ok(0);
         };
-        let mut taken = 0usize;
         let mut last = String::new();
-        let visit = &mut |k: &str, v: &[u8]| {
+        let visit = &mut |k: &str, v: &[u8], is_last: bool| {
             f(k, v);
-            taken += 1;
-            if taken == n {
+            if is_last {
                 // Only the last key is kept: fewer than `n` leaves the cursor past
                 // the end instead.
                 last.push_str(k);
-                Visit::Stop
-            } else {
-                Visit::Continue
             }
         };
         let bound = bound.as_ref().map(String::as_str);
-        if back {
+        let taken = if back {
             self.bucket
-                .visit_live(Bound::Unbounded, bound, true, true, visit)?;
+                .visit_n(Bound::Unbounded, bound, true, true, n, visit)?
         } else {
             self.bucket
-                .visit_live(bound, Bound::Unbounded, false, true, visit)?;
-        }
+                .visit_n(bound, Bound::Unbounded, false, true, n, visit)?
+        };
         self.pos = if taken < n {
             if back {
                 Position::BeforeFirst
