@@ -94,7 +94,11 @@ pub(super) fn write(
                     None => Bound::Unbounded,
                 };
                 let mut bytes = 0;
-                for e in map.range(lower, Bound::Unbounded, false) {
+                for e in map
+                    .entries_within(lower, Bound::Unbounded)
+                    .into_iter()
+                    .flatten()
+                {
                     bytes += e.encoded().len();
                     chunk.push(e.clone());
                     if chunk.len() == CHUNK_ENTRIES || bytes >= CHUNK_BYTES {

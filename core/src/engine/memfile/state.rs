@@ -205,12 +205,19 @@ pub(super) trait OrdKey {
     fn bytes(&self) -> &[u8];
 }
 
+/// The order of the ordered set, for its elements and for probes alike: prefixes
+/// first, the full keys only on a tie (which is where an entry's pointer is followed).
+#[inline]
+fn cmp_keys<A: OrdKey + ?Sized, B: OrdKey + ?Sized>(a: &A, b: &B) -> Ordering {
+    match a.prefix().cmp(&b.prefix()) {
+        Ordering::Equal => a.bytes().cmp(b.bytes()),
+        o => o,
+    }
+}
+
 impl Ord for dyn OrdKey + '_ {
     fn cmp(&self, other: &Self) -> Ordering {
-        match self.prefix().cmp(&other.prefix()) {
-            Ordering::Equal => self.bytes().cmp(other.bytes()),
-            o => o,
-        }
+        cmp_keys(self, other)
     }
 }
 
@@ -283,13 +290,11 @@ impl<'a> Borrow<dyn OrdKey + 'a> for Ordered {
     }
 }
 
-// Must agree with `Ord for dyn OrdKey` (the `Borrow` contract).
+// The same order as `Ord for dyn OrdKey` (the `Borrow` contract), statically
+// dispatched for the set's own comparisons.
 impl Ord for Ordered {
     fn cmp(&self, other: &Ordered) -> Ordering {
-        match self.prefix.cmp(&other.prefix) {
-            Ordering::Equal => self.entry.key().cmp(other.entry.key()),
-            o => o,
-        }
+        cmp_keys(self, other)
     }
 }
 
@@ -376,7 +381,9 @@ impl BucketMap {
         Some(old)
     }
 
-    /// Entries within the bounds, in order (`reverse` for descending).
+    /// Entries within the bounds, in order (`reverse` for descending); for tests (the
+    /// engine uses [`BucketMap::entries_within`], which is not boxed).
+    #[cfg(test)]
     pub(super) fn range<'a>(
         &'a self,
         lower: Bound<&[u8]>,
