@@ -18,6 +18,14 @@ fn open(engine: Engine, dir: &Path) -> Store {
     Store::builder().engine(engine).open(dir).unwrap()
 }
 
+fn open_sync(engine: Engine, dir: &Path) -> Store {
+    Store::builder()
+        .engine(engine)
+        .sync(true)
+        .open(dir)
+        .unwrap()
+}
+
 fn keys_of(entries: &[(String, Vec<u8>)]) -> Vec<&str> {
     entries.iter().map(|(k, _)| k.as_str()).collect()
 }
@@ -717,11 +725,7 @@ pub fn open_in_an_unwritable_place_fails_clearly(engine: Engine) {
 
 pub fn sync_mode_writes_are_readable_and_survive_reopen(engine: Engine) {
     let dir = tmp();
-    let store = Store::builder()
-        .engine(engine)
-        .sync(true)
-        .open(dir.path())
-        .unwrap();
+    let store = open_sync(engine, dir.path());
     let b = store.bucket("b").unwrap();
     b.set("k", b"v").unwrap();
     b.set_multiple([("a", b"1"), ("b", b"2")]).unwrap();
@@ -739,11 +743,7 @@ pub fn sync_mode_writes_are_readable_and_survive_reopen(engine: Engine) {
 /// there after a reopen.
 pub fn concurrent_sync_writers_share_syncs_and_lose_nothing(engine: Engine) {
     let dir = tmp();
-    let store = Store::builder()
-        .engine(engine)
-        .sync(true)
-        .open(dir.path())
-        .unwrap();
+    let store = open_sync(engine, dir.path());
     let counts = [60usize, 60, 60, 5];
     thread::scope(|s| {
         for (t, &n) in counts.iter().enumerate() {
@@ -934,11 +934,7 @@ pub fn large_values_survive_a_sync_mode_reopen(engine: Engine) {
     // Large values take other paths in some engines (sled keeps them in blob files).
     let dir = tmp();
     let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
-    let store = Store::builder()
-        .engine(engine)
-        .sync(true)
-        .open(dir.path())
-        .unwrap();
+    let store = open_sync(engine, dir.path());
     store.bucket("b").unwrap().set("big", &big).unwrap();
     store.close().unwrap();
     let store = open(engine, dir.path());

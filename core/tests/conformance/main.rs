@@ -61,7 +61,8 @@ macro_rules! engine_suite {
                 random_operations_match_a_btreemap_model,
                 large_values_survive_a_sync_mode_reopen,
             );
-            ttl_cases!(
+            module_cases!(
+                ttl:
                 expired_key_is_invisible_to_every_read,
                 ttl_reports_missing_no_expiry_and_remaining,
                 set_clears_an_existing_ttl,
@@ -77,7 +78,8 @@ macro_rules! engine_suite {
                 sweeping_100k_expiring_among_1m_persistent,
                 service_ttl_methods,
             );
-            lending_cases!(
+            module_cases!(
+                lending:
                 get_with_lends_the_value,
                 scan_visits_ranges_in_both_directions_and_stops,
                 next_n_with_moves_like_next_n,
@@ -102,30 +104,16 @@ macro_rules! suite_cases {
     };
 }
 
-/// Expands each TTL case name into a `#[test]` calling `ttl::<name>(ENGINE)`.
-macro_rules! ttl_cases {
-    ($($case:ident),* $(,)?) => {
-        mod ttl {
+/// Expands each case name of module `$module` (`ttl`, `lending`) into a `#[test]`
+/// calling `$module::<name>(ENGINE)`, inside a module of that name.
+macro_rules! module_cases {
+    ($module:ident: $($case:ident),* $(,)?) => {
+        mod $module {
             use super::ENGINE;
             $(
                 #[test]
                 fn $case() {
-                    crate::ttl::$case(ENGINE);
-                }
-            )*
-        }
-    };
-}
-
-/// Expands each lending case name into a `#[test]` calling `lending::<name>(ENGINE)`.
-macro_rules! lending_cases {
-    ($($case:ident),* $(,)?) => {
-        mod lending {
-            use super::ENGINE;
-            $(
-                #[test]
-                fn $case() {
-                    crate::lending::$case(ENGINE);
+                    crate::$module::$case(ENGINE);
                 }
             )*
         }
