@@ -111,3 +111,39 @@ fn disk_use_after_compaction_is_close_to_the_live_data() {
         .sum();
     assert!(disk < raw * 3 / 2 + 4096, "disk {disk} bytes for {raw} raw");
 }
+
+/// A store written without compacting (inserts only: the log never reaches twice the
+/// live data) asks for a compaction when it is next opened. Closing right away waits
+/// for that compaction, so the open after that loads a snapshot instead of replaying
+/// the whole log again.
+#[test]
+fn close_finishes_the_compaction_an_open_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let value = vec![0x5au8; 1000];
+    let store = open(dir.path());
+    let b = store.bucket("data").unwrap();
+    for batch in 0..6 {
+        let items: Vec<(String, &[u8])> = (0..1000)
+            .map(|i| (format!("k{batch}-{i:04}"), value.as_slice()))
+            .collect();
+        b.set_multiple(items.iter().map(|(k, v)| (k, *v))).unwrap();
+    }
+    store.close().unwrap();
+    assert!(
+        files(dir.path(), "snapshot-").is_empty(),
+        "compacted while writing"
+    );
+    assert_eq!(files(dir.path(), "log-").len(), 1);
+
+    open(dir.path()).close().unwrap();
+    let snap = snapshot_gen(dir.path()).expect("no snapshot after close");
+    let logs = files(dir.path(), "log-");
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert_eq!(gen_of(&logs[0]), snap);
+
+    let store = open(dir.path());
+    let b = store.bucket("data").unwrap();
+    assert_eq!(b.len().unwrap(), 6000);
+    assert_eq!(b.get("k5-0999").unwrap().as_deref(), Some(value.as_slice()));
+    store.close().unwrap();
+}

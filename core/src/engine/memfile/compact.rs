@@ -18,7 +18,7 @@ use parking_lot::{Condvar, Mutex};
 use super::files::{self, FileName};
 use super::format::{FileHeader, FILE_HEADER_LEN};
 use super::log::LogFile;
-use super::snapshot::{self, WriteFailure};
+use super::snapshot;
 use super::{sync_logs, Inner, COMPACT_MIN_LOG_BYTES};
 use crate::error::{Error, Result};
 
@@ -56,8 +56,10 @@ impl Compactor {
         self.control.wake.notify_one();
     }
 
-    /// Stops the thread, abandoning a compaction in progress (its temporary file is
-    /// removed at the next open), and waits for it.
+    /// Stops the thread and waits for it. A compaction requested or in progress is
+    /// finished first (as LevelDB's close does): abandoning it would leave the next
+    /// open to replay the whole log again, and a store that is opened and closed
+    /// quickly would never get a snapshot.
     pub(super) fn stop(self) {
         self.control.stop.store(true, Ordering::SeqCst);
         {
@@ -76,28 +78,29 @@ fn run(inner: &Inner, c: &Control) {
             while !*requested && !c.stop.load(Ordering::SeqCst) {
                 c.wake.wait(&mut requested);
             }
-            if c.stop.load(Ordering::SeqCst) {
+            if !*requested {
                 return;
             }
             *requested = false;
         }
-        let outcome = compact(inner, &c.stop);
+        let outcome = compact(inner);
         let mut w = inner.writer.lock();
         w.compacting = false;
         match outcome {
             Ok(()) => w.retry_above = 0,
-            Err(WriteFailure::Stopped) => return,
             // Retried once the log has grown by another minimum step, so a full
             // disk does not turn every write into a compaction attempt.
-            Err(WriteFailure::Failed) => {
-                w.retry_above = w.log_bytes() + COMPACT_MIN_LOG_BYTES;
-            }
+            Err(_) => w.retry_above = w.log_bytes() + COMPACT_MIN_LOG_BYTES,
+        }
+        drop(w);
+        if c.stop.load(Ordering::SeqCst) {
+            return;
         }
     }
 }
 
 /// One compaction.
-pub(super) fn compact(inner: &Inner, stop: &AtomicBool) -> std::result::Result<(), WriteFailure> {
+pub(super) fn compact(inner: &Inner) -> Result<()> {
     let dir = &inner.dir;
     let new_gen = inner.writer.lock().log.gen + 1;
 
@@ -105,8 +108,10 @@ pub(super) fn compact(inner: &Inner, stop: &AtomicBool) -> std::result::Result<(
     let new_log = Arc::new(LogFile::create(dir, new_gen)?);
     let (next_seq, mut old_appender, old_log, old_len) = {
         let mut w = inner.writer.lock();
-        if w.failed.is_some() {
-            return Err(WriteFailure::Failed);
+        if let Some(why) = &w.failed {
+            return Err(Error::Internal(format!(
+                "no compaction after a failed write: {why}"
+            )));
         }
         let w = &mut *w;
         let fresh = w.appender.fresh();
@@ -131,7 +136,7 @@ pub(super) fn compact(inner: &Inner, stop: &AtomicBool) -> std::result::Result<(
         gen: new_gen,
         next_seq,
     };
-    if let Err(e) = snapshot::write(&inner.state, &tmp, header, stop) {
+    if let Err(e) = snapshot::write(&inner.state, &tmp, header) {
         let _ = files::remove(dir, FileName::SnapshotTmp(new_gen));
         return Err(e);
     }

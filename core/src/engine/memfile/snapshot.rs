@@ -11,7 +11,6 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::RwLock;
 
@@ -36,20 +35,6 @@ pub(super) struct Totals {
     pub entries: u64,
 }
 
-/// Why a snapshot was not written.
-pub(super) enum WriteFailure {
-    /// The engine is closing.
-    Stopped,
-    /// An I/O error (the compaction is retried later).
-    Failed,
-}
-
-impl From<Error> for WriteFailure {
-    fn from(_: Error) -> WriteFailure {
-        WriteFailure::Failed
-    }
-}
-
 /// Writes the state to `tmp` and syncs it.
 ///
 /// The state is read in chunks under short read locks while writers go on, so the
@@ -57,12 +42,7 @@ impl From<Error> for WriteFailure {
 /// one. That is exact once the log that started at the switch is replayed over it,
 /// because every logged operation sets a key's whole state (see
 /// docs/memfile-format.md, "Compaction").
-pub(super) fn write(
-    state: &RwLock<State>,
-    tmp: &Path,
-    header: FileHeader,
-    stop: &AtomicBool,
-) -> std::result::Result<Totals, WriteFailure> {
+pub(super) fn write(state: &RwLock<State>, tmp: &Path, header: FileHeader) -> Result<Totals> {
     let file = files::create_new(tmp)?;
     let io = |e| Error::io(tmp, e);
     let mut out = BufWriter::with_capacity(1 << 20, file);
@@ -80,9 +60,6 @@ pub(super) fn write(
         let mut after: Option<Entry> = None;
         let mut any = false;
         loop {
-            if stop.load(Ordering::Relaxed) {
-                return Err(WriteFailure::Stopped);
-            }
             chunk.clear();
             {
                 let st = state.read();
