@@ -22,8 +22,9 @@ use crate::error::{Error, Result};
 pub(super) const LOG_MAGIC: &[u8; 8] = b"LSTMFLOG";
 /// Magic of a snapshot file.
 pub(super) const SNAPSHOT_MAGIC: &[u8; 8] = b"LSTMFSNP";
-/// Format version written and accepted.
-pub(super) const VERSION: u32 = 1;
+/// Format version written and accepted. Version 2 (before any release) made value
+/// lengths varints and let a batch's ops share the previous op's bucket name.
+pub(super) const VERSION: u32 = 2;
 /// Bytes of a file header.
 pub(super) const FILE_HEADER_LEN: usize = 32;
 /// Bytes of a frame header.
@@ -42,6 +43,10 @@ pub(super) const KIND_END: u8 = 17;
 pub(super) const OP_PUT: u8 = 0;
 /// Op tag inside a batch: remove a key.
 pub(super) const OP_DELETE: u8 = 1;
+/// Op tag inside a batch: [`OP_PUT`] in the previous op's bucket (name omitted).
+pub(super) const OP_PUT_SAME_BUCKET: u8 = 2;
+/// Op tag inside a batch: [`OP_DELETE`] in the previous op's bucket (name omitted).
+pub(super) const OP_DELETE_SAME_BUCKET: u8 = 3;
 
 /// A parsed file header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -302,10 +307,30 @@ impl<'a> Decoder<'a> {
             .map_err(|_| Error::corrupt(self.path, "a bucket name is not UTF-8"))
     }
 
+    /// A LEB128 varint of at most 5 bytes holding a `u32`.
+    pub(super) fn varint_u32(&mut self) -> Result<u32> {
+        let mut x = 0u32;
+        for i in 0..5 {
+            let b = self.u8()?;
+            let bits = u32::from(b & 0x7f);
+            if i == 4 && bits > 0x0f {
+                break;
+            }
+            x |= bits << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(x);
+            }
+        }
+        Err(Error::corrupt(
+            self.path,
+            "a length does not fit in 32 bits",
+        ))
+    }
+
     /// The bytes of an entry as laid out in files and in memory:
-    /// `value_len:u32` then `key_len:u16 key value`; returns the latter part.
+    /// `value_len:varint` then `key_len:u16 key value`; returns the latter part.
     pub(super) fn entry(&mut self) -> Result<&'a [u8]> {
-        let vlen = self.u32()? as usize;
+        let vlen = self.varint_u32()? as usize;
         let start = self.pos;
         let klen = self.u16()? as usize;
         self.bytes(klen)?;
@@ -330,7 +355,16 @@ pub(super) fn put_bucket(out: &mut Vec<u8>, bucket: &str) -> Result<()> {
     Ok(())
 }
 
-/// Appends an entry (`value_len:u32 key_len:u16 key value`); returns the range of
+/// Appends `x` as a LEB128 varint (1-5 bytes).
+pub(super) fn put_varint_u32(out: &mut Vec<u8>, mut x: u32) {
+    while x >= 0x80 {
+        out.push((x as u8 & 0x7f) | 0x80);
+        x >>= 7;
+    }
+    out.push(x as u8);
+}
+
+/// Appends an entry (`value_len:varint key_len:u16 key value`); returns the range of
 /// the part that is the in-memory entry (`key_len key value`).
 pub(super) fn put_entry(
     out: &mut Vec<u8>,
@@ -340,7 +374,7 @@ pub(super) fn put_entry(
     let vlen = u32::try_from(value.len())
         .map_err(|_| Error::TooLarge(format!("a value of {} bytes exceeds 4 GiB", value.len())))?;
     let klen = key_len(key)?;
-    out.extend_from_slice(&vlen.to_le_bytes());
+    put_varint_u32(out, vlen);
     let start = out.len();
     out.extend_from_slice(&klen.to_le_bytes());
     out.extend_from_slice(key);
@@ -456,5 +490,34 @@ mod tests {
         assert_eq!(e.kind(), crate::ErrorKind::Corrupt);
         let e = read_file_header(&mut &bytes[..10], LOG_MAGIC, p).unwrap_err();
         assert_eq!(e.kind(), crate::ErrorKind::Corrupt);
+    }
+
+    #[test]
+    fn varints_round_trip_and_reject_overflow() {
+        let p = Path::new("x");
+        for (x, len) in [
+            (0u32, 1),
+            (127, 1),
+            (128, 2),
+            (16_383, 2),
+            (16_384, 3),
+            (u32::MAX, 5),
+        ] {
+            let mut out = Vec::new();
+            put_varint_u32(&mut out, x);
+            assert_eq!(out.len(), len, "{x}");
+            let mut d = Decoder::new(&out, p);
+            assert_eq!(d.varint_u32().unwrap(), x);
+            assert!(d.is_empty());
+        }
+        // Past 32 bits, six bytes long, or cut short: all corrupt.
+        for bad in [
+            &[0xff, 0xff, 0xff, 0xff, 0x1f][..],
+            &[0x80, 0x80, 0x80, 0x80, 0x80, 0x00],
+            &[0x80],
+        ] {
+            let e = Decoder::new(bad, p).varint_u32().unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::Corrupt, "{bad:?}");
+        }
     }
 }

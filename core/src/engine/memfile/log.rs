@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use super::files::{self, FileName};
 use super::format::{
     self, Decoder, FileHeader, FrameRead, FrameReader, FILE_HEADER_LEN, KIND_BATCH,
-    KIND_REMOVE_BUCKET, LOG_MAGIC, OP_DELETE, OP_PUT,
+    KIND_REMOVE_BUCKET, LOG_MAGIC, OP_DELETE, OP_DELETE_SAME_BUCKET, OP_PUT, OP_PUT_SAME_BUCKET,
 };
 use crate::engine::WriteOp;
 use crate::error::{Error, Result};
@@ -279,17 +279,28 @@ pub(super) fn encode_batch(
     let n = u32::try_from(ops.len())
         .map_err(|_| Error::TooLarge(format!("a batch of {} operations", ops.len())))?;
     buf.extend_from_slice(&n.to_le_bytes());
+    let mut prev: Option<&str> = None;
     for op in ops {
+        // An op in the same bucket as the one before leaves the name out.
+        let mut put_tag = |bucket: &str, tag: u8, same: u8| {
+            if prev == Some(bucket) {
+                buf.push(same);
+                Ok(())
+            } else {
+                buf.push(tag);
+                format::put_bucket(buf, bucket)
+            }
+        };
         match *op {
             WriteOp::Put { bucket, key, value } => {
-                buf.push(OP_PUT);
-                format::put_bucket(buf, bucket)?;
+                put_tag(bucket, OP_PUT, OP_PUT_SAME_BUCKET)?;
                 entries.push(format::put_entry(buf, key, value)?);
+                prev = Some(bucket);
             }
             WriteOp::Delete { bucket, key } => {
-                buf.push(OP_DELETE);
-                format::put_bucket(buf, bucket)?;
+                put_tag(bucket, OP_DELETE, OP_DELETE_SAME_BUCKET)?;
                 format::put_key(buf, key)?;
+                prev = Some(bucket);
             }
         }
     }
@@ -330,24 +341,37 @@ pub(super) fn decode_record(
     match d.u8()? {
         KIND_BATCH => {
             let n = d.u32()?;
+            let mut prev: Option<&str> = None;
             for _ in 0..n {
-                match d.u8()? {
-                    OP_PUT => {
-                        let bucket = d.bucket()?;
-                        let entry = d.entry()?;
-                        apply(LogOp::Put { bucket, entry });
-                    }
-                    OP_DELETE => {
-                        let bucket = d.bucket()?;
-                        let key = d.key()?;
-                        apply(LogOp::Delete { bucket, key });
-                    }
+                let (is_put, same_bucket) = match d.u8()? {
+                    OP_PUT => (true, false),
+                    OP_DELETE => (false, false),
+                    OP_PUT_SAME_BUCKET => (true, true),
+                    OP_DELETE_SAME_BUCKET => (false, true),
                     tag => {
                         return Err(Error::corrupt(
                             path,
                             format!("record {seq} has an unknown operation {tag}"),
                         ))
                     }
+                };
+                let bucket = match prev {
+                    Some(b) if same_bucket => b,
+                    None if same_bucket => {
+                        return Err(Error::corrupt(
+                            path,
+                            format!("record {seq} names no bucket for its first operation"),
+                        ))
+                    }
+                    _ => d.bucket()?,
+                };
+                prev = Some(bucket);
+                if is_put {
+                    let entry = d.entry()?;
+                    apply(LogOp::Put { bucket, entry });
+                } else {
+                    let key = d.key()?;
+                    apply(LogOp::Delete { bucket, key });
                 }
             }
         }
@@ -570,5 +594,83 @@ mod tests {
         pub(super) fn suits(_: &std::fs::File) -> bool {
             false
         }
+    }
+
+    #[test]
+    fn batches_name_a_bucket_only_when_it_changes() {
+        let big = vec![7u8; 300];
+        let ops = [
+            WriteOp::Put {
+                bucket: "alpha",
+                key: b"k1",
+                value: b"one",
+            },
+            WriteOp::Delete {
+                bucket: "alpha",
+                key: b"k2",
+            },
+            WriteOp::Put {
+                bucket: "beta",
+                key: b"k3",
+                value: &big,
+            },
+            WriteOp::Put {
+                bucket: "alpha",
+                key: b"k4",
+                value: b"",
+            },
+            WriteOp::Put {
+                bucket: "alpha",
+                key: b"k5",
+                value: b"five",
+            },
+        ];
+        let mut buf = Vec::new();
+        let mut entries = Vec::new();
+        encode_batch(&mut buf, 42, &ops, &mut entries).unwrap();
+        // "alpha" is written twice (ops 1 and 4), "beta" once.
+        let names = |n: &[u8]| buf.windows(n.len()).filter(|w| *w == n).count();
+        assert_eq!((names(b"alpha"), names(b"beta")), (2, 1));
+        assert_eq!(entries.len(), 4);
+
+        let mut got = Vec::new();
+        let seq = decode_record(&buf, Path::new("x"), |op| {
+            got.push(match op {
+                LogOp::Put { bucket, entry } => {
+                    let e = crate::engine::memfile::state::Entry::from_encoded(entry);
+                    (
+                        bucket.to_string(),
+                        e.key().to_vec(),
+                        Some(e.value().to_vec()),
+                    )
+                }
+                LogOp::Delete { bucket, key } => (bucket.to_string(), key.to_vec(), None),
+                LogOp::RemoveBucket { .. } => unreachable!(),
+            });
+        })
+        .unwrap();
+        assert_eq!(seq, 42);
+        let want: Vec<(String, Vec<u8>, Option<Vec<u8>>)> = ops
+            .iter()
+            .map(|op| match *op {
+                WriteOp::Put { bucket, key, value } => {
+                    (bucket.to_string(), key.to_vec(), Some(value.to_vec()))
+                }
+                WriteOp::Delete { bucket, key } => (bucket.to_string(), key.to_vec(), None),
+            })
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_first_op_without_a_bucket_is_corrupt() {
+        let mut buf = Vec::new();
+        buf.extend_from_slice(&5u64.to_le_bytes());
+        buf.push(format::KIND_BATCH);
+        buf.extend_from_slice(&1u32.to_le_bytes());
+        buf.push(OP_DELETE_SAME_BUCKET);
+        format::put_key(&mut buf, b"k").unwrap();
+        let e = decode_record(&buf, Path::new("x"), |_| {}).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Corrupt, "{e}");
     }
 }

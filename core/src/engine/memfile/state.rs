@@ -33,8 +33,9 @@ use std::sync::Arc;
 /// the random seed matters (it keeps collisions from being precomputed).
 pub(super) type Hasher_ = foldhash::fast::RandomState;
 
-/// Bytes of bookkeeping counted per entry when estimating the snapshot's size.
-pub(super) const ENTRY_OVERHEAD: u64 = 6;
+/// Bytes of bookkeeping counted per entry when estimating the snapshot's size (the
+/// value's length, a varint: 1 byte up to 127 bytes, 2 up to 16 KiB).
+pub(super) const ENTRY_OVERHEAD: u64 = 2;
 
 /// One key with its value: `key_len:u16 key value` in one shared allocation. Equality,
 /// order and hash are those of the key alone, so sets of entries act as maps.
