@@ -224,25 +224,67 @@ impl Bucket {
 
     /// The values of those `keys` that are present; missing (and expired) keys are
     /// simply absent from the result. Duplicate keys are looked up once.
+    ///
+    /// # Errors
+    /// *invalid argument* for an empty or over-long key (nothing is read); *closed*;
+    /// *corrupt* if a stored record cannot be decoded; engine errors.
     pub fn get_multiple<I, K>(&self, keys: I) -> Result<BTreeMap<String, Vec<u8>>>
     where
         I: IntoIterator<Item = K>,
         K: AsRef<str>,
     {
+        let keys: Vec<K> = keys.into_iter().collect();
+        let mut out = BTreeMap::new();
+        self.get_multiple_with(&keys, |i, v| {
+            out.entry(keys[i].as_ref().to_string())
+                .or_insert_with(|| v.to_vec());
+        })?;
+        Ok(out)
+    }
+
+    /// Looks up a batch of keys and calls `f(i, value)` for each `keys[i]` that is
+    /// present and live, in the order of `keys` (a repeated key is visited at each of
+    /// its positions), lending the value without copying it. Faster than one
+    /// [`Bucket::get_with`] per key: the memfile engine looks the whole batch up
+    /// under one read lock, so the cache misses of a big store overlap.
+    ///
+    /// `f` runs while the store's read lock is held, with the restrictions of
+    /// [`Bucket::get_with`]: reading this store is fine, writing, flushing or
+    /// closing it from inside `f` fails with *invalid argument*.
+    ///
+    /// # Errors
+    /// *invalid argument* for an empty or over-long key (nothing is read and `f` is
+    /// not called); *closed*; *corrupt* if a stored record cannot be decoded (`f`
+    /// may have been called for earlier keys); engine errors.
+    pub fn get_multiple_with<K: AsRef<str>>(
+        &self,
+        keys: &[K],
+        mut f: impl FnMut(usize, &[u8]),
+    ) -> Result<()> {
+        let raw: Vec<&[u8]> = keys
+            .iter()
+            .map(|k| limits::check_key(k.as_ref()).map(|()| k.as_ref().as_bytes()))
+            .collect::<Result<_>>()?;
         let shared = self.shared()?;
         let engine = shared.engine()?;
-        let mut out = BTreeMap::new();
-        for key in keys {
-            let key = key.as_ref();
-            limits::check_key(key)?;
-            if out.contains_key(key) {
-                continue;
+        let _lending = Lending::start(shared);
+        let mut now: Option<u64> = None;
+        let mut failed: Option<Error> = None;
+        engine.get_many(&self.name, &raw, &mut |i, stored| {
+            if failed.is_some() {
+                return;
             }
-            if let Some(v) = self.get_in(shared, &*engine, key)? {
-                out.insert(key.to_string(), v);
+            match record::decode(stored, &shared.path) {
+                Ok(rec) => {
+                    if !rec.is_expired_at(|| *now.get_or_insert_with(|| shared.opts.clock.now_ms()))
+                    {
+                        f(i, rec.value);
+                    }
+                }
+                Err(e) => failed = Some(e),
             }
-        }
-        Ok(out)
+        })?;
+        failed.map_or(Ok(()), Err)
     }
 
     /// Sets several keys in one atomic batch: after a crash either all or none are

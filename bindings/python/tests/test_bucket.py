@@ -191,6 +191,14 @@ def test_get_many_returns_present_keys_in_order(bucket: libstate.Bucket) -> None
     assert bucket.get_many(k for k in ["b"]) == {"b": b"2"}
 
 
+def test_get_many_orders_keys_past_their_first_eight_bytes(bucket: libstate.Bucket) -> None:
+    keys = ["abcdefgh2", "abcdefgh10", "abcdefgh", "abc", "ab", "é", "abcdefgi", "abcdefgh1"]
+    bucket.set_many({k: k.encode() for k in keys})
+    got = bucket.get_many(list(reversed(keys)) + keys)
+    assert list(got) == sorted(keys, key=str.encode)
+    assert all(got[k] == k.encode() for k in keys)
+
+
 def test_get_many_returns_plain_str_keys_for_str_subclasses(bucket: libstate.Bucket) -> None:
     class Name(str):
         def __hash__(self) -> int:

@@ -43,6 +43,20 @@ pub(crate) trait StorageEngine: Send + Sync {
     /// Calls `visit` with the stored value of `key`, if present. Returns whether it was.
     fn get(&self, bucket: &str, key: &[u8], visit: &mut dyn FnMut(&[u8])) -> Result<bool>;
 
+    /// Calls `visit(i, value)` for each `keys[i]` present, in order. Engines that can
+    /// look up a batch faster than one key at a time override it.
+    fn get_many(
+        &self,
+        bucket: &str,
+        keys: &[&[u8]],
+        visit: &mut dyn FnMut(usize, &[u8]),
+    ) -> Result<()> {
+        for (i, key) in keys.iter().enumerate() {
+            self.get(bucket, key, &mut |v| visit(i, v))?;
+        }
+        Ok(())
+    }
+
     /// Applies all `ops` atomically: after a crash either all or none are present.
     fn write(&self, ops: &[WriteOp<'_>]) -> Result<()>;
 

@@ -56,6 +56,53 @@ pub fn get_with_lends_the_value(engine: Engine) {
     );
 }
 
+pub fn get_multiple_with_lends_each_present_key_in_order(engine: Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(engine, dir.path());
+    fill_even(&store, "b", 300);
+    fill_even(&store, "other", 3);
+    let b = store.bucket("b").unwrap();
+    b.set("empty", b"").unwrap();
+    let keys = ["k010", "missing", "k598", "k010", "empty", "k001", "k000"];
+    let mut seen: Vec<(usize, Vec<u8>)> = Vec::new();
+    b.get_multiple_with(&keys, |i, v| seen.push((i, v.to_vec())))
+        .unwrap();
+    let want: Vec<(usize, Vec<u8>)> = [(0, "v10"), (2, "v598"), (3, "v10"), (4, ""), (6, "v0")]
+        .iter()
+        .map(|&(i, v)| (i, v.as_bytes().to_vec()))
+        .collect();
+    assert_eq!(seen, want);
+    // Owned strings work too; an empty batch, or a bucket that does not exist, visits
+    // nothing.
+    let owned: Vec<String> = (0..300).map(|i| format!("k{:03}", i * 2)).collect();
+    let mut n = 0;
+    b.get_multiple_with(&owned, |i, v| {
+        assert_eq!(v, format!("v{}", i * 2).as_bytes());
+        n += 1;
+    })
+    .unwrap();
+    assert_eq!(n, 300);
+    b.get_multiple_with(&[] as &[&str], |_, _| panic!("called"))
+        .unwrap();
+    store
+        .bucket("nothing")
+        .unwrap()
+        .get_multiple_with(&["k000"], |_, _| panic!("called"))
+        .unwrap();
+    // A bad key anywhere: invalid argument before anything is visited.
+    let err = b
+        .get_multiple_with(&["k000", ""], |_, _| panic!("called"))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    store.close().unwrap();
+    assert_eq!(
+        b.get_multiple_with(&["k000"], |_, _| ())
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Closed
+    );
+}
+
 pub fn scan_visits_ranges_in_both_directions_and_stops(engine: Engine) {
     let dir = tempfile::tempdir().unwrap();
     let store = open(engine, dir.path());
@@ -176,6 +223,13 @@ pub fn callbacks_may_read_but_not_write_the_same_store(engine: Engine) {
     .unwrap();
     assert_eq!(checked, 5);
     b.get_with("k000", |_| {
+        assert_eq!(
+            b.set("k000", b"x").unwrap_err().kind(),
+            ErrorKind::InvalidArgument
+        )
+    })
+    .unwrap();
+    b.get_multiple_with(&["k000", "k002"], |_, _| {
         assert_eq!(
             b.set("k000", b"x").unwrap_err().kind(),
             ErrorKind::InvalidArgument

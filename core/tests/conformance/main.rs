@@ -81,6 +81,7 @@ macro_rules! engine_suite {
             module_cases!(
                 lending:
                 get_with_lends_the_value,
+                get_multiple_with_lends_each_present_key_in_order,
                 scan_visits_ranges_in_both_directions_and_stops,
                 next_n_with_moves_like_next_n,
                 callbacks_may_read_but_not_write_the_same_store,

@@ -57,6 +57,10 @@ pub fn expired_key_is_invisible_to_every_read(engine: Engine) {
     assert_eq!(c.next_n(5).unwrap().len(), 1);
     assert_eq!(b.get_with("session", |v| v.len()).unwrap(), None);
     assert_eq!(b.get_with("a", |v| v.to_vec()).unwrap().unwrap(), b"1");
+    let mut lent = Vec::new();
+    b.get_multiple_with(&["session", "a", "z"], |i, _| lent.push(i))
+        .unwrap();
+    assert_eq!(lent, [1, 2]);
     let mut seen = Vec::new();
     b.scan(.., false, |k, _| {
         seen.push(k.to_string());

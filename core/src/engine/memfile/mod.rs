@@ -258,6 +258,29 @@ impl StorageEngine for MemfileEngine {
         }
     }
 
+    fn get_many(
+        &self,
+        bucket: &str,
+        keys: &[&[u8]],
+        visit: &mut dyn FnMut(usize, &[u8]),
+    ) -> Result<()> {
+        let st = self.inner.read_state();
+        let Some(map) = st.buckets.get(bucket) else {
+            return Ok(());
+        };
+        // Random keys of a big store are cache misses (hash slot, then entry). Looking
+        // them all up in a tight loop first lets the CPU overlap those misses across
+        // keys, where a visit after each lookup would wait for every one in turn.
+        let mut found: Vec<Option<&Entry>> = Vec::with_capacity(keys.len());
+        found.extend(keys.iter().map(|k| map.get(k)));
+        for (i, e) in found.into_iter().enumerate() {
+            if let Some(e) = e {
+                visit(i, e.value());
+            }
+        }
+        Ok(())
+    }
+
     fn write(&self, ops: &[WriteOp<'_>]) -> Result<()> {
         Self::check_ops(ops)?;
         let mut guard = self.inner.writer.lock();
