@@ -67,7 +67,7 @@ impl Loading {
         let mut state = State::default();
         for (name, b) in self.buckets {
             let map = match b.sorted {
-                Some(sorted) => BucketMap::from_sorted(sorted),
+                Some(sorted) => BucketMap::from_sorted(b.index, sorted),
                 None => BucketMap::from_index(b.index),
             };
             state.live_bytes += map.weight() + name.len() as u64 + BUCKET_OVERHEAD;
@@ -97,7 +97,9 @@ pub(super) fn open(dir: &Path) -> Result<Inner> {
                 if entries.is_empty() {
                     continue;
                 }
-                let index = entries.iter().cloned().collect();
+                let mut index =
+                    HashSet::with_capacity_and_hasher(entries.len(), Hasher_::default());
+                index.extend(entries.iter().cloned());
                 loading.buckets.insert(
                     name,
                     LoadBucket {

@@ -321,10 +321,10 @@ pub(super) struct BucketMap {
 }
 
 impl BucketMap {
-    /// A bucket from entries in strictly ascending key order (checked by the caller).
-    pub(super) fn from_sorted(entries: Vec<Entry>) -> BucketMap {
-        let mut index = HashSet::with_capacity_and_hasher(entries.len(), Hasher_::default());
-        index.extend(entries.iter().cloned());
+    /// A bucket from its index and the same entries in strictly ascending key order
+    /// (both checked by the caller).
+    pub(super) fn from_sorted(index: HashSet<Entry, Hasher_>, entries: Vec<Entry>) -> BucketMap {
+        debug_assert_eq!(index.len(), entries.len());
         // Already sorted: the stable sort inside `from_iter` is a linear check, then
         // the tree is built bottom-up.
         let order = entries.into_iter().map(Ordered::new).collect();
