@@ -34,6 +34,11 @@ pub(super) const COMPACT_MIN_LOG_BYTES: u64 = 4 << 20;
 /// ...and at least this many times the live data.
 pub(super) const COMPACT_RATIO: u64 = 2;
 
+/// Batches of at least this many operations look their keys up once before taking the
+/// write lock ([`State::warm`]): at 1M records, Set Multiple 1000 spent half its time
+/// waiting for one key's cache misses after another.
+const WARM_MIN_OPS: usize = 8;
+
 /// Entries visited per read-lock acquisition in `scan`, so a long scan lets writers in.
 const SCAN_CHUNK: usize = 256;
 
@@ -298,6 +303,10 @@ impl StorageEngine for MemfileEngine {
             // memory to the next. Measured faster (Set Multiple 1000 at 100K 0.85-0.88
             // ms vs 1.09-1.10 ms) than allocating them all before taking the lock.
             let mut made = w.entries.iter().map(|r| &w.buf[r.clone()]);
+            if ops.len() >= WARM_MIN_OPS {
+                // Under the read lock: readers go on meanwhile.
+                self.inner.state.read().warm(ops);
+            }
             let mut st = self.inner.state.write();
             for op in ops {
                 match *op {
