@@ -269,18 +269,20 @@ impl StorageEngine for MemfileEngine {
         keys: &[&[u8]],
         visit: &mut dyn FnMut(usize, &[u8]),
     ) -> Result<()> {
-        let st = self.inner.read_state();
-        let Some(map) = st.buckets.get(bucket) else {
-            return Ok(());
-        };
         // Random keys of a big store are cache misses (hash slot, then entry). Looking
-        // them all up in a tight loop first lets the CPU overlap those misses across
-        // keys, where a visit after each lookup would wait for every one in turn.
-        let mut found: Vec<Option<&Entry>> = Vec::with_capacity(keys.len());
-        found.extend(keys.iter().map(|k| map.get(k)));
-        for (i, e) in found.into_iter().enumerate() {
-            if let Some(e) = e {
-                visit(i, e.value());
+        // a chunk up in a tight loop first lets the CPU overlap those misses across
+        // keys, where a visit after each look-up would wait for every one in turn.
+        // One read lock per chunk, so a huge batch does not hold writers off.
+        for (n, chunk) in keys.chunks(SCAN_CHUNK).enumerate() {
+            let st = self.inner.read_state();
+            let Some(map) = st.buckets.get(bucket) else {
+                continue;
+            };
+            let found: Vec<Option<&Entry>> = chunk.iter().map(|k| map.get(k)).collect();
+            for (i, e) in found.into_iter().enumerate() {
+                if let Some(e) = e {
+                    visit(n * SCAN_CHUNK + i, e.value());
+                }
             }
         }
         Ok(())

@@ -19,7 +19,6 @@
 //! replacing it in both structures. At 1M keys that skips a B-tree search, an
 //! allocation and a free per write. See [`Entry::overwrite_value`] for why this is sound.
 
-use crate::engine::WriteOp;
 use std::borrow::Borrow;
 use std::cell::UnsafeCell;
 use std::cmp::Ordering;
@@ -28,6 +27,8 @@ use std::hash::{Hash, Hasher};
 use std::ops::Bound;
 use std::sync::atomic::{fence, Ordering as MemOrder};
 use std::sync::Arc;
+
+use crate::engine::WriteOp;
 
 /// Hasher of the point index and the bucket table: foldhash, seeded at random per
 /// map, several times faster than SipHash on short keys. Keys come from clients, so
