@@ -708,8 +708,11 @@ mod tests {
             .collect()
     }
 
-    /// Decodes a payload into (bucket, key, value or delete) per operation.
-    fn decoded(payload: &[u8]) -> Result<Vec<(String, Vec<u8>, Option<Vec<u8>>)>> {
+    /// A decoded operation: bucket, key, value (none for a delete).
+    type Decoded = (String, Vec<u8>, Option<Vec<u8>>);
+
+    /// Decodes a payload into one [`Decoded`] per operation.
+    fn decoded(payload: &[u8]) -> Result<Vec<Decoded>> {
         let mut out = Vec::new();
         decode_record(payload, Path::new("x"), |op| match op {
             LogOp::Put { bucket, entry } => {
@@ -734,7 +737,7 @@ mod tests {
             let mut buf = Vec::new();
             let mut entries = Vec::new();
             encode_batch(&mut buf, seq, &ops, &mut entries).unwrap();
-            let want: Vec<(String, Vec<u8>, Option<Vec<u8>>)> = specs
+            let want: Vec<Decoded> = specs
                 .iter()
                 .map(|(b, k, v)| (BUCKETS[*b].to_string(), k.clone(), v.clone()))
                 .collect();
