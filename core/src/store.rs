@@ -676,8 +676,9 @@ impl Store {
         }
         let marker = checkpoint::read_marker(&dir)?;
         checkpoint::check_engine(&dir, marker.as_ref(), b.engine)?;
-        let engine = open_engine(&dir, &b)?;
+        let mut engine = open_engine(&dir, &b)?;
         let generation = checkpoint::verify(&dir, marker.as_ref(), &*engine)?;
+        engine.finish_open()?;
         if marker.is_none() {
             checkpoint::write_marker(&dir, b.engine, generation)?;
         }

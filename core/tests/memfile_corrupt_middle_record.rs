@@ -64,3 +64,23 @@ fn a_damaged_length_in_a_middle_record_is_corrupt_not_a_torn_tail() {
     std::fs::write(&log, &bytes).unwrap();
     assert_corrupt_and_untouched(dir.path(), &log);
 }
+
+/// A torn tail the engine would drop, but which holds the store's last checkpoint
+/// (written at close): durable data is missing, so the store refuses to open — and
+/// the engine must not have cut the tail off before the store looked (it used to).
+#[test]
+fn a_lost_checkpoint_is_corrupt_and_the_torn_tail_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = store_with_marked_middle_record(dir.path());
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes.truncate(bytes.len() - 1);
+    std::fs::write(&log, &bytes).unwrap();
+    let before = dir_contents(dir.path());
+    let err = state_core::Store::builder()
+        .engine(state_core::Engine::Memfile)
+        .open(dir.path())
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    assert!(err.to_string().contains("checkpoint"), "{err}");
+    assert_eq!(dir_contents(dir.path()), before, "the open changed the files");
+}

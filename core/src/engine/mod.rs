@@ -40,6 +40,15 @@ pub(crate) enum Visit {
 /// threads at once; the store serializes writes (see `Shared::write_lock`), so an
 /// engine sees at most one `write`/`remove_bucket` at a time.
 pub(crate) trait StorageEngine: Send + Sync {
+    /// Called once after opening, when the store has accepted what the engine loaded
+    /// (its checkpoint check passed): the engine may now change its files (repair a
+    /// torn tail, remove leftovers, start background work). Until then an engine
+    /// only reads, so a store refused as *corrupt* is left as it was found. Writes
+    /// come only after this.
+    fn finish_open(&mut self) -> Result<()> {
+        Ok(())
+    }
+
     /// Calls `visit` with the stored value of `key`, if present. Returns whether it was.
     fn get(&self, bucket: &str, key: &[u8], visit: &mut dyn FnMut(&[u8])) -> Result<bool>;
 

@@ -45,6 +45,8 @@ const SCAN_CHUNK: usize = 256;
 pub(crate) struct MemfileEngine {
     inner: Arc<Inner>,
     compactor: Option<compact::Compactor>,
+    /// Until [`StorageEngine::finish_open`]: the file changes the open will make.
+    pending: Option<open::Repairs>,
 }
 
 /// What the engine and its compaction thread share.
@@ -118,21 +120,21 @@ impl Writer {
 
 impl MemfileEngine {
     /// Opens (creating if needed) a memfile store in the existing directory `dir`:
-    /// takes the lock, loads the newest snapshot, replays the logs after it.
+    /// takes the lock, loads the newest snapshot, replays the logs after it. Reads
+    /// work at once; nothing in the directory changes (torn tails, leftovers) and
+    /// nothing may be written until [`StorageEngine::finish_open`].
     ///
     /// # Errors
     /// *locked* if another process has it open; *corrupt* (files untouched) if a
     /// snapshot or a log record other than a torn last one fails its checks;
     /// *invalid argument* if the directory holds a sled store; *I/O*.
     pub(crate) fn open(dir: &Path) -> Result<MemfileEngine> {
-        let inner = Arc::new(open::open(dir)?);
-        let compactor = compact::Compactor::start(&inner)?;
-        let engine = MemfileEngine {
-            inner,
-            compactor: Some(compactor),
-        };
-        engine.maybe_compact(&mut engine.inner.writer.lock(), true);
-        Ok(engine)
+        let (inner, repairs) = open::open(dir)?;
+        Ok(MemfileEngine {
+            inner: Arc::new(inner),
+            compactor: None,
+            pending: Some(repairs),
+        })
     }
 
     /// Requests a compaction if the log has outgrown the live data. At open, the
@@ -240,6 +242,12 @@ impl Inner {
 
 impl Drop for MemfileEngine {
     fn drop(&mut self) {
+        if let Some(repairs) = self.pending.take() {
+            // Opened but never finished (the store refused what was loaded): leave
+            // the files as they were.
+            repairs.abandon();
+            return;
+        }
         if let Some(c) = self.compactor.take() {
             c.stop();
         }
@@ -252,6 +260,16 @@ impl Drop for MemfileEngine {
 }
 
 impl StorageEngine for MemfileEngine {
+    fn finish_open(&mut self) -> Result<()> {
+        let Some(repairs) = self.pending.take() else {
+            return Ok(());
+        };
+        repairs.apply(&self.inner.dir)?;
+        self.compactor = Some(compact::Compactor::start(&self.inner)?);
+        self.maybe_compact(&mut self.inner.writer.lock(), true);
+        Ok(())
+    }
+
     fn get(&self, bucket: &str, key: &[u8], visit: &mut dyn FnMut(&[u8])) -> Result<bool> {
         let st = self.inner.read_state();
         match st.buckets.get(bucket).and_then(|b| b.get(key)) {

@@ -3,7 +3,7 @@
 //! that a finished compaction left behind.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -83,7 +83,49 @@ struct Truncation {
     len: u64,
 }
 
-pub(super) fn open(dir: &Path) -> Result<Inner> {
+/// What an open will change in the directory, made only once the store has accepted
+/// what was loaded ([`Repairs::apply`]): a *corrupt* open, whether the engine or the
+/// store finds the damage, changes no file.
+pub(super) struct Repairs {
+    /// Torn tails to cut off, and logs after a lost tail to cut back to their header.
+    truncations: Vec<Truncation>,
+    /// Temporary files of an interrupted compaction.
+    tmp: Vec<FileName>,
+    /// Snapshots and logs older than the newest snapshot.
+    superseded: Vec<FileName>,
+    /// The first log of a new store, created by the open: removed again if the open is
+    /// abandoned ([`Repairs::abandon`]).
+    created: Option<PathBuf>,
+}
+
+impl Repairs {
+    /// Cuts torn tails off and removes leftover files.
+    pub(super) fn apply(self, dir: &Path) -> Result<()> {
+        for t in &self.truncations {
+            log::truncate(&dir.join(FileName::Log(t.gen).to_string()), t.len)?;
+        }
+        let removed = !self.tmp.is_empty() || !self.superseded.is_empty();
+        for &f in self.tmp.iter().chain(&self.superseded) {
+            files::remove(dir, f)?;
+        }
+        if removed {
+            files::sync_dir(dir)?;
+        }
+        Ok(())
+    }
+
+    /// Undoes what the open itself created (best effort: an empty first log left
+    /// behind is harmless, the next open uses it).
+    pub(super) fn abandon(self) {
+        if let Some(path) = self.created {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Loads the store in `dir` without changing any file but creating the first log of
+/// a new store; the returned [`Repairs`] make the directory consistent.
+pub(super) fn open(dir: &Path) -> Result<(Inner, Repairs)> {
     let lock = files::lock(dir)?;
     let listing = files::list(dir)?;
     let mut loading = Loading::default();
@@ -178,26 +220,27 @@ pub(super) fn open(dir: &Path) -> Result<Inner> {
         log_lens.push(r.good_len);
     }
 
-    // 3. Everything read cleanly: now repair and tidy.
-    for t in &truncations {
-        log::truncate(&dir.join(FileName::Log(t.gen).to_string()), t.len)?;
-    }
-    let mut removed = false;
-    for &t in &listing.tmp {
-        files::remove(dir, t)?;
-        removed = true;
-    }
-    for &g in listing.snapshots.iter().filter(|&&g| g < base_gen) {
-        files::remove(dir, FileName::Snapshot(g))?;
-        removed = true;
-    }
-    for &g in listing.logs.iter().filter(|&&g| g < base_gen) {
-        files::remove(dir, FileName::Log(g))?;
-        removed = true;
-    }
-    if removed {
-        files::sync_dir(dir)?;
-    }
+    // 3. Everything read cleanly: the repairs and tidying to make once the store
+    // accepts this state.
+    let superseded = listing
+        .snapshots
+        .iter()
+        .filter(|&&g| g < base_gen)
+        .map(|&g| FileName::Snapshot(g))
+        .chain(
+            listing
+                .logs
+                .iter()
+                .filter(|&&g| g < base_gen)
+                .map(|&g| FileName::Log(g)),
+        )
+        .collect();
+    let mut repairs = Repairs {
+        truncations,
+        tmp: listing.tmp.clone(),
+        superseded,
+        created: None,
+    };
 
     // 4. The log to append to: the newest, or a new first one.
     let (log, log_len, older) = match logs.last() {
@@ -208,14 +251,14 @@ pub(super) fn open(dir: &Path) -> Result<Inner> {
             let older: u64 = log_lens.iter().rev().skip(1).sum();
             (log, len, older)
         }
-        None => (
-            LogFile::create(dir, base_gen)?,
-            super::format::FILE_HEADER_LEN as u64,
-            0,
-        ),
+        None => {
+            let log = LogFile::create(dir, base_gen)?;
+            repairs.created = Some(log.path.clone());
+            (log, super::format::FILE_HEADER_LEN as u64, 0)
+        }
     };
     let state = loading.finish();
-    Ok(Inner {
+    let inner = Inner {
         dir: dir.to_path_buf(),
         state: RwLock::new(state),
         writer: Mutex::new(Writer {
@@ -232,7 +275,8 @@ pub(super) fn open(dir: &Path) -> Result<Inner> {
             entries: Vec::new(),
         }),
         _lock: lock,
-    })
+    };
+    Ok((inner, repairs))
 }
 
 #[cfg(test)]
@@ -270,6 +314,13 @@ mod tests {
         }
     }
 
+    /// Opens and makes the open's repairs, as the engine does once the store agrees.
+    fn open_repaired(dir: &Path) -> Inner {
+        let (inner, repairs) = open(dir).unwrap();
+        repairs.apply(dir).unwrap();
+        inner
+    }
+
     fn keys(inner: &Inner) -> Vec<String> {
         let st = inner.state.read();
         let mut keys: Vec<String> = st
@@ -300,7 +351,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write_log(dir.path(), 1, 0..3);
         write_log(dir.path(), 2, 3..5);
-        let inner = open(dir.path()).unwrap();
+        let inner = open_repaired(dir.path());
         assert_eq!(keys(&inner), ["k0", "k1", "k2", "k3", "k4"]);
         let w = inner.writer.lock();
         assert_eq!((w.log.gen, w.next_seq), (2, 5), "appends continue log 2");
@@ -329,7 +380,7 @@ mod tests {
         write_log(dir.path(), 1, 0..3);
         write_log(dir.path(), 2, 4..6);
         write_log(dir.path(), 3, 6..7);
-        let inner = open(dir.path()).unwrap();
+        let inner = open_repaired(dir.path());
         assert_eq!(
             keys(&inner),
             ["k0", "k1", "k2"],
@@ -351,7 +402,7 @@ mod tests {
         drop(w);
         drop(inner);
         // And the repaired directory opens the same way again.
-        let again = open(dir.path()).unwrap();
+        let again = open_repaired(dir.path());
         assert_eq!(keys(&again), ["k0", "k1", "k2"]);
     }
 
