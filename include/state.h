@@ -70,7 +70,9 @@ typedef enum state_status {
    */
   STATE_LOCKED = 3,
   /**
-   * Stored data failed a check; the files were left untouched.
+   * Stored data failed a check. libstate changed none of the store's files (with
+   * the sled engine, sled itself may have rewritten parts of them while opening;
+   * the message says so).
    */
   STATE_CORRUPT = 4,
   /**

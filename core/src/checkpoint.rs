@@ -99,15 +99,19 @@ pub(crate) fn verify(
     let stored = engine_generation(dir, engine)?;
     if let Some(m) = marker {
         if stored < m.generation {
-            return Err(Error::corrupt(
-                dir,
-                format!(
-                    "the {} engine recovered an older state than its last checkpoint \
-                     (generation {stored} < {}): its files are damaged and data after the \
-                     damage is missing; restore a backup or export what is readable with a copy",
-                    m.engine, m.generation
-                ),
-            ));
+            let detail = format!(
+                "the {} engine recovered an older state than its last checkpoint \
+                 (generation {stored} < {}): its files are damaged and data after the \
+                 damage is missing; restore a backup or export what is readable with a copy",
+                m.engine, m.generation
+            );
+            // The memfile engine changes nothing before the store accepts the state
+            // (`StorageEngine::finish_open`); sled recovers in place as it opens.
+            return Err(if m.engine == Engine::Sled.to_string() {
+                Error::corrupt_after_sled_open(dir, detail)
+            } else {
+                Error::corrupt(dir, detail)
+            });
         }
     }
     Ok(stored)

@@ -21,7 +21,10 @@ pub enum ErrorKind {
     /// Another process holds the store directory.
     Locked,
     /// Stored data failed a check (checksum, format, or an engine that could not open it).
-    /// The files are left untouched.
+    /// libstate changes none of the store's files when it reports this: the memfile
+    /// engine's are left byte for byte as they were found. sled 0.34, though, may
+    /// rewrite parts of its own files while it opens them, before any check can run;
+    /// the message says which of the two happened.
     Corrupt,
     /// The operating system reported an I/O error.
     Io,
@@ -69,7 +72,7 @@ pub enum Error {
         path: PathBuf,
     },
     /// See [`ErrorKind::Corrupt`].
-    #[error("store {} is corrupt: {detail}; its files were left untouched", path.display())]
+    #[error("store {} is corrupt: {detail}", path.display())]
     Corrupt {
         /// The damaged file or store directory.
         path: PathBuf,
@@ -121,10 +124,25 @@ impl Error {
         }
     }
 
+    /// A *corrupt* error whose files were left untouched.
     pub(crate) fn corrupt(path: &Path, detail: impl Into<String>) -> Error {
         Error::Corrupt {
             path: path.to_path_buf(),
-            detail: detail.into(),
+            detail: format!("{}; its files were left untouched", detail.into()),
+        }
+    }
+
+    /// A *corrupt* error found while or after sled opened the store: sled may have
+    /// rewritten parts of its files during its own recovery by then.
+    pub(crate) fn corrupt_after_sled_open(path: &Path, detail: impl Into<String>) -> Error {
+        Error::Corrupt {
+            path: path.to_path_buf(),
+            detail: format!(
+                "{}; libstate changed none of its files, but sled may have rewritten parts \
+                 of them while opening the store: keep a copy of the directory before \
+                 anything else",
+                detail.into()
+            ),
         }
     }
 }

@@ -198,7 +198,9 @@ impl StoreBuilder {
     /// - *invalid argument*: `path` exists but is not a directory, an option is out of
     ///   range, or the store is already open in this process with another engine;
     /// - *locked*: another process has the store open;
-    /// - *corrupt*: the engine cannot read the store's files (they are left untouched);
+    /// - *corrupt*: the engine cannot read the store's files (libstate changes none of
+    ///   them; with sled, sled itself may rewrite parts while opening, see
+    ///   [`crate::ErrorKind::Corrupt`]);
     /// - *I/O*: the directory cannot be created, read or written.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
         Store::open_with(path.as_ref(), self)

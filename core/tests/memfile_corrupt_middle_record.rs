@@ -82,5 +82,9 @@ fn a_lost_checkpoint_is_corrupt_and_the_torn_tail_is_kept() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
     assert!(err.to_string().contains("checkpoint"), "{err}");
-    assert_eq!(dir_contents(dir.path()), before, "the open changed the files");
+    assert_eq!(
+        dir_contents(dir.path()),
+        before,
+        "the open changed the files"
+    );
 }

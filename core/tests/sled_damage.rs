@@ -40,6 +40,11 @@ fn log(dir: &Path) -> std::fs::File {
 
 fn assert_corrupt(err: state_core::Error) {
     assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    // sled recovers in place while it opens, before libstate's checks: the message
+    // must not claim the files were left as they were.
+    let msg = err.to_string();
+    assert!(msg.contains("sled may have rewritten"), "{msg}");
+    assert!(!msg.contains("left untouched"), "{msg}");
 }
 
 #[test]
@@ -89,7 +94,11 @@ fn damaged_sled_config_is_corrupt() {
 #[test]
 fn a_damaged_marker_is_corrupt_and_names_it() {
     let err = damage_then_open(|d| std::fs::write(d.join("libstate.meta"), b"{x").unwrap());
-    assert_corrupt(err);
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    // Found before sled opened anything: nothing was changed.
+    let msg = err.to_string();
+    assert!(msg.contains("libstate.meta"), "{msg}");
+    assert!(msg.contains("left untouched"), "{msg}");
 }
 
 #[test]

@@ -26,7 +26,9 @@ pub enum state_status {
     STATE_INVALID_ARGUMENT = 2,
     /// Another process holds the store directory.
     STATE_LOCKED = 3,
-    /// Stored data failed a check; the files were left untouched.
+    /// Stored data failed a check. libstate changed none of the store's files (with
+    /// the sled engine, sled itself may have rewritten parts of them while opening;
+    /// the message says so).
     STATE_CORRUPT = 4,
     /// The operating system reported an I/O error.
     STATE_IO = 5,

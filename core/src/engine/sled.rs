@@ -115,7 +115,7 @@ fn open_catching(path: &Path, open: impl FnOnce() -> sled::Result<sled::Db>) -> 
     match catch_unwind(AssertUnwindSafe(open)) {
         Ok(Ok(db)) => Ok(db),
         Ok(Err(e)) => Err(map_open_error(path, e)),
-        Err(panic) => Err(Error::corrupt(
+        Err(panic) => Err(Error::corrupt_after_sled_open(
             path,
             format!("sled panicked while opening it ({})", panic_message(&panic)),
         )),
@@ -138,7 +138,10 @@ fn map_open_error(path: &Path, e: sled::Error) -> Error {
             path: path.to_path_buf(),
         },
         sled::Error::Unsupported(msg) => {
-            Error::corrupt(path, format!("sled cannot open it: {msg}"))
+            Error::corrupt_after_sled_open(path, format!("sled cannot open it: {msg}"))
+        }
+        sled::Error::Corruption { at, .. } => {
+            Error::corrupt_after_sled_open(path, corruption_detail(at))
         }
         other => map_error(path, other),
     }
@@ -153,14 +156,15 @@ fn is_lock_error(e: &io::Error) -> bool {
 fn map_error(path: &Path, e: sled::Error) -> Error {
     match e {
         sled::Error::Io(io) => Error::io(path, io),
-        sled::Error::Corruption { at, .. } => Error::corrupt(
-            path,
-            match at {
-                Some(at) => format!("sled found corruption at {at:?}"),
-                None => "sled found corruption".to_string(),
-            },
-        ),
+        sled::Error::Corruption { at, .. } => Error::corrupt(path, corruption_detail(at)),
         other => Error::Internal(format!("sled: {other}")),
+    }
+}
+
+fn corruption_detail(at: Option<sled::DiskPtr>) -> String {
+    match at {
+        Some(at) => format!("sled found corruption at {at:?}"),
+        None => "sled found corruption".to_string(),
     }
 }
 

@@ -123,7 +123,8 @@ def open(  # noqa: A001 - the conventional name, as gzip.open and dbm.open
         path exists and is not a directory, or the store is already open in this
         process with another engine.
     :raises StoreLocked: another process has the store open.
-    :raises CorruptStore: the store's files cannot be read (they are left untouched).
+    :raises CorruptStore: the store's files cannot be read (libstate changes none of
+        them; sled itself may rewrite parts while opening, as the message then says).
     :raises StoreIOError: the directory cannot be created, read or written.
 
     Opening a directory already open in this process returns another handle on the

@@ -33,7 +33,9 @@ class StoreLocked(StateError):
 
 
 class CorruptStore(StateError):
-    """The store's files failed a check. They were left untouched."""
+    """The store's files failed a check. libstate changed none of them (with the sled
+    engine, sled itself may have rewritten parts of them while opening; the message
+    says so)."""
 
 
 class StoreClosed(StateError):
