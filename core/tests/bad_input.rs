@@ -49,7 +49,10 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
     })
 }
 
-fn contents(store: &Store) -> Vec<(String, Vec<(String, Vec<u8>)>)> {
+/// Every bucket with its entries, in order.
+type Contents = Vec<(String, Vec<(String, Vec<u8>)>)>;
+
+fn contents(store: &Store) -> Contents {
     store
         .bucket_names()
         .unwrap()
