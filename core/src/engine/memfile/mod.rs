@@ -307,6 +307,7 @@ impl StorageEngine for MemfileEngine {
     }
 
     fn write(&self, ops: &[WriteOp<'_>]) -> Result<()> {
+        debug_assert!(self.pending.is_none(), "a write before finish_open");
         Self::check_ops(ops)?;
         let mut guard = self.inner.writer.lock();
         let w = &mut *guard;
@@ -393,6 +394,7 @@ impl StorageEngine for MemfileEngine {
     }
 
     fn remove_bucket(&self, bucket: &str) -> Result<bool> {
+        debug_assert!(self.pending.is_none(), "a write before finish_open");
         let mut guard = self.inner.writer.lock();
         let w = &mut *guard;
         if !self.inner.state.read().buckets.contains_key(bucket) {
