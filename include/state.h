@@ -117,6 +117,14 @@ typedef struct state_service state_service;
 typedef struct state_store state_store;
 
 /**
+ * The callback of `state_get_with`: receives the caller's `ctx` and the value, lent
+ * for the duration of the call (`value` is never NULL, even for an empty value).
+ */
+typedef void (*state_value_fn)(void *ctx,
+                               const uint8_t *value,
+                               size_t value_len);
+
+/**
  * A key with its value, returned by cursors and `state_get_multiple`.
  *
  * Both buffers belong to the caller; release them with `state_entry_free` (or
@@ -324,6 +332,34 @@ enum state_status state_get(struct state_bucket *bucket,
                             const char *key,
                             uint8_t **value,
                             size_t *value_len);
+
+/**
+ * Reads the value of `key` without copying it: calls `visit(ctx, value, value_len)`
+ * once with the store's own bytes, which stay valid only until `visit` returns (copy
+ * what you keep). No allocation, nothing to free: the fastest way to read.
+ * Returns `STATE_OK` after calling `visit`, or `STATE_NOT_FOUND` for a missing or
+ * expired key, without calling it.
+ *
+ * `visit` runs while the store's read lock is held. It may read the same store
+ * (`state_get`, cursors, ...); a write, flush or close of the same store from inside
+ * it fails with `STATE_INVALID_ARGUMENT` (it would deadlock), and a slow `visit`
+ * delays writers. It must return normally: no `longjmp` out of it, no C++ exception
+ * through it.
+ *
+ * Thread-safe.
+ *
+ * # Errors
+ * `STATE_INVALID_ARGUMENT` (NULL `bucket`, `key` or `visit`; key empty, over 1024
+ * bytes or not UTF-8), `STATE_CLOSED`, `STATE_IO`, `STATE_CORRUPT`.
+ *
+ * # Safety
+ * `bucket` is only looked up; `key` is a NUL-terminated string; `visit` is NULL or a
+ * function that may be called with `ctx`.
+ */
+enum state_status state_get_with(struct state_bucket *bucket,
+                                 const char *key,
+                                 state_value_fn visit,
+                                 void *ctx);
 
 /**
  * Sets `key` to the `value_len` bytes at `value` (`value` may be NULL when

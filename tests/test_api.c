@@ -361,6 +361,90 @@ static void test_get_set_delete(void) {
     CHECK_OK(state_close(st));
 }
 
+/* What a `state_get_with` callback saw, and what it tried from inside. */
+struct lent {
+    int calls;
+    size_t len;
+    uint8_t copy[16];
+    int value_was_null;
+    state_bucket *bucket; /* when set, the callback tries to read and write it */
+    state_status nested_get, nested_set;
+    size_t nested_len;
+};
+
+static void keep_value(void *ctx, const uint8_t *value, size_t value_len) {
+    struct lent *l = ctx;
+    l->calls++;
+    l->len = value_len;
+    l->value_was_null = value == NULL;
+    if (value != NULL && value_len <= sizeof l->copy) {
+        memcpy(l->copy, value, value_len);
+    }
+    if (l->bucket != NULL) {
+        uint8_t *v = NULL;
+        size_t n = 0;
+        l->nested_get = state_get(l->bucket, "other", &v, &n);
+        if (l->nested_get == STATE_OK) {
+            l->nested_len = n;
+            state_free(v, n);
+        }
+        l->nested_set = state_set(l->bucket, "k", "x", 1);
+    }
+}
+
+static void test_get_with_lends_the_value(void) {
+    state_store *st = open_store("lend");
+    state_bucket *b;
+    struct lent l;
+    static const uint8_t bin[5] = {0, 1, 0, 255, 0};
+    uint8_t *v;
+    size_t n;
+
+    CHECK_OK(state_bucket_open(st, "b", &b));
+    CHECK_OK(state_set(b, "k", bin, sizeof bin));
+    CHECK_OK(state_set(b, "empty", NULL, 0));
+    CHECK_OK(state_set(b, "other", "abc", 3));
+
+    memset(&l, 0, sizeof l);
+    CHECK_OK(state_get_with(b, "k", keep_value, &l));
+    CHECK(l.calls == 1 && l.len == 5 && memcmp(l.copy, bin, 5) == 0);
+    /* An empty value: called once with length 0 and a non-NULL pointer. */
+    memset(&l, 0, sizeof l);
+    CHECK_OK(state_get_with(b, "empty", keep_value, &l));
+    CHECK(l.calls == 1 && l.len == 0 && !l.value_was_null);
+    /* Missing: not found, not called. */
+    memset(&l, 0, sizeof l);
+    CHECK_RC(state_get_with(b, "nope", keep_value, &l), STATE_NOT_FOUND);
+    CHECK(l.calls == 0);
+
+    /* From inside the callback: reading the same store works, writing is refused
+     * (it would deadlock) and writes nothing. */
+    memset(&l, 0, sizeof l);
+    l.bucket = b;
+    CHECK_OK(state_get_with(b, "k", keep_value, &l));
+    CHECK(l.calls == 1 && l.nested_get == STATE_OK && l.nested_len == 3);
+    CHECK(l.nested_set == STATE_INVALID_ARGUMENT);
+    CHECK(contains(state_last_error_message(), "callback"));
+    CHECK_OK(state_get(b, "k", &v, &n));
+    CHECK(n == 5 && memcmp(v, bin, 5) == 0);
+    state_free(v, n);
+
+    /* Argument errors: nothing is called. */
+    memset(&l, 0, sizeof l);
+    CHECK_RC(state_get_with(b, "k", NULL, &l), STATE_INVALID_ARGUMENT);
+    CHECK(contains(state_last_error_message(), "visit is NULL"));
+    CHECK_RC(state_get_with(b, NULL, keep_value, &l), STATE_INVALID_ARGUMENT);
+    CHECK_RC(state_get_with(b, "", keep_value, &l), STATE_INVALID_ARGUMENT);
+    CHECK_RC(state_get_with(b, "bad\xff", keep_value, &l), STATE_INVALID_ARGUMENT);
+    CHECK_RC(state_get_with(NULL, "k", keep_value, &l), STATE_INVALID_ARGUMENT);
+    CHECK(l.calls == 0);
+
+    CHECK_OK(state_close(st));
+    CHECK_RC(state_get_with(b, "k", keep_value, &l), STATE_CLOSED);
+    CHECK(l.calls == 0);
+    CHECK_OK(state_bucket_close(b));
+}
+
 static void test_get_multiple_and_set_multiple(void) {
     char p[512];
     state_options o;
@@ -897,6 +981,7 @@ int main(int argc, char **argv) {
     RUN(test_corrupt_store_is_reported_and_left_alone);
     RUN(test_same_directory_twice_shares_the_store);
     RUN(test_get_set_delete);
+    RUN(test_get_with_lends_the_value);
     RUN(test_get_multiple_and_set_multiple);
     RUN(test_buckets_names_remove_info);
     RUN(test_cursor);

@@ -1,4 +1,5 @@
-//! Bucket functions: open/close, get, set, delete, get_multiple, set_multiple.
+//! Bucket functions: open/close, get (copied or lent), set, delete, get_multiple,
+//! set_multiple.
 
 use std::ffi::{c_char, c_void};
 use std::sync::Arc;
@@ -90,6 +91,60 @@ pub unsafe extern "C" fn state_get(
             }
             None => Ok(state_status::STATE_NOT_FOUND),
         }
+    })
+}
+
+/// The callback of `state_get_with`: receives the caller's `ctx` and the value, lent
+/// for the duration of the call (`value` is never NULL, even for an empty value).
+pub type state_value_fn =
+    Option<unsafe extern "C" fn(ctx: *mut c_void, value: *const u8, value_len: usize)>;
+
+/// Reads the value of `key` without copying it: calls `visit(ctx, value, value_len)`
+/// once with the store's own bytes, which stay valid only until `visit` returns (copy
+/// what you keep). No allocation, nothing to free: the fastest way to read.
+/// Returns `STATE_OK` after calling `visit`, or `STATE_NOT_FOUND` for a missing or
+/// expired key, without calling it.
+///
+/// `visit` runs while the store's read lock is held. It may read the same store
+/// (`state_get`, cursors, ...); a write, flush or close of the same store from inside
+/// it fails with `STATE_INVALID_ARGUMENT` (it would deadlock), and a slow `visit`
+/// delays writers. It must return normally: no `longjmp` out of it, no C++ exception
+/// through it.
+///
+/// Thread-safe.
+///
+/// # Errors
+/// `STATE_INVALID_ARGUMENT` (NULL `bucket`, `key` or `visit`; key empty, over 1024
+/// bytes or not UTF-8), `STATE_CLOSED`, `STATE_IO`, `STATE_CORRUPT`.
+///
+/// # Safety
+/// `bucket` is only looked up; `key` is a NUL-terminated string; `visit` is NULL or a
+/// function that may be called with `ctx`.
+#[no_mangle]
+pub unsafe extern "C" fn state_get_with(
+    bucket: *mut state_bucket,
+    key: *const c_char,
+    visit: state_value_fn,
+    ctx: *mut c_void,
+) -> state_status {
+    run(|| {
+        let b = get(bucket, "bucket")?;
+        // SAFETY: forwarded contract.
+        let key = unsafe { arg_str(key, "key") }?;
+        let Some(visit) = visit else {
+            return Err(Fail::Invalid("visit is NULL".into()));
+        };
+        let found = b.get_with(key, |v| {
+            // SAFETY: `visit` may be called with `ctx` by the contract; `v` is valid
+            // for reads of `v.len()` bytes for the duration of the call (and its
+            // pointer is non-NULL even when empty).
+            unsafe { visit(ctx, v.as_ptr(), v.len()) }
+        })?;
+        Ok(if found.is_some() {
+            state_status::STATE_OK
+        } else {
+            state_status::STATE_NOT_FOUND
+        })
     })
 }
 

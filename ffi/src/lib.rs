@@ -27,8 +27,8 @@ mod ttl;
 mod version;
 
 pub use bucket::{
-    state_bucket_close, state_bucket_open, state_delete, state_get, state_get_multiple, state_kv,
-    state_set, state_set_multiple,
+    state_bucket_close, state_bucket_open, state_delete, state_get, state_get_multiple,
+    state_get_with, state_kv, state_set, state_set_multiple, state_value_fn,
 };
 pub use buffers::{
     state_entries, state_entries_free, state_entry, state_entry_free, state_free, state_strings,
