@@ -76,7 +76,7 @@ pub enum Error {
     Corrupt {
         /// The damaged file or store directory.
         path: PathBuf,
-        /// What was found to be wrong.
+        /// What was found to be wrong, and whether the files may have been changed.
         detail: String,
     },
     /// See [`ErrorKind::Io`].
