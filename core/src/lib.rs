@@ -31,7 +31,9 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 // `unsafe` is allowed item by item, each with its SAFETY comment: `record::key_str`,
 // and in the memfile engine the in-place entry (`state::Entry`: its construction, reads,
-// `overwrite_value`, `Send`/`Sync`, `prefetch`) and the mapped log (`log::mapped`).
+// `overwrite_value`, `Send`/`Sync`, `prefetch`; the in-place puts that call it,
+// `state::overwrite_in_index` from `BucketMap::put_encoded` and the log replay's
+// `open::Loading::apply`) and the mapped log (`log::mapped`).
 #![deny(unsafe_code)]
 
 mod bucket;

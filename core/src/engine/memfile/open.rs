@@ -11,7 +11,7 @@ use parking_lot::{Mutex, RwLock};
 use super::files::{self, FileName};
 use super::log::{self, LogFile, LogOp};
 use super::snapshot;
-use super::state::{BucketMap, Entry, Hasher_, State, BUCKET_OVERHEAD};
+use super::state::{overwrite_in_index, BucketMap, Entry, Hasher_, State, BUCKET_OVERHEAD};
 use super::{Inner, Writer};
 use crate::error::{Error, Result};
 
@@ -31,18 +31,29 @@ struct Loading {
 }
 
 impl Loading {
+    #[allow(unsafe_code)]
     fn apply(&mut self, op: LogOp<'_>) {
         match op {
             LogOp::Put { bucket, entry } => {
-                let e = Entry::from_encoded(entry);
                 match self.buckets.get_mut(bucket) {
                     Some(b) => {
-                        b.sorted = None;
-                        b.index.replace(e);
+                        // An overwrite with a value of the same length (a counter, a
+                        // session, a cursor: the common update) is copied in place: no
+                        // allocation, and the snapshot's sorted list stays valid, so the
+                        // bucket's order needs no sort at the end.
+                        let refs = 1 + usize::from(b.sorted.is_some());
+                        // SAFETY: `&mut self` holds this bucket's index and sorted list,
+                        // the only holders of its entries while loading; they hold
+                        // `refs` references to each (while the sorted list lasts, it
+                        // holds every entry of the index).
+                        if unsafe { overwrite_in_index(&mut b.index, entry, refs) }.is_none() {
+                            b.sorted = None;
+                            b.index.replace(Entry::from_encoded(entry));
+                        }
                     }
                     None => {
                         let mut b = LoadBucket::default();
-                        b.index.insert(e);
+                        b.index.insert(Entry::from_encoded(entry));
                         self.buckets.insert(bucket.into(), b);
                     }
                 }

@@ -30,6 +30,34 @@ use std::sync::Arc;
 
 use crate::engine::WriteOp;
 
+/// If `index` holds the key of the entry encoded in `encoded` (`key_len:u16 key
+/// value`, layout checked by the caller) with a value of the same length, copies the
+/// new value into that entry in place and returns the entry's weight. `None` when the
+/// key is absent, the length differs, or the entry has more than `refs` references (a
+/// compaction holds it): the caller then replaces the entry.
+///
+/// # Safety
+/// The caller holds by `&mut` every structure that holds this index's entries (so no
+/// borrow of an entry's bytes is alive), and together they hold `refs` references to
+/// each entry.
+#[allow(unsafe_code)]
+pub(super) unsafe fn overwrite_in_index(
+    index: &mut HashSet<Entry, Hasher_>,
+    encoded: &[u8],
+    refs: usize,
+) -> Option<u64> {
+    let key_len = usize::from(u16::from_le_bytes([encoded[0], encoded[1]]));
+    let (key, value) = encoded[2..].split_at(key_len);
+    let old = index.get(key)?;
+    // SAFETY: forwarded from this function's contract: `old` is an entry of `index`,
+    // whose holders the caller has by `&mut`, and `refs` is their reference count.
+    if old.value().len() == value.len() && unsafe { old.overwrite_value(value, refs) } {
+        Some(old.weight())
+    } else {
+        None
+    }
+}
+
 /// Hasher of the point index and the bucket table: foldhash, seeded at random per
 /// map, several times faster than SipHash on short keys. Keys come from clients, so
 /// the random seed matters (it keeps collisions from being precomputed).
@@ -364,15 +392,10 @@ impl BucketMap {
     /// compaction holds the entry; otherwise allocates a new entry.
     #[allow(unsafe_code)]
     pub(super) fn put_encoded(&mut self, encoded: &[u8]) -> Option<u64> {
-        let key_len = usize::from(u16::from_le_bytes([encoded[0], encoded[1]]));
-        let (key, value) = encoded[2..].split_at(key_len);
-        if let Some(old) = self.index.get(key) {
-            // SAFETY: `old` is an entry of this map, held here by `&mut self`; the map
-            // holds two references to each entry, its hash index's and its ordered
-            // set's.
-            if old.value().len() == value.len() && unsafe { old.overwrite_value(value, 2) } {
-                return Some(old.weight());
-            }
+        // SAFETY: this map holds its index and its ordered set, both by `&mut self`
+        // here, and they hold two references to each entry.
+        if let Some(weight) = unsafe { overwrite_in_index(&mut self.index, encoded, 2) } {
+            return Some(weight);
         }
         self.put(Entry::from_encoded(encoded))
             .map(|old| old.weight())
