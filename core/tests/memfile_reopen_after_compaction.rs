@@ -29,6 +29,17 @@ fn check(store: &state_core::Store, model: &Model) {
     }
 }
 
+/// Writes enough to a "churn" bucket (recorded in `model`) to make the store compact,
+/// and waits for the snapshot.
+fn compact_with_churn(store: &state_core::Store, dir: &std::path::Path, model: &mut Model) {
+    churn(store, "churn");
+    model
+        .entry("churn".into())
+        .or_default()
+        .insert("churn".into(), vec![7u8; 64 << 10]);
+    wait_for_snapshot(dir, 2);
+}
+
 #[test]
 fn reopen_after_compaction_gives_back_every_write() {
     let dir = tempfile::tempdir().unwrap();
@@ -50,12 +61,7 @@ fn reopen_after_compaction_gives_back_every_write() {
     }
     assert!(store.remove_bucket("gone").unwrap());
     model.remove("gone");
-    churn(&store, "churn");
-    model
-        .entry("churn".into())
-        .or_default()
-        .insert("churn".into(), vec![7u8; 64 << 10]);
-    wait_for_snapshot(dir.path(), 2);
+    compact_with_churn(&store, dir.path(), &mut model);
 
     // Writes after the compaction land in the new log.
     let beta = store.bucket("beta").unwrap();
@@ -164,12 +170,7 @@ fn same_length_overwrites_after_a_snapshot_replay_exactly() {
         b.set_multiple(items.iter().map(|(k, v)| (k, v))).unwrap();
         model.entry(bucket.to_string()).or_default().extend(items);
     }
-    churn(&store, "churn");
-    model
-        .entry("churn".into())
-        .or_default()
-        .insert("churn".into(), vec![7u8; 64 << 10]);
-    wait_for_snapshot(dir.path(), 2);
+    compact_with_churn(&store, dir.path(), &mut model);
     // After the snapshot: "same" only gets same-length overwrites (twice for some
     // keys); "mixed" gets them too, then a longer value, a delete and a new key.
     for round in [b'b', b'c'] {
