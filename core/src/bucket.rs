@@ -83,13 +83,7 @@ impl Bucket {
     ) -> Result<Option<Vec<u8>>> {
         let mut out: Result<Option<Vec<u8>>> = Ok(None);
         engine.get(&self.name, key.as_bytes(), &mut |raw| {
-            out = record::decode(raw, &shared.path).map(|rec| {
-                if rec.is_expired_at(|| shared.opts.clock.now_ms()) {
-                    None
-                } else {
-                    Some(rec.value.to_vec())
-                }
-            });
+            out = live_value(shared, raw, &mut None).map(|v| v.map(<[u8]>::to_vec));
         })?;
         out
     }
@@ -118,11 +112,8 @@ impl Bucket {
         let mut out: Result<Option<T>> = Ok(None);
         let _lending = Lending::start(shared);
         engine.get(&self.name, key.as_bytes(), &mut |raw| {
-            out = match record::decode(raw, &shared.path) {
-                Ok(rec) if rec.is_expired_at(|| shared.opts.clock.now_ms()) => Ok(None),
-                Ok(rec) => Ok(f.take().map(|f| f(rec.value))),
-                Err(e) => Err(e),
-            };
+            out =
+                live_value(shared, raw, &mut None).map(|v| v.and_then(|v| f.take().map(|f| f(v))));
         })?;
         out
     }
@@ -223,7 +214,7 @@ impl Bucket {
     }
 
     /// The values of those `keys` that are present; missing (and expired) keys are
-    /// simply absent from the result. Duplicate keys are looked up once.
+    /// simply absent from the result, and a repeated key appears once.
     ///
     /// # Errors
     /// *invalid argument* for an empty or over-long key (nothing is read); *closed*;
@@ -274,13 +265,9 @@ impl Bucket {
             if failed.is_some() {
                 return;
             }
-            match record::decode(stored, &shared.path) {
-                Ok(rec) => {
-                    if !rec.is_expired_at(|| *now.get_or_insert_with(|| shared.opts.clock.now_ms()))
-                    {
-                        f(i, rec.value);
-                    }
-                }
+            match live_value(shared, stored, &mut now) {
+                Ok(Some(v)) => f(i, v),
+                Ok(None) => {}
                 Err(e) => failed = Some(e),
             }
         })?;
@@ -607,29 +594,37 @@ impl Bucket {
         let mut now: Option<u64> = None;
         let _lending = lending.then(|| Lending::start(shared));
         engine.scan(&self.name, lower, upper, reverse, &mut |k, raw| {
-            let rec = match record::decode(raw, &shared.path) {
-                Ok(r) => r,
+            let value = match live_value(shared, raw, &mut now) {
+                Ok(Some(v)) => v,
+                Ok(None) => return Visit::Continue,
                 Err(e) => {
                     failure = Some(e);
                     return Visit::Stop;
                 }
             };
-            if let Some(d) = rec.deadline_ms {
-                if d <= *now.get_or_insert_with(|| shared.opts.clock.now_ms()) {
-                    return Visit::Continue;
-                }
-            }
             let Some(key) = record::key_str(k) else {
                 failure = Some(Error::corrupt(&shared.path, "a stored key is not UTF-8"));
                 return Visit::Stop;
             };
-            visit(key, rec.value)
+            visit(key, value)
         })?;
         match failure {
             Some(e) => Err(e),
             None => Ok(()),
         }
     }
+}
+
+/// The user's value in the stored record `raw`, or `None` if it has expired. `now`
+/// caches the clock across a batch; it is read only for a record with a deadline.
+fn live_value<'a>(
+    shared: &Shared,
+    raw: &'a [u8],
+    now: &mut Option<u64>,
+) -> Result<Option<&'a [u8]>> {
+    let rec = record::decode(raw, &shared.path)?;
+    let expired = rec.is_expired_at(|| *now.get_or_insert_with(|| shared.opts.clock.now_ms()));
+    Ok((!expired).then_some(rec.value))
 }
 
 /// The key range holding exactly the keys that start with `prefix`: what
