@@ -356,7 +356,7 @@ pub(super) fn put_bucket(out: &mut Vec<u8>, bucket: &str) -> Result<()> {
 }
 
 /// Appends `x` as a LEB128 varint (1-5 bytes).
-pub(super) fn put_varint_u32(out: &mut Vec<u8>, mut x: u32) {
+fn put_varint_u32(out: &mut Vec<u8>, mut x: u32) {
     while x >= 0x80 {
         out.push((x as u8 & 0x7f) | 0x80);
         x >>= 7;

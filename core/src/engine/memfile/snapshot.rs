@@ -115,11 +115,7 @@ fn encode_chunk(frame: &mut Vec<u8>, bucket: &str, chunk: &[Entry]) -> Result<()
     format::put_bucket(frame, bucket)?;
     frame.extend_from_slice(&(chunk.len() as u32).to_le_bytes());
     for e in chunk {
-        // Values in memory came through `put_entry`, which refuses lengths over u32.
-        let vlen = u32::try_from(e.value().len())
-            .map_err(|_| Error::Internal("an entry's value exceeds 4 GiB".into()))?;
-        format::put_varint_u32(frame, vlen);
-        frame.extend_from_slice(e.encoded());
+        format::put_entry(frame, e.key(), e.value())?;
     }
     format::seal_frame(frame, 0)
 }

@@ -67,6 +67,12 @@ pub(super) type Hasher_ = foldhash::fast::RandomState;
 /// value's length, a varint: 1 byte up to 127 bytes, 2 up to 16 KiB).
 pub(super) const ENTRY_OVERHEAD: u64 = 2;
 
+/// The bytes an entry encoded in `encoded_len` bytes adds to a snapshot (an estimate
+/// of the live data).
+fn weight_of(encoded_len: usize) -> u64 {
+    encoded_len as u64 + ENTRY_OVERHEAD
+}
+
 /// One key with its value: `key_len:u16 key value` in one shared allocation. Equality,
 /// order and hash are those of the key alone, so sets of entries act as maps.
 ///
@@ -180,7 +186,7 @@ impl Entry {
 
     /// The bytes this entry adds to a snapshot (an estimate of the live data).
     pub(super) fn weight(&self) -> u64 {
-        self.bytes().len() as u64 + ENTRY_OVERHEAD
+        weight_of(self.bytes().len())
     }
 }
 
@@ -478,7 +484,7 @@ impl State {
     /// Inserts or replaces the entry encoded in `encoded` (see
     /// [`BucketMap::put_encoded`]), creating the bucket if needed.
     pub(super) fn put_encoded(&mut self, bucket: &str, encoded: &[u8]) {
-        let w = encoded.len() as u64 + ENTRY_OVERHEAD;
+        let w = weight_of(encoded.len());
         if let Some(old) = self.in_bucket(bucket, |m| m.put_encoded(encoded)) {
             self.live_bytes -= old;
         }
