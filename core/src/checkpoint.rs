@@ -105,13 +105,7 @@ pub(crate) fn verify(
                  damage is missing; restore a backup or export what is readable with a copy",
                 m.engine, m.generation
             );
-            // The memfile engine changes nothing before the store accepts the state
-            // (`StorageEngine::finish_open`); sled recovers in place as it opens.
-            return Err(if m.engine == Engine::Sled.to_string() {
-                Error::corrupt_after_sled_open(dir, detail)
-            } else {
-                Error::corrupt(dir, detail)
-            });
+            return Err(engine.damaged(dir, detail));
         }
     }
     Ok(stored)

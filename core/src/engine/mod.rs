@@ -10,8 +10,9 @@
 //! them as opaque bytes.
 
 use std::ops::Bound;
+use std::path::Path;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 pub(crate) mod memfile;
 pub(crate) mod sled;
@@ -47,6 +48,13 @@ pub(crate) trait StorageEngine: Send + Sync {
     /// come only after this.
     fn finish_open(&mut self) -> Result<()> {
         Ok(())
+    }
+
+    /// The *corrupt* error for damage the store found after this engine opened its
+    /// files. The default says the files were left untouched, true of an engine that
+    /// changes nothing before [`StorageEngine::finish_open`].
+    fn damaged(&self, path: &Path, detail: String) -> Error {
+        Error::corrupt(path, detail)
     }
 
     /// Calls `visit` with the stored value of `key`, if present. Returns whether it was.

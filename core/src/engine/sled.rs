@@ -208,6 +208,12 @@ fn full_key(bucket: &str, key: &[u8]) -> Vec<u8> {
 }
 
 impl StorageEngine for SledEngine {
+    /// sled recovers its files in place while it opens, before the store can check
+    /// anything: the error must not claim they are untouched.
+    fn damaged(&self, path: &Path, detail: String) -> Error {
+        Error::corrupt_after_sled_open(path, detail)
+    }
+
     fn get(&self, bucket: &str, key: &[u8], visit: &mut dyn FnMut(&[u8])) -> Result<bool> {
         match with_full_key(bucket, key, |k| self.db.get(k)) {
             Ok(Some(v)) => {
