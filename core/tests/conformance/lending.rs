@@ -287,6 +287,24 @@ pub fn nested_read_does_not_deadlock_behind_a_waiting_writer(engine: Engine) {
     assert_eq!(b.len().unwrap(), 650);
 }
 
+/// A thread that, once told through the returned sender, sets "k" of `b` to `value`
+/// `times` times.
+fn overwrite_when_told(
+    b: &state_core::Bucket,
+    value: &[u8],
+    times: usize,
+) -> (mpsc::Sender<()>, thread::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel();
+    let (b, value) = (b.clone(), value.to_vec());
+    let writer = thread::spawn(move || {
+        rx.recv().unwrap();
+        for _ in 0..times {
+            b.set("k", &value).unwrap();
+        }
+    });
+    (tx, writer)
+}
+
 /// A lent value stays what it was for the whole callback while another thread
 /// overwrites the key with a value of the same length (which the memfile engine
 /// copies in place): the overwrite waits for the callback, and is seen after it.
@@ -297,17 +315,7 @@ pub fn a_lent_value_is_stable_while_the_key_is_overwritten(engine: Engine) {
     let old = vec![b'a'; 4096];
     let new = vec![b'b'; 4096];
     b.set("k", &old).unwrap();
-    let (tx, rx) = mpsc::channel();
-    let writer = {
-        let b = b.clone();
-        let new = new.clone();
-        thread::spawn(move || {
-            rx.recv().unwrap();
-            for _ in 0..20 {
-                b.set("k", &new).unwrap();
-            }
-        })
-    };
+    let (tx, writer) = overwrite_when_told(&b, &new, 20);
     b.get_with("k", |v| {
         let copy = v.to_vec();
         tx.send(()).unwrap();
@@ -320,15 +328,7 @@ pub fn a_lent_value_is_stable_while_the_key_is_overwritten(engine: Engine) {
     writer.join().unwrap();
     assert_eq!(b.get("k").unwrap().unwrap(), new);
     // The same through a scan's callback.
-    let (tx, rx) = mpsc::channel();
-    let writer = {
-        let b = b.clone();
-        let old = old.clone();
-        thread::spawn(move || {
-            rx.recv().unwrap();
-            b.set("k", &old).unwrap();
-        })
-    };
+    let (tx, writer) = overwrite_when_told(&b, &old, 1);
     b.scan(.., false, |_, v| {
         tx.send(()).unwrap();
         thread::sleep(Duration::from_millis(100));
