@@ -89,12 +89,21 @@ pub(super) const CHUNK: u64 = 1 << 20;
 #[derive(Default)]
 pub(super) struct Appender {
     #[cfg(target_os = "linux")]
-    mapped: Option<mapped::Window>,
-    /// Whether the mapping is known not to be used: `Some(true)` after the file
-    /// system was found unsuitable or preallocating or mapping failed (plain writes
-    /// from then on), `None` before the first append checked.
-    #[cfg(target_os = "linux")]
-    plain: Option<bool>,
+    mode: Mode,
+}
+
+/// Whether an [`Appender`] uses the mapping.
+#[cfg(target_os = "linux")]
+#[derive(Default)]
+enum Mode {
+    /// Not known yet: the first append checks the file system.
+    #[default]
+    Unchecked,
+    /// Records go through the mapped window (or `pwrite` when it says so).
+    Mapped(mapped::Window),
+    /// Every record with `pwrite`: the file system does not suit the mapping, or
+    /// preallocating or mapping failed.
+    Plain,
 }
 
 impl Appender {
@@ -103,16 +112,18 @@ impl Appender {
     pub(super) fn append(&mut self, file: &File, at: u64, frame: &[u8]) -> std::io::Result<()> {
         #[cfg(target_os = "linux")]
         {
-            let plain = *self.plain.get_or_insert_with(|| !mapped::suits(file));
-            if !plain {
-                let window = self.mapped.get_or_insert_with(mapped::Window::default);
+            if let Mode::Unchecked = self.mode {
+                self.mode = if mapped::suits(file) {
+                    Mode::Mapped(mapped::Window::default())
+                } else {
+                    Mode::Plain
+                };
+            }
+            if let Mode::Mapped(window) = &mut self.mode {
                 match window.append(file, at, frame)? {
                     mapped::Outcome::Copied => return Ok(()),
                     mapped::Outcome::Write => {}
-                    mapped::Outcome::Unusable => {
-                        self.plain = Some(true);
-                        self.mapped = None;
-                    }
+                    mapped::Outcome::Unusable => self.mode = Mode::Plain,
                 }
             }
         }
@@ -124,9 +135,11 @@ impl Appender {
     pub(super) fn fresh(&self) -> Appender {
         Appender {
             #[cfg(target_os = "linux")]
-            mapped: None,
-            #[cfg(target_os = "linux")]
-            plain: self.plain,
+            mode: match self.mode {
+                Mode::Unchecked => Mode::Unchecked,
+                Mode::Mapped(_) => Mode::Mapped(mapped::Window::default()),
+                Mode::Plain => Mode::Plain,
+            },
         }
     }
 
@@ -134,8 +147,9 @@ impl Appender {
     /// end of a finished log), unmapping first so nothing maps past the end.
     pub(super) fn cut_back(&mut self, file: &File, len: u64) -> std::io::Result<()> {
         #[cfg(target_os = "linux")]
-        {
-            self.mapped = None;
+        if let Mode::Mapped(window) = &mut self.mode {
+            // Unmapped, and the file's size read again at the next append.
+            *window = mapped::Window::default();
         }
         file.set_len(len)
     }
@@ -534,10 +548,7 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn plain_appends_read_back_without_preallocation() {
-        let plain = Appender {
-            plain: Some(true),
-            ..Appender::default()
-        };
+        let plain = Appender { mode: Mode::Plain };
         appends_read_back(plain, false);
     }
 
