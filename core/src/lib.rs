@@ -38,6 +38,7 @@
 
 mod bucket;
 mod checkpoint;
+mod clients;
 mod clock;
 mod cursor;
 mod engine;
@@ -50,6 +51,7 @@ mod record;
 mod service;
 mod store;
 mod transfer;
+mod txn;
 
 pub use bucket::{prefix_bounds, Bucket, Entry};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -62,4 +64,6 @@ pub use store::{
     Engine, Store, StoreBuilder, StoreInfo, DEFAULT_CACHE_SIZE, DEFAULT_FLUSH_INTERVAL,
     DEFAULT_SWEEP_INTERVAL,
 };
+pub use clients::{Quota, DEFAULT_CURSOR_LIFESPAN, DEFAULT_MAX_CURSORS};
 pub use transfer::{ImportProgress, ImportReport};
+pub use txn::{Expiry, Stored, Txn, Usage, UsageDelta};

@@ -12,15 +12,23 @@ use base64::Engine as _;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use crate::bucket::Bucket;
+use crate::clients::{Clients, Quota};
+use crate::cursor::Cursor;
+use crate::txn::{Expiry, Txn, Usage};
 use crate::error::{Error, Result};
 use crate::expiry::{ttl_from_millis, Ttl};
 use crate::store::Store;
 
-/// The state service: per-client buckets over one store.
+/// The state service: per-client buckets over one store, with per-client quotas
+/// and server-side cursors. Cheap to clone; clones share quotas and cursors.
 #[derive(Debug, Clone)]
 pub struct StateService {
     store: Store,
+    clients: Arc<Clients>,
 }
 
 /// Base64 as Go's `encoding/json` writes a `[]byte`.
@@ -148,7 +156,154 @@ struct KvMsg {
 impl StateService {
     /// A service over `store`.
     pub fn new(store: Store) -> StateService {
-        StateService { store }
+        StateService {
+            store,
+            clients: Arc::new(Clients::new()),
+        }
+    }
+
+    /// Sets `client`'s quota; writes through the service that would take the
+    /// client's bucket over it fail with *quota exceeded* and write nothing.
+    /// Deletes are always allowed.
+    pub fn set_quota(&self, client_id: &str, quota: Quota) {
+        self.clients.set_quota(client_id, quota);
+    }
+
+    /// `client`'s quota (unlimited unless set).
+    pub fn quota(&self, client_id: &str) -> Quota {
+        self.clients.quota(client_id)
+    }
+
+    /// Sets how long an unused server-side cursor lives (default
+    /// [`crate::DEFAULT_CURSOR_LIFESPAN`]) and how many one client may hold (default
+    /// [`crate::DEFAULT_MAX_CURSORS`]; at the limit, a new cursor evicts the client's
+    /// least recently used one).
+    pub fn set_cursor_limits(&self, lifespan: Duration, max_per_client: usize) {
+        *self.clients.cursor_lifespan.lock() = lifespan;
+        *self.clients.max_cursors.lock() = max_per_client.max(1);
+    }
+
+    /// The live records of `client`'s bucket and their key plus value bytes, counted
+    /// now (O(records)).
+    ///
+    /// # Errors
+    /// *invalid argument* for a bad client id; store errors.
+    pub fn usage(&self, client_id: &str) -> Result<Usage> {
+        self.client(client_id)?.transaction(|tx| tx.stored_usage())
+    }
+
+    /// Runs `f` as one atomic transaction on `client`'s bucket (see
+    /// [`Bucket::transaction`]), refusing with *quota exceeded* (and writing nothing)
+    /// if its changes would take the client over its quota.
+    ///
+    /// # Errors
+    /// Whatever `f` returns; *quota exceeded*; store errors.
+    pub fn transaction<T>(
+        &self,
+        client_id: &str,
+        f: impl FnOnce(&mut Txn<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let bucket = self.client(client_id)?;
+        bucket.transaction_checked(f, |tx, d| self.clients.check(client_id, tx, d))
+    }
+
+    /// Removes every record of `client`'s bucket. Returns how many live records it held.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn clear(&self, client_id: &str) -> Result<u64> {
+        let n = self.transaction(client_id, |tx| tx.clear())?;
+        self.clients.forget_usage(client_id);
+        Ok(n)
+    }
+
+    /// Whether `client` writes are quota-checked (a write path may skip the
+    /// transaction when not).
+    pub fn has_quota(&self, client_id: &str) -> bool {
+        !self.clients.quota(client_id).is_unlimited()
+    }
+
+    /// Sets `key` for `client` (optionally with a TTL), through the quota check when
+    /// the client has a quota.
+    ///
+    /// # Errors
+    /// As [`Bucket::set`]; *quota exceeded*.
+    pub fn set(&self, client_id: &str, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
+        if !self.has_quota(client_id) {
+            let b = self.client(client_id)?;
+            return match ttl {
+                Some(ttl) => b.set_with_ttl(key, value, ttl),
+                None => b.set(key, value),
+            };
+        }
+        self.transaction(client_id, |tx| {
+            let expiry = match ttl {
+                Some(ttl) => Expiry::At(crate::expiry::deadline(tx.now_ms(), ttl)?),
+                None => Expiry::Never,
+            };
+            tx.put(key, value.to_vec(), expiry)
+        })
+    }
+
+    /// Sets several keys for `client` in one atomic batch, through the quota check
+    /// when the client has a quota.
+    ///
+    /// # Errors
+    /// As [`Bucket::set_multiple`]; *quota exceeded*.
+    pub fn set_multiple(&self, client_id: &str, kv: &BTreeMap<String, Vec<u8>>) -> Result<()> {
+        if !self.has_quota(client_id) {
+            return self.client(client_id)?.set_multiple(kv);
+        }
+        self.transaction(client_id, |tx| {
+            for (k, v) in kv {
+                tx.put(k, v.clone(), Expiry::Never)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// A new server-side cursor over `client`'s bucket, positioned before the first
+    /// key. Returns its id. The client's least recently used cursor is dropped if it
+    /// already holds the maximum.
+    ///
+    /// # Errors
+    /// *invalid argument* for a bad client id; *closed*.
+    pub fn open_cursor(&self, client_id: &str) -> Result<u64> {
+        let cursor = self.client(client_id)?.cursor()?;
+        Ok(self.clients.add_cursor(client_id, cursor, self.now_ms()))
+    }
+
+    /// Runs `f` on `client`'s cursor `id`, which stays valid afterwards (its idle
+    /// time starts again).
+    ///
+    /// # Errors
+    /// *invalid argument* if there is no such cursor of this client (released,
+    /// expired, evicted, or another client's: the message does not say which);
+    /// whatever `f` returns.
+    pub fn with_cursor<T>(
+        &self,
+        client_id: &str,
+        id: u64,
+        f: impl FnOnce(&mut Cursor) -> Result<T>,
+    ) -> Result<T> {
+        let mut cursor = self.clients.take_cursor(client_id, id, self.now_ms())?;
+        let out = f(&mut cursor);
+        self.clients.put_back(client_id, id, cursor, self.now_ms());
+        out
+    }
+
+    /// Drops `client`'s cursor `id`. Returns whether it existed.
+    pub fn release_cursor(&self, client_id: &str, id: u64) -> bool {
+        self.clients.release_cursor(client_id, id)
+    }
+
+    /// How many server-side cursors `client` holds.
+    pub fn cursor_count(&self, client_id: &str) -> usize {
+        self.clients.cursor_count(client_id)
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.store.clock_now_ms()
     }
 
     /// The store behind the service.
@@ -199,10 +354,8 @@ impl StateService {
             }
             "set" => {
                 let a: SetArgs = parse(method, json_args)?;
-                match a.ttl_ms {
-                    Some(ms) => bucket.set_with_ttl(&a.key, &a.value, ttl_from_millis(ms)?)?,
-                    None => bucket.set(&a.key, &a.value)?,
-                }
+                let ttl = a.ttl_ms.map(ttl_from_millis).transpose()?;
+                self.set(client_id, &a.key, &a.value, ttl)?;
                 Ok("{}".to_string())
             }
             "delete" => {
@@ -217,7 +370,7 @@ impl StateService {
             }
             "setMultiple" => {
                 let a: KvMsg = parse(method, json_args)?;
-                bucket.set_multiple(&a.kv)?;
+                self.set_multiple(client_id, &a.kv)?;
                 Ok("{}".to_string())
             }
             "expire" => {
@@ -239,11 +392,157 @@ impl StateService {
                 };
                 reply(&TtlResp { key: a.key, found, ttl_ms })
             }
+            "getCursor" => {
+                let _: Empty = parse(method, if json_args.trim().is_empty() { "{}" } else { json_args })?;
+                let id = self.open_cursor(client_id)?;
+                reply(&CursorKeyMsg {
+                    cursor_key: id.to_string(),
+                })
+            }
+            "cursorFirst" | "cursorLast" | "cursorNext" | "cursorPrev" => {
+                let a: CursorKeyMsg = parse(method, json_args)?;
+                let id = cursor_id(&a.cursor_key)?;
+                let entry = self.with_cursor(client_id, id, |c| match method {
+                    "cursorFirst" => c.first(),
+                    "cursorLast" => c.last(),
+                    "cursorNext" => c.next(),
+                    _ => c.prev(),
+                })?;
+                reply(&CursorEntryResp::from(entry))
+            }
+            "cursorSeek" => {
+                let a: CursorSeekArgs = parse(method, json_args)?;
+                let id = cursor_id(&a.cursor_key)?;
+                let entry = self.with_cursor(client_id, id, |c| c.seek(&a.key))?;
+                reply(&CursorEntryResp::from(entry))
+            }
+            "cursorNextN" | "cursorPrevN" => {
+                let a: CursorNArgs = parse(method, json_args)?;
+                let id = cursor_id(&a.cursor_key)?;
+                let limit = usize::try_from(a.limit)
+                    .ok()
+                    .filter(|n| (1..=MAX_CURSOR_N).contains(n))
+                    .ok_or_else(|| {
+                        Error::invalid(format!(
+                            "limit must be 1..={MAX_CURSOR_N}, got {}",
+                            a.limit
+                        ))
+                    })?;
+                let forward = method == "cursorNextN";
+                let (entries, remaining) = self.with_cursor(client_id, id, |c| {
+                    let entries = if forward { c.next_n(limit)? } else { c.prev_n(limit)? };
+                    // Whether another step would find an entry, without moving.
+                    let remaining = entries.len() == limit && {
+                        let probe = if forward { c.next()? } else { c.prev()? };
+                        if probe.is_some() {
+                            if forward { c.prev()?; } else { c.next()?; }
+                        }
+                        probe.is_some()
+                    };
+                    Ok((entries, remaining))
+                })?;
+                reply(&CursorNResp {
+                    values: entries.into_iter().map(|(key, value)| KeyValue { key, value }).collect(),
+                    items_remaining: remaining,
+                })
+            }
+            "cursorRelease" => {
+                let a: CursorKeyMsg = parse(method, json_args)?;
+                let id = cursor_id(&a.cursor_key)?;
+                let found = self.release_cursor(client_id, id);
+                reply(&ReleasedResp { found })
+            }
             other => Err(Error::invalid(format!(
-                "unknown method {other:?} (expected get, set, delete, getMultiple, setMultiple, expire, persist or ttl)"
+                "unknown method {other:?} (expected get, set, delete, getMultiple, \
+                 setMultiple, expire, persist, ttl, getCursor, cursorFirst, cursorLast, \
+                 cursorNext, cursorPrev, cursorSeek, cursorNextN, cursorPrevN or cursorRelease)"
             ))),
         }
     }
+}
+
+/// Most entries one `cursorNextN` / `cursorPrevN` returns.
+pub const MAX_CURSOR_N: usize = 10_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Empty {}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CursorKeyMsg {
+    #[serde(rename = "cursorKey")]
+    cursor_key: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CursorSeekArgs {
+    #[serde(rename = "cursorKey")]
+    cursor_key: String,
+    key: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CursorNArgs {
+    #[serde(rename = "cursorKey")]
+    cursor_key: String,
+    limit: i64,
+}
+
+/// A cursor step's result: `valid` false (key and value null) past either end.
+#[derive(Debug, Serialize)]
+struct CursorEntryResp {
+    key: Option<String>,
+    #[serde(with = "go_bytes_opt")]
+    value: Option<Vec<u8>>,
+    valid: bool,
+}
+
+impl From<Option<(String, Vec<u8>)>> for CursorEntryResp {
+    fn from(e: Option<(String, Vec<u8>)>) -> Self {
+        match e {
+            Some((k, v)) => CursorEntryResp {
+                key: Some(k),
+                value: Some(v),
+                valid: true,
+            },
+            None => CursorEntryResp {
+                key: None,
+                value: None,
+                valid: false,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct KeyValue {
+    key: String,
+    #[serde(serialize_with = "go_bytes_one")]
+    value: Vec<u8>,
+}
+
+fn go_bytes_one<S: serde::Serializer>(v: &[u8], s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&B64.encode(v))
+}
+
+#[derive(Debug, Serialize)]
+struct CursorNResp {
+    values: Vec<KeyValue>,
+    #[serde(rename = "itemsRemaining")]
+    items_remaining: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct ReleasedResp {
+    found: bool,
+}
+
+fn cursor_id(key: &str) -> Result<u64> {
+    key.parse::<u64>()
+        .map_err(|_| Error::invalid(format!("cursorKey {key:?} is not a cursor key")))
 }
 
 fn parse<T: DeserializeOwned>(method: &str, json: &str) -> Result<T> {

@@ -729,6 +729,11 @@ impl Store {
         &self.handle.shared.path
     }
 
+    /// The store clock's reading, in unix milliseconds.
+    pub(crate) fn clock_now_ms(&self) -> u64 {
+        self.handle.shared.opts.clock.now_ms()
+    }
+
     /// The engine this store uses.
     pub fn engine(&self) -> Engine {
         self.handle.shared.opts.engine

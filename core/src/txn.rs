@@ -1,0 +1,513 @@
+//! [`Txn`]: atomic read-modify-write on one bucket ([`Bucket::transaction`]).
+//!
+//! A transaction reads the bucket under the store's write lock, so no other write
+//! (from any thread of this process) can come between its reads and its writes, and
+//! applies everything it changed as one atomic batch: after a crash either all of it
+//! is present or none. This is what the service's read-modify-write commands (Redis
+//! INCR, APPEND, SET NX/XX/GET, MULTI/EXEC, quotas) are built on.
+//!
+//! Reads inside a transaction see its own earlier writes. Expired records are
+//! invisible, as everywhere. The expiry index is kept exact: a transaction that
+//! overwrites or deletes a record with a deadline also removes that deadline's index
+//! entry.
+
+use std::collections::btree_map::Entry as MapEntry;
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use crate::bucket::Bucket;
+use crate::engine::{StorageEngine, Visit, WriteOp};
+use crate::error::{Error, Result};
+use crate::expiry::{self, INDEX_BUCKET};
+use crate::limits;
+use crate::record;
+use crate::store::Shared;
+
+/// A live record as a transaction sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// The value.
+    pub value: Vec<u8>,
+    /// When the record expires (unix milliseconds), if it does.
+    pub expires_at_ms: Option<u64>,
+}
+
+/// What a write inside a transaction does to the record's expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// No expiry: the record lives until deleted (what a plain `set` does).
+    Never,
+    /// Keep the deadline the live record has (none for a new record), like Redis's
+    /// `KEEPTTL`.
+    Keep,
+    /// Expire at this absolute time, in unix milliseconds. A time that has already
+    /// passed makes the write a delete, as Redis does for `SET ... PXAT` in the past.
+    At(u64),
+}
+
+/// Change in a bucket's usage that a transaction would make, counted over live
+/// records: keys plus values in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UsageDelta {
+    /// Records added minus records removed.
+    pub records: i64,
+    /// Key and value bytes added minus bytes removed.
+    pub bytes: i64,
+}
+
+/// A bucket's usage: live records, and their keys plus values in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Live records.
+    pub records: u64,
+    /// Bytes of keys plus values of the live records.
+    pub bytes: u64,
+}
+
+impl Usage {
+    /// This usage changed by `d`, never below zero.
+    pub fn apply(self, d: UsageDelta) -> Usage {
+        Usage {
+            records: self.records.saturating_add_signed(d.records),
+            bytes: self.bytes.saturating_add_signed(d.bytes),
+        }
+    }
+}
+
+/// One key's state: what was stored when the transaction first read it (its raw
+/// deadline, even if expired, so the index entry can be removed), and what the
+/// transaction has made of it.
+#[derive(Debug)]
+struct Slot {
+    /// The record as stored before the transaction: `None` if absent; the deadline
+    /// is kept even when the record has expired.
+    original: Option<(Option<u64>, usize)>,
+    /// Whether `original` was live at the transaction's `now`.
+    original_live: bool,
+    /// The record now: `None` if absent (or expired).
+    current: Option<Stored>,
+    /// Whether the transaction wrote this key.
+    dirty: bool,
+}
+
+/// An open transaction on one bucket; see [`Bucket::transaction`].
+pub struct Txn<'a> {
+    bucket: &'a Bucket,
+    shared: &'a Shared,
+    engine: &'a dyn StorageEngine,
+    now: u64,
+    slots: BTreeMap<String, Slot>,
+}
+
+impl std::fmt::Debug for Txn<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Txn")
+            .field("bucket", &self.bucket.name())
+            .field("now", &self.now)
+            .field("keys", &self.slots.len())
+            .finish()
+    }
+}
+
+impl<'a> Txn<'a> {
+    /// The transaction's clock reading (unix milliseconds): expiry is judged at this
+    /// one instant for the whole transaction.
+    pub fn now_ms(&self) -> u64 {
+        self.now
+    }
+
+    /// The bucket this transaction works on.
+    pub fn bucket(&self) -> &Bucket {
+        self.bucket
+    }
+
+    fn slot(&mut self, key: &str) -> Result<&mut Slot> {
+        limits::check_key(key)?;
+        match self.slots.entry(key.to_string()) {
+            MapEntry::Occupied(o) => Ok(o.into_mut()),
+            MapEntry::Vacant(v) => {
+                let mut found: Option<Result<(Option<u64>, Vec<u8>)>> = None;
+                self.engine
+                    .get(self.bucket.name(), key.as_bytes(), &mut |raw| {
+                        found = Some(
+                            record::decode(raw, &self.shared.path)
+                                .map(|r| (r.deadline_ms, r.value.to_vec())),
+                        );
+                    })?;
+                let slot = match found {
+                    None => Slot {
+                        original: None,
+                        original_live: false,
+                        current: None,
+                        dirty: false,
+                    },
+                    Some(r) => {
+                        let (deadline, value) = r?;
+                        let live = deadline.is_none_or(|d| d > self.now);
+                        Slot {
+                            original: Some((deadline, value.len())),
+                            original_live: live,
+                            current: live.then_some(Stored {
+                                value,
+                                expires_at_ms: deadline,
+                            }),
+                            dirty: false,
+                        }
+                    }
+                };
+                Ok(v.insert(slot))
+            }
+        }
+    }
+
+    /// The live record of `key`, if any, including this transaction's own writes.
+    ///
+    /// # Errors
+    /// *invalid argument* for a bad key; *corrupt* for an undecodable record; engine
+    /// errors.
+    pub fn get(&mut self, key: &str) -> Result<Option<&Stored>> {
+        Ok(self.slot(key)?.current.as_ref())
+    }
+
+    /// Whether `key` holds a live record.
+    ///
+    /// # Errors
+    /// As [`Txn::get`].
+    pub fn contains(&mut self, key: &str) -> Result<bool> {
+        Ok(self.get(key)?.is_some())
+    }
+
+    /// Sets `key` to `value` with the given expiry.
+    ///
+    /// # Errors
+    /// *invalid argument* for a bad key or a value over the store's maximum; the
+    /// transaction can go on (nothing of this call was recorded).
+    pub fn put(&mut self, key: &str, value: Vec<u8>, expiry: Expiry) -> Result<()> {
+        limits::check_key(key)?;
+        limits::check_value(key, &value, self.shared.opts.max_value_size)?;
+        let now = self.now;
+        let slot = self.slot(key)?;
+        let deadline = match expiry {
+            Expiry::Never => None,
+            Expiry::Keep => slot.current.as_ref().and_then(|s| s.expires_at_ms),
+            Expiry::At(d) if d <= now => {
+                slot.current = None;
+                slot.dirty = true;
+                return Ok(());
+            }
+            Expiry::At(d) => Some(d),
+        };
+        slot.current = Some(Stored {
+            value,
+            expires_at_ms: deadline,
+        });
+        slot.dirty = true;
+        Ok(())
+    }
+
+    /// Removes `key`. Returns whether it held a live record.
+    ///
+    /// # Errors
+    /// As [`Txn::get`].
+    pub fn delete(&mut self, key: &str) -> Result<bool> {
+        let slot = self.slot(key)?;
+        let existed = slot.current.take().is_some();
+        slot.dirty |= existed || slot.original.is_some();
+        Ok(existed)
+    }
+
+    /// Sets the deadline of a live record (`None`: no expiry), keeping its value; a
+    /// deadline already passed deletes it. Returns `false` (changing nothing) if the
+    /// key is missing.
+    ///
+    /// # Errors
+    /// As [`Txn::get`].
+    pub fn set_expiry(&mut self, key: &str, expires_at_ms: Option<u64>) -> Result<bool> {
+        let now = self.now;
+        let slot = self.slot(key)?;
+        let Some(current) = slot.current.as_mut() else {
+            return Ok(false);
+        };
+        match expires_at_ms {
+            Some(d) if d <= now => slot.current = None,
+            other => current.expires_at_ms = other,
+        }
+        slot.dirty = true;
+        Ok(true)
+    }
+
+    /// Live keys of the bucket as this transaction sees them, in key order, from
+    /// `after` (exclusive; `None`: from the start), at most `limit` of them.
+    ///
+    /// # Errors
+    /// *corrupt* for an undecodable record; engine errors.
+    pub fn keys(&mut self, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
+        let mut stored: Vec<String> = Vec::new();
+        let lower = match after {
+            Some(a) => Bound::Excluded(a.as_bytes()),
+            None => Bound::Unbounded,
+        };
+        let now = self.now;
+        let mut bad = None;
+        // Enough stored keys to fill `limit` even if some were deleted here.
+        let want = limit.saturating_add(self.slots.len());
+        self.engine.scan(
+            self.bucket.name(),
+            lower,
+            Bound::Unbounded,
+            false,
+            &mut |k, raw| {
+                let live = match record::peek_header(raw) {
+                    Some(d) => d.is_none_or(|d| d > now),
+                    None => true,
+                };
+                match record::key_str(k) {
+                    Some(k) if live => stored.push(k.to_string()),
+                    Some(_) => {}
+                    None => bad = Some(k.to_vec()),
+                }
+                if bad.is_some() || stored.len() >= want {
+                    Visit::Stop
+                } else {
+                    Visit::Continue
+                }
+            },
+        )?;
+        if let Some(k) = bad {
+            return Err(Error::corrupt(
+                &self.shared.path,
+                format!("a key in bucket {:?} is not UTF-8: {k:?}", self.bucket.name()),
+            ));
+        }
+        let scanned_all = stored.len() < want;
+        let last_scanned = stored.last().cloned();
+        let mut keys: Vec<String> = stored
+            .into_iter()
+            .filter(|k| self.slots.get(k).is_none_or(|s| s.current.is_some()))
+            .collect();
+        // Keys this transaction created within the scanned range.
+        for (k, slot) in &self.slots {
+            let in_range = after.is_none_or(|a| k.as_str() > a)
+                && (scanned_all || last_scanned.as_ref().is_some_and(|l| k <= l));
+            if in_range && slot.current.is_some() && !slot.original_live {
+                keys.push(k.clone());
+            }
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        keys.truncate(limit);
+        Ok(keys)
+    }
+
+    /// Deletes every live record of the bucket. Returns how many there were.
+    ///
+    /// # Errors
+    /// As [`Txn::keys`].
+    pub fn clear(&mut self) -> Result<u64> {
+        let mut removed = 0u64;
+        let mut after: Option<String> = None;
+        loop {
+            let keys = self.keys(after.as_deref(), 1024)?;
+            let Some(last) = keys.last().cloned() else {
+                break;
+            };
+            for k in &keys {
+                if self.delete(k)? {
+                    removed += 1;
+                }
+            }
+            after = Some(last);
+        }
+        Ok(removed)
+    }
+
+    /// The change in live records and bytes that committing now would make.
+    pub fn usage_delta(&self) -> UsageDelta {
+        let mut d = UsageDelta::default();
+        for (k, slot) in self.slots.iter().filter(|(_, s)| s.dirty) {
+            if let (true, Some((_, len))) = (slot.original_live, slot.original) {
+                d.records -= 1;
+                d.bytes -= to_i64(k.len() + len);
+            }
+            if let Some(s) = &slot.current {
+                d.records += 1;
+                d.bytes += to_i64(k.len() + s.value.len());
+            }
+        }
+        d
+    }
+
+    /// The bucket's live records and their key plus value bytes as stored before
+    /// this transaction's changes. O(records): quotas call it only to confirm a
+    /// refusal.
+    ///
+    /// # Errors
+    /// Engine errors.
+    pub fn stored_usage(&self) -> Result<Usage> {
+        let now = self.now;
+        let mut u = Usage::default();
+        self.engine.scan(
+            self.bucket.name(),
+            Bound::Unbounded,
+            Bound::Unbounded,
+            false,
+            &mut |k, raw| {
+                if let Ok(r) = record::decode(raw, &self.shared.path) {
+                    if r.deadline_ms.is_none_or(|d| d > now) {
+                        u.records += 1;
+                        u.bytes += (k.len() + r.value.len()) as u64;
+                    }
+                }
+                Visit::Continue
+            },
+        )?;
+        Ok(u)
+    }
+
+    /// The key and length of the largest value this transaction writes, if any.
+    pub fn largest_new_value(&self) -> Option<(&str, usize)> {
+        self.slots
+            .iter()
+            .filter(|(_, s)| s.dirty)
+            .filter_map(|(k, s)| s.current.as_ref().map(|c| (k.as_str(), c.value.len())))
+            .max_by_key(|(_, len)| *len)
+    }
+
+    /// Whether the transaction has anything to write.
+    pub fn is_dirty(&self) -> bool {
+        self.slots.values().any(|s| s.dirty)
+    }
+
+    /// Writes every change as one atomic batch. Returns whether anything was written.
+    fn commit(self) -> Result<bool> {
+        let name = self.bucket.name();
+        let mut values: Vec<Vec<u8>> = Vec::new();
+        let mut index_keys: Vec<(Vec<u8>, bool)> = Vec::new();
+        let mut total = 0usize;
+        let dirty: Vec<(&String, &Slot)> = self.slots.iter().filter(|(_, s)| s.dirty).collect();
+        if dirty.is_empty() {
+            return Ok(false);
+        }
+        for (k, slot) in &dirty {
+            let old_deadline = slot.original.and_then(|(d, _)| d);
+            let new_deadline = slot.current.as_ref().and_then(|s| s.expires_at_ms);
+            if let Some(s) = &slot.current {
+                total = total.saturating_add(k.len() + s.value.len());
+                values.push(record::encode(&s.value, s.expires_at_ms));
+            }
+            if old_deadline != new_deadline || slot.current.is_none() {
+                if let Some(d) = old_deadline {
+                    index_keys.push((expiry::index_key(d, name, k.as_bytes()), false));
+                }
+                if let Some(d) = new_deadline {
+                    index_keys.push((expiry::index_key(d, name, k.as_bytes()), true));
+                }
+            }
+        }
+        let max_batch = self.shared.opts.max_batch_size;
+        if total > max_batch {
+            return Err(Error::TooLarge(format!(
+                "a transaction on bucket {name:?} writes more than the store's \
+                 max_batch_size of {max_batch} bytes"
+            )));
+        }
+        let mut ops: Vec<WriteOp<'_>> = Vec::with_capacity(dirty.len() + index_keys.len());
+        let mut v = values.iter();
+        for (k, slot) in &dirty {
+            let key = k.as_bytes();
+            if slot.current.is_some() {
+                let value = v
+                    .next()
+                    .ok_or_else(|| Error::Internal("transaction lost a value".into()))?;
+                ops.push(WriteOp::Put {
+                    bucket: name,
+                    key,
+                    value,
+                });
+            } else {
+                ops.push(WriteOp::Delete { bucket: name, key });
+            }
+        }
+        for (ik, put) in &index_keys {
+            ops.push(if *put {
+                WriteOp::Put {
+                    bucket: INDEX_BUCKET,
+                    key: ik,
+                    value: &[],
+                }
+            } else {
+                WriteOp::Delete {
+                    bucket: INDEX_BUCKET,
+                    key: ik,
+                }
+            });
+        }
+        self.engine.write(&ops)?;
+        Ok(true)
+    }
+}
+
+fn to_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl Bucket {
+    /// Runs `f` as one atomic read-modify-write transaction on this bucket: no other
+    /// write of this store comes between its reads and its writes, and everything it
+    /// wrote is applied as one atomic batch when `f` returns `Ok`. If `f` returns an
+    /// error, nothing is written and the error is returned.
+    ///
+    /// `f` runs under the store's write lock: keep it short, and do not use the
+    /// store from inside it other than through the [`Txn`] (a write there would
+    /// wait for the lock this call holds).
+    ///
+    /// ```
+    /// # fn main() -> state_core::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use state_core::{Expiry, Store};
+    /// let store = Store::open(dir.path().join("s"))?;
+    /// let b = store.bucket("user1")?;
+    /// let n = b.transaction(|tx| {
+    ///     let n = match tx.get("visits")? {
+    ///         Some(s) => String::from_utf8_lossy(&s.value).parse::<u64>().unwrap_or(0),
+    ///         None => 0,
+    ///     } + 1;
+    ///     tx.put("visits", n.to_string().into_bytes(), Expiry::Keep)?;
+    ///     Ok(n)
+    /// })?;
+    /// assert_eq!(n, 1);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// Whatever `f` returns; *too large* if the changes exceed the store's
+    /// `max_batch_size`; *closed*; engine errors.
+    pub fn transaction<T>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<T>) -> Result<T> {
+        self.transaction_checked(f, |_, _| Ok(()))
+    }
+
+    /// Like [`Bucket::transaction`], calling `check` with the usage change before
+    /// committing; an error from `check` writes nothing (quotas use this).
+    pub(crate) fn transaction_checked<T>(
+        &self,
+        f: impl FnOnce(&mut Txn<'_>) -> Result<T>,
+        check: impl FnOnce(&Txn<'_>, UsageDelta) -> Result<()>,
+    ) -> Result<T> {
+        let shared = self.shared()?;
+        shared.write_with(|engine| {
+            let mut tx = Txn {
+                bucket: self,
+                shared,
+                engine,
+                now: shared.opts.clock.now_ms(),
+                slots: BTreeMap::new(),
+            };
+            let out = f(&mut tx)?;
+            if tx.is_dirty() {
+                check(&tx, tx.usage_delta())?;
+            }
+            let wrote = tx.commit()?;
+            Ok((out, wrote))
+        })
+    }
+}
