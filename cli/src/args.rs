@@ -181,6 +181,95 @@ pub enum Command {
     /// Reclaim space: copy the live records (with their TTLs) into a fresh store
     /// beside this one, verify the copy, then swap it in. Reports bytes before and after.
     Compact,
+
+    /// Serve the store to many programs: the Redis protocol on a Unix socket
+    /// (<store>/state.sock; peer credentials name the client) and on loopback TCP
+    /// port 7379, and the original's JSON API over HTTP on loopback port 7380. Each
+    /// connection reaches only its own client's bucket. Runs in the foreground, logs
+    /// to standard error (RUST_LOG=debug for more); SIGTERM or Ctrl-C stops it
+    /// cleanly. Creates the store if it does not exist.
+    Serve(ServeArgs),
+
+    /// Manage the clients of `state serve` and their tokens (<store>/clients.toml).
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+/// `state serve` options.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Unix socket for the Redis protocol, or `off` (default: <store>/state.sock).
+    #[arg(long, value_name = "PATH|off")]
+    pub unix: Option<String>,
+    /// Redis-protocol TCP address, or `off`.
+    #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:7379")]
+    pub resp: String,
+    /// HTTP address, or `off`.
+    #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:7380")]
+    pub http: String,
+    /// TLS certificate chain (PEM) for the TCP listeners.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Allow listening on a non-loopback address without TLS.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Serve this directory's files at / on the HTTP listener (e.g. examples/web).
+    #[arg(long, value_name = "DIR")]
+    pub web: Option<PathBuf>,
+    /// Allow this origin to call the HTTP API from a browser (repeatable).
+    #[arg(long, value_name = "ORIGIN")]
+    pub cors: Vec<String>,
+    /// Most connections at once (the next one gets an error and is closed).
+    #[arg(long, default_value_t = 1024)]
+    pub max_connections: usize,
+    /// A partly received request must complete within this time.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub read_timeout: Duration,
+    /// Close connections idle this long (default: never, as Redis).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub idle_timeout: Option<Duration>,
+    /// Default quota: most records per client (a client's own entry overrides it).
+    #[arg(long, value_name = "N")]
+    pub max_records: Option<u64>,
+    /// Default quota: most bytes of keys plus values per client.
+    #[arg(long, value_name = "BYTES")]
+    pub max_bytes: Option<u64>,
+    /// Default quota: largest value per client, in bytes.
+    #[arg(long, value_name = "BYTES")]
+    pub max_value_size: Option<u64>,
+    /// Sync durability: every write is on disk before it is acknowledged.
+    #[arg(long)]
+    pub sync: bool,
+}
+
+/// `state client` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Add a client and print its new token (the only line on standard output,
+    /// shown once: only a hash of it is stored).
+    Add {
+        /// The client's name (its bucket).
+        name: String,
+        /// Quota: most records.
+        #[arg(long, value_name = "N")]
+        max_records: Option<u64>,
+        /// Quota: most bytes of keys plus values.
+        #[arg(long, value_name = "BYTES")]
+        max_bytes: Option<u64>,
+        /// Quota: largest value, in bytes.
+        #[arg(long, value_name = "BYTES")]
+        max_value_size: Option<u64>,
+    },
+    /// List the clients and their quotas.
+    List,
+    /// Remove a client: its token stops working (its bucket's data stays).
+    Rm {
+        /// The client's name.
+        name: String,
+    },
 }
 
 /// A dump/load format.

@@ -1,6 +1,7 @@
 //! `state`: the libstate command-line tool. Inspect and edit a store's buckets, keys,
 //! values and TTLs; dump and load it (including the original state service's store
-//! files); check and compact it. See `docs/readme-cli.md` and `state --help`.
+//! files); check and compact it; serve it (`state serve`). See `docs/cli.md` and
+//! `state --help`.
 
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
@@ -17,6 +18,7 @@ mod load;
 mod locked;
 mod open;
 mod output;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -125,5 +127,7 @@ fn run(cli: Cli, out: &mut Output) -> CmdResult {
         Command::Load { file, format } => load::load(&target, &file, format, out),
         Command::Check => check::check(&target, out),
         Command::Compact => compact::compact(&target, out),
+        Command::Serve(args) => serve::serve(&target, args),
+        Command::Client(cmd) => serve::client(&target, cmd, out),
     }
 }

@@ -197,9 +197,7 @@ impl Clients {
         let lifespan = ms(*self.cursor_lifespan.lock());
         let mut map = self.cursors.lock();
         match map.get(&id) {
-            Some(c)
-                if &*c.owner == owner && now_ms.saturating_sub(c.last_used_ms) < lifespan =>
-            {
+            Some(c) if &*c.owner == owner && now_ms.saturating_sub(c.last_used_ms) < lifespan => {
                 map.remove(&id)
                     .map(|c| c.cursor)
                     .ok_or_else(|| unknown_cursor(id))

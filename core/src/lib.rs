@@ -54,6 +54,7 @@ mod transfer;
 mod txn;
 
 pub use bucket::{prefix_bounds, Bucket, Entry};
+pub use clients::{Quota, DEFAULT_CURSOR_LIFESPAN, DEFAULT_MAX_CURSORS};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use cursor::{Cursor, Position};
 pub use error::{Error, ErrorKind, Result};
@@ -64,6 +65,5 @@ pub use store::{
     Engine, Store, StoreBuilder, StoreInfo, DEFAULT_CACHE_SIZE, DEFAULT_FLUSH_INTERVAL,
     DEFAULT_SWEEP_INTERVAL,
 };
-pub use clients::{Quota, DEFAULT_CURSOR_LIFESPAN, DEFAULT_MAX_CURSORS};
 pub use transfer::{ImportProgress, ImportReport};
 pub use txn::{Expiry, Stored, Txn, Usage, UsageDelta};

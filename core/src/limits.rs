@@ -14,7 +14,7 @@ pub const DEFAULT_MAX_VALUE_SIZE: usize = 16 << 20;
 pub const DEFAULT_MAX_BATCH_SIZE: usize = 256 << 20;
 
 /// Checks a key: 1..=1024 bytes. (Rust's `&str` already guarantees UTF-8.)
-pub(crate) fn check_key(key: &str) -> Result<()> {
+pub fn check_key(key: &str) -> Result<()> {
     if key.is_empty() {
         return Err(Error::invalid("key must not be empty"));
     }
@@ -29,7 +29,7 @@ pub(crate) fn check_key(key: &str) -> Result<()> {
 }
 
 /// Checks a bucket name: 1..=255 bytes, no NUL or other control characters.
-pub(crate) fn check_bucket_name(name: &str) -> Result<()> {
+pub fn check_bucket_name(name: &str) -> Result<()> {
     if name.is_empty() {
         return Err(Error::invalid("bucket name must not be empty"));
     }

@@ -18,10 +18,10 @@ use std::time::Duration;
 use crate::bucket::Bucket;
 use crate::clients::{Clients, Quota};
 use crate::cursor::Cursor;
-use crate::txn::{Expiry, Txn, Usage};
 use crate::error::{Error, Result};
 use crate::expiry::{ttl_from_millis, Ttl};
 use crate::store::Store;
+use crate::txn::{Expiry, Txn, Usage};
 
 /// The state service: per-client buckets over one store, with per-client quotas
 /// and server-side cursors. Cheap to clone; clones share quotas and cursors.
@@ -228,7 +228,13 @@ impl StateService {
     ///
     /// # Errors
     /// As [`Bucket::set`]; *quota exceeded*.
-    pub fn set(&self, client_id: &str, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
+    pub fn set(
+        &self,
+        client_id: &str,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<()> {
         if !self.has_quota(client_id) {
             let b = self.client(client_id)?;
             return match ttl {
@@ -388,12 +394,25 @@ impl StateService {
                 let (found, ttl_ms) = match bucket.ttl(&a.key)? {
                     Ttl::Missing => (false, None),
                     Ttl::NoExpiry => (true, None),
-                    Ttl::Expires(d) => (true, Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))),
+                    Ttl::Expires(d) => {
+                        (true, Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
+                    }
                 };
-                reply(&TtlResp { key: a.key, found, ttl_ms })
+                reply(&TtlResp {
+                    key: a.key,
+                    found,
+                    ttl_ms,
+                })
             }
             "getCursor" => {
-                let _: Empty = parse(method, if json_args.trim().is_empty() { "{}" } else { json_args })?;
+                let _: Empty = parse(
+                    method,
+                    if json_args.trim().is_empty() {
+                        "{}"
+                    } else {
+                        json_args
+                    },
+                )?;
                 let id = self.open_cursor(client_id)?;
                 reply(&CursorKeyMsg {
                     cursor_key: id.to_string(),
@@ -423,26 +442,34 @@ impl StateService {
                     .ok()
                     .filter(|n| (1..=MAX_CURSOR_N).contains(n))
                     .ok_or_else(|| {
-                        Error::invalid(format!(
-                            "limit must be 1..={MAX_CURSOR_N}, got {}",
-                            a.limit
-                        ))
+                        Error::invalid(format!("limit must be 1..={MAX_CURSOR_N}, got {}", a.limit))
                     })?;
                 let forward = method == "cursorNextN";
                 let (entries, remaining) = self.with_cursor(client_id, id, |c| {
-                    let entries = if forward { c.next_n(limit)? } else { c.prev_n(limit)? };
+                    let entries = if forward {
+                        c.next_n(limit)?
+                    } else {
+                        c.prev_n(limit)?
+                    };
                     // Whether another step would find an entry, without moving.
                     let remaining = entries.len() == limit && {
                         let probe = if forward { c.next()? } else { c.prev()? };
                         if probe.is_some() {
-                            if forward { c.prev()?; } else { c.next()?; }
+                            if forward {
+                                c.prev()?;
+                            } else {
+                                c.next()?;
+                            }
                         }
                         probe.is_some()
                     };
                     Ok((entries, remaining))
                 })?;
                 reply(&CursorNResp {
-                    values: entries.into_iter().map(|(key, value)| KeyValue { key, value }).collect(),
+                    values: entries
+                        .into_iter()
+                        .map(|(key, value)| KeyValue { key, value })
+                        .collect(),
                     items_remaining: remaining,
                 })
             }

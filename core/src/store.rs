@@ -729,6 +729,11 @@ impl Store {
         &self.handle.shared.path
     }
 
+    /// The largest value this store accepts, in bytes.
+    pub fn max_value_size(&self) -> usize {
+        self.handle.shared.opts.max_value_size
+    }
+
     /// The store clock's reading, in unix milliseconds.
     pub(crate) fn clock_now_ms(&self) -> u64 {
         self.handle.shared.opts.clock.now_ms()

@@ -276,7 +276,10 @@ impl<'a> Txn<'a> {
         if let Some(k) = bad {
             return Err(Error::corrupt(
                 &self.shared.path,
-                format!("a key in bucket {:?} is not UTF-8: {k:?}", self.bucket.name()),
+                format!(
+                    "a key in bucket {:?} is not UTF-8: {k:?}",
+                    self.bucket.name()
+                ),
             ));
         }
         let scanned_all = stored.len() < want;

@@ -5,9 +5,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use state_core::{
-    Engine, ErrorKind, Expiry, ManualClock, Quota, StateService, Store, Ttl, Usage,
-};
+use state_core::{Engine, ErrorKind, Expiry, ManualClock, Quota, StateService, Store, Ttl, Usage};
 
 const ENGINES: [Engine; 2] = [Engine::Sled, Engine::Memfile];
 
@@ -24,7 +22,10 @@ fn with_store(engine: Engine, clock: Option<Arc<ManualClock>>, f: impl FnOnce(St
 
 fn incr(tx: &mut state_core::Txn<'_>, key: &str) -> state_core::Result<u64> {
     let n = match tx.get(key)? {
-        Some(s) => std::str::from_utf8(&s.value).unwrap().parse::<u64>().unwrap(),
+        Some(s) => std::str::from_utf8(&s.value)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap(),
         None => 0,
     } + 1;
     tx.put(key, n.to_string().into_bytes(), Expiry::Keep)?;
@@ -84,7 +85,8 @@ fn reads_see_the_transactions_own_writes_and_keys_merge_them() {
     for engine in ENGINES {
         with_store(engine, None, |store| {
             let b = store.bucket("c").unwrap();
-            b.set_multiple([("a", b"1"), ("c", b"3"), ("e", b"5")]).unwrap();
+            b.set_multiple([("a", b"1"), ("c", b"3"), ("e", b"5")])
+                .unwrap();
             b.transaction(|tx| {
                 assert!(tx.delete("c")?);
                 assert!(!tx.delete("zz")?);
@@ -124,7 +126,8 @@ fn expiry_inside_a_transaction_keeps_the_index_exact() {
             assert_eq!(b.ttl("k").unwrap(), Ttl::NoExpiry);
             assert!(!b.transaction(|tx| tx.set_expiry("nope", Some(1))).unwrap());
             // A deadline in the past deletes.
-            b.transaction(|tx| tx.put("k", b"y".to_vec(), Expiry::At(5))).unwrap();
+            b.transaction(|tx| tx.put("k", b"y".to_vec(), Expiry::At(5)))
+                .unwrap();
             assert_eq!(b.get("k").unwrap(), None);
             // After the deadline the record is invisible to the transaction too.
             b.set_with_ttl("t", b"v", Duration::from_secs(1)).unwrap();
@@ -170,11 +173,23 @@ fn quotas_refuse_growth_and_allow_shrinking() {
                 .handle("u", "setMultiple", r#"{"kv":{"x":"MQ==","y":"MQ=="}}"#)
                 .unwrap_err();
             assert_eq!(e.kind(), ErrorKind::QuotaExceeded);
-            assert_eq!(svc.usage("u").unwrap(), Usage { records: 2, bytes: 14 });
+            assert_eq!(
+                svc.usage("u").unwrap(),
+                Usage {
+                    records: 2,
+                    bytes: 14
+                }
+            );
             // Deleting always works, and frees room.
             assert!(svc.client("u").unwrap().delete("a").unwrap());
             svc.set("u", "c", b"1", None).unwrap();
-            assert_eq!(svc.usage("u").unwrap(), Usage { records: 2, bytes: 8 });
+            assert_eq!(
+                svc.usage("u").unwrap(),
+                Usage {
+                    records: 2,
+                    bytes: 8
+                }
+            );
             // Another client is not limited.
             for i in 0..5 {
                 svc.set("v", &format!("k{i}"), b"123456789", None).unwrap();
@@ -195,7 +210,8 @@ fn quota_counts_again_before_refusing_after_keys_expired() {
                 ..Quota::default()
             },
         );
-        svc.set("u", "a", b"1", Some(Duration::from_secs(1))).unwrap();
+        svc.set("u", "a", b"1", Some(Duration::from_secs(1)))
+            .unwrap();
         assert!(svc.set("u", "b", b"1", None).is_err());
         clock.advance(2000);
         // "a" expired without the service hearing of it: the refusal is recounted.
@@ -246,8 +262,12 @@ fn the_cursor_methods_over_json() {
     for engine in ENGINES {
         with_store(engine, None, |store| {
             let svc = StateService::new(store);
-            svc.handle("u", "setMultiple", r#"{"kv":{"a":"MQ==","b":"Mg==","c":"Mw=="}}"#)
-                .unwrap();
+            svc.handle(
+                "u",
+                "setMultiple",
+                r#"{"kv":{"a":"MQ==","b":"Mg==","c":"Mw=="}}"#,
+            )
+            .unwrap();
             let r = svc.handle("u", "getCursor", "{}").unwrap();
             let v: serde_json::Value = serde_json::from_str(&r).unwrap();
             let key = v["cursorKey"].as_str().unwrap().to_string();
@@ -282,7 +302,11 @@ fn the_cursor_methods_over_json() {
             assert_eq!(call("cursorRelease", ""), serde_json::json!({"found":true}));
             assert!(svc.handle("u", "cursorNext", &body).is_err());
             assert!(svc
-                .handle("u", "cursorNextN", &format!(r#"{{"cursorKey":"{key}","limit":0}}"#))
+                .handle(
+                    "u",
+                    "cursorNextN",
+                    &format!(r#"{{"cursorKey":"{key}","limit":0}}"#)
+                )
                 .is_err());
         });
     }

@@ -1,0 +1,832 @@
+//! The Redis commands: argument parsing and reply shapes as Redis 7 has them, over
+//! the client's bucket. Every data command runs against a core transaction
+//! ([`state_core::Txn`]), so read-modify-writes are atomic against every other client
+//! and MULTI/EXEC applies its queue as one batch; the commonest reads and plain
+//! writes take the bucket's direct path.
+
+use state_core::{Bucket, Error, ErrorKind, Expiry, StateService, Ttl, Txn};
+
+use crate::glob;
+use crate::resp::Out;
+
+/// How a command may be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Connection and server commands (no key space).
+    Conn,
+    /// Reads and writes of the client's keys, run inside a transaction.
+    Data,
+    /// Iteration with a server-side cursor (not inside MULTI).
+    Scan,
+}
+
+/// One command's table entry: name, Redis arity (n: exactly n arguments counting
+/// the name; -n: at least n), kind.
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    /// Lowercase name.
+    pub name: &'static str,
+    /// Redis arity.
+    pub arity: i32,
+    /// What it does.
+    pub kind: Kind,
+    /// Whether it writes (COMMAND's flags).
+    pub write: bool,
+}
+
+const fn spec(name: &'static str, arity: i32, kind: Kind, write: bool) -> Spec {
+    Spec {
+        name,
+        arity,
+        kind,
+        write,
+    }
+}
+
+/// Every command the server knows.
+pub const COMMANDS: &[Spec] = &[
+    spec("ping", -1, Kind::Conn, false),
+    spec("echo", 2, Kind::Conn, false),
+    spec("quit", -1, Kind::Conn, false),
+    spec("hello", -1, Kind::Conn, false),
+    spec("auth", -2, Kind::Conn, false),
+    spec("select", 2, Kind::Conn, false),
+    spec("client", -2, Kind::Conn, false),
+    spec("command", -1, Kind::Conn, false),
+    spec("config", -2, Kind::Conn, false),
+    spec("info", -1, Kind::Conn, false),
+    spec("multi", 1, Kind::Conn, false),
+    spec("exec", 1, Kind::Conn, false),
+    spec("discard", 1, Kind::Conn, false),
+    spec("reset", 1, Kind::Conn, false),
+    spec("dbsize", 1, Kind::Data, false),
+    spec("get", 2, Kind::Data, false),
+    spec("set", -3, Kind::Data, true),
+    spec("setnx", 3, Kind::Data, true),
+    spec("setex", 4, Kind::Data, true),
+    spec("psetex", 4, Kind::Data, true),
+    spec("getdel", 2, Kind::Data, true),
+    spec("getex", -2, Kind::Data, true),
+    spec("getset", 3, Kind::Data, true),
+    spec("mget", -2, Kind::Data, false),
+    spec("mset", -3, Kind::Data, true),
+    spec("msetnx", -3, Kind::Data, true),
+    spec("strlen", 2, Kind::Data, false),
+    spec("append", 3, Kind::Data, true),
+    spec("incr", 2, Kind::Data, true),
+    spec("incrby", 3, Kind::Data, true),
+    spec("decr", 2, Kind::Data, true),
+    spec("decrby", 3, Kind::Data, true),
+    spec("del", -2, Kind::Data, true),
+    spec("unlink", -2, Kind::Data, true),
+    spec("exists", -2, Kind::Data, false),
+    spec("type", 2, Kind::Data, false),
+    spec("keys", 2, Kind::Data, false),
+    spec("flushdb", -1, Kind::Data, true),
+    spec("expire", -3, Kind::Data, true),
+    spec("pexpire", -3, Kind::Data, true),
+    spec("expireat", -3, Kind::Data, true),
+    spec("pexpireat", -3, Kind::Data, true),
+    spec("ttl", 2, Kind::Data, false),
+    spec("pttl", 2, Kind::Data, false),
+    spec("expiretime", 2, Kind::Data, false),
+    spec("pexpiretime", 2, Kind::Data, false),
+    spec("persist", 2, Kind::Data, true),
+    spec("scan", -2, Kind::Scan, false),
+];
+
+/// The table entry of a command name (any case).
+pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
+    if name.len() > 16 {
+        return None;
+    }
+    let mut lower = [0u8; 16];
+    let lower = &mut lower[..name.len()];
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    COMMANDS.iter().find(|s| s.name.as_bytes() == lower)
+}
+
+/// Whether `args` (including the name) fit `spec`'s arity.
+pub fn arity_ok(spec: &Spec, n: usize) -> bool {
+    let n = n as i32;
+    if spec.arity >= 0 {
+        n == spec.arity
+    } else {
+        n >= -spec.arity
+    }
+}
+
+/// `-ERR unknown command ...` as Redis words it.
+pub fn unknown_command(out: &mut Out, args: &[&[u8]]) {
+    let name = String::from_utf8_lossy(args.first().copied().unwrap_or_default());
+    let mut msg = format!("ERR unknown command '{}', with args beginning with: ", name);
+    for a in args.iter().skip(1).take(20) {
+        msg.push_str(&format!("'{}' ", String::from_utf8_lossy(a)));
+    }
+    out.error(&msg);
+}
+
+/// `-ERR wrong number of arguments ...`.
+pub fn wrong_arity(out: &mut Out, name: &str) {
+    out.error(&format!(
+        "ERR wrong number of arguments for '{name}' command"
+    ));
+}
+
+const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
+const SYNTAX: &str = "ERR syntax error";
+
+/// Parses an integer as Redis's `string2ll` does: no spaces, no `+`, no leading
+/// zeros, within i64.
+pub fn parse_i64(b: &[u8]) -> Option<i64> {
+    if b.is_empty() || b.len() > 20 {
+        return None;
+    }
+    if b == b"0" {
+        return Some(0);
+    }
+    let (neg, digits) = match b.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, b),
+    };
+    match digits.first() {
+        Some(c) if (b'1'..=b'9').contains(c) => {}
+        _ => return None,
+    }
+    let mut n: i64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        let d = i64::from(c - b'0');
+        n = if neg {
+            n.checked_mul(10)?.checked_sub(d)?
+        } else {
+            n.checked_mul(10)?.checked_add(d)?
+        };
+    }
+    Some(n)
+}
+
+/// A key argument as a `str` within libstate's rules, or the error reply naming
+/// the rule.
+pub fn key_arg(b: &[u8]) -> Result<&str, String> {
+    let s = std::str::from_utf8(b).map_err(|_| {
+        "ERR invalid key: libstate keys are UTF-8 text of 1 to 1024 bytes, and this one is not UTF-8"
+            .to_string()
+    })?;
+    state_core::limits::check_key(s).map_err(|e| {
+        format!(
+            "ERR invalid key: libstate keys are UTF-8 text of 1 to 1024 bytes ({})",
+            strip_kind(&e)
+        )
+    })?;
+    Ok(s)
+}
+
+fn strip_kind(e: &Error) -> String {
+    let s = e.to_string();
+    match s.split_once(": ") {
+        Some((_, rest)) if e.kind() == ErrorKind::InvalidArgument => rest.to_string(),
+        _ => s,
+    }
+}
+
+/// The reply for a core error that ends one command (not the connection).
+pub fn error_reply(out: &mut Out, e: &Error) {
+    match e.kind() {
+        ErrorKind::QuotaExceeded => out.error(&format!("ERR {e}")),
+        ErrorKind::InvalidArgument => out.error(&format!("ERR {}", strip_kind(e))),
+        ErrorKind::TooLarge => out.error(&format!("ERR {e}")),
+        _ => out.error(&format!("ERR {e}")),
+    }
+}
+
+/// A command's failure inside a transaction: a reply for this command only, or a
+/// store error that aborts the transaction.
+enum Fail {
+    Reply(String),
+    Store(Error),
+}
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Fail {
+        match e.kind() {
+            // A bad value or key for this command: Redis-style error reply.
+            ErrorKind::InvalidArgument => Fail::Reply(format!("ERR {}", strip_kind(&e))),
+            _ => Fail::Store(e),
+        }
+    }
+}
+
+impl From<String> for Fail {
+    fn from(s: String) -> Fail {
+        Fail::Reply(s)
+    }
+}
+
+impl From<&str> for Fail {
+    fn from(s: &str) -> Fail {
+        Fail::Reply(s.to_string())
+    }
+}
+
+type Res = Result<(), Fail>;
+
+fn key<'a>(b: &'a [u8]) -> Result<&'a str, Fail> {
+    key_arg(b).map_err(Fail::Reply)
+}
+
+fn int(b: &[u8]) -> Result<i64, Fail> {
+    parse_i64(b).ok_or(Fail::Reply(NOT_INTEGER.into()))
+}
+
+/// Runs data command `spec` with `args` (name first) inside `tx`, writing its reply.
+///
+/// # Errors
+/// A store error (I/O, closed, corrupt, quota at commit): the whole transaction
+/// must be abandoned.
+pub fn exec_in_txn(
+    tx: &mut Txn<'_>,
+    spec: &Spec,
+    args: &[&[u8]],
+    out: &mut Out,
+) -> Result<(), Error> {
+    match run(tx, spec.name, args, out) {
+        Ok(()) => Ok(()),
+        Err(Fail::Reply(msg)) => {
+            out.error(&msg);
+            Ok(())
+        }
+        Err(Fail::Store(e)) => Err(e),
+    }
+}
+
+fn now(tx: &Txn<'_>) -> i64 {
+    i64::try_from(tx.now_ms()).unwrap_or(i64::MAX)
+}
+
+/// The absolute deadline for an expire-style argument.
+fn deadline(tx: &Txn<'_>, n: i64, unit_ms: i64, absolute: bool, cmd: &str) -> Result<i64, Fail> {
+    let bad = || Fail::Reply(format!("ERR invalid expire time in '{cmd}' command"));
+    let ms = n.checked_mul(unit_ms).ok_or_else(bad)?;
+    if absolute {
+        Ok(ms)
+    } else {
+        ms.checked_add(now(tx)).ok_or_else(bad)
+    }
+}
+
+fn expiry_at(d: i64) -> Expiry {
+    Expiry::At(u64::try_from(d.max(0)).unwrap_or(0))
+}
+
+fn run(tx: &mut Txn<'_>, name: &str, args: &[&[u8]], out: &mut Out) -> Res {
+    match name {
+        "get" => {
+            match tx.get(key(args[1])?)? {
+                Some(s) => out.bulk(&s.value),
+                None => out.null(),
+            }
+            Ok(())
+        }
+        "set" => set(tx, args, out),
+        "setnx" => {
+            let k = key(args[1])?;
+            if tx.contains(k)? {
+                out.int(0);
+            } else {
+                tx.put(k, args[2].to_vec(), Expiry::Never)?;
+                out.int(1);
+            }
+            Ok(())
+        }
+        "setex" | "psetex" => {
+            let k = key(args[1])?;
+            let n = int(args[2])?;
+            if n <= 0 {
+                return Err(format!("ERR invalid expire time in '{name}' command").into());
+            }
+            let unit = if name == "setex" { 1000 } else { 1 };
+            let d = deadline(tx, n, unit, false, name)?;
+            tx.put(k, args[3].to_vec(), expiry_at(d))?;
+            out.ok();
+            Ok(())
+        }
+        "getdel" => {
+            let k = key(args[1])?;
+            match tx.get(k)?.map(|s| s.value.clone()) {
+                Some(v) => {
+                    tx.delete(k)?;
+                    out.bulk(&v);
+                }
+                None => out.null(),
+            }
+            Ok(())
+        }
+        "getex" => getex(tx, args, out),
+        "getset" => {
+            let k = key(args[1])?;
+            let old = tx.get(k)?.map(|s| s.value.clone());
+            tx.put(k, args[2].to_vec(), Expiry::Never)?;
+            match old {
+                Some(v) => out.bulk(&v),
+                None => out.null(),
+            }
+            Ok(())
+        }
+        "mget" => {
+            let keys: Vec<Option<&str>> = args[1..].iter().map(|a| key_arg(a).ok()).collect();
+            out.array(keys.len());
+            for k in keys {
+                match k {
+                    Some(k) => match tx.get(k)? {
+                        Some(s) => out.bulk(&s.value),
+                        None => out.null(),
+                    },
+                    // Redis replies nil for a key that cannot exist.
+                    None => out.null(),
+                }
+            }
+            Ok(())
+        }
+        "mset" | "msetnx" => {
+            if args.len() % 2 != 1 {
+                return Err(format!("ERR wrong number of arguments for '{name}' command").into());
+            }
+            let pairs: Vec<(&str, &[u8])> = args[1..]
+                .chunks(2)
+                .map(|p| key(p[0]).map(|k| (k, p[1])))
+                .collect::<Result<_, _>>()?;
+            if name == "msetnx" {
+                for (k, _) in &pairs {
+                    if tx.contains(k)? {
+                        out.int(0);
+                        return Ok(());
+                    }
+                }
+            }
+            for (k, v) in pairs {
+                tx.put(k, v.to_vec(), Expiry::Never)?;
+            }
+            if name == "msetnx" {
+                out.int(1);
+            } else {
+                out.ok();
+            }
+            Ok(())
+        }
+        "strlen" => {
+            let n = tx.get(key(args[1])?)?.map_or(0, |s| s.value.len());
+            out.int(n as i64);
+            Ok(())
+        }
+        "append" => {
+            let k = key(args[1])?;
+            let (mut v, exp) = match tx.get(k)? {
+                Some(s) => (s.value.clone(), Expiry::Keep),
+                None => (Vec::new(), Expiry::Never),
+            };
+            v.extend_from_slice(args[2]);
+            let len = v.len();
+            tx.put(k, v, exp)?;
+            out.int(len as i64);
+            Ok(())
+        }
+        "incr" | "decr" | "incrby" | "decrby" => {
+            let k = key(args[1])?;
+            let by = match name {
+                "incr" => 1,
+                "decr" => -1,
+                "incrby" => int(args[2])?,
+                _ => {
+                    let n = int(args[2])?;
+                    n.checked_neg()
+                        .ok_or(Fail::Reply("ERR decrement would overflow".into()))?
+                }
+            };
+            let (old, exp) = match tx.get(k)? {
+                Some(s) => (
+                    parse_i64(&s.value).ok_or(Fail::Reply(NOT_INTEGER.into()))?,
+                    Expiry::Keep,
+                ),
+                None => (0, Expiry::Never),
+            };
+            let new = old.checked_add(by).ok_or(Fail::Reply(
+                "ERR increment or decrement would overflow".into(),
+            ))?;
+            tx.put(k, new.to_string().into_bytes(), exp)?;
+            out.int(new);
+            Ok(())
+        }
+        "del" | "unlink" => {
+            let mut n = 0;
+            for a in &args[1..] {
+                if let Ok(k) = key_arg(a) {
+                    if tx.delete(k)? {
+                        n += 1;
+                    }
+                }
+            }
+            out.int(n);
+            Ok(())
+        }
+        "exists" => {
+            let mut n = 0;
+            for a in &args[1..] {
+                if let Ok(k) = key_arg(a) {
+                    if tx.contains(k)? {
+                        n += 1;
+                    }
+                }
+            }
+            out.int(n);
+            Ok(())
+        }
+        "type" => {
+            let present = match key_arg(args[1]) {
+                Ok(k) => tx.contains(k)?,
+                Err(_) => false,
+            };
+            out.simple(if present { "string" } else { "none" });
+            Ok(())
+        }
+        "keys" => {
+            let pattern = args[1];
+            let mut found = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let batch = tx.keys(after.as_deref(), 1024)?;
+                let Some(last) = batch.last().cloned() else {
+                    break;
+                };
+                found.extend(
+                    batch
+                        .into_iter()
+                        .filter(|k| glob::matches(pattern, k.as_bytes())),
+                );
+                after = Some(last);
+            }
+            out.array(found.len());
+            for k in found {
+                out.bulk(k.as_bytes());
+            }
+            Ok(())
+        }
+        "dbsize" => {
+            let mut n = 0u64;
+            let mut after: Option<String> = None;
+            loop {
+                let batch = tx.keys(after.as_deref(), 4096)?;
+                let Some(last) = batch.last().cloned() else {
+                    break;
+                };
+                n += batch.len() as u64;
+                after = Some(last);
+            }
+            out.int(i64::try_from(n).unwrap_or(i64::MAX));
+            Ok(())
+        }
+        "flushdb" => {
+            match args.get(1) {
+                None => {}
+                Some(a) if a.eq_ignore_ascii_case(b"async") || a.eq_ignore_ascii_case(b"sync") => {}
+                Some(_) => return Err(SYNTAX.into()),
+            }
+            if args.len() > 2 {
+                return Err(SYNTAX.into());
+            }
+            tx.clear()?;
+            out.ok();
+            Ok(())
+        }
+        "expire" | "pexpire" | "expireat" | "pexpireat" => expire(tx, name, args, out),
+        "ttl" | "pttl" | "expiretime" | "pexpiretime" => {
+            let k = key(args[1])?;
+            let reply = match tx.get(k)? {
+                None => -2,
+                Some(s) => match s.expires_at_ms {
+                    None => -1,
+                    Some(d) => {
+                        let d = i64::try_from(d).unwrap_or(i64::MAX);
+                        let v = if name.ends_with("time") {
+                            d
+                        } else {
+                            (d - now(tx)).max(0)
+                        };
+                        if name.starts_with('p') {
+                            v
+                        } else {
+                            (v + 500) / 1000
+                        }
+                    }
+                },
+            };
+            out.int(reply);
+            Ok(())
+        }
+        "persist" => {
+            let k = key(args[1])?;
+            let had = tx.get(k)?.is_some_and(|s| s.expires_at_ms.is_some());
+            if had {
+                tx.set_expiry(k, None)?;
+            }
+            out.int(i64::from(had));
+            Ok(())
+        }
+        other => Err(format!("ERR unknown command '{other}'").into()),
+    }
+}
+
+/// SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]
+fn set(tx: &mut Txn<'_>, args: &[&[u8]], out: &mut Out) -> Res {
+    let k = key(args[1])?;
+    let (mut nx, mut xx, mut get, mut keepttl) = (false, false, false, false);
+    let mut exp: Option<i64> = None;
+    let mut i = 3;
+    while i < args.len() {
+        let a = args[i].to_ascii_lowercase();
+        let next = args.get(i + 1);
+        match a.as_slice() {
+            b"nx" if !xx => nx = true,
+            b"xx" if !nx => xx = true,
+            b"get" => get = true,
+            b"keepttl" if exp.is_none() => keepttl = true,
+            b"ex" | b"px" | b"exat" | b"pxat" if exp.is_none() && !keepttl && next.is_some() => {
+                let n = int(next.copied().unwrap_or_default())?;
+                if n <= 0 {
+                    return Err("ERR invalid expire time in 'set' command".into());
+                }
+                let (unit, abs) = match a.as_slice() {
+                    b"ex" => (1000, false),
+                    b"px" => (1, false),
+                    b"exat" => (1000, true),
+                    _ => (1, true),
+                };
+                exp = Some(deadline(tx, n, unit, abs, "set")?);
+                i += 1;
+            }
+            _ => return Err(SYNTAX.into()),
+        }
+        i += 1;
+    }
+    let old = tx.get(k)?.map(|s| s.value.clone());
+    let go = !(nx && old.is_some() || xx && old.is_none());
+    if go {
+        let e = match (exp, keepttl) {
+            (Some(d), _) => expiry_at(d),
+            (None, true) => Expiry::Keep,
+            (None, false) => Expiry::Never,
+        };
+        tx.put(k, args[2].to_vec(), e)?;
+    }
+    if get {
+        match old {
+            Some(v) => out.bulk(&v),
+            None => out.null(),
+        }
+    } else if go {
+        out.ok();
+    } else {
+        out.null();
+    }
+    Ok(())
+}
+
+/// GETEX key [EX s|PX ms|EXAT s|PXAT ms|PERSIST]
+fn getex(tx: &mut Txn<'_>, args: &[&[u8]], out: &mut Out) -> Res {
+    let k = key(args[1])?;
+    let mut change: Option<Option<i64>> = None;
+    let mut i = 2;
+    while i < args.len() {
+        let a = args[i].to_ascii_lowercase();
+        let next = args.get(i + 1);
+        match a.as_slice() {
+            b"persist" if change.is_none() => change = Some(None),
+            b"ex" | b"px" | b"exat" | b"pxat" if change.is_none() && next.is_some() => {
+                let n = int(next.copied().unwrap_or_default())?;
+                if n <= 0 {
+                    return Err("ERR invalid expire time in 'getex' command".into());
+                }
+                let (unit, abs) = match a.as_slice() {
+                    b"ex" => (1000, false),
+                    b"px" => (1, false),
+                    b"exat" => (1000, true),
+                    _ => (1, true),
+                };
+                change = Some(Some(deadline(tx, n, unit, abs, "getex")?));
+                i += 1;
+            }
+            _ => return Err(SYNTAX.into()),
+        }
+        i += 1;
+    }
+    let Some(value) = tx.get(k)?.map(|s| s.value.clone()) else {
+        out.null();
+        return Ok(());
+    };
+    match change {
+        None => {}
+        Some(None) => {
+            tx.set_expiry(k, None)?;
+        }
+        Some(Some(d)) => {
+            tx.set_expiry(k, Some(u64::try_from(d.max(0)).unwrap_or(0)))?;
+        }
+    }
+    out.bulk(&value);
+    Ok(())
+}
+
+/// EXPIRE / PEXPIRE / EXPIREAT / PEXPIREAT key n [NX|XX|GT|LT]
+fn expire(tx: &mut Txn<'_>, name: &str, args: &[&[u8]], out: &mut Out) -> Res {
+    let k = key(args[1])?;
+    let n = int(args[2])?;
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for a in &args[3..] {
+        match a.to_ascii_lowercase().as_slice() {
+            b"nx" => nx = true,
+            b"xx" => xx = true,
+            b"gt" => gt = true,
+            b"lt" => lt = true,
+            _ => {
+                return Err(format!("ERR Unsupported option {}", String::from_utf8_lossy(a)).into())
+            }
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return Err("ERR NX and XX, GT or LT options at the same time are not compatible".into());
+    }
+    if gt && lt {
+        return Err("ERR GT and LT options at the same time are not compatible".into());
+    }
+    let unit = if name.starts_with('p') { 1 } else { 1000 };
+    let when = deadline(tx, n, unit, name.ends_with("at"), name)?;
+    let Some(current) = tx.get(k)?.map(|s| s.expires_at_ms) else {
+        out.int(0);
+        return Ok(());
+    };
+    let current = current.map(|d| i64::try_from(d).unwrap_or(i64::MAX));
+    let refused = (nx && current.is_some())
+        || (xx && current.is_none())
+        || (gt && current.is_none_or(|c| when <= c))
+        || (lt && current.is_some_and(|c| when >= c));
+    if refused {
+        out.int(0);
+        return Ok(());
+    }
+    if when <= now(tx) {
+        tx.delete(k)?;
+    } else {
+        tx.set_expiry(k, Some(u64::try_from(when).unwrap_or(u64::MAX)))?;
+    }
+    out.int(1);
+    Ok(())
+}
+
+/// Fast paths outside MULTI for the commonest commands, with the same replies as
+/// [`exec_in_txn`]. Returns `false` if `spec` has no fast path.
+///
+/// # Errors
+/// A store error (the caller replies with it).
+pub fn fast_path(
+    bucket: &Bucket,
+    svc: &StateService,
+    client: &str,
+    spec: &Spec,
+    args: &[&[u8]],
+    out: &mut Out,
+) -> Result<bool, Error> {
+    match spec.name {
+        "get" => {
+            let k = match key_arg(args[1]) {
+                Ok(k) => k,
+                Err(msg) => {
+                    out.error(&msg);
+                    return Ok(true);
+                }
+            };
+            if bucket.get_with(k, |v| out.bulk(v))?.is_none() {
+                out.null();
+            }
+            Ok(true)
+        }
+        "set" if args.len() == 3 && !svc.has_quota(client) => {
+            match key_arg(args[1]) {
+                Ok(k) => match bucket.set(k, args[2]) {
+                    Ok(()) => out.ok(),
+                    Err(e) if e.kind() == ErrorKind::InvalidArgument => error_reply(out, &e),
+                    Err(e) => return Err(e),
+                },
+                Err(msg) => out.error(&msg),
+            }
+            Ok(true)
+        }
+        "ttl" | "pttl" => {
+            let k = match key_arg(args[1]) {
+                Ok(k) => k,
+                Err(msg) => {
+                    out.error(&msg);
+                    return Ok(true);
+                }
+            };
+            let reply = match bucket.ttl(k)? {
+                Ttl::Missing => -2,
+                Ttl::NoExpiry => -1,
+                Ttl::Expires(d) => {
+                    let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+                    if spec.name == "pttl" {
+                        ms
+                    } else {
+                        (ms + 500) / 1000
+                    }
+                }
+            };
+            out.int(reply);
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// SCAN cursor [MATCH pattern] [COUNT n] [TYPE type], through the service's
+/// server-side cursor table: keys in key order, each key present throughout the
+/// scan returned exactly once.
+///
+/// # Errors
+/// A store error.
+pub fn scan(svc: &StateService, client: &str, args: &[&[u8]], out: &mut Out) -> Result<(), Error> {
+    let Some(start) = std::str::from_utf8(args[1])
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    else {
+        out.error("ERR invalid cursor");
+        return Ok(());
+    };
+    let mut pattern: Option<&[u8]> = None;
+    let mut count: usize = 10;
+    let mut only_strings = true;
+    let mut i = 2;
+    while i < args.len() {
+        let a = args[i].to_ascii_lowercase();
+        let Some(v) = args.get(i + 1) else {
+            out.error(SYNTAX);
+            return Ok(());
+        };
+        match a.as_slice() {
+            b"match" => pattern = Some(v),
+            b"count" => match parse_i64(v) {
+                Some(n) if n >= 1 => count = usize::try_from(n).unwrap_or(usize::MAX).min(100_000),
+                Some(_) => {
+                    out.error(SYNTAX);
+                    return Ok(());
+                }
+                None => {
+                    out.error(NOT_INTEGER);
+                    return Ok(());
+                }
+            },
+            b"type" => only_strings = v.eq_ignore_ascii_case(b"string"),
+            _ => {
+                out.error(SYNTAX);
+                return Ok(());
+            }
+        }
+        i += 2;
+    }
+    let id = if start == 0 {
+        svc.open_cursor(client)?
+    } else {
+        start
+    };
+    let mut keys: Vec<String> = Vec::new();
+    let stepped = svc.with_cursor(client, id, |c| {
+        c.next_n_with(count, |k, _| {
+            if only_strings && pattern.is_none_or(|p| glob::matches(p, k.as_bytes())) {
+                keys.push(k.to_string());
+            }
+        })
+    });
+    let stepped = match stepped {
+        Ok(n) => n,
+        Err(e) if e.kind() == ErrorKind::InvalidArgument => {
+            out.error("ERR invalid cursor: it was finished, expired after being idle, or belongs to another connection's client");
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    let next = if stepped < count {
+        svc.release_cursor(client, id);
+        0
+    } else {
+        id
+    };
+    out.array(2);
+    out.bulk(next.to_string().as_bytes());
+    out.array(keys.len());
+    for k in keys {
+        out.bulk(k.as_bytes());
+    }
+    Ok(())
+}

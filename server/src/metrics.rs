@@ -1,0 +1,193 @@
+//! Counters for `GET /metrics` (Prometheus text format).
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use state_core::{ErrorKind, Store};
+
+use crate::commands::COMMANDS;
+
+/// Upper bounds of the latency histogram's buckets, in seconds.
+const LATENCY_BOUNDS: [f64; 10] = [
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.005, 0.025, 0.1,
+];
+
+/// The server's counters. All updates are relaxed atomic adds.
+#[derive(Debug)]
+pub struct Metrics {
+    /// Connections accepted, ever.
+    pub connections_total: AtomicU64,
+    /// Connections open now.
+    pub connections_open: AtomicU64,
+    /// Connections refused at the connection limit.
+    pub connections_refused: AtomicU64,
+    /// Commands (RESP) by index in [`COMMANDS`]; the last slot counts unknown ones.
+    commands: Vec<AtomicU64>,
+    /// HTTP requests to `/v1/...`.
+    pub http_requests: AtomicU64,
+    /// Errors by kind: protocol, auth, invalid, quota, too_large, store.
+    errors: [AtomicU64; 6],
+    latency: [AtomicU64; LATENCY_BOUNDS.len() + 1],
+    latency_sum_ns: AtomicU64,
+}
+
+/// The kinds of error counted.
+#[derive(Debug, Clone, Copy)]
+pub enum ErrorClass {
+    /// A malformed request; the connection was closed.
+    Protocol = 0,
+    /// A failed authentication.
+    Auth = 1,
+    /// A bad argument (key, value, option, unknown command).
+    Invalid = 2,
+    /// A write refused over quota.
+    Quota = 3,
+    /// A request over a size limit.
+    TooLarge = 4,
+    /// A store error (I/O, corrupt, closed, internal).
+    Store = 5,
+}
+
+const ERROR_NAMES: [&str; 6] = ["protocol", "auth", "invalid", "quota", "too_large", "store"];
+
+impl ErrorClass {
+    /// The class of a core error.
+    pub fn of(kind: ErrorKind) -> ErrorClass {
+        match kind {
+            ErrorKind::InvalidArgument => ErrorClass::Invalid,
+            ErrorKind::QuotaExceeded => ErrorClass::Quota,
+            ErrorKind::TooLarge => ErrorClass::TooLarge,
+            _ => ErrorClass::Store,
+        }
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            connections_total: AtomicU64::new(0),
+            connections_open: AtomicU64::new(0),
+            connections_refused: AtomicU64::new(0),
+            commands: (0..=COMMANDS.len()).map(|_| AtomicU64::new(0)).collect(),
+            http_requests: AtomicU64::new(0),
+            errors: Default::default(),
+            latency: Default::default(),
+            latency_sum_ns: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts a command by its index in [`COMMANDS`] (`None`: unknown).
+    pub fn command(&self, index: Option<usize>) {
+        let i = index.unwrap_or(COMMANDS.len());
+        if let Some(c) = self.commands.get(i) {
+            c.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Counts an error.
+    pub fn error(&self, class: ErrorClass) {
+        self.errors[class as usize].fetch_add(1, Relaxed);
+    }
+
+    /// Records how long a request took to run (excluding the network).
+    pub fn latency(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        let i = LATENCY_BOUNDS
+            .iter()
+            .position(|&b| s <= b)
+            .unwrap_or(LATENCY_BOUNDS.len());
+        self.latency[i].fetch_add(1, Relaxed);
+        self.latency_sum_ns
+            .fetch_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX), Relaxed);
+    }
+
+    /// The Prometheus text exposition, with the store's bucket and record counts.
+    pub fn render(&self, store: &Store) -> String {
+        let mut o = String::new();
+        let g = |o: &mut String, name: &str, kind: &str, help: &str, v: u64| {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+        };
+        g(
+            &mut o,
+            "state_connections_total",
+            "counter",
+            "Connections accepted.",
+            self.connections_total.load(Relaxed),
+        );
+        g(
+            &mut o,
+            "state_connections_open",
+            "gauge",
+            "Connections open now.",
+            self.connections_open.load(Relaxed),
+        );
+        g(
+            &mut o,
+            "state_connections_refused_total",
+            "counter",
+            "Connections refused at the connection limit.",
+            self.connections_refused.load(Relaxed),
+        );
+        g(
+            &mut o,
+            "state_http_requests_total",
+            "counter",
+            "HTTP API requests.",
+            self.http_requests.load(Relaxed),
+        );
+        let _ = writeln!(o, "# HELP state_commands_total Redis-protocol commands by name.\n# TYPE state_commands_total counter");
+        for (i, c) in self.commands.iter().enumerate() {
+            let n = c.load(Relaxed);
+            if n > 0 {
+                let name = COMMANDS.get(i).map_or("unknown", |s| s.name);
+                let _ = writeln!(o, "state_commands_total{{command=\"{name}\"}} {n}");
+            }
+        }
+        let _ = writeln!(
+            o,
+            "# HELP state_errors_total Errors by kind.\n# TYPE state_errors_total counter"
+        );
+        for (i, name) in ERROR_NAMES.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "state_errors_total{{kind=\"{name}\"}} {}",
+                self.errors[i].load(Relaxed)
+            );
+        }
+        let _ = writeln!(o, "# HELP state_quota_refusals_total Writes refused over a client's quota.\n# TYPE state_quota_refusals_total counter\nstate_quota_refusals_total {}", self.errors[ErrorClass::Quota as usize].load(Relaxed));
+        let _ = writeln!(o, "# HELP state_request_seconds Time to run a request, excluding the network.\n# TYPE state_request_seconds histogram");
+        let mut cum = 0u64;
+        for (i, b) in LATENCY_BOUNDS.iter().enumerate() {
+            cum += self.latency[i].load(Relaxed);
+            let _ = writeln!(o, "state_request_seconds_bucket{{le=\"{b}\"}} {cum}");
+        }
+        cum += self.latency[LATENCY_BOUNDS.len()].load(Relaxed);
+        let _ = writeln!(o, "state_request_seconds_bucket{{le=\"+Inf\"}} {cum}");
+        let _ = writeln!(
+            o,
+            "state_request_seconds_sum {}",
+            self.latency_sum_ns.load(Relaxed) as f64 / 1e9
+        );
+        let _ = writeln!(o, "state_request_seconds_count {cum}");
+        if let Ok(info) = store.info() {
+            g(
+                &mut o,
+                "state_buckets",
+                "gauge",
+                "Buckets in the store.",
+                info.buckets,
+            );
+            g(
+                &mut o,
+                "state_records",
+                "gauge",
+                "Live records in the store.",
+                info.records,
+            );
+        }
+        o
+    }
+}

@@ -1,0 +1,417 @@
+//! The Redis protocol's framing: requests (RESP arrays of bulk strings, and inline
+//! commands as telnet users type them) and replies (RESP2 or RESP3).
+//!
+//! The parser is incremental and zero-copy: [`parse`] looks at the bytes received so
+//! far and either returns one complete request, as ranges into the buffer, or says
+//! that more bytes are needed. Lengths are checked before anything is buffered, so a
+//! peer announcing a 4 GiB bulk or a billion-element array is refused at once.
+
+use std::ops::Range;
+
+/// Limits on what one request may announce.
+#[derive(Debug, Clone, Copy)]
+pub struct ParseLimits {
+    /// Most elements in one request array.
+    pub max_args: usize,
+    /// Longest bulk string (an argument), in bytes.
+    pub max_bulk: usize,
+    /// Longest inline command line, in bytes.
+    pub max_inline: usize,
+}
+
+/// What [`parse`] found at the start of the buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parsed {
+    /// A complete request: its arguments as ranges of the buffer, and how many bytes
+    /// it took.
+    Request {
+        /// Each argument's bytes in the buffer.
+        args: Vec<Range<usize>>,
+        /// Bytes consumed.
+        len: usize,
+    },
+    /// An empty line or an empty array: nothing to run; skip `len` bytes.
+    Empty(usize),
+    /// More bytes are needed.
+    Incomplete,
+}
+
+/// A protocol error: the connection gets `-ERR Protocol error: ...` and is closed.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ProtocolError(pub String);
+
+fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while i + 1 < buf.len() {
+        match memchr_cr(&buf[i..]) {
+            Some(off) => {
+                let at = i + off;
+                if at + 1 < buf.len() {
+                    if buf[at + 1] == b'\n' {
+                        return Some(at);
+                    }
+                    i = at + 1;
+                } else {
+                    return None;
+                }
+            }
+            None => return None,
+        }
+    }
+    None
+}
+
+fn memchr_cr(b: &[u8]) -> Option<usize> {
+    b.iter().position(|&c| c == b'\r')
+}
+
+/// Parses a decimal integer of a length header; `None` if malformed.
+fn parse_len(b: &[u8]) -> Option<i64> {
+    if b.is_empty() || b.len() > 19 {
+        return None;
+    }
+    let (neg, digits) = match b.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, b),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let mut n: i64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(i64::from(c - b'0'))?;
+    }
+    Some(if neg { -n } else { n })
+}
+
+/// Parses one request from the start of `buf`.
+///
+/// # Errors
+/// A [`ProtocolError`] for malformed framing or a length over `limits`; the bytes
+/// of the bad request are never run.
+pub fn parse(buf: &[u8], limits: &ParseLimits) -> Result<Parsed, ProtocolError> {
+    let Some(&first) = buf.first() else {
+        return Ok(Parsed::Incomplete);
+    };
+    if first != b'*' {
+        return parse_inline(buf, limits);
+    }
+    let Some(end) = find_crlf(buf, 1) else {
+        if buf.len() > 32 {
+            return Err(ProtocolError("invalid multibulk length".into()));
+        }
+        return Ok(Parsed::Incomplete);
+    };
+    let n =
+        parse_len(&buf[1..end]).ok_or_else(|| ProtocolError("invalid multibulk length".into()))?;
+    if n > limits.max_args as i64 {
+        return Err(ProtocolError("invalid multibulk length".into()));
+    }
+    let mut pos = end + 2;
+    if n <= 0 {
+        return Ok(Parsed::Empty(pos));
+    }
+    let n = n as usize;
+    let mut args = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        if pos >= buf.len() {
+            return Ok(Parsed::Incomplete);
+        }
+        if buf[pos] != b'$' {
+            return Err(ProtocolError(format!(
+                "expected '$', got '{}'",
+                char::from(buf[pos]).escape_default()
+            )));
+        }
+        let Some(end) = find_crlf(buf, pos + 1) else {
+            if buf.len() - pos > 32 {
+                return Err(ProtocolError("invalid bulk length".into()));
+            }
+            return Ok(Parsed::Incomplete);
+        };
+        let len = parse_len(&buf[pos + 1..end])
+            .filter(|&l| l >= 0 && l as u64 <= limits.max_bulk as u64)
+            .ok_or_else(|| ProtocolError("invalid bulk length".into()))? as usize;
+        let start = end + 2;
+        let stop = start + len;
+        if buf.len() < stop + 2 {
+            return Ok(Parsed::Incomplete);
+        }
+        if &buf[stop..stop + 2] != b"\r\n" {
+            return Err(ProtocolError("bulk string not followed by CRLF".into()));
+        }
+        args.push(start..stop);
+        pos = stop + 2;
+    }
+    Ok(Parsed::Request { args, len: pos })
+}
+
+fn parse_inline(buf: &[u8], limits: &ParseLimits) -> Result<Parsed, ProtocolError> {
+    let Some(nl) = buf.iter().position(|&c| c == b'\n') else {
+        if buf.len() > limits.max_inline {
+            return Err(ProtocolError("too big inline request".into()));
+        }
+        return Ok(Parsed::Incomplete);
+    };
+    if nl > limits.max_inline {
+        return Err(ProtocolError("too big inline request".into()));
+    }
+    let line_end = if nl > 0 && buf[nl - 1] == b'\r' {
+        nl - 1
+    } else {
+        nl
+    };
+    let line = &buf[..line_end];
+    let mut args = Vec::new();
+    let mut i = 0;
+    while i < line.len() {
+        while i < line.len() && line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= line.len() {
+            break;
+        }
+        if line[i] == b'"' || line[i] == b'\'' {
+            // Quoted arguments as redis-cli's inline syntax: no escapes inside beyond
+            // the closing quote; binary data should use the RESP framing.
+            let q = line[i];
+            let start = i + 1;
+            let Some(close) = line[start..].iter().position(|&c| c == q) else {
+                return Err(ProtocolError("unbalanced quotes in request".into()));
+            };
+            args.push(start..start + close);
+            i = start + close + 1;
+        } else {
+            let start = i;
+            while i < line.len() && !line[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            args.push(start..i);
+        }
+        if args.len() > limits.max_args {
+            return Err(ProtocolError("invalid multibulk length".into()));
+        }
+    }
+    if args.is_empty() {
+        return Ok(Parsed::Empty(nl + 1));
+    }
+    Ok(Parsed::Request { args, len: nl + 1 })
+}
+
+/// A reply writer for one connection: appends RESP2 or RESP3 encodings.
+#[derive(Debug, Default)]
+pub struct Out {
+    /// The encoded replies not yet sent.
+    pub buf: Vec<u8>,
+    /// RESP3 (after `HELLO 3`) rather than RESP2.
+    pub resp3: bool,
+}
+
+impl Out {
+    /// A writer for the given protocol version.
+    pub fn new(resp3: bool) -> Out {
+        Out {
+            buf: Vec::with_capacity(4096),
+            resp3,
+        }
+    }
+
+    fn int_line(&mut self, prefix: u8, n: i64) {
+        self.buf.push(prefix);
+        let mut b = itoa_buf(n);
+        self.buf.append(&mut b);
+        self.buf.extend_from_slice(b"\r\n");
+    }
+
+    /// `+OK`-style simple string (must not contain CR or LF).
+    pub fn simple(&mut self, s: &str) {
+        self.buf.push(b'+');
+        self.buf.extend_from_slice(s.as_bytes());
+        self.buf.extend_from_slice(b"\r\n");
+    }
+
+    /// `+OK`.
+    pub fn ok(&mut self) {
+        self.buf.extend_from_slice(b"+OK\r\n");
+    }
+
+    /// An error reply; `msg` starts with its prefix (`ERR ...`, `WRONGPASS ...`).
+    /// Line breaks in `msg` become spaces.
+    pub fn error(&mut self, msg: &str) {
+        self.buf.push(b'-');
+        self.buf.extend(
+            msg.bytes()
+                .map(|c| if c == b'\r' || c == b'\n' { b' ' } else { c }),
+        );
+        self.buf.extend_from_slice(b"\r\n");
+    }
+
+    /// An integer.
+    pub fn int(&mut self, n: i64) {
+        self.int_line(b':', n);
+    }
+
+    /// A bulk string.
+    pub fn bulk(&mut self, b: &[u8]) {
+        self.int_line(b'$', b.len() as i64);
+        self.buf.extend_from_slice(b);
+        self.buf.extend_from_slice(b"\r\n");
+    }
+
+    /// The null reply (`$-1` in RESP2, `_` in RESP3).
+    pub fn null(&mut self) {
+        if self.resp3 {
+            self.buf.extend_from_slice(b"_\r\n");
+        } else {
+            self.buf.extend_from_slice(b"$-1\r\n");
+        }
+    }
+
+    /// The null array (`*-1` in RESP2, `_` in RESP3): EXEC after a failed WATCH.
+    pub fn null_array(&mut self) {
+        if self.resp3 {
+            self.buf.extend_from_slice(b"_\r\n");
+        } else {
+            self.buf.extend_from_slice(b"*-1\r\n");
+        }
+    }
+
+    /// An array header; `n` elements follow.
+    pub fn array(&mut self, n: usize) {
+        self.int_line(b'*', n as i64);
+    }
+
+    /// A map header with `n` pairs (RESP2: an array of 2n elements).
+    pub fn map(&mut self, n: usize) {
+        if self.resp3 {
+            self.int_line(b'%', n as i64);
+        } else {
+            self.int_line(b'*', (2 * n) as i64);
+        }
+    }
+
+    /// A verbatim text reply (RESP3 `=` with format `txt`; RESP2 a bulk string),
+    /// as INFO and CLIENT INFO send.
+    pub fn verbatim(&mut self, text: &str) {
+        if self.resp3 {
+            self.int_line(b'=', (text.len() + 4) as i64);
+            self.buf.extend_from_slice(b"txt:");
+            self.buf.extend_from_slice(text.as_bytes());
+            self.buf.extend_from_slice(b"\r\n");
+        } else {
+            self.bulk(text.as_bytes());
+        }
+    }
+}
+
+fn itoa_buf(n: i64) -> Vec<u8> {
+    n.to_string().into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const L: ParseLimits = ParseLimits {
+        max_args: 1024,
+        max_bulk: 1 << 20,
+        max_inline: 64 << 10,
+    };
+
+    fn args(buf: &[u8]) -> Vec<Vec<u8>> {
+        match parse(buf, &L).unwrap() {
+            Parsed::Request { args, len } => {
+                assert_eq!(len, buf.len());
+                args.into_iter().map(|r| buf[r].to_vec()).collect()
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn arrays_of_bulks_binary_safe() {
+        assert_eq!(
+            args(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4\r\na\r\n\0\r\n"),
+            vec![b"SET".to_vec(), b"k".to_vec(), b"a\r\n\0".to_vec()]
+        );
+        assert_eq!(args(b"*1\r\n$0\r\n\r\n"), vec![Vec::<u8>::new()]);
+    }
+
+    #[test]
+    fn every_prefix_of_a_request_is_incomplete() {
+        let full = b"*2\r\n$3\r\nGET\r\n$10\r\n0123456789\r\n";
+        for cut in 0..full.len() {
+            assert_eq!(
+                parse(&full[..cut], &L).unwrap(),
+                Parsed::Incomplete,
+                "{cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn inline_commands() {
+        assert_eq!(args(b"PING\r\n"), vec![b"PING".to_vec()]);
+        assert_eq!(
+            args(b"set  k \"a b\"\n"),
+            vec![b"set".to_vec(), b"k".to_vec(), b"a b".to_vec()]
+        );
+        assert_eq!(parse(b"\r\n", &L).unwrap(), Parsed::Empty(2));
+        assert!(parse(b"set \"a\n", &L).is_err());
+    }
+
+    #[test]
+    fn lengths_over_the_limits_are_refused_before_buffering() {
+        assert!(parse(b"*2000\r\n", &L).is_err());
+        assert!(parse(b"*1\r\n$2000000\r\n", &L).is_err());
+        assert!(parse(b"*1\r\n$-5\r\n", &L).is_err());
+        assert!(parse(b"*x\r\n", &L).is_err());
+        assert!(parse(b"*1\r\n+OK\r\n", &L).is_err());
+        assert!(parse(b"*1\r\n$1\r\nab\r\n", &L).is_err());
+        assert!(parse(b"*99999999999999999999999\r\n", &L).is_err());
+        // A header that never ends is not buffered forever.
+        assert!(parse(&[b'*'; 100], &L).is_err());
+        assert!(parse(&vec![b'a'; (64 << 10) + 1], &L).is_err());
+    }
+
+    #[test]
+    fn replies_in_both_protocols() {
+        let mut o = Out::new(false);
+        o.null();
+        o.map(1);
+        o.int(-2);
+        o.error("ERR a\r\nb");
+        assert_eq!(o.buf, b"$-1\r\n*2\r\n:-2\r\n-ERR a  b\r\n");
+        let mut o = Out::new(true);
+        o.null();
+        o.map(1);
+        o.verbatim("x");
+        assert_eq!(o.buf, b"_\r\n%1\r\n=5\r\ntxt:x\r\n");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_parse_or_fail_cleanly(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            if let Ok(Parsed::Request { args, len }) = parse(&data, &L) {
+                proptest::prop_assert!(len <= data.len());
+                for r in args {
+                    proptest::prop_assert!(r.end <= len);
+                }
+            }
+        }
+
+        #[test]
+        fn encoded_requests_round_trip(parts in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40), 1..8)) {
+            let mut buf = format!("*{}\r\n", parts.len()).into_bytes();
+            for p in &parts {
+                buf.extend_from_slice(format!("${}\r\n", p.len()).as_bytes());
+                buf.extend_from_slice(p);
+                buf.extend_from_slice(b"\r\n");
+            }
+            proptest::prop_assert_eq!(args(&buf), parts);
+        }
+    }
+}
