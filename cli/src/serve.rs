@@ -89,7 +89,9 @@ pub fn serve(target: &Target, a: ServeArgs) -> CmdResult {
                 "  HTTP on http://{p}/   (POST /v1/get, /healthz, /metrics)"
             ));
         }
-        // Where it listens goes to standard output, so scripts can wait for it.
+        lines.push("state serve: ready (SIGTERM or Ctrl-C stops it)".to_string());
+        // Where it listens goes to standard output, so scripts can wait for the
+        // last line.
         println!("{}", lines.join("\n"));
         server
             .run_until(shutdown_signal())
