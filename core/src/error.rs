@@ -21,10 +21,10 @@ pub enum ErrorKind {
     /// Another process holds the store directory.
     Locked,
     /// Stored data failed a check (checksum, format, or an engine that could not open it).
-    /// libstate changes none of the store's files when it reports this: the memfile
-    /// engine's are left byte for byte as they were found. sled 0.34, though, may
-    /// rewrite parts of its own files while it opens them, before any check can run;
-    /// the message says which of the two happened.
+    /// libstate changes none of the store's files when it reports this. An engine
+    /// that rewrites parts of its own files while it opens them, before any check can
+    /// run, says so in the message; otherwise the message says the files were left
+    /// untouched.
     Corrupt,
     /// The operating system reported an I/O error.
     Io,
@@ -129,20 +129,6 @@ impl Error {
         Error::Corrupt {
             path: path.to_path_buf(),
             detail: format!("{}; its files were left untouched", detail.into()),
-        }
-    }
-
-    /// A *corrupt* error found while or after sled opened the store: sled may have
-    /// rewritten parts of its files during its own recovery by then.
-    pub(crate) fn corrupt_after_sled_open(path: &Path, detail: impl Into<String>) -> Error {
-        Error::Corrupt {
-            path: path.to_path_buf(),
-            detail: format!(
-                "{}; libstate changed none of its files, but sled may have rewritten parts \
-                 of them while opening the store: keep a copy of the directory before \
-                 anything else",
-                detail.into()
-            ),
         }
     }
 }

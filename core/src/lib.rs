@@ -40,9 +40,10 @@ mod bucket;
 mod checkpoint;
 mod clock;
 mod cursor;
-mod engine;
+pub mod engine;
 mod error;
 mod expiry;
+mod fs;
 mod iter;
 mod lend;
 pub mod limits;
@@ -54,12 +55,10 @@ mod transfer;
 pub use bucket::{prefix_bounds, Bucket, Entry};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use cursor::{Cursor, Position};
+pub use engine::{Engine, EngineConfig, DEFAULT_CACHE_SIZE};
 pub use error::{Error, ErrorKind, Result};
 pub use expiry::{ttl_from_millis, ttl_from_secs_f64, Ttl};
 pub use iter::Iter;
 pub use service::StateService;
-pub use store::{
-    Engine, Store, StoreBuilder, StoreInfo, DEFAULT_CACHE_SIZE, DEFAULT_FLUSH_INTERVAL,
-    DEFAULT_SWEEP_INTERVAL,
-};
+pub use store::{Store, StoreBuilder, StoreInfo, DEFAULT_FLUSH_INTERVAL, DEFAULT_SWEEP_INTERVAL};
 pub use transfer::{ImportProgress, ImportReport};

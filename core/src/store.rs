@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::thread::JoinHandle;
@@ -15,9 +14,7 @@ use parking_lot::{Condvar, MappedRwLockReadGuard, Mutex, MutexGuard, RwLock, RwL
 use crate::bucket::Bucket;
 use crate::checkpoint;
 use crate::clock::{Clock, SystemClock};
-use crate::engine::memfile::MemfileEngine;
-use crate::engine::sled::SledEngine;
-use crate::engine::{StorageEngine, WriteOp};
+use crate::engine::{self, Engine, EngineConfig, StorageEngine, StoreContext, WriteOp};
 use crate::error::{Error, Result};
 use crate::expiry;
 use crate::lend;
@@ -27,78 +24,6 @@ use crate::limits::{self, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_VALUE_SIZE};
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(500);
 /// Default interval of the background expiry sweeper.
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
-/// Default page-cache size of the sled engine: 128 MiB, not sled's 1 GiB. Smaller is
-/// worse: sled's memory grows far past a small cache under sustained writes (loading
-/// 1M records peaked at 1283 MiB with 32 MiB, 502 MiB with 64, 368 MiB with 128;
-/// docs/benchmarks.md).
-pub const DEFAULT_CACHE_SIZE: u64 = 128 << 20;
-
-/// Which storage engine a store uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[non_exhaustive]
-pub enum Engine {
-    /// sled 0.34: an embedded B-tree/log-structured store. The default.
-    #[default]
-    Sled,
-    /// Everything in memory, persisted to an append-only log plus snapshots
-    /// (`docs/memfile-format.md`). The fastest engine; the data must fit in RAM.
-    Memfile,
-}
-
-impl Engine {
-    /// The engine's name as used in options and messages (`"sled"`, `"memfile"`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Engine::Sled => "sled",
-            Engine::Memfile => "memfile",
-        }
-    }
-
-    /// The engine the store in `dir` was created with, as recorded in its marker
-    /// file; `None` if `dir` does not exist or holds no libstate store. Lets a tool
-    /// open an existing store without being told its engine.
-    ///
-    /// # Errors
-    /// *corrupt* if the marker cannot be parsed or names an unknown engine; *I/O* if
-    /// it exists but cannot be read.
-    pub fn detect(dir: impl AsRef<Path>) -> Result<Option<Engine>> {
-        let dir = dir.as_ref();
-        if !dir.is_dir() {
-            return Ok(None);
-        }
-        let Some(marker) = checkpoint::read_marker(dir)? else {
-            return Ok(None);
-        };
-        marker.engine.parse().map(Some).map_err(|_| {
-            Error::corrupt(
-                &dir.join(checkpoint::MARKER_FILE),
-                format!("store marker names an unknown engine {:?}", marker.engine),
-            )
-        })
-    }
-}
-
-impl fmt::Display for Engine {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Engine {
-    type Err = Error;
-
-    /// Parses `"sled"` or `"memfile"`; anything else is an *invalid argument* error.
-    fn from_str(s: &str) -> Result<Engine> {
-        match s {
-            "sled" => Ok(Engine::Sled),
-            "memfile" => Ok(Engine::Memfile),
-            other => Err(Error::invalid(format!(
-                "unknown engine {other:?} (expected \"sled\" or \"memfile\")"
-            ))),
-        }
-    }
-}
-
 /// Options for opening a store; get one from [`Store::builder`].
 ///
 /// When a directory is already open in this process, [`StoreBuilder::open`] returns
@@ -106,10 +31,10 @@ impl FromStr for Engine {
 /// (only a different engine is an error).
 #[derive(Debug, Clone)]
 pub struct StoreBuilder {
-    engine: Engine,
+    engine: EngineConfig,
     sync: bool,
     flush_interval: Duration,
-    cache_size: u64,
+    cache_size: Option<u64>,
     max_value_size: usize,
     max_batch_size: usize,
     clock: Arc<dyn Clock>,
@@ -119,10 +44,10 @@ pub struct StoreBuilder {
 impl Default for StoreBuilder {
     fn default() -> StoreBuilder {
         StoreBuilder {
-            engine: Engine::default(),
+            engine: EngineConfig::default(),
             sync: false,
             flush_interval: DEFAULT_FLUSH_INTERVAL,
-            cache_size: DEFAULT_CACHE_SIZE,
+            cache_size: None,
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
             max_batch_size: DEFAULT_MAX_BATCH_SIZE,
             clock: Arc::new(SystemClock),
@@ -132,9 +57,13 @@ impl Default for StoreBuilder {
 }
 
 impl StoreBuilder {
-    /// The storage engine (default [`Engine::Sled`]).
-    pub fn engine(mut self, engine: Engine) -> StoreBuilder {
-        self.engine = engine;
+    /// The storage engine and its options (default: [`Engine::default`] with its
+    /// default options): an [`Engine`] (its default options), an engine's own config
+    /// type (see [`crate::engine`]) or an
+    /// [`EngineConfig`], including [`EngineConfig::Custom`] for an engine defined
+    /// outside `state-core`.
+    pub fn engine(mut self, engine: impl Into<EngineConfig>) -> StoreBuilder {
+        self.engine = engine.into();
         self
     }
 
@@ -154,10 +83,12 @@ impl StoreBuilder {
         self
     }
 
-    /// Page-cache size in bytes for engines that have one (sled; default 128 MiB).
-    /// sled's real memory use can be a few times this figure. Must be > 0.
+    /// Page-cache size in bytes for engines that have one (see
+    /// [`EngineConfig::with_cache_size`]); it overrides the cache size of the engine's
+    /// config, whichever is set first. Engines without a page cache ignore it. Must
+    /// be > 0.
     pub fn cache_size(mut self, bytes: u64) -> StoreBuilder {
-        self.cache_size = bytes;
+        self.cache_size = Some(bytes);
         self
     }
 
@@ -199,7 +130,7 @@ impl StoreBuilder {
     ///   range, or the store is already open in this process with another engine;
     /// - *locked*: another process has the store open;
     /// - *corrupt*: the engine cannot read the store's files (libstate changes none of
-    ///   them; with sled, sled itself may rewrite parts while opening, see
+    ///   them, though an engine may rewrite parts of its own while opening, see
     ///   [`crate::ErrorKind::Corrupt`]);
     /// - *I/O*: the directory cannot be created, read or written.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
@@ -213,7 +144,8 @@ impl StoreBuilder {
 pub struct StoreInfo {
     /// The store directory (canonical path).
     pub path: PathBuf,
-    /// The engine in use.
+    /// The engine in use ([`Engine::Custom`] for one defined outside `state-core`;
+    /// [`Store::engine_name`] names it).
     pub engine: Engine,
     /// Number of buckets holding at least one live record.
     pub buckets: u64,
@@ -229,6 +161,8 @@ pub struct StoreInfo {
 #[derive(Debug)]
 pub(crate) struct Options {
     pub engine: Engine,
+    /// The engine's name, as recorded in the store's marker.
+    pub engine_name: String,
     pub sync: bool,
     pub flush_interval: Duration,
     pub max_value_size: usize,
@@ -238,21 +172,14 @@ pub(crate) struct Options {
 }
 
 /// Process-wide registry of open stores keyed by canonical directory, so a second
-/// open in the same process shares the first (sled allows one `Db` per directory,
-/// and releases its lock late when dropped).
+/// open in the same process shares the first (engines may assume one instance per
+/// directory per process; some release their lock late when dropped).
 static REGISTRY: LazyLock<Mutex<BTreeMap<PathBuf, Arc<Shared>>>> =
     LazyLock::new(|| Mutex::new(BTreeMap::new()));
 
-/// How long `close` waits for the engine's file lock to be released (sled releases
-/// it from background threads after its `Db` is dropped, sled#1289).
+/// How long `close` waits for the engine's file lock to be released (an engine may
+/// release it from background threads after it is dropped).
 const LOCK_RELEASE_WAIT: Duration = Duration::from_secs(5);
-
-fn open_engine(dir: &Path, b: &StoreBuilder) -> Result<Box<dyn StorageEngine>> {
-    Ok(match b.engine {
-        Engine::Sled => Box::new(SledEngine::open(dir, b.cache_size, b.flush_interval)?),
-        Engine::Memfile => Box::new(MemfileEngine::open(dir)?),
-    })
-}
 
 /// The state of one open store, shared by all its handles.
 pub(crate) struct Shared {
@@ -357,7 +284,7 @@ impl Shared {
         }
         let seq = self.sync.note_write();
         self.sync.sync_through(seq, engine)?;
-        checkpoint::write_marker(&self.path, self.opts.engine, generation)?;
+        checkpoint::write_marker(&self.path, &self.opts.engine_name, generation)?;
         *cp = Checkpoint { generation, seq };
         Ok(())
     }
@@ -642,15 +569,15 @@ impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Store")
             .field("path", &self.handle.shared.path)
-            .field("engine", &self.handle.shared.opts.engine)
+            .field("engine", &self.handle.shared.opts.engine_name)
             .field("closed", &self.handle.closed.load(Ordering::Relaxed))
             .finish()
     }
 }
 
 impl Store {
-    /// Opens (creating if needed) the store in `path` with default options: sled
-    /// engine, periodic durability (500 ms). See [`StoreBuilder::open`] for errors.
+    /// Opens (creating if needed) the store in `path` with default options: the
+    /// default [`Engine`], periodic durability (500 ms). See [`StoreBuilder::open`] for errors.
     pub fn open(path: impl AsRef<Path>) -> Result<Store> {
         StoreBuilder::default().open(path)
     }
@@ -662,32 +589,38 @@ impl Store {
 
     fn open_with(path: &Path, b: StoreBuilder) -> Result<Store> {
         check_options(&b)?;
+        let config = match b.cache_size {
+            Some(bytes) => b.engine.clone().with_cache_size(bytes),
+            None => b.engine.clone(),
+        };
+        let name = config.name().to_string();
         let dir = prepare_dir(path)?;
         let mut registry = REGISTRY.lock();
         if let Some(shared) = registry.get(&dir) {
-            if shared.opts.engine != b.engine {
+            if shared.opts.engine_name != name {
                 return Err(Error::invalid(format!(
-                    "store {} is already open in this process with engine {}, not {}",
+                    "store {} is already open in this process with engine {}, not {name}",
                     dir.display(),
-                    shared.opts.engine,
-                    b.engine
+                    shared.opts.engine_name,
                 )));
             }
             *shared.handles.lock() += 1;
             return Ok(Store::from_shared(Arc::clone(shared)));
         }
         let marker = checkpoint::read_marker(&dir)?;
-        checkpoint::check_engine(&dir, marker.as_ref(), b.engine)?;
-        let mut engine = open_engine(&dir, &b)?;
+        checkpoint::check_engine(&dir, marker.as_ref(), &name)?;
+        let context = StoreContext::new(b.flush_interval, b.sync);
+        let mut engine = engine::open(&config, &dir, &context)?;
         let generation = checkpoint::verify(&dir, marker.as_ref(), &*engine)?;
         engine.finish_open()?;
         if marker.is_none() {
-            checkpoint::write_marker(&dir, b.engine, generation)?;
+            checkpoint::write_marker(&dir, &name, generation)?;
         }
         let shared = Arc::new(Shared {
             path: dir.clone(),
             opts: Options {
-                engine: b.engine,
+                engine: config.engine(),
+                engine_name: name,
                 sync: b.sync,
                 flush_interval: b.flush_interval,
                 max_value_size: b.max_value_size,
@@ -729,9 +662,16 @@ impl Store {
         &self.handle.shared.path
     }
 
-    /// The engine this store uses.
+    /// The kind of engine this store uses.
     pub fn engine(&self) -> Engine {
         self.handle.shared.opts.engine
+    }
+
+    /// The name of the engine this store uses, as recorded in its marker file:
+    /// [`Engine::as_str`] of a built-in engine, or a custom engine's
+    /// [`crate::engine::EngineFactory::name`].
+    pub fn engine_name(&self) -> &str {
+        &self.handle.shared.opts.engine_name
     }
 
     /// A bucket by name. Buckets need no creating: a bucket exists while it holds a
@@ -756,7 +696,7 @@ impl Store {
 
     /// Removes a bucket and all its records. Returns whether it held any.
     ///
-    /// With the sled engine a very large bucket is removed in chunks, so a crash
+    /// An engine may remove a very large bucket in chunks, so a crash
     /// part-way through can leave part of it behind.
     pub fn remove_bucket(&self, name: &str) -> Result<bool> {
         let shared = self.shared()?;
@@ -769,7 +709,8 @@ impl Store {
         self.shared()?.flush()
     }
 
-    /// Counts and sizes. Counting records reads every key (O(records)) with sled.
+    /// Counts and sizes. Counting records costs what the engine's count costs
+    /// (O(records) for an engine that reads every key to count).
     pub fn info(&self) -> Result<StoreInfo> {
         let shared = self.shared()?;
         let mut buckets = 0;
@@ -824,7 +765,7 @@ fn check_options(b: &StoreBuilder) -> Result<()> {
     if b.sweep_interval.is_some_and(|i| i.is_zero()) {
         return Err(Error::invalid("sweep_interval must be greater than zero"));
     }
-    if b.cache_size == 0 {
+    if b.cache_size == Some(0) {
         return Err(Error::invalid("cache_size must be greater than zero"));
     }
     if b.max_value_size == 0 {
