@@ -124,6 +124,26 @@ impl Error {
         }
     }
 
+    /// The same error for another caller: what a failed sync tells every writer that
+    /// waited for it. An I/O error keeps its kind and message.
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
+            Error::Locked { path } => Error::Locked { path: path.clone() },
+            Error::Corrupt { path, detail } => Error::Corrupt {
+                path: path.clone(),
+                detail: detail.clone(),
+            },
+            Error::Io { path, source } => Error::Io {
+                path: path.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::TooLarge(m) => Error::TooLarge(m.clone()),
+            Error::Closed => Error::Closed,
+            Error::Internal(m) => Error::Internal(m.clone()),
+        }
+    }
+
     /// A *corrupt* error whose files were left untouched.
     pub(crate) fn corrupt(path: &Path, detail: impl Into<String>) -> Error {
         Error::Corrupt {

@@ -1,15 +1,21 @@
-//! [`Store`]: opening, sharing and closing a store directory.
+//! [`Store`]: opening, sharing and closing a store directory, and the registry of
+//! open stores. Group commit and the background threads have modules of their own.
+
+mod background;
+mod group_commit;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, MappedRwLockReadGuard, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use parking_lot::{MappedRwLockReadGuard, Mutex, RwLock, RwLockReadGuard};
+
+use self::background::Background;
+use self::group_commit::GroupSync;
 
 use crate::bucket::Bucket;
 use crate::checkpoint;
@@ -244,7 +250,7 @@ impl Shared {
     fn after_write(&self, engine: &dyn StorageEngine) -> Result<()> {
         if self.opts.sync {
             let seq = self.sync.note_durable_write();
-            self.sync.sync_through(seq, engine)?;
+            self.sync.sync_through(seq, || engine.sync())?;
         } else {
             self.sync.note_write();
         }
@@ -262,12 +268,13 @@ impl Shared {
     pub(crate) fn flush(&self) -> Result<()> {
         lend::refuse(self, "flush the store")?;
         let engine = self.engine()?;
-        self.sync.sync_through(self.sync.written(), &*engine)
+        self.sync
+            .sync_through(self.sync.written(), || engine.sync())
     }
 
     /// Makes every write so far durable and records a checkpoint (see
     /// `checkpoint`), if anything was written since the last one.
-    fn checkpoint(&self) -> Result<()> {
+    pub(super) fn checkpoint(&self) -> Result<()> {
         let engine = self.engine()?;
         self.checkpoint_on(&*engine)
     }
@@ -283,7 +290,7 @@ impl Shared {
             checkpoint::write_generation(engine, generation)?;
         }
         let seq = self.sync.note_write();
-        self.sync.sync_through(seq, engine)?;
+        self.sync.sync_through(seq, || engine.sync())?;
         checkpoint::write_marker(&self.path, &self.opts.engine_name, generation)?;
         *cp = Checkpoint { generation, seq };
         Ok(())
@@ -333,208 +340,6 @@ fn wait_for_lock_release(file: &Path) {
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(20));
-    }
-}
-
-/// Group commit: a writer that needs durability either runs one engine sync that
-/// covers every write completed before it started, or waits for the one running.
-///
-/// Plain leader/follower group commit splits steady concurrent writers into two
-/// alternating halves: the writers a sync releases write again while the next sync,
-/// led by those who waited, is already running, so each sync covers about half of
-/// them (4 writers measured 1.9-2.4x one writer). So a leader first *gathers*: if more
-/// writers were busy during the previous sync than writes are now pending, it waits
-/// for their writes — at most half the previous sync's duration (capped at
-/// [`MAX_GATHER`]), and never with a single writer, whose latency stays that of one
-/// sync.
-struct GroupSync {
-    written: AtomicU64,
-    state: Mutex<SyncState>,
-    done: Condvar,
-    /// Wakes a gathering leader when a write is noted.
-    gathered: Condvar,
-    /// Durable write calls in progress (between `begin` and the end of their sync).
-    active: AtomicUsize,
-    /// The most durable write calls in progress at once since the last sync started.
-    peak: AtomicUsize,
-}
-
-/// The longest a leader waits to gather writers before it syncs.
-const MAX_GATHER: Duration = Duration::from_millis(1);
-
-struct SyncState {
-    synced: u64,
-    running: bool,
-    /// How long the last engine sync took.
-    last_sync: Duration,
-}
-
-/// A durable write call in progress; see [`GroupSync::begin`].
-struct DurableWrite<'a>(&'a GroupSync);
-
-impl Drop for DurableWrite<'_> {
-    fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-impl GroupSync {
-    fn new() -> GroupSync {
-        GroupSync {
-            written: AtomicU64::new(0),
-            state: Mutex::new(SyncState {
-                synced: 0,
-                running: false,
-                last_sync: Duration::ZERO,
-            }),
-            done: Condvar::new(),
-            gathered: Condvar::new(),
-            active: AtomicUsize::new(0),
-            peak: AtomicUsize::new(0),
-        }
-    }
-
-    /// Marks a durable write call as in progress until the guard drops.
-    fn begin(&self) -> DurableWrite<'_> {
-        let n = self.active.fetch_add(1, Ordering::SeqCst) + 1;
-        self.peak.fetch_max(n, Ordering::SeqCst);
-        DurableWrite(self)
-    }
-
-    /// Records a completed write; returns its sequence number.
-    fn note_write(&self) -> u64 {
-        self.written.fetch_add(1, Ordering::SeqCst) + 1
-    }
-
-    /// Records a completed durable write and wakes a gathering leader.
-    fn note_durable_write(&self) -> u64 {
-        let seq = self.note_write();
-        // Taking the lock orders this with the leader's check-then-wait.
-        drop(self.state.lock());
-        self.gathered.notify_all();
-        seq
-    }
-
-    fn written(&self) -> u64 {
-        self.written.load(Ordering::SeqCst)
-    }
-
-    /// Returns once writes up to `seq` are durable.
-    fn sync_through(&self, seq: u64, engine: &dyn StorageEngine) -> Result<()> {
-        let mut st = self.state.lock();
-        loop {
-            if st.synced >= seq {
-                return Ok(());
-            }
-            if st.running {
-                self.done.wait(&mut st);
-                continue;
-            }
-            st.running = true;
-            self.gather(&mut st);
-            let target = self.written();
-            let started = Instant::now();
-            let result = MutexGuard::unlocked(&mut st, || engine.sync());
-            st.last_sync = started.elapsed();
-            st.running = false;
-            if result.is_ok() {
-                st.synced = st.synced.max(target);
-            }
-            self.done.notify_all();
-            result?;
-        }
-    }
-
-    /// A new leader's wait for the writers that were busy during the last sync.
-    fn gather(&self, st: &mut MutexGuard<'_, SyncState>) {
-        let expected = self
-            .peak
-            .swap(self.active.load(Ordering::SeqCst), Ordering::SeqCst);
-        if expected <= 1 {
-            return;
-        }
-        let deadline = Instant::now() + (st.last_sync / 2).min(MAX_GATHER);
-        while self.written().saturating_sub(st.synced) < expected as u64 {
-            if self.gathered.wait_until(st, deadline).timed_out() {
-                break;
-            }
-        }
-    }
-}
-
-/// The store's background threads: the periodic flush and the expiry sweeper.
-struct Background {
-    stop: Arc<(Mutex<bool>, Condvar)>,
-    threads: Vec<JoinHandle<()>>,
-}
-
-impl Background {
-    fn start(shared: &Arc<Shared>) -> Result<Background> {
-        let mut bg = Background {
-            stop: Arc::new((Mutex::new(false), Condvar::new())),
-            threads: Vec::new(),
-        };
-        // In periodic mode this is the durability window; in sync mode writes are
-        // already durable and it only records checkpoints.
-        bg.spawn(shared, "libstate-flush", shared.opts.flush_interval, |s| {
-            // A failed background flush is retried at the next tick; an explicit
-            // flush() reports the error to its caller.
-            let _ = s.checkpoint();
-        })?;
-        if let Some(interval) = shared.opts.sweep_interval {
-            bg.spawn(shared, "libstate-sweep", interval, |s| {
-                // Errors here (e.g. the store closing) are retried at the next tick.
-                let _ = expiry::sweep(s);
-            })?;
-        }
-        Ok(bg)
-    }
-
-    /// Runs `task` every `interval` until stopped. The thread holds only a weak
-    /// reference, so it never keeps a store alive.
-    fn spawn(
-        &mut self,
-        shared: &Arc<Shared>,
-        name: &str,
-        interval: Duration,
-        task: fn(&Shared),
-    ) -> Result<()> {
-        let weak = Arc::downgrade(shared);
-        let stop = Arc::clone(&self.stop);
-        let thread = std::thread::Builder::new()
-            .name(name.into())
-            .spawn(move || loop {
-                {
-                    let (lock, cv) = &*stop;
-                    let mut stopped = lock.lock();
-                    let deadline = Instant::now() + interval;
-                    while !*stopped {
-                        if cv.wait_until(&mut stopped, deadline).timed_out() {
-                            break;
-                        }
-                    }
-                    if *stopped {
-                        return;
-                    }
-                }
-                let Some(shared) = weak.upgrade() else { return };
-                task(&shared);
-            })
-            .map_err(|e| Error::Internal(format!("cannot start thread {name}: {e}")))?;
-        self.threads.push(thread);
-        Ok(())
-    }
-
-    fn stop(self) {
-        {
-            let (lock, cv) = &*self.stop;
-            *lock.lock() = true;
-            cv.notify_all();
-        }
-        for t in self.threads {
-            // The threads only end by returning; a panic there is a bug we can't act on.
-            let _ = t.join();
-        }
     }
 }
 
