@@ -208,6 +208,28 @@ struct Checkpoint {
     seq: u64,
 }
 
+/// What a read-modify-write under the store's write lock returns: its result, and
+/// whether it changed the store (only then does the durability mode apply).
+pub(crate) struct Written<T> {
+    pub out: T,
+    pub changed: bool,
+}
+
+impl<T> Written<T> {
+    /// `out`, from an operation that wrote to the engine.
+    pub(crate) fn changed(out: T) -> Written<T> {
+        Written { out, changed: true }
+    }
+
+    /// `out`, from an operation that found nothing to write.
+    pub(crate) fn unchanged(out: T) -> Written<T> {
+        Written {
+            out,
+            changed: false,
+        }
+    }
+}
+
 /// A borrowed engine, valid while the store cannot close underneath it.
 pub(crate) type EngineRef<'a> = MappedRwLockReadGuard<'a, dyn StorageEngine>;
 
@@ -225,26 +247,26 @@ impl Shared {
 
     /// Applies `ops` atomically and, in sync mode, waits until they are durable.
     pub(crate) fn write(&self, ops: &[WriteOp<'_>]) -> Result<()> {
-        self.write_with(|engine| engine.write(ops).map(|()| ((), true)))
+        self.write_with(|engine| engine.write(ops).map(Written::changed))
     }
 
-    /// Runs a read-modify-write `f` under the store's write lock, then applies the
-    /// durability mode. `f` returns its result and whether it wrote anything.
+    /// Runs a read-modify-write `f` under the store's write lock, then, if it
+    /// changed the store, applies the durability mode.
     pub(crate) fn write_with<T>(
         &self,
-        f: impl FnOnce(&dyn StorageEngine) -> Result<(T, bool)>,
+        f: impl FnOnce(&dyn StorageEngine) -> Result<Written<T>>,
     ) -> Result<T> {
         lend::refuse(self, "write to the store")?;
         let _durable = self.opts.sync.then(|| self.sync.begin());
         let engine = self.engine()?;
-        let (out, wrote) = {
+        let written = {
             let _w = self.write_lock.lock();
             f(&*engine)?
         };
-        if wrote {
+        if written.changed {
             self.after_write(&*engine)?;
         }
-        Ok(out)
+        Ok(written.out)
     }
 
     fn after_write(&self, engine: &dyn StorageEngine) -> Result<()> {
@@ -260,7 +282,11 @@ impl Shared {
     pub(crate) fn remove_bucket(&self, name: &str) -> Result<bool> {
         self.write_with(|e| {
             let removed = e.remove_bucket(name)?;
-            Ok((removed, removed))
+            Ok(if removed {
+                Written::changed(true)
+            } else {
+                Written::unchanged(false)
+            })
         })
     }
 
@@ -518,16 +544,23 @@ impl Store {
     /// (O(records) for an engine that reads every key to count).
     pub fn info(&self) -> Result<StoreInfo> {
         let shared = self.shared()?;
+        let engine = shared.engine()?;
+        // One pass over the expired part of the index for all buckets, not one per
+        // bucket: O(buckets + expired), plus the engine's counts.
+        let expired = expiry::expired_by_bucket(shared, &*engine)?;
         let mut buckets = 0;
         let mut records = 0;
-        for name in self.bucket_names()? {
-            let n = self.bucket(&name)?.len()?;
-            if n > 0 {
+        for name in engine.bucket_names()? {
+            if !is_user_bucket(&name) {
+                continue;
+            }
+            let stored = engine.count(&name)?;
+            let live = stored.saturating_sub(expired.get(&name).copied().unwrap_or(0));
+            if live > 0 {
                 buckets += 1;
-                records += n;
+                records += live;
             }
         }
-        let engine = shared.engine()?;
         Ok(StoreInfo {
             path: shared.path.clone(),
             engine: shared.opts.engine,
