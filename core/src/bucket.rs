@@ -16,8 +16,8 @@ use crate::expiry::{self, Ttl, INDEX_BUCKET};
 use crate::iter::Iter;
 use crate::lend::Lending;
 use crate::limits;
-use crate::record;
-use crate::store::{Shared, Store};
+use crate::record::{self, Stored};
+use crate::store::{Shared, Store, Written};
 
 /// A named bucket: an ordered map from string keys to byte values.
 ///
@@ -83,7 +83,7 @@ impl Bucket {
     ) -> Result<Option<Vec<u8>>> {
         let mut out: Result<Option<Vec<u8>>> = Ok(None);
         engine.get(&self.name, key.as_bytes(), &mut |raw| {
-            out = live_value(shared, raw, &mut None).map(|v| v.map(<[u8]>::to_vec));
+            out = stored(shared, raw, &mut None).map(|s| s.live().map(<[u8]>::to_vec));
         })?;
         out
     }
@@ -112,8 +112,8 @@ impl Bucket {
         let mut out: Result<Option<T>> = Ok(None);
         let _lending = Lending::start(shared);
         engine.get(&self.name, key.as_bytes(), &mut |raw| {
-            out =
-                live_value(shared, raw, &mut None).map(|v| v.and_then(|v| f.take().map(|f| f(v))));
+            out = stored(shared, raw, &mut None)
+                .map(|s| s.live().and_then(|v| f.take().map(|f| f(v))));
         })?;
         out
     }
@@ -186,17 +186,21 @@ impl Bucket {
         limits::check_key(key)?;
         let shared = self.shared()?;
         shared.write_with(|engine| {
-            let (mut present, mut live, mut deadline) = (false, false, None);
+            let mut found = Stored::Missing;
             engine.get(&self.name, key.as_bytes(), &mut |raw| {
-                present = true;
-                deadline = record::peek_header(raw).flatten();
-                live = match deadline {
-                    Some(d) => d > shared.opts.clock.now_ms(),
-                    None => true,
+                found = match stored(shared, raw, &mut None) {
+                    Ok(s) => s.map(drop),
+                    // A record with a damaged header is still removed.
+                    Err(_) => Stored::Live {
+                        value: (),
+                        deadline_ms: None,
+                    },
                 };
             })?;
-            if present {
-                let index = deadline.map(|d| expiry::index_key(d, &self.name, key.as_bytes()));
+            if found.is_stored() {
+                let index = found
+                    .deadline_ms()
+                    .map(|d| expiry::index_key(d, &self.name, key.as_bytes()));
                 let mut ops = vec![WriteOp::Delete {
                     bucket: &self.name,
                     key: key.as_bytes(),
@@ -209,7 +213,12 @@ impl Bucket {
                 }
                 engine.write(&ops)?;
             }
-            Ok((live, present))
+            let existed = found.live().is_some();
+            Ok(if found.is_stored() {
+                Written::changed(existed)
+            } else {
+                Written::unchanged(existed)
+            })
         })
     }
 
@@ -261,13 +270,16 @@ impl Bucket {
         let _lending = Lending::start(shared);
         let mut now: Option<u64> = None;
         let mut failed: Option<Error> = None;
-        engine.get_many(&self.name, &raw, &mut |i, stored| {
+        engine.get_many(&self.name, &raw, &mut |i, raw_value| {
             if failed.is_some() {
                 return;
             }
-            match live_value(shared, stored, &mut now) {
-                Ok(Some(v)) => f(i, v),
-                Ok(None) => {}
+            match stored(shared, raw_value, &mut now) {
+                Ok(s) => {
+                    if let Some(v) = s.live() {
+                        f(i, v);
+                    }
+                }
                 Err(e) => failed = Some(e),
             }
         })?;
@@ -389,19 +401,17 @@ impl Bucket {
         wanted: impl Fn(Option<u64>) -> bool,
     ) -> Result<bool> {
         shared.write_with(|engine| {
-            let mut found: Option<Result<(Option<u64>, Vec<u8>)>> = None;
-            let now = shared.opts.clock.now_ms();
+            let mut found = Ok(Stored::Missing);
             engine.get(&self.name, key.as_bytes(), &mut |raw| {
-                found = Some(
-                    record::decode(raw, &shared.path).map(|r| (r.deadline_ms, r.value.to_vec())),
-                );
+                found = stored(shared, raw, &mut None).map(|s| s.map(<[u8]>::to_vec));
             })?;
-            let (old, value) = match found {
-                None => return Ok((false, false)),
-                Some(r) => r?,
+            let found = found?;
+            let old = found.deadline_ms();
+            let Some(value) = found.live() else {
+                return Ok(Written::unchanged(false));
             };
-            if old.is_some_and(|d| d <= now) || !wanted(old) {
-                return Ok((false, false));
+            if !wanted(old) {
+                return Ok(Written::unchanged(false));
             }
             let stored = record::encode(&value, deadline);
             let old_index = old.map(|d| expiry::index_key(d, &self.name, key.as_bytes()));
@@ -425,7 +435,7 @@ impl Bucket {
                 });
             }
             engine.write(&ops)?;
-            Ok((true, true))
+            Ok(Written::changed(true))
         })
     }
 
@@ -435,29 +445,28 @@ impl Bucket {
         limits::check_key(key)?;
         let shared = self.shared()?;
         let engine = shared.engine()?;
-        let mut header: Option<Option<Option<u64>>> = None;
+        let mut now = None;
+        let mut found = Ok(Stored::Missing);
         engine.get(&self.name, key.as_bytes(), &mut |raw| {
-            header = Some(record::peek_header(raw));
+            found = stored(shared, raw, &mut now).map(|s| s.map(drop));
         })?;
-        match header {
-            None => Ok(Ttl::Missing),
-            Some(None) => Err(Error::corrupt(
-                &shared.path,
-                "stored value has an unknown header",
-            )),
-            Some(Some(None)) => Ok(Ttl::NoExpiry),
-            Some(Some(Some(d))) => {
-                let now = shared.opts.clock.now_ms();
-                if d <= now {
-                    Ok(Ttl::Missing)
-                } else {
-                    Ok(Ttl::Expires(Duration::from_millis(d - now)))
-                }
+        Ok(match found? {
+            Stored::Missing | Stored::Expired { .. } => Ttl::Missing,
+            Stored::Live {
+                deadline_ms: None, ..
+            } => Ttl::NoExpiry,
+            Stored::Live {
+                deadline_ms: Some(d),
+                ..
+            } => {
+                let now = now.unwrap_or_else(|| shared.opts.clock.now_ms());
+                Ttl::Expires(Duration::from_millis(d.saturating_sub(now)))
             }
-        }
+        })
     }
 
-    /// Number of live records. O(records) with the sled engine.
+    /// Number of live records. Costs what the engine's count costs (O(records) for
+    /// an engine that reads every key to count) plus O(expired records).
     pub fn len(&self) -> Result<u64> {
         let shared = self.shared()?;
         let engine = shared.engine()?;
@@ -594,7 +603,7 @@ impl Bucket {
         let mut now: Option<u64> = None;
         let _lending = lending.then(|| Lending::start(shared));
         engine.scan(&self.name, lower, upper, reverse, &mut |k, raw| {
-            let value = match live_value(shared, raw, &mut now) {
+            let value = match stored(shared, raw, &mut now).map(Stored::live) {
                 Ok(Some(v)) => v,
                 Ok(None) => return Visit::Continue,
                 Err(e) => {
@@ -615,16 +624,12 @@ impl Bucket {
     }
 }
 
-/// The user's value in the stored record `raw`, or `None` if it has expired. `now`
-/// caches the clock across a batch; it is read only for a record with a deadline.
-fn live_value<'a>(
-    shared: &Shared,
-    raw: &'a [u8],
-    now: &mut Option<u64>,
-) -> Result<Option<&'a [u8]>> {
-    let rec = record::decode(raw, &shared.path)?;
-    let expired = rec.is_expired_at(|| *now.get_or_insert_with(|| shared.opts.clock.now_ms()));
-    Ok((!expired).then_some(rec.value))
+/// What the stored record `raw` is now (see [`Stored`]). `now` caches the clock
+/// across a batch; it is read only for a record with a deadline.
+fn stored<'a>(shared: &Shared, raw: &'a [u8], now: &mut Option<u64>) -> Result<Stored<&'a [u8]>> {
+    Stored::of(raw, &shared.path, || {
+        *now.get_or_insert_with(|| shared.opts.clock.now_ms())
+    })
 }
 
 /// The key range holding exactly the keys that start with `prefix`: what

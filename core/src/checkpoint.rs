@@ -1,8 +1,8 @@
 //! Checkpoints: detecting an engine that silently lost data.
 //!
-//! sled 0.34 treats any damaged log segment as the torn end of its log and opens
-//! with everything after it gone — with garbage at the start of its log it opens
-//! an *empty* store. libstate must report that as *corrupt* instead. So the store
+//! An engine may treat a damaged part of its files as the torn end of its log and
+//! open with everything after it gone (with garbage at the start of its log, an
+//! *empty* store). libstate must report that as *corrupt* instead. So the store
 //! keeps a **generation** counter in two places:
 //!
 //! 1. inside the engine, in an internal bucket, written like any record;
@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::{StorageEngine, WriteOp};
 use crate::error::{Error, Result};
-use crate::store::Engine;
+use crate::fs::{private_file_options, sync_dir};
 
 /// The marker file's name inside the store directory.
 pub(crate) const MARKER_FILE: &str = "libstate.meta";
@@ -61,9 +61,9 @@ pub(crate) fn read_marker(dir: &Path) -> Result<Option<Marker>> {
 }
 
 /// Refuses to open a store with another engine than the one that made it.
-pub(crate) fn check_engine(dir: &Path, marker: Option<&Marker>, engine: Engine) -> Result<()> {
+pub(crate) fn check_engine(dir: &Path, marker: Option<&Marker>, engine: &str) -> Result<()> {
     match marker {
-        Some(m) if m.engine != engine.as_str() => Err(Error::invalid(format!(
+        Some(m) if m.engine != engine => Err(Error::invalid(format!(
             "store {} was created with engine {:?}; open it with that engine (or export and import it)",
             dir.display(),
             m.engine
@@ -122,33 +122,27 @@ pub(crate) fn write_generation(engine: &dyn StorageEngine, generation: u64) -> R
 }
 
 /// Replaces the marker atomically and durably: temp file, fsync, rename, fsync dir.
-pub(crate) fn write_marker(dir: &Path, engine: Engine, generation: u64) -> Result<()> {
+pub(crate) fn write_marker(dir: &Path, engine: &str, generation: u64) -> Result<()> {
     let marker = Marker {
         format: FORMAT,
-        engine: engine.as_str().to_string(),
+        engine: engine.to_string(),
         generation,
     };
     let path = dir.join(MARKER_FILE);
     let tmp = dir.join(format!("{MARKER_FILE}.tmp"));
     let json = serde_json::to_vec(&marker)
         .map_err(|e| Error::Internal(format!("cannot encode the store marker: {e}")))?;
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let mut f = private_file_options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(|e| Error::io(&tmp, e))?;
     f.write_all(&json).map_err(|e| Error::io(&tmp, e))?;
     f.sync_data().map_err(|e| Error::io(&tmp, e))?;
     drop(f);
     fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
     sync_dir(dir)
-}
-
-/// fsyncs a directory so a rename or a new file in it is durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, e))
 }
 
 #[cfg(test)]
@@ -159,10 +153,10 @@ mod tests {
     fn marker_round_trip_and_damage() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(read_marker(dir.path()).unwrap(), None);
-        write_marker(dir.path(), Engine::Sled, 7).unwrap();
+        write_marker(dir.path(), "one", 7).unwrap();
         let m = read_marker(dir.path()).unwrap().unwrap();
-        assert_eq!((m.engine.as_str(), m.generation), ("sled", 7));
-        check_engine(dir.path(), Some(&m), Engine::Sled).unwrap();
+        assert_eq!((m.engine.as_str(), m.generation), ("one", 7));
+        check_engine(dir.path(), Some(&m), "one").unwrap();
         fs::write(dir.path().join(MARKER_FILE), b"{oops").unwrap();
         let err = read_marker(dir.path()).unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::Corrupt);
@@ -173,11 +167,11 @@ mod tests {
     fn wrong_engine_is_refused() {
         let m = Marker {
             format: FORMAT,
-            engine: "memfile".into(),
+            engine: "one".into(),
             generation: 1,
         };
-        let err = check_engine(Path::new("/s"), Some(&m), Engine::Sled).unwrap_err();
+        let err = check_engine(Path::new("/s"), Some(&m), "other").unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::InvalidArgument);
-        assert!(err.to_string().contains("memfile"), "{err}");
+        assert!(err.to_string().contains("one"), "{err}");
     }
 }

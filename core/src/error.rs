@@ -21,10 +21,10 @@ pub enum ErrorKind {
     /// Another process holds the store directory.
     Locked,
     /// Stored data failed a check (checksum, format, or an engine that could not open it).
-    /// libstate changes none of the store's files when it reports this: the memfile
-    /// engine's are left byte for byte as they were found. sled 0.34, though, may
-    /// rewrite parts of its own files while it opens them, before any check can run;
-    /// the message says which of the two happened.
+    /// libstate changes none of the store's files when it reports this. An engine
+    /// that rewrites parts of its own files while it opens them, before any check can
+    /// run, says so in the message; otherwise the message says the files were left
+    /// untouched.
     Corrupt,
     /// The operating system reported an I/O error.
     Io,
@@ -132,25 +132,32 @@ impl Error {
         }
     }
 
+    /// The same error for another caller: what a failed sync tells every writer that
+    /// waited for it. An I/O error keeps its kind and message.
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
+            Error::Locked { path } => Error::Locked { path: path.clone() },
+            Error::Corrupt { path, detail } => Error::Corrupt {
+                path: path.clone(),
+                detail: detail.clone(),
+            },
+            Error::Io { path, source } => Error::Io {
+                path: path.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::TooLarge(m) => Error::TooLarge(m.clone()),
+            Error::QuotaExceeded(m) => Error::QuotaExceeded(m.clone()),
+            Error::Closed => Error::Closed,
+            Error::Internal(m) => Error::Internal(m.clone()),
+        }
+    }
+
     /// A *corrupt* error whose files were left untouched.
     pub(crate) fn corrupt(path: &Path, detail: impl Into<String>) -> Error {
         Error::Corrupt {
             path: path.to_path_buf(),
             detail: format!("{}; its files were left untouched", detail.into()),
-        }
-    }
-
-    /// A *corrupt* error found while or after sled opened the store: sled may have
-    /// rewritten parts of its files during its own recovery by then.
-    pub(crate) fn corrupt_after_sled_open(path: &Path, detail: impl Into<String>) -> Error {
-        Error::Corrupt {
-            path: path.to_path_buf(),
-            detail: format!(
-                "{}; libstate changed none of its files, but sled may have rewritten parts \
-                 of them while opening the store: keep a copy of the directory before \
-                 anything else",
-                detail.into()
-            ),
         }
     }
 }

@@ -13,13 +13,14 @@
 //! instead. The sweeper only removes a record whose own deadline equals the index
 //! entry's, and drops stale entries when their time comes.
 
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::time::Duration;
 
 use crate::engine::{StorageEngine, Visit, WriteOp};
 use crate::error::{Error, Result};
 use crate::record;
-use crate::store::Shared;
+use crate::store::{Shared, Written};
 
 /// The internal bucket holding the deadline index. It starts with a control
 /// character, which user bucket names cannot contain.
@@ -133,7 +134,8 @@ fn index_entries(
         }
         let mut current = false;
         engine.get(bucket, key, &mut |v| {
-            current = record::peek_header(v) == Some(Some(deadline));
+            current =
+                record::decode(v, &shared.path).is_ok_and(|r| r.deadline_ms == Some(deadline));
         })?;
         let (bucket, key) = (bucket.to_string(), key.to_vec());
         out.push(IndexEntry {
@@ -151,6 +153,14 @@ fn upto(now_ms: u64) -> [u8; 8] {
     now_ms.saturating_add(1).to_be_bytes()
 }
 
+/// One batch of a sweep.
+struct SweptBatch {
+    /// Records removed.
+    removed: u64,
+    /// Whether the batch was full, so more index entries may be due.
+    more: bool,
+}
+
 /// Removes every record whose deadline has passed, and stale index entries, in
 /// batches. Returns the number of records removed.
 pub(crate) fn sweep(shared: &Shared) -> Result<u64> {
@@ -158,7 +168,7 @@ pub(crate) fn sweep(shared: &Shared) -> Result<u64> {
     loop {
         let now = shared.opts.clock.now_ms();
         let upper = upto(now);
-        let (n, more) = shared.write_with(|engine| {
+        let batch = shared.write_with(|engine| {
             let entries = index_entries(
                 shared,
                 engine,
@@ -168,7 +178,10 @@ pub(crate) fn sweep(shared: &Shared) -> Result<u64> {
                 None,
             )?;
             if entries.is_empty() {
-                return Ok(((0, false), false));
+                return Ok(Written::unchanged(SweptBatch {
+                    removed: 0,
+                    more: false,
+                }));
             }
             let mut ops = Vec::with_capacity(entries.len() * 2);
             let mut n = 0u64;
@@ -186,13 +199,38 @@ pub(crate) fn sweep(shared: &Shared) -> Result<u64> {
                 }
             }
             engine.write(&ops)?;
-            Ok(((n, entries.len() == SWEEP_BATCH), true))
+            Ok(Written::changed(SweptBatch {
+                removed: n,
+                more: entries.len() == SWEEP_BATCH,
+            }))
         })?;
-        removed += n;
-        if !more {
+        removed += batch.removed;
+        if !batch.more {
             return Ok(removed);
         }
     }
+}
+
+/// Number of records that have expired but are still stored, per bucket (buckets
+/// without any are absent). One pass over the due part of the index: O(expired).
+pub(crate) fn expired_by_bucket(
+    shared: &Shared,
+    engine: &dyn StorageEngine,
+) -> Result<BTreeMap<String, u64>> {
+    let upper = upto(shared.opts.clock.now_ms());
+    let entries = index_entries(
+        shared,
+        engine,
+        Bound::Unbounded,
+        Bound::Excluded(&upper),
+        usize::MAX,
+        None,
+    )?;
+    let mut out = BTreeMap::new();
+    for e in entries.into_iter().filter(|e| e.current) {
+        *out.entry(e.bucket).or_insert(0) += 1;
+    }
+    Ok(out)
 }
 
 /// Number of records of `bucket` that have expired but are still stored.

@@ -44,12 +44,6 @@ pub(crate) fn lending<T>(store: &T) -> bool {
     LENDING.with(|l| l.borrow().contains(&addr))
 }
 
-/// Whether this thread is inside any lending callback (engines use this to take
-/// their read locks recursively).
-pub(crate) fn any() -> bool {
-    LENDING.with(|l| !l.borrow().is_empty())
-}
-
 /// *invalid argument* if this thread is inside a lending callback of `store`: `what`
 /// (a write, a flush, a close) would deadlock there.
 pub(crate) fn refuse<T>(store: &T, what: &str) -> Result<()> {

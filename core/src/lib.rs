@@ -33,7 +33,7 @@
 // and in the memfile engine the in-place entry (`state::Entry`: its construction, reads,
 // `overwrite_value`, `Send`/`Sync`, `prefetch`; the in-place puts that call it,
 // `state::overwrite_in_index` from `BucketMap::put_encoded` and the log replay's
-// `open::Loading::apply`) and the mapped log (`log::mapped`).
+// `open::Loading::apply`) and the mapped log window (`log::mmap`).
 #![deny(unsafe_code)]
 
 mod bucket;
@@ -41,9 +41,10 @@ mod checkpoint;
 mod clients;
 mod clock;
 mod cursor;
-mod engine;
+pub mod engine;
 mod error;
 mod expiry;
+mod fs;
 mod iter;
 mod lend;
 pub mod limits;
@@ -57,13 +58,11 @@ pub use bucket::{prefix_bounds, Bucket, Entry};
 pub use clients::{Quota, DEFAULT_CURSOR_LIFESPAN, DEFAULT_MAX_CURSORS};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use cursor::{Cursor, Position};
+pub use engine::{Engine, EngineConfig, DEFAULT_CACHE_SIZE};
 pub use error::{Error, ErrorKind, Result};
 pub use expiry::{ttl_from_millis, ttl_from_secs_f64, Ttl};
 pub use iter::Iter;
 pub use service::StateService;
-pub use store::{
-    Engine, Store, StoreBuilder, StoreInfo, DEFAULT_CACHE_SIZE, DEFAULT_FLUSH_INTERVAL,
-    DEFAULT_SWEEP_INTERVAL,
-};
+pub use store::{Store, StoreBuilder, StoreInfo, DEFAULT_FLUSH_INTERVAL, DEFAULT_SWEEP_INTERVAL};
 pub use transfer::{ImportProgress, ImportReport};
-pub use txn::{Expiry, Stored, Txn, Usage, UsageDelta};
+pub use txn::{Expiry, Record, Txn, Usage, UsageDelta};

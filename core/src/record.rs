@@ -80,17 +80,75 @@ pub(crate) struct Record<'a> {
     pub value: &'a [u8],
 }
 
-impl Record<'_> {
-    /// Whether the record is invisible at `now_ms` (its deadline has passed).
-    #[cfg(test)]
-    pub fn is_expired(&self, now_ms: u64) -> bool {
-        matches!(self.deadline_ms, Some(d) if d <= now_ms)
+/// What a key's stored record is at one moment. The expiry rule lives here and only
+/// here: a record whose deadline is at or before now is expired, invisible to every
+/// read although still stored until the sweeper removes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stored<V> {
+    /// No record is stored under the key.
+    Missing,
+    /// A record readers see: its value and its deadline, if it has one.
+    Live { value: V, deadline_ms: Option<u64> },
+    /// A record whose deadline has passed.
+    Expired { deadline_ms: u64 },
+}
+
+impl<'a> Stored<&'a [u8]> {
+    /// Classifies the stored record `raw`. `now_ms` is called only for a record with
+    /// a deadline, so records without expiry cost no clock read.
+    ///
+    /// # Errors
+    /// *corrupt* (naming `path`) if the record's header is malformed.
+    #[inline]
+    pub(crate) fn of(
+        raw: &'a [u8],
+        path: &Path,
+        now_ms: impl FnOnce() -> u64,
+    ) -> Result<Stored<&'a [u8]>> {
+        let rec = decode(raw, path)?;
+        Ok(match rec.deadline_ms {
+            Some(d) if d <= now_ms() => Stored::Expired { deadline_ms: d },
+            deadline_ms => Stored::Live {
+                value: rec.value,
+                deadline_ms,
+            },
+        })
+    }
+}
+
+impl<V> Stored<V> {
+    /// The value of a live record.
+    pub(crate) fn live(self) -> Option<V> {
+        match self {
+            Stored::Live { value, .. } => Some(value),
+            Stored::Missing | Stored::Expired { .. } => None,
+        }
     }
 
-    /// Like `is_expired`, but reads the clock only if the record has a deadline, so
-    /// records without expiry cost no clock read.
-    pub fn is_expired_at(&self, now_ms: impl FnOnce() -> u64) -> bool {
-        matches!(self.deadline_ms, Some(d) if d <= now_ms())
+    /// Whether a record is stored, live or expired.
+    pub(crate) fn is_stored(&self) -> bool {
+        !matches!(self, Stored::Missing)
+    }
+
+    /// The stored record's deadline, live or expired.
+    pub(crate) fn deadline_ms(&self) -> Option<u64> {
+        match *self {
+            Stored::Live { deadline_ms, .. } => deadline_ms,
+            Stored::Expired { deadline_ms } => Some(deadline_ms),
+            Stored::Missing => None,
+        }
+    }
+
+    /// The same outcome with the live value mapped by `f`.
+    pub(crate) fn map<W>(self, f: impl FnOnce(V) -> W) -> Stored<W> {
+        match self {
+            Stored::Missing => Stored::Missing,
+            Stored::Live { value, deadline_ms } => Stored::Live {
+                value: f(value),
+                deadline_ms,
+            },
+            Stored::Expired { deadline_ms } => Stored::Expired { deadline_ms },
+        }
     }
 }
 
@@ -132,20 +190,6 @@ pub(crate) fn decode<'a>(raw: &'a [u8], path: &Path) -> Result<Record<'a>> {
     }
 }
 
-/// The deadline of a stored value without copying it: `None` if the header is
-/// malformed, `Some(None)` if it has no deadline.
-pub(crate) fn peek_header(raw: &[u8]) -> Option<Option<u64>> {
-    match raw.split_first() {
-        Some((&PLAIN, _)) => Some(None),
-        Some((&EXPIRING, rest)) if rest.len() >= DEADLINE_LEN => {
-            let mut buf = [0u8; DEADLINE_LEN];
-            buf.copy_from_slice(&rest[..DEADLINE_LEN]);
-            Some(Some(u64::from_be_bytes(buf)))
-        }
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,11 +206,22 @@ mod tests {
         let r = decode(&b, p).unwrap();
         assert_eq!(r.deadline_ms, Some(42));
         assert!(r.value.is_empty());
-        assert!(r.is_expired(42));
-        assert!(!r.is_expired(41));
-        assert_eq!(peek_header(&b), Some(Some(42)));
-        assert_eq!(peek_header(&a), Some(None));
-        assert_eq!(peek_header(&[9]), None);
+        assert_eq!(
+            Stored::of(&b, p, || 42).unwrap(),
+            Stored::Expired { deadline_ms: 42 }
+        );
+        assert_eq!(
+            Stored::of(&b, p, || 41).unwrap(),
+            Stored::Live {
+                value: &b""[..],
+                deadline_ms: Some(42)
+            }
+        );
+        let no_clock = || -> u64 { panic!("a record without a deadline reads no clock") };
+        assert_eq!(
+            Stored::of(&a, p, no_clock).unwrap().live(),
+            Some(&b"hello"[..])
+        );
     }
 
     #[test]

@@ -20,12 +20,12 @@ use crate::engine::{StorageEngine, Visit, WriteOp};
 use crate::error::{Error, Result};
 use crate::expiry::{self, INDEX_BUCKET};
 use crate::limits;
-use crate::record;
-use crate::store::Shared;
+use crate::record::{self, Stored};
+use crate::store::{Shared, Written};
 
 /// A live record as a transaction sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stored {
+pub struct Record {
     /// The value.
     pub value: Vec<u8>,
     /// When the record expires (unix milliseconds), if it does.
@@ -85,7 +85,7 @@ struct Slot {
     /// Whether `original` was live at the transaction's `now`.
     original_live: bool,
     /// The record now: `None` if absent (or expired).
-    current: Option<Stored>,
+    current: Option<Record>,
     /// Whether the transaction wrote this key.
     dirty: bool,
 }
@@ -126,34 +126,38 @@ impl<'a> Txn<'a> {
         match self.slots.entry(key.to_string()) {
             MapEntry::Occupied(o) => Ok(o.into_mut()),
             MapEntry::Vacant(v) => {
-                let mut found: Option<Result<(Option<u64>, Vec<u8>)>> = None;
+                let now = self.now;
+                let mut found: Option<Result<Stored<Vec<u8>>>> = None;
                 self.engine
                     .get(self.bucket.name(), key.as_bytes(), &mut |raw| {
                         found = Some(
-                            record::decode(raw, &self.shared.path)
-                                .map(|r| (r.deadline_ms, r.value.to_vec())),
+                            record::Stored::of(raw, &self.shared.path, || now)
+                                .map(|s| s.map(<[u8]>::to_vec)),
                         );
                     })?;
-                let slot = match found {
-                    None => Slot {
+                let stored = found.transpose()?.unwrap_or(Stored::Missing);
+                let slot = match stored {
+                    Stored::Missing => Slot {
                         original: None,
                         original_live: false,
                         current: None,
                         dirty: false,
                     },
-                    Some(r) => {
-                        let (deadline, value) = r?;
-                        let live = deadline.is_none_or(|d| d > self.now);
-                        Slot {
-                            original: Some((deadline, value.len())),
-                            original_live: live,
-                            current: live.then_some(Stored {
-                                value,
-                                expires_at_ms: deadline,
-                            }),
-                            dirty: false,
-                        }
-                    }
+                    Stored::Expired { deadline_ms } => Slot {
+                        original: Some((Some(deadline_ms), 0)),
+                        original_live: false,
+                        current: None,
+                        dirty: false,
+                    },
+                    Stored::Live { value, deadline_ms } => Slot {
+                        original: Some((deadline_ms, value.len())),
+                        original_live: true,
+                        current: Some(Record {
+                            value,
+                            expires_at_ms: deadline_ms,
+                        }),
+                        dirty: false,
+                    },
                 };
                 Ok(v.insert(slot))
             }
@@ -165,7 +169,7 @@ impl<'a> Txn<'a> {
     /// # Errors
     /// *invalid argument* for a bad key; *corrupt* for an undecodable record; engine
     /// errors.
-    pub fn get(&mut self, key: &str) -> Result<Option<&Stored>> {
+    pub fn get(&mut self, key: &str) -> Result<Option<&Record>> {
         Ok(self.slot(key)?.current.as_ref())
     }
 
@@ -197,7 +201,7 @@ impl<'a> Txn<'a> {
             }
             Expiry::At(d) => Some(d),
         };
-        slot.current = Some(Stored {
+        slot.current = Some(Record {
             value,
             expires_at_ms: deadline,
         });
@@ -257,10 +261,10 @@ impl<'a> Txn<'a> {
             Bound::Unbounded,
             false,
             &mut |k, raw| {
-                let live = match record::peek_header(raw) {
-                    Some(d) => d.is_none_or(|d| d > now),
-                    None => true,
-                };
+                let live = matches!(
+                    record::Stored::of(raw, &self.shared.path, || now),
+                    Ok(Stored::Live { .. }) | Err(_)
+                );
                 match record::key_str(k) {
                     Some(k) if live => stored.push(k.to_string()),
                     Some(_) => {}
@@ -355,11 +359,11 @@ impl<'a> Txn<'a> {
             Bound::Unbounded,
             false,
             &mut |k, raw| {
-                if let Ok(r) = record::decode(raw, &self.shared.path) {
-                    if r.deadline_ms.is_none_or(|d| d > now) {
-                        u.records += 1;
-                        u.bytes += (k.len() + r.value.len()) as u64;
-                    }
+                if let Ok(Stored::Live { value, .. }) =
+                    record::Stored::of(raw, &self.shared.path, || now)
+                {
+                    u.records += 1;
+                    u.bytes += (k.len() + value.len()) as u64;
                 }
                 Visit::Continue
             },
@@ -509,8 +513,11 @@ impl Bucket {
             if tx.is_dirty() {
                 check(&tx, tx.usage_delta())?;
             }
-            let wrote = tx.commit()?;
-            Ok((out, wrote))
+            Ok(if tx.commit()? {
+                Written::changed(out)
+            } else {
+                Written::unchanged(out)
+            })
         })
     }
 }

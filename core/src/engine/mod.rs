@@ -1,46 +1,106 @@
-//! The storage engine trait: the one seam between libstate's behaviour and the bytes
-//! on disk.
+//! The storage engine seam: the one boundary between libstate's behaviour and the
+//! bytes an engine stores.
 //!
-//! An engine is an ordered byte-key map per bucket with atomic batches. Everything
-//! else (validation, expiry, cursors, the service, durability scheduling) lives above
-//! this trait and is written once, so every engine behaves identically and one
-//! conformance suite (`core/tests/conformance.rs`) runs against each.
+//! An engine is an ordered byte-key map per bucket with atomic batches
+//! ([`StorageEngine`]). Everything else (validation, expiry, cursors, lending, the
+//! service, durability scheduling, checkpoints) lives above the trait and is written
+//! once, so every engine behaves identically and one conformance suite
+//! (`core/tests/conformance/`) runs against each.
 //!
-//! Values handed to an engine are already encoded by [`crate::record`]; engines treat
-//! them as opaque bytes.
+//! Which engine a store uses, with that engine's own options, is an [`EngineConfig`]:
+//! [`SledConfig`] and [`MemfileConfig`] for the built-in engines, or
+//! [`EngineConfig::Custom`] with an [`EngineFactory`] for an engine defined outside
+//! this crate. [`open`] is the only place that turns a config into an engine; the
+//! store names no engine.
+//!
+//! Values handed to an engine are already encoded by libstate (a header carrying the
+//! expiry deadline, then the user's bytes); engines treat them as opaque bytes.
 
+use std::fmt;
 use std::ops::Bound;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
 
+use crate::checkpoint;
 use crate::error::{Error, Result};
 
 pub(crate) mod memfile;
 pub(crate) mod sled;
 
+pub use self::memfile::MemfileConfig;
+pub use self::sled::{SledConfig, DEFAULT_CACHE_SIZE};
+
 /// One write in an atomic batch.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum WriteOp<'a> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOp<'a> {
     /// Insert or overwrite `key` in `bucket`.
     Put {
+        /// The bucket (a user bucket name, or one of libstate's internal buckets,
+        /// whose names start with a control character).
         bucket: &'a str,
+        /// The key.
         key: &'a [u8],
+        /// The encoded value, opaque to the engine.
         value: &'a [u8],
     },
     /// Remove `key` from `bucket`; removing a missing key is not an error.
-    Delete { bucket: &'a str, key: &'a [u8] },
+    Delete {
+        /// The bucket.
+        bucket: &'a str,
+        /// The key.
+        key: &'a [u8],
+    },
 }
 
 /// What a scan visitor tells the engine after each entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Visit {
+pub enum Visit {
+    /// Go on with the next entry in the range.
     Continue,
+    /// Stop the scan; the engine returns at once.
     Stop,
 }
 
-/// The operations every engine implements. All methods may be called from many
-/// threads at once; the store serializes writes (see `Shared::write_lock`), so an
-/// engine sees at most one `write`/`remove_bucket` at a time.
-pub(crate) trait StorageEngine: Send + Sync {
+/// The operations every engine implements.
+///
+/// # What an engine may assume
+///
+/// - **One writer at a time within one process.** The store serializes
+///   [`write`](Self::write) and [`remove_bucket`](Self::remove_bucket) calls on one
+///   engine instance under its own lock; reads ([`get`](Self::get),
+///   [`get_many`](Self::get_many), [`scan`](Self::scan), [`count`](Self::count),
+///   [`bucket_names`](Self::bucket_names)), [`sync`](Self::sync) and
+///   [`disk_size`](Self::disk_size) come from any number of threads at once, also
+///   while a write runs. Across processes the store assumes nothing: an engine whose
+///   store other processes may open at the same time must make their writes atomic
+///   and ordered itself (and holds no [`lock_file`](Self::lock_file)).
+/// - **One instance per store directory per process.** The store keeps a registry
+///   keyed by the canonical directory; a second open in the process shares the first
+///   instance, and a new instance is opened only after the previous one was dropped.
+/// - **Nothing is written before [`finish_open`](Self::finish_open).**
+/// - **Arguments are valid.** Bucket names are non-empty UTF-8 without NUL; keys are
+///   non-empty; a batch holds at least one operation. Values and keys can be large
+///   (values up to the store's configured maximum, 16 MiB by default).
+/// - **Reads may nest.** A visitor passed to `get`, `get_many` or `scan` may run
+///   user code that reads the same engine again on the same thread (libstate lends
+///   values to callbacks without copying them). Such a nested read must not wait for
+///   a writer that is itself waiting for the outer read to finish; it must not write.
+///
+/// # What an engine must provide
+///
+/// - Reads see every write that returned before they started (read-your-writes
+///   within the process) and never a part of a batch.
+/// - [`write`](Self::write) is atomic: after a crash a batch is wholly present or
+///   wholly absent, and batches become durable in the order they were applied.
+/// - [`sync`](Self::sync) makes every write that returned before it durable.
+/// - Scans visit keys in byte order (descending if asked), each at most once.
+/// - Errors name the path (or URL) they concern; a lock held by another process is
+///   [`Error::Locked`]; data failing a check is [`Error::Corrupt`], and an engine
+///   reporting that changes nothing of what it found.
+/// - A panic must not leave the engine's data inconsistent for later calls.
+pub trait StorageEngine: Send + Sync {
     /// Called once after opening, when the store has accepted what the engine loaded
     /// (its checkpoint check passed): the engine may now change its files (repair a
     /// torn tail, remove leftovers, start background work). Until then an engine
@@ -51,8 +111,10 @@ pub(crate) trait StorageEngine: Send + Sync {
     }
 
     /// The *corrupt* error for damage the store found after this engine opened its
-    /// files. The default says the files were left untouched, true of an engine that
-    /// changes nothing before [`StorageEngine::finish_open`].
+    /// files (`detail` says what was found). The default says the files were left
+    /// untouched, true of an engine that changes nothing before
+    /// [`StorageEngine::finish_open`]; an engine that rewrites its files while
+    /// opening says so here.
     fn damaged(&self, path: &Path, detail: String) -> Error {
         Error::corrupt(path, detail)
     }
@@ -74,12 +136,13 @@ pub(crate) trait StorageEngine: Send + Sync {
         Ok(())
     }
 
-    /// Applies all `ops` atomically: after a crash either all or none are present.
+    /// Applies all `ops` atomically (in order: a later op on the same key wins): after
+    /// a crash either all or none are present.
     fn write(&self, ops: &[WriteOp<'_>]) -> Result<()>;
 
     /// Visits the entries of `bucket` with keys within the bounds, in key order
     /// (descending if `reverse`), until the visitor says stop or the range ends.
-    /// The visitor must not call back into the engine.
+    /// A missing bucket is an empty range.
     fn scan(
         &self,
         bucket: &str,
@@ -89,10 +152,11 @@ pub(crate) trait StorageEngine: Send + Sync {
         visit: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
     ) -> Result<()>;
 
-    /// Number of stored entries in `bucket` (expired or not).
+    /// Number of stored entries in `bucket` (expired or not: expiry is libstate's).
     fn count(&self, bucket: &str) -> Result<u64>;
 
-    /// Names of every bucket holding at least one entry, in byte order.
+    /// Names of every bucket holding at least one entry, in byte order (internal
+    /// buckets included).
     fn bucket_names(&self) -> Result<Vec<String>>;
 
     /// Removes a bucket and all its entries. Returns whether it held any.
@@ -101,14 +165,267 @@ pub(crate) trait StorageEngine: Send + Sync {
     /// Makes every write that returned before this call durable (on stable storage).
     fn sync(&self) -> Result<()>;
 
-    /// Bytes the store occupies on disk.
+    /// Bytes the store occupies on disk (0 for an engine that keeps nothing locally).
     fn disk_size(&self) -> Result<u64>;
 
     /// The file whose exclusive `flock` the engine holds while open, if any. After the
     /// engine is dropped, the store waits until that lock is free before `close`
-    /// returns, so another process can open the store at once (sled releases its
-    /// lock from background threads some time after its `Db` is dropped).
-    fn lock_file(&self) -> Option<std::path::PathBuf> {
+    /// returns, so another process can open the store at once (an engine may release
+    /// its lock from background threads some time after it is dropped).
+    fn lock_file(&self) -> Option<PathBuf> {
         None
     }
+}
+
+/// What the store tells an engine it opens: the store-wide options an engine may
+/// tune itself to.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StoreContext {
+    /// How often the store checkpoints and, in periodic mode, syncs the engine.
+    pub flush_interval: Duration,
+    /// Whether every write call is synced before it returns (sync mode).
+    pub sync: bool,
+}
+
+impl StoreContext {
+    /// A context with the given figures (for tests of an engine outside the store).
+    pub fn new(flush_interval: Duration, sync: bool) -> StoreContext {
+        StoreContext {
+            flush_interval,
+            sync,
+        }
+    }
+}
+
+/// Opens engines of one kind. The built-in engines' configs implement it; an engine
+/// defined outside `state-core` implements it and is used through
+/// [`EngineConfig::Custom`]:
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use state_core::engine::{EngineFactory, EngineConfig, StorageEngine, StoreContext};
+/// # #[derive(Debug)] struct MyFactory;
+/// # impl EngineFactory for MyFactory {
+/// #     fn name(&self) -> &str { "mine" }
+/// #     fn open(&self, _: &std::path::Path, _: &StoreContext)
+/// #         -> state_core::Result<Box<dyn StorageEngine>> { unimplemented!() }
+/// # }
+/// let config = EngineConfig::Custom(Arc::new(MyFactory));
+/// let builder = state_core::Store::builder().engine(config);
+/// ```
+pub trait EngineFactory: fmt::Debug + Send + Sync {
+    /// The engine's name: recorded in the store's marker file, so a store is only
+    /// ever reopened with the engine that made it, and used in messages. Must not be
+    /// the name of another engine (`"sled"`, `"memfile"`).
+    fn name(&self) -> &str;
+
+    /// Opens (creating if needed) the engine's store in `dir`, an existing directory
+    /// that libstate owns (it also holds libstate's marker file). An engine that keeps
+    /// its data elsewhere (a server named by a URL in its config) needs nothing there.
+    ///
+    /// # Errors
+    /// *locked* if another process holds the store; *corrupt* if the engine's data
+    /// fails its checks; *invalid argument* for an option out of range; *I/O*.
+    fn open(&self, dir: &Path, store: &StoreContext) -> Result<Box<dyn StorageEngine>>;
+
+    /// A file in `dir` that shows this engine's store is there, if one is. A store
+    /// without libstate's marker is then refused by every other engine instead of
+    /// being mixed with this one's files. The default recognizes nothing.
+    fn recognize(&self, dir: &Path) -> Result<Option<String>> {
+        let _ = dir;
+        Ok(None)
+    }
+}
+
+/// Which kind of storage engine a store uses; [`EngineConfig`] adds its options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Engine {
+    /// sled 0.34: an embedded B-tree/log-structured store. The default.
+    #[default]
+    Sled,
+    /// Everything in memory, persisted to an append-only log plus snapshots
+    /// (`docs/memfile-format.md`). The fastest engine; the data must fit in RAM.
+    Memfile,
+    /// An engine defined outside `state-core`, opened through
+    /// [`EngineConfig::Custom`]; its name is [`crate::Store::engine_name`].
+    Custom,
+}
+
+impl Engine {
+    /// The engine's name as used in options and messages (`"sled"`, `"memfile"`;
+    /// `"custom"` for any engine defined outside `state-core`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::Sled => "sled",
+            Engine::Memfile => "memfile",
+            Engine::Custom => "custom",
+        }
+    }
+
+    /// The engine the store in `dir` was created with, as recorded in its marker
+    /// file; `None` if `dir` does not exist or holds no libstate store. Lets a tool
+    /// open an existing store without being told its engine.
+    ///
+    /// # Errors
+    /// *corrupt* if the marker cannot be parsed or names an engine that is not built
+    /// into `state-core`; *I/O* if it exists but cannot be read.
+    pub fn detect(dir: impl AsRef<Path>) -> Result<Option<Engine>> {
+        let dir = dir.as_ref();
+        if !dir.is_dir() {
+            return Ok(None);
+        }
+        let Some(marker) = checkpoint::read_marker(dir)? else {
+            return Ok(None);
+        };
+        marker.engine.parse().map(Some).map_err(|_| {
+            Error::corrupt(
+                &dir.join(checkpoint::MARKER_FILE),
+                format!("store marker names an unknown engine {:?}", marker.engine),
+            )
+        })
+    }
+}
+
+impl fmt::Display for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Engine {
+    type Err = Error;
+
+    /// Parses `"sled"` or `"memfile"`; anything else is an *invalid argument* error.
+    fn from_str(s: &str) -> Result<Engine> {
+        match s {
+            "sled" => Ok(Engine::Sled),
+            "memfile" => Ok(Engine::Memfile),
+            other => Err(Error::invalid(format!(
+                "unknown engine {other:?} (expected \"sled\" or \"memfile\")"
+            ))),
+        }
+    }
+}
+
+/// An engine with its own options: what [`crate::StoreBuilder::engine`] takes.
+///
+/// An [`Engine`] converts into its config with default options, so
+/// `.engine(Engine::Memfile)` and `.engine(MemfileConfig::default())` are the same.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum EngineConfig {
+    /// The sled engine.
+    Sled(SledConfig),
+    /// The memfile engine.
+    Memfile(MemfileConfig),
+    /// An engine defined outside `state-core` (and the hook tests use to run the
+    /// conformance suite against one): the factory opens it.
+    Custom(Arc<dyn EngineFactory>),
+}
+
+impl Default for EngineConfig {
+    fn default() -> EngineConfig {
+        Engine::default().into()
+    }
+}
+
+impl EngineConfig {
+    /// The kind of engine.
+    pub fn engine(&self) -> Engine {
+        match self {
+            EngineConfig::Sled(_) => Engine::Sled,
+            EngineConfig::Memfile(_) => Engine::Memfile,
+            EngineConfig::Custom(_) => Engine::Custom,
+        }
+    }
+
+    /// The engine's name, as recorded in the store's marker file.
+    pub fn name(&self) -> &str {
+        self.factory().name()
+    }
+
+    /// This config with `bytes` as the page-cache size of an engine that has one
+    /// (sled); other engines are returned unchanged.
+    pub fn with_cache_size(self, bytes: u64) -> EngineConfig {
+        match self {
+            EngineConfig::Sled(c) => EngineConfig::Sled(c.cache_size(bytes)),
+            other => other,
+        }
+    }
+
+    fn factory(&self) -> &dyn EngineFactory {
+        match self {
+            EngineConfig::Sled(c) => c,
+            EngineConfig::Memfile(c) => c,
+            EngineConfig::Custom(f) => &**f,
+        }
+    }
+}
+
+impl From<Engine> for EngineConfig {
+    /// The engine with its default options. [`Engine::Custom`] names no factory and
+    /// converts to the default engine's config; use [`EngineConfig::Custom`] instead.
+    fn from(engine: Engine) -> EngineConfig {
+        match engine {
+            Engine::Memfile => EngineConfig::Memfile(MemfileConfig::default()),
+            Engine::Sled | Engine::Custom => EngineConfig::Sled(SledConfig::default()),
+        }
+    }
+}
+
+impl From<&EngineConfig> for EngineConfig {
+    fn from(config: &EngineConfig) -> EngineConfig {
+        config.clone()
+    }
+}
+
+impl From<SledConfig> for EngineConfig {
+    fn from(config: SledConfig) -> EngineConfig {
+        EngineConfig::Sled(config)
+    }
+}
+
+impl From<MemfileConfig> for EngineConfig {
+    fn from(config: MemfileConfig) -> EngineConfig {
+        EngineConfig::Memfile(config)
+    }
+}
+
+/// The built-in engines, for recognizing a directory that holds another engine's
+/// store.
+fn built_in() -> [EngineConfig; 2] {
+    [
+        EngineConfig::Sled(SledConfig::default()),
+        EngineConfig::Memfile(MemfileConfig::default()),
+    ]
+}
+
+/// Opens the engine `config` describes on the store directory `dir`.
+///
+/// # Errors
+/// *invalid argument* if `dir` holds a store of another built-in engine (found by
+/// its files: a store without libstate's marker), and every error of
+/// [`EngineFactory::open`].
+pub(crate) fn open(
+    config: &EngineConfig,
+    dir: &Path,
+    store: &StoreContext,
+) -> Result<Box<dyn StorageEngine>> {
+    let name = config.name();
+    for other in built_in() {
+        let other_name = other.name();
+        if other_name == name {
+            continue;
+        }
+        if let Some(file) = other.factory().recognize(dir)? {
+            return Err(Error::invalid(format!(
+                "store {} holds a {other_name} store (found {file:?}); open it with the \
+                 {other_name} engine",
+                dir.display()
+            )));
+        }
+    }
+    config.factory().open(dir, store)
 }

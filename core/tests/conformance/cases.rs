@@ -1,5 +1,8 @@
 //! The conformance cases. Each takes the engine under test.
 
+/// This file, so the suite can check that every case written here is listed.
+pub const SOURCE: &str = include_str!("cases.rs");
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -7,18 +10,18 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::thread;
 
-use state_core::{Engine, ErrorKind, Position, StateService, Store};
+use state_core::{EngineConfig, ErrorKind, Position, StateService, Store};
 use tempfile::TempDir;
 
 fn tmp() -> TempDir {
     tempfile::tempdir().unwrap()
 }
 
-fn open(engine: Engine, dir: &Path) -> Store {
+fn open(engine: &EngineConfig, dir: &Path) -> Store {
     Store::builder().engine(engine).open(dir).unwrap()
 }
 
-fn open_sync(engine: Engine, dir: &Path) -> Store {
+fn open_sync(engine: &EngineConfig, dir: &Path) -> Store {
     Store::builder()
         .engine(engine)
         .sync(true)
@@ -37,7 +40,7 @@ fn fill_even(store: &Store, bucket: &str, n: usize) {
         .unwrap();
 }
 
-pub fn write_read_close_reopen(engine: Engine) {
+pub fn write_read_close_reopen(engine: &EngineConfig) {
     let dir = tmp();
     let store = open(engine, dir.path());
     let b = store.bucket("user1").unwrap();
@@ -54,7 +57,7 @@ pub fn write_read_close_reopen(engine: Engine) {
     store.close().unwrap();
 }
 
-pub fn delete_missing_key_succeeds_and_reports_absent(engine: Engine) {
+pub fn delete_missing_key_succeeds_and_reports_absent(engine: &EngineConfig) {
     let dir = tmp();
     let store = open(engine, dir.path());
     let b = store.bucket("b").unwrap();
@@ -62,7 +65,7 @@ pub fn delete_missing_key_succeeds_and_reports_absent(engine: Engine) {
     assert_eq!(b.len().unwrap(), 0);
 }
 
-pub fn delete_existing_key_reports_it_existed(engine: Engine) {
+pub fn delete_existing_key_reports_it_existed(engine: &EngineConfig) {
     let dir = tmp();
     let store = open(engine, dir.path());
     let b = store.bucket("b").unwrap();
@@ -72,7 +75,7 @@ pub fn delete_existing_key_reports_it_existed(engine: Engine) {
     assert!(!b.delete("k").unwrap());
 }
 
-pub fn empty_key_is_rejected_and_nothing_written(engine: Engine) {
+pub fn empty_key_is_rejected_and_nothing_written(engine: &EngineConfig) {
     let dir = tmp();
     let store = open(engine, dir.path());
     let b = store.bucket("b").unwrap();
@@ -90,7 +93,7 @@ pub fn empty_key_is_rejected_and_nothing_written(engine: Engine) {
     assert!(store.bucket_names().unwrap().is_empty());
 }
 
-pub fn oversized_key_is_rejected(engine: Engine) {
+pub fn oversized_key_is_rejected(engine: &EngineConfig) {
     let dir = tmp();
     let store = open(engine, dir.path());
     let b = store.bucket("b").unwrap();
@@ -103,7 +106,7 @@ pub fn oversized_key_is_rejected(engine: Engine) {
     assert_eq!(b.len().unwrap(), 1);
 }
 
-pub fn oversized_value_is_rejected_and_nothing_written(engine: Engine) {
+pub fn oversized_value_is_rejected_and_nothing_written(engine: &EngineConfig) {
     let dir = tmp();
     let store = open(engine, dir.path());
     let b = store.bucket("b").unwrap();
@@ -120,7 +123,7 @@ pub fn oversized_value_is_rejected_and_nothing_written(engine: Engine) {
     assert_eq!(b.get("exact").unwrap().unwrap().len(), exact.len());
 }
 
-pub fn configured_value_limit_is_enforced(engine: Engine) {
+pub fn configured_value_limit_is_enforced(engine: &EngineConfig) {
     let dir = tmp();
     let store = Store::builder()
         .engine(engine)
@@ -148,7 +151,7 @@ pub fn configured_value_limit_is_enforced(engine: Engine) {
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
 }
 
-pub fn bad_bucket_names_are_rejected(engine: Engine) {
+pub fn bad_bucket_names_are_rejected(engine: &EngineConfig) {
     let dir = tmp();
     let store = open(engine, dir.path());
     for bad in ["", "a\0b", "tab\there", "nl\n", &"b".repeat(256)] {
@@ -168,7 +171,7 @@ pub fn bad_bucket_names_are_rejected(engine: Engine) {
     assert_eq!(store.bucket_names().unwrap().len(), 2);
 }
 
-pub fn seek_to_existing_key_returns_that_key(engine: Engine) {
+pub fn seek_to_existing_key_returns_that_key(engine: &EngineConfig) {
     let dir = tmp();
     let store = open(engine, dir.path());
     fill_even(&store, "b", 200);
@@ -178,7 +181,7 @@ pub fn seek_to_existing_key_returns_that_key(engine: Engine) {
     assert_eq!(c.key(), Some("k100"));
 }
 
-pub fn seek_between_keys_returns_the_next(engine: Engine) {
+pub fn seek_between_keys_returns_the_next(engine: &EngineConfig) {
     let dir = tmp();
     let store = open(engine, dir.path());
     fill_even(&store, "b", 200);
@@ -188,7 +191,7 @@ pub fn seek_between_keys_returns_the_next(engine: Engine) {
     assert_eq!(c.next().unwrap().unwrap().0, "k002");
 }
 
-pub fn seek_past_the_end_returns_none_then_prev_gives_last(engine: Engine) {
+pub fn seek_past_the_end_returns_none_then_prev_gives_last(engine: &EngineConfig) {
     let dir = tmp();
     let store = open(engine, dir.path());
     fill_even(&store, "b", 200);
@@ -198,7 +201,7 @@ pub fn seek_past_the_end_returns_none_then_prev_gives_last(engine: Engine) {
     assert_eq!(c.prev().unwrap().unwrap().0, "k398");
 }
 
-pub fn walk_200_forward_then_back_arrives_at_same_key(engine: Engine) {
+pub fn walk_200_forward_then_back_arrives_at_same_key(engine: &EngineConfig) {
     let dir = tmp();
     let store = open(engine, dir.path());
     fill_even(&store, "b", 500);
@@ -214,7 +217,7 @@ pub fn walk_200_forward_then_back_arrives_at_same_key(engine: Engine) {
     assert_eq!(c.key(), Some(start.as_str()));
 }
 
-pub fn next_n_and_prev_n_counts_and_end_of_range(engine: Engine) {
+pub fn next_n_and_prev_n_counts_and_end_of_range(engine: &EngineConfig) {
     let dir = tmp();
     let store = open(engine, dir.path());
     fill_even(&store, "b", 10); // k000..k018
@@ -242,7 +245,7 @@ pub fn next_n_and_prev_n_counts_and_end_of_range(engine: Engine) {
     assert_eq!(c.position(), &Position::BeforeFirst);
 }
 
-pub fn first_and_last_on_empty_bucket(engine: Engine) {
+pub fn first_and_last_on_empty_bucket(engine: &EngineConfig) {
     let dir = tmp();
     let store = open(engine, dir.path());
     store.bucket("other").unwrap().set("x", b"1").unwrap();
@@ -255,7 +258,7 @@ pub fn first_and_last_on_empty_bucket(engine: Engine) {
     assert_eq!(c.seek("a").unwrap(), None);
 }
 
-pub fn new_cursor_next_returns_first(engine: Engine) {
+pub fn new_cursor_next_returns_first(engine: &EngineConfig) {
     let dir = tmp();
     let store = open(engine, dir.path());
     fill_even(&store, "b", 3);
@@ -267,7 +270,7 @@ pub fn new_cursor_next_returns_first(engine: Engine) {
     assert_eq!(c.last().unwrap().unwrap().0, "k004");
 }
 
-pub fn next_past_end_then_prev_returns_last(engine: Engine) {
+pub fn next_past_end_then_prev_returns_last(engine: &EngineConfig) {
     let dir = tmp();
     let store = open(engine, dir.path());
     fill_even(&store, "b", 3);
@@ -279,7 +282,7 @@ pub fn next_past_end_then_prev_returns_last(engine: Engine) {
     assert_eq!(c.prev().unwrap().unwrap().0, "k004");
 }
 
-pub fn prev_past_start_then_next_returns_first(engine: Engine) {
+pub fn prev_past_start_then_next_returns_first(engine: &EngineConfig) {
     let dir = tmp();
     let store = open(engine, dir.path());
     fill_even(&store, "b", 3);
@@ -291,7 +294,7 @@ pub fn prev_past_start_then_next_returns_first(engine: Engine) {
     assert_eq!(c.next().unwrap().unwrap().0, "k000");
 }
 
-pub fn cursor_steps_by_key_under_concurrent_writes(engine: Engine) {
+pub fn cursor_steps_by_key_under_concurrent_writes(engine: &EngineConfig) {
     let dir = tmp();
     let store = open(engine, dir.path());
     fill_even(&store, "b", 5); // k000 k002 k004 k006 k008
@@ -310,7 +313,7 @@ pub fn cursor_steps_by_key_under_concurrent_writes(engine: Engine) {
     assert_eq!(c.prev().unwrap().unwrap().0, "k000");
 }
 
-pub fn two_clients_buckets_are_isolated(engine: Engine) {
+pub fn two_clients_buckets_are_isolated(engine: &EngineConfig) {
     let dir = tmp();
     let store = open(engine, dir.path());
     let a = store.bucket("client-a").unwrap();
@@ -333,7 +336,7 @@ pub fn two_clients_buckets_are_isolated(engine: Engine) {
     assert_eq!(short.cursor().unwrap().last().unwrap().unwrap().0, "z");
 }
 
-pub fn get_multiple_omits_missing_keys(engine: Engine) {
+pub fn get_multiple_omits_missing_keys(engine: &EngineConfig) {
     let dir = tmp();
     let store = open(engine, dir.path());
     let b = store.bucket("b").unwrap();
@@ -352,7 +355,7 @@ pub fn get_multiple_omits_missing_keys(engine: Engine) {
     );
 }
 
-pub fn set_multiple_writes_all(engine: Engine) {
+pub fn set_multiple_writes_all(engine: &EngineConfig) {
     let dir = tmp();
     let store = open(engine, dir.path());
     let b = store.bucket("b").unwrap();
@@ -369,7 +372,7 @@ pub fn set_multiple_writes_all(engine: Engine) {
     assert_eq!(b.len().unwrap(), 2);
 }
 
-pub fn set_multiple_with_a_bad_key_writes_nothing(engine: Engine) {
+pub fn set_multiple_with_a_bad_key_writes_nothing(engine: &EngineConfig) {
     let dir = tmp();
     let store = open(engine, dir.path());
     let b = store.bucket("b").unwrap();
@@ -381,7 +384,7 @@ pub fn set_multiple_with_a_bad_key_writes_nothing(engine: Engine) {
     assert_eq!(b.get("a").unwrap(), None);
 }
 
-pub fn set_multiple_over_batch_limit_is_too_large(engine: Engine) {
+pub fn set_multiple_over_batch_limit_is_too_large(engine: &EngineConfig) {
     let dir = tmp();
     let store = Store::builder()
         .engine(engine)
@@ -402,7 +405,7 @@ pub fn set_multiple_over_batch_limit_is_too_large(engine: Engine) {
     assert_eq!(b.len().unwrap(), 5);
 }
 
-pub fn len_counts_live_records(engine: Engine) {
+pub fn len_counts_live_records(engine: &EngineConfig) {
     let dir = tmp();
     let store = open(engine, dir.path());
     let b = store.bucket("b").unwrap();
@@ -416,7 +419,7 @@ pub fn len_counts_live_records(engine: Engine) {
     assert_eq!(b.len().unwrap(), 49);
 }
 
-pub fn bucket_names_and_remove_bucket(engine: Engine) {
+pub fn bucket_names_and_remove_bucket(engine: &EngineConfig) {
     let dir = tmp();
     let store = open(engine, dir.path());
     assert!(store.bucket_names().unwrap().is_empty());
@@ -446,7 +449,7 @@ pub fn bucket_names_and_remove_bucket(engine: Engine) {
     assert_eq!(store.bucket_names().unwrap(), ["alpha", "mid", "zeta"]);
 }
 
-pub fn iterators_full_reverse_range_prefix(engine: Engine) {
+pub fn iterators_full_reverse_range_prefix(engine: &EngineConfig) {
     let dir = tmp();
     let store = open(engine, dir.path());
     let b = store.bucket("b").unwrap();
@@ -473,7 +476,7 @@ pub fn iterators_full_reverse_range_prefix(engine: Engine) {
     assert_eq!((k.as_str(), v.as_slice()), ("a", &b"a"[..]));
 }
 
-pub fn iterator_ends_meet_in_the_middle(engine: Engine) {
+pub fn iterator_ends_meet_in_the_middle(engine: &EngineConfig) {
     let dir = tmp();
     let store = open(engine, dir.path());
     fill_even(&store, "b", 500);
@@ -503,7 +506,7 @@ struct Layout {
     widgets: Vec<String>,
 }
 
-pub fn json_round_trip_and_type_mismatch(engine: Engine) {
+pub fn json_round_trip_and_type_mismatch(engine: &EngineConfig) {
     let dir = tmp();
     let store = open(engine, dir.path());
     let b = store.bucket("b").unwrap();
@@ -520,7 +523,7 @@ pub fn json_round_trip_and_type_mismatch(engine: Engine) {
     assert!(err.to_string().contains("\"raw\""), "{err}");
 }
 
-pub fn service_methods_speak_the_original_json(engine: Engine) {
+pub fn service_methods_speak_the_original_json(engine: &EngineConfig) {
     let dir = tmp();
     let svc = StateService::new(open(engine, dir.path()));
     // "value" is base64 of b"value", as Go's encoding/json writes a []byte.
@@ -568,7 +571,7 @@ pub fn service_methods_speak_the_original_json(engine: Engine) {
     assert_eq!(got, serde_json::json!({"key":"a","found":false}));
 }
 
-pub fn service_rejects_unknown_methods_and_bad_json(engine: Engine) {
+pub fn service_rejects_unknown_methods_and_bad_json(engine: &EngineConfig) {
     let dir = tmp();
     let svc = StateService::new(open(engine, dir.path()));
     let cases = [
@@ -592,7 +595,7 @@ pub fn service_rejects_unknown_methods_and_bad_json(engine: Engine) {
     assert!(svc.store().bucket_names().unwrap().is_empty());
 }
 
-pub fn service_clients_are_isolated(engine: Engine) {
+pub fn service_clients_are_isolated(engine: &EngineConfig) {
     let dir = tmp();
     let svc = StateService::new(open(engine, dir.path()));
     svc.handle("alice", "set", r#"{"key":"secret","value":"YQ=="}"#)
@@ -607,7 +610,7 @@ pub fn service_clients_are_isolated(engine: Engine) {
     );
 }
 
-pub fn use_after_close_is_a_closed_error(engine: Engine) {
+pub fn use_after_close_is_a_closed_error(engine: &EngineConfig) {
     let dir = tmp();
     let store = open(engine, dir.path());
     let b = store.bucket("b").unwrap();
@@ -639,7 +642,7 @@ pub fn use_after_close_is_a_closed_error(engine: Engine) {
     assert_eq!(store.bucket("b").unwrap().get("k").unwrap().unwrap(), b"v");
 }
 
-pub fn second_open_in_process_shares_the_store(engine: Engine) {
+pub fn second_open_in_process_shares_the_store(engine: &EngineConfig) {
     let dir = tmp();
     let one = open(engine, dir.path());
     let two = open(engine, dir.path());
@@ -654,7 +657,7 @@ pub fn second_open_in_process_shares_the_store(engine: Engine) {
     assert_eq!(three.bucket("b").unwrap().get("k2").unwrap().unwrap(), b"2");
 }
 
-pub fn store_closes_with_its_last_handle(engine: Engine) {
+pub fn store_closes_with_its_last_handle(engine: &EngineConfig) {
     let dir = tmp();
     let one = open(engine, dir.path());
     let two = open(engine, dir.path());
@@ -667,7 +670,7 @@ pub fn store_closes_with_its_last_handle(engine: Engine) {
     assert_eq!(three.bucket("b").unwrap().get("k").unwrap().unwrap(), b"2");
 }
 
-pub fn reopen_after_close_in_same_process(engine: Engine) {
+pub fn reopen_after_close_in_same_process(engine: &EngineConfig) {
     let dir = tmp();
     for round in 0..10u8 {
         let store = open(engine, dir.path());
@@ -680,7 +683,7 @@ pub fn reopen_after_close_in_same_process(engine: Engine) {
     }
 }
 
-pub fn open_on_a_regular_file_fails_clearly(engine: Engine) {
+pub fn open_on_a_regular_file_fails_clearly(engine: &EngineConfig) {
     let dir = tmp();
     let file = dir.path().join("plain-file");
     std::fs::write(&file, b"hello").unwrap();
@@ -697,7 +700,7 @@ pub fn open_on_a_regular_file_fails_clearly(engine: Engine) {
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
 }
 
-pub fn open_in_an_unwritable_place_fails_clearly(engine: Engine) {
+pub fn open_in_an_unwritable_place_fails_clearly(engine: &EngineConfig) {
     // /proc refuses new directories even to root, so this holds in CI as root.
     let err = Store::builder()
         .engine(engine)
@@ -723,7 +726,7 @@ pub fn open_in_an_unwritable_place_fails_clearly(engine: Engine) {
     std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o700)).unwrap();
 }
 
-pub fn sync_mode_writes_are_readable_and_survive_reopen(engine: Engine) {
+pub fn sync_mode_writes_are_readable_and_survive_reopen(engine: &EngineConfig) {
     let dir = tmp();
     let store = open_sync(engine, dir.path());
     let b = store.bucket("b").unwrap();
@@ -741,7 +744,7 @@ pub fn sync_mode_writes_are_readable_and_survive_reopen(engine: Engine) {
 /// Group commit with gathering: writers of uneven speed (one stops early, so the
 /// leaders' expected group shrinks while they wait) all finish, and every write is
 /// there after a reopen.
-pub fn concurrent_sync_writers_share_syncs_and_lose_nothing(engine: Engine) {
+pub fn concurrent_sync_writers_share_syncs_and_lose_nothing(engine: &EngineConfig) {
     let dir = tmp();
     let store = open_sync(engine, dir.path());
     let counts = [60usize, 60, 60, 5];
@@ -768,12 +771,12 @@ pub fn concurrent_sync_writers_share_syncs_and_lose_nothing(engine: Engine) {
     }
 }
 
-pub fn flush_and_info_report_the_store(engine: Engine) {
+pub fn flush_and_info_report_the_store(engine: &EngineConfig) {
     let dir = tmp();
     let store = open(engine, dir.path());
     let empty = store.info().unwrap();
     assert_eq!((empty.buckets, empty.records), (0, 0));
-    assert_eq!(empty.engine, engine);
+    assert_eq!(empty.engine, engine.engine());
     fill_even(&store, "a", 10);
     fill_even(&store, "b", 5);
     store.flush().unwrap();
@@ -783,10 +786,11 @@ pub fn flush_and_info_report_the_store(engine: Engine) {
     assert!(info.disk_bytes > 0);
     assert_eq!(info.path, std::fs::canonicalize(dir.path()).unwrap());
     assert_eq!(store.path(), info.path);
-    assert_eq!(store.engine(), engine);
+    assert_eq!(store.engine(), engine.engine());
+    assert_eq!(store.engine_name(), engine.name());
 }
 
-pub fn concurrent_writers_and_readers(engine: Engine) {
+pub fn concurrent_writers_and_readers(engine: &EngineConfig) {
     let dir = tmp();
     let store = open(engine, dir.path());
     let mut threads = Vec::new();
@@ -816,7 +820,7 @@ pub fn concurrent_writers_and_readers(engine: Engine) {
     assert_eq!(store.bucket("shared").unwrap().len().unwrap(), 2000);
 }
 
-pub fn persistence_round_trip_100k(engine: Engine) {
+pub fn persistence_round_trip_100k(engine: &EngineConfig) {
     let dir = tmp();
     let n = 100_000usize;
     let value = |i: usize| format!("value-{i}-{}", "x".repeat(i % 50));
@@ -848,12 +852,13 @@ const CHILD_MODE: &str = "LIBSTATE_TEST_LOCK_CHILD_MODE";
 const READY: &str = "LIBSTATE-CHILD-READY";
 
 /// Body of the `lock_holder_child` test: when started by `locked_by_another_process`,
-/// opens the store, says so, and holds it until its stdin closes.
-pub fn lock_holder_child_main() {
+/// opens the store, says so, and holds it until its stdin closes. `engine_named`
+/// gives the config of the engine whose name the parent passed.
+pub fn lock_holder_child_main(engine_named: impl Fn(&str) -> EngineConfig) {
     let (Ok(dir), Ok(engine)) = (std::env::var(CHILD_DIR), std::env::var(CHILD_ENGINE)) else {
         return;
     };
-    let engine: Engine = engine.parse().unwrap();
+    let engine = &engine_named(&engine);
     if std::env::var(CHILD_MODE).as_deref() == Ok("open-once") {
         // One attempt, no retry: the parent closed the store just before.
         match Store::builder().engine(engine).open(Path::new(&dir)) {
@@ -877,7 +882,7 @@ pub fn lock_holder_child_main() {
     store.close().unwrap();
 }
 
-pub fn locked_by_another_process(engine: Engine) {
+pub fn locked_by_another_process(engine: &EngineConfig) {
     let dir = tmp();
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
@@ -887,7 +892,7 @@ pub fn locked_by_another_process(engine: Engine) {
             "--test-threads=1",
         ])
         .env(CHILD_DIR, dir.path())
-        .env(CHILD_ENGINE, engine.as_str())
+        .env(CHILD_ENGINE, engine.name())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -917,7 +922,7 @@ pub fn locked_by_another_process(engine: Engine) {
     );
 }
 
-pub fn random_operations_match_a_btreemap_model(engine: Engine) {
+pub fn random_operations_match_a_btreemap_model(engine: &EngineConfig) {
     crate::model::run(engine);
 }
 
@@ -930,7 +935,7 @@ fn _assert_send_sync() {
     is::<Arc<StateService>>();
 }
 
-pub fn large_values_survive_a_sync_mode_reopen(engine: Engine) {
+pub fn large_values_survive_a_sync_mode_reopen(engine: &EngineConfig) {
     // Large values take other paths in some engines (sled keeps them in blob files).
     let dir = tmp();
     let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
@@ -941,7 +946,7 @@ pub fn large_values_survive_a_sync_mode_reopen(engine: Engine) {
     assert_eq!(store.bucket("b").unwrap().get("big").unwrap().unwrap(), big);
 }
 
-pub fn another_process_opens_right_after_close(engine: Engine) {
+pub fn another_process_opens_right_after_close(engine: &EngineConfig) {
     let dir = tmp();
     for round in 0..3 {
         let store = open(engine, dir.path());
@@ -959,7 +964,7 @@ pub fn another_process_opens_right_after_close(engine: Engine) {
                 "--test-threads=1",
             ])
             .env(CHILD_DIR, dir.path())
-            .env(CHILD_ENGINE, engine.as_str())
+            .env(CHILD_ENGINE, engine.name())
             .env(CHILD_MODE, "open-once")
             .output()
             .unwrap();

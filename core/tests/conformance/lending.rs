@@ -1,15 +1,18 @@
 //! Conformance cases for the lending reads: `Bucket::get_with`, `Bucket::scan`,
 //! `Cursor::next_n_with` / `prev_n_with`, and what a callback may do.
 
+/// This file, so the suite can check that every case written here is listed.
+pub const SOURCE: &str = include_str!("lending.rs");
+
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use state_core::{Engine, ErrorKind, Position, Store};
+use state_core::{EngineConfig, ErrorKind, Position, Store};
 
-fn open(engine: Engine, dir: &Path) -> Store {
+fn open(engine: &EngineConfig, dir: &Path) -> Store {
     Store::builder().engine(engine).open(dir).unwrap()
 }
 
@@ -34,7 +37,7 @@ fn collect_scan<'r>(
     out
 }
 
-pub fn get_with_lends_the_value(engine: Engine) {
+pub fn get_with_lends_the_value(engine: &EngineConfig) {
     let dir = tempfile::tempdir().unwrap();
     let store = open(engine, dir.path());
     let b = store.bucket("b").unwrap();
@@ -56,7 +59,7 @@ pub fn get_with_lends_the_value(engine: Engine) {
     );
 }
 
-pub fn get_multiple_with_lends_each_present_key_in_order(engine: Engine) {
+pub fn get_multiple_with_lends_each_present_key_in_order(engine: &EngineConfig) {
     let dir = tempfile::tempdir().unwrap();
     let store = open(engine, dir.path());
     fill_even(&store, "b", 300);
@@ -103,7 +106,7 @@ pub fn get_multiple_with_lends_each_present_key_in_order(engine: Engine) {
     );
 }
 
-pub fn scan_visits_ranges_in_both_directions_and_stops(engine: Engine) {
+pub fn scan_visits_ranges_in_both_directions_and_stops(engine: &EngineConfig) {
     let dir = tempfile::tempdir().unwrap();
     let store = open(engine, dir.path());
     fill_even(&store, "b", 300); // k000..k598: longer than one engine chunk
@@ -146,7 +149,7 @@ pub fn scan_visits_ranges_in_both_directions_and_stops(engine: Engine) {
     );
 }
 
-pub fn next_n_with_moves_like_next_n(engine: Engine) {
+pub fn next_n_with_moves_like_next_n(engine: &EngineConfig) {
     let dir = tempfile::tempdir().unwrap();
     let store = open(engine, dir.path());
     fill_even(&store, "b", 10); // k000..k018
@@ -187,7 +190,7 @@ pub fn next_n_with_moves_like_next_n(engine: Engine) {
     assert_eq!(lent.key(), Some("k014"));
 }
 
-pub fn callbacks_may_read_but_not_write_the_same_store(engine: Engine) {
+pub fn callbacks_may_read_but_not_write_the_same_store(engine: &EngineConfig) {
     let dir = tempfile::tempdir().unwrap();
     let other_dir = tempfile::tempdir().unwrap();
     let store = open(engine, dir.path());
@@ -255,7 +258,7 @@ pub fn callbacks_may_read_but_not_write_the_same_store(engine: Engine) {
 
 /// A read from inside a callback must not queue behind a writer that is waiting for
 /// the callback's own lock (the deadlock a plain read lock would give).
-pub fn nested_read_does_not_deadlock_behind_a_waiting_writer(engine: Engine) {
+pub fn nested_read_does_not_deadlock_behind_a_waiting_writer(engine: &EngineConfig) {
     let dir = tempfile::tempdir().unwrap();
     let store = open(engine, dir.path());
     fill_even(&store, "b", 600);
@@ -308,7 +311,7 @@ fn overwrite_when_told(
 /// A lent value stays what it was for the whole callback while another thread
 /// overwrites the key with a value of the same length (which the memfile engine
 /// copies in place): the overwrite waits for the callback, and is seen after it.
-pub fn a_lent_value_is_stable_while_the_key_is_overwritten(engine: Engine) {
+pub fn a_lent_value_is_stable_while_the_key_is_overwritten(engine: &EngineConfig) {
     let dir = tempfile::tempdir().unwrap();
     let store = open(engine, dir.path());
     let b = store.bucket("b").unwrap();
@@ -340,7 +343,7 @@ pub fn a_lent_value_is_stable_while_the_key_is_overwritten(engine: Engine) {
     assert_eq!(b.get("k").unwrap().unwrap(), old);
 }
 
-pub fn a_panicking_callback_leaves_the_store_usable(engine: Engine) {
+pub fn a_panicking_callback_leaves_the_store_usable(engine: &EngineConfig) {
     let dir = tempfile::tempdir().unwrap();
     let store = open(engine, dir.path());
     fill_even(&store, "b", 3);

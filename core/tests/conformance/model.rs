@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use state_core::{Engine, ManualClock, Store, Ttl};
+use state_core::{EngineConfig, ManualClock, Store, Ttl};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -119,7 +119,7 @@ fn model_step(m: &BTreeMap<String, Vec<u8>>, pos: &mut MPos, back: bool) -> Opti
     found
 }
 
-fn run_ops(engine: Engine, ops: &[Op]) -> Result<(), TestCaseError> {
+fn run_ops(engine: &EngineConfig, ops: &[Op]) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
     let clock = ManualClock::new(1_700_000_000_000);
     let open = || {
@@ -348,7 +348,7 @@ impl NowForModel for ManualClock {
     }
 }
 
-pub fn run(engine: Engine) {
+pub fn run(engine: &EngineConfig) {
     let cases = std::env::var("LIBSTATE_PROPTEST_CASES")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -1,15 +1,18 @@
 //! Conformance cases for expiry (TTL). They use an injected clock, never sleeps
 //! for expiry itself.
 
+/// This file, so the suite can check that every case written here is listed.
+pub const SOURCE: &str = include_str!("ttl.rs");
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use state_core::{Engine, ErrorKind, ManualClock, Store, Ttl};
+use state_core::{EngineConfig, ErrorKind, ManualClock, Store, Ttl};
 
 const T0: u64 = 1_700_000_000_000;
 
-fn open_at(engine: Engine, dir: &Path, clock: &ManualClock) -> Store {
+fn open_at(engine: &EngineConfig, dir: &Path, clock: &ManualClock) -> Store {
     Store::builder()
         .engine(engine)
         .clock(Arc::new(clock.clone()))
@@ -22,7 +25,7 @@ fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 
-pub fn expired_key_is_invisible_to_every_read(engine: Engine) {
+pub fn expired_key_is_invisible_to_every_read(engine: &EngineConfig) {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
     let store = open_at(engine, dir.path(), &clock);
@@ -89,7 +92,7 @@ pub fn expired_key_is_invisible_to_every_read(engine: Engine) {
     assert_eq!(b.ttl("gone").unwrap(), Ttl::NoExpiry);
 }
 
-pub fn ttl_reports_missing_no_expiry_and_remaining(engine: Engine) {
+pub fn ttl_reports_missing_no_expiry_and_remaining(engine: &EngineConfig) {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
     let store = open_at(engine, dir.path(), &clock);
@@ -111,7 +114,7 @@ pub fn ttl_reports_missing_no_expiry_and_remaining(engine: Engine) {
     assert_eq!(b.ttl("").unwrap_err().kind(), ErrorKind::InvalidArgument);
 }
 
-pub fn set_clears_an_existing_ttl(engine: Engine) {
+pub fn set_clears_an_existing_ttl(engine: &EngineConfig) {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
     let store = open_at(engine, dir.path(), &clock);
@@ -131,7 +134,7 @@ pub fn set_clears_an_existing_ttl(engine: Engine) {
     assert_eq!(b.len().unwrap(), 3);
 }
 
-pub fn set_with_ttl_replaces_value_and_ttl(engine: Engine) {
+pub fn set_with_ttl_replaces_value_and_ttl(engine: &EngineConfig) {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
     let store = open_at(engine, dir.path(), &clock);
@@ -150,7 +153,7 @@ pub fn set_with_ttl_replaces_value_and_ttl(engine: Engine) {
     assert_eq!(store.sweep_expired().unwrap(), 1);
 }
 
-pub fn zero_ttl_is_invalid_and_writes_nothing(engine: Engine) {
+pub fn zero_ttl_is_invalid_and_writes_nothing(engine: &EngineConfig) {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
     let store = open_at(engine, dir.path(), &clock);
@@ -175,7 +178,7 @@ pub fn zero_ttl_is_invalid_and_writes_nothing(engine: Engine) {
     assert!(state_core::ttl_from_secs_f64(-0.5).is_err());
 }
 
-pub fn expire_on_a_missing_key_returns_false(engine: Engine) {
+pub fn expire_on_a_missing_key_returns_false(engine: &EngineConfig) {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
     let store = open_at(engine, dir.path(), &clock);
@@ -185,7 +188,7 @@ pub fn expire_on_a_missing_key_returns_false(engine: Engine) {
     assert_eq!(b.ttl("nope").unwrap(), Ttl::Missing);
 }
 
-pub fn expire_sets_and_refreshes_a_ttl(engine: Engine) {
+pub fn expire_sets_and_refreshes_a_ttl(engine: &EngineConfig) {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
     let store = open_at(engine, dir.path(), &clock);
@@ -203,7 +206,7 @@ pub fn expire_sets_and_refreshes_a_ttl(engine: Engine) {
     assert_eq!(store.sweep_expired().unwrap(), 1);
 }
 
-pub fn persist_removes_a_ttl(engine: Engine) {
+pub fn persist_removes_a_ttl(engine: &EngineConfig) {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
     let store = open_at(engine, dir.path(), &clock);
@@ -219,7 +222,7 @@ pub fn persist_removes_a_ttl(engine: Engine) {
     assert_eq!(store.info().unwrap().expiring, 0);
 }
 
-pub fn set_multiple_with_ttl_expires_the_batch(engine: Engine) {
+pub fn set_multiple_with_ttl_expires_the_batch(engine: &EngineConfig) {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
     let store = open_at(engine, dir.path(), &clock);
@@ -235,7 +238,7 @@ pub fn set_multiple_with_ttl_expires_the_batch(engine: Engine) {
     assert_eq!(b.len().unwrap(), 1);
 }
 
-pub fn expiry_survives_reopen_as_absolute_time(engine: Engine) {
+pub fn expiry_survives_reopen_as_absolute_time(engine: &EngineConfig) {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
     let store = open_at(engine, dir.path(), &clock);
@@ -266,7 +269,7 @@ pub fn expiry_survives_reopen_as_absolute_time(engine: Engine) {
     assert_eq!(store.sweep_expired().unwrap(), 1);
 }
 
-pub fn delete_removes_the_ttl_too(engine: Engine) {
+pub fn delete_removes_the_ttl_too(engine: &EngineConfig) {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
     let store = open_at(engine, dir.path(), &clock);
@@ -279,7 +282,7 @@ pub fn delete_removes_the_ttl_too(engine: Engine) {
     assert_eq!(b.get("k").unwrap().unwrap(), b"new");
 }
 
-pub fn background_sweeper_removes_expired_records(engine: Engine) {
+pub fn background_sweeper_removes_expired_records(engine: &EngineConfig) {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
     let store = Store::builder()
@@ -315,7 +318,7 @@ fn store_has_no_stored_records(store: &Store) -> bool {
     store.bucket_names().unwrap().is_empty()
 }
 
-pub fn sweeping_100k_expiring_among_1m_persistent(engine: Engine) {
+pub fn sweeping_100k_expiring_among_1m_persistent(engine: &EngineConfig) {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
     let store = open_at(engine, dir.path(), &clock);
@@ -342,7 +345,7 @@ pub fn sweeping_100k_expiring_among_1m_persistent(engine: Engine) {
     assert_eq!(store.bucket_names().unwrap(), ["keep"]);
 }
 
-pub fn service_ttl_methods(engine: Engine) {
+pub fn service_ttl_methods(engine: &EngineConfig) {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
     let svc = state_core::StateService::new(open_at(engine, dir.path(), &clock));

@@ -19,7 +19,7 @@ use super::files::{self, FileName};
 use super::format::{FileHeader, FILE_HEADER_LEN};
 use super::log::LogFile;
 use super::snapshot;
-use super::{sync_logs, Inner, COMPACT_MIN_LOG_BYTES};
+use super::{sync_logs, Inner};
 use crate::error::{Error, Result};
 
 struct Control {
@@ -90,7 +90,7 @@ fn run(inner: &Inner, c: &Control) {
             Ok(()) => w.retry_above = 0,
             // Retried once the log has grown by another minimum step, so a full
             // disk does not turn every write into a compaction attempt.
-            Err(_) => w.retry_above = w.log_bytes() + COMPACT_MIN_LOG_BYTES,
+            Err(_) => w.retry_above = w.log_bytes() + inner.config.compact_min_log_bytes,
         }
         drop(w);
         if c.stop.load(Ordering::SeqCst) {

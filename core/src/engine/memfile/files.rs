@@ -1,5 +1,5 @@
 //! The memfile engine's directory: file names, the process lock, creating files with
-//! mode 0600 and syncing the directory.
+//! mode 0600.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions, TryLockError};
@@ -9,9 +9,6 @@ use crate::error::{Error, Result};
 
 /// Name of the lock file (held with an exclusive `flock` while the store is open).
 pub(super) const LOCK_FILE: &str = "memfile.lock";
-
-/// Files that mark a directory as a sled store.
-const SLED_FILES: [&str; 3] = ["conf", "db", "blobs"];
 
 /// A file of the memfile engine, by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -67,20 +64,13 @@ pub(super) struct Listing {
     pub tmp: Vec<FileName>,
 }
 
-/// Lists the memfile files in `dir` (sorted by generation). A directory holding a
-/// sled store is an *invalid argument* error.
+/// Lists the memfile files in `dir` (sorted by generation).
 pub(super) fn list(dir: &Path) -> Result<Listing> {
     let mut out = Listing::default();
     for item in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let item = item.map_err(|e| Error::io(dir, e))?;
         let name = item.file_name();
         let Some(name) = name.to_str() else { continue };
-        if SLED_FILES.contains(&name) {
-            return Err(Error::invalid(format!(
-                "store {} holds a sled store (found {name:?}); open it with the sled engine",
-                dir.display()
-            )));
-        }
         match FileName::parse(name) {
             Some(FileName::Log(g)) => out.logs.push(g),
             Some(FileName::Snapshot(g)) => out.snapshots.push(g),
@@ -113,10 +103,25 @@ pub(super) fn lock(dir: &Path) -> Result<File> {
 }
 
 fn open_options() -> OpenOptions {
-    let mut o = OpenOptions::new();
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    o
+    crate::fs::private_file_options()
+}
+
+/// The first of our files in `dir`, if any: the directory holds a memfile store.
+pub(super) fn first_own_file(dir: &Path) -> Result<Option<String>> {
+    let items = match fs::read_dir(dir) {
+        Ok(items) => items,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    for item in items {
+        let item = item.map_err(|e| Error::io(dir, e))?;
+        let name = item.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name == LOCK_FILE || FileName::parse(name).is_some() {
+            return Ok(Some(name.to_string()));
+        }
+    }
+    Ok(None)
 }
 
 /// Creates a new file (mode 0600) for writing; an existing one is replaced.
@@ -130,12 +135,7 @@ pub(super) fn create_new(path: &Path) -> Result<File> {
         .map_err(|e| Error::io(path, e))
 }
 
-/// fsync of the directory, so renames, creations and removals in it are durable.
-pub(super) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, e))
-}
+pub(super) use crate::fs::sync_dir;
 
 /// Removes one of our files; a file already gone is fine.
 pub(super) fn remove(dir: &Path, name: FileName) -> Result<()> {

@@ -21,18 +21,67 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use std::cell::RefCell;
+use std::ops::Deref;
+
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
 use self::log::LogFile;
 use self::state::{Entry, State};
-use super::{StorageEngine, Visit, WriteOp};
+use super::{EngineFactory, StorageEngine, StoreContext, Visit, WriteOp};
 use crate::error::{Error, Result};
 
-/// Compaction starts when the logs since the last snapshot hold at least this many
-/// bytes...
-pub(super) const COMPACT_MIN_LOG_BYTES: u64 = 4 << 20;
-/// ...and at least this many times the live data.
-pub(super) const COMPACT_RATIO: u64 = 2;
+/// The memfile engine's options: when its log is compacted into a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemfileConfig {
+    /// Compaction starts when the logs since the last snapshot hold at least this
+    /// many bytes (default 4 MiB)...
+    pub compact_min_log_bytes: u64,
+    /// ...and at least this many times the live data (default 2; must be > 0). At
+    /// open the factor is 1, so the next open loads a snapshot.
+    pub compact_ratio: u64,
+}
+
+impl Default for MemfileConfig {
+    fn default() -> MemfileConfig {
+        MemfileConfig {
+            compact_min_log_bytes: 4 << 20,
+            compact_ratio: 2,
+        }
+    }
+}
+
+impl MemfileConfig {
+    /// This config with another minimum log size for compaction, in bytes.
+    pub fn compact_min_log_bytes(mut self, bytes: u64) -> MemfileConfig {
+        self.compact_min_log_bytes = bytes;
+        self
+    }
+
+    /// This config with another log-to-live-data ratio for compaction (must be > 0).
+    pub fn compact_ratio(mut self, ratio: u64) -> MemfileConfig {
+        self.compact_ratio = ratio;
+        self
+    }
+}
+
+impl EngineFactory for MemfileConfig {
+    fn name(&self) -> &str {
+        "memfile"
+    }
+
+    fn open(&self, dir: &Path, _store: &StoreContext) -> Result<Box<dyn StorageEngine>> {
+        if self.compact_ratio == 0 {
+            return Err(Error::invalid("compact_ratio must be greater than zero"));
+        }
+        Ok(Box::new(MemfileEngine::open(dir, self.clone())?))
+    }
+
+    fn recognize(&self, dir: &Path) -> Result<Option<String>> {
+        files::first_own_file(dir)
+    }
+}
 
 /// Batches of at least this many operations look their keys up once before taking the
 /// write lock ([`State::warm`]): at 1M records, Set Multiple 1000 spent half its time
@@ -54,6 +103,7 @@ pub(super) struct Inner {
     dir: PathBuf,
     state: RwLock<State>,
     writer: Mutex<Writer>,
+    config: MemfileConfig,
     /// Held for the engine's lifetime: the exclusive `flock` on `memfile.lock`.
     _lock: File,
 }
@@ -127,9 +177,9 @@ impl MemfileEngine {
     /// # Errors
     /// *locked* if another process has it open; *corrupt* (files untouched) if a
     /// snapshot or a log record other than a torn last one fails its checks;
-    /// *invalid argument* if the directory holds a sled store; *I/O*.
-    pub(crate) fn open(dir: &Path) -> Result<MemfileEngine> {
-        let (inner, repairs) = open::open(dir)?;
+    /// *I/O*.
+    pub(crate) fn open(dir: &Path, config: MemfileConfig) -> Result<MemfileEngine> {
+        let (inner, repairs) = open::open(dir, config)?;
         Ok(MemfileEngine {
             inner: Arc::new(inner),
             compactor: None,
@@ -144,11 +194,12 @@ impl MemfileEngine {
             return;
         }
         let log = w.log_bytes();
-        if log < COMPACT_MIN_LOG_BYTES || log < w.retry_above {
+        let config = &self.inner.config;
+        if log < config.compact_min_log_bytes || log < w.retry_above {
             return;
         }
         let live = self.inner.state.read().live_bytes;
-        let ratio = if at_open { 1 } else { COMPACT_RATIO };
+        let ratio = if at_open { 1 } else { config.compact_ratio };
         if log >= live.saturating_mul(ratio) {
             w.compacting = true;
             if let Some(c) = &self.compactor {
@@ -227,16 +278,52 @@ fn visit_chunk<'a>(
     Chunk::Ended
 }
 
+thread_local! {
+    /// Addresses of the engines (their `Inner`) whose state this thread holds a read
+    /// guard on, through [`Inner::read_state`]; one element per guard.
+    static READING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A read guard on an engine's state, remembered on this thread while it lives.
+struct StateRead<'a> {
+    guard: RwLockReadGuard<'a, State>,
+    addr: usize,
+}
+
+impl Deref for StateRead<'_> {
+    type Target = State;
+
+    fn deref(&self) -> &State {
+        &self.guard
+    }
+}
+
+impl Drop for StateRead<'_> {
+    fn drop(&mut self) {
+        READING.with(|r| {
+            let mut r = r.borrow_mut();
+            if let Some(i) = r.iter().rposition(|&a| a == self.addr) {
+                r.swap_remove(i);
+            }
+        });
+    }
+}
+
 impl Inner {
-    /// A read guard on the state. Inside a lending callback (see `crate::lend`) this
-    /// thread may already hold one: it is then taken recursively, since queueing
-    /// behind a waiting writer would wait for this thread's own guard.
-    fn read_state(&self) -> RwLockReadGuard<'_, State> {
-        if crate::lend::any() {
+    /// A read guard on the state. A read nested inside a visitor of this engine (see
+    /// the trait's "Reads may nest") finds this thread already holding one: it is then
+    /// taken recursively, since queueing behind a waiting writer would wait for this
+    /// thread's own guard. Reads of other engines, and first reads, queue fairly.
+    fn read_state(&self) -> StateRead<'_> {
+        let addr = std::ptr::from_ref(self) as usize;
+        let nested = READING.with(|r| r.borrow().contains(&addr));
+        let guard = if nested {
             self.state.read_recursive()
         } else {
             self.state.read()
-        }
+        };
+        READING.with(|r| r.borrow_mut().push(addr));
+        StateRead { guard, addr }
     }
 }
 

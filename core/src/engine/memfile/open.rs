@@ -12,7 +12,7 @@ use super::files::{self, FileName};
 use super::log::{self, LogFile, LogOp};
 use super::snapshot;
 use super::state::{overwrite_in_index, BucketMap, Entry, Hasher_, State, BUCKET_OVERHEAD};
-use super::{Inner, Writer};
+use super::{Inner, MemfileConfig, Writer};
 use crate::error::{Error, Result};
 
 /// A bucket while loading: the index, plus the snapshot's sorted list for as long as
@@ -136,7 +136,7 @@ impl Repairs {
 
 /// Loads the store in `dir` without changing any file but creating the first log of
 /// a new store; the returned [`Repairs`] make the directory consistent.
-pub(super) fn open(dir: &Path) -> Result<(Inner, Repairs)> {
+pub(super) fn open(dir: &Path, config: MemfileConfig) -> Result<(Inner, Repairs)> {
     let lock = files::lock(dir)?;
     let listing = files::list(dir)?;
     let mut loading = Loading::default();
@@ -270,6 +270,7 @@ pub(super) fn open(dir: &Path) -> Result<(Inner, Repairs)> {
     };
     let state = loading.finish();
     let inner = Inner {
+        config,
         dir: dir.to_path_buf(),
         state: RwLock::new(state),
         writer: Mutex::new(Writer {
@@ -327,7 +328,7 @@ mod tests {
 
     /// Opens and makes the open's repairs, as the engine does once the store agrees.
     fn open_repaired(dir: &Path) -> Inner {
-        let (inner, repairs) = open(dir).unwrap();
+        let (inner, repairs) = open(dir, MemfileConfig::default()).unwrap();
         repairs.apply(dir).unwrap();
         inner
     }
@@ -374,7 +375,7 @@ mod tests {
         write_log(dir.path(), 1, 0..3);
         write_log(dir.path(), 3, 3..5);
         let before = (log_len(dir.path(), 1), log_len(dir.path(), 3));
-        let err = open(dir.path()).err().unwrap();
+        let err = open(dir.path(), MemfileConfig::default()).err().unwrap();
         assert_eq!(err.kind(), ErrorKind::Corrupt);
         assert!(
             err.to_string().contains("log-"),
@@ -423,7 +424,7 @@ mod tests {
         write_log(dir.path(), 1, 0..3);
         write_log(dir.path(), 2, 2..4);
         let len2 = log_len(dir.path(), 2);
-        let err = open(dir.path()).err().unwrap();
+        let err = open(dir.path(), MemfileConfig::default()).err().unwrap();
         assert_eq!(err.kind(), ErrorKind::Corrupt);
         assert!(err.to_string().contains("expected 3"), "{err}");
         assert_eq!(log_len(dir.path(), 2), len2, "left untouched");
@@ -433,7 +434,7 @@ mod tests {
     fn a_first_log_that_does_not_start_the_history_is_corrupt() {
         let dir = tempfile::tempdir().unwrap();
         write_log(dir.path(), 1, 5..7);
-        let err = open(dir.path()).err().unwrap();
+        let err = open(dir.path(), MemfileConfig::default()).err().unwrap();
         assert_eq!(err.kind(), ErrorKind::Corrupt);
         assert!(err.to_string().contains("expected 0"), "{err}");
     }

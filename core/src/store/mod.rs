@@ -1,23 +1,26 @@
-//! [`Store`]: opening, sharing and closing a store directory.
+//! [`Store`]: opening, sharing and closing a store directory, and the registry of
+//! open stores. Group commit and the background threads have modules of their own.
+
+mod background;
+mod group_commit;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, MappedRwLockReadGuard, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use parking_lot::{MappedRwLockReadGuard, Mutex, RwLock, RwLockReadGuard};
+
+use self::background::Background;
+use self::group_commit::GroupSync;
 
 use crate::bucket::Bucket;
 use crate::checkpoint;
 use crate::clock::{Clock, SystemClock};
-use crate::engine::memfile::MemfileEngine;
-use crate::engine::sled::SledEngine;
-use crate::engine::{StorageEngine, WriteOp};
+use crate::engine::{self, Engine, EngineConfig, StorageEngine, StoreContext, WriteOp};
 use crate::error::{Error, Result};
 use crate::expiry;
 use crate::lend;
@@ -27,78 +30,6 @@ use crate::limits::{self, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_VALUE_SIZE};
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(500);
 /// Default interval of the background expiry sweeper.
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
-/// Default page-cache size of the sled engine: 128 MiB, not sled's 1 GiB. Smaller is
-/// worse: sled's memory grows far past a small cache under sustained writes (loading
-/// 1M records peaked at 1283 MiB with 32 MiB, 502 MiB with 64, 368 MiB with 128;
-/// docs/benchmarks.md).
-pub const DEFAULT_CACHE_SIZE: u64 = 128 << 20;
-
-/// Which storage engine a store uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[non_exhaustive]
-pub enum Engine {
-    /// sled 0.34: an embedded B-tree/log-structured store. The default.
-    #[default]
-    Sled,
-    /// Everything in memory, persisted to an append-only log plus snapshots
-    /// (`docs/memfile-format.md`). The fastest engine; the data must fit in RAM.
-    Memfile,
-}
-
-impl Engine {
-    /// The engine's name as used in options and messages (`"sled"`, `"memfile"`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Engine::Sled => "sled",
-            Engine::Memfile => "memfile",
-        }
-    }
-
-    /// The engine the store in `dir` was created with, as recorded in its marker
-    /// file; `None` if `dir` does not exist or holds no libstate store. Lets a tool
-    /// open an existing store without being told its engine.
-    ///
-    /// # Errors
-    /// *corrupt* if the marker cannot be parsed or names an unknown engine; *I/O* if
-    /// it exists but cannot be read.
-    pub fn detect(dir: impl AsRef<Path>) -> Result<Option<Engine>> {
-        let dir = dir.as_ref();
-        if !dir.is_dir() {
-            return Ok(None);
-        }
-        let Some(marker) = checkpoint::read_marker(dir)? else {
-            return Ok(None);
-        };
-        marker.engine.parse().map(Some).map_err(|_| {
-            Error::corrupt(
-                &dir.join(checkpoint::MARKER_FILE),
-                format!("store marker names an unknown engine {:?}", marker.engine),
-            )
-        })
-    }
-}
-
-impl fmt::Display for Engine {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Engine {
-    type Err = Error;
-
-    /// Parses `"sled"` or `"memfile"`; anything else is an *invalid argument* error.
-    fn from_str(s: &str) -> Result<Engine> {
-        match s {
-            "sled" => Ok(Engine::Sled),
-            "memfile" => Ok(Engine::Memfile),
-            other => Err(Error::invalid(format!(
-                "unknown engine {other:?} (expected \"sled\" or \"memfile\")"
-            ))),
-        }
-    }
-}
-
 /// Options for opening a store; get one from [`Store::builder`].
 ///
 /// When a directory is already open in this process, [`StoreBuilder::open`] returns
@@ -106,10 +37,10 @@ impl FromStr for Engine {
 /// (only a different engine is an error).
 #[derive(Debug, Clone)]
 pub struct StoreBuilder {
-    engine: Engine,
+    engine: EngineConfig,
     sync: bool,
     flush_interval: Duration,
-    cache_size: u64,
+    cache_size: Option<u64>,
     max_value_size: usize,
     max_batch_size: usize,
     clock: Arc<dyn Clock>,
@@ -119,10 +50,10 @@ pub struct StoreBuilder {
 impl Default for StoreBuilder {
     fn default() -> StoreBuilder {
         StoreBuilder {
-            engine: Engine::default(),
+            engine: EngineConfig::default(),
             sync: false,
             flush_interval: DEFAULT_FLUSH_INTERVAL,
-            cache_size: DEFAULT_CACHE_SIZE,
+            cache_size: None,
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
             max_batch_size: DEFAULT_MAX_BATCH_SIZE,
             clock: Arc::new(SystemClock),
@@ -132,9 +63,13 @@ impl Default for StoreBuilder {
 }
 
 impl StoreBuilder {
-    /// The storage engine (default [`Engine::Sled`]).
-    pub fn engine(mut self, engine: Engine) -> StoreBuilder {
-        self.engine = engine;
+    /// The storage engine and its options (default: [`Engine::default`] with its
+    /// default options): an [`Engine`] (its default options), an engine's own config
+    /// type (see [`crate::engine`]) or an
+    /// [`EngineConfig`], including [`EngineConfig::Custom`] for an engine defined
+    /// outside `state-core`.
+    pub fn engine(mut self, engine: impl Into<EngineConfig>) -> StoreBuilder {
+        self.engine = engine.into();
         self
     }
 
@@ -154,10 +89,12 @@ impl StoreBuilder {
         self
     }
 
-    /// Page-cache size in bytes for engines that have one (sled; default 128 MiB).
-    /// sled's real memory use can be a few times this figure. Must be > 0.
+    /// Page-cache size in bytes for engines that have one (see
+    /// [`EngineConfig::with_cache_size`]); it overrides the cache size of the engine's
+    /// config, whichever is set first. Engines without a page cache ignore it. Must
+    /// be > 0.
     pub fn cache_size(mut self, bytes: u64) -> StoreBuilder {
-        self.cache_size = bytes;
+        self.cache_size = Some(bytes);
         self
     }
 
@@ -199,7 +136,7 @@ impl StoreBuilder {
     ///   range, or the store is already open in this process with another engine;
     /// - *locked*: another process has the store open;
     /// - *corrupt*: the engine cannot read the store's files (libstate changes none of
-    ///   them; with sled, sled itself may rewrite parts while opening, see
+    ///   them, though an engine may rewrite parts of its own while opening, see
     ///   [`crate::ErrorKind::Corrupt`]);
     /// - *I/O*: the directory cannot be created, read or written.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
@@ -213,7 +150,8 @@ impl StoreBuilder {
 pub struct StoreInfo {
     /// The store directory (canonical path).
     pub path: PathBuf,
-    /// The engine in use.
+    /// The engine in use ([`Engine::Custom`] for one defined outside `state-core`;
+    /// [`Store::engine_name`] names it).
     pub engine: Engine,
     /// Number of buckets holding at least one live record.
     pub buckets: u64,
@@ -229,6 +167,8 @@ pub struct StoreInfo {
 #[derive(Debug)]
 pub(crate) struct Options {
     pub engine: Engine,
+    /// The engine's name, as recorded in the store's marker.
+    pub engine_name: String,
     pub sync: bool,
     pub flush_interval: Duration,
     pub max_value_size: usize,
@@ -238,21 +178,14 @@ pub(crate) struct Options {
 }
 
 /// Process-wide registry of open stores keyed by canonical directory, so a second
-/// open in the same process shares the first (sled allows one `Db` per directory,
-/// and releases its lock late when dropped).
+/// open in the same process shares the first (engines may assume one instance per
+/// directory per process; some release their lock late when dropped).
 static REGISTRY: LazyLock<Mutex<BTreeMap<PathBuf, Arc<Shared>>>> =
     LazyLock::new(|| Mutex::new(BTreeMap::new()));
 
-/// How long `close` waits for the engine's file lock to be released (sled releases
-/// it from background threads after its `Db` is dropped, sled#1289).
+/// How long `close` waits for the engine's file lock to be released (an engine may
+/// release it from background threads after it is dropped).
 const LOCK_RELEASE_WAIT: Duration = Duration::from_secs(5);
-
-fn open_engine(dir: &Path, b: &StoreBuilder) -> Result<Box<dyn StorageEngine>> {
-    Ok(match b.engine {
-        Engine::Sled => Box::new(SledEngine::open(dir, b.cache_size, b.flush_interval)?),
-        Engine::Memfile => Box::new(MemfileEngine::open(dir)?),
-    })
-}
 
 /// The state of one open store, shared by all its handles.
 pub(crate) struct Shared {
@@ -275,6 +208,28 @@ struct Checkpoint {
     seq: u64,
 }
 
+/// What a read-modify-write under the store's write lock returns: its result, and
+/// whether it changed the store (only then does the durability mode apply).
+pub(crate) struct Written<T> {
+    pub out: T,
+    pub changed: bool,
+}
+
+impl<T> Written<T> {
+    /// `out`, from an operation that wrote to the engine.
+    pub(crate) fn changed(out: T) -> Written<T> {
+        Written { out, changed: true }
+    }
+
+    /// `out`, from an operation that found nothing to write.
+    pub(crate) fn unchanged(out: T) -> Written<T> {
+        Written {
+            out,
+            changed: false,
+        }
+    }
+}
+
 /// A borrowed engine, valid while the store cannot close underneath it.
 pub(crate) type EngineRef<'a> = MappedRwLockReadGuard<'a, dyn StorageEngine>;
 
@@ -292,32 +247,32 @@ impl Shared {
 
     /// Applies `ops` atomically and, in sync mode, waits until they are durable.
     pub(crate) fn write(&self, ops: &[WriteOp<'_>]) -> Result<()> {
-        self.write_with(|engine| engine.write(ops).map(|()| ((), true)))
+        self.write_with(|engine| engine.write(ops).map(Written::changed))
     }
 
-    /// Runs a read-modify-write `f` under the store's write lock, then applies the
-    /// durability mode. `f` returns its result and whether it wrote anything.
+    /// Runs a read-modify-write `f` under the store's write lock, then, if it
+    /// changed the store, applies the durability mode.
     pub(crate) fn write_with<T>(
         &self,
-        f: impl FnOnce(&dyn StorageEngine) -> Result<(T, bool)>,
+        f: impl FnOnce(&dyn StorageEngine) -> Result<Written<T>>,
     ) -> Result<T> {
         lend::refuse(self, "write to the store")?;
         let _durable = self.opts.sync.then(|| self.sync.begin());
         let engine = self.engine()?;
-        let (out, wrote) = {
+        let written = {
             let _w = self.write_lock.lock();
             f(&*engine)?
         };
-        if wrote {
+        if written.changed {
             self.after_write(&*engine)?;
         }
-        Ok(out)
+        Ok(written.out)
     }
 
     fn after_write(&self, engine: &dyn StorageEngine) -> Result<()> {
         if self.opts.sync {
             let seq = self.sync.note_durable_write();
-            self.sync.sync_through(seq, engine)?;
+            self.sync.sync_through(seq, || engine.sync())?;
         } else {
             self.sync.note_write();
         }
@@ -327,7 +282,11 @@ impl Shared {
     pub(crate) fn remove_bucket(&self, name: &str) -> Result<bool> {
         self.write_with(|e| {
             let removed = e.remove_bucket(name)?;
-            Ok((removed, removed))
+            Ok(if removed {
+                Written::changed(true)
+            } else {
+                Written::unchanged(false)
+            })
         })
     }
 
@@ -335,12 +294,13 @@ impl Shared {
     pub(crate) fn flush(&self) -> Result<()> {
         lend::refuse(self, "flush the store")?;
         let engine = self.engine()?;
-        self.sync.sync_through(self.sync.written(), &*engine)
+        self.sync
+            .sync_through(self.sync.written(), || engine.sync())
     }
 
     /// Makes every write so far durable and records a checkpoint (see
     /// `checkpoint`), if anything was written since the last one.
-    fn checkpoint(&self) -> Result<()> {
+    pub(super) fn checkpoint(&self) -> Result<()> {
         let engine = self.engine()?;
         self.checkpoint_on(&*engine)
     }
@@ -356,8 +316,8 @@ impl Shared {
             checkpoint::write_generation(engine, generation)?;
         }
         let seq = self.sync.note_write();
-        self.sync.sync_through(seq, engine)?;
-        checkpoint::write_marker(&self.path, self.opts.engine, generation)?;
+        self.sync.sync_through(seq, || engine.sync())?;
+        checkpoint::write_marker(&self.path, &self.opts.engine_name, generation)?;
         *cp = Checkpoint { generation, seq };
         Ok(())
     }
@@ -409,208 +369,6 @@ fn wait_for_lock_release(file: &Path) {
     }
 }
 
-/// Group commit: a writer that needs durability either runs one engine sync that
-/// covers every write completed before it started, or waits for the one running.
-///
-/// Plain leader/follower group commit splits steady concurrent writers into two
-/// alternating halves: the writers a sync releases write again while the next sync,
-/// led by those who waited, is already running, so each sync covers about half of
-/// them (4 writers measured 1.9-2.4x one writer). So a leader first *gathers*: if more
-/// writers were busy during the previous sync than writes are now pending, it waits
-/// for their writes — at most half the previous sync's duration (capped at
-/// [`MAX_GATHER`]), and never with a single writer, whose latency stays that of one
-/// sync.
-struct GroupSync {
-    written: AtomicU64,
-    state: Mutex<SyncState>,
-    done: Condvar,
-    /// Wakes a gathering leader when a write is noted.
-    gathered: Condvar,
-    /// Durable write calls in progress (between `begin` and the end of their sync).
-    active: AtomicUsize,
-    /// The most durable write calls in progress at once since the last sync started.
-    peak: AtomicUsize,
-}
-
-/// The longest a leader waits to gather writers before it syncs.
-const MAX_GATHER: Duration = Duration::from_millis(1);
-
-struct SyncState {
-    synced: u64,
-    running: bool,
-    /// How long the last engine sync took.
-    last_sync: Duration,
-}
-
-/// A durable write call in progress; see [`GroupSync::begin`].
-struct DurableWrite<'a>(&'a GroupSync);
-
-impl Drop for DurableWrite<'_> {
-    fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-impl GroupSync {
-    fn new() -> GroupSync {
-        GroupSync {
-            written: AtomicU64::new(0),
-            state: Mutex::new(SyncState {
-                synced: 0,
-                running: false,
-                last_sync: Duration::ZERO,
-            }),
-            done: Condvar::new(),
-            gathered: Condvar::new(),
-            active: AtomicUsize::new(0),
-            peak: AtomicUsize::new(0),
-        }
-    }
-
-    /// Marks a durable write call as in progress until the guard drops.
-    fn begin(&self) -> DurableWrite<'_> {
-        let n = self.active.fetch_add(1, Ordering::SeqCst) + 1;
-        self.peak.fetch_max(n, Ordering::SeqCst);
-        DurableWrite(self)
-    }
-
-    /// Records a completed write; returns its sequence number.
-    fn note_write(&self) -> u64 {
-        self.written.fetch_add(1, Ordering::SeqCst) + 1
-    }
-
-    /// Records a completed durable write and wakes a gathering leader.
-    fn note_durable_write(&self) -> u64 {
-        let seq = self.note_write();
-        // Taking the lock orders this with the leader's check-then-wait.
-        drop(self.state.lock());
-        self.gathered.notify_all();
-        seq
-    }
-
-    fn written(&self) -> u64 {
-        self.written.load(Ordering::SeqCst)
-    }
-
-    /// Returns once writes up to `seq` are durable.
-    fn sync_through(&self, seq: u64, engine: &dyn StorageEngine) -> Result<()> {
-        let mut st = self.state.lock();
-        loop {
-            if st.synced >= seq {
-                return Ok(());
-            }
-            if st.running {
-                self.done.wait(&mut st);
-                continue;
-            }
-            st.running = true;
-            self.gather(&mut st);
-            let target = self.written();
-            let started = Instant::now();
-            let result = MutexGuard::unlocked(&mut st, || engine.sync());
-            st.last_sync = started.elapsed();
-            st.running = false;
-            if result.is_ok() {
-                st.synced = st.synced.max(target);
-            }
-            self.done.notify_all();
-            result?;
-        }
-    }
-
-    /// A new leader's wait for the writers that were busy during the last sync.
-    fn gather(&self, st: &mut MutexGuard<'_, SyncState>) {
-        let expected = self
-            .peak
-            .swap(self.active.load(Ordering::SeqCst), Ordering::SeqCst);
-        if expected <= 1 {
-            return;
-        }
-        let deadline = Instant::now() + (st.last_sync / 2).min(MAX_GATHER);
-        while self.written().saturating_sub(st.synced) < expected as u64 {
-            if self.gathered.wait_until(st, deadline).timed_out() {
-                break;
-            }
-        }
-    }
-}
-
-/// The store's background threads: the periodic flush and the expiry sweeper.
-struct Background {
-    stop: Arc<(Mutex<bool>, Condvar)>,
-    threads: Vec<JoinHandle<()>>,
-}
-
-impl Background {
-    fn start(shared: &Arc<Shared>) -> Result<Background> {
-        let mut bg = Background {
-            stop: Arc::new((Mutex::new(false), Condvar::new())),
-            threads: Vec::new(),
-        };
-        // In periodic mode this is the durability window; in sync mode writes are
-        // already durable and it only records checkpoints.
-        bg.spawn(shared, "libstate-flush", shared.opts.flush_interval, |s| {
-            // A failed background flush is retried at the next tick; an explicit
-            // flush() reports the error to its caller.
-            let _ = s.checkpoint();
-        })?;
-        if let Some(interval) = shared.opts.sweep_interval {
-            bg.spawn(shared, "libstate-sweep", interval, |s| {
-                // Errors here (e.g. the store closing) are retried at the next tick.
-                let _ = expiry::sweep(s);
-            })?;
-        }
-        Ok(bg)
-    }
-
-    /// Runs `task` every `interval` until stopped. The thread holds only a weak
-    /// reference, so it never keeps a store alive.
-    fn spawn(
-        &mut self,
-        shared: &Arc<Shared>,
-        name: &str,
-        interval: Duration,
-        task: fn(&Shared),
-    ) -> Result<()> {
-        let weak = Arc::downgrade(shared);
-        let stop = Arc::clone(&self.stop);
-        let thread = std::thread::Builder::new()
-            .name(name.into())
-            .spawn(move || loop {
-                {
-                    let (lock, cv) = &*stop;
-                    let mut stopped = lock.lock();
-                    let deadline = Instant::now() + interval;
-                    while !*stopped {
-                        if cv.wait_until(&mut stopped, deadline).timed_out() {
-                            break;
-                        }
-                    }
-                    if *stopped {
-                        return;
-                    }
-                }
-                let Some(shared) = weak.upgrade() else { return };
-                task(&shared);
-            })
-            .map_err(|e| Error::Internal(format!("cannot start thread {name}: {e}")))?;
-        self.threads.push(thread);
-        Ok(())
-    }
-
-    fn stop(self) {
-        {
-            let (lock, cv) = &*self.stop;
-            *lock.lock() = true;
-            cv.notify_all();
-        }
-        for t in self.threads {
-            // The threads only end by returning; a panic there is a bug we can't act on.
-            let _ = t.join();
-        }
-    }
-}
-
 /// One handle's state: closing a handle closes it for its clones, buckets and cursors.
 struct Handle {
     shared: Arc<Shared>,
@@ -642,15 +400,15 @@ impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Store")
             .field("path", &self.handle.shared.path)
-            .field("engine", &self.handle.shared.opts.engine)
+            .field("engine", &self.handle.shared.opts.engine_name)
             .field("closed", &self.handle.closed.load(Ordering::Relaxed))
             .finish()
     }
 }
 
 impl Store {
-    /// Opens (creating if needed) the store in `path` with default options: sled
-    /// engine, periodic durability (500 ms). See [`StoreBuilder::open`] for errors.
+    /// Opens (creating if needed) the store in `path` with default options: the
+    /// default [`Engine`], periodic durability (500 ms). See [`StoreBuilder::open`] for errors.
     pub fn open(path: impl AsRef<Path>) -> Result<Store> {
         StoreBuilder::default().open(path)
     }
@@ -662,32 +420,38 @@ impl Store {
 
     fn open_with(path: &Path, b: StoreBuilder) -> Result<Store> {
         check_options(&b)?;
+        let config = match b.cache_size {
+            Some(bytes) => b.engine.clone().with_cache_size(bytes),
+            None => b.engine.clone(),
+        };
+        let name = config.name().to_string();
         let dir = prepare_dir(path)?;
         let mut registry = REGISTRY.lock();
         if let Some(shared) = registry.get(&dir) {
-            if shared.opts.engine != b.engine {
+            if shared.opts.engine_name != name {
                 return Err(Error::invalid(format!(
-                    "store {} is already open in this process with engine {}, not {}",
+                    "store {} is already open in this process with engine {}, not {name}",
                     dir.display(),
-                    shared.opts.engine,
-                    b.engine
+                    shared.opts.engine_name,
                 )));
             }
             *shared.handles.lock() += 1;
             return Ok(Store::from_shared(Arc::clone(shared)));
         }
         let marker = checkpoint::read_marker(&dir)?;
-        checkpoint::check_engine(&dir, marker.as_ref(), b.engine)?;
-        let mut engine = open_engine(&dir, &b)?;
+        checkpoint::check_engine(&dir, marker.as_ref(), &name)?;
+        let context = StoreContext::new(b.flush_interval, b.sync);
+        let mut engine = engine::open(&config, &dir, &context)?;
         let generation = checkpoint::verify(&dir, marker.as_ref(), &*engine)?;
         engine.finish_open()?;
         if marker.is_none() {
-            checkpoint::write_marker(&dir, b.engine, generation)?;
+            checkpoint::write_marker(&dir, &name, generation)?;
         }
         let shared = Arc::new(Shared {
             path: dir.clone(),
             opts: Options {
-                engine: b.engine,
+                engine: config.engine(),
+                engine_name: name,
                 sync: b.sync,
                 flush_interval: b.flush_interval,
                 max_value_size: b.max_value_size,
@@ -739,9 +503,16 @@ impl Store {
         self.handle.shared.opts.clock.now_ms()
     }
 
-    /// The engine this store uses.
+    /// The kind of engine this store uses.
     pub fn engine(&self) -> Engine {
         self.handle.shared.opts.engine
+    }
+
+    /// The name of the engine this store uses, as recorded in its marker file:
+    /// [`Engine::as_str`] of a built-in engine, or a custom engine's
+    /// [`crate::engine::EngineFactory::name`].
+    pub fn engine_name(&self) -> &str {
+        &self.handle.shared.opts.engine_name
     }
 
     /// A bucket by name. Buckets need no creating: a bucket exists while it holds a
@@ -766,7 +537,7 @@ impl Store {
 
     /// Removes a bucket and all its records. Returns whether it held any.
     ///
-    /// With the sled engine a very large bucket is removed in chunks, so a crash
+    /// An engine may remove a very large bucket in chunks, so a crash
     /// part-way through can leave part of it behind.
     pub fn remove_bucket(&self, name: &str) -> Result<bool> {
         let shared = self.shared()?;
@@ -779,19 +550,27 @@ impl Store {
         self.shared()?.flush()
     }
 
-    /// Counts and sizes. Counting records reads every key (O(records)) with sled.
+    /// Counts and sizes. Counting records costs what the engine's count costs
+    /// (O(records) for an engine that reads every key to count).
     pub fn info(&self) -> Result<StoreInfo> {
         let shared = self.shared()?;
+        let engine = shared.engine()?;
+        // One pass over the expired part of the index for all buckets, not one per
+        // bucket: O(buckets + expired), plus the engine's counts.
+        let expired = expiry::expired_by_bucket(shared, &*engine)?;
         let mut buckets = 0;
         let mut records = 0;
-        for name in self.bucket_names()? {
-            let n = self.bucket(&name)?.len()?;
-            if n > 0 {
+        for name in engine.bucket_names()? {
+            if !is_user_bucket(&name) {
+                continue;
+            }
+            let stored = engine.count(&name)?;
+            let live = stored.saturating_sub(expired.get(&name).copied().unwrap_or(0));
+            if live > 0 {
                 buckets += 1;
-                records += n;
+                records += live;
             }
         }
-        let engine = shared.engine()?;
         Ok(StoreInfo {
             path: shared.path.clone(),
             engine: shared.opts.engine,
@@ -834,7 +613,7 @@ fn check_options(b: &StoreBuilder) -> Result<()> {
     if b.sweep_interval.is_some_and(|i| i.is_zero()) {
         return Err(Error::invalid("sweep_interval must be greater than zero"));
     }
-    if b.cache_size == 0 {
+    if b.cache_size == Some(0) {
         return Err(Error::invalid("cache_size must be greater than zero"));
     }
     if b.max_value_size == 0 {

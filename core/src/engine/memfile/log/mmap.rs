@@ -1,0 +1,124 @@
+//! The mapped window of the log file (Linux): preallocated chunks, each record
+//! copied into a shared mapping of the chunk it falls in. See [`super::Appender`].
+
+use std::fs::File;
+use std::io;
+use std::sync::atomic::{compiler_fence, Ordering};
+
+use super::CHUNK;
+use crate::engine::memfile::format::FRAME_HEADER_LEN;
+
+/// Records larger than this are written with `pwrite(2)`: copying them into the
+/// mapping costs a page fault per fresh page, more than the system call (Set
+/// Multiple 1000, 130 KB records, measured 0.45 ms mapped vs 0.35 ms written at
+/// 100K records), while a small record saves the call (Set 1 1.5 -> 0.7 us).
+pub(super) const MAP_MAX: usize = 16 << 10;
+
+/// The mapped chunk of the log that appends are copied into.
+#[derive(Default)]
+pub(super) struct Window {
+    /// The file's preallocated size, if known (it is read on first use).
+    allocated: Option<u64>,
+    /// File offset of `map`'s first byte, and the mapping.
+    map: Option<(u64, memmap2::MmapMut)>,
+}
+
+/// What [`Window::append`] did.
+pub(super) enum Outcome {
+    /// The frame is in the log.
+    Copied,
+    /// Nothing written: this frame is for `pwrite` (too big, or crossing a chunk).
+    Write,
+    /// Nothing written: preallocating or mapping failed other than for want of
+    /// space; use `pwrite` from now on.
+    Unusable,
+}
+
+/// File systems known to allocate blocks on `fallocate`, so that a later write
+/// fault into the preallocated range cannot fail for want of space.
+const PREALLOCATING: [u64; 3] = [
+    0xEF53,      // ext2, ext3, ext4
+    0x5846_5342, // XFS
+    0x0102_1994, // tmpfs
+];
+
+/// Whether `file` lies on a file system where the mapping is used.
+pub(super) fn suits(file: &File) -> bool {
+    rustix::fs::fstatfs(file)
+        .is_ok_and(|s| u64::try_from(s.f_type).is_ok_and(|t| PREALLOCATING.contains(&t)))
+}
+
+impl Window {
+    #[allow(unsafe_code)]
+    /// Copies `frame` to offset `at` of `file`, preallocating first. Errors are
+    /// those of running out of space (*no space*, *quota*); other failures of
+    /// `fallocate` or `mmap` are [`Outcome::Unusable`].
+    pub(super) fn append(&mut self, file: &File, at: u64, frame: &[u8]) -> io::Result<Outcome> {
+        let end = at + frame.len() as u64;
+        let start = at / CHUNK * CHUNK;
+        let allocated = match self.allocated {
+            Some(a) => a,
+            None => match file.metadata() {
+                Ok(m) => m.len(),
+                Err(_) => return Ok(Outcome::Unusable),
+            },
+        };
+        self.allocated = Some(allocated);
+        // Preallocate through the end of this record's chunk(s) first, so a full
+        // disk is an error here rather than a SIGBUS on a mapped page.
+        let want = end.div_ceil(CHUNK) * CHUNK;
+        if want > allocated {
+            loop {
+                use rustix::io::Errno;
+                match rustix::fs::fallocate(
+                    file,
+                    rustix::fs::FallocateFlags::empty(),
+                    allocated,
+                    want - allocated,
+                ) {
+                    Ok(()) => break,
+                    Err(Errno::INTR) => continue,
+                    Err(e @ (Errno::NOSPC | Errno::DQUOT)) => return Err(e.into()),
+                    Err(_) => return Ok(Outcome::Unusable),
+                }
+            }
+            self.allocated = Some(want);
+        }
+        if end > start + CHUNK || frame.len() > MAP_MAX {
+            self.map = None;
+            return Ok(Outcome::Write);
+        }
+        let map = match &mut self.map {
+            Some((s, m)) if *s == start => m,
+            slot => {
+                *slot = None;
+                // SAFETY: the mapping covers [start, start + CHUNK), inside the
+                // file's allocated size (`want` above is a multiple of CHUNK past
+                // `start`), and the file is only shrunk after the mapping is
+                // dropped (`Appender::cut_back`). No other process writes the file
+                // (the store's directory lock), and within this one only the writer
+                // holding the log writes to it, through this mapping or, with the
+                // mapping dropped first, through `pwrite`. Nothing reads through the
+                // mapping, so no Rust reference observes a change made behind it.
+                let m = unsafe {
+                    memmap2::MmapOptions::new()
+                        .offset(start)
+                        .len(CHUNK as usize)
+                        .map_mut(file)
+                };
+                let Ok(m) = m else {
+                    return Ok(Outcome::Unusable);
+                };
+                &mut slot.insert((start, m)).1
+            }
+        };
+        let at = (at - start) as usize;
+        let (header, payload) = frame.split_at(FRAME_HEADER_LEN.min(frame.len()));
+        map[at..at + header.len()].copy_from_slice(header);
+        // The header's bytes are stored before any of the payload's (see
+        // `Appender` for why this order makes a cut-short copy a torn tail).
+        compiler_fence(Ordering::SeqCst);
+        map[at + header.len()..at + frame.len()].copy_from_slice(payload);
+        Ok(Outcome::Copied)
+    }
+}
