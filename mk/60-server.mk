@@ -1,0 +1,50 @@
+# `state serve` (server/, crate state-server): examples, tests and benchmarks that
+# run real clients against a real server, side by side with a real redis-server.
+#
+#   make                  runs the service examples (redis-py, hiredis, curl) against
+#                         a server it starts and stops (server-example)
+#   make test             server-test: the redis-py/redis-cli/redis-benchmark suite
+#                         (server/tests/py) and the web page in headless Chromium
+#   make bench-service    redis-benchmark against state serve and redis-server 7 in
+#                         one run; writes docs/bench-service.md (opt-in)
+#
+# Debian packages are installed when missing (as root), see scripts/ensure-packages.sh.
+
+SERVER_PKGS := redis-server redis-tools libhiredis-dev
+WEB_PKGS := chromium
+WITH_SERVER := scripts/with-server.sh $(CLI_BIN)
+WEB_TEST_DIR := examples/web/test
+
+ALL_TARGETS += server-example
+TEST_TARGETS += server-test web-test
+
+.PHONY: server-packages server-example server-test web-test bench-service
+
+server-packages:
+	scripts/ensure-packages.sh $(SERVER_PKGS)
+
+server-example: cli-build python-venv server-packages
+	$(VPY) -m pip install --quiet "redis>=5"
+	mkdir -p $(C_BIN)
+	$(CC) $(C_WARN) -O1 examples/c/service_client.c -o $(C_BIN)/service_client -lhiredis
+	$(WITH_SERVER) bash -c '\
+	  $(VPY) examples/python/service_client.py $$STATE_RESP_PORT alice $$STATE_TOKEN_ALICE && \
+	  $(C_BIN)/service_client $$STATE_SOCK && \
+	  curl -sf -H "Authorization: Bearer $$STATE_TOKEN_ALICE" -d "{\"key\":\"layout\"}" \
+	    http://127.0.0.1:$$STATE_HTTP_PORT/v1/get && echo " <- curl POST /v1/get (alice)"'
+
+server-test: cli-build python-venv server-packages
+	$(VPY) -m pip install --quiet "redis>=5" "httpx>=0.27"
+	cd server/tests/py && STATE_BIN=$(CLI_BIN) $(VPY) -m pytest -q -p no:cacheprovider .
+
+$(WEB_TEST_DIR)/node_modules/.installed: $(WEB_TEST_DIR)/package.json
+	cd $(WEB_TEST_DIR) && npm install --silent --no-audit --no-fund
+	touch $@
+
+web-test: cli-build $(WEB_TEST_DIR)/node_modules/.installed
+	scripts/ensure-packages.sh $(WEB_PKGS)
+	STATE_SERVE_FLAGS="--web $(CURDIR)/examples/web" $(WITH_SERVER) bash -c '\
+	  node --test-reporter=spec $(WEB_TEST_DIR)/web.test.mjs http://127.0.0.1:$$STATE_HTTP_PORT $$STATE_TOKEN_ALICE $$STATE_TOKEN_BOB'
+
+bench-service: cli-build server-packages
+	bash server/bench/bench.sh $(CLI_BIN)
