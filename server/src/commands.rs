@@ -44,7 +44,7 @@ const fn spec(name: &'static str, arity: i32, kind: Kind, write: bool) -> Spec {
 }
 
 /// Every command the server knows.
-pub const COMMANDS: &[Spec] = &[
+pub static COMMANDS: &[Spec] = &[
     spec("ping", -1, Kind::Conn, false),
     spec("echo", 2, Kind::Conn, false),
     spec("quit", -1, Kind::Conn, false),
