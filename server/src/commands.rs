@@ -234,7 +234,7 @@ impl From<&str> for Fail {
 
 type Res = Result<(), Fail>;
 
-fn key<'a>(b: &'a [u8]) -> Result<&'a str, Fail> {
+fn key(b: &[u8]) -> Result<&str, Fail> {
     key_arg(b).map_err(Fail::Reply)
 }
 
