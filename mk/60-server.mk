@@ -47,4 +47,5 @@ web-test: cli-build $(WEB_TEST_DIR)/node_modules/.installed
 	  node --test-reporter=spec $(WEB_TEST_DIR)/web.test.mjs http://127.0.0.1:$$STATE_HTTP_PORT $$STATE_TOKEN_ALICE $$STATE_TOKEN_BOB'
 
 bench-service: cli-build server-packages
-	bash server/bench/bench.sh $(CLI_BIN)
+	scripts/ensure-packages.sh wrk
+	python3 server/bench/bench.py $(CLI_BIN)

@@ -204,6 +204,20 @@ impl StateService {
         f: impl FnOnce(&mut Txn<'_>) -> Result<T>,
     ) -> Result<T> {
         let bucket = self.client(client_id)?;
+        self.transaction_in(&bucket, f)
+    }
+
+    /// [`StateService::transaction`] on a client's bucket already at hand (from
+    /// [`StateService::client`]): the client is the bucket's name.
+    ///
+    /// # Errors
+    /// As [`StateService::transaction`].
+    pub fn transaction_in<T>(
+        &self,
+        bucket: &Bucket,
+        f: impl FnOnce(&mut Txn<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let client_id = bucket.name();
         bucket.transaction_checked(f, |tx, d| self.clients.check(client_id, tx, d))
     }
 

@@ -95,8 +95,8 @@ pub static COMMANDS: &[Spec] = &[
     spec("scan", -2, Kind::Scan, false),
 ];
 
-/// The table entry of a command name (any case).
-pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
+/// The table index and entry of a command name (any case).
+pub fn lookup(name: &[u8]) -> Option<(usize, &'static Spec)> {
     if name.len() > 16 {
         return None;
     }
@@ -104,7 +104,10 @@ pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
     let lower = &mut lower[..name.len()];
     lower.copy_from_slice(name);
     lower.make_ascii_lowercase();
-    COMMANDS.iter().find(|s| s.name.as_bytes() == lower)
+    COMMANDS
+        .iter()
+        .enumerate()
+        .find(|(_, s)| s.name.len() == lower.len() && s.name.as_bytes() == lower)
 }
 
 /// Whether `args` (including the name) fit `spec`'s arity.
@@ -693,11 +696,11 @@ fn expire(tx: &mut Txn<'_>, name: &str, args: &[&[u8]], out: &mut Out) -> Res {
 pub fn fast_path(
     bucket: &Bucket,
     svc: &StateService,
-    client: &str,
     spec: &Spec,
     args: &[&[u8]],
     out: &mut Out,
 ) -> Result<bool, Error> {
+    let client = bucket.name();
     match spec.name {
         "get" => {
             let k = match key_arg(args[1]) {
@@ -715,6 +718,21 @@ pub fn fast_path(
         "set" if args.len() == 3 && !svc.has_quota(client) => {
             match key_arg(args[1]) {
                 Ok(k) => match bucket.set(k, args[2]) {
+                    Ok(()) => out.ok(),
+                    Err(e) if e.kind() == ErrorKind::InvalidArgument => error_reply(out, &e),
+                    Err(e) => return Err(e),
+                },
+                Err(msg) => out.error(&msg),
+            }
+            Ok(true)
+        }
+        "mset" if args.len() % 2 == 1 && !svc.has_quota(client) => {
+            let pairs: Result<Vec<(&str, &[u8])>, String> = args[1..]
+                .chunks(2)
+                .map(|p| key_arg(p[0]).map(|k| (k, p[1])))
+                .collect();
+            match pairs {
+                Ok(pairs) => match bucket.set_multiple(pairs) {
                     Ok(()) => out.ok(),
                     Err(e) if e.kind() == ErrorKind::InvalidArgument => error_reply(out, &e),
                     Err(e) => return Err(e),

@@ -7,6 +7,8 @@ use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use state_core::Bucket;
+
 use crate::commands::{self, Kind, Spec};
 use crate::metrics::ErrorClass;
 use crate::resp::{self, Out, ParseLimits, Parsed};
@@ -30,6 +32,8 @@ pub(crate) struct Session {
     /// The client this connection acts as, once authenticated (or by peer
     /// credentials on the Unix socket).
     client: Option<String>,
+    /// The client's bucket, resolved once.
+    bucket: Option<Bucket>,
     name: Option<String>,
     resp3: bool,
     /// Queued commands after MULTI, and whether one was refused while queueing.
@@ -48,6 +52,7 @@ impl Session {
             id,
             peer,
             client,
+            bucket: None,
             name: None,
             resp3: false,
             multi: None,
@@ -76,15 +81,14 @@ where
         // Run every complete request received so far.
         let mut consumed = 0;
         let mut close = false;
+        let mut argv: Vec<&[u8]> = Vec::new();
         loop {
             let parsed = resp::parse(&buf[consumed..], &limits);
             match parsed {
                 Ok(Parsed::Request { args, len }) => {
                     let base = consumed;
-                    let argv: Vec<&[u8]> = args
-                        .iter()
-                        .map(|r| &buf[base + r.start..base + r.end])
-                        .collect();
+                    argv.clear();
+                    argv.extend(args.iter().map(|r| &buf[base + r.start..base + r.end]));
                     consumed += len;
                     let started = Instant::now();
                     let after = if shared.cfg.blocking_store {
@@ -176,11 +180,9 @@ where
 /// Runs one request, writing its reply.
 fn request(shared: &Shared, sess: &mut Session, args: &[&[u8]], out: &mut Out) -> After {
     out.resp3 = sess.resp3;
-    let spec = commands::lookup(args[0]);
-    shared
-        .metrics
-        .command(spec.and_then(|s| commands::COMMANDS.iter().position(|c| std::ptr::eq(c, s))));
-    let Some(spec) = spec else {
+    let found = commands::lookup(args[0]);
+    shared.metrics.command(found.map(|(i, _)| i));
+    let Some((_, spec)) = found else {
         if let Some((_, refused)) = sess.multi.as_mut() {
             *refused = true;
         }
@@ -215,8 +217,7 @@ fn request(shared: &Shared, sess: &mut Session, args: &[&[u8]], out: &mut Out) -
             After::Continue
         }
         Kind::Data => {
-            let client = sess.client.clone().unwrap_or_default();
-            data_command(shared, sess, &client, spec, args, out);
+            data_command(shared, sess, spec, args, out);
             After::Continue
         }
     }
@@ -231,30 +232,35 @@ fn store_error(shared: &Shared, sess: &Session, e: &state_core::Error, out: &mut
     commands::error_reply(out, e);
 }
 
-fn data_command(
-    shared: &Shared,
-    sess: &Session,
-    client: &str,
-    spec: &Spec,
-    args: &[&[u8]],
-    out: &mut Out,
-) {
-    let bucket = match shared.svc.client(client) {
-        Ok(b) => b,
+/// The session's bucket (resolved once per client).
+fn bucket<'s>(shared: &Shared, sess: &'s mut Session) -> state_core::Result<&'s Bucket> {
+    let client = sess.client.as_deref().unwrap_or_default();
+    if sess.bucket.as_ref().is_none_or(|b| b.name() != client) {
+        sess.bucket = Some(shared.svc.client(client)?);
+    }
+    sess.bucket
+        .as_ref()
+        .ok_or_else(|| state_core::Error::Internal("session without a bucket".into()))
+}
+
+fn data_command(shared: &Shared, sess: &mut Session, spec: &Spec, args: &[&[u8]], out: &mut Out) {
+    let bucket = match bucket(shared, sess) {
+        Ok(b) => b.clone(),
         Err(e) => return store_error(shared, sess, &e, out),
     };
-    match commands::fast_path(&bucket, &shared.svc, client, spec, args, out) {
+    match commands::fast_path(&bucket, &shared.svc, spec, args, out) {
         Ok(true) => return,
         Ok(false) => {}
         Err(e) => return store_error(shared, sess, &e, out),
     }
-    let mut reply = Out::new(out.resp3);
-    let r = shared.svc.transaction(client, |tx| {
-        commands::exec_in_txn(tx, spec, args, &mut reply)
-    });
-    match r {
-        Ok(()) => out.buf.extend_from_slice(&reply.buf),
-        Err(e) => store_error(shared, sess, &e, out),
+    // The reply goes straight into the output; a failed transaction takes it back.
+    let mark = out.buf.len();
+    let r = shared
+        .svc
+        .transaction_in(&bucket, |tx| commands::exec_in_txn(tx, spec, args, out));
+    if let Err(e) = r {
+        out.buf.truncate(mark);
+        store_error(shared, sess, &e, out);
     }
 }
 
@@ -290,7 +296,7 @@ fn exec(shared: &Shared, sess: &mut Session, out: &mut Out) {
         replies.buf.clear();
         for cmd in &queued {
             let argv: Vec<&[u8]> = cmd.iter().map(Vec::as_slice).collect();
-            if let Some(spec) = commands::lookup(argv[0]) {
+            if let Some((_, spec)) = commands::lookup(argv[0]) {
                 commands::exec_in_txn(tx, spec, &argv, &mut replies)?;
             }
         }
