@@ -353,6 +353,13 @@ impl StateService {
     /// | `expire`      | `{"key","ttlMs"}`      | `{"key","found"}` (false: key missing) |
     /// | `persist`     | `{"key"}`              | `{"key","found"}` (false: no TTL was set) |
     /// | `ttl`         | `{"key"}`              | `{"key","found","ttlMs"}` (ttlMs null: no expiry) |
+    /// | `getCursor`   | `{}`                   | `{"cursorKey"}` (see [`StateService::open_cursor`]) |
+    /// | `cursorFirst`, `cursorLast`, `cursorNext`, `cursorPrev` | `{"cursorKey"}` | `{"key","value","valid"}` (valid false past either end) |
+    /// | `cursorSeek`  | `{"cursorKey","key"}`  | as above, at the first key >= `key` |
+    /// | `cursorNextN`, `cursorPrevN` | `{"cursorKey","limit"}` | `{"values":[{"key","value"}],"itemsRemaining"}` |
+    /// | `cursorRelease` | `{"cursorKey"}`      | `{"found"}` |
+    ///
+    /// Writes go through the client's quota (see [`StateService::set_quota`]).
     ///
     /// Values are base64 strings (Go's `[]byte` JSON encoding). `set` takes an
     /// optional `"ttlMs"` (milliseconds, > 0); without it, `set` clears any TTL.
