@@ -61,6 +61,7 @@ pub fn serve(target: &Target, a: ServeArgs) -> CmdResult {
         .enable_all()
         .build()
         .map_err(|e| Failure::store(format!("cannot start the server's runtime: {e}")))?;
+    let scheme = if cfg.tls.is_some() { "https" } else { "http" };
     let svc = StateService::new(store.clone());
     let result = runtime.block_on(async move {
         let server = match Server::bind(svc, cfg).await {
@@ -86,7 +87,7 @@ pub fn serve(target: &Target, a: ServeArgs) -> CmdResult {
         }
         if let Some(p) = a.http {
             lines.push(format!(
-                "  HTTP on http://{p}/   (POST /v1/get, /healthz, /metrics)"
+                "  HTTP on {scheme}://{p}/   (POST /v1/get, /healthz, /metrics)"
             ));
         }
         lines.push("state serve: ready (SIGTERM or Ctrl-C stops it)".to_string());

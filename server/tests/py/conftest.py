@@ -104,7 +104,7 @@ def start_state(
         lines.append(line)
         if m := re.search(r"redis protocol on 127\.0\.0\.1:(\d+)", line):
             resp = int(m.group(1))
-        if m := re.search(r"HTTP on http://127\.0\.0\.1:(\d+)/", line):
+        if m := re.search(r"HTTP on https?://127\.0\.0\.1:(\d+)/", line):
             http = int(m.group(1))
         if line.startswith("state serve: ready"):
             break

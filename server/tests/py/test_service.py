@@ -404,3 +404,34 @@ def test_redis_benchmark_runs_clean(server: StateServer) -> None:
     assert out.returncode == 0, out.stderr
     assert "requests per second" in out.stdout
     assert "ERR" not in out.stdout + out.stderr
+
+
+# --- TLS --------------------------------------------------------------------
+
+
+def test_tls_listeners(tmp_path: Path) -> None:
+    openssl = shutil.which("openssl")
+    assert openssl, "openssl is needed to make a test certificate"
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )
+    s = start_state(tmp_path / "s", "--tls-cert", str(cert), "--tls-key", str(key))
+    try:
+        r = redis.Redis(host="127.0.0.1", port=s.resp_port, username="alice", password=s.tokens["alice"], ssl=True, ssl_ca_certs=str(cert))
+        assert r.set("k", "over tls") and r.get("k") == b"over tls"
+        import ssl
+
+        import httpx
+
+        ctx = ssl.create_default_context(cafile=str(cert))
+        resp = httpx.post(f"https://127.0.0.1:{s.http_port}/v1/get", json={"key": "k"}, headers={"Authorization": f"Bearer {s.tokens['alice']}"}, verify=ctx)
+        assert resp.json()["found"] is True
+        # A plain-text client gets nothing it can use.
+        plain = raw(s.resp_port or 0)
+        plain.sendall(b"PING\r\n")
+        assert b"PONG" not in read_until_closed(plain)
+    finally:
+        assert s.stop() == 0
