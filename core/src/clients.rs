@@ -91,7 +91,12 @@ impl Clients {
 
     pub(crate) fn set_quota(&self, client: &str, quota: Quota) {
         let mut map = self.clients.lock();
-        map.entry(Arc::from(client)).or_default().quota = quota;
+        match map.get_mut(client) {
+            Some(c) => c.quota = quota,
+            None => {
+                map.entry(Arc::from(client)).or_default().quota = quota;
+            }
+        }
     }
 
     pub(crate) fn quota(&self, client: &str) -> Quota {

@@ -435,3 +435,28 @@ def test_tls_listeners(tmp_path: Path) -> None:
         assert b"PONG" not in read_until_closed(plain)
     finally:
         assert s.stop() == 0
+
+
+# --- connection commands libstate answers itself -----------------------------
+
+
+def test_server_and_connection_commands(server: StateServer) -> None:
+    r = server.client(single_connection_client=True)
+    assert int(r.execute_command("COMMAND", "COUNT")) >= 45
+    names = {entry[0] for entry in r.execute_command("COMMAND")} if isinstance(r.execute_command("COMMAND"), list) else set(r.execute_command("COMMAND"))
+    assert b"get" in names or "get" in names
+    info = r.info()
+    assert info["redis_version"] == "7.0.0" and info["client"] == "alice" and info["redis_mode"] == "standalone"
+    cid = r.client_id()
+    assert isinstance(cid, int) and cid > 0
+    assert f"id={cid}" in str(r.execute_command("CLIENT", "INFO"))
+    assert r.config_get("appendonly") == {"appendonly": "no"}
+    with pytest.raises(redis.ResponseError, match="CONFIG"):
+        r.config_set("maxmemory", "1")
+    s = raw(server.resp_port or 0)
+    assert send(s, "AUTH", server.tokens["alice"]) == b"+OK\r\n"
+    assert send(s, "MULTI") == b"+OK\r\n"
+    assert send(s, "RESET") == b"+RESET\r\n"
+    assert send(s, "GET", "k").startswith(b"-NOAUTH")  # RESET signs out on TCP
+    assert send(s, "QUIT") == b"+OK\r\n"
+    assert read_until_closed(s) == b""
