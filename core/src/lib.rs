@@ -46,6 +46,7 @@ mod expiry;
 mod iter;
 mod lend;
 pub mod limits;
+mod maintenance;
 mod record;
 mod service;
 mod store;
@@ -57,9 +58,10 @@ pub use cursor::{Cursor, Position};
 pub use error::{Error, ErrorKind, Result};
 pub use expiry::{ttl_from_millis, ttl_from_secs_f64, Ttl};
 pub use iter::Iter;
+pub use maintenance::{BucketCheck, CheckReport, CompactReport, RecordProblem};
 pub use service::StateService;
 pub use store::{
     Engine, Store, StoreBuilder, StoreInfo, DEFAULT_CACHE_SIZE, DEFAULT_FLUSH_INTERVAL,
     DEFAULT_SWEEP_INTERVAL,
 };
-pub use transfer::{ImportProgress, ImportReport};
+pub use transfer::{ExportProgress, ExportReport, Format, ImportProgress, ImportReport};

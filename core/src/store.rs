@@ -231,6 +231,7 @@ pub(crate) struct Options {
     pub engine: Engine,
     pub sync: bool,
     pub flush_interval: Duration,
+    pub cache_size: u64,
     pub max_value_size: usize,
     pub max_batch_size: usize,
     pub clock: Arc<dyn Clock>,
@@ -248,8 +249,19 @@ static REGISTRY: LazyLock<Mutex<BTreeMap<PathBuf, Arc<Shared>>>> =
 const LOCK_RELEASE_WAIT: Duration = Duration::from_secs(5);
 
 fn open_engine(dir: &Path, b: &StoreBuilder) -> Result<Box<dyn StorageEngine>> {
-    Ok(match b.engine {
-        Engine::Sled => Box::new(SledEngine::open(dir, b.cache_size, b.flush_interval)?),
+    open_engine_with(b.engine, dir, b.cache_size, b.flush_interval)
+}
+
+/// Opens `engine` on `dir` (also used by `maintenance` to open a compaction copy and
+/// to reopen a compacted store).
+pub(crate) fn open_engine_with(
+    engine: Engine,
+    dir: &Path,
+    cache_size: u64,
+    flush_interval: Duration,
+) -> Result<Box<dyn StorageEngine>> {
+    Ok(match engine {
+        Engine::Sled => Box::new(SledEngine::open(dir, cache_size, flush_interval)?),
         Engine::Memfile => Box::new(MemfileEngine::open(dir)?),
     })
 }
@@ -362,6 +374,22 @@ impl Shared {
         Ok(())
     }
 
+    /// Runs `f` with the engine slot locked exclusively: in-flight operations have
+    /// finished and new ones wait until `f` returns. `f` may take the engine out and
+    /// put another in (a compaction swapping directories); leaving the slot empty
+    /// closes the store for every handle.
+    pub(crate) fn with_engine_slot<T>(
+        &self,
+        f: impl FnOnce(&mut Option<Box<dyn StorageEngine>>) -> Result<T>,
+    ) -> Result<T> {
+        lend::refuse(self, "compact the store")?;
+        let mut slot = self.engine.write();
+        if slot.is_none() {
+            return Err(Error::Closed);
+        }
+        f(&mut slot)
+    }
+
     /// One handle fewer; the last one shuts the store down.
     fn release(&self) -> Result<()> {
         let mut registry = REGISTRY.lock();
@@ -395,7 +423,7 @@ impl Shared {
 
 /// Waits (up to `LOCK_RELEASE_WAIT`) until nobody holds an exclusive lock on `file`,
 /// by taking and releasing it. A file that cannot be opened has no lock to wait for.
-fn wait_for_lock_release(file: &Path) {
+pub(crate) fn wait_for_lock_release(file: &Path) {
     let Ok(f) = fs::File::open(file) else { return };
     let start = Instant::now();
     let mut pause = Duration::from_millis(1);
@@ -690,6 +718,7 @@ impl Store {
                 engine: b.engine,
                 sync: b.sync,
                 flush_interval: b.flush_interval,
+                cache_size: b.cache_size,
                 max_value_size: b.max_value_size,
                 max_batch_size: b.max_batch_size,
                 clock: b.clock,
