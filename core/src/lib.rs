@@ -64,4 +64,6 @@ pub use store::{
     Engine, Store, StoreBuilder, StoreInfo, DEFAULT_CACHE_SIZE, DEFAULT_FLUSH_INTERVAL,
     DEFAULT_SWEEP_INTERVAL,
 };
-pub use transfer::{ExportProgress, ExportReport, Format, ImportProgress, ImportReport};
+pub use transfer::{
+    encode_value, ExportProgress, ExportReport, Format, ImportProgress, ImportReport,
+};

@@ -398,7 +398,7 @@ impl Store {
                         out.write_all(b"\n    ").map_err(io)?;
                         write_json_string(&mut *out, key)?;
                         out.write_all(b": \"").map_err(io)?;
-                        out.write_all(BASE64.encode(rec.value).as_bytes())
+                        out.write_all(encode_value(rec.value).as_bytes())
                             .map_err(io)?;
                         out.write_all(b"\"").map_err(io)?;
                     }
@@ -406,7 +406,7 @@ impl Store {
                         let line = JsonlRecord {
                             bucket: name.as_str(),
                             key,
-                            value: BASE64.encode(rec.value),
+                            value: encode_value(rec.value),
                             expires_at_ms: rec.deadline_ms,
                         };
                         serde_json::to_writer(&mut *out, &line).map_err(json_write_error)?;
@@ -501,6 +501,12 @@ impl Store {
         file.sync_all().map_err(|e| Error::io(tmp, e))?;
         Ok(report)
     }
+}
+
+/// A value as the original state service and libstate's dumps encode it: standard
+/// base64 with padding (Go's `[]byte` JSON encoding).
+pub fn encode_value(value: &[u8]) -> String {
+    BASE64.encode(value)
 }
 
 /// The path named in *I/O* errors of a reader given to an import.
