@@ -36,6 +36,7 @@
 // `open::Loading::apply`) and the mapped log (`log::mapped`).
 #![deny(unsafe_code)]
 
+mod batch;
 mod bucket;
 mod checkpoint;
 mod clock;
@@ -52,6 +53,7 @@ mod service;
 mod store;
 mod transfer;
 
+pub use batch::{FoundValues, ScanRange};
 pub use bucket::{prefix_bounds, Bucket, Entry};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use cursor::{Cursor, Position};
