@@ -240,10 +240,6 @@ class ImportReport(NamedTuple):
     expired_skipped: int
 
 
-#: A format of :meth:`Store.export` and :meth:`Store.import_`.
-Format = Literal["json", "jsonl"]
-
-
 def _is_path(x: object) -> bool:
     return isinstance(x, (str, bytes, PathLike))
 
@@ -305,7 +301,7 @@ class Store(_native.Store):
     def export(
         self,
         dest: str | PathLike[str] | IO[bytes],
-        format: Format = "json",
+        format: Literal["json", "jsonl"] = "json",
         *,
         buckets: list[str] | None = None,
     ) -> ExportReport:
@@ -329,7 +325,7 @@ class Store(_native.Store):
     def import_(
         self,
         src: str | PathLike[str] | IO[bytes],
-        format: Format | None = None,
+        format: Literal["json", "jsonl"] | None = None,
     ) -> ImportReport:
         """Loads ``src`` (a path or a binary file object) into the store; keys
         already present are overwritten. ``format`` defaults to ``"jsonl"`` for
