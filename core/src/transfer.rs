@@ -255,11 +255,7 @@ impl Store {
         path: impl AsRef<Path>,
         progress: impl FnMut(&ImportProgress),
     ) -> Result<ImportReport> {
-        let path = path.as_ref();
-        self.shared()?;
-        let file = fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        import_json_reader(self, file, path, progress)
-            .map_err(|e| with_prefix(e, &path.display().to_string()))
+        self.import_file(path, Format::Json, progress)
     }
 
     /// [`Store::import_json`] from any reader (a file, standard input, a socket):
@@ -301,6 +297,27 @@ impl Store {
                 JsonlLoader::new(self, progress).run(BufReader::with_capacity(1 << 20, reader))
             }
         }
+    }
+
+    /// [`Store::import_from`] the file `path`; messages about bad input start with
+    /// the path (`state.json: line 4 column 9: ...`).
+    ///
+    /// # Errors
+    /// As [`Store::import_from`]; *I/O* naming `path` if it cannot be opened or read.
+    pub fn import_file(
+        &self,
+        path: impl AsRef<Path>,
+        format: Format,
+        progress: impl FnMut(&ImportProgress),
+    ) -> Result<ImportReport> {
+        let path = path.as_ref();
+        self.shared()?;
+        let file = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        self.import_from(file, format, progress)
+            .map_err(|e| match e {
+                Error::Io { path: p, source } if p == Path::new(INPUT) => Error::io(path, source),
+                other => with_prefix(other, &path.display().to_string()),
+            })
     }
 
     /// Writes every bucket to `path` in the original's format (`{bucketID: {key:

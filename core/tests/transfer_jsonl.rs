@@ -199,3 +199,28 @@ fn formats_parse_from_names_and_paths() {
     assert_eq!(Format::from_path(Path::new("a.ndjson")), Format::JsonLines);
     assert_eq!(Format::from_path(Path::new("a.json")), Format::Json);
 }
+
+#[test]
+fn import_file_names_the_file_in_messages_and_io_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let store = open(Engine::Memfile, &tmp.path().join("a"), &clock);
+    let bad = tmp.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"bucket\":\"b\"}\n").unwrap();
+    let err = store
+        .import_file(&bad, Format::JsonLines, |_| {})
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("bad.jsonl: line 1: column"),
+        "{err}"
+    );
+    let missing = tmp.path().join("missing.json");
+    match store
+        .import_file(&missing, Format::Json, |_| {})
+        .unwrap_err()
+    {
+        state_core::Error::Io { path, .. } => assert_eq!(path, missing),
+        other => panic!("{other}"),
+    }
+    store.close().unwrap();
+}

@@ -2,7 +2,6 @@
 //! `Store::check`, `Store::compact`, `Store::export_file`, `Store::import_from`).
 
 use std::ffi::{c_char, c_void};
-use std::fs::File;
 use std::ptr;
 
 use state_core::{ExportProgress, Format, ImportProgress};
@@ -60,6 +59,27 @@ pub struct state_compact_report {
     pub buckets: u64,
     /// Records afterwards.
     pub records: u64,
+}
+
+/// The core's progress callback calling the C one (if any) with the records done.
+fn notify(progress: state_progress_fn, ctx: *mut c_void) -> impl FnMut(u64) {
+    move |records_done| {
+        if let Some(f) = progress {
+            // SAFETY: the caller's callback with the caller's ctx, as documented.
+            unsafe { f(ctx, records_done) };
+        }
+    }
+}
+
+/// Writes `value` to the optional out-parameter `out`.
+///
+/// # Safety
+/// `out` is NULL or valid for a write.
+unsafe fn put_if(out: *mut u64, value: u64) {
+    if !out.is_null() {
+        // SAFETY: non-NULL, writable by the contract.
+        unsafe { put(out, value) };
+    }
 }
 
 fn format_of(format: u32) -> Result<Format, Fail> {
@@ -203,16 +223,12 @@ pub unsafe extern "C" fn state_export(
         // SAFETY: forwarded contract.
         let path = path_from(unsafe { arg_cstr(path, "path") }?)?;
         let format = format_of(format)?;
+        let mut notify = notify(progress, ctx);
         let r = s.export_file(&path, format, None, |p: &ExportProgress| {
-            if let Some(f) = progress {
-                // SAFETY: the caller's callback with the caller's ctx, as documented.
-                unsafe { f(ctx, p.records_done) };
-            }
+            notify(p.records_done)
         })?;
-        if !records.is_null() {
-            // SAFETY: non-NULL, writable by the contract.
-            unsafe { put(records, r.records) };
-        }
+        // SAFETY: forwarded contract.
+        unsafe { put_if(records, r.records) };
         Ok(state_status::STATE_OK)
     })
 }
@@ -249,28 +265,10 @@ pub unsafe extern "C" fn state_import(
         // SAFETY: forwarded contract.
         let path = path_from(unsafe { arg_cstr(path, "path") }?)?;
         let format = format_of(format)?;
-        let file = File::open(&path).map_err(|e| {
-            Fail::Core(state_core::Error::Io {
-                path: path.clone(),
-                source: e,
-            })
-        })?;
-        let r = s.import_from(file, format, |p: &ImportProgress| {
-            if let Some(f) = progress {
-                // SAFETY: the caller's callback with the caller's ctx, as documented.
-                unsafe { f(ctx, p.records_done) };
-            }
-        });
-        let r = r.map_err(|e| match e {
-            state_core::Error::InvalidArgument(m) => {
-                Fail::Invalid(format!("{}: {m}", path.display()))
-            }
-            other => Fail::Core(other),
-        })?;
-        if !records.is_null() {
-            // SAFETY: non-NULL, writable by the contract.
-            unsafe { put(records, r.records) };
-        }
+        let mut notify = notify(progress, ctx);
+        let r = s.import_file(&path, format, |p: &ImportProgress| notify(p.records_done))?;
+        // SAFETY: forwarded contract.
+        unsafe { put_if(records, r.records) };
         Ok(state_status::STATE_OK)
     })
 }

@@ -1,6 +1,5 @@
 //! `Store`: an open store directory.
 
-use std::fs::File;
 use std::io::BufWriter;
 use std::path::PathBuf;
 
@@ -201,20 +200,7 @@ impl PyStore {
             Some(f) => format_of(f)?,
             None => state_core::Format::from_path(&path),
         };
-        let r = detached(py, || {
-            let file = File::open(&path).map_err(|e| state_core::Error::Io {
-                path: path.clone(),
-                source: e,
-            })?;
-            self.inner
-                .import_from(file, format, |_| {})
-                .map_err(|e| match e {
-                    state_core::Error::InvalidArgument(m) => {
-                        state_core::Error::InvalidArgument(format!("{}: {m}", path.display()))
-                    }
-                    other => other,
-                })
-        })?;
+        let r = detached(py, || self.inner.import_file(&path, format, |_| {}))?;
         Ok((r.buckets, r.records, r.value_bytes, r.expired_skipped))
     }
 
