@@ -12,7 +12,8 @@
  *    closing it twice, returns STATE_CLOSED; it never crashes.
  *  - Buffers and lists that libstate returns belong to the caller and are released
  *    with the matching free function: state_free, state_entry_free,
- *    state_entries_free, state_strings_free, state_info_free.
+ *    state_entries_free, state_strings_free, state_info_free, state_check_report_free.
+ *    state_free(ptr) takes no length: the library remembers it.
  *  - Keys and names are NUL-terminated UTF-8; values are pointer + size_t length.
  *  - Store, bucket and service handles may be shared between threads; calls on one
  *    cursor are serialized. state_last_error_message() is per thread.
@@ -35,6 +36,19 @@
 /** MAJOR * 1000000 + MINOR * 1000 + PATCH; compare with state_version_number(). */
 #define STATE_VERSION_NUMBER 1000
 
+
+/**
+ * `format` of `state_export` / `state_import`: the original state service's JSON
+ * file `{bucket: {key: base64}}` (TTLs are not kept).
+ */
+#define STATE_FORMAT_JSON 0
+
+/**
+ * `format` of `state_export` / `state_import`: JSON lines, one
+ * `{"bucket","key","value"[,"expires_at_ms"]}` object per line (TTLs kept as
+ * deadlines).
+ */
+#define STATE_FORMAT_JSON_LINES 1
 
 /**
  * The value `state_ttl` writes for a key that exists and does not expire.
@@ -203,6 +217,72 @@ typedef struct state_strings {
 } state_strings;
 
 /**
+ * What `state_check` found. Release it with `state_check_report_free`.
+ */
+typedef struct state_check_report {
+  /**
+   * Buckets read.
+   */
+  uint64_t buckets;
+  /**
+   * Records that could be read (expired ones not yet swept included).
+   */
+  uint64_t records;
+  /**
+   * Readable records that carry a deadline.
+   */
+  uint64_t with_ttl;
+  /**
+   * Readable records whose deadline has passed but that are not removed yet.
+   */
+  uint64_t expired_unswept;
+  /**
+   * Number of problems found; 0 means the store is sound.
+   */
+  uint64_t problem_count;
+  /**
+   * The problems, one per line (each ending in `'\n'`), NUL-terminated; an empty
+   * string when there are none. Every bad record is listed, not only a bucket's first.
+   */
+  char *problems;
+  /**
+   * Length of `problems` in bytes, without the NUL.
+   */
+  size_t problems_len;
+} state_check_report;
+
+/**
+ * What `state_compact` did.
+ */
+typedef struct state_compact_report {
+  /**
+   * Bytes of the store's files before.
+   */
+  uint64_t before_bytes;
+  /**
+   * Bytes of the store's files after.
+   */
+  uint64_t after_bytes;
+  /**
+   * Buckets holding a record afterwards.
+   */
+  uint64_t buckets;
+  /**
+   * Records afterwards.
+   */
+  uint64_t records;
+} state_compact_report;
+
+/**
+ * The progress callback of `state_export` and `state_import`: receives the
+ * caller's `ctx` and the number of records written so far. It runs on the calling
+ * thread, with no lock of the store held; it must not call back into this store's
+ * `state_export` / `state_import` / `state_compact`.
+ */
+typedef void (*state_progress_fn)(void *ctx,
+                                  uint64_t records_done);
+
+/**
  * Options for `state_open`. Always prepare one with `state_options_init`, then change
  * the fields you need:
  *
@@ -315,7 +395,7 @@ enum state_status state_bucket_close(struct state_bucket *bucket);
 /**
  * Reads the value of `key`. On `STATE_OK`, `*value` is a new buffer of `*value_len`
  * bytes (followed by a NUL byte not counted in the length; never NULL, even for an
- * empty value) that the caller releases with `state_free(*value, *value_len)`.
+ * empty value) that the caller releases with `state_free(*value)`.
  * A missing or expired key gives `STATE_NOT_FOUND` and leaves the out-parameters alone.
  *
  * Thread-safe.
@@ -439,16 +519,15 @@ enum state_status state_set_multiple(struct state_bucket *bucket,
 
 /**
  * Frees a buffer returned by libstate (a value from `state_get`, a response from
- * `state_service_handle`, ...). `len` must be the length returned with it.
- * `state_free(NULL, 0)` does nothing.
+ * `state_service_handle`, the problems of a check, ...). The library remembers
+ * each buffer's length, so none is passed. `state_free(NULL)` does nothing.
  *
  * Thread-safe.
  *
  * # Safety
- * `buf` is NULL or a buffer returned by libstate with length `len`, not yet freed.
+ * `buf` is NULL or a buffer returned by libstate, not yet freed.
  */
-void state_free(void *buf,
-                size_t len);
+void state_free(void *buf);
 
 /**
  * Frees the key and value of `entry` and sets its fields to NULL / 0, so freeing it
@@ -634,6 +713,107 @@ enum state_status state_cursor_prev_n(struct state_cursor *cursor,
                                       struct state_entries *entries);
 
 /**
+ * Reads every stored record of every bucket and writes what it found to
+ * `*report`: counts, and every record that cannot be read plus expiry-index gaps as
+ * `problems`. Damage is reported in the report (`problem_count > 0`), not as a
+ * status. Nothing is changed.
+ *
+ * Thread-safe; other threads may read and write meanwhile.
+ *
+ * # Errors
+ * `STATE_INVALID_ARGUMENT` (NULL `report`, not a store handle), `STATE_CLOSED`,
+ * `STATE_IO`, `STATE_CORRUPT` if the scan itself cannot proceed.
+ *
+ * # Safety
+ * `store` is only looked up; `report` is NULL or valid for a write.
+ */
+enum state_status state_check(struct state_store *store,
+                              struct state_check_report *report);
+
+/**
+ * Frees the text of `report` and sets it to NULL, so freeing twice does nothing.
+ * `report` may be NULL.
+ *
+ * Thread-safe for distinct reports.
+ *
+ * # Safety
+ * `report` is NULL or points to a report filled by `state_check` (or already freed).
+ */
+void state_check_report_free(struct state_check_report *report);
+
+/**
+ * Gives disk space back to the file system, keeping every live record and TTL:
+ * memfile folds its logs into a snapshot (reads and writes go on); sled's store is
+ * copied into `.NAME.compact` beside it, verified and swapped in (every call on
+ * the store waits meanwhile). Writes what it did to `*report` if `report` is not NULL.
+ *
+ * Thread-safe.
+ *
+ * # Errors
+ * `STATE_IO` (also when a `.NAME.compact` left by an interrupted compaction
+ * exists: delete it once no compaction runs), `STATE_CORRUPT` (the copy did not
+ * verify; the store is untouched), `STATE_INVALID_ARGUMENT` (not a store handle, or
+ * called from inside a `state_get_with` callback), `STATE_CLOSED`.
+ *
+ * # Safety
+ * `store` is only looked up; `report` is NULL or valid for a write.
+ */
+enum state_status state_compact(struct state_store *store,
+                                struct state_compact_report *report);
+
+/**
+ * Writes every bucket to the file `path` in `format` (`STATE_FORMAT_JSON` or
+ * `STATE_FORMAT_JSON_LINES`), buckets and keys in byte order. The file is written to
+ * a temporary file beside `path` (mode 0600), synced and renamed over it, so `path`
+ * is never left half-written. Expired records are left out. `progress` (may be
+ * NULL) is called after each bucket. Writes the number of records to `*records` if
+ * `records` is not NULL.
+ *
+ * Thread-safe; writes may go on meanwhile (the export is consistent per record).
+ *
+ * # Errors
+ * `STATE_INVALID_ARGUMENT` (NULL or non-UTF-8 `path`, unknown `format`), `STATE_IO`,
+ * `STATE_CLOSED`.
+ *
+ * # Safety
+ * `path` is NULL or a NUL-terminated string; `progress`, if not NULL, may be called
+ * with `ctx`; `records` is NULL or valid for a write.
+ */
+enum state_status state_export(struct state_store *store,
+                               const char *path,
+                               uint32_t format,
+                               state_progress_fn progress,
+                               void *ctx,
+                               uint64_t *records);
+
+/**
+ * Loads the file `path` in `format` into the store. `STATE_FORMAT_JSON`: the
+ * whole file is checked first (nothing is written if anything is wrong), then each
+ * bucket is written as one atomic batch. `STATE_FORMAT_JSON_LINES`: streamed in
+ * atomic batches; a record keeps its deadline, one already expired is skipped; a bad
+ * line stops the load (the message names it) and the records before it stay written.
+ * Keys already in the store are overwritten. `progress` (may be NULL) is called as
+ * records are written. Writes the number of records written to `*records` if
+ * `records` is not NULL.
+ *
+ * Thread-safe.
+ *
+ * # Errors
+ * `STATE_INVALID_ARGUMENT` (bad input, with line and column in the message; NULL
+ * or non-UTF-8 `path`; unknown `format`), `STATE_TOO_LARGE` (a JSON bucket over the
+ * batch limit), `STATE_IO` (the file cannot be read), `STATE_CLOSED`.
+ *
+ * # Safety
+ * As `state_export`.
+ */
+enum state_status state_import(struct state_store *store,
+                               const char *path,
+                               uint32_t format,
+                               state_progress_fn progress,
+                               void *ctx,
+                               uint64_t *records);
+
+/**
  * Opens the state service over `store` and writes its handle to `*service`. Each
  * client reaches only the bucket named by its client id. Release with
  * `state_service_close`; closing the store makes the service report `STATE_CLOSED`.
@@ -662,7 +842,7 @@ enum state_status state_service_close(struct state_service *service);
 /**
  * Handles one RPC message of the state service for client `client_id` and writes the
  * JSON response to `*response` (`*response_len` bytes, NUL-terminated; release with
- * `state_free(*response, *response_len)`).
+ * `state_free(*response)`).
  *
  * | method        | arguments             | response                               |
  * |---------------|-----------------------|----------------------------------------|

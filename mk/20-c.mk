@@ -84,6 +84,8 @@ c-install: c-lib
 	ln -sf $(STATE_SONAME) $(DESTDIR)$(PREFIX)/lib/libstate.so
 	install -m 0644 $(C_LIB)/libstate.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 0644 include/state.h $(DESTDIR)$(PREFIX)/include/
+	install -d $(DESTDIR)$(PREFIX)/share/libstate
+	install -m 0644 tests/valgrind.supp $(DESTDIR)$(PREFIX)/share/libstate/valgrind.supp
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(STATE_LIB_VERSION)|' \
 	    -e 's|@LIBS_PRIVATE@|$(STATE_LIBS_PRIVATE)|' ffi/state.pc.in \
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/state.pc
@@ -95,6 +97,7 @@ c-install-test: c-lib
 	$(MAKE) --no-print-directory c-install PREFIX="$$tmp/prefix" >/dev/null; \
 	export PKG_CONFIG_PATH="$$tmp/prefix/lib/pkgconfig"; \
 	test "$$(pkg-config --modversion state)" = "$(STATE_LIB_VERSION)"; \
+	test -s "$$tmp/prefix/share/libstate/valgrind.supp"; \
 	$(CC) $(C_WARN) tests/install_check.c -o "$$tmp/app" $$(pkg-config --cflags --libs state); \
 	LD_LIBRARY_PATH="$$tmp/prefix/lib" "$$tmp/app" "$$tmp/data"; \
 	readelf -d "$$tmp/app" | grep -q 'NEEDED.*\[$(STATE_SONAME)\]'; \

@@ -100,7 +100,7 @@ int main(int argc, char **argv) {
         double t0 = now_ns();
         for (i = 0; i < 50000; i++) {
             if (state_get(b, keys[(i * 7919) % RECORDS], &v, &len) != STATE_OK) die("get");
-            state_free(v, len);
+            state_free(v);
         }
         per_op[r] = (now_ns() - t0) / 50000;
     }

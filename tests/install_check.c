@@ -30,7 +30,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     ok = len == 1 && val[0] == 'v';
-    state_free(val, len);
+    state_free(val);
     if (state_bucket_close(b) != STATE_OK || state_close(st) != STATE_OK || !ok) {
         fprintf(stderr, "libstate: %s\n", state_last_error_message());
         return 1;

@@ -270,12 +270,12 @@ static void test_same_directory_twice_shares_the_store(void) {
     CHECK_OK(state_set(ba, "k", "v1", 2));
     CHECK_OK(state_get(bb, "k", &v, &n));
     CHECK(n == 2 && memcmp(v, "v1", 2) == 0);
-    state_free(v, n);
+    state_free(v);
     /* Closing one handle leaves the other working. */
     CHECK_OK(state_close(a));
     CHECK_RC(state_get(ba, "k", &v, &n), STATE_CLOSED);
     CHECK_OK(state_get(bb, "k", &v, &n));
-    state_free(v, n);
+    state_free(v);
     CHECK_OK(state_bucket_close(ba));
     CHECK_OK(state_bucket_close(bb));
     CHECK_OK(state_close(b2));
@@ -302,22 +302,22 @@ static void test_get_set_delete(void) {
     CHECK_OK(state_set(b, "bin", bin, sizeof bin));
     CHECK_OK(state_get(b, "bin", &v, &n));
     CHECK(n == 5 && memcmp(v, bin, 5) == 0 && v[5] == 0);
-    state_free(v, n);
+    state_free(v);
     /* Empty value: a non-NULL, NUL-terminated buffer of length 0. */
     CHECK_OK(state_set(b, "empty", NULL, 0));
     v = SENTINEL;
     CHECK_OK(state_get(b, "empty", &v, &n));
     CHECK(n == 0 && v != NULL && v != SENTINEL && v[0] == 0);
-    state_free(v, n);
+    state_free(v);
     /* Overwrite. */
     CHECK_OK(state_set(b, "bin", "xyz", 3));
     CHECK_OK(state_get(b, "bin", &v, &n));
     CHECK(n == 3 && memcmp(v, "xyz", 3) == 0);
-    state_free(v, n);
+    state_free(v);
     /* UTF-8 keys. */
     CHECK_OK(state_set(b, "cl\xc3\xa9", "e", 1));
     CHECK_OK(state_get(b, "cl\xc3\xa9", &v, &n));
-    state_free(v, n);
+    state_free(v);
 
     /* Delete reports whether the key existed; missing is not an error. */
     CHECK_OK(state_delete(b, "bin", &existed));
@@ -386,7 +386,7 @@ static void keep_value(void *ctx, const uint8_t *value, size_t value_len) {
         l->nested_get = state_get(l->bucket, "other", &v, &n);
         if (l->nested_get == STATE_OK) {
             l->nested_len = n;
-            state_free(v, n);
+            state_free(v);
         }
         l->nested_set = state_set(l->bucket, "k", "x", 1);
     }
@@ -427,7 +427,7 @@ static void test_get_with_lends_the_value(void) {
     CHECK(contains(state_last_error_message(), "callback"));
     CHECK_OK(state_get(b, "k", &v, &n));
     CHECK(n == 5 && memcmp(v, bin, 5) == 0);
-    state_free(v, n);
+    state_free(v);
 
     /* Argument errors: nothing is called. */
     memset(&l, 0, sizeof l);
@@ -725,7 +725,7 @@ static void test_ttl(void) {
     CHECK_OK(state_ttl(b, "session", &ms));
     CHECK(ms > 0 && ms <= 60000);
     CHECK_OK(state_get(b, "session", &v, &n));
-    state_free(v, n);
+    state_free(v);
 
     /* set clears the TTL; a key without one reports STATE_NO_EXPIRY. */
     CHECK_OK(state_set(b, "session", "abc", 3));
@@ -803,25 +803,25 @@ static void test_service(void) {
     CHECK_OK(state_service_open(st, &svc));
     CHECK_OK(state_service_handle(svc, "alice", "set", "{\"key\":\"k\",\"value\":\"aGk=\"}", &r, &n));
     CHECK(strcmp(r, "{}") == 0 && n == 2);
-    state_free(r, n);
+    state_free(r);
     CHECK_OK(state_service_handle(svc, "alice", "get", "{\"key\":\"k\"}", &r, &n));
     CHECK(strcmp(r, "{\"key\":\"k\",\"found\":true,\"value\":\"aGk=\"}") == 0 && n == strlen(r));
-    state_free(r, n);
+    state_free(r);
     /* Another client cannot see alice's state. */
     CHECK_OK(state_service_handle(svc, "bob", "get", "{\"key\":\"k\"}", &r, &n));
     CHECK(strcmp(r, "{\"key\":\"k\",\"found\":false,\"value\":null}") == 0);
-    state_free(r, n);
+    state_free(r);
     CHECK_OK(state_service_handle(svc, "alice", "setMultiple", "{\"kv\":{\"a\":\"MQ==\",\"b\":\"Mg==\"}}", &r, &n));
-    state_free(r, n);
+    state_free(r);
     CHECK_OK(state_service_handle(svc, "alice", "getMultiple", "{\"keys\":[\"a\",\"zz\",\"b\"]}", &r, &n));
     CHECK(strcmp(r, "{\"kv\":{\"a\":\"MQ==\",\"b\":\"Mg==\"}}") == 0);
-    state_free(r, n);
+    state_free(r);
     CHECK_OK(state_service_handle(svc, "alice", "expire", "{\"key\":\"b\",\"ttlMs\":60000}", &r, &n));
     CHECK(strcmp(r, "{\"key\":\"b\",\"found\":true}") == 0);
-    state_free(r, n);
+    state_free(r);
     CHECK_OK(state_service_handle(svc, "alice", "delete", "{\"key\":\"a\"}", &r, &n));
     CHECK(strcmp(r, "{\"key\":\"a\",\"found\":true}") == 0);
-    state_free(r, n);
+    state_free(r);
 
     r = SENTINEL;
     CHECK_RC(state_service_handle(svc, "alice", "fly", "{}", &r, &n), STATE_INVALID_ARGUMENT);
@@ -927,12 +927,92 @@ static void test_closed_and_invalid_handles(void) {
     CHECK_RC(state_cursor_next(c, &e), STATE_CLOSED);
 }
 
+
+static void count_progress(void *ctx, uint64_t records_done) {
+    *(uint64_t *)ctx = records_done;
+}
+
+static void test_check_compact_export_import(void) {
+    state_store *st = open_store("maint");
+    state_store *st2 = open_store("maint-copy");
+    state_bucket *b, *b2;
+    state_check_report rep;
+    state_compact_report comp = {0, 0, 0, 0};
+    uint64_t seen = 0, records = 0;
+    uint8_t *v;
+    size_t n;
+    int64_t ms;
+    char file[512], bad[512];
+    int i;
+    FILE *f;
+
+    CHECK_OK(state_bucket_open(st, "b", &b));
+    for (i = 0; i < 50; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%02d", i);
+        CHECK_OK(state_set(b, key, (const uint8_t *)"value", 5));
+    }
+    CHECK_OK(state_set_with_ttl(b, "session", (const uint8_t *)"t", 1, 3600000));
+
+    CHECK_OK(state_check(st, &rep));
+    CHECK(rep.buckets == 1 && rep.records == 51 && rep.with_ttl == 1);
+    CHECK(rep.problem_count == 0 && rep.problems_len == 0 && rep.problems[0] == '\0');
+    state_check_report_free(&rep);
+    CHECK(rep.problems == NULL);
+    state_check_report_free(&rep);
+    CHECK_RC(state_check(st, NULL), STATE_INVALID_ARGUMENT);
+
+    CHECK_OK(state_compact(st, &comp));
+    CHECK(comp.records == 51 && comp.buckets == 1 && comp.after_bytes > 0);
+    CHECK_OK(state_compact(st, NULL));
+    CHECK_OK(state_get(b, "k07", &v, &n));
+    CHECK(n == 5);
+    state_free(v);
+
+    path_in(file, sizeof file, "dump.jsonl");
+    CHECK_OK(state_export(st, file, STATE_FORMAT_JSON_LINES, count_progress, &seen, &records));
+    CHECK(records == 51 && seen == 51);
+    CHECK_RC(state_export(st, file, 7, NULL, NULL, NULL), STATE_INVALID_ARGUMENT);
+    CHECK(contains(state_last_error_message(), "format 7"));
+    CHECK_OK(state_import(st2, file, STATE_FORMAT_JSON_LINES, NULL, NULL, &records));
+    CHECK(records == 51);
+    CHECK_OK(state_bucket_open(st2, "b", &b2));
+    CHECK_OK(state_ttl(b2, "session", &ms));
+    CHECK(ms > 3500000 && ms <= 3600000);
+
+    path_in(file, sizeof file, "dump.json");
+    CHECK_OK(state_export(st, file, STATE_FORMAT_JSON, NULL, NULL, NULL));
+    CHECK_OK(state_import(st2, file, STATE_FORMAT_JSON, NULL, NULL, NULL));
+
+    path_in(bad, sizeof bad, "bad.jsonl");
+    f = fopen(bad, "w");
+    CHECK(f != NULL);
+    if (f) {
+        fputs("{\"bucket\":\"b\",\"key\":\"x\",\"value\":\"MQ==\"}\n{\"bucket\":\"b\"}\n", f);
+        fclose(f);
+    }
+    CHECK_RC(state_import(st2, bad, STATE_FORMAT_JSON_LINES, NULL, NULL, NULL),
+             STATE_INVALID_ARGUMENT);
+    CHECK(contains(state_last_error_message(), "line 2"));
+    path_in(bad, sizeof bad, "missing.json");
+    CHECK_RC(state_import(st2, bad, STATE_FORMAT_JSON, NULL, NULL, NULL), STATE_IO);
+    CHECK_RC(state_import(st2, NULL, STATE_FORMAT_JSON, NULL, NULL, NULL), STATE_INVALID_ARGUMENT);
+
+    state_bucket_close(b2);
+    state_bucket_close(b);
+    CHECK_OK(state_close(st2));
+    CHECK_OK(state_close(st));
+    CHECK_RC(state_check(st, &rep), STATE_CLOSED);
+    CHECK_RC(state_compact(st, NULL), STATE_CLOSED);
+}
+
 static void test_free_functions_accept_null(void) {
-    state_free(NULL, 0);
+    state_free(NULL);
     state_entry_free(NULL);
     state_entries_free(NULL);
     state_strings_free(NULL);
     state_info_free(NULL);
+    state_check_report_free(NULL);
     CHECK(1);
 }
 
@@ -988,6 +1068,7 @@ int main(int argc, char **argv) {
     RUN(test_ttl);
     RUN(test_service);
     RUN(test_closed_and_invalid_handles);
+    RUN(test_check_compact_export_import);
     RUN(test_free_functions_accept_null);
     RUN(test_last_error_is_per_thread);
     rc = check_summary("test_api");

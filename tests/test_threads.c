@@ -59,7 +59,7 @@ static void *hammer(void *arg) {
         WCHECK(w, state_set(shared_bucket, key, val, strlen(val)) == STATE_OK);
         WCHECK(w, state_get(shared_bucket, key, &v, &n) == STATE_OK);
         WCHECK(w, n == strlen(val) && memcmp(v, val, n) == 0);
-        state_free(v, n);
+        state_free(v);
 
         /* A batch in the thread's own bucket, read back with get_multiple. */
         for (i = 0; i < 5; i++) {
@@ -96,7 +96,7 @@ static void *hammer(void *arg) {
             WCHECK(w, state_open(store_dir, NULL, &again) == STATE_OK);
             WCHECK(w, state_bucket_open(again, name, &mine) == STATE_OK);
             WCHECK(w, state_get(mine, keys[0], &v, &n) == STATE_OK);
-            state_free(v, n);
+            state_free(v);
             WCHECK(w, state_bucket_close(mine) == STATE_OK);
             WCHECK(w, state_close(again) == STATE_OK);
             WCHECK(w, state_close(again) == STATE_CLOSED);
@@ -121,7 +121,7 @@ static void *until_closed(void *arg) {
         state_status a = state_set(shared_bucket, key, "x", 1);
         state_status b = state_get(shared_bucket, key, &v, &n);
         if (b == STATE_OK) {
-            state_free(v, n);
+            state_free(v);
         }
         WCHECK(w, a == STATE_OK || a == STATE_CLOSED);
         WCHECK(w, b == STATE_OK || b == STATE_NOT_FOUND || b == STATE_CLOSED);

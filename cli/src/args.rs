@@ -178,8 +178,9 @@ pub enum Command {
     /// wrong.
     Check,
 
-    /// Reclaim space: copy the live records (with their TTLs) into a fresh store
-    /// beside this one, verify the copy, then swap it in. Reports bytes before and after.
+    /// Reclaim space, keeping every live record and TTL (memfile: fold the logs into a
+    /// snapshot; sled: copy into a fresh store beside this one, verify the copy, swap it
+    /// in). Reports bytes before and after.
     Compact,
 
     /// Serve the store to many programs: the Redis protocol on a Unix socket

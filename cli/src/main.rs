@@ -121,7 +121,7 @@ fn run(cli: Cli, out: &mut Output) -> CmdResult {
             let now = open::now_ms();
             let store = target.open(Access::Existing, Time::FrozenAt(now))?;
             open::with_store(store, |s| {
-                dump::dump(s, &buckets, output.as_deref(), format, now, out)
+                dump::dump(s, &buckets, output.as_deref(), format, out)
             })
         }
         Command::Load { file, format } => load::load(&target, &file, format, out),

@@ -3,8 +3,6 @@
 use std::borrow::Cow;
 use std::io::{self, BufWriter, Stdout, Write};
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
 use serde::Serialize;
 
 use crate::fail::{CmdResult, Failure};
@@ -81,7 +79,7 @@ pub fn as_text(value: &[u8], multiline: bool) -> Option<&str> {
 pub fn human_value(value: &[u8], multiline: bool) -> Cow<'_, str> {
     match as_text(value, multiline) {
         Some(s) => Cow::Borrowed(s),
-        None => Cow::Owned(format!("base64:{}", BASE64.encode(value))),
+        None => Cow::Owned(format!("base64:{}", b64(value))),
     }
 }
 
@@ -96,7 +94,7 @@ pub fn human_key(key: &str) -> Cow<'_, str> {
 
 /// Base64 (standard alphabet, padded), as the original service and dumps encode values.
 pub fn b64(value: &[u8]) -> String {
-    BASE64.encode(value)
+    state_core::encode_value(value)
 }
 
 #[cfg(test)]

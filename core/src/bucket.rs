@@ -327,6 +327,18 @@ impl Bucket {
             Some(ttl) => Some(expiry::deadline(shared.opts.clock.now_ms(), ttl)?),
             None => None,
         };
+        self.set_multiple_until(items, deadline)
+    }
+
+    /// [`Bucket::set_multiple`] with every key expiring at the absolute `deadline`
+    /// (unix ms), or never; used by imports that carry deadlines.
+    pub(crate) fn set_multiple_until<I, K, V>(&self, items: I, deadline: Option<u64>) -> Result<()>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<[u8]>,
+    {
+        let shared = self.shared()?;
         let max_value = shared.opts.max_value_size;
         let max_batch = shared.opts.max_batch_size;
         // Every value encoded into one buffer (not an allocation each); per item, its

@@ -265,6 +265,20 @@ pub(crate) fn expiring(shared: &Shared, engine: &dyn StorageEngine) -> Result<u6
     Ok(entries.iter().filter(|e| e.current).count() as u64)
 }
 
+/// Number of records, expired or not, that have a TTL and an index entry matching
+/// it (what `Store::check` compares with the records that carry a deadline).
+pub(crate) fn indexed(shared: &Shared, engine: &dyn StorageEngine) -> Result<u64> {
+    let entries = index_entries(
+        shared,
+        engine,
+        Bound::Unbounded,
+        Bound::Unbounded,
+        usize::MAX,
+        None,
+    )?;
+    Ok(entries.iter().filter(|e| e.current).count() as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,6 +36,7 @@
 // `open::Loading::apply`) and the mapped log window (`log::mmap`).
 #![deny(unsafe_code)]
 
+mod batch;
 mod bucket;
 mod checkpoint;
 mod clients;
@@ -48,12 +49,14 @@ mod fs;
 mod iter;
 mod lend;
 pub mod limits;
+mod maintenance;
 mod record;
 mod service;
 mod store;
 mod transfer;
 mod txn;
 
+pub use batch::{FoundValues, ScanRange};
 pub use bucket::{prefix_bounds, Bucket, Entry};
 pub use clients::{Quota, DEFAULT_CURSOR_LIFESPAN, DEFAULT_MAX_CURSORS};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -62,7 +65,10 @@ pub use engine::{Engine, EngineConfig, DEFAULT_CACHE_SIZE};
 pub use error::{Error, ErrorKind, Result};
 pub use expiry::{ttl_from_millis, ttl_from_secs_f64, Ttl};
 pub use iter::Iter;
+pub use maintenance::{BucketCheck, CheckReport, CompactReport, RecordProblem};
 pub use service::StateService;
 pub use store::{Store, StoreBuilder, StoreInfo, DEFAULT_FLUSH_INTERVAL, DEFAULT_SWEEP_INTERVAL};
-pub use transfer::{ImportProgress, ImportReport};
+pub use transfer::{
+    encode_value, ExportProgress, ExportReport, Format, ImportProgress, ImportReport,
+};
 pub use txn::{Expiry, Record, Txn, Usage, UsageDelta};

@@ -75,13 +75,13 @@ int main(int argc, char **argv) {
 
     check(state_get(alice, "layout", &value, &len), "state_get");
     printf("layout: %.*s\n", (int)len, (const char *)value);
-    state_free(value, len);
+    state_free(value);
 
     /* A missing key is STATE_NOT_FOUND, not an error. */
     rc = state_get(alice, "tile/stocks", &value, &len);
     printf("tile/stocks: %s\n", rc == STATE_NOT_FOUND ? "not on this dashboard" : "present");
     if (rc == STATE_OK) {
-        state_free(value, len);
+        state_free(value);
     } else if (rc != STATE_NOT_FOUND) {
         check(rc, "state_get");
     }
@@ -120,7 +120,7 @@ int main(int argc, char **argv) {
     check(state_service_handle(svc, "alice", "get", "{\"key\":\"layout\"}", &reply, &len),
           "state_service_handle");
     printf("service get -> %s\n", reply);
-    state_free(reply, len);
+    state_free(reply);
     check(state_service_close(svc), "state_service_close");
 
     check(state_bucket_names(store, &names), "state_bucket_names");

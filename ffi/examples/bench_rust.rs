@@ -132,7 +132,7 @@ fn main() -> state_core::Result<()> {
                 let rc = unsafe { state::state_get(c_bucket, k.as_ptr(), &mut v, &mut n) };
                 assert_eq!(rc, state_status::STATE_OK);
                 // SAFETY: the buffer and length state_get returned.
-                unsafe { state::state_free(v.cast(), n) };
+                unsafe { state::state_free(v.cast()) };
             }
         }));
     }

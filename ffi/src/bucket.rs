@@ -55,7 +55,7 @@ pub unsafe extern "C" fn state_bucket_close(bucket: *mut state_bucket) -> state_
 
 /// Reads the value of `key`. On `STATE_OK`, `*value` is a new buffer of `*value_len`
 /// bytes (followed by a NUL byte not counted in the length; never NULL, even for an
-/// empty value) that the caller releases with `state_free(*value, *value_len)`.
+/// empty value) that the caller releases with `state_free(*value)`.
 /// A missing or expired key gives `STATE_NOT_FOUND` and leaves the out-parameters alone.
 ///
 /// Thread-safe.

@@ -3,8 +3,11 @@
 //! Every buffer libstate returns (values, keys, names, JSON responses) is allocated by
 //! libstate with one extra NUL byte after its `len` bytes, so text can be used as a C
 //! string directly; the NUL is not counted in `len`. A returned pointer is never NULL.
-//! Release each with the matching free function, passing back the length you got.
+//! Each buffer records its own length in a header in front of it, so releasing one
+//! needs only its pointer (a wrong length cannot be passed). Release each with the
+//! matching free function.
 
+use std::alloc::{alloc, dealloc, Layout};
 use std::ffi::{c_char, c_void};
 use std::ptr;
 
@@ -56,24 +59,59 @@ pub struct state_strings {
     pub len: usize,
 }
 
-/// Copies `bytes` into a new library buffer with a trailing NUL byte.
-pub(crate) fn buf_from(bytes: &[u8]) -> *mut u8 {
-    let mut v = Vec::with_capacity(bytes.len() + 1);
-    v.extend_from_slice(bytes);
-    v.push(0);
-    Box::into_raw(v.into_boxed_slice()).cast()
+/// Bytes in front of every buffer: its length, so `state_free` needs none from the
+/// caller. 16 keeps the buffer itself aligned as `malloc` would align it.
+const HEADER: usize = 16;
+
+/// The allocation layout of a buffer of `len` bytes (header, bytes, NUL).
+fn layout_for(len: usize) -> Option<Layout> {
+    let size = len.checked_add(HEADER + 1)?;
+    Layout::from_size_align(size, HEADER).ok()
 }
 
-/// Frees a buffer made by [`buf_from`].
+/// Copies `bytes` into a new library buffer with a trailing NUL byte. The buffer
+/// records its own length in a header in front of it, so [`buf_free`] takes only
+/// the pointer. Aborts (as `Vec` does) if memory is exhausted.
+pub(crate) fn buf_from(bytes: &[u8]) -> *mut u8 {
+    let Some(layout) = layout_for(bytes.len()) else {
+        // A slice is never within HEADER + 1 bytes of isize::MAX.
+        std::alloc::handle_alloc_error(Layout::new::<[u8; HEADER]>())
+    };
+    // SAFETY: `layout` has a non-zero size (at least HEADER + 1).
+    let base = unsafe { alloc(layout) };
+    if base.is_null() {
+        std::alloc::handle_alloc_error(layout);
+    }
+    // SAFETY: `base` is a fresh allocation of HEADER + len + 1 bytes aligned to
+    // HEADER (>= align_of::<usize>()): the length fits at its start, the bytes at
+    // HEADER.., the NUL at HEADER + len; the source slice cannot overlap it.
+    unsafe {
+        base.cast::<usize>().write(bytes.len());
+        let data = base.add(HEADER);
+        ptr::copy_nonoverlapping(bytes.as_ptr(), data, bytes.len());
+        data.add(bytes.len()).write(0);
+        data
+    }
+}
+
+/// Frees a buffer made by [`buf_from`], whatever its length.
 ///
 /// # Safety
-/// `p` is NULL or came from `buf_from` of exactly `len` bytes and was not freed yet.
-pub(crate) unsafe fn buf_free(p: *mut u8, len: usize) {
+/// `p` is NULL or came from `buf_from` and was not freed yet.
+pub(crate) unsafe fn buf_free(p: *mut u8) {
     if p.is_null() {
         return;
     }
-    // SAFETY: by the contract, `p` is a boxed slice of `len + 1` bytes from buf_from.
-    drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(p, len + 1)) });
+    // SAFETY: by the contract `p` is HEADER bytes into an allocation made by
+    // buf_from, whose first bytes hold the length it was allocated with; so `base`
+    // and the recomputed layout are exactly those of the allocation.
+    unsafe {
+        let base = p.sub(HEADER);
+        let len = base.cast::<usize>().read();
+        if let Some(layout) = layout_for(len) {
+            dealloc(base, layout);
+        }
+    }
 }
 
 /// Converts a core entry into a C entry (new buffers).
@@ -122,17 +160,17 @@ pub(crate) fn strings_from(strings: Vec<String>) -> state_strings {
 }
 
 /// Frees a buffer returned by libstate (a value from `state_get`, a response from
-/// `state_service_handle`, ...). `len` must be the length returned with it.
-/// `state_free(NULL, 0)` does nothing.
+/// `state_service_handle`, the problems of a check, ...). The library remembers
+/// each buffer's length, so none is passed. `state_free(NULL)` does nothing.
 ///
 /// Thread-safe.
 ///
 /// # Safety
-/// `buf` is NULL or a buffer returned by libstate with length `len`, not yet freed.
+/// `buf` is NULL or a buffer returned by libstate, not yet freed.
 #[no_mangle]
-pub unsafe extern "C" fn state_free(buf: *mut c_void, len: usize) {
+pub unsafe extern "C" fn state_free(buf: *mut c_void) {
     // SAFETY: forwarded contract.
-    run_void(|| unsafe { buf_free(buf.cast(), len) });
+    run_void(|| unsafe { buf_free(buf.cast()) });
 }
 
 /// Frees the key and value of `entry` and sets its fields to NULL / 0, so freeing it
@@ -151,10 +189,10 @@ pub unsafe extern "C" fn state_entry_free(entry: *mut state_entry) {
         }
         // SAFETY: non-NULL and, by the contract, a valid entry we own.
         let e = unsafe { &mut *entry };
-        // SAFETY: the buffers came from buf_from with these lengths (or are NULL).
+        // SAFETY: the buffers came from buf_from (or are NULL).
         unsafe {
-            buf_free(e.key.cast(), e.key_len);
-            buf_free(e.value, e.value_len);
+            buf_free(e.key.cast());
+            buf_free(e.value);
         }
         *e = state_entry {
             key: ptr::null_mut(),
@@ -214,12 +252,8 @@ pub unsafe extern "C" fn state_strings_free(list: *mut state_strings) {
             // SAFETY: `items` is the boxed slice of `len` pointers made by strings_from.
             let items = unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(l.items, l.len)) };
             for s in items.iter() {
-                // SAFETY: each string came from buf_from; its length is up to its NUL
-                // (names contain no NUL).
-                unsafe {
-                    let len = std::ffi::CStr::from_ptr(*s).to_bytes().len();
-                    buf_free(s.cast(), len);
-                }
+                // SAFETY: each string came from buf_from.
+                unsafe { buf_free(s.cast()) };
             }
         }
         l.items = ptr::null_mut();

@@ -53,7 +53,7 @@ pub unsafe extern "C" fn state_service_close(service: *mut state_service) -> sta
 
 /// Handles one RPC message of the state service for client `client_id` and writes the
 /// JSON response to `*response` (`*response_len` bytes, NUL-terminated; release with
-/// `state_free(*response, *response_len)`).
+/// `state_free(*response)`).
 ///
 /// | method        | arguments             | response                               |
 /// |---------------|-----------------------|----------------------------------------|

@@ -142,7 +142,7 @@ unsafe fn builder_from(opts: *const state_options) -> Result<state_core::StoreBu
         .max_batch_size(o.max_batch_size))
 }
 
-fn path_from(c: &CStr) -> Result<PathBuf, Fail> {
+pub(crate) fn path_from(c: &CStr) -> Result<PathBuf, Fail> {
     #[cfg(unix)]
     {
         use std::os::unix::ffi::OsStrExt;
@@ -305,12 +305,8 @@ pub unsafe extern "C" fn state_info_free(info: *mut state_info) {
         let i = unsafe { &mut *info };
         for p in [&mut i.path, &mut i.engine] {
             if !p.is_null() {
-                // SAFETY: made by buf_from; the length is up to the NUL (none inside:
-                // a canonical path and an engine name contain no NUL).
-                unsafe {
-                    let len = CStr::from_ptr(*p).to_bytes().len();
-                    buf_free(p.cast(), len);
-                }
+                // SAFETY: made by buf_from, not freed yet (set to NULL below).
+                unsafe { buf_free(p.cast()) };
                 *p = ptr::null_mut();
             }
         }

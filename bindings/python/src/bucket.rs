@@ -2,7 +2,6 @@
 
 use std::borrow::Cow;
 use std::ops::Bound as KeyBound;
-use std::ops::Range;
 use std::time::Duration;
 
 use pyo3::exceptions::PyKeyError;
@@ -279,29 +278,12 @@ impl PyBucket {
         // their hash already computed); their text is borrowed, not copied.
         let objs = keys.try_iter()?.collect::<PyResult<Vec<_>>>()?;
         let ks = objs.iter().map(key_str).collect::<PyResult<Vec<&str>>>()?;
-        // The values are copied into one buffer (lent by the store, no allocation per
-        // value) with the GIL released; the core looks the keys up a chunk at a time
-        // under its read lock, so their cache misses overlap.
-        let (values, hits) = detached(py, || {
-            let mut values: Vec<u8> = Vec::new();
-            // Per key found: its first 8 bytes (big-endian, zero-padded: ordered as
-            // the keys are, so most comparisons need not reach the text), its object's
-            // index in `objs`, its value's place in `values`.
-            let mut hits: Vec<(u64, usize, Range<usize>)> = Vec::with_capacity(ks.len());
-            self.inner.get_multiple_with(&ks, |i, v| {
-                let start = values.len();
-                values.extend_from_slice(v);
-                hits.push((key_prefix(ks[i]), i, start..values.len()));
-            })?;
-            // Sorted after the look-ups, not before: by now the keys' text is in the
-            // cache (sorting first read each of the caller's str objects cold).
-            hits.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| ks[a.1].cmp(ks[b.1])));
-            hits.dedup_by(|a, b| a.0 == b.0 && ks[a.1] == ks[b.1]);
-            Ok((values, hits))
-        })?;
+        // The core looks the keys up with the GIL released and returns the values
+        // found in key order, each key once, in one buffer.
+        let found = detached(py, || self.inner.get_multiple_sorted(&ks))?;
         let out = PyDict::new(py);
-        for (_, i, place) in hits {
-            let value = PyBytes::new(py, &values[place]);
+        for (i, v) in found.iter() {
+            let value = PyBytes::new(py, v);
             let k = &objs[i];
             if k.is_exact_instance_of::<PyString>() {
                 out.set_item(k, value)?;
@@ -481,13 +463,4 @@ fn collect_pairs<'py>(
         }
     }
     Ok(out)
-}
-
-/// The first 8 bytes of `key` as a big-endian number, zero-padded: `a < b` implies
-/// `key_prefix(a) <= key_prefix(b)`.
-fn key_prefix(key: &str) -> u64 {
-    let mut b = [0u8; 8];
-    let n = key.len().min(8);
-    b[..n].copy_from_slice(&key.as_bytes()[..n]);
-    u64::from_be_bytes(b)
 }

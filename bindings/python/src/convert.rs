@@ -93,11 +93,6 @@ impl Packed {
         let (k1, v1) = self.ends[i];
         (&self.keys[k0..k1], &self.values[v0..v1])
     }
-
-    /// The last key, if any.
-    pub(crate) fn last_key(&self) -> Option<&str> {
-        self.len().checked_sub(1).map(|i| self.get(i).0)
-    }
 }
 
 /// A `(key, value)` tuple from borrowed parts.

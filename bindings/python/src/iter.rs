@@ -1,12 +1,12 @@
 //! `BucketIterator`: Python iteration over a bucket (keys, values or items).
 
-use std::ops::{Bound as KeyBound, ControlFlow};
+use std::ops::Bound as KeyBound;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
-use state_core::Bucket;
+use state_core::{Bucket, ScanRange};
 
 use crate::boundary::{detached, invalid};
 use crate::convert::{pair_tuple, Packed};
@@ -37,9 +37,8 @@ impl Mode {
 }
 
 struct State {
-    /// The keys still to visit: `lower..upper`, narrowed after each batch.
-    lower: KeyBound<String>,
-    upper: KeyBound<String>,
+    /// The keys still to visit, narrowed after each batch by the core.
+    range: ScanRange,
     /// The current batch, and the next entry of it to yield. Shared, so the Python
     /// objects are made after the lock is released (making them may run the garbage
     /// collector, and with it arbitrary `__del__` code that could use this iterator).
@@ -61,7 +60,6 @@ pub(crate) struct PyBucketIterator {
     bucket: Bucket,
     state: Mutex<State>,
     mode: Mode,
-    reverse: bool,
 }
 
 impl PyBucketIterator {
@@ -74,15 +72,13 @@ impl PyBucketIterator {
         PyBucketIterator {
             bucket,
             state: Mutex::new(State {
-                lower,
-                upper,
+                range: ScanRange::new(lower, upper, reverse),
                 buf: Arc::new(Packed::default()),
                 next: 0,
                 done: false,
                 failed: None,
             }),
             mode,
-            reverse,
         }
     }
 
@@ -113,38 +109,15 @@ impl PyBucketIterator {
     fn refill(&self, st: &mut State) {
         let keys_only = matches!(self.mode, Mode::Keys);
         let mut buf = Packed::default();
-        let range = (
-            st.lower.as_ref().map(String::as_str),
-            st.upper.as_ref().map(String::as_str),
-        );
-        let r = self.bucket.scan(range, self.reverse, |k, v| {
+        let r = st.range.next_batch(&self.bucket, BATCH, |k, v| {
             buf.push(k, if keys_only { &[] } else { v });
-            if buf.len() == BATCH {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
         });
         st.buf = Arc::new(buf);
         st.next = 0;
-        match r {
-            Err(e) => {
-                st.failed = Some(e);
-                st.done = true;
-            }
-            Ok(()) if st.buf.len() < BATCH => st.done = true,
-            Ok(()) => {
-                // Resume after the last key of this batch.
-                let last = st.buf.last_key().map(str::to_string);
-                if let Some(k) = last {
-                    if self.reverse {
-                        st.upper = KeyBound::Excluded(k);
-                    } else {
-                        st.lower = KeyBound::Excluded(k);
-                    }
-                }
-            }
+        if let Err(e) = r {
+            st.failed = Some(e);
         }
+        st.done = st.range.is_done();
     }
 }
 

@@ -21,6 +21,7 @@ mod cursor;
 mod iter;
 mod service;
 mod store;
+mod transfer;
 
 use pyo3::prelude::*;
 

@@ -1,13 +1,16 @@
 //! `Store`: an open store directory.
 
+use std::io::BufWriter;
 use std::path::PathBuf;
 
+use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use state_core::{Engine, Store};
 
 use crate::boundary::{attached, detached};
 use crate::convert::{seconds, size};
+use crate::transfer::{format_of, reraise, BucketRow, PyReader, PyWriter};
 
 /// An open store: a directory of named buckets. Use `libstate.open()`.
 ///
@@ -107,6 +110,119 @@ impl PyStore {
             info.disk_bytes,
         )
             .into_pyobject(py)
+    }
+
+    /// `(buckets, indexed_ttl, store_problems)`: see `Store.check()`.
+    #[allow(clippy::type_complexity)]
+    fn _check(&self, py: Python<'_>) -> PyResult<(Vec<BucketRow>, Option<u64>, Vec<String>)> {
+        let report = detached(py, || self.inner.check())?;
+        let rows = report
+            .buckets
+            .iter()
+            .map(|b| {
+                let mut problems: Vec<String> = b.problems.iter().map(|p| p.to_string()).collect();
+                if let Some((counted, read)) = b.count_mismatch {
+                    problems.push(format!(
+                        "the engine counts {counted} records but {read} could be read"
+                    ));
+                }
+                (
+                    b.name.clone(),
+                    b.records,
+                    b.with_ttl,
+                    b.expired_unswept,
+                    problems,
+                )
+            })
+            .collect();
+        Ok((rows, report.indexed_ttl, report.problems.clone()))
+    }
+
+    /// `(before_bytes, after_bytes, buckets, records)`: see `Store.compact()`.
+    fn _compact(&self, py: Python<'_>) -> PyResult<(u64, u64, u64, u64)> {
+        let r = detached(py, || self.inner.compact())?;
+        Ok((r.before_bytes, r.after_bytes, r.buckets, r.records))
+    }
+
+    /// Exports to a file path (atomically); returns `(buckets, records, with_ttl)`.
+    #[pyo3(signature = (path, format, buckets = None))]
+    fn _export_path(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        format: &str,
+        buckets: Option<Vec<String>>,
+    ) -> PyResult<(u64, u64, u64)> {
+        let format = format_of(format)?;
+        let r = detached(py, || {
+            self.inner
+                .export_file(&path, format, buckets.as_deref(), |_| {})
+        })?;
+        Ok((r.buckets, r.records, r.with_ttl))
+    }
+
+    /// Exports to a binary file object (its `write` is called with chunks of up to
+    /// 1 MiB); returns `(buckets, records, with_ttl)`.
+    #[pyo3(signature = (file, format, buckets = None))]
+    fn _export_file(
+        &self,
+        py: Python<'_>,
+        file: Py<PyAny>,
+        format: &str,
+        buckets: Option<Vec<String>>,
+    ) -> PyResult<(u64, u64, u64)> {
+        let format = format_of(format)?;
+        let raised = Mutex::new(None);
+        let result = detached(py, || {
+            let w = BufWriter::with_capacity(
+                1 << 20,
+                PyWriter {
+                    file,
+                    raised: &raised,
+                },
+            );
+            self.inner
+                .export_with(w, format, buckets.as_deref(), |_| {})
+        });
+        let r = reraise(raised, result)?;
+        Ok((r.buckets, r.records, r.with_ttl))
+    }
+
+    /// Imports a file path (format from its extension if None); returns `(buckets, records, value_bytes, expired_skipped)`.
+    #[pyo3(signature = (path, format = None))]
+    fn _import_path(
+        &self,
+        py: Python<'_>,
+        path: PathBuf,
+        format: Option<&str>,
+    ) -> PyResult<(u64, u64, u64, u64)> {
+        let format = match format {
+            Some(f) => format_of(f)?,
+            None => state_core::Format::from_path(&path),
+        };
+        let r = detached(py, || self.inner.import_file(&path, format, |_| {}))?;
+        Ok((r.buckets, r.records, r.value_bytes, r.expired_skipped))
+    }
+
+    /// Imports from a binary file object (its `read(n)` must return bytes); returns
+    /// `(buckets, records, value_bytes, expired_skipped)`.
+    fn _import_file(
+        &self,
+        py: Python<'_>,
+        file: Py<PyAny>,
+        format: &str,
+    ) -> PyResult<(u64, u64, u64, u64)> {
+        let format = format_of(format)?;
+        let raised = Mutex::new(None);
+        let result = detached(py, || {
+            let r = PyReader {
+                file,
+                raised: &raised,
+            };
+            self.inner.import_from(r, format, |_| {})
+        });
+        let r = reraise(raised, result)?;
+        Ok((r.buckets, r.records, r.value_bytes, r.expired_skipped))
     }
 
     /// Closes this handle (and the buckets and cursors taken from it). When it is the

@@ -168,6 +168,14 @@ pub trait StorageEngine: Send + Sync {
     /// Bytes the store occupies on disk (0 for an engine that keeps nothing locally).
     fn disk_size(&self) -> Result<u64>;
 
+    /// Compacts the engine's files now, if the engine has its own compaction
+    /// (memfile folds its logs into a snapshot). Returns `false` if it has none, and
+    /// then the store compacts by copying (see `maintenance`). Reads and writes may
+    /// go on meanwhile.
+    fn compact(&self) -> Result<bool> {
+        Ok(false)
+    }
+
     /// The file whose exclusive `flock` the engine holds while open, if any. After the
     /// engine is dropped, the store waits until that lock is free before `close`
     /// returns, so another process can open the store at once (an engine may release

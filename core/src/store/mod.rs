@@ -171,6 +171,8 @@ pub(crate) struct Options {
     pub engine_name: String,
     pub sync: bool,
     pub flush_interval: Duration,
+    /// The engine's resolved configuration (maintenance opens copies with it).
+    pub config: EngineConfig,
     pub max_value_size: usize,
     pub max_batch_size: usize,
     pub clock: Arc<dyn Clock>,
@@ -322,6 +324,22 @@ impl Shared {
         Ok(())
     }
 
+    /// Runs `f` with the engine slot locked exclusively: in-flight operations have
+    /// finished and new ones wait until `f` returns. `f` may take the engine out and
+    /// put another in (a compaction swapping directories); leaving the slot empty
+    /// closes the store for every handle.
+    pub(crate) fn with_engine_slot<T>(
+        &self,
+        f: impl FnOnce(&mut Option<Box<dyn StorageEngine>>) -> Result<T>,
+    ) -> Result<T> {
+        lend::refuse(self, "compact the store")?;
+        let mut slot = self.engine.write();
+        if slot.is_none() {
+            return Err(Error::Closed);
+        }
+        f(&mut slot)
+    }
+
     /// One handle fewer; the last one shuts the store down.
     fn release(&self) -> Result<()> {
         let mut registry = REGISTRY.lock();
@@ -355,7 +373,7 @@ impl Shared {
 
 /// Waits (up to `LOCK_RELEASE_WAIT`) until nobody holds an exclusive lock on `file`,
 /// by taking and releasing it. A file that cannot be opened has no lock to wait for.
-fn wait_for_lock_release(file: &Path) {
+pub(crate) fn wait_for_lock_release(file: &Path) {
     let Ok(f) = fs::File::open(file) else { return };
     let start = Instant::now();
     let mut pause = Duration::from_millis(1);
@@ -454,6 +472,7 @@ impl Store {
                 engine_name: name,
                 sync: b.sync,
                 flush_interval: b.flush_interval,
+                config: config.clone(),
                 max_value_size: b.max_value_size,
                 max_batch_size: b.max_batch_size,
                 clock: b.clock,

@@ -33,7 +33,7 @@ from __future__ import annotations
 import json as _json
 from collections.abc import ItemsView, Iterator, KeysView, MutableMapping, ValuesView
 from os import PathLike
-from typing import Any, NamedTuple
+from typing import IO, Any, Literal, NamedTuple
 
 from . import _native
 from ._errors import (
@@ -56,6 +56,11 @@ __all__ = [
     "BucketIterator",
     "StateService",
     "StoreInfo",
+    "CheckReport",
+    "BucketCheck",
+    "CompactReport",
+    "ExportReport",
+    "ImportReport",
     "StateError",
     "InvalidArgument",
     "StoreLocked",
@@ -157,6 +162,88 @@ class StoreInfo(NamedTuple):
     disk_bytes: int
 
 
+class BucketCheck(NamedTuple):
+    """What :meth:`Store.check` read from one bucket."""
+
+    #: The bucket's name.
+    name: str
+    #: Records that could be read (expired ones not yet swept included).
+    records: int
+    #: Readable records that carry a TTL.
+    with_ttl: int
+    #: Readable records whose TTL has run out but that are not removed yet.
+    expired_unswept: int
+    #: Every record that could not be read (not only the first), one line each.
+    problems: list[str]
+
+
+class CheckReport(NamedTuple):
+    """What :meth:`Store.check` found."""
+
+    #: Every bucket, in key order.
+    buckets: list[BucketCheck]
+    #: Records with a TTL that the expiry index covers (None if it is unreadable).
+    indexed_ttl: int | None
+    #: Every problem, buckets' first (``bucket NAME: ...``), then the store's.
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        """Whether nothing is wrong."""
+        return not self.problems
+
+    @property
+    def records(self) -> int:
+        """Readable records over all buckets."""
+        return sum(b.records for b in self.buckets)
+
+    @property
+    def with_ttl(self) -> int:
+        """Readable records that carry a TTL."""
+        return sum(b.with_ttl for b in self.buckets)
+
+
+class CompactReport(NamedTuple):
+    """What :meth:`Store.compact` did."""
+
+    #: Bytes of the store's files before.
+    before_bytes: int
+    #: Bytes of the store's files after.
+    after_bytes: int
+    #: Buckets holding a record afterwards.
+    buckets: int
+    #: Records afterwards.
+    records: int
+
+
+class ExportReport(NamedTuple):
+    """What :meth:`Store.export` wrote."""
+
+    #: Buckets written.
+    buckets: int
+    #: Records written.
+    records: int
+    #: Records written that have a TTL (dropped by the ``"json"`` format).
+    with_ttl: int
+
+
+class ImportReport(NamedTuple):
+    """What :meth:`Store.import_` loaded."""
+
+    #: Buckets written to.
+    buckets: int
+    #: Records written.
+    records: int
+    #: Bytes of values written.
+    value_bytes: int
+    #: JSON-lines records skipped because their deadline had passed.
+    expired_skipped: int
+
+
+def _is_path(x: object) -> bool:
+    return isinstance(x, (str, bytes, PathLike))
+
+
 class Store(_native.Store):
     """An open store: a directory of named buckets. Get one with :func:`open`.
 
@@ -184,6 +271,79 @@ class Store(_native.Store):
     def service(self) -> StateService:
         """A :class:`StateService` over this store."""
         return StateService(self)
+
+    def check(self) -> CheckReport:
+        """Reads every stored record of every bucket and reports each one that
+        cannot be read (every bad record, not only a bucket's first), plus records
+        with a TTL that the expiry index misses. Damage is in the report
+        (``report.ok`` is False), not raised. Nothing is changed.
+
+        :raises StoreClosed: the store is closed.
+        """
+        rows, indexed, store_problems = self._check()
+        buckets = [BucketCheck(*r) for r in rows]
+        problems = [f"bucket {b.name}: {p}" for b in buckets for p in b.problems]
+        return CheckReport(buckets, indexed, problems + store_problems)
+
+    def compact(self) -> CompactReport:
+        """Gives disk space back to the file system, keeping every live record and
+        TTL (expired records are removed first). memfile folds its logs into a
+        snapshot while reads and writes go on; sled's store is copied into
+        ``.NAME.compact`` beside it, verified and swapped in, and every other call on
+        the store waits meanwhile.
+
+        :raises StoreIOError: a ``.NAME.compact`` directory left by an interrupted
+            compaction exists (delete it once no compaction runs), or I/O failed.
+        :raises CorruptStore: the copy did not verify (the store is untouched).
+        """
+        return CompactReport(*self._compact())
+
+    def export(
+        self,
+        dest: str | PathLike[str] | IO[bytes],
+        format: Literal["json", "jsonl"] = "json",
+        *,
+        buckets: list[str] | None = None,
+    ) -> ExportReport:
+        """Writes the store (or the named ``buckets``) to ``dest``: a path, written
+        atomically (a temporary file beside it, synced and renamed), or a binary
+        file object (its ``write`` is called). Buckets and keys in key order;
+        expired records left out.
+
+        ``format="json"``: the original state service's ``{bucket: {key: base64}}``
+        (TTLs are not kept). ``format="jsonl"``: one
+        ``{"bucket", "key", "value", "expires_at_ms"}`` object per line (TTLs kept).
+
+        :raises InvalidArgument: unknown format or bad bucket name.
+        :raises StoreIOError: the file cannot be written.
+        """
+        names = None if buckets is None else list(buckets)
+        if _is_path(dest):
+            return ExportReport(*self._export_path(dest, format, names))  # type: ignore[arg-type]
+        return ExportReport(*self._export_file(dest, format, names))
+
+    def import_(
+        self,
+        src: str | PathLike[str] | IO[bytes],
+        format: Literal["json", "jsonl"] | None = None,
+    ) -> ImportReport:
+        """Loads ``src`` (a path or a binary file object) into the store; keys
+        already present are overwritten. ``format`` defaults to ``"jsonl"`` for
+        paths ending in ``.jsonl`` / ``.ndjson`` and ``"json"`` otherwise.
+
+        ``"json"``: everything is checked first; nothing is written if anything is
+        wrong; then one atomic batch per bucket. ``"jsonl"``: streamed in atomic
+        batches; each record keeps its deadline, one already expired is skipped; a
+        bad line raises (its message names the line) and the records before it stay
+        written.
+
+        :raises InvalidArgument: malformed input (line and column in the message).
+        :raises TooLarge: a JSON bucket over the store's batch limit.
+        :raises StoreIOError: the file cannot be read.
+        """
+        if _is_path(src):
+            return ImportReport(*self._import_path(src, format))  # type: ignore[arg-type]
+        return ImportReport(*self._import_file(src, format or "json"))
 
 
 class _Keys(KeysView[str]):

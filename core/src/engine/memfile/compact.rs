@@ -99,6 +99,27 @@ fn run(inner: &Inner, c: &Control) {
     }
 }
 
+/// One compaction on request (`Store::compact`), in the calling thread: waits for a
+/// background compaction in progress to finish first, as two must never overlap.
+pub(super) fn compact_now(inner: &Inner) -> Result<()> {
+    loop {
+        let mut w = inner.writer.lock();
+        if !w.compacting {
+            w.compacting = true;
+            break;
+        }
+        drop(w);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let outcome = compact(inner);
+    let mut w = inner.writer.lock();
+    w.compacting = false;
+    if outcome.is_ok() {
+        w.retry_above = 0;
+    }
+    outcome
+}
+
 /// One compaction.
 pub(super) fn compact(inner: &Inner) -> Result<()> {
     let dir = &inner.dir;

@@ -357,6 +357,10 @@ impl StorageEngine for MemfileEngine {
         Ok(())
     }
 
+    fn compact(&self) -> Result<bool> {
+        compact::compact_now(&self.inner).map(|()| true)
+    }
+
     fn get(&self, bucket: &str, key: &[u8], visit: &mut dyn FnMut(&[u8])) -> Result<bool> {
         let st = self.inner.read_state();
         match st.buckets.get(bucket).and_then(|b| b.get(key)) {

@@ -1,0 +1,274 @@
+//! Maintenance and transfer: check, compact, export and import (the core's
+//! `Store::check`, `Store::compact`, `Store::export_file`, `Store::import_from`).
+
+use std::ffi::{c_char, c_void};
+use std::ptr;
+
+use state_core::{ExportProgress, Format, ImportProgress};
+
+use crate::boundary::{arg_cstr, arg_out, put, run, run_void, Fail};
+use crate::buffers::{buf_free, buf_from};
+use crate::handles::{get, state_store};
+use crate::status::state_status;
+use crate::store::path_from;
+
+/// `format` of `state_export` / `state_import`: the original state service's JSON
+/// file `{bucket: {key: base64}}` (TTLs are not kept).
+pub const STATE_FORMAT_JSON: u32 = 0;
+/// `format` of `state_export` / `state_import`: JSON lines, one
+/// `{"bucket","key","value"[,"expires_at_ms"]}` object per line (TTLs kept as
+/// deadlines).
+pub const STATE_FORMAT_JSON_LINES: u32 = 1;
+
+/// The progress callback of `state_export` and `state_import`: receives the
+/// caller's `ctx` and the number of records written so far. It runs on the calling
+/// thread, with no lock of the store held; it must not call back into this store's
+/// `state_export` / `state_import` / `state_compact`.
+pub type state_progress_fn = Option<unsafe extern "C" fn(ctx: *mut c_void, records_done: u64)>;
+
+/// What `state_check` found. Release it with `state_check_report_free`.
+#[repr(C)]
+#[derive(Debug)]
+pub struct state_check_report {
+    /// Buckets read.
+    pub buckets: u64,
+    /// Records that could be read (expired ones not yet swept included).
+    pub records: u64,
+    /// Readable records that carry a deadline.
+    pub with_ttl: u64,
+    /// Readable records whose deadline has passed but that are not removed yet.
+    pub expired_unswept: u64,
+    /// Number of problems found; 0 means the store is sound.
+    pub problem_count: u64,
+    /// The problems, one per line (each ending in `'\n'`), NUL-terminated; an empty
+    /// string when there are none. Every bad record is listed, not only a bucket's first.
+    pub problems: *mut c_char,
+    /// Length of `problems` in bytes, without the NUL.
+    pub problems_len: usize,
+}
+
+/// What `state_compact` did.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct state_compact_report {
+    /// Bytes of the store's files before.
+    pub before_bytes: u64,
+    /// Bytes of the store's files after.
+    pub after_bytes: u64,
+    /// Buckets holding a record afterwards.
+    pub buckets: u64,
+    /// Records afterwards.
+    pub records: u64,
+}
+
+/// The core's progress callback calling the C one (if any) with the records done.
+fn notify(progress: state_progress_fn, ctx: *mut c_void) -> impl FnMut(u64) {
+    move |records_done| {
+        if let Some(f) = progress {
+            // SAFETY: the caller's callback with the caller's ctx, as documented.
+            unsafe { f(ctx, records_done) };
+        }
+    }
+}
+
+/// Writes `value` to the optional out-parameter `out`.
+///
+/// # Safety
+/// `out` is NULL or valid for a write.
+unsafe fn put_if(out: *mut u64, value: u64) {
+    if !out.is_null() {
+        // SAFETY: non-NULL, writable by the contract.
+        unsafe { put(out, value) };
+    }
+}
+
+fn format_of(format: u32) -> Result<Format, Fail> {
+    match format {
+        STATE_FORMAT_JSON => Ok(Format::Json),
+        STATE_FORMAT_JSON_LINES => Ok(Format::JsonLines),
+        other => Err(Fail::Invalid(format!(
+            "format {other} (expected STATE_FORMAT_JSON or STATE_FORMAT_JSON_LINES)"
+        ))),
+    }
+}
+
+/// Reads every stored record of every bucket and writes what it found to
+/// `*report`: counts, and every record that cannot be read plus expiry-index gaps as
+/// `problems`. Damage is reported in the report (`problem_count > 0`), not as a
+/// status. Nothing is changed.
+///
+/// Thread-safe; other threads may read and write meanwhile.
+///
+/// # Errors
+/// `STATE_INVALID_ARGUMENT` (NULL `report`, not a store handle), `STATE_CLOSED`,
+/// `STATE_IO`, `STATE_CORRUPT` if the scan itself cannot proceed.
+///
+/// # Safety
+/// `store` is only looked up; `report` is NULL or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn state_check(
+    store: *mut state_store,
+    report: *mut state_check_report,
+) -> state_status {
+    run(|| {
+        let s = get(store, "store")?;
+        let out = arg_out(report, "report")?;
+        let r = s.check()?;
+        let mut text = String::new();
+        for p in r.problem_messages() {
+            text.push_str(&p);
+            text.push('\n');
+        }
+        let value = state_check_report {
+            buckets: r.buckets.len() as u64,
+            records: r.records(),
+            with_ttl: r.with_ttl(),
+            expired_unswept: r.expired_unswept(),
+            problem_count: r.problem_count() as u64,
+            problems: buf_from(text.as_bytes()).cast(),
+            problems_len: text.len(),
+        };
+        // SAFETY: checked non-NULL, writable by the contract.
+        unsafe { put(out, value) };
+        Ok(state_status::STATE_OK)
+    })
+}
+
+/// Frees the text of `report` and sets it to NULL, so freeing twice does nothing.
+/// `report` may be NULL.
+///
+/// Thread-safe for distinct reports.
+///
+/// # Safety
+/// `report` is NULL or points to a report filled by `state_check` (or already freed).
+#[no_mangle]
+pub unsafe extern "C" fn state_check_report_free(report: *mut state_check_report) {
+    run_void(|| {
+        if report.is_null() {
+            return;
+        }
+        // SAFETY: non-NULL and, by the contract, a report we filled.
+        let r = unsafe { &mut *report };
+        // SAFETY: `problems` came from buf_from (or is NULL after an earlier free).
+        unsafe { buf_free(r.problems.cast()) };
+        r.problems = ptr::null_mut();
+        r.problems_len = 0;
+    });
+}
+
+/// Gives disk space back to the file system, keeping every live record and TTL:
+/// memfile folds its logs into a snapshot (reads and writes go on); sled's store is
+/// copied into `.NAME.compact` beside it, verified and swapped in (every call on
+/// the store waits meanwhile). Writes what it did to `*report` if `report` is not NULL.
+///
+/// Thread-safe.
+///
+/// # Errors
+/// `STATE_IO` (also when a `.NAME.compact` left by an interrupted compaction
+/// exists: delete it once no compaction runs), `STATE_CORRUPT` (the copy did not
+/// verify; the store is untouched), `STATE_INVALID_ARGUMENT` (not a store handle, or
+/// called from inside a `state_get_with` callback), `STATE_CLOSED`.
+///
+/// # Safety
+/// `store` is only looked up; `report` is NULL or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn state_compact(
+    store: *mut state_store,
+    report: *mut state_compact_report,
+) -> state_status {
+    run(|| {
+        let s = get(store, "store")?;
+        let r = s.compact()?;
+        if !report.is_null() {
+            let value = state_compact_report {
+                before_bytes: r.before_bytes,
+                after_bytes: r.after_bytes,
+                buckets: r.buckets,
+                records: r.records,
+            };
+            // SAFETY: non-NULL, writable by the contract.
+            unsafe { put(report, value) };
+        }
+        Ok(state_status::STATE_OK)
+    })
+}
+
+/// Writes every bucket to the file `path` in `format` (`STATE_FORMAT_JSON` or
+/// `STATE_FORMAT_JSON_LINES`), buckets and keys in byte order. The file is written to
+/// a temporary file beside `path` (mode 0600), synced and renamed over it, so `path`
+/// is never left half-written. Expired records are left out. `progress` (may be
+/// NULL) is called after each bucket. Writes the number of records to `*records` if
+/// `records` is not NULL.
+///
+/// Thread-safe; writes may go on meanwhile (the export is consistent per record).
+///
+/// # Errors
+/// `STATE_INVALID_ARGUMENT` (NULL or non-UTF-8 `path`, unknown `format`), `STATE_IO`,
+/// `STATE_CLOSED`.
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated string; `progress`, if not NULL, may be called
+/// with `ctx`; `records` is NULL or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn state_export(
+    store: *mut state_store,
+    path: *const c_char,
+    format: u32,
+    progress: state_progress_fn,
+    ctx: *mut c_void,
+    records: *mut u64,
+) -> state_status {
+    run(|| {
+        let s = get(store, "store")?;
+        // SAFETY: forwarded contract.
+        let path = path_from(unsafe { arg_cstr(path, "path") }?)?;
+        let format = format_of(format)?;
+        let mut notify = notify(progress, ctx);
+        let r = s.export_file(&path, format, None, |p: &ExportProgress| {
+            notify(p.records_done)
+        })?;
+        // SAFETY: forwarded contract.
+        unsafe { put_if(records, r.records) };
+        Ok(state_status::STATE_OK)
+    })
+}
+
+/// Loads the file `path` in `format` into the store. `STATE_FORMAT_JSON`: the
+/// whole file is checked first (nothing is written if anything is wrong), then each
+/// bucket is written as one atomic batch. `STATE_FORMAT_JSON_LINES`: streamed in
+/// atomic batches; a record keeps its deadline, one already expired is skipped; a bad
+/// line stops the load (the message names it) and the records before it stay written.
+/// Keys already in the store are overwritten. `progress` (may be NULL) is called as
+/// records are written. Writes the number of records written to `*records` if
+/// `records` is not NULL.
+///
+/// Thread-safe.
+///
+/// # Errors
+/// `STATE_INVALID_ARGUMENT` (bad input, with line and column in the message; NULL
+/// or non-UTF-8 `path`; unknown `format`), `STATE_TOO_LARGE` (a JSON bucket over the
+/// batch limit), `STATE_IO` (the file cannot be read), `STATE_CLOSED`.
+///
+/// # Safety
+/// As `state_export`.
+#[no_mangle]
+pub unsafe extern "C" fn state_import(
+    store: *mut state_store,
+    path: *const c_char,
+    format: u32,
+    progress: state_progress_fn,
+    ctx: *mut c_void,
+    records: *mut u64,
+) -> state_status {
+    run(|| {
+        let s = get(store, "store")?;
+        // SAFETY: forwarded contract.
+        let path = path_from(unsafe { arg_cstr(path, "path") }?)?;
+        let format = format_of(format)?;
+        let mut notify = notify(progress, ctx);
+        let r = s.import_file(&path, format, |p: &ImportProgress| notify(p.records_done))?;
+        // SAFETY: forwarded contract.
+        unsafe { put_if(records, r.records) };
+        Ok(state_status::STATE_OK)
+    })
+}
