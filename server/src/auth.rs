@@ -216,6 +216,14 @@ impl Registry {
         })
     }
 
+    /// A registry with no clients and no file (tests and fuzzing).
+    pub fn empty() -> Registry {
+        Registry {
+            path: PathBuf::new(),
+            state: RwLock::new((None, ClientsFile::default())),
+        }
+    }
+
     /// The file the registry reads.
     pub fn path(&self) -> &Path {
         &self.path

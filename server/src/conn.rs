@@ -20,7 +20,7 @@ const FLUSH_AT: usize = 64 << 10;
 
 /// What the connection does after a request.
 #[derive(Debug, PartialEq, Eq)]
-enum After {
+pub(crate) enum After {
     Continue,
     Close,
 }
@@ -178,7 +178,7 @@ where
 }
 
 /// Runs one request, writing its reply.
-fn request(shared: &Shared, sess: &mut Session, args: &[&[u8]], out: &mut Out) -> After {
+pub(crate) fn request(shared: &Shared, sess: &mut Session, args: &[&[u8]], out: &mut Out) -> After {
     out.resp3 = sess.resp3;
     let found = commands::lookup(args[0]);
     shared.metrics.command(found.map(|(i, _)| i));

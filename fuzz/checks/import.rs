@@ -1,0 +1,37 @@
+//! Any JSON or JSON-lines import loads or fails as invalid input, never a panic
+//! or an internal error.
+
+use std::sync::OnceLock;
+
+use state_core::{Engine, ErrorKind, Format, Store};
+
+fn store() -> &'static Store {
+    static S: OnceLock<(tempfile::TempDir, Store)> = OnceLock::new();
+    &S.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::builder()
+            .engine(Engine::Memfile)
+            .max_value_size(1 << 16)
+            .open(dir.path().join("s"))
+            .unwrap();
+        (dir, store)
+    })
+    .1
+}
+
+pub fn check(data: &[u8]) {
+    let Some((&f, rest)) = data.split_first() else {
+        return;
+    };
+    let format = if f % 2 == 0 {
+        Format::Json
+    } else {
+        Format::JsonLines
+    };
+    if let Err(e) = store().import_from(rest, format, |_| {}) {
+        assert!(
+            matches!(e.kind(), ErrorKind::InvalidArgument | ErrorKind::TooLarge),
+            "{format:?}: {e}"
+        );
+    }
+}
