@@ -66,7 +66,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use expiry::{ttl_from_millis, ttl_from_secs_f64, Ttl};
 pub use iter::Iter;
 pub use maintenance::{BucketCheck, CheckReport, CompactReport, RecordProblem};
-pub use service::StateService;
+pub use service::{StateService, SERVICE_METHODS};
 pub use store::{Store, StoreBuilder, StoreInfo, DEFAULT_FLUSH_INTERVAL, DEFAULT_SWEEP_INTERVAL};
 pub use transfer::{
     encode_value, ExportProgress, ExportReport, Format, ImportProgress, ImportReport,

@@ -509,6 +509,27 @@ impl StateService {
     }
 }
 
+/// Every method [`StateService::handle`] answers, in the order of its table.
+pub const SERVICE_METHODS: &[&str] = &[
+    "get",
+    "set",
+    "delete",
+    "getMultiple",
+    "setMultiple",
+    "ttl",
+    "expire",
+    "persist",
+    "getCursor",
+    "cursorFirst",
+    "cursorLast",
+    "cursorNext",
+    "cursorPrev",
+    "cursorSeek",
+    "cursorNextN",
+    "cursorPrevN",
+    "cursorRelease",
+];
+
 /// Most entries one `cursorNextN` / `cursorPrevN` returns.
 pub const MAX_CURSOR_N: usize = 10_000;
 

@@ -3,17 +3,15 @@
 
 use std::sync::OnceLock;
 
-use state_core::{Engine, ErrorKind, Format, Store};
+#[path = "support.rs"]
+mod support;
+
+use state_core::{ErrorKind, Format, Store};
 
 fn store() -> &'static Store {
     static S: OnceLock<(tempfile::TempDir, Store)> = OnceLock::new();
     &S.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::builder()
-            .engine(Engine::Memfile)
-            .max_value_size(1 << 16)
-            .open(dir.path().join("s"))
-            .unwrap();
+        let (dir, store) = support::memfile_store();
         (dir, store)
     })
     .1

@@ -3,18 +3,16 @@
 
 use std::sync::OnceLock;
 
-use state_core::{Engine, StateService, Store};
+#[path = "support.rs"]
+mod support;
+
+use state_core::StateService;
 use state_server::fuzzing::Harness;
 
 fn harness() -> &'static Harness {
     static H: OnceLock<(tempfile::TempDir, Harness)> = OnceLock::new();
     &H.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::builder()
-            .engine(Engine::Memfile)
-            .max_value_size(1 << 16)
-            .open(dir.path().join("s"))
-            .unwrap();
+        let (dir, store) = support::memfile_store();
         (dir, Harness::new(StateService::new(store)))
     })
     .1

@@ -3,38 +3,15 @@
 
 use std::sync::OnceLock;
 
-use state_core::{Engine, ErrorKind, StateService, Store};
+#[path = "support.rs"]
+mod support;
 
-const METHODS: [&str; 18] = [
-    "get",
-    "set",
-    "delete",
-    "getMultiple",
-    "setMultiple",
-    "ttl",
-    "expire",
-    "persist",
-    "getCursor",
-    "cursorFirst",
-    "cursorLast",
-    "cursorNext",
-    "cursorPrev",
-    "cursorSeek",
-    "cursorNextN",
-    "cursorPrevN",
-    "cursorRelease",
-    "nope",
-];
+use state_core::{ErrorKind, StateService, SERVICE_METHODS};
 
 fn service() -> &'static StateService {
     static S: OnceLock<(tempfile::TempDir, StateService)> = OnceLock::new();
     &S.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::builder()
-            .engine(Engine::Memfile)
-            .max_value_size(1 << 16)
-            .open(dir.path().join("s"))
-            .unwrap();
+        let (dir, store) = support::memfile_store();
         (dir, StateService::new(store))
     })
     .1
@@ -44,7 +21,9 @@ pub fn check(data: &[u8]) {
     let Some((&m, rest)) = data.split_first() else {
         return;
     };
-    let method = METHODS[usize::from(m) % METHODS.len()];
+    // Every method, and one that does not exist.
+    let i = usize::from(m) % (SERVICE_METHODS.len() + 1);
+    let method = SERVICE_METHODS.get(i).copied().unwrap_or("noSuchMethod");
     let json = String::from_utf8_lossy(rest);
     if let Err(e) = service().handle("fuzz", method, &json) {
         assert!(

@@ -16,27 +16,6 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::metrics::ErrorClass;
 use crate::Shared;
 
-/// The methods `POST /v1/{method}` serves (anything else is 404).
-pub const METHODS: &[&str] = &[
-    "get",
-    "set",
-    "delete",
-    "getMultiple",
-    "setMultiple",
-    "ttl",
-    "expire",
-    "persist",
-    "getCursor",
-    "cursorFirst",
-    "cursorLast",
-    "cursorNext",
-    "cursorPrev",
-    "cursorSeek",
-    "cursorNextN",
-    "cursorPrevN",
-    "cursorRelease",
-];
-
 /// The router of the HTTP listener.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     // A value of max_value_size bytes is 4/3 of that in base64, plus the JSON around it.
@@ -98,7 +77,7 @@ async fn api(
             );
         }
     };
-    if !METHODS.contains(&method.as_str()) {
+    if !state_core::SERVICE_METHODS.contains(&method.as_str()) {
         shared.metrics.error(ErrorClass::Invalid);
         return json_error(
             StatusCode::NOT_FOUND,

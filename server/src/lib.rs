@@ -46,7 +46,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use auth::{ClientsFile, Registry};
-pub use http::METHODS as HTTP_METHODS;
 
 /// The Redis version the server reports (HELLO, INFO): the Redis 7.0 command set
 /// and reply shapes it follows.
