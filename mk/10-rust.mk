@@ -3,7 +3,7 @@
 ALL_TARGETS += rust-example
 TEST_TARGETS += rust-lint rust-test
 
-.PHONY: rust-build rust-example rust-lint rust-test bench
+.PHONY: rust-build rust-example rust-lint rust-test
 rust-build:
 	$(CARGO) build --release --workspace
 
@@ -16,7 +16,3 @@ rust-lint:
 
 rust-test:
 	$(CARGO) test --workspace
-
-# Opt-in: the criterion benchmarks behind docs/benchmarks.md (tens of minutes).
-bench:
-	$(CARGO) bench -p state-core
