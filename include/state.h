@@ -1,7 +1,8 @@
 /*
  * libstate: an embeddable key-value state store. C API.
  *
- * Conventions (see docs/readme-c.md for a complete example):
+ * Conventions (docs/c.md in the libstate sources has the rules in full and a complete
+ * program: https://github.com/libstate/libstate/blob/main/docs/c.md):
  *  - Every fallible function returns a state_status; STATE_OK is 0. STATE_NOT_FOUND
  *    (missing key, cursor at an end) is not an error. On any other code,
  *    state_last_error_message() gives a message naming the offending argument, key,

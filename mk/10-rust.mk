@@ -3,7 +3,7 @@
 ALL_TARGETS += rust-example
 TEST_TARGETS += rust-lint rust-test
 
-.PHONY: rust-build rust-example rust-lint rust-test bench
+.PHONY: rust-build rust-example rust-lint rust-test
 rust-build:
 	$(CARGO) build --release --workspace
 
@@ -17,6 +17,15 @@ rust-lint:
 rust-test:
 	$(CARGO) test --workspace
 
-# Opt-in: the criterion benchmarks behind docs/benchmarks.md (tens of minutes).
-bench:
-	$(CARGO) bench -p state-core
+# Opt-in: the memfile engine's in-memory state (core/src/engine/memfile/state.rs, whose
+# in-place overwrite is unsafe code) under Miri, which needs a nightly toolchain with
+# the miri component; where there is none this says so and runs nothing.
+MIRI_TOOLCHAIN ?= nightly
+.PHONY: miri
+miri:
+	@if $(CARGO) +$(MIRI_TOOLCHAIN) miri --version >/dev/null 2>&1; then \
+	  set -x; $(CARGO) +$(MIRI_TOOLCHAIN) miri test -p state-core --lib engine::memfile::state; \
+	else \
+	  echo "make miri: SKIPPED - no Miri on this machine (toolchain '$(MIRI_TOOLCHAIN)')."; \
+	  echo "  Install it with: rustup toolchain install $(MIRI_TOOLCHAIN) --component miri"; \
+	fi

@@ -21,7 +21,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Guarantees (see the README): keys 1..=1024 bytes of UTF-8, bucket names 1..=255
+//! Guarantees (docs/guarantees.md has them in full): keys 1..=1024 bytes of UTF-8, bucket names 1..=255
 //! bytes without control characters, values up to 16 MiB by default; writes are
 //! durable within the flush interval (default 500 ms) or at once in sync mode; one
 //! process owns a store directory at a time.

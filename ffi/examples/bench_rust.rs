@@ -3,6 +3,9 @@
 //! C ABI's cost per call is the difference between the two reports.
 //! Usage: bench_rust STORE_DIR
 
+// It calls the exports as a C program does.
+#![allow(unsafe_code)]
+
 use std::time::Instant;
 
 use std::ffi::CString;

@@ -2,6 +2,9 @@
 //! when it is stale and check its version macros against Cargo.toml.
 //! `make header` (STATE_UPDATE_HEADER=1) rewrites it.
 
+// The version test calls an export as C does.
+#![allow(unsafe_code)]
+
 use std::path::PathBuf;
 
 fn manifest_dir() -> PathBuf {

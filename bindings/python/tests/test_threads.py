@@ -90,22 +90,33 @@ def test_close_while_other_threads_work_raises_only_store_closed(store_path: Pat
     b.set_many({f"k{i:04}": b"v" for i in range(1000)})
     errors: list[BaseException] = []
     stop = threading.Event()
+    # Each worker has done a full round before the close (a handshake, not a sleep
+    # that a loaded machine may outlast), so the close lands among running calls.
+    working = threading.Barrier(4)
 
     def work() -> None:
         try:
+            first = True
             while not stop.is_set():
                 b.get("k0001")
                 list(b.range("k0100", "k0200"))
                 b["x"] = b"y"
+                if first:
+                    first = False
+                    working.wait()
         except libstate.StoreClosed:
             return
         except BaseException as e:  # noqa: BLE001 - the test reports anything else
             errors.append(e)
+            working.abort()  # a worker that failed early must not leave the close waiting
 
     threads = [threading.Thread(target=work) for _ in range(3)]
     for th in threads:
         th.start()
-    time.sleep(0.2)
+    try:
+        working.wait(timeout=60)
+    except threading.BrokenBarrierError:
+        pass  # a worker failed; `errors` says how
     store.close()
     stop.set()
     for th in threads:

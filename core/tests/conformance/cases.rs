@@ -742,12 +742,20 @@ pub fn sync_mode_writes_are_readable_and_survive_reopen(engine: &EngineConfig) {
 }
 
 /// Group commit with gathering: writers of uneven speed (one stops early, so the
-/// leaders' expected group shrinks while they wait) all finish, and every write is
-/// there after a reopen.
+/// leaders' expected group shrinks while they wait) all finish, every write is there
+/// after a reopen, and syncs were shared. The engine's first sync is held until every
+/// writer has a write in the engine, so the writers that come after it must share the
+/// next one: fewer syncs than writes, however the threads are scheduled.
 pub fn concurrent_sync_writers_share_syncs_and_lose_nothing(engine: &EngineConfig) {
     let dir = tmp();
-    let store = open_sync(engine, dir.path());
+    let probe = Arc::new(Probe::default());
+    let counting = EngineConfig::Custom(Arc::new(Counting {
+        inner: engine.clone(),
+        probe: probe.clone(),
+    }));
+    let store = open_sync(&counting, dir.path());
     let counts = [60usize, 60, 60, 5];
+    let (writes_before, syncs_before) = probe.hold_first_sync_until(counts.len() as u64);
     thread::scope(|s| {
         for (t, &n) in counts.iter().enumerate() {
             let b = store.bucket("b").unwrap();
@@ -758,6 +766,13 @@ pub fn concurrent_sync_writers_share_syncs_and_lose_nothing(engine: &EngineConfi
             });
         }
     });
+    let (writes, syncs) = probe.counts();
+    let (writes, syncs) = (writes - writes_before, syncs - syncs_before);
+    assert!(writes >= counts.iter().sum::<usize>() as u64);
+    assert!(
+        syncs < writes,
+        "{syncs} syncs for {writes} sync-mode writes: none shared"
+    );
     store.flush().unwrap();
     store.close().unwrap();
     let store = open(engine, dir.path());
@@ -768,6 +783,156 @@ pub fn concurrent_sync_writers_share_syncs_and_lose_nothing(engine: &EngineConfi
             let v = b.get(&format!("t{t}-{i:03}")).unwrap().unwrap();
             assert_eq!(v, format!("{t}/{i}").as_bytes());
         }
+    }
+}
+
+/// Counts the writes and syncs that reach an engine, and can hold its next sync
+/// until a number of writes have arrived (a handshake, not a sleep).
+#[derive(Debug, Default)]
+struct Probe {
+    state: std::sync::Mutex<ProbeState>,
+    changed: std::sync::Condvar,
+}
+
+#[derive(Debug, Default)]
+struct ProbeState {
+    writes: u64,
+    syncs: u64,
+    /// The next sync waits until `writes` reaches this.
+    hold_sync_until: Option<u64>,
+}
+
+impl Probe {
+    /// Holds the next sync until `more` further writes have reached the engine;
+    /// returns the counts so far.
+    fn hold_first_sync_until(&self, more: u64) -> (u64, u64) {
+        let mut st = self.state.lock().unwrap();
+        st.hold_sync_until = Some(st.writes + more);
+        (st.writes, st.syncs)
+    }
+
+    fn counts(&self) -> (u64, u64) {
+        let st = self.state.lock().unwrap();
+        (st.writes, st.syncs)
+    }
+
+    fn wrote(&self) {
+        self.state.lock().unwrap().writes += 1;
+        self.changed.notify_all();
+    }
+
+    fn before_sync(&self) {
+        let mut st = self.state.lock().unwrap();
+        if let Some(until) = st.hold_sync_until.take() {
+            let (guard, timeout) = self
+                .changed
+                .wait_timeout_while(st, std::time::Duration::from_secs(60), |st| {
+                    st.writes < until
+                })
+                .unwrap();
+            assert!(!timeout.timed_out(), "the writers never reached the engine");
+            st = guard;
+        }
+        st.syncs += 1;
+    }
+}
+
+/// A factory for the engine under test whose engines report to a [`Probe`]. It
+/// keeps the inner engine's name, so the store reopens with the plain engine.
+#[derive(Debug)]
+struct Counting {
+    inner: EngineConfig,
+    probe: Arc<Probe>,
+}
+
+impl state_core::engine::EngineFactory for Counting {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn open(
+        &self,
+        dir: &Path,
+        store: &state_core::engine::StoreContext,
+    ) -> state_core::Result<Box<dyn state_core::engine::StorageEngine>> {
+        let inner = match &self.inner {
+            EngineConfig::Sled(c) => c.open(dir, store)?,
+            EngineConfig::Memfile(c) => c.open(dir, store)?,
+            EngineConfig::Custom(f) => f.open(dir, store)?,
+            other => panic!("no factory for {other:?}"),
+        };
+        Ok(Box::new(Probed {
+            inner,
+            probe: self.probe.clone(),
+        }))
+    }
+}
+
+/// An engine that delegates everything and reports writes and syncs.
+struct Probed {
+    inner: Box<dyn state_core::engine::StorageEngine>,
+    probe: Arc<Probe>,
+}
+
+impl state_core::engine::StorageEngine for Probed {
+    fn finish_open(&mut self) -> state_core::Result<()> {
+        self.inner.finish_open()
+    }
+    fn damaged(&self, path: &Path, detail: String) -> state_core::Error {
+        self.inner.damaged(path, detail)
+    }
+    fn get(
+        &self,
+        bucket: &str,
+        key: &[u8],
+        visit: &mut dyn FnMut(&[u8]),
+    ) -> state_core::Result<bool> {
+        self.inner.get(bucket, key, visit)
+    }
+    fn get_many(
+        &self,
+        bucket: &str,
+        keys: &[&[u8]],
+        visit: &mut dyn FnMut(usize, &[u8]),
+    ) -> state_core::Result<()> {
+        self.inner.get_many(bucket, keys, visit)
+    }
+    fn write(&self, ops: &[state_core::engine::WriteOp<'_>]) -> state_core::Result<()> {
+        let r = self.inner.write(ops);
+        self.probe.wrote();
+        r
+    }
+    fn scan(
+        &self,
+        bucket: &str,
+        lower: std::ops::Bound<&[u8]>,
+        upper: std::ops::Bound<&[u8]>,
+        reverse: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> state_core::engine::Visit,
+    ) -> state_core::Result<()> {
+        self.inner.scan(bucket, lower, upper, reverse, visit)
+    }
+    fn count(&self, bucket: &str) -> state_core::Result<u64> {
+        self.inner.count(bucket)
+    }
+    fn bucket_names(&self) -> state_core::Result<Vec<String>> {
+        self.inner.bucket_names()
+    }
+    fn remove_bucket(&self, bucket: &str) -> state_core::Result<bool> {
+        self.inner.remove_bucket(bucket)
+    }
+    fn sync(&self) -> state_core::Result<()> {
+        self.probe.before_sync();
+        self.inner.sync()
+    }
+    fn disk_size(&self) -> state_core::Result<u64> {
+        self.inner.disk_size()
+    }
+    fn compact(&self) -> state_core::Result<bool> {
+        self.inner.compact()
+    }
+    fn lock_file(&self) -> Option<std::path::PathBuf> {
+        self.inner.lock_file()
     }
 }
 

@@ -1,0 +1,27 @@
+# Benchmarks of the Rust core, their tables and the charts of the benchmark docs.
+#
+#   make bench          criterion `ops` benchmark (about ten minutes), the tables of
+#                       docs/benchmarks.md rewritten from its results, then the charts
+#   make bench-charts   redraw docs/img/*.png from the tables in the docs only
+#
+# The other pages have their own commands (docs/benchmarks.md lists them): bench-python,
+# bench-c, bench-cli, bench-service, and `cargo bench -p state-core --bench memfile`.
+
+# Sizes of the ops benchmark (records); 1000000 adds the 1M-record table (slow).
+LIBSTATE_BENCH_SIZES ?= 1000,100000
+CRITERION_DIR = $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/criterion
+
+.PHONY: bench bench-charts
+
+bench:
+	LIBSTATE_BENCH_SIZES=$(LIBSTATE_BENCH_SIZES) $(CARGO) bench -p state-core --bench ops
+	$(PYTHON) scripts/bench_table.py --write docs/benchmarks.md "$(CRITERION_DIR)"
+	$(MAKE) --no-print-directory bench-charts
+
+$(VENV)/.charts-installed:
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet "matplotlib>=3.8,<4"
+	touch $@
+
+bench-charts: $(VENV)/.charts-installed
+	$(VPY) scripts/bench_charts.py --docs docs --out docs/img
