@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+#[path = "../../fuzz/checks/support.rs"]
+mod support;
 #[path = "../../fuzz/checks/import.rs"]
 mod import;
 #[path = "../../fuzz/checks/memfile_log.rs"]

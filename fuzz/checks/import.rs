@@ -3,15 +3,13 @@
 
 use std::sync::OnceLock;
 
-#[path = "support.rs"]
-mod support;
 
 use state_core::{ErrorKind, Format, Store};
 
 fn store() -> &'static Store {
     static S: OnceLock<(tempfile::TempDir, Store)> = OnceLock::new();
     &S.get_or_init(|| {
-        let (dir, store) = support::memfile_store();
+        let (dir, store) = crate::support::memfile_store();
         (dir, store)
     })
     .1

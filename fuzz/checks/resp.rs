@@ -3,8 +3,6 @@
 
 use std::sync::OnceLock;
 
-#[path = "support.rs"]
-mod support;
 
 use state_core::StateService;
 use state_server::fuzzing::Harness;
@@ -12,7 +10,7 @@ use state_server::fuzzing::Harness;
 fn harness() -> &'static Harness {
     static H: OnceLock<(tempfile::TempDir, Harness)> = OnceLock::new();
     &H.get_or_init(|| {
-        let (dir, store) = support::memfile_store();
+        let (dir, store) = crate::support::memfile_store();
         (dir, Harness::new(StateService::new(store)))
     })
     .1

@@ -3,15 +3,13 @@
 
 use std::sync::OnceLock;
 
-#[path = "support.rs"]
-mod support;
 
 use state_core::{ErrorKind, StateService, SERVICE_METHODS};
 
 fn service() -> &'static StateService {
     static S: OnceLock<(tempfile::TempDir, StateService)> = OnceLock::new();
     &S.get_or_init(|| {
-        let (dir, store) = support::memfile_store();
+        let (dir, store) = crate::support::memfile_store();
         (dir, StateService::new(store))
     })
     .1

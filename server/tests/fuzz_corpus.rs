@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+#[path = "../../fuzz/checks/support.rs"]
+mod support;
 #[path = "../../fuzz/checks/resp.rs"]
 mod resp;
 
