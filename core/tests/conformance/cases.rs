@@ -789,13 +789,15 @@ pub fn concurrent_sync_writers_share_syncs_and_lose_nothing(engine: &EngineConfi
 /// Counts the writes and syncs that reach an engine, and can hold its next sync
 /// until a number of writes have arrived (a handshake, not a sleep).
 #[derive(Debug, Default)]
-struct Probe {
+pub struct Probe {
     state: std::sync::Mutex<ProbeState>,
     changed: std::sync::Condvar,
 }
 
 #[derive(Debug, Default)]
 struct ProbeState {
+    /// Writes that have entered the engine (they may still be running).
+    entered: u64,
     writes: u64,
     syncs: u64,
     /// The next sync waits until `writes` reaches this.
@@ -814,6 +816,27 @@ impl Probe {
     fn counts(&self) -> (u64, u64) {
         let st = self.state.lock().unwrap();
         (st.writes, st.syncs)
+    }
+
+    /// Writes that have entered the engine so far.
+    pub fn entered(&self) -> u64 {
+        self.state.lock().unwrap().entered
+    }
+
+    /// Waits until `n` writes have entered the engine: a writer thread has got past
+    /// the store's own locks and is in (or blocked inside) the engine's `write`.
+    pub fn wait_entered(&self, n: u64) {
+        let st = self.state.lock().unwrap();
+        let (_st, timeout) = self
+            .changed
+            .wait_timeout_while(st, std::time::Duration::from_secs(60), |st| st.entered < n)
+            .unwrap();
+        assert!(!timeout.timed_out(), "the writer never reached the engine");
+    }
+
+    fn entering(&self) {
+        self.state.lock().unwrap().entered += 1;
+        self.changed.notify_all();
     }
 
     fn wrote(&self) {
@@ -835,6 +858,16 @@ impl Probe {
         }
         st.syncs += 1;
     }
+}
+
+/// The engine under test wrapped so that it reports to a new [`Probe`].
+pub fn probed(inner: &EngineConfig) -> (EngineConfig, Arc<Probe>) {
+    let probe = Arc::new(Probe::default());
+    let config = EngineConfig::Custom(Arc::new(Counting {
+        inner: inner.clone(),
+        probe: probe.clone(),
+    }));
+    (config, probe)
 }
 
 /// A factory for the engine under test whose engines report to a [`Probe`]. It
@@ -898,6 +931,7 @@ impl state_core::engine::StorageEngine for Probed {
         self.inner.get_many(bucket, keys, visit)
     }
     fn write(&self, ops: &[state_core::engine::WriteOp<'_>]) -> state_core::Result<()> {
+        self.probe.entering();
         let r = self.inner.write(ops);
         self.probe.wrote();
         r

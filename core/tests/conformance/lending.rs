@@ -8,7 +8,6 @@ use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
 
 use state_core::{EngineConfig, ErrorKind, Position, Store};
 
@@ -260,7 +259,8 @@ pub fn callbacks_may_read_but_not_write_the_same_store(engine: &EngineConfig) {
 /// the callback's own lock (the deadlock a plain read lock would give).
 pub fn nested_read_does_not_deadlock_behind_a_waiting_writer(engine: &EngineConfig) {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(engine, dir.path());
+    let (engine, probe) = super::cases::probed(engine);
+    let store = open(&engine, dir.path());
     fill_even(&store, "b", 600);
     let b = store.bucket("b").unwrap();
     let (tx, rx) = mpsc::channel();
@@ -276,9 +276,10 @@ pub fn nested_read_does_not_deadlock_behind_a_waiting_writer(engine: &EngineConf
     let mut n = 0;
     b.scan(.., false, |k, _| {
         if n == 0 {
+            let before = probe.entered();
             tx.send(()).unwrap();
-            // Let the writer reach its lock and wait there.
-            thread::sleep(Duration::from_millis(50));
+            // The writer is past the store's locks, in (or blocked inside) the engine.
+            probe.wait_entered(before + 1);
         }
         assert!(b.get(k).unwrap().is_some());
         n += 1;
@@ -313,7 +314,8 @@ fn overwrite_when_told(
 /// copies in place): the overwrite waits for the callback, and is seen after it.
 pub fn a_lent_value_is_stable_while_the_key_is_overwritten(engine: &EngineConfig) {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(engine, dir.path());
+    let (engine, probe) = super::cases::probed(engine);
+    let store = open(&engine, dir.path());
     let b = store.bucket("b").unwrap();
     let old = vec![b'a'; 4096];
     let new = vec![b'b'; 4096];
@@ -321,9 +323,11 @@ pub fn a_lent_value_is_stable_while_the_key_is_overwritten(engine: &EngineConfig
     let (tx, writer) = overwrite_when_told(&b, &new, 20);
     b.get_with("k", |v| {
         let copy = v.to_vec();
+        let before = probe.entered();
         tx.send(()).unwrap();
-        // Give the writer time to try (and, if reads were not protected, to write).
-        thread::sleep(Duration::from_millis(100));
+        // The writer is in the engine's write (blocked there by the lent read, or done
+        // with an engine that never changes lent bytes).
+        probe.wait_entered(before + 1);
         assert_eq!(v, &copy[..], "the lent bytes changed under the callback");
         assert_eq!(v, &old[..]);
     })
@@ -333,8 +337,9 @@ pub fn a_lent_value_is_stable_while_the_key_is_overwritten(engine: &EngineConfig
     // The same through a scan's callback.
     let (tx, writer) = overwrite_when_told(&b, &old, 1);
     b.scan(.., false, |_, v| {
+        let before = probe.entered();
         tx.send(()).unwrap();
-        thread::sleep(Duration::from_millis(100));
+        probe.wait_entered(before + 1);
         assert_eq!(v, &new[..], "the lent bytes changed under the callback");
         ControlFlow::Break(())
     })
