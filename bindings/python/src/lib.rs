@@ -16,6 +16,7 @@
 
 mod boundary;
 mod bucket;
+mod clock;
 mod convert;
 mod cursor;
 mod iter;
@@ -29,6 +30,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<store::PyStore>()?;
+    m.add_class::<clock::PyManualClock>()?;
     m.add_class::<bucket::PyBucket>()?;
     m.add_class::<cursor::PyCursor>()?;
     m.add_class::<iter::PyBucketIterator>()?;

@@ -33,7 +33,8 @@ impl PyStore {
                         cache_size = state_core::DEFAULT_CACHE_SIZE as i64,
                         max_value_size = state_core::limits::DEFAULT_MAX_VALUE_SIZE as i64,
                         max_batch_size = state_core::limits::DEFAULT_MAX_BATCH_SIZE as i64,
-                        sweep_interval = Some(state_core::DEFAULT_SWEEP_INTERVAL.as_secs_f64())))]
+                        sweep_interval = Some(state_core::DEFAULT_SWEEP_INTERVAL.as_secs_f64()),
+                        clock = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -45,6 +46,7 @@ impl PyStore {
         max_value_size: i64,
         max_batch_size: i64,
         sweep_interval: Option<f64>,
+        clock: Option<PyRef<'_, crate::clock::PyManualClock>>,
     ) -> PyResult<PyStore> {
         let sweep_interval = sweep_interval
             .map(|s| seconds("sweep_interval", s))
@@ -58,6 +60,13 @@ impl PyStore {
             .max_value_size(size("max_value_size", max_value_size)?)
             .max_batch_size(size("max_batch_size", max_batch_size)?)
             .sweep_interval(sweep_interval);
+        let builder = match clock {
+            Some(c) => {
+                let c: std::sync::Arc<dyn state_core::Clock> = c.inner.clone();
+                builder.clock(c)
+            }
+            None => builder,
+        };
         let inner = detached(py, || builder.open(&path))?;
         Ok(PyStore { inner })
     }

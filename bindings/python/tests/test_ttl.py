@@ -1,11 +1,11 @@
 """Key expiry (TTL), Redis-like: set with ttl, expire, persist, ttl, sweeping.
 
-Deadlines are wall-clock: the tests use TTLs of a few hundred milliseconds for keys
-meant to expire, and an hour for keys meant to stay."""
+The stores here judge TTLs by a libstate.ManualClock that the tests move, so keys
+expire exactly when a test says, whatever the machine's load."""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,15 +18,45 @@ HOUR = 3600.0
 SHORT = 0.2
 
 
-def wait_past(seconds: float) -> None:
-    time.sleep(seconds + 0.15)
+@pytest.fixture
+def clock() -> libstate.ManualClock:
+    return libstate.ManualClock()
 
 
-def test_set_with_ttl_reports_remaining_time(bucket: libstate.Bucket) -> None:
+@pytest.fixture
+def store(open_store: OpenStore, clock: libstate.ManualClock) -> Iterator[libstate.Store]:
+    s = open_store(clock=clock)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def bucket(store: libstate.Store) -> libstate.Bucket:
+    return store.bucket("user1")
+
+
+def test_the_manual_clock_moves_only_when_told() -> None:
+    c = libstate.ManualClock(1000.0)
+    assert c.now() == 1000.0
+    c.advance(0.25)
+    assert c.now() == 1000.25
+    c.set(5.0)
+    assert c.now() == 5.0
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError):
+            c.advance(bad)
+
+
+def test_set_with_ttl_reports_remaining_time(bucket: libstate.Bucket, clock: libstate.ManualClock) -> None:
     bucket.set("k", b"v", ttl=HOUR)
-    left = bucket.ttl("k")
-    assert left is not None and HOUR - 60 < left <= HOUR
+    assert bucket.ttl("k") == HOUR
+    clock.advance(600)
+    assert bucket.ttl("k") == HOUR - 600
     assert bucket["k"] == b"v"
+    clock.advance(HOUR - 600 - 0.001)
+    assert bucket["k"] == b"v"
+    clock.advance(0.001)
+    assert "k" not in bucket
 
 
 def test_key_without_ttl_reports_none(bucket: libstate.Bucket) -> None:
@@ -39,12 +69,12 @@ def test_ttl_of_missing_key_is_key_error(bucket: libstate.Bucket) -> None:
         bucket.ttl("nope")
 
 
-def test_expired_key_is_invisible_to_every_read(bucket: libstate.Bucket) -> None:
+def test_expired_key_is_invisible_to_every_read(bucket: libstate.Bucket, clock: libstate.ManualClock) -> None:
     bucket["stay"] = b"s"
     bucket.set("go", b"g", ttl=SHORT)
     bucket.set_many({"go2": b"x", "go3": b"y"}, ttl=SHORT)
     assert len(bucket) == 4
-    wait_past(SHORT)
+    clock.advance(SHORT)
     assert bucket.get("go") is None and "go" not in bucket
     with pytest.raises(KeyError):
         bucket["go"]
@@ -70,7 +100,7 @@ def test_plain_set_clears_the_ttl(bucket: libstate.Bucket) -> None:
     assert bucket.ttl("k") is not None and bucket.get_json("k") == [1]
 
 
-def test_expire_and_persist(bucket: libstate.Bucket) -> None:
+def test_expire_and_persist(bucket: libstate.Bucket, clock: libstate.ManualClock) -> None:
     assert bucket.expire("nope", HOUR) is False
     bucket["k"] = b"v"
     assert bucket.persist("k") is False
@@ -80,7 +110,7 @@ def test_expire_and_persist(bucket: libstate.Bucket) -> None:
     assert bucket.ttl("k") is None
     assert bucket.persist("nope") is False
     assert bucket.expire("k", SHORT) is True
-    wait_past(SHORT)
+    clock.advance(SHORT)
     assert "k" not in bucket
 
 
@@ -94,25 +124,25 @@ def test_non_positive_or_non_finite_ttl_is_invalid_and_writes_nothing(bucket: li
     assert "k" not in bucket and bucket.ttl("old") is None
 
 
-def test_ttl_survives_reopen(store_path: Path, open_store: OpenStore) -> None:
-    with open_store() as store:
+def test_ttl_survives_reopen(store_path: Path, open_store: OpenStore, clock: libstate.ManualClock) -> None:
+    with open_store(clock=clock) as store:
         b = store.bucket("b")
         b.set("long", b"1", ttl=HOUR)
         b.set("short", b"2", ttl=SHORT)
-    wait_past(SHORT)
-    with open_store() as store:
+    clock.advance(SHORT)
+    with open_store(clock=clock) as store:
         b = store.bucket("b")
-        left = b.ttl("long")
-        assert left is not None and left > HOUR - 60
+        assert b.ttl("long") == HOUR - SHORT
         assert "short" not in b
 
 
-def test_sweep_expired_removes_expired_records(store_path: Path, open_store: OpenStore) -> None:
-    with open_store(sweep_interval=None) as store:
+def test_sweep_expired_removes_expired_records(store_path: Path, open_store: OpenStore, clock: libstate.ManualClock) -> None:
+    with open_store(sweep_interval=None, clock=clock) as store:
         b = store.bucket("b")
         b.set_many({f"k{i}": b"v" for i in range(10)}, ttl=SHORT)
         b["stay"] = b"v"
-        wait_past(SHORT)
+        assert store.sweep_expired() == 0
+        clock.advance(SHORT)
         assert store.sweep_expired() == 10
         assert store.sweep_expired() == 0
         assert list(b) == ["stay"]
@@ -129,8 +159,8 @@ def test_bad_ttl_types_are_type_errors(bucket: libstate.Bucket) -> None:
         bucket.set("k", b"v", ttl="5")  # type: ignore[arg-type]
 
 
-def test_rewritten_key_is_not_swept_by_its_old_ttl(store_path: Path, open_store: OpenStore) -> None:
-    with open_store(sweep_interval=None) as store:
+def test_rewritten_key_is_not_swept_by_its_old_ttl(store_path: Path, open_store: OpenStore, clock: libstate.ManualClock) -> None:
+    with open_store(sweep_interval=None, clock=clock) as store:
         b = store.bucket("b")
         b.set("cleared", b"1", ttl=SHORT)
         b.clear()
@@ -138,6 +168,6 @@ def test_rewritten_key_is_not_swept_by_its_old_ttl(store_path: Path, open_store:
         b.set("deleted", b"1", ttl=SHORT)
         del b["deleted"]
         b["deleted"] = b"2"
-        wait_past(SHORT)
+        clock.advance(SHORT)
         store.sweep_expired()
         assert dict(b) == {"cleared": b"2", "deleted": b"2"}

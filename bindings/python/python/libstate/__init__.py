@@ -46,7 +46,7 @@ from ._errors import (
     StoreLocked,
     TooLarge,
 )
-from ._native import BucketIterator, Cursor
+from ._native import BucketIterator, Cursor, ManualClock
 
 __all__ = [
     "open",
@@ -54,6 +54,7 @@ __all__ = [
     "Bucket",
     "Cursor",
     "BucketIterator",
+    "ManualClock",
     "StateService",
     "StoreInfo",
     "CheckReport",
@@ -107,6 +108,7 @@ def open(  # noqa: A001 - the conventional name, as gzip.open and dbm.open
     max_value_size: int = DEFAULT_MAX_VALUE_SIZE,
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
     sweep_interval: float | None = DEFAULT_SWEEP_INTERVAL,
+    clock: ManualClock | None = None,
 ) -> Store:
     """Open (creating if needed) the store in directory ``path``.
 
@@ -123,6 +125,8 @@ def open(  # noqa: A001 - the conventional name, as gzip.open and dbm.open
     :param sweep_interval: seconds between background removals of expired records
         (> 0), or ``None`` for no background sweeping (:meth:`Store.sweep_expired`
         still works). Expired records are invisible to reads either way.
+    :param clock: a :class:`ManualClock` to judge TTLs by instead of the wall clock
+        (for tests: ``clock.advance(5)`` expires a 5-second TTL without waiting).
     :returns: a :class:`Store`; use it in a ``with`` block or call ``close()``.
     :raises InvalidArgument: an option is out of range, the engine is unknown, the
         path exists and is not a directory, or the store is already open in this
@@ -144,6 +148,7 @@ def open(  # noqa: A001 - the conventional name, as gzip.open and dbm.open
         max_value_size=max_value_size,
         max_batch_size=max_batch_size,
         sweep_interval=sweep_interval,
+        clock=clock,
     )
 
 

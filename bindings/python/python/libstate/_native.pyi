@@ -13,6 +13,7 @@ _BytesLike = bytes | bytearray | memoryview
 
 __all__ = [
     "Store",
+    "ManualClock",
     "Bucket",
     "Cursor",
     "BucketIterator",
@@ -37,6 +38,13 @@ MAX_KEY_LEN: int
 MAX_BUCKET_NAME_LEN: int
 
 @disjoint_base
+class ManualClock:
+    def __new__(cls, start: float | None = None) -> Self: ...
+    def advance(self, seconds: float) -> None: ...
+    def set(self, unix_seconds: float) -> None: ...
+    def now(self) -> float: ...
+
+@disjoint_base
 class Store:
     def __new__(
         cls,
@@ -49,6 +57,7 @@ class Store:
         max_value_size: int = ...,
         max_batch_size: int = ...,
         sweep_interval: float | None = ...,
+        clock: ManualClock | None = None,
     ) -> Self: ...
     @property
     def path(self) -> str: ...
