@@ -3,14 +3,14 @@
 
 use std::path::PathBuf;
 
-#[path = "../../fuzz/checks/support.rs"]
-mod support;
 #[path = "../../fuzz/checks/import.rs"]
 mod import;
 #[path = "../../fuzz/checks/memfile_log.rs"]
 mod memfile_log;
 #[path = "../../fuzz/checks/service.rs"]
 mod service;
+#[path = "../../fuzz/checks/support.rs"]
+mod support;
 
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -3,7 +3,6 @@
 
 use std::sync::OnceLock;
 
-
 use state_core::{ErrorKind, Format, Store};
 
 fn store() -> &'static Store {

@@ -3,7 +3,6 @@
 
 use std::sync::OnceLock;
 
-
 use state_core::StateService;
 use state_server::fuzzing::Harness;
 

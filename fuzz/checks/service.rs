@@ -3,7 +3,6 @@
 
 use std::sync::OnceLock;
 
-
 use state_core::{ErrorKind, StateService, SERVICE_METHODS};
 
 fn service() -> &'static StateService {

@@ -2,10 +2,10 @@
 
 use std::path::PathBuf;
 
-#[path = "../../fuzz/checks/support.rs"]
-mod support;
 #[path = "../../fuzz/checks/resp.rs"]
 mod resp;
+#[path = "../../fuzz/checks/support.rs"]
+mod support;
 
 #[test]
 fn resp_corpus() {
