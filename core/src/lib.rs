@@ -32,8 +32,8 @@
 // `unsafe` is allowed item by item, each with its SAFETY comment: `record::key_str`,
 // and in the memfile engine the in-place entry (`state::Entry`: its construction, reads,
 // `overwrite_value`, `Send`/`Sync`, `prefetch`; the in-place puts that call it,
-// `state::overwrite_in_index` from `BucketMap::put_encoded` and the log replay's
-// `open::Loading::apply`) and the mapped log window (`log::mmap`).
+// `state::overwrite_in_index` from `BucketMap::put_encoded` and, while loading,
+// `LoadingBucket::put_encoded`) and the mapped log window (`log::mmap`).
 #![deny(unsafe_code)]
 
 mod batch;

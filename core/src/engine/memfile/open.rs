@@ -11,59 +11,31 @@ use parking_lot::{Mutex, RwLock};
 use super::files::{self, FileName};
 use super::log::{self, LogFile, LogOp};
 use super::snapshot;
-use super::state::{overwrite_in_index, BucketMap, Entry, Hasher_, State, BUCKET_OVERHEAD};
+use super::state::{Hasher_, LoadingBucket, State, BUCKET_OVERHEAD};
 use super::{Inner, MemfileConfig, Writer};
 use crate::error::{Error, Result};
-
-/// A bucket while loading: the index, plus the snapshot's sorted list for as long as
-/// no log record has touched the bucket (then the order needs no sort).
-#[derive(Default)]
-struct LoadBucket {
-    index: HashSet<Entry, Hasher_>,
-    sorted: Option<Vec<Entry>>,
-}
 
 /// The state while loading. Log records update only the hash index; the ordered
 /// sets are built once at the end, which is much faster than inserting one by one.
 #[derive(Default)]
 struct Loading {
-    buckets: HashMap<Box<str>, LoadBucket, Hasher_>,
+    buckets: HashMap<Box<str>, LoadingBucket, Hasher_>,
 }
 
 impl Loading {
-    #[allow(unsafe_code)]
     fn apply(&mut self, op: LogOp<'_>) {
         match op {
-            LogOp::Put { bucket, entry } => {
-                match self.buckets.get_mut(bucket) {
-                    Some(b) => {
-                        // An overwrite with a value of the same length (a counter, a
-                        // session, a cursor: the common update) is copied in place: no
-                        // allocation, and the snapshot's sorted list stays valid, so the
-                        // bucket's order needs no sort at the end.
-                        let refs = 1 + usize::from(b.sorted.is_some());
-                        // SAFETY: `&mut self` holds this bucket's index and sorted list,
-                        // the only holders of its entries while loading; they hold
-                        // `refs` references to each (while the sorted list lasts, it
-                        // holds every entry of the index).
-                        if unsafe { overwrite_in_index(&mut b.index, entry, refs) }.is_none() {
-                            b.sorted = None;
-                            b.index.replace(Entry::from_encoded(entry));
-                        }
-                    }
-                    None => {
-                        let mut b = LoadBucket::default();
-                        b.index.insert(Entry::from_encoded(entry));
-                        self.buckets.insert(bucket.into(), b);
-                    }
+            LogOp::Put { bucket, entry } => match self.buckets.get_mut(bucket) {
+                Some(b) => b.put_encoded(entry),
+                None => {
+                    let mut b = LoadingBucket::default();
+                    b.put_encoded(entry);
+                    self.buckets.insert(bucket.into(), b);
                 }
-            }
+            },
             LogOp::Delete { bucket, key } => {
                 if let Some(b) = self.buckets.get_mut(bucket) {
-                    if b.index.remove(key) {
-                        b.sorted = None;
-                    }
-                    if b.index.is_empty() {
+                    if b.delete(key) {
                         self.buckets.remove(bucket);
                     }
                 }
@@ -77,10 +49,7 @@ impl Loading {
     fn finish(self) -> State {
         let mut state = State::default();
         for (name, b) in self.buckets {
-            let map = match b.sorted {
-                Some(sorted) => BucketMap::from_sorted(b.index, sorted),
-                None => BucketMap::from_index(b.index),
-            };
+            let map = b.finish();
             state.live_bytes += map.weight() + name.len() as u64 + BUCKET_OVERHEAD;
             state.buckets.insert(name, map);
         }
@@ -153,13 +122,9 @@ pub(super) fn open(dir: &Path, config: MemfileConfig) -> Result<(Inner, Repairs)
                 let mut index =
                     HashSet::with_capacity_and_hasher(entries.len(), Hasher_::default());
                 index.extend(entries.iter().cloned());
-                loading.buckets.insert(
-                    name,
-                    LoadBucket {
-                        index,
-                        sorted: Some(entries),
-                    },
-                );
+                loading
+                    .buckets
+                    .insert(name, LoadingBucket::from_snapshot(index, entries));
             }
             (gen, loaded.header.next_seq)
         }

@@ -30,31 +30,96 @@ use std::sync::Arc;
 
 use crate::engine::WriteOp;
 
+/// How many references the structures of one bucket hold to each of its entries:
+/// its hash index, and its ordered set ([`BucketMap`]) or, while loading, the
+/// snapshot's sorted list ([`LoadingBucket`]). An entry is overwritten in place only
+/// when this is its whole reference count; a compaction in progress holds more.
+const HOLDERS: usize = 2;
+
 /// If `index` holds the key of the entry encoded in `encoded` (`key_len:u16 key
 /// value`, layout checked by the caller) with a value of the same length, copies the
 /// new value into that entry in place and returns the entry's weight. `None` when the
-/// key is absent, the length differs, or the entry has more than `refs` references (a
-/// compaction holds it): the caller then replaces the entry.
+/// key is absent, the length differs, or the entry has more than [`HOLDERS`]
+/// references (a compaction holds it): the caller then replaces the entry.
 ///
 /// # Safety
-/// The caller holds by `&mut` every structure that holds this index's entries (so no
-/// borrow of an entry's bytes is alive), and together they hold `refs` references to
-/// each entry.
+/// The caller holds by `&mut` the two structures of one bucket (its index, passed
+/// here, and its ordered set or sorted list), which hold [`HOLDERS`] references to
+/// each entry of `index` between them; so no borrow of an entry's bytes is alive, and
+/// no other reference can be made while this runs.
 #[allow(unsafe_code)]
-pub(super) unsafe fn overwrite_in_index(
-    index: &mut HashSet<Entry, Hasher_>,
-    encoded: &[u8],
-    refs: usize,
-) -> Option<u64> {
+unsafe fn overwrite_in_index(index: &mut HashSet<Entry, Hasher_>, encoded: &[u8]) -> Option<u64> {
     let key_len = usize::from(u16::from_le_bytes([encoded[0], encoded[1]]));
     let (key, value) = encoded[2..].split_at(key_len);
     let old = index.get(key)?;
+    debug_assert!(
+        Arc::strong_count(&old.0) >= HOLDERS,
+        "an indexed entry is held by both structures of its bucket"
+    );
     // SAFETY: forwarded from this function's contract: `old` is an entry of `index`,
-    // whose holders the caller has by `&mut`, and `refs` is their reference count.
-    if old.value().len() == value.len() && unsafe { old.overwrite_value(value, refs) } {
+    // whose bucket's two structures the caller holds by `&mut`, and they hold
+    // `HOLDERS` references to it.
+    if old.value().len() == value.len() && unsafe { old.overwrite_value(value, HOLDERS) } {
         Some(old.weight())
     } else {
         None
+    }
+}
+
+/// A bucket while a store loads: the hash index, plus the snapshot's sorted list for
+/// as long as no log record has added or removed one of the bucket's keys (then the
+/// ordered set is built without a sort, see [`LoadingBucket::finish`]).
+#[derive(Default)]
+pub(super) struct LoadingBucket {
+    index: HashSet<Entry, Hasher_>,
+    /// Every entry of `index`, in key order; `None` once that no longer holds.
+    sorted: Option<Vec<Entry>>,
+}
+
+impl LoadingBucket {
+    /// A bucket as a snapshot holds it: its index and the same entries in strictly
+    /// ascending key order (both checked by the caller).
+    pub(super) fn from_snapshot(index: HashSet<Entry, Hasher_>, sorted: Vec<Entry>) -> Self {
+        debug_assert_eq!(index.len(), sorted.len());
+        LoadingBucket {
+            index,
+            sorted: Some(sorted),
+        }
+    }
+
+    /// Applies a logged put. An overwrite with a value of the same length (a counter,
+    /// a session, a cursor: the common update) is copied in place while the sorted
+    /// list lasts: no allocation, and the list stays valid, so the bucket's order
+    /// needs no sort at the end.
+    #[allow(unsafe_code)]
+    pub(super) fn put_encoded(&mut self, encoded: &[u8]) {
+        if self.sorted.is_some() {
+            // SAFETY: `&mut self` holds this bucket's index and sorted list, the
+            // bucket's two structures while loading; the sorted list holds every
+            // entry of the index, so together they hold `HOLDERS` references to each.
+            if unsafe { overwrite_in_index(&mut self.index, encoded) }.is_some() {
+                return;
+            }
+        }
+        self.sorted = None;
+        self.index.replace(Entry::from_encoded(encoded));
+    }
+
+    /// Applies a logged delete. Returns whether the bucket is now empty.
+    pub(super) fn delete(&mut self, key: &[u8]) -> bool {
+        if self.index.remove(key) {
+            self.sorted = None;
+        }
+        self.index.is_empty()
+    }
+
+    /// The bucket's map: the sorted list turned into the ordered set, or the index
+    /// sorted when the list did not last.
+    pub(super) fn finish(self) -> BucketMap {
+        match self.sorted {
+            Some(sorted) => BucketMap::from_sorted(self.index, sorted),
+            None => BucketMap::from_index(self.index),
+        }
     }
 }
 
@@ -399,8 +464,9 @@ impl BucketMap {
     #[allow(unsafe_code)]
     pub(super) fn put_encoded(&mut self, encoded: &[u8]) -> Option<u64> {
         // SAFETY: this map holds its index and its ordered set, both by `&mut self`
-        // here, and they hold two references to each entry.
-        if let Some(weight) = unsafe { overwrite_in_index(&mut self.index, encoded, 2) } {
+        // here, and they hold `HOLDERS` references to each entry (every entry is in
+        // both: `put`, `delete` and the constructors keep them equal).
+        if let Some(weight) = unsafe { overwrite_in_index(&mut self.index, encoded) } {
             return Some(weight);
         }
         self.put(Entry::from_encoded(encoded))
@@ -574,6 +640,56 @@ mod tests {
 
     fn entry(k: &str, v: &str) -> Entry {
         Entry::from_encoded(&encoded(k, v))
+    }
+
+    fn loading(keys: &[(&str, &str)]) -> LoadingBucket {
+        let sorted: Vec<Entry> = keys.iter().map(|(k, v)| entry(k, v)).collect();
+        let mut index = HashSet::with_hasher(Hasher_::default());
+        index.extend(sorted.iter().cloned());
+        LoadingBucket::from_snapshot(index, sorted)
+    }
+
+    fn finished(b: LoadingBucket) -> Vec<(String, String)> {
+        b.finish()
+            .range(Bound::Unbounded, Bound::Unbounded, false)
+            .map(|e| {
+                (
+                    String::from_utf8(e.key().to_vec()).unwrap(),
+                    String::from_utf8(e.value().to_vec()).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn loading_overwrites_in_place_while_the_sorted_list_lasts() {
+        let mut b = loading(&[("a", "1"), ("b", "2")]);
+        let before = b.index.get(&b"a"[..]).unwrap().0.get();
+        b.put_encoded(&encoded("a", "9"));
+        // Same allocation, new value, and the sorted list still stands.
+        assert_eq!(b.index.get(&b"a"[..]).unwrap().0.get(), before);
+        assert!(b.sorted.is_some());
+        assert_eq!(
+            finished(b),
+            [("a".into(), "9".into()), ("b".into(), "2".into())]
+        );
+    }
+
+    #[test]
+    fn loading_replaces_and_sorts_when_keys_or_lengths_change() {
+        let mut b = loading(&[("a", "1"), ("c", "3")]);
+        b.put_encoded(&encoded("a", "longer"));
+        assert!(b.sorted.is_none());
+        // Without the sorted list an entry has one holder: replaced, never written.
+        b.put_encoded(&encoded("c", "4"));
+        b.put_encoded(&encoded("b", "2"));
+        assert!(!b.delete(b"c"));
+        assert_eq!(
+            finished(b),
+            [("a".into(), "longer".into()), ("b".into(), "2".into())]
+        );
+        let mut b = loading(&[("a", "1")]);
+        assert!(b.delete(b"a"));
     }
 
     #[test]
