@@ -103,6 +103,23 @@ pub(crate) struct SledEngine {
     /// Large values live in files under `blobs/`, which sled writes without any
     /// sync; these are the ones already made durable (blob files never change).
     synced_blobs: parking_lot::Mutex<HashSet<OsString>>,
+    /// Set once sled has reported an I/O error (a full disk, a failing device). sled
+    /// 0.34 then never finishes dropping its `Db`: the drop waits forever for a
+    /// flush that cannot happen (seen on a full tmpfs). Such an engine is abandoned
+    /// when dropped instead (see `Drop`), so closing returns.
+    failed: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for SledEngine {
+    fn drop(&mut self) {
+        if self.failed.load(std::sync::atomic::Ordering::Acquire) {
+            // Keep one reference to the `Db` for the rest of the process, so its
+            // never-ending drop never runs. Its threads, memory and file lock stay
+            // until the process exits; reopening the directory in this process is
+            // *locked* until then (the close error says so).
+            std::mem::forget(self.db.clone());
+        }
+    }
 }
 
 impl SledEngine {
@@ -130,6 +147,7 @@ impl SledEngine {
             path: path.to_path_buf(),
             log,
             synced_blobs: parking_lot::Mutex::new(HashSet::new()),
+            failed: std::sync::atomic::AtomicBool::new(false),
         };
         // sled created its files; make their directory entries durable.
         sync_dir(path)?;
@@ -169,6 +187,10 @@ impl SledEngine {
     }
 
     fn map_err(&self, e: sled::Error) -> Error {
+        if matches!(e, sled::Error::Io(_)) {
+            self.failed
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
         map_error(&self.path, e)
     }
 }
@@ -215,6 +237,18 @@ fn map_open_error(path: &Path, e: sled::Error) -> Error {
         sled::Error::Io(io) if is_lock_error(&io) => Error::Locked {
             path: path.to_path_buf(),
         },
+        // sled writes while it opens a store (its recovery and a new segment), so a
+        // full file system refuses even a store that would only be read.
+        sled::Error::Io(io) if is_out_of_space(&io) => Error::io(
+            path,
+            io::Error::new(
+                io.kind(),
+                format!(
+                    "{io}: sled writes while it opens a store, so it needs some free \
+                     space on this file system even to read it; free space and retry"
+                ),
+            ),
+        ),
         sled::Error::Unsupported(msg) => {
             corrupt_after_open(path, format!("sled cannot open it: {msg}"))
         }
@@ -227,6 +261,11 @@ fn map_open_error(path: &Path, e: sled::Error) -> Error {
 /// `config.rs` `try_lock`); there is no structured way to detect it.
 fn is_lock_error(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::WouldBlock || e.to_string().contains("could not acquire lock")
+}
+
+/// ENOSPC or EDQUOT.
+fn is_out_of_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(28 | 122))
 }
 
 fn map_error(path: &Path, e: sled::Error) -> Error {
@@ -422,9 +461,11 @@ impl StorageEngine for SledEngine {
     fn sync(&self) -> Result<()> {
         self.db.flush().map_err(|e| self.map_err(e))?;
         self.sync_blobs()?;
-        self.log
-            .sync_data()
-            .map_err(|e| Error::io(&self.path.join("db"), e))
+        self.log.sync_data().map_err(|e| {
+            self.failed
+                .store(true, std::sync::atomic::Ordering::Release);
+            Error::io(&self.path.join("db"), e)
+        })
     }
 
     fn disk_size(&self) -> Result<u64> {
@@ -432,6 +473,10 @@ impl StorageEngine for SledEngine {
     }
 
     fn lock_file(&self) -> Option<PathBuf> {
+        // An engine abandoned after an I/O error keeps its lock: nothing to wait for.
+        if self.failed.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
         // sled 0.34 takes its exclusive lock on the log file itself (config.rs).
         Some(self.path.join("db"))
     }
