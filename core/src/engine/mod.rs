@@ -175,7 +175,65 @@ pub trait StorageEngine: Send + Sync {
     fn lock_file(&self) -> Option<PathBuf> {
         None
     }
+
+    /// The version of `bucket` (a user bucket, covering its companion buckets too,
+    /// see [`home_bucket`]) for an optimistic read-modify-write across processes, or
+    /// `None` (the default) for an engine only one process opens at a time, where the
+    /// store's write lock already makes read-modify-writes atomic.
+    ///
+    /// An engine that returns `Some` changes the version with every write to the
+    /// bucket or its companions, by any process, and implements
+    /// [`write_if_unchanged`](Self::write_if_unchanged). The store then runs each
+    /// read-modify-write as: read the version, read the records, and commit with
+    /// `write_if_unchanged`, starting again from the version read if it returns
+    /// `false`.
+    fn version(&self, bucket: &str) -> Result<Option<u64>> {
+        let _ = bucket;
+        Ok(None)
+    }
+
+    /// Applies `ops` (all on `bucket` and its companions) atomically if `bucket`'s
+    /// [`version`](Self::version) is still `version`; returns `false` and writes
+    /// nothing otherwise. The default (for engines whose `version` is `None`) writes
+    /// unconditionally.
+    fn write_if_unchanged(&self, bucket: &str, version: u64, ops: &[WriteOp<'_>]) -> Result<bool> {
+        let _ = (bucket, version);
+        self.write(ops)?;
+        Ok(true)
+    }
+
+    /// What the engine can say about where its data lives, for
+    /// [`crate::StoreInfo::engine_details`] (a server's version and persistence
+    /// settings, for example); `None` (the default) for nothing beyond the figures
+    /// the store already reports.
+    fn details(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
 }
+
+/// The internal bucket of kind `kind` that belongs to user bucket `bucket` (its
+/// *companion*, such as its expiry index). Every batch the store writes touches one
+/// user bucket and its companions only, so an engine that places buckets on shards
+/// (Redis Cluster slots) places a companion with its [`home_bucket`] and keeps every
+/// batch on one shard. `kind` must not contain `\u{1f}`.
+pub fn companion_bucket(kind: &str, bucket: &str) -> String {
+    format!("{COMPANION_PREFIX}{kind}{COMPANION_SEPARATOR}{bucket}")
+}
+
+/// The bucket whose data `name` belongs with: the user bucket of a companion bucket
+/// (see [`companion_bucket`]), else `name` itself (a user bucket, or one of the
+/// store's global internal buckets).
+pub fn home_bucket(name: &str) -> &str {
+    name.strip_prefix(COMPANION_PREFIX)
+        .and_then(|rest| rest.split_once(COMPANION_SEPARATOR))
+        .map_or(name, |(_, home)| home)
+}
+
+/// First character of a companion bucket's name (a control character: no user
+/// bucket name has one).
+const COMPANION_PREFIX: char = '\u{3}';
+/// Ends a companion bucket's kind; the user bucket's name follows.
+const COMPANION_SEPARATOR: char = '\u{1f}';
 
 /// What the store tells an engine it opens: the store-wide options an engine may
 /// tune itself to.

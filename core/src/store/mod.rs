@@ -269,6 +269,40 @@ impl Shared {
         Ok(written.out)
     }
 
+    /// Runs a read-modify-write `f` of `bucket` (and its companion buckets): atomic
+    /// against every other writer of the store, in this process (the write lock) and,
+    /// for an engine that other processes share (its `version` is `Some`), in those
+    /// too: `f`'s reads go to the engine, its writes are held back and committed with
+    /// `write_if_unchanged`, and `f` runs again from the start if another process
+    /// wrote to the bucket in between. `f` must write at most once, after its reads.
+    pub(crate) fn rmw<T>(
+        &self,
+        bucket: &str,
+        mut f: impl FnMut(&dyn StorageEngine) -> Result<Written<T>>,
+    ) -> Result<T> {
+        self.write_with(|engine| {
+            for _ in 0..MAX_RMW_ATTEMPTS {
+                let Some(version) = engine.version(bucket)? else {
+                    return f(engine);
+                };
+                let deferred = Deferred::new(engine);
+                let written = f(&deferred)?;
+                let ops = deferred.into_ops();
+                if ops.is_empty() {
+                    return Ok(written);
+                }
+                let ops: Vec<WriteOp<'_>> = ops.iter().map(OwnedOp::as_op).collect();
+                if engine.write_if_unchanged(bucket, version, &ops)? {
+                    return Ok(written);
+                }
+            }
+            Err(Error::Internal(format!(
+                "a read-modify-write of bucket {bucket:?} conflicted with other processes' \
+                 writes {MAX_RMW_ATTEMPTS} times in a row; retry it"
+            )))
+        })
+    }
+
     fn after_write(&self, engine: &dyn StorageEngine) -> Result<()> {
         if self.opts.sync {
             let seq = self.sync.note_durable_write();
@@ -282,6 +316,9 @@ impl Shared {
     pub(crate) fn remove_bucket(&self, name: &str) -> Result<bool> {
         self.write_with(|e| {
             let removed = e.remove_bucket(name)?;
+            // Its expiry index goes with it (after the records: a crash between the
+            // two leaves index entries the sweeper drops as stale).
+            e.remove_bucket(&expiry::index_bucket(name))?;
             Ok(if removed {
                 Written::changed(true)
             } else {
@@ -350,6 +387,108 @@ impl Shared {
             }
             None => Ok(()),
         }
+    }
+}
+
+/// How often a read-modify-write is tried before a conflict with other processes is
+/// reported (each failed try means another process's write to the bucket committed).
+const MAX_RMW_ATTEMPTS: usize = 1000;
+
+/// An owned [`WriteOp`], held back by [`Deferred`].
+enum OwnedOp {
+    Put(String, Vec<u8>, Vec<u8>),
+    Delete(String, Vec<u8>),
+}
+
+impl OwnedOp {
+    fn as_op(&self) -> WriteOp<'_> {
+        match self {
+            OwnedOp::Put(bucket, key, value) => WriteOp::Put { bucket, key, value },
+            OwnedOp::Delete(bucket, key) => WriteOp::Delete { bucket, key },
+        }
+    }
+}
+
+/// An engine whose reads go to `inner` and whose writes are held back, for an
+/// optimistic read-modify-write ([`Shared::rmw`]).
+struct Deferred<'a> {
+    inner: &'a dyn StorageEngine,
+    ops: Mutex<Vec<OwnedOp>>,
+}
+
+impl<'a> Deferred<'a> {
+    fn new(inner: &'a dyn StorageEngine) -> Deferred<'a> {
+        Deferred {
+            inner,
+            ops: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn into_ops(self) -> Vec<OwnedOp> {
+        self.ops.into_inner()
+    }
+}
+
+impl StorageEngine for Deferred<'_> {
+    fn get(&self, bucket: &str, key: &[u8], visit: &mut dyn FnMut(&[u8])) -> Result<bool> {
+        self.inner.get(bucket, key, visit)
+    }
+
+    fn get_many(
+        &self,
+        bucket: &str,
+        keys: &[&[u8]],
+        visit: &mut dyn FnMut(usize, &[u8]),
+    ) -> Result<()> {
+        self.inner.get_many(bucket, keys, visit)
+    }
+
+    fn write(&self, ops: &[WriteOp<'_>]) -> Result<()> {
+        let mut held = self.ops.lock();
+        for op in ops {
+            held.push(match *op {
+                WriteOp::Put { bucket, key, value } => {
+                    OwnedOp::Put(bucket.to_string(), key.to_vec(), value.to_vec())
+                }
+                WriteOp::Delete { bucket, key } => {
+                    OwnedOp::Delete(bucket.to_string(), key.to_vec())
+                }
+            });
+        }
+        Ok(())
+    }
+
+    fn scan(
+        &self,
+        bucket: &str,
+        lower: std::ops::Bound<&[u8]>,
+        upper: std::ops::Bound<&[u8]>,
+        reverse: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> engine::Visit,
+    ) -> Result<()> {
+        self.inner.scan(bucket, lower, upper, reverse, visit)
+    }
+
+    fn count(&self, bucket: &str) -> Result<u64> {
+        self.inner.count(bucket)
+    }
+
+    fn bucket_names(&self) -> Result<Vec<String>> {
+        self.inner.bucket_names()
+    }
+
+    fn remove_bucket(&self, _bucket: &str) -> Result<bool> {
+        Err(Error::Internal(
+            "a bucket cannot be removed inside a read-modify-write".into(),
+        ))
+    }
+
+    fn sync(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn disk_size(&self) -> Result<u64> {
+        self.inner.disk_size()
     }
 }
 
@@ -444,6 +583,7 @@ impl Store {
         let mut engine = engine::open(&config, &dir, &context)?;
         let generation = checkpoint::verify(&dir, marker.as_ref(), &*engine)?;
         engine.finish_open()?;
+        expiry::migrate(&dir, &*engine)?;
         if marker.is_none() {
             checkpoint::write_marker(&dir, &name, generation)?;
         }
