@@ -27,9 +27,11 @@ use crate::checkpoint;
 use crate::error::{Error, Result};
 
 pub(crate) mod memfile;
+pub(crate) mod redis;
 pub(crate) mod sled;
 
 pub use self::memfile::MemfileConfig;
+pub use self::redis::{is_url as is_redis_url, RedisConfig, DEFAULT_NAMESPACE, DEFAULT_TIMEOUT};
 pub use self::sled::{SledConfig, DEFAULT_CACHE_SIZE};
 
 /// One write in an atomic batch.
@@ -294,6 +296,14 @@ pub trait EngineFactory: fmt::Debug + Send + Sync {
         let _ = dir;
         Ok(None)
     }
+
+    /// Whether several processes (on several hosts) may open this engine's store at
+    /// once (a server-backed engine such as Redis): it then holds no lock file and
+    /// its engines make read-modify-writes atomic across processes
+    /// ([`StorageEngine::version`]). The default is `false`.
+    fn shared_between_processes(&self) -> bool {
+        false
+    }
 }
 
 /// Which kind of storage engine a store uses; [`EngineConfig`] adds its options.
@@ -306,18 +316,23 @@ pub enum Engine {
     /// Everything in memory, persisted to an append-only log plus snapshots
     /// (`docs/memfile-format.md`). The fastest engine; the data must fit in RAM.
     Memfile,
+    /// A Redis server or Redis Cluster ([`RedisConfig`]), opened by URL; several
+    /// processes on several hosts may open one store at once.
+    Redis,
     /// An engine defined outside `state-core`, opened through
     /// [`EngineConfig::Custom`]; its name is [`crate::Store::engine_name`].
     Custom,
 }
 
 impl Engine {
-    /// The engine's name as used in options and messages (`"sled"`, `"memfile"`;
+    /// The engine's name as used in options and messages (`"sled"`, `"memfile"`,
+    /// `"redis"`;
     /// `"custom"` for any engine defined outside `state-core`).
     pub fn as_str(self) -> &'static str {
         match self {
             Engine::Sled => "sled",
             Engine::Memfile => "memfile",
+            Engine::Redis => "redis",
             Engine::Custom => "custom",
         }
     }
@@ -355,13 +370,15 @@ impl fmt::Display for Engine {
 impl FromStr for Engine {
     type Err = Error;
 
-    /// Parses `"sled"` or `"memfile"`; anything else is an *invalid argument* error.
+    /// Parses `"sled"`, `"memfile"` or `"redis"`; anything else is an *invalid
+    /// argument* error.
     fn from_str(s: &str) -> Result<Engine> {
         match s {
             "sled" => Ok(Engine::Sled),
             "memfile" => Ok(Engine::Memfile),
+            "redis" => Ok(Engine::Redis),
             other => Err(Error::invalid(format!(
-                "unknown engine {other:?} (expected \"sled\" or \"memfile\")"
+                "unknown engine {other:?} (expected \"sled\", \"memfile\" or \"redis\")"
             ))),
         }
     }
@@ -378,6 +395,8 @@ pub enum EngineConfig {
     Sled(SledConfig),
     /// The memfile engine.
     Memfile(MemfileConfig),
+    /// The Redis engine: a Redis server or Redis Cluster named by URL.
+    Redis(RedisConfig),
     /// An engine defined outside `state-core` (and the hook tests use to run the
     /// conformance suite against one): the factory opens it.
     Custom(Arc<dyn EngineFactory>),
@@ -395,6 +414,7 @@ impl EngineConfig {
         match self {
             EngineConfig::Sled(_) => Engine::Sled,
             EngineConfig::Memfile(_) => Engine::Memfile,
+            EngineConfig::Redis(_) => Engine::Redis,
             EngineConfig::Custom(_) => Engine::Custom,
         }
     }
@@ -413,10 +433,26 @@ impl EngineConfig {
         }
     }
 
+    /// Whether several processes may open this engine's store at once (see
+    /// [`EngineFactory::shared_between_processes`]).
+    pub fn shared_between_processes(&self) -> bool {
+        self.factory().shared_between_processes()
+    }
+
+    /// Where a server-backed engine's data is ([`RedisConfig::location`]), for a
+    /// store opened without a local directory; `None` for the other engines.
+    pub(crate) fn remote_location(&self) -> Option<String> {
+        match self {
+            EngineConfig::Redis(c) => Some(c.location()),
+            _ => None,
+        }
+    }
+
     fn factory(&self) -> &dyn EngineFactory {
         match self {
             EngineConfig::Sled(c) => c,
             EngineConfig::Memfile(c) => c,
+            EngineConfig::Redis(c) => c,
             EngineConfig::Custom(f) => &**f,
         }
     }
@@ -424,11 +460,14 @@ impl EngineConfig {
 
 impl From<Engine> for EngineConfig {
     /// The engine with its default options. [`Engine::Custom`] names no factory and
-    /// converts to the default engine's config; use [`EngineConfig::Custom`] instead.
+    /// [`Engine::Redis`] no server: both convert to the default engine's config; use
+    /// [`EngineConfig::Custom`], or a [`RedisConfig`] (or open by URL), instead.
     fn from(engine: Engine) -> EngineConfig {
         match engine {
             Engine::Memfile => EngineConfig::Memfile(MemfileConfig::default()),
-            Engine::Sled | Engine::Custom => EngineConfig::Sled(SledConfig::default()),
+            Engine::Sled | Engine::Redis | Engine::Custom => {
+                EngineConfig::Sled(SledConfig::default())
+            }
         }
     }
 }
@@ -442,6 +481,12 @@ impl From<&EngineConfig> for EngineConfig {
 impl From<SledConfig> for EngineConfig {
     fn from(config: SledConfig) -> EngineConfig {
         EngineConfig::Sled(config)
+    }
+}
+
+impl From<RedisConfig> for EngineConfig {
+    fn from(config: RedisConfig) -> EngineConfig {
+        EngineConfig::Redis(config)
     }
 }
 
