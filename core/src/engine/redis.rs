@@ -482,10 +482,32 @@ impl RedisEngine {
     fn open_conn(&self) -> redis::RedisResult<Conn> {
         match &self.client {
             Client::Single(client) => {
-                let c = client.get_connection_with_timeout(self.timeout)?;
-                c.set_read_timeout(Some(self.timeout))?;
-                c.set_write_timeout(Some(self.timeout))?;
-                Ok(Conn::Single(c))
+                // The crate bounds the TCP connect by the timeout but reads its
+                // handshake replies (AUTH, SELECT, CLIENT SETINFO) without one: a
+                // server that accepts and never answers would hang the caller. So
+                // the connect runs on a thread of its own, waited for at most the
+                // timeout; a thread left waiting ends when the server answers or
+                // its connection is cut.
+                let (tx, rx) = std::sync::mpsc::channel();
+                let (client, timeout) = (client.clone(), self.timeout);
+                std::thread::Builder::new()
+                    .name("libstate-redis-connect".into())
+                    .spawn(move || {
+                        let c = client.get_connection_with_timeout(timeout).and_then(|c| {
+                            c.set_read_timeout(Some(timeout))?;
+                            c.set_write_timeout(Some(timeout))?;
+                            Ok(c)
+                        });
+                        let _ = tx.send(c);
+                    })
+                    .map_err(RedisError::from)?;
+                match rx.recv_timeout(self.timeout) {
+                    Ok(c) => Ok(Conn::Single(c?)),
+                    Err(_) => Err(RedisError::from(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("no answer while connecting within {:?}", self.timeout),
+                    ))),
+                }
             }
             Client::Cluster(client) => Ok(Conn::Cluster(Box::new(client.get_connection()?))),
         }
