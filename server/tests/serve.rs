@@ -34,7 +34,9 @@ async fn start(f: &Fixture, cfg: Config) -> (Server, Store) {
         .engine(Engine::Memfile)
         .open(&f.store_dir)
         .unwrap();
-    let server = Server::bind(StateService::new(store.clone()), cfg).await.unwrap();
+    let server = Server::bind(StateService::new(store.clone()), cfg)
+        .await
+        .unwrap();
     (server, store)
 }
 
@@ -106,7 +108,10 @@ async fn quota_over_resp_and_http() {
     let mut c = BufReader::new(TcpStream::connect(resp).await.unwrap());
     let auth = format!("AUTH {}\r\nSET a 1\r\nSET b 2\r\n", f.token);
     let out = exchange(&mut c, auth.as_bytes(), 3).await;
-    assert!(out.starts_with("+OK\r\n+OK\r\n-ERR quota exceeded: client \"alice\""), "{out}");
+    assert!(
+        out.starts_with("+OK\r\n+OK\r\n-ERR quota exceeded: client \"alice\""),
+        "{out}"
+    );
 
     let mut h = TcpStream::connect(http).await.unwrap();
     let body = r#"{"key":"c","value":"MQ=="}"#;
