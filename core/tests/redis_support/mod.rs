@@ -230,3 +230,76 @@ pub fn engine_for(url: &str) -> EngineConfig {
         url: url.to_string(),
     }))
 }
+
+/// A three-master Redis Cluster of servers on free loopback ports.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+    /// `redis+cluster://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3`.
+    pub url: String,
+}
+
+impl RedisCluster {
+    /// Starts three cluster-enabled servers, joins them with
+    /// `redis-cli --cluster create`, and waits for `cluster_state:ok` (bounded).
+    pub fn start() -> RedisCluster {
+        let nodes: Vec<RedisServer> = (0..3)
+            .map(|_| {
+                RedisServer::start_tcp(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "2000",
+                ])
+            })
+            .collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port.unwrap()))
+            .collect();
+        let status = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .arg("--cluster-yes")
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "redis-cli --cluster create failed");
+        let start = Instant::now();
+        for n in &nodes {
+            let mut c = n.connection();
+            loop {
+                let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut c).unwrap();
+                if info.contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(
+                    start.elapsed() < START_TIMEOUT,
+                    "the cluster never became ok"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let url = format!("redis+cluster://{}", addrs.join(","));
+        RedisCluster { nodes, url }
+    }
+}
+
+/// The cluster shared by the tests of one binary (killed at exit by the watchdogs).
+pub fn shared_cluster_url() -> String {
+    static CLUSTER: OnceLock<String> = OnceLock::new();
+    CLUSTER
+        .get_or_init(|| {
+            if let Ok(url) = std::env::var("LIBSTATE_TEST_REDIS_CLUSTER_URL") {
+                return url;
+            }
+            let cluster = RedisCluster::start();
+            let url = cluster.url.clone();
+            std::mem::forget(cluster);
+            std::env::set_var("LIBSTATE_TEST_REDIS_CLUSTER_URL", &url);
+            url
+        })
+        .clone()
+}
