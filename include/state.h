@@ -306,8 +306,12 @@ typedef struct state_options {
    */
   size_t struct_size;
   /**
-   * Storage engine by name (`"sled"`), or NULL for the default (`"sled"`).
-   * The string is read during `state_open` only.
+   * Storage engine by name (`"sled"`, `"memfile"`, `"redis"`), or NULL for the
+   * default (`"sled"`). The string is read during `state_open` only. With
+   * `"redis"`, `state_open`'s `path` must be the server's URL (`redis://host:port/db`,
+   * `rediss://`, `redis+unix:///socket`, `redis+cluster://h1:p1,h2:p2`, with
+   * optional `?namespace=NAME&timeout_ms=N`); a path that is such a URL opens the
+   * Redis engine whatever this field says.
    */
   const char *engine;
   /**

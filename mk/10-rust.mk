@@ -3,7 +3,7 @@
 ALL_TARGETS += rust-example
 TEST_TARGETS += rust-lint rust-test
 
-.PHONY: rust-build rust-example rust-lint rust-test
+.PHONY: rust-build rust-example rust-lint rust-test redis-packages
 rust-build:
 	$(CARGO) build --release --workspace
 
@@ -14,7 +14,11 @@ rust-lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-rust-test:
+# The Redis engine's tests (core/tests/redis_*.rs) start real redis-server processes.
+redis-packages:
+	scripts/ensure-packages.sh redis-server redis-tools
+
+rust-test: redis-packages
 	$(CARGO) test --workspace
 
 # Opt-in: the memfile engine's in-memory state (core/src/engine/memfile/state.rs, whose

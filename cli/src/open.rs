@@ -45,12 +45,24 @@ pub fn now_ms() -> u64 {
 impl Target {
     /// The engine to open the store with: `--engine`, else the one that made the
     /// store, else sled. Errors if the store must exist and does not.
+    /// A `--store` that is a Redis URL (`redis://...`, see
+    /// `state_core::RedisConfig`) is a Redis store: it always exists.
     pub fn engine_for(&self, access: Access) -> CmdResult<Engine> {
+        if self.is_url() {
+            return Ok(Engine::Redis);
+        }
         let detected = Engine::detect(&self.dir)?;
         if detected.is_none() && access == Access::Existing {
             return Err(missing_store(&self.dir));
         }
         Ok(self.engine.or(detected).unwrap_or_default())
+    }
+
+    /// Whether `--store` names a Redis server by URL rather than a directory.
+    pub fn is_url(&self) -> bool {
+        self.dir
+            .to_str()
+            .is_some_and(state_core::engine::is_redis_url)
     }
 
     /// Opens the store.

@@ -32,6 +32,8 @@ pub fn serve(target: &Target, a: ServeArgs) -> CmdResult {
     let unix = match a.unix.as_deref() {
         Some("off") => None,
         Some(p) => Some(PathBuf::from(p)),
+        // A store on a Redis server has no directory to put the socket in.
+        None if target.is_url() => None,
         None => Some(store.path().join(SOCKET_NAME)),
     };
     let cfg = Config {

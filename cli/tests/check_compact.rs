@@ -67,11 +67,12 @@ fn check_reports_an_unreadable_record_and_a_missing_expiry_index_entry() {
     env.ok(&["--engine", "sled", "set", "b", "k", "v", "--ttl", "1h"]);
     env.ok(&["set", "c", "a", "fine"]);
     {
-        // Below libstate: drop the expiry index entry of b/k and store a record
-        // whose header no libstate version writes.
+        // Below libstate: drop the expiry index entry of b/k (in bucket b's index,
+        // the companion bucket "\x03expiry\x1fb") and store a record whose header
+        // no libstate version writes.
         let db = sled::open(&env.store).unwrap();
         let index: Vec<_> = db
-            .scan_prefix(b"\x01expiry\x00")
+            .scan_prefix(b"\x03expiry\x1fb\x00")
             .keys()
             .map(|k| k.unwrap())
             .collect();

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::cursor::Cursor;
 use crate::engine::{StorageEngine, Visit, WriteOp};
 use crate::error::{Error, Result};
-use crate::expiry::{self, Ttl, INDEX_BUCKET};
+use crate::expiry::{self, Ttl};
 use crate::iter::Iter;
 use crate::lend::Lending;
 use crate::limits;
@@ -185,7 +185,8 @@ impl Bucket {
     pub fn delete(&self, key: &str) -> Result<bool> {
         limits::check_key(key)?;
         let shared = self.shared()?;
-        shared.write_with(|engine| {
+        let index_bucket = expiry::index_bucket(&self.name);
+        shared.rmw(&self.name, |engine| {
             let mut found = Stored::Missing;
             engine.get(&self.name, key.as_bytes(), &mut |raw| {
                 found = match stored(shared, raw, &mut None) {
@@ -200,14 +201,14 @@ impl Bucket {
             if found.is_stored() {
                 let index = found
                     .deadline_ms()
-                    .map(|d| expiry::index_key(d, &self.name, key.as_bytes()));
+                    .map(|d| expiry::index_key(d, key.as_bytes()));
                 let mut ops = vec![WriteOp::Delete {
                     bucket: &self.name,
                     key: key.as_bytes(),
                 }];
                 if let Some(index) = &index {
                     ops.push(WriteOp::Delete {
-                        bucket: INDEX_BUCKET,
+                        bucket: &index_bucket,
                         key: index,
                     });
                 }
@@ -357,13 +358,14 @@ impl Bucket {
                     &*self.name
                 )));
             }
-            let index = deadline.map(|d| expiry::index_key(d, &self.name, key.as_bytes()));
+            let index = deadline.map(|d| expiry::index_key(d, key.as_bytes()));
             record::encode_into(&mut values, value, deadline);
             encoded.push((k, values.len(), index));
         }
         if encoded.is_empty() {
             return Ok(());
         }
+        let index_bucket = expiry::index_bucket(&self.name);
         let mut ops: Vec<WriteOp<'_>> = Vec::with_capacity(encoded.len() * 2);
         let mut start = 0;
         for (k, end, index) in &encoded {
@@ -375,7 +377,7 @@ impl Bucket {
             start = *end;
             if let Some(index) = index {
                 ops.push(WriteOp::Put {
-                    bucket: INDEX_BUCKET,
+                    bucket: &index_bucket,
                     key: index,
                     value: &[],
                 });
@@ -412,7 +414,8 @@ impl Bucket {
         deadline: Option<u64>,
         wanted: impl Fn(Option<u64>) -> bool,
     ) -> Result<bool> {
-        shared.write_with(|engine| {
+        let index_bucket = expiry::index_bucket(&self.name);
+        shared.rmw(&self.name, |engine| {
             let mut found = Ok(Stored::Missing);
             engine.get(&self.name, key.as_bytes(), &mut |raw| {
                 found = stored(shared, raw, &mut None).map(|s| s.map(<[u8]>::to_vec));
@@ -426,8 +429,8 @@ impl Bucket {
                 return Ok(Written::unchanged(false));
             }
             let stored = record::encode(&value, deadline);
-            let old_index = old.map(|d| expiry::index_key(d, &self.name, key.as_bytes()));
-            let new_index = deadline.map(|d| expiry::index_key(d, &self.name, key.as_bytes()));
+            let old_index = old.map(|d| expiry::index_key(d, key.as_bytes()));
+            let new_index = deadline.map(|d| expiry::index_key(d, key.as_bytes()));
             let mut ops = vec![WriteOp::Put {
                 bucket: &self.name,
                 key: key.as_bytes(),
@@ -435,13 +438,13 @@ impl Bucket {
             }];
             if let Some(k) = &old_index {
                 ops.push(WriteOp::Delete {
-                    bucket: INDEX_BUCKET,
+                    bucket: &index_bucket,
                     key: k,
                 });
             }
             if let Some(k) = &new_index {
                 ops.push(WriteOp::Put {
-                    bucket: INDEX_BUCKET,
+                    bucket: &index_bucket,
                     key: k,
                     value: &[],
                 });

@@ -3,32 +3,40 @@
 //! A record with a TTL carries its absolute deadline (unix ms) in its header (see
 //! `record`), which is what every read checks: an expired record is invisible from
 //! the moment its deadline passes. Physical removal is the sweeper's job. It walks an
-//! index ordered by deadline, kept in an internal bucket with entries
-//! `deadline(u64 BE) bucket 0x00 key -> ""`, written in the same atomic batch as the
-//! record. So a sweep costs O(expired keys), never O(store size), and records
-//! without a TTL have no index entry at all.
+//! index ordered by deadline, kept per bucket in an internal companion bucket
+//! ([`index_bucket`]) with entries `deadline(u64 BE) key -> ""`, written in the same
+//! atomic batch as the record. So a sweep costs O(expired keys), never O(store
+//! size), records without a TTL have no index entry at all, and every batch stays
+//! within one bucket and its companions (an engine that shards by bucket, such as
+//! Redis Cluster, keeps them on one shard).
 //!
 //! A plain `set` over a record that had a TTL does not read the old record to remove
 //! its index entry (that would cost every plain write a read); the entry goes stale
 //! instead. The sweeper only removes a record whose own deadline equals the index
 //! entry's, and drops stale entries when their time comes.
+//!
+//! Stores written before the index was split per bucket kept it in one internal
+//! bucket ([`OLD_INDEX_BUCKET`], entries `deadline bucket 0x00 key`); [`migrate`]
+//! moves such entries to the per-bucket indexes when the store opens.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::time::Duration;
 
-use crate::engine::{StorageEngine, Visit, WriteOp};
+use crate::engine::{self, StorageEngine, Visit, WriteOp};
 use crate::error::{Error, Result};
 use crate::record;
 use crate::store::{Shared, Written};
 
-/// The internal bucket holding the deadline index. It starts with a control
-/// character, which user bucket names cannot contain.
-pub(crate) const INDEX_BUCKET: &str = "\u{1}expiry";
+/// The single index bucket of the old layout, spanning every bucket. It starts with
+/// a control character, which user bucket names cannot contain.
+pub(crate) const OLD_INDEX_BUCKET: &str = "\u{1}expiry";
 
-/// Index entries handled per write batch by the sweeper.
+/// The companion-bucket kind of the expiry index (see [`engine::companion_bucket`]).
+const INDEX_KIND: &str = "expiry";
+
+/// Index entries handled per write batch by the sweeper and the migration.
 const SWEEP_BATCH: usize = 1000;
-
 /// The remaining time to live of a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ttl {
@@ -76,18 +84,38 @@ pub(crate) fn deadline(now_ms: u64, ttl: Duration) -> Result<u64> {
     Ok(now_ms.saturating_add(u64::try_from(ms).unwrap_or(u64::MAX)))
 }
 
-/// The index key of (deadline, bucket, key).
-pub(crate) fn index_key(deadline_ms: u64, bucket: &str, key: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(8 + bucket.len() + 1 + key.len());
+/// The name of `bucket`'s expiry-index companion bucket.
+pub(crate) fn index_bucket(bucket: &str) -> String {
+    engine::companion_bucket(INDEX_KIND, bucket)
+}
+
+/// The user bucket whose expiry index `name` is, if it is one.
+fn indexed_bucket(name: &str) -> Option<&str> {
+    let home = engine::home_bucket(name);
+    (home != name && name == index_bucket(home)).then_some(home)
+}
+
+/// The index key of (deadline, key) within a bucket's index.
+pub(crate) fn index_key(deadline_ms: u64, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + key.len());
     k.extend_from_slice(&deadline_ms.to_be_bytes());
-    k.extend_from_slice(bucket.as_bytes());
-    k.push(0);
     k.extend_from_slice(key);
     k
 }
 
-/// Splits an index key into (deadline, bucket, key).
-fn parse_index_key(k: &[u8]) -> Option<(u64, &str, &[u8])> {
+/// Splits an index key into (deadline, key).
+fn parse_index_key(k: &[u8]) -> Option<(u64, &[u8])> {
+    let (d, key) = k.split_at_checked(8)?;
+    if key.is_empty() {
+        return None;
+    }
+    let mut buf = [0u8; 8];
+    buf.copy_from_slice(d);
+    Some((u64::from_be_bytes(buf), key))
+}
+
+/// Splits an old-layout index key into (deadline, bucket, key).
+fn parse_old_index_key(k: &[u8]) -> Option<(u64, &str, &[u8])> {
     let (d, rest) = k.split_at_checked(8)?;
     let sep = rest.iter().position(|&b| b == 0)?;
     let bucket = std::str::from_utf8(&rest[..sep]).ok()?;
@@ -99,24 +127,23 @@ fn parse_index_key(k: &[u8]) -> Option<(u64, &str, &[u8])> {
 /// An index entry together with whether it still describes its record.
 struct IndexEntry {
     raw: Vec<u8>,
-    bucket: String,
     key: Vec<u8>,
     /// The record exists and carries exactly this entry's deadline.
     current: bool,
 }
 
-/// Reads index entries with deadlines in `(lower..upper)` and checks each against
-/// its record. `limit` bounds how many are read.
+/// Reads the index entries of `bucket` with deadlines in `(lower..upper)` and checks
+/// each against its record. `limit` bounds how many are read.
 fn index_entries(
     shared: &Shared,
     engine: &dyn StorageEngine,
+    bucket: &str,
     lower: Bound<&[u8]>,
     upper: Bound<&[u8]>,
     limit: usize,
-    only_bucket: Option<&str>,
 ) -> Result<Vec<IndexEntry>> {
     let mut raw_keys: Vec<Vec<u8>> = Vec::new();
-    engine.scan(INDEX_BUCKET, lower, upper, false, &mut |k, _| {
+    engine.scan(&index_bucket(bucket), lower, upper, false, &mut |k, _| {
         raw_keys.push(k.to_vec());
         if raw_keys.len() >= limit {
             Visit::Stop
@@ -124,33 +151,45 @@ fn index_entries(
             Visit::Continue
         }
     })?;
-    let mut out = Vec::with_capacity(raw_keys.len());
-    for raw in raw_keys {
-        let Some((deadline, bucket, key)) = parse_index_key(&raw) else {
+    let mut deadlines = Vec::with_capacity(raw_keys.len());
+    let mut keys: Vec<&[u8]> = Vec::with_capacity(raw_keys.len());
+    for raw in &raw_keys {
+        let Some((deadline, key)) = parse_index_key(raw) else {
             return Err(Error::corrupt(&shared.path, "malformed expiry index entry"));
         };
-        if only_bucket.is_some_and(|b| b != bucket) {
-            continue;
-        }
-        let mut current = false;
-        engine.get(bucket, key, &mut |v| {
-            current =
-                record::decode(v, &shared.path).is_ok_and(|r| r.deadline_ms == Some(deadline));
-        })?;
-        let (bucket, key) = (bucket.to_string(), key.to_vec());
-        out.push(IndexEntry {
-            raw,
-            bucket,
-            key,
-            current,
-        });
+        deadlines.push(deadline);
+        keys.push(key);
     }
-    Ok(out)
+    // One batched lookup of the records, not one read per entry.
+    let mut current = vec![false; keys.len()];
+    engine.get_many(bucket, &keys, &mut |i, v| {
+        current[i] =
+            record::decode(v, &shared.path).is_ok_and(|r| r.deadline_ms == Some(deadlines[i]));
+    })?;
+    Ok(raw_keys
+        .iter()
+        .zip(current)
+        .map(|(raw, current)| IndexEntry {
+            key: raw[8..].to_vec(),
+            raw: raw.clone(),
+            current,
+        })
+        .collect())
 }
 
 /// The exclusive upper index bound for deadlines `<= now_ms`.
 fn upto(now_ms: u64) -> [u8; 8] {
     now_ms.saturating_add(1).to_be_bytes()
+}
+
+/// The user buckets that have an expiry index (entries, due or not).
+fn indexed_buckets(engine: &dyn StorageEngine) -> Result<Vec<String>> {
+    Ok(engine
+        .bucket_names()?
+        .iter()
+        .filter_map(|n| indexed_bucket(n))
+        .map(str::to_string)
+        .collect())
 }
 
 /// One batch of a sweep.
@@ -162,20 +201,35 @@ struct SweptBatch {
 }
 
 /// Removes every record whose deadline has passed, and stale index entries, in
-/// batches. Returns the number of records removed.
+/// batches, bucket by bucket (each batch is one read-modify-write of one bucket).
+/// Returns the number of records removed.
 pub(crate) fn sweep(shared: &Shared) -> Result<u64> {
+    let buckets = {
+        let engine = shared.engine()?;
+        indexed_buckets(&*engine)?
+    };
+    let mut removed = 0u64;
+    for bucket in &buckets {
+        removed += sweep_bucket(shared, bucket)?;
+    }
+    Ok(removed)
+}
+
+/// [`sweep`] for one bucket.
+fn sweep_bucket(shared: &Shared, bucket: &str) -> Result<u64> {
+    let index = index_bucket(bucket);
     let mut removed = 0u64;
     loop {
         let now = shared.opts.clock.now_ms();
         let upper = upto(now);
-        let batch = shared.write_with(|engine| {
+        let batch = shared.rmw(bucket, |engine| {
             let entries = index_entries(
                 shared,
                 engine,
+                bucket,
                 Bound::Unbounded,
                 Bound::Excluded(&upper),
                 SWEEP_BATCH,
-                None,
             )?;
             if entries.is_empty() {
                 return Ok(Written::unchanged(SweptBatch {
@@ -187,13 +241,13 @@ pub(crate) fn sweep(shared: &Shared) -> Result<u64> {
             let mut n = 0u64;
             for e in &entries {
                 ops.push(WriteOp::Delete {
-                    bucket: INDEX_BUCKET,
+                    bucket: &index,
                     key: &e.raw,
                 });
                 if e.current {
                     n += 1;
                     ops.push(WriteOp::Delete {
-                        bucket: &e.bucket,
+                        bucket,
                         key: &e.key,
                     });
                 }
@@ -212,23 +266,18 @@ pub(crate) fn sweep(shared: &Shared) -> Result<u64> {
 }
 
 /// Number of records that have expired but are still stored, per bucket (buckets
-/// without any are absent). One pass over the due part of the index: O(expired).
+/// without any are absent). One pass over the due part of each index: O(buckets +
+/// expired).
 pub(crate) fn expired_by_bucket(
     shared: &Shared,
     engine: &dyn StorageEngine,
 ) -> Result<BTreeMap<String, u64>> {
-    let upper = upto(shared.opts.clock.now_ms());
-    let entries = index_entries(
-        shared,
-        engine,
-        Bound::Unbounded,
-        Bound::Excluded(&upper),
-        usize::MAX,
-        None,
-    )?;
     let mut out = BTreeMap::new();
-    for e in entries.into_iter().filter(|e| e.current) {
-        *out.entry(e.bucket).or_insert(0) += 1;
+    for bucket in indexed_buckets(engine)? {
+        let n = expired_in_bucket(shared, engine, &bucket)?;
+        if n > 0 {
+            out.insert(bucket, n);
+        }
     }
     Ok(out)
 }
@@ -243,10 +292,10 @@ pub(crate) fn expired_in_bucket(
     let entries = index_entries(
         shared,
         engine,
+        bucket,
         Bound::Unbounded,
         Bound::Excluded(&upper),
         usize::MAX,
-        Some(bucket),
     )?;
     Ok(entries.iter().filter(|e| e.current).count() as u64)
 }
@@ -254,42 +303,200 @@ pub(crate) fn expired_in_bucket(
 /// Number of live records that have a TTL, over all buckets.
 pub(crate) fn expiring(shared: &Shared, engine: &dyn StorageEngine) -> Result<u64> {
     let lower = upto(shared.opts.clock.now_ms());
-    let entries = index_entries(
-        shared,
-        engine,
-        Bound::Included(&lower),
-        Bound::Unbounded,
-        usize::MAX,
-        None,
-    )?;
-    Ok(entries.iter().filter(|e| e.current).count() as u64)
+    let mut n = 0u64;
+    for bucket in indexed_buckets(engine)? {
+        let entries = index_entries(
+            shared,
+            engine,
+            &bucket,
+            Bound::Included(&lower),
+            Bound::Unbounded,
+            usize::MAX,
+        )?;
+        n += entries.iter().filter(|e| e.current).count() as u64;
+    }
+    Ok(n)
 }
 
 /// Number of records, expired or not, that have a TTL and an index entry matching
 /// it (what `Store::check` compares with the records that carry a deadline).
 pub(crate) fn indexed(shared: &Shared, engine: &dyn StorageEngine) -> Result<u64> {
-    let entries = index_entries(
-        shared,
-        engine,
-        Bound::Unbounded,
-        Bound::Unbounded,
-        usize::MAX,
-        None,
-    )?;
-    Ok(entries.iter().filter(|e| e.current).count() as u64)
+    let mut n = 0u64;
+    for bucket in indexed_buckets(engine)? {
+        let entries = index_entries(
+            shared,
+            engine,
+            &bucket,
+            Bound::Unbounded,
+            Bound::Unbounded,
+            usize::MAX,
+        )?;
+        n += entries.iter().filter(|e| e.current).count() as u64;
+    }
+    Ok(n)
 }
 
+/// Moves the entries of the old single index bucket ([`OLD_INDEX_BUCKET`]) into the
+/// per-bucket indexes, in batches of [`SWEEP_BATCH`] entries, each batch atomic (the
+/// new entries written and the old ones deleted together), so a crash part-way
+/// leaves a state the next open finishes. Returns the number of entries moved. Runs
+/// when a store opens, before anything else writes to it.
+///
+/// # Errors
+/// *corrupt* for an entry that cannot be parsed (nothing of that batch is written);
+/// engine errors.
+pub(crate) fn migrate(path: &std::path::Path, engine: &dyn StorageEngine) -> Result<u64> {
+    let mut moved = 0u64;
+    loop {
+        let mut raw_keys: Vec<Vec<u8>> = Vec::new();
+        engine.scan(
+            OLD_INDEX_BUCKET,
+            Bound::Unbounded,
+            Bound::Unbounded,
+            false,
+            &mut |k, _| {
+                raw_keys.push(k.to_vec());
+                if raw_keys.len() >= SWEEP_BATCH {
+                    Visit::Stop
+                } else {
+                    Visit::Continue
+                }
+            },
+        )?;
+        if raw_keys.is_empty() {
+            return Ok(moved);
+        }
+        let mut new_entries: Vec<(String, Vec<u8>)> = Vec::with_capacity(raw_keys.len());
+        for raw in &raw_keys {
+            let Some((deadline, bucket, key)) = parse_old_index_key(raw) else {
+                return Err(Error::corrupt(
+                    path,
+                    "malformed entry in the old expiry index",
+                ));
+            };
+            new_entries.push((index_bucket(bucket), index_key(deadline, key)));
+        }
+        let mut ops = Vec::with_capacity(raw_keys.len() * 2);
+        for ((bucket, key), raw) in new_entries.iter().zip(&raw_keys) {
+            ops.push(WriteOp::Put {
+                bucket,
+                key,
+                value: &[],
+            });
+            ops.push(WriteOp::Delete {
+                bucket: OLD_INDEX_BUCKET,
+                key: raw,
+            });
+        }
+        engine.write(&ops)?;
+        moved += raw_keys.len() as u64;
+    }
+}
+
+/// An entry of the old single-bucket layout (tests of the migration).
+#[cfg(test)]
+fn old_index_entry(deadline_ms: u64, bucket: &str, key: &[u8]) -> (String, Vec<u8>) {
+    let mut k = Vec::with_capacity(8 + bucket.len() + 1 + key.len());
+    k.extend_from_slice(&deadline_ms.to_be_bytes());
+    k.extend_from_slice(bucket.as_bytes());
+    k.push(0);
+    k.extend_from_slice(key);
+    (OLD_INDEX_BUCKET.to_string(), k)
+}
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn index_keys_order_by_deadline_and_round_trip() {
-        let a = index_key(5, "b", b"zz");
-        let b = index_key(6, "a", b"aa");
+        let a = index_key(5, b"zz");
+        let b = index_key(6, b"aa");
         assert!(a < b);
-        assert_eq!(parse_index_key(&a), Some((5, "b", &b"zz"[..])));
+        assert_eq!(parse_index_key(&a), Some((5, &b"zz"[..])));
         assert_eq!(parse_index_key(b"short"), None);
+        let (bucket, old) = old_index_entry(7, "b", b"k");
+        assert_eq!(bucket, OLD_INDEX_BUCKET);
+        assert_eq!(parse_old_index_key(&old), Some((7, "b", &b"k"[..])));
+        assert_eq!(indexed_bucket(&index_bucket("b")), Some("b"));
+        assert_eq!(indexed_bucket("b"), None);
+    }
+
+    /// A store written with the old layout (one index bucket for all buckets) is
+    /// migrated when it opens: every entry moves to its bucket's own index, the old
+    /// bucket is emptied, and expiry then works as for a new store.
+    fn migrates_old_layout(engine: crate::Engine) {
+        use crate::{ManualClock, Store};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let open = || {
+            Store::builder()
+                .engine(engine)
+                .clock(clock.clone())
+                .sweep_interval(None)
+                .open(dir.path())
+                .unwrap()
+        };
+        let store = open();
+        // Records written as the old code wrote them: record and old index entry.
+        {
+            let shared = store.shared().unwrap();
+            let e = shared.engine().unwrap();
+            let mut ops = Vec::new();
+            let mut old = Vec::new();
+            for (bucket, key, deadline) in [
+                ("a", "soon", 1_000_500u64),
+                ("a", "late", 9_000_000),
+                ("b", "soon", 1_000_700),
+            ] {
+                old.push((
+                    bucket,
+                    key,
+                    record::encode(b"v", Some(deadline)),
+                    old_index_entry(deadline, bucket, key.as_bytes()),
+                ));
+            }
+            for (bucket, key, value, (ib, ik)) in &old {
+                ops.push(WriteOp::Put {
+                    bucket,
+                    key: key.as_bytes(),
+                    value,
+                });
+                ops.push(WriteOp::Put {
+                    bucket: ib,
+                    key: ik,
+                    value: &[],
+                });
+            }
+            e.write(&ops).unwrap();
+            assert_eq!(e.count(OLD_INDEX_BUCKET).unwrap(), 3);
+        }
+        store.close().unwrap();
+        let store = open();
+        {
+            let shared = store.shared().unwrap();
+            let e = shared.engine().unwrap();
+            assert_eq!(e.count(OLD_INDEX_BUCKET).unwrap(), 0, "old index emptied");
+            assert_eq!(e.count(&index_bucket("a")).unwrap(), 2);
+            assert_eq!(e.count(&index_bucket("b")).unwrap(), 1);
+        }
+        assert_eq!(store.info().unwrap().expiring, 3);
+        clock.advance(1000);
+        assert_eq!(store.bucket("a").unwrap().len().unwrap(), 1);
+        assert_eq!(store.sweep_expired().unwrap(), 2);
+        assert_eq!(store.bucket_names().unwrap(), vec!["a".to_string()]);
+        assert_eq!(store.info().unwrap().expiring, 1);
+        store.close().unwrap();
+    }
+
+    #[test]
+    fn sled_store_with_the_old_index_layout_is_migrated_on_open() {
+        migrates_old_layout(crate::Engine::Sled);
+    }
+
+    #[test]
+    fn memfile_store_with_the_old_index_layout_is_migrated_on_open() {
+        migrates_old_layout(crate::Engine::Memfile);
     }
 
     #[test]

@@ -61,7 +61,7 @@ pub use bucket::{prefix_bounds, Bucket, Entry};
 pub use clients::{Quota, DEFAULT_CURSOR_LIFESPAN, DEFAULT_MAX_CURSORS};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use cursor::{Cursor, Position};
-pub use engine::{Engine, EngineConfig, DEFAULT_CACHE_SIZE};
+pub use engine::{Engine, EngineConfig, RedisConfig, DEFAULT_CACHE_SIZE};
 pub use error::{Error, ErrorKind, Result};
 pub use expiry::{ttl_from_millis, ttl_from_secs_f64, Ttl};
 pub use iter::Iter;

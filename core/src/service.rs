@@ -201,7 +201,7 @@ impl StateService {
     pub fn transaction<T>(
         &self,
         client_id: &str,
-        f: impl FnOnce(&mut Txn<'_>) -> Result<T>,
+        f: impl FnMut(&mut Txn<'_>) -> Result<T>,
     ) -> Result<T> {
         let bucket = self.client(client_id)?;
         self.transaction_in(&bucket, f)
@@ -215,7 +215,7 @@ impl StateService {
     pub fn transaction_in<T>(
         &self,
         bucket: &Bucket,
-        f: impl FnOnce(&mut Txn<'_>) -> Result<T>,
+        f: impl FnMut(&mut Txn<'_>) -> Result<T>,
     ) -> Result<T> {
         let client_id = bucket.name();
         bucket.transaction_checked(f, |tx, d| self.clients.check(client_id, tx, d))

@@ -18,7 +18,7 @@ use std::ops::Bound;
 use crate::bucket::Bucket;
 use crate::engine::{StorageEngine, Visit, WriteOp};
 use crate::error::{Error, Result};
-use crate::expiry::{self, INDEX_BUCKET};
+use crate::expiry;
 use crate::limits;
 use crate::record::{self, Stored};
 use crate::store::{Shared, Written};
@@ -404,10 +404,10 @@ impl<'a> Txn<'a> {
             }
             if old_deadline != new_deadline || slot.current.is_none() {
                 if let Some(d) = old_deadline {
-                    index_keys.push((expiry::index_key(d, name, k.as_bytes()), false));
+                    index_keys.push((expiry::index_key(d, k.as_bytes()), false));
                 }
                 if let Some(d) = new_deadline {
-                    index_keys.push((expiry::index_key(d, name, k.as_bytes()), true));
+                    index_keys.push((expiry::index_key(d, k.as_bytes()), true));
                 }
             }
         }
@@ -435,16 +435,17 @@ impl<'a> Txn<'a> {
                 ops.push(WriteOp::Delete { bucket: name, key });
             }
         }
+        let index_bucket = expiry::index_bucket(name);
         for (ik, put) in &index_keys {
             ops.push(if *put {
                 WriteOp::Put {
-                    bucket: INDEX_BUCKET,
+                    bucket: &index_bucket,
                     key: ik,
                     value: &[],
                 }
             } else {
                 WriteOp::Delete {
-                    bucket: INDEX_BUCKET,
+                    bucket: &index_bucket,
                     key: ik,
                 }
             });
@@ -468,6 +469,12 @@ impl Bucket {
     /// store from inside it other than through the [`Txn`] (a write there would
     /// wait for the lock this call holds).
     ///
+    /// With an engine that several processes open at once (Redis), the transaction
+    /// is optimistic across processes: if another process wrote to this bucket
+    /// between `f`'s reads and the commit, nothing is written and `f` runs again
+    /// on a fresh [`Txn`], so `f` may run more than once and should have no effects
+    /// beyond the `Txn` (or undo them at its start).
+    ///
     /// ```
     /// # fn main() -> state_core::Result<()> {
     /// # let dir = tempfile::tempdir().unwrap();
@@ -489,7 +496,7 @@ impl Bucket {
     /// # Errors
     /// Whatever `f` returns; *too large* if the changes exceed the store's
     /// `max_batch_size`; *closed*; engine errors.
-    pub fn transaction<T>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<T>) -> Result<T> {
+    pub fn transaction<T>(&self, f: impl FnMut(&mut Txn<'_>) -> Result<T>) -> Result<T> {
         self.transaction_checked(f, |_, _| Ok(()))
     }
 
@@ -497,11 +504,11 @@ impl Bucket {
     /// committing; an error from `check` writes nothing (quotas use this).
     pub(crate) fn transaction_checked<T>(
         &self,
-        f: impl FnOnce(&mut Txn<'_>) -> Result<T>,
-        check: impl FnOnce(&Txn<'_>, UsageDelta) -> Result<()>,
+        mut f: impl FnMut(&mut Txn<'_>) -> Result<T>,
+        mut check: impl FnMut(&Txn<'_>, UsageDelta) -> Result<()>,
     ) -> Result<T> {
         let shared = self.shared()?;
-        shared.write_with(|engine| {
+        shared.rmw(self.name(), |engine| {
             let mut tx = Txn {
                 bucket: self,
                 shared,

@@ -106,7 +106,7 @@ fn check_reports_a_record_whose_ttl_has_no_expiry_index_entry() {
     {
         let db = reopen_raw(&dir);
         let index: Vec<_> = db
-            .scan_prefix(b"\x01expiry\x00")
+            .scan_prefix(b"\x03expiry\x1fb\x00")
             .keys()
             .map(|k| k.unwrap())
             .collect();

@@ -35,8 +35,12 @@ use crate::status::state_status;
 pub struct state_options {
     /// `sizeof(state_options)` as the program sees it; set by `state_options_init`.
     pub struct_size: usize,
-    /// Storage engine by name (`"sled"`), or NULL for the default (`"sled"`).
-    /// The string is read during `state_open` only.
+    /// Storage engine by name (`"sled"`, `"memfile"`, `"redis"`), or NULL for the
+    /// default (`"sled"`). The string is read during `state_open` only. With
+    /// `"redis"`, `state_open`'s `path` must be the server's URL (`redis://host:port/db`,
+    /// `rediss://`, `redis+unix:///socket`, `redis+cluster://h1:p1,h2:p2`, with
+    /// optional `?namespace=NAME&timeout_ms=N`); a path that is such a URL opens the
+    /// Redis engine whatever this field says.
     pub engine: *const c_char,
     /// `false` (default): periodic durability, flushed every `flush_interval_ms`.
     /// `true`: every write returns only once it is on stable storage.
@@ -142,6 +146,25 @@ unsafe fn builder_from(opts: *const state_options) -> Result<state_core::StoreBu
         .max_batch_size(o.max_batch_size))
 }
 
+/// Whether `opts` names the Redis engine.
+///
+/// # Safety
+/// As `builder_from` (already checked by it when this runs).
+fn redis_requested(opts: *const state_options) -> Result<bool, Fail> {
+    if opts.is_null() {
+        return Ok(false);
+    }
+    // SAFETY: non-NULL and initialized by state_options_init per state_open's
+    // contract; builder_from has read it already.
+    let o = unsafe { &*opts };
+    if o.engine.is_null() {
+        return Ok(false);
+    }
+    // SAFETY: a non-NULL engine is a NUL-terminated string by the struct's contract.
+    let name = unsafe { arg_str(o.engine, "opts->engine") }?;
+    Ok(name == "redis")
+}
+
 pub(crate) fn path_from(c: &CStr) -> Result<PathBuf, Fail> {
     #[cfg(unix)]
     {
@@ -189,6 +212,13 @@ pub unsafe extern "C" fn state_open(
             // SAFETY: non-NULL and initialized by state_options_init per the contract.
             unsafe { builder_from(opts) }?
         };
+        if redis_requested(opts)? && !path.to_str().is_some_and(state_core::engine::is_redis_url) {
+            return Err(Fail::Invalid(format!(
+                "engine \"redis\" needs the server's URL as path (redis://host:port/db, \
+                 rediss://, redis+unix:///socket or redis+cluster://h1:p1,h2:p2), not {}",
+                path.display()
+            )));
+        }
         let s = builder.open(&path)?;
         let h = match register::<state_store>(Arc::new(s.clone())) {
             Ok(h) => h,

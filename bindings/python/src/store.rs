@@ -52,6 +52,16 @@ impl PyStore {
             .map(|s| seconds("sweep_interval", s))
             .transpose()?;
         let engine: Engine = attached(|| engine.parse())?;
+        let is_url = path.to_str().is_some_and(state_core::engine::is_redis_url);
+        if engine == Engine::Redis && !is_url {
+            return attached(|| {
+                Err(state_core::Error::InvalidArgument(format!(
+                    "engine \"redis\" needs the server's URL as path (redis://, rediss://, \
+                     redis+unix:// or redis+cluster://), not {}",
+                    path.display()
+                )))
+            });
+        }
         let builder = Store::builder()
             .engine(engine)
             .sync(sync)

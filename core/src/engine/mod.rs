@@ -27,9 +27,11 @@ use crate::checkpoint;
 use crate::error::{Error, Result};
 
 pub(crate) mod memfile;
+pub(crate) mod redis;
 pub(crate) mod sled;
 
 pub use self::memfile::MemfileConfig;
+pub use self::redis::{is_url as is_redis_url, RedisConfig, DEFAULT_NAMESPACE, DEFAULT_TIMEOUT};
 pub use self::sled::{SledConfig, DEFAULT_CACHE_SIZE};
 
 /// One write in an atomic batch.
@@ -183,7 +185,65 @@ pub trait StorageEngine: Send + Sync {
     fn lock_file(&self) -> Option<PathBuf> {
         None
     }
+
+    /// The version of `bucket` (a user bucket, covering its companion buckets too,
+    /// see [`home_bucket`]) for an optimistic read-modify-write across processes, or
+    /// `None` (the default) for an engine only one process opens at a time, where the
+    /// store's write lock already makes read-modify-writes atomic.
+    ///
+    /// An engine that returns `Some` changes the version with every write to the
+    /// bucket or its companions, by any process, and implements
+    /// [`write_if_unchanged`](Self::write_if_unchanged). The store then runs each
+    /// read-modify-write as: read the version, read the records, and commit with
+    /// `write_if_unchanged`, starting again from the version read if it returns
+    /// `false`.
+    fn version(&self, bucket: &str) -> Result<Option<u64>> {
+        let _ = bucket;
+        Ok(None)
+    }
+
+    /// Applies `ops` (all on `bucket` and its companions) atomically if `bucket`'s
+    /// [`version`](Self::version) is still `version`; returns `false` and writes
+    /// nothing otherwise. The default (for engines whose `version` is `None`) writes
+    /// unconditionally.
+    fn write_if_unchanged(&self, bucket: &str, version: u64, ops: &[WriteOp<'_>]) -> Result<bool> {
+        let _ = (bucket, version);
+        self.write(ops)?;
+        Ok(true)
+    }
+
+    /// What the engine can say about where its data lives, for
+    /// [`crate::StoreInfo::engine_details`] (a server's version and persistence
+    /// settings, for example); `None` (the default) for nothing beyond the figures
+    /// the store already reports.
+    fn details(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
 }
+
+/// The internal bucket of kind `kind` that belongs to user bucket `bucket` (its
+/// *companion*, such as its expiry index). Every batch the store writes touches one
+/// user bucket and its companions only, so an engine that places buckets on shards
+/// (Redis Cluster slots) places a companion with its [`home_bucket`] and keeps every
+/// batch on one shard. `kind` must not contain `\u{1f}`.
+pub fn companion_bucket(kind: &str, bucket: &str) -> String {
+    format!("{COMPANION_PREFIX}{kind}{COMPANION_SEPARATOR}{bucket}")
+}
+
+/// The bucket whose data `name` belongs with: the user bucket of a companion bucket
+/// (see [`companion_bucket`]), else `name` itself (a user bucket, or one of the
+/// store's global internal buckets).
+pub fn home_bucket(name: &str) -> &str {
+    name.strip_prefix(COMPANION_PREFIX)
+        .and_then(|rest| rest.split_once(COMPANION_SEPARATOR))
+        .map_or(name, |(_, home)| home)
+}
+
+/// First character of a companion bucket's name (a control character: no user
+/// bucket name has one).
+const COMPANION_PREFIX: char = '\u{3}';
+/// Ends a companion bucket's kind; the user bucket's name follows.
+const COMPANION_SEPARATOR: char = '\u{1f}';
 
 /// What the store tells an engine it opens: the store-wide options an engine may
 /// tune itself to.
@@ -244,6 +304,14 @@ pub trait EngineFactory: fmt::Debug + Send + Sync {
         let _ = dir;
         Ok(None)
     }
+
+    /// Whether several processes (on several hosts) may open this engine's store at
+    /// once (a server-backed engine such as Redis): it then holds no lock file and
+    /// its engines make read-modify-writes atomic across processes
+    /// ([`StorageEngine::version`]). The default is `false`.
+    fn shared_between_processes(&self) -> bool {
+        false
+    }
 }
 
 /// Which kind of storage engine a store uses; [`EngineConfig`] adds its options.
@@ -256,18 +324,23 @@ pub enum Engine {
     /// Everything in memory, persisted to an append-only log plus snapshots
     /// (`docs/memfile-format.md`). The fastest engine; the data must fit in RAM.
     Memfile,
+    /// A Redis server or Redis Cluster ([`RedisConfig`]), opened by URL; several
+    /// processes on several hosts may open one store at once.
+    Redis,
     /// An engine defined outside `state-core`, opened through
     /// [`EngineConfig::Custom`]; its name is [`crate::Store::engine_name`].
     Custom,
 }
 
 impl Engine {
-    /// The engine's name as used in options and messages (`"sled"`, `"memfile"`;
+    /// The engine's name as used in options and messages (`"sled"`, `"memfile"`,
+    /// `"redis"`;
     /// `"custom"` for any engine defined outside `state-core`).
     pub fn as_str(self) -> &'static str {
         match self {
             Engine::Sled => "sled",
             Engine::Memfile => "memfile",
+            Engine::Redis => "redis",
             Engine::Custom => "custom",
         }
     }
@@ -305,13 +378,15 @@ impl fmt::Display for Engine {
 impl FromStr for Engine {
     type Err = Error;
 
-    /// Parses `"sled"` or `"memfile"`; anything else is an *invalid argument* error.
+    /// Parses `"sled"`, `"memfile"` or `"redis"`; anything else is an *invalid
+    /// argument* error.
     fn from_str(s: &str) -> Result<Engine> {
         match s {
             "sled" => Ok(Engine::Sled),
             "memfile" => Ok(Engine::Memfile),
+            "redis" => Ok(Engine::Redis),
             other => Err(Error::invalid(format!(
-                "unknown engine {other:?} (expected \"sled\" or \"memfile\")"
+                "unknown engine {other:?} (expected \"sled\", \"memfile\" or \"redis\")"
             ))),
         }
     }
@@ -328,6 +403,8 @@ pub enum EngineConfig {
     Sled(SledConfig),
     /// The memfile engine.
     Memfile(MemfileConfig),
+    /// The Redis engine: a Redis server or Redis Cluster named by URL.
+    Redis(RedisConfig),
     /// An engine defined outside `state-core` (and the hook tests use to run the
     /// conformance suite against one): the factory opens it.
     Custom(Arc<dyn EngineFactory>),
@@ -345,6 +422,7 @@ impl EngineConfig {
         match self {
             EngineConfig::Sled(_) => Engine::Sled,
             EngineConfig::Memfile(_) => Engine::Memfile,
+            EngineConfig::Redis(_) => Engine::Redis,
             EngineConfig::Custom(_) => Engine::Custom,
         }
     }
@@ -363,10 +441,26 @@ impl EngineConfig {
         }
     }
 
+    /// Whether several processes may open this engine's store at once (see
+    /// [`EngineFactory::shared_between_processes`]).
+    pub fn shared_between_processes(&self) -> bool {
+        self.factory().shared_between_processes()
+    }
+
+    /// Where a server-backed engine's data is ([`RedisConfig::location`]), for a
+    /// store opened without a local directory; `None` for the other engines.
+    pub(crate) fn remote_location(&self) -> Option<String> {
+        match self {
+            EngineConfig::Redis(c) => Some(c.location()),
+            _ => None,
+        }
+    }
+
     fn factory(&self) -> &dyn EngineFactory {
         match self {
             EngineConfig::Sled(c) => c,
             EngineConfig::Memfile(c) => c,
+            EngineConfig::Redis(c) => c,
             EngineConfig::Custom(f) => &**f,
         }
     }
@@ -374,11 +468,14 @@ impl EngineConfig {
 
 impl From<Engine> for EngineConfig {
     /// The engine with its default options. [`Engine::Custom`] names no factory and
-    /// converts to the default engine's config; use [`EngineConfig::Custom`] instead.
+    /// [`Engine::Redis`] no server: both convert to the default engine's config; use
+    /// [`EngineConfig::Custom`], or a [`RedisConfig`] (or open by URL), instead.
     fn from(engine: Engine) -> EngineConfig {
         match engine {
             Engine::Memfile => EngineConfig::Memfile(MemfileConfig::default()),
-            Engine::Sled | Engine::Custom => EngineConfig::Sled(SledConfig::default()),
+            Engine::Sled | Engine::Redis | Engine::Custom => {
+                EngineConfig::Sled(SledConfig::default())
+            }
         }
     }
 }
@@ -392,6 +489,12 @@ impl From<&EngineConfig> for EngineConfig {
 impl From<SledConfig> for EngineConfig {
     fn from(config: SledConfig) -> EngineConfig {
         EngineConfig::Sled(config)
+    }
+}
+
+impl From<RedisConfig> for EngineConfig {
+    fn from(config: RedisConfig) -> EngineConfig {
+        EngineConfig::Redis(config)
     }
 }
 

@@ -20,7 +20,9 @@ use self::group_commit::GroupSync;
 use crate::bucket::Bucket;
 use crate::checkpoint;
 use crate::clock::{Clock, SystemClock};
-use crate::engine::{self, Engine, EngineConfig, StorageEngine, StoreContext, WriteOp};
+use crate::engine::{
+    self, Engine, EngineConfig, RedisConfig, StorageEngine, StoreContext, WriteOp,
+};
 use crate::error::{Error, Result};
 use crate::expiry;
 use crate::lend;
@@ -129,7 +131,18 @@ impl StoreBuilder {
         self
     }
 
-    /// Opens (creating if needed) the store in directory `path`.
+    /// Opens (creating if needed) the store in directory `path`, or on the Redis
+    /// server or cluster that `path` names as a URL.
+    ///
+    /// `path` is a URL when its text starts with `redis://`, `rediss://`,
+    /// `redis+unix://` or `redis+cluster://` (see [`RedisConfig`] for the forms and
+    /// the `namespace` and `timeout_ms` parameters); anything else is a directory
+    /// (write `./redis://x` for a directory of that name). A store opened by URL has
+    /// no local directory and no lock: any number of processes on any number of
+    /// hosts may open it at once. If the builder's engine is a [`RedisConfig`], its
+    /// namespace and timeout apply unless the URL sets them. With a
+    /// [`RedisConfig`] engine and a directory `path`, the directory holds only
+    /// libstate's marker and the data is on the server.
     ///
     /// # Errors
     /// - *invalid argument*: `path` exists but is not a directory, an option is out of
@@ -138,7 +151,8 @@ impl StoreBuilder {
     /// - *corrupt*: the engine cannot read the store's files (libstate changes none of
     ///   them, though an engine may rewrite parts of its own while opening, see
     ///   [`crate::ErrorKind::Corrupt`]);
-    /// - *I/O*: the directory cannot be created, read or written.
+    /// - *I/O*: the directory cannot be created, read or written, or the Redis
+    ///   server cannot be reached within the timeout.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
         Store::open_with(path.as_ref(), self)
     }
@@ -159,8 +173,12 @@ pub struct StoreInfo {
     pub records: u64,
     /// Number of live records that have a time to live.
     pub expiring: u64,
-    /// Bytes the store occupies on disk.
+    /// Bytes the store occupies on disk (0 for a store kept on a server).
     pub disk_bytes: u64,
+    /// What the engine says about where its data lives, if anything (the Redis
+    /// engine: the server's version, standalone or cluster, and its persistence
+    /// settings, e.g. `redis 7.0.15 (standalone), appendonly yes, appendfsync always`).
+    pub engine_details: Option<String>,
 }
 
 /// Resolved options shared by every handle on one store.
@@ -177,6 +195,9 @@ pub(crate) struct Options {
     pub max_batch_size: usize,
     pub clock: Arc<dyn Clock>,
     pub sweep_interval: Option<Duration>,
+    /// Other processes may open the store at the same time (no checkpoint
+    /// generations: they would race between processes).
+    pub shared_engine: bool,
 }
 
 /// Process-wide registry of open stores keyed by canonical directory, so a second
@@ -271,6 +292,40 @@ impl Shared {
         Ok(written.out)
     }
 
+    /// Runs a read-modify-write `f` of `bucket` (and its companion buckets): atomic
+    /// against every other writer of the store, in this process (the write lock) and,
+    /// for an engine that other processes share (its `version` is `Some`), in those
+    /// too: `f`'s reads go to the engine, its writes are held back and committed with
+    /// `write_if_unchanged`, and `f` runs again from the start if another process
+    /// wrote to the bucket in between. `f` must write at most once, after its reads.
+    pub(crate) fn rmw<T>(
+        &self,
+        bucket: &str,
+        mut f: impl FnMut(&dyn StorageEngine) -> Result<Written<T>>,
+    ) -> Result<T> {
+        self.write_with(|engine| {
+            for _ in 0..MAX_RMW_ATTEMPTS {
+                let Some(version) = engine.version(bucket)? else {
+                    return f(engine);
+                };
+                let deferred = Deferred::new(engine);
+                let written = f(&deferred)?;
+                let ops = deferred.into_ops();
+                if ops.is_empty() {
+                    return Ok(written);
+                }
+                let ops: Vec<WriteOp<'_>> = ops.iter().map(OwnedOp::as_op).collect();
+                if engine.write_if_unchanged(bucket, version, &ops)? {
+                    return Ok(written);
+                }
+            }
+            Err(Error::Internal(format!(
+                "a read-modify-write of bucket {bucket:?} conflicted with other processes' \
+                 writes {MAX_RMW_ATTEMPTS} times in a row; retry it"
+            )))
+        })
+    }
+
     fn after_write(&self, engine: &dyn StorageEngine) -> Result<()> {
         if self.opts.sync {
             let seq = self.sync.note_durable_write();
@@ -284,6 +339,9 @@ impl Shared {
     pub(crate) fn remove_bucket(&self, name: &str) -> Result<bool> {
         self.write_with(|e| {
             let removed = e.remove_bucket(name)?;
+            // Its expiry index goes with it (after the records: a crash between the
+            // two leaves index entries the sweeper drops as stale).
+            e.remove_bucket(&expiry::index_bucket(name))?;
             Ok(if removed {
                 Written::changed(true)
             } else {
@@ -310,6 +368,14 @@ impl Shared {
     fn checkpoint_on(&self, engine: &dyn StorageEngine) -> Result<()> {
         let mut cp = self.checkpoint.lock();
         if self.sync.written() <= cp.seq {
+            return Ok(());
+        }
+        if self.opts.shared_engine {
+            // Generations count one process's checkpoints; with several processes
+            // writing, a lower one would look like lost data. Only sync.
+            let seq = self.sync.written();
+            self.sync.sync_through(seq, || engine.sync())?;
+            cp.seq = seq;
             return Ok(());
         }
         let generation = cp.generation + 1;
@@ -368,6 +434,108 @@ impl Shared {
             }
             None => Ok(()),
         }
+    }
+}
+
+/// How often a read-modify-write is tried before a conflict with other processes is
+/// reported (each failed try means another process's write to the bucket committed).
+const MAX_RMW_ATTEMPTS: usize = 1000;
+
+/// An owned [`WriteOp`], held back by [`Deferred`].
+enum OwnedOp {
+    Put(String, Vec<u8>, Vec<u8>),
+    Delete(String, Vec<u8>),
+}
+
+impl OwnedOp {
+    fn as_op(&self) -> WriteOp<'_> {
+        match self {
+            OwnedOp::Put(bucket, key, value) => WriteOp::Put { bucket, key, value },
+            OwnedOp::Delete(bucket, key) => WriteOp::Delete { bucket, key },
+        }
+    }
+}
+
+/// An engine whose reads go to `inner` and whose writes are held back, for an
+/// optimistic read-modify-write ([`Shared::rmw`]).
+struct Deferred<'a> {
+    inner: &'a dyn StorageEngine,
+    ops: Mutex<Vec<OwnedOp>>,
+}
+
+impl<'a> Deferred<'a> {
+    fn new(inner: &'a dyn StorageEngine) -> Deferred<'a> {
+        Deferred {
+            inner,
+            ops: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn into_ops(self) -> Vec<OwnedOp> {
+        self.ops.into_inner()
+    }
+}
+
+impl StorageEngine for Deferred<'_> {
+    fn get(&self, bucket: &str, key: &[u8], visit: &mut dyn FnMut(&[u8])) -> Result<bool> {
+        self.inner.get(bucket, key, visit)
+    }
+
+    fn get_many(
+        &self,
+        bucket: &str,
+        keys: &[&[u8]],
+        visit: &mut dyn FnMut(usize, &[u8]),
+    ) -> Result<()> {
+        self.inner.get_many(bucket, keys, visit)
+    }
+
+    fn write(&self, ops: &[WriteOp<'_>]) -> Result<()> {
+        let mut held = self.ops.lock();
+        for op in ops {
+            held.push(match *op {
+                WriteOp::Put { bucket, key, value } => {
+                    OwnedOp::Put(bucket.to_string(), key.to_vec(), value.to_vec())
+                }
+                WriteOp::Delete { bucket, key } => {
+                    OwnedOp::Delete(bucket.to_string(), key.to_vec())
+                }
+            });
+        }
+        Ok(())
+    }
+
+    fn scan(
+        &self,
+        bucket: &str,
+        lower: std::ops::Bound<&[u8]>,
+        upper: std::ops::Bound<&[u8]>,
+        reverse: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> engine::Visit,
+    ) -> Result<()> {
+        self.inner.scan(bucket, lower, upper, reverse, visit)
+    }
+
+    fn count(&self, bucket: &str) -> Result<u64> {
+        self.inner.count(bucket)
+    }
+
+    fn bucket_names(&self) -> Result<Vec<String>> {
+        self.inner.bucket_names()
+    }
+
+    fn remove_bucket(&self, _bucket: &str) -> Result<bool> {
+        Err(Error::Internal(
+            "a bucket cannot be removed inside a read-modify-write".into(),
+        ))
+    }
+
+    fn sync(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn disk_size(&self) -> Result<u64> {
+        self.inner.disk_size()
     }
 }
 
@@ -436,14 +604,32 @@ impl Store {
         StoreBuilder::default()
     }
 
-    fn open_with(path: &Path, b: StoreBuilder) -> Result<Store> {
+    fn open_with(path: &Path, mut b: StoreBuilder) -> Result<Store> {
         check_options(&b)?;
+        let url = path.to_str().filter(|s| engine::is_redis_url(s));
+        if let Some(url) = url {
+            let mut config = RedisConfig::new(url)?;
+            if let EngineConfig::Redis(given) = &b.engine {
+                if !url.contains("namespace=") {
+                    config = config.namespace(given.namespace_name());
+                }
+                if !url.contains("timeout_ms=") {
+                    config = config.timeout(given.timeout_duration());
+                }
+            }
+            b.engine = config.into();
+        }
         let config = match b.cache_size {
             Some(bytes) => b.engine.clone().with_cache_size(bytes),
             None => b.engine.clone(),
         };
         let name = config.name().to_string();
-        let dir = prepare_dir(path)?;
+        let shared_engine = config.shared_between_processes();
+        let remote = url.and(config.remote_location());
+        let dir = match &remote {
+            Some(location) => PathBuf::from(location),
+            None => prepare_dir(path)?,
+        };
         let mut registry = REGISTRY.lock();
         if let Some(shared) = registry.get(&dir) {
             if shared.opts.engine_name != name {
@@ -456,13 +642,21 @@ impl Store {
             *shared.handles.lock() += 1;
             return Ok(Store::from_shared(Arc::clone(shared)));
         }
-        let marker = checkpoint::read_marker(&dir)?;
+        let marker = match remote {
+            Some(_) => None,
+            None => checkpoint::read_marker(&dir)?,
+        };
         checkpoint::check_engine(&dir, marker.as_ref(), &name)?;
         let context = StoreContext::new(b.flush_interval, b.sync);
         let mut engine = engine::open(&config, &dir, &context)?;
-        let generation = checkpoint::verify(&dir, marker.as_ref(), &*engine)?;
+        let generation = if shared_engine {
+            0
+        } else {
+            checkpoint::verify(&dir, marker.as_ref(), &*engine)?
+        };
         engine.finish_open()?;
-        if marker.is_none() {
+        expiry::migrate(&dir, &*engine)?;
+        if marker.is_none() && remote.is_none() {
             checkpoint::write_marker(&dir, &name, generation)?;
         }
         let shared = Arc::new(Shared {
@@ -477,6 +671,7 @@ impl Store {
                 max_batch_size: b.max_batch_size,
                 clock: b.clock,
                 sweep_interval: b.sweep_interval,
+                shared_engine,
             },
             engine: RwLock::new(Some(engine)),
             write_lock: Mutex::new(()),
@@ -507,7 +702,9 @@ impl Store {
         Ok(&self.handle.shared)
     }
 
-    /// The store directory (canonical path).
+    /// The store directory (canonical path); for a store opened by URL, its
+    /// location ([`RedisConfig::location`]: the URL with any password hidden and
+    /// its namespace).
     pub fn path(&self) -> &Path {
         &self.handle.shared.path
     }
@@ -597,6 +794,7 @@ impl Store {
             records,
             expiring: expiry::expiring(shared, &*engine)?,
             disk_bytes: engine.disk_size()?,
+            engine_details: engine.details()?,
         })
     }
 

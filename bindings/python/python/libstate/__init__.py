@@ -110,11 +110,17 @@ def open(  # noqa: A001 - the conventional name, as gzip.open and dbm.open
     sweep_interval: float | None = DEFAULT_SWEEP_INTERVAL,
     clock: ManualClock | None = None,
 ) -> Store:
-    """Open (creating if needed) the store in directory ``path``.
+    """Open (creating if needed) the store in directory ``path``, or on a Redis
+    server or cluster when ``path`` is a URL: ``redis://host:port/db``,
+    ``rediss://...`` (TLS), ``redis+unix:///path/to/socket`` or
+    ``redis+cluster://host1:port1,host2:port2``, optionally followed by
+    ``?namespace=NAME&timeout_ms=N``. A Redis store has no lock: several processes
+    on several hosts may open it at once.
 
     :param engine: the storage engine: ``"sled"`` (the default; an on-disk B-tree
         with a page cache) or ``"memfile"`` (the whole store in memory, persisted
-        to an append-only log; fastest, the data must fit in RAM).
+        to an append-only log; fastest, the data must fit in RAM); a Redis URL as
+        ``path`` selects ``"redis"`` whatever this says, and ``"redis"`` requires one.
     :param sync: ``False`` (default): periodic durability, writes reach the disk
         within ``flush_interval`` seconds. ``True``: every write call returns only
         after its data is on disk (concurrent writers share one fsync).
