@@ -192,8 +192,19 @@ pub enum Command {
     Serve(ServeArgs),
 
     /// Manage the clients of `state serve` and their tokens (<store>/clients.toml).
+    Client(ClientArgs),
+}
+
+/// `state client` options and subcommand.
+#[derive(Debug, clap::Args)]
+pub struct ClientArgs {
+    /// The client list (default: clients.toml in the store directory; required for
+    /// a store opened by URL).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub clients: Option<PathBuf>,
+    /// What to do.
     #[command(subcommand)]
-    Client(ClientCommand),
+    pub command: ClientCommand,
 }
 
 /// `state serve` options.
@@ -244,6 +255,10 @@ pub struct ServeArgs {
     /// Sync durability: every write is on disk before it is acknowledged.
     #[arg(long)]
     pub sync: bool,
+    /// The client list (default: clients.toml in the store directory; required for
+    /// a store opened by URL, where every instance should name the same file).
+    #[arg(long, value_name = "FILE")]
+    pub clients: Option<PathBuf>,
 }
 
 /// `state client` subcommands.

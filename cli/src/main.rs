@@ -128,6 +128,6 @@ fn run(cli: Cli, out: &mut Output) -> CmdResult {
         Command::Check => check::check(&target, out),
         Command::Compact => compact::compact(&target, out),
         Command::Serve(args) => serve::serve(&target, args),
-        Command::Client(cmd) => serve::client(&target, cmd, out),
+        Command::Client(args) => serve::client(&target, args, out),
     }
 }

@@ -8,7 +8,7 @@ use state_core::{Quota, StateService, Store};
 use state_server::auth::{clients_path, ClientsFile};
 use state_server::{Config, Server, TlsFiles, SOCKET_NAME};
 
-use crate::args::{ClientCommand, ServeArgs};
+use crate::args::{ClientArgs, ClientCommand, ServeArgs};
 use crate::fail::{CmdResult, Failure};
 use crate::open::{Access, Target};
 use crate::output::Output;
@@ -56,6 +56,7 @@ pub fn serve(target: &Target, a: ServeArgs) -> CmdResult {
             max_value_size: a.max_value_size,
         },
         blocking_store: a.sync,
+        clients_file: a.clients,
         ..Config::default()
     };
     init_logging();
@@ -150,8 +151,22 @@ fn ensure_dir(dir: &Path) -> CmdResult {
 }
 
 /// `state client add|list|rm`.
-pub fn client(target: &Target, cmd: ClientCommand, out: &mut Output) -> CmdResult {
-    let path = clients_path(&target.dir);
+pub fn client(target: &Target, args: ClientArgs, out: &mut Output) -> CmdResult {
+    let cmd = args.command;
+    let path = match args.clients {
+        Some(p) => p,
+        None if target
+            .dir
+            .to_str()
+            .is_some_and(state_core::engine::is_redis_url) =>
+        {
+            return Err(Failure::usage(
+                "a store opened by URL has no directory for clients.toml: name the \
+                 client list with --clients FILE (and give state serve the same file)",
+            ))
+        }
+        None => clients_path(&target.dir),
+    };
     let mut file = ClientsFile::load(&path).map_err(|e| Failure::store(e.0))?;
     match cmd {
         ClientCommand::Add {
@@ -170,7 +185,9 @@ pub fn client(target: &Target, cmd: ClientCommand, out: &mut Output) -> CmdResul
                     },
                 )
                 .map_err(|e| Failure::usage(e.0))?;
-            ensure_dir(&target.dir)?;
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                ensure_dir(parent)?;
+            }
             file.save(&path).map_err(|e| Failure::store(e.0))?;
             out.line(token)
         }

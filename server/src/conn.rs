@@ -253,11 +253,14 @@ fn data_command(shared: &Shared, sess: &mut Session, spec: &Spec, args: &[&[u8]]
         Ok(false) => {}
         Err(e) => return store_error(shared, sess, &e, out),
     }
-    // The reply goes straight into the output; a failed transaction takes it back.
+    // The reply goes straight into the output; a failed transaction takes it back,
+    // and so does each attempt that a shared engine (Redis) runs again after a
+    // conflict with another process.
     let mark = out.buf.len();
-    let r = shared
-        .svc
-        .transaction_in(&bucket, |tx| commands::exec_in_txn(tx, spec, args, out));
+    let r = shared.svc.transaction_in(&bucket, |tx| {
+        out.buf.truncate(mark);
+        commands::exec_in_txn(tx, spec, args, out)
+    });
     if let Err(e) = r {
         out.buf.truncate(mark);
         store_error(shared, sess, &e, out);

@@ -95,6 +95,9 @@ pub struct Config {
     pub cors: Vec<String>,
     /// Quota for clients whose entry sets none (and for peer-credential clients).
     pub default_quota: Quota,
+    /// The client list (default: `clients.toml` in the store's directory). A store
+    /// opened by URL (the Redis engine) has no directory: this must be given.
+    pub clients_file: Option<PathBuf>,
     /// Run requests where the tokio runtime may block (sync-mode stores wait for
     /// fsync in every write).
     pub blocking_store: bool,
@@ -116,6 +119,7 @@ impl Default for Config {
             web_dir: None,
             cors: Vec::new(),
             default_quota: Quota::default(),
+            clients_file: None,
             blocking_store: false,
         }
     }
@@ -233,8 +237,18 @@ impl Server {
             }
         }
         let tls = cfg.tls.as_ref().map(load_tls).transpose()?;
-        let registry = Registry::open(auth::clients_path(svc.store().path()))
-            .map_err(|e| io::Error::other(e.0))?;
+        let clients = match &cfg.clients_file {
+            Some(p) => p.clone(),
+            None if svc.store().path().is_dir() => auth::clients_path(svc.store().path()),
+            None => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "this store has no directory (it is opened by URL): name the client \
+                     list with --clients FILE",
+                ))
+            }
+        };
+        let registry = Registry::open(clients).map_err(|e| io::Error::other(e.0))?;
         let unix = match &cfg.unix {
             Some(p) => Some((bind_unix(p)?, p.clone())),
             None => None,

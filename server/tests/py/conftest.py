@@ -81,16 +81,27 @@ class StateServer:
 
 
 def start_state(
-    store: Path, *extra: str, clients: tuple[str, ...] = ("alice", "bob"), engine: str = "memfile"
+    store: Path,
+    *extra: str,
+    clients: tuple[str, ...] = ("alice", "bob"),
+    engine: str = "memfile",
+    url: str | None = None,
+    clients_file: Path | None = None,
 ) -> StateServer:
-    """Adds `clients` (if new) and starts `state serve` on free ports."""
+    """Adds `clients` (if new) and starts `state serve` on free ports: on the store
+    directory `store`, or on the store at `url` (the Redis engine; then `store` is
+    only a scratch directory and the client list is `clients_file`)."""
+    where = ["--store", url] if url else ["--store", str(store), "--engine", engine]
+    cl = ["--clients", str(clients_file)] if clients_file else []
+    listed = clients_file if clients_file else store / "clients.toml"
     tokens = {}
-    existing = state(store, "client", "list") if (store / "clients.toml").exists() else ""
+    existing = subprocess.run([str(STATE_BIN), *where, "client", *cl, "list"], capture_output=True, text=True, check=True).stdout if listed.exists() else ""
     for c in clients:
         if not re.search(rf"^{re.escape(c)}\b", existing, re.M):
-            tokens[c] = state(store, "client", "add", c).strip()
-    sock = store / "state.sock"
-    args = [str(STATE_BIN), "--store", str(store), "--engine", engine, "serve", "--resp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--unix", str(sock), *extra]
+            tokens[c] = subprocess.run([str(STATE_BIN), *where, "client", *cl, "add", c], capture_output=True, text=True, check=True).stdout.strip()
+    sock = None if url else store / "state.sock"
+    unix = ["--unix", str(sock)] if sock else ["--unix", "off"]
+    args = [str(STATE_BIN), *where, "serve", "--resp", "127.0.0.1:0", "--http", "127.0.0.1:0", *unix, *cl, *extra]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     resp = http = None
