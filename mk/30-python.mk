@@ -44,7 +44,7 @@ python-lint: python-install
 	cd $(PYDIR) && $(VPY) -m mypy.stubtest libstate
 	$(VPY) -m mypy --strict examples/python/dashboard.py $(PYDIR)/python/libstate
 
-python-test: python-lint
+python-test: python-lint redis-packages
 	cd $(PYDIR) && $(VPY) -m pytest -q -p no:cacheprovider tests
 
 # Opt-in: libstate against the Python stores people use today, in one run
