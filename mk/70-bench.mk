@@ -25,3 +25,9 @@ $(VENV)/.charts-installed:
 
 bench-charts: $(VENV)/.charts-installed
 	$(VPY) scripts/bench_charts.py --docs docs --out docs/img
+
+# Opt-in: the Redis engine beside the raw redis crate, one run against one
+# redis-server it starts (docs/scale-out.md, "Benchmark").
+.PHONY: bench-redis
+bench-redis: redis-packages
+	$(CARGO) bench -p state-core --bench redis
