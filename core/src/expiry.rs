@@ -21,6 +21,7 @@ use crate::engine::{StorageEngine, Visit, WriteOp};
 use crate::error::{Error, Result};
 use crate::record;
 use crate::store::{Shared, Written};
+use crate::watch::{Change, EventKind};
 
 /// The internal bucket holding the deadline index. It starts with a control
 /// character, which user bucket names cannot contain.
@@ -199,6 +200,19 @@ pub(crate) fn sweep(shared: &Shared) -> Result<u64> {
                 }
             }
             engine.write(&ops)?;
+            if shared.watch.active() {
+                let changes: Vec<Change<'_>> = entries
+                    .iter()
+                    .filter(|e| e.current)
+                    .map(|e| Change {
+                        bucket: &e.bucket,
+                        key: &e.key,
+                        kind: EventKind::Expire,
+                        value: None,
+                    })
+                    .collect();
+                shared.watch.publish(&changes);
+            }
             Ok(Written::changed(SweptBatch {
                 removed: n,
                 more: entries.len() == SWEEP_BATCH,
