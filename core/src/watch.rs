@@ -332,8 +332,9 @@ impl Hub {
     }
 
     /// Publishes a batch of engine writes to user buckets: a put is a `Set` of the
-    /// decoded value (skipped if it is already expired), a delete is a `Delete`.
-    pub(crate) fn publish_ops(&self, ops: &[WriteOp<'_>], now_ms: impl Fn() -> u64) {
+    /// decoded value (even one whose TTL ran out while it was written: its expiry
+    /// event follows when it is swept), a delete is a `Delete`.
+    pub(crate) fn publish_ops(&self, ops: &[WriteOp<'_>]) {
         let mut changes = Vec::with_capacity(ops.len());
         for op in ops {
             match *op {
@@ -341,9 +342,6 @@ impl Hub {
                     let Ok(rec) = record::decode(value, std::path::Path::new("")) else {
                         continue;
                     };
-                    if rec.deadline_ms.is_some_and(|d| d <= now_ms()) {
-                        continue;
-                    }
                     changes.push(Change {
                         bucket,
                         key,

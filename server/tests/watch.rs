@@ -61,7 +61,10 @@ async fn connect(addr: std::net::SocketAddr, token: &str) -> Conn {
 async fn lines(c: &mut Conn, n: usize) -> String {
     let mut out = String::new();
     for _ in 0..n {
-        assert!(c.read_line(&mut out).await.unwrap() > 0, "connection closed: {out}");
+        assert!(
+            c.read_line(&mut out).await.unwrap() > 0,
+            "connection closed: {out}"
+        );
     }
     out
 }
@@ -130,7 +133,10 @@ async fn resp2_subscribers_hear_only_their_own_keys() {
     );
     // Back to normal mode: commands work, and no more messages arrive.
     assert_eq!(exchange(&mut w, b"SET layout c\r\n", 1).await, "+OK\r\n");
-    assert_eq!(exchange(&mut sub, b"GET layout\r\n", 2).await, "$1\r\nc\r\n");
+    assert_eq!(
+        exchange(&mut sub, b"GET layout\r\n", 2).await,
+        "$1\r\nc\r\n"
+    );
     stop.cancel();
     run.await.unwrap().unwrap();
 }
@@ -199,7 +205,11 @@ async fn sse_streams_the_clients_changes_under_a_prefix() {
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(head.contains("content-type: text/event-stream"), "{head}");
     // The headers arrived, so the watcher is registered: write now.
-    store.bucket("bob").unwrap().set("layout", b"bob's").unwrap();
+    store
+        .bucket("bob")
+        .unwrap()
+        .set("layout", b"bob's")
+        .unwrap();
     let alice = store.bucket("alice").unwrap();
     alice.set("other", b"x").unwrap();
     alice.set("layout", b"{\"cols\":3}").unwrap();
@@ -212,7 +222,10 @@ async fn sse_streams_the_clients_changes_under_a_prefix() {
         body.contains(r#"data: {"key":"layout","kind":"set","value":"eyJjb2xzIjozfQ=="}"#),
         "{body}"
     );
-    assert!(body.contains(r#"data: {"key":"layout","kind":"delete"}"#), "{body}");
+    assert!(
+        body.contains(r#"data: {"key":"layout","kind":"delete"}"#),
+        "{body}"
+    );
     assert!(!body.contains("bob") && !body.contains("other"), "{body}");
     // Shutdown ends the stream (graceful shutdown does not wait for it forever).
     stop.cancel();

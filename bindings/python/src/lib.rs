@@ -22,6 +22,7 @@ mod iter;
 mod service;
 mod store;
 mod transfer;
+mod watch;
 
 use pyo3::prelude::*;
 
@@ -33,6 +34,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<cursor::PyCursor>()?;
     m.add_class::<iter::PyBucketIterator>()?;
     m.add_class::<service::PyStateService>()?;
+    m.add_class::<watch::PyWatcher>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add(
         "DEFAULT_FLUSH_INTERVAL",
@@ -51,6 +53,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "DEFAULT_MAX_BATCH_SIZE",
         state_core::limits::DEFAULT_MAX_BATCH_SIZE,
     )?;
+    m.add("DEFAULT_WATCH_CAPACITY", state_core::DEFAULT_WATCH_CAPACITY)?;
     m.add("MAX_KEY_LEN", state_core::limits::MAX_KEY_LEN)?;
     m.add(
         "MAX_BUCKET_NAME_LEN",

@@ -256,7 +256,7 @@ impl Shared {
         self.write_with(|engine| {
             engine.write(ops)?;
             if self.watch.active() {
-                self.watch.publish_ops(ops, || self.opts.clock.now_ms());
+                self.watch.publish_ops(ops);
             }
             Ok(Written::changed(()))
         })
