@@ -407,12 +407,21 @@ impl Watcher {
     /// queue is drained.
     pub fn recv(&self) -> Option<Notice> {
         let mut s = self.queue.state.lock();
+        let mut yielded = false;
         loop {
             if let Some(n) = take(&mut s) {
                 return Some(n);
             }
             if s.ended {
                 return None;
+            }
+            if !yielded {
+                // Give the writers one turn before sleeping: under a stream of
+                // writes the queue refills meanwhile and this watcher takes a
+                // batch without the writer paying a futex wake per event.
+                yielded = true;
+                parking_lot::MutexGuard::unlocked(&mut s, std::thread::yield_now);
+                continue;
             }
             self.queue.ready.wait(&mut s);
         }
