@@ -34,7 +34,7 @@ import asyncio as _asyncio
 import json as _json
 from collections.abc import AsyncIterator, ItemsView, Iterator, KeysView, MutableMapping, ValuesView
 from os import PathLike
-from typing import IO, Any, Literal, NamedTuple
+from typing import IO, Any, Literal, NamedTuple, cast
 
 from . import _native
 from ._errors import (
@@ -470,6 +470,9 @@ class Bucket(_native.Bucket, MutableMapping[str, bytes]):
         return Watcher(self, prefix, capacity)
 
 
+_EventKind = Literal["set", "delete", "expire", "lagged"]
+
+
 class Event(NamedTuple):
     """One notice from a :class:`Watcher`.
 
@@ -479,7 +482,7 @@ class Event(NamedTuple):
     to catch up.
     """
 
-    kind: Literal["set", "delete", "expire", "lagged"]
+    kind: _EventKind
     key: str | None
     value: bytes | None
     missed: int = 0
@@ -506,19 +509,16 @@ class Watcher(_native.Watcher):
         return self
 
     def __next__(self) -> Event:
-        raw = self._recv(None)
-        if raw is None or raw[0] == "ended":
+        ev = _event(self._recv(None))
+        if ev is None:
             raise StopIteration
-        return Event(*raw)
+        return ev
 
     def recv(self, timeout: float | None = None) -> Event | None:
         """The next event, waiting at most ``timeout`` seconds (``None``: until
         one comes, ``0``: not at all); ``None`` if none came in time or the
         watcher has ended."""
-        raw = self._recv(timeout)
-        if raw is None or raw[0] == "ended":
-            return None
-        return Event(*raw)
+        return _event(self._recv(timeout))
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self
@@ -530,19 +530,26 @@ class Watcher(_native.Watcher):
             self._drain_wakeup()
             raw = self._recv(0)
             if raw is not None:
-                if raw[0] == "ended":
+                ev = _event(raw)
+                if ev is None:
                     raise StopAsyncIteration
-                return Event(*raw)
+                return ev
             ready: _asyncio.Future[None] = loop.create_future()
+
+            def wake() -> None:
+                if not ready.done():
+                    ready.set_result(None)
+
             try:
-                loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+                loop.add_reader(fd, wake)
             except NotImplementedError:
                 # A loop without add_reader (Windows' proactor): wait in a thread.
                 raw = await loop.run_in_executor(None, self._recv, 0.1)
                 if raw is not None:
-                    if raw[0] == "ended":
+                    ev = _event(raw)
+                    if ev is None:
                         raise StopAsyncIteration
-                    return Event(*raw)
+                    return ev
                 continue
             try:
                 await ready
@@ -554,6 +561,14 @@ class Watcher(_native.Watcher):
 
     def __exit__(self, *_args: object) -> None:
         self.close()
+
+
+def _event(raw: tuple[str, str | None, bytes | None, int] | None) -> Event | None:
+    """The Event of a native notice; None for none (a timeout) or the end."""
+    if raw is None or raw[0] == "ended":
+        return None
+    kind, key, value, missed = raw
+    return Event(cast(_EventKind, kind), key, value, missed)
 
 
 class StateService(_native.StateService):
