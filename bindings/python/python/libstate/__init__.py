@@ -470,9 +470,6 @@ class Bucket(_native.Bucket, MutableMapping[str, bytes]):
         return Watcher(self, prefix, capacity)
 
 
-_EventKind = Literal["set", "delete", "expire", "lagged"]
-
-
 class Event(NamedTuple):
     """One notice from a :class:`Watcher`.
 
@@ -482,7 +479,7 @@ class Event(NamedTuple):
     to catch up.
     """
 
-    kind: _EventKind
+    kind: Literal["set", "delete", "expire", "lagged"]
     key: str | None
     value: bytes | None
     missed: int = 0
@@ -568,7 +565,7 @@ def _event(raw: tuple[str, str | None, bytes | None, int] | None) -> Event | Non
     if raw is None or raw[0] == "ended":
         return None
     kind, key, value, missed = raw
-    return Event(cast(_EventKind, kind), key, value, missed)
+    return Event(cast('Literal["set", "delete", "expire", "lagged"]', kind), key, value, missed)
 
 
 class StateService(_native.StateService):
