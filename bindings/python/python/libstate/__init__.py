@@ -503,9 +503,11 @@ class Watcher(_native.Watcher):
     __slots__ = ()
 
     def __iter__(self) -> Iterator[Event]:
+        """The watcher itself: iterating yields its events until it ends."""
         return self
 
     def __next__(self) -> Event:
+        """The next event, waiting for one with the GIL released."""
         ev = _event(self._recv(None))
         if ev is None:
             raise StopIteration
@@ -518,9 +520,11 @@ class Watcher(_native.Watcher):
         return _event(self._recv(timeout))
 
     def __aiter__(self) -> AsyncIterator[Event]:
+        """The watcher itself: ``async for`` yields its events until it ends."""
         return self
 
     async def __anext__(self) -> Event:
+        """The next event, waiting on the running event loop."""
         loop = _asyncio.get_running_loop()
         fd = self._wakeup_fd()
         while True:
@@ -554,9 +558,11 @@ class Watcher(_native.Watcher):
                 loop.remove_reader(fd)
 
     def __enter__(self) -> Watcher:
+        """The watcher itself; leaving the ``with`` block closes it."""
         return self
 
     def __exit__(self, *_args: object) -> None:
+        """Closes the watcher."""
         self.close()
 
 
