@@ -57,6 +57,28 @@
 #define STATE_NO_EXPIRY -1
 
 /**
+ * `state_event.kind`: the key was set; `value` holds its new value.
+ */
+#define STATE_EVENT_SET 1
+
+/**
+ * `state_event.kind`: the key was deleted.
+ */
+#define STATE_EVENT_DELETE 2
+
+/**
+ * `state_event.kind`: the key expired and was removed (by the sweeper, up to its
+ * interval after the deadline, or by a write that found it expired).
+ */
+#define STATE_EVENT_EXPIRE 3
+
+/**
+ * `state_event.kind`: the watch fell behind and `missed` changes were dropped at
+ * this point (`key` is NULL); read the keys again to catch up.
+ */
+#define STATE_EVENT_LAGGED 4
+
+/**
  * The result of every fallible libstate call.
  *
  * `STATE_OK` is 0, so `if (rc != STATE_OK)` tests for failure. `STATE_NOT_FOUND` is
@@ -130,6 +152,11 @@ typedef struct state_service state_service;
  * An open store. Obtained from `state_open`, released with `state_close`.
  */
 typedef struct state_store state_store;
+
+/**
+ * A watch started by `state_watch`, released with `state_unwatch`.
+ */
+typedef struct state_watcher state_watcher;
 
 /**
  * The callback of `state_get_with`: receives the caller's `ctx` and the value, lent
@@ -364,6 +391,45 @@ typedef struct state_info {
    */
   uint64_t disk_bytes;
 } state_info;
+
+/**
+ * One change, lent to a `state_watch_fn` for the duration of the call (copy what
+ * you keep).
+ */
+typedef struct state_event {
+  /**
+   * `STATE_EVENT_SET`, `STATE_EVENT_DELETE`, `STATE_EVENT_EXPIRE` or
+   * `STATE_EVENT_LAGGED`.
+   */
+  uint32_t kind;
+  /**
+   * The key, NUL-terminated (NULL for `STATE_EVENT_LAGGED`).
+   */
+  const char *key;
+  /**
+   * The key's length in bytes, without the NUL.
+   */
+  size_t key_len;
+  /**
+   * The new value for `STATE_EVENT_SET` (never NULL then, even when empty);
+   * NULL otherwise.
+   */
+  const uint8_t *value;
+  /**
+   * The value's length in bytes.
+   */
+  size_t value_len;
+  /**
+   * For `STATE_EVENT_LAGGED`: how many changes were dropped; 0 otherwise.
+   */
+  uint64_t missed;
+} state_event;
+
+/**
+ * The callback of `state_watch`: receives the caller's `ctx` and one event.
+ */
+typedef void (*state_watch_fn)(void *ctx,
+                               const struct state_event *event);
 
 #ifdef __cplusplus
 extern "C" {
@@ -1128,6 +1194,56 @@ unsigned int state_version_number(void);
  * leave it unchanged. Thread-safe (each thread has its own message).
  */
 const char *state_last_error_message(void);
+
+/**
+ * Watches the keys of `bucket` that start with `prefix` (`""`: every key) and calls
+ * `callback(ctx, event)` for each change committed after this call returns: sets,
+ * deletes and expiries, in commit order, a batch as its events in order, each once
+ * the write is visible to reads. Changing only a key's TTL is no event. Writes a
+ * new watch handle to `*watch`; release it with `state_unwatch`.
+ *
+ * **The callback** runs on one thread libstate starts for this watch, never on the
+ * writer's thread and never two calls at once. The event and its key and value are
+ * valid only during the call. It may call any libstate function, including writes to
+ * the watched bucket (which cause more events) and `state_unwatch` of its own watch.
+ * It must return normally (no `longjmp` out of it, no C++ exception through it).
+ * Writers never wait for it: while it is slow, events queue (up to 1024); past that
+ * they are dropped and one `STATE_EVENT_LAGGED` event tells how many, where they were.
+ *
+ * **Ending**: when the store is closed, the callback receives the events queued
+ * before and is then not called again; the handle still needs `state_unwatch`.
+ *
+ * Thread-safe.
+ *
+ * # Errors
+ * `STATE_INVALID_ARGUMENT` (NULL `bucket`, `prefix`, `callback` or `watch`; prefix
+ * over 1024 bytes or not UTF-8), `STATE_CLOSED`, `STATE_INTERNAL` (no thread could
+ * be started).
+ *
+ * # Safety
+ * `bucket` is only looked up; `prefix` is a NUL-terminated string; `callback` may be
+ * called with `ctx` from another thread until `state_unwatch` returns (or, when
+ * called from the callback itself, until that call of the callback returns); `watch`
+ * is valid for a write.
+ */
+enum state_status state_watch(struct state_bucket *bucket,
+                              const char *prefix,
+                              state_watch_fn callback,
+                              void *ctx,
+                              struct state_watcher **watch);
+
+/**
+ * Stops a watch and releases its handle. Called from any other thread, it waits
+ * for a callback that is running to return: when it returns, the callback is not
+ * running and will not be called again (so `ctx` may be freed). Called from inside
+ * the watch's own callback, it returns at once and no call follows the current one.
+ *
+ * Thread-safe. A handle that is already released gives `STATE_CLOSED`.
+ *
+ * # Safety
+ * `watch` is any value; it is only looked up, never dereferenced.
+ */
+enum state_status state_unwatch(struct state_watcher *watch);
 
 #ifdef __cplusplus
 }  // extern "C"

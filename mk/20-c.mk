@@ -54,7 +54,7 @@ c-header-check:
 	$(CC) $(C_WARN) -I include -fsyntax-only tests/header_only.c
 	$(CXX) -x c++ -std=c++11 -Wall -Wextra -Werror -pedantic -I include -fsyntax-only tests/header_only.c
 
-C_TESTS := test_api test_threads
+C_TESTS := test_api test_threads test_watch
 
 c-test: c-lib c-test-valgrind
 

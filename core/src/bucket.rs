@@ -18,6 +18,7 @@ use crate::lend::Lending;
 use crate::limits;
 use crate::record::{self, Stored};
 use crate::store::{Shared, Store, Written};
+use crate::watch::{Change, EventKind};
 
 /// A named bucket: an ordered map from string keys to byte values.
 ///
@@ -215,6 +216,18 @@ impl Bucket {
                 engine.write(&ops)?;
             }
             let existed = found.live().is_some();
+            if found.is_stored() && shared.watch.active() {
+                shared.watch.publish(&[Change {
+                    bucket: &self.name,
+                    key: key.as_bytes(),
+                    kind: if existed {
+                        EventKind::Delete
+                    } else {
+                        EventKind::Expire
+                    },
+                    value: None,
+                }]);
+            }
             Ok(if found.is_stored() {
                 Written::changed(existed)
             } else {

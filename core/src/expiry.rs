@@ -27,6 +27,7 @@ use crate::engine::{self, StorageEngine, Visit, WriteOp};
 use crate::error::{Error, Result};
 use crate::record;
 use crate::store::{Shared, Written};
+use crate::watch::{Change, EventKind};
 
 /// The single index bucket of the old layout, spanning every bucket. It starts with
 /// a control character, which user bucket names cannot contain.
@@ -253,6 +254,19 @@ fn sweep_bucket(shared: &Shared, bucket: &str) -> Result<u64> {
                 }
             }
             engine.write(&ops)?;
+            if shared.watch.active() {
+                let changes: Vec<Change<'_>> = entries
+                    .iter()
+                    .filter(|e| e.current)
+                    .map(|e| Change {
+                        bucket,
+                        key: &e.key,
+                        kind: EventKind::Expire,
+                        value: None,
+                    })
+                    .collect();
+                shared.watch.publish(&changes);
+            }
             Ok(Written::changed(SweptBatch {
                 removed: n,
                 more: entries.len() == SWEEP_BATCH,

@@ -55,6 +55,7 @@ mod service;
 mod store;
 mod transfer;
 mod txn;
+mod watch;
 
 pub use batch::{FoundValues, ScanRange};
 pub use bucket::{prefix_bounds, Bucket, Entry};
@@ -72,3 +73,4 @@ pub use transfer::{
     encode_value, ExportProgress, ExportReport, Format, ImportProgress, ImportReport,
 };
 pub use txn::{Expiry, Record, Txn, Usage, UsageDelta};
+pub use watch::{Event, EventKind, Notice, RecvError, Watcher, DEFAULT_WATCH_CAPACITY};

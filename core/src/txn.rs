@@ -22,6 +22,7 @@ use crate::expiry;
 use crate::limits;
 use crate::record::{self, Stored};
 use crate::store::{Shared, Written};
+use crate::watch::{Change, EventKind};
 
 /// A live record as a transaction sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -451,7 +452,36 @@ impl<'a> Txn<'a> {
             });
         }
         self.engine.write(&ops)?;
+        if self.shared.watch.active() {
+            self.publish(&dirty);
+        }
         Ok(true)
+    }
+}
+
+impl Txn<'_> {
+    /// Tells the watchers what the committed batch changed: a set per record
+    /// written, a delete per live record removed, an expiry per expired record
+    /// removed (a key created and deleted within the transaction is no change).
+    fn publish(&self, dirty: &[(&String, &Slot)]) {
+        let changes: Vec<Change<'_>> = dirty
+            .iter()
+            .filter_map(|(k, slot)| {
+                let kind = match (&slot.current, slot.original_live, slot.original) {
+                    (Some(_), _, _) => EventKind::Set,
+                    (None, true, _) => EventKind::Delete,
+                    (None, false, Some(_)) => EventKind::Expire,
+                    (None, false, None) => return None,
+                };
+                Some(Change {
+                    bucket: self.bucket.name(),
+                    key: k.as_bytes(),
+                    kind,
+                    value: slot.current.as_ref().map(|r| r.value.as_slice()),
+                })
+            })
+            .collect();
+        self.shared.watch.publish(&changes);
     }
 }
 

@@ -17,6 +17,8 @@ mod model;
 mod suite;
 #[path = "conformance/ttl.rs"]
 mod ttl;
+#[path = "conformance/watch.rs"]
+mod watch;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions, TryLockError};

@@ -15,6 +15,8 @@ mod suite;
 mod redis_support;
 #[path = "conformance/ttl.rs"]
 mod ttl;
+#[path = "conformance/watch.rs"]
+mod watch;
 
 use redis_support::{engine_for, shared_cluster_url};
 

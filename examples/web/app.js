@@ -1,12 +1,18 @@
 // The original state service's example consumer: a dashboard that saves its layout
 // through libstate's HTTP API (POST /v1/get and /v1/set, values base64 as Go
 // encodes []byte) and restores it on reload. The token lives in sessionStorage.
+// It follows changes live through Server-Sent Events (GET /v1/watch): a layout
+// changed in another tab or by another program appears here without a reload.
 "use strict";
 
 const DEFAULT_LAYOUT = { cols: 3, theme: "light", widgets: ["Temperature", "Humidity", "Power", "Doors"] };
 const KEY = "dashboard/layout";
 const $ = (id) => document.getElementById(id);
 let layout = structuredClone(DEFAULT_LAYOUT);
+// Values this page saved whose own change events have not come back yet: the echo
+// of our own save is not news (and may be older than what the page shows now).
+const ownSaves = [];
+let events = null;
 
 function b64encode(text) {
   return btoa(String.fromCharCode(...new TextEncoder().encode(text)));
@@ -54,8 +60,10 @@ function render() {
 
 async function save() {
   render();
+  const value = b64encode(JSON.stringify(layout));
+  ownSaves.push(value);
   try {
-    await call("set", { key: KEY, value: b64encode(JSON.stringify(layout)) });
+    await call("set", { key: KEY, value });
     $("saved").textContent = "Saved.";
   } catch (e) {
     $("saved").textContent = `Not saved: ${e.message}`;
@@ -68,10 +76,54 @@ async function load() {
   render();
 }
 
+function applyChange(change) {
+  if (change.kind === "lagged") return load(); // changes were missed: read again
+  if (change.key !== KEY) return;
+  if (change.kind === "set") {
+    const mine = ownSaves.indexOf(change.value);
+    if (mine >= 0) {
+      ownSaves.splice(0, mine + 1);
+      return;
+    }
+    layout = { ...DEFAULT_LAYOUT, ...JSON.parse(b64decode(change.value)) };
+  } else {
+    layout = structuredClone(DEFAULT_LAYOUT);
+  }
+  render();
+}
+
+// EventSource cannot send an Authorization header, so the token goes in the URL
+// (the server accepts that on /v1/watch only).
+function follow(token) {
+  events?.close();
+  const url = `/v1/watch?prefix=${encodeURIComponent(KEY)}&token=${encodeURIComponent(token)}`;
+  events = new EventSource(url);
+  let opened = false;
+  events.onopen = () => {
+    // After a reconnect, changes made while we were away were not sent: reload.
+    if (opened) load();
+    opened = true;
+    $("live").textContent = "Live.";
+    document.body.dataset.live = "open";
+  };
+  events.onerror = () => {
+    $("live").textContent = "Reconnecting…";
+    document.body.dataset.live = "closed";
+  };
+  events.onmessage = (ev) => {
+    try {
+      applyChange(JSON.parse(ev.data));
+    } catch (e) {
+      $("live").textContent = `Bad change event: ${e.message}`;
+    }
+  };
+}
+
 async function signIn(token) {
   sessionStorage.setItem("token", token);
   try {
     await load();
+    follow(token);
     $("status").textContent = "Signed in.";
     $("board").hidden = false;
     $("signout").hidden = false;
@@ -87,6 +139,7 @@ $("signin").addEventListener("submit", (ev) => {
   signIn($("token").value.trim());
 });
 $("signout").addEventListener("click", () => {
+  events?.close();
   sessionStorage.removeItem("token");
   location.reload();
 });

@@ -48,6 +48,7 @@ pub(crate) enum Object {
     // Calls on one cursor are serialized, so sharing it between threads is safe.
     Cursor(Arc<Mutex<Cursor>>),
     Service(Arc<StateService>),
+    Watch(Arc<crate::watch::WatchState>),
 }
 
 impl Object {
@@ -57,6 +58,7 @@ impl Object {
             Object::Bucket(_) => "a bucket",
             Object::Cursor(_) => "a cursor",
             Object::Service(_) => "a service",
+            Object::Watch(_) => "a watch",
         }
     }
 }
@@ -111,6 +113,12 @@ handle_type!(state_store, Arc<Store>, Store, "a store");
 handle_type!(state_bucket, Arc<Bucket>, Bucket, "a bucket");
 handle_type!(state_cursor, Arc<Mutex<Cursor>>, Cursor, "a cursor");
 handle_type!(state_service, Arc<StateService>, Service, "a service");
+handle_type!(
+    crate::watch::state_watcher,
+    Arc<crate::watch::WatchState>,
+    Watch,
+    "a watch"
+);
 
 /// Registers `value` and returns its new handle.
 pub(crate) fn register<H: Handle>(value: H::Value) -> Result<*mut H, Fail> {

@@ -30,6 +30,7 @@ mod status;
 mod store;
 mod ttl;
 mod version;
+mod watch;
 
 pub use bucket::{
     state_bucket_close, state_bucket_open, state_delete, state_get, state_get_multiple,
@@ -60,3 +61,7 @@ pub use ttl::{
     STATE_NO_EXPIRY,
 };
 pub use version::{state_last_error_message, state_version, state_version_number};
+pub use watch::{
+    state_event, state_unwatch, state_watch, state_watch_fn, state_watcher, STATE_EVENT_DELETE,
+    STATE_EVENT_EXPIRE, STATE_EVENT_LAGGED, STATE_EVENT_SET,
+};

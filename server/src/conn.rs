@@ -11,6 +11,7 @@ use state_core::Bucket;
 
 use crate::commands::{self, Kind, Spec};
 use crate::metrics::ErrorClass;
+use crate::pubsub::{Broken, Subscriptions};
 use crate::resp::{self, Out, ParseLimits, Parsed};
 use crate::Shared;
 
@@ -39,6 +40,8 @@ pub(crate) struct Session {
     /// Queued commands after MULTI, and whether one was refused while queueing.
     multi: Option<(Vec<Vec<Vec<u8>>>, bool)>,
     protocol: &'static str,
+    /// Keyspace-notification subscriptions (SUBSCRIBE, PSUBSCRIBE).
+    subs: Subscriptions,
 }
 
 impl Session {
@@ -57,6 +60,7 @@ impl Session {
             resp3: false,
             multi: None,
             protocol,
+            subs: Subscriptions::default(),
         }
     }
 }
@@ -121,6 +125,17 @@ where
             }
         }
         buf.drain(..consumed);
+        if let Err(broken) = sess.subs.drain(&mut out) {
+            match broken {
+                Broken::Lagged(n) => {
+                    shared.metrics.error(ErrorClass::Protocol);
+                    tracing::warn!(conn = sess.id, peer = %sess.peer, "closing a subscribed connection that fell {n} events behind");
+                }
+                Broken::Ended => {}
+            }
+            let _ = stream.write_all(&out.buf).await;
+            return;
+        }
         if !out.buf.is_empty() {
             if stream.write_all(&out.buf).await.is_err() {
                 return;
@@ -163,7 +178,10 @@ where
                 None => Some(stream.read_buf(&mut buf).await),
             }
         };
+        let ready = Arc::clone(&sess.subs.ready);
+        let subscribed = sess.subs.active();
         tokio::select! {
+            () = ready.notified(), if subscribed => {}
             r = read => match r {
                 Some(Ok(0)) | Some(Err(_)) => return,
                 Some(Ok(_)) => {}
@@ -201,6 +219,19 @@ pub(crate) fn request(shared: &Shared, sess: &mut Session, args: &[&[u8]], out: 
     let open = matches!(spec.name, "ping" | "hello" | "auth" | "quit" | "reset");
     if sess.client.is_none() && !open {
         out.error("NOAUTH Authentication required.");
+        return After::Continue;
+    }
+    if sess.subs.active()
+        && !sess.resp3
+        && !matches!(
+            spec.name,
+            "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe" | "ping" | "quit" | "reset"
+        )
+    {
+        out.error(&format!(
+            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            spec.name
+        ));
         return After::Continue;
     }
     if sess.multi.is_some() && !matches!(spec.name, "exec" | "discard" | "multi" | "quit" | "reset")
@@ -323,6 +354,31 @@ fn connection_command(
 ) -> After {
     let lower = |i: usize| args.get(i).map(|a| a.to_ascii_lowercase());
     match spec.name {
+        "ping" if sess.subs.active() && !sess.resp3 => {
+            // In RESP2 subscribed mode PING answers in the pub/sub shape.
+            out.array(2);
+            out.bulk(b"pong");
+            out.bulk(args.get(1).copied().unwrap_or_default());
+        }
+        "subscribe" | "psubscribe" => {
+            let b = match bucket(shared, sess) {
+                Ok(b) => b.clone(),
+                Err(e) => {
+                    store_error(shared, sess, &e, out);
+                    return After::Continue;
+                }
+            };
+            if let Err(e) = sess
+                .subs
+                .subscribe(&b, &args[1..], spec.name == "psubscribe", out)
+            {
+                store_error(shared, sess, &e, out);
+            }
+        }
+        "unsubscribe" | "punsubscribe" => {
+            sess.subs
+                .unsubscribe(&args[1..], spec.name == "punsubscribe", out);
+        }
         "ping" => match args.len() {
             1 => out.simple("PONG"),
             2 => out.bulk(args[1]),
@@ -371,6 +427,7 @@ fn connection_command(
             }
         }
         "reset" => {
+            sess.subs.clear();
             sess.multi = None;
             sess.resp3 = false;
             sess.name = None;
@@ -445,6 +502,16 @@ fn authenticate(shared: &Shared, sess: &mut Session, name: Option<&[u8]>, token:
             shared.apply_quota(&client);
             tracing::debug!(conn = sess.id, client = %client, "authenticated");
             sess.client = Some(client);
+            if sess.subs.active() {
+                // Subscriptions follow the connection's client: never another's keys.
+                let rebound = bucket(shared, sess)
+                    .cloned()
+                    .and_then(|b| sess.subs.rebind(&b));
+                if let Err(e) = rebound {
+                    tracing::warn!(conn = sess.id, "dropping subscriptions after AUTH: {e}");
+                    sess.subs.clear();
+                }
+            }
             true
         }
         None => {

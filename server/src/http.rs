@@ -21,6 +21,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     // A value of max_value_size bytes is 4/3 of that in base64, plus the JSON around it.
     let body_limit = shared.max_bulk().saturating_mul(4) / 3 + (64 << 10);
     let mut r = Router::new()
+        .route("/v1/watch", get(crate::sse::watch))
         .route("/v1/{method}", post(api))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
@@ -45,7 +46,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     r.with_state(shared)
 }
 
-fn json_error(status: StatusCode, kind: &str, msg: &str) -> Response {
+pub(crate) fn json_error(status: StatusCode, kind: &str, msg: &str) -> Response {
     let body = serde_json::json!({ "error": msg, "kind": kind }).to_string();
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }

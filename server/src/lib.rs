@@ -29,7 +29,9 @@ mod conn;
 pub mod glob;
 mod http;
 pub mod metrics;
+mod pubsub;
 pub mod resp;
+mod sse;
 
 use std::io;
 use std::net::SocketAddr;

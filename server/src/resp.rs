@@ -284,6 +284,12 @@ impl Out {
         self.int_line(b'*', n as i64);
     }
 
+    /// A push header with `n` elements (RESP3 `>`; RESP2 an array): pub/sub
+    /// confirmations and messages.
+    pub fn push(&mut self, n: usize) {
+        self.int_line(if self.resp3 { b'>' } else { b'*' }, n as i64);
+    }
+
     /// A map header with `n` pairs (RESP2: an array of 2n elements).
     pub fn map(&mut self, n: usize) {
         if self.resp3 {

@@ -23,6 +23,7 @@ mod iter;
 mod service;
 mod store;
 mod transfer;
+mod watch;
 
 use pyo3::prelude::*;
 
@@ -35,6 +36,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<cursor::PyCursor>()?;
     m.add_class::<iter::PyBucketIterator>()?;
     m.add_class::<service::PyStateService>()?;
+    m.add_class::<watch::PyWatcher>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add(
         "DEFAULT_FLUSH_INTERVAL",
@@ -53,6 +55,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "DEFAULT_MAX_BATCH_SIZE",
         state_core::limits::DEFAULT_MAX_BATCH_SIZE,
     )?;
+    m.add("DEFAULT_WATCH_CAPACITY", state_core::DEFAULT_WATCH_CAPACITY)?;
     m.add("MAX_KEY_LEN", state_core::limits::MAX_KEY_LEN)?;
     m.add(
         "MAX_BUCKET_NAME_LEN",

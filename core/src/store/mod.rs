@@ -7,6 +7,7 @@ mod group_commit;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -21,12 +22,13 @@ use crate::bucket::Bucket;
 use crate::checkpoint;
 use crate::clock::{Clock, SystemClock};
 use crate::engine::{
-    self, Engine, EngineConfig, RedisConfig, StorageEngine, StoreContext, WriteOp,
+    self, Engine, EngineConfig, RedisConfig, StorageEngine, StoreContext, Visit, WriteOp,
 };
 use crate::error::{Error, Result};
 use crate::expiry;
 use crate::lend;
 use crate::limits::{self, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_VALUE_SIZE};
+use crate::watch::{Change, EventKind, Hub};
 
 /// Default interval of the background flush in periodic durability mode.
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(500);
@@ -223,6 +225,8 @@ pub(crate) struct Shared {
     background: Mutex<Option<Background>>,
     /// The last checkpoint: its generation and the write sequence it covered.
     checkpoint: Mutex<Checkpoint>,
+    /// Watchers, to which writes publish their changes under `write_lock`.
+    pub(crate) watch: Arc<Hub>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -270,7 +274,22 @@ impl Shared {
 
     /// Applies `ops` atomically and, in sync mode, waits until they are durable.
     pub(crate) fn write(&self, ops: &[WriteOp<'_>]) -> Result<()> {
-        self.write_with(|engine| engine.write(ops).map(Written::changed))
+        self.write_with(|engine| {
+            engine.write(ops)?;
+            if self.watch.active() {
+                self.watch.publish_ops(ops);
+            }
+            Ok(Written::changed(()))
+        })
+    }
+
+    /// Runs `register` under the store's write lock, so a new watcher sees exactly
+    /// the writes that commit after it is registered.
+    pub(crate) fn register_watch<T>(&self, register: impl FnOnce(&Arc<Hub>) -> T) -> Result<T> {
+        lend::refuse(self, "watch the store")?;
+        let _engine = self.engine()?;
+        let _w = self.write_lock.lock();
+        Ok(register(&self.watch))
     }
 
     /// Runs a read-modify-write `f` under the store's write lock, then, if it
@@ -309,13 +328,17 @@ impl Shared {
                     return f(engine);
                 };
                 let deferred = Deferred::new(engine);
-                let written = f(&deferred)?;
+                // Watchers hear of the changes only once the commit succeeded (an
+                // attempt that conflicts is run again and must tell them nothing).
+                let (written, changes) = self.watch.capture(|| f(&deferred));
+                let written = written?;
                 let ops = deferred.into_ops();
                 if ops.is_empty() {
                     return Ok(written);
                 }
                 let ops: Vec<WriteOp<'_>> = ops.iter().map(OwnedOp::as_op).collect();
                 if engine.write_if_unchanged(bucket, version, &ops)? {
+                    self.watch.publish_owned(&changes);
                     return Ok(written);
                 }
             }
@@ -338,10 +361,41 @@ impl Shared {
 
     pub(crate) fn remove_bucket(&self, name: &str) -> Result<bool> {
         self.write_with(|e| {
+            // Watchers of the bucket learn of each record it held.
+            let mut gone: Vec<(Vec<u8>, EventKind)> = Vec::new();
+            if self.watch.watches_bucket(name) {
+                let now = self.opts.clock.now_ms();
+                e.scan(
+                    name,
+                    Bound::Unbounded,
+                    Bound::Unbounded,
+                    false,
+                    &mut |k, raw| {
+                        let kind = match crate::record::Stored::of(raw, &self.path, || now) {
+                            Ok(crate::record::Stored::Expired { .. }) => EventKind::Expire,
+                            _ => EventKind::Delete,
+                        };
+                        gone.push((k.to_vec(), kind));
+                        Visit::Continue
+                    },
+                )?;
+            }
             let removed = e.remove_bucket(name)?;
             // Its expiry index goes with it (after the records: a crash between the
             // two leaves index entries the sweeper drops as stale).
             e.remove_bucket(&expiry::index_bucket(name))?;
+            if !gone.is_empty() {
+                let changes: Vec<Change<'_>> = gone
+                    .iter()
+                    .map(|(key, kind)| Change {
+                        bucket: name,
+                        key,
+                        kind: *kind,
+                        value: None,
+                    })
+                    .collect();
+                self.watch.publish(&changes);
+            }
             Ok(if removed {
                 Written::changed(true)
             } else {
@@ -422,6 +476,7 @@ impl Shared {
         // Waits for in-flight operations (they hold read guards), then drops the
         // engine so its files and lock are released before the registry lock is.
         let engine = self.engine.write().take();
+        self.watch.end_all();
         match engine {
             Some(engine) => {
                 let r = self.checkpoint_on(&*engine);
@@ -561,9 +616,18 @@ struct Handle {
     closed: AtomicBool,
 }
 
+impl Handle {
+    /// Identifies the handle among the live ones (its address), for the watchers
+    /// made through it.
+    fn id(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+}
+
 impl Drop for Handle {
     fn drop(&mut self) {
         if !self.closed.swap(true, Ordering::SeqCst) {
+            self.shared.watch.end_handle(self.id());
             // Drop cannot report errors; close() exists for callers who want them.
             let _ = self.shared.release();
         }
@@ -679,6 +743,7 @@ impl Store {
             sync: GroupSync::new(),
             background: Mutex::new(None),
             checkpoint: Mutex::new(Checkpoint { generation, seq: 0 }),
+            watch: Arc::default(),
         });
         *shared.background.lock() = Some(Background::start(&shared)?);
         registry.insert(dir, Arc::clone(&shared));
@@ -700,6 +765,11 @@ impl Store {
             return Err(Error::Closed);
         }
         Ok(&self.handle.shared)
+    }
+
+    /// Identifies this handle (and its clones) among the live handles.
+    pub(crate) fn handle_id(&self) -> usize {
+        self.handle.id()
     }
 
     /// The store directory (canonical path); for a store opened by URL, its
@@ -813,6 +883,7 @@ impl Store {
         if self.handle.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
+        self.handle.shared.watch.end_handle(self.handle.id());
         self.handle.shared.release()
     }
 }

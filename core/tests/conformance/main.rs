@@ -9,6 +9,7 @@ mod model;
 #[macro_use]
 mod suite;
 mod ttl;
+mod watch;
 
 use state_core::Engine;
 

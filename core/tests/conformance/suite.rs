@@ -14,8 +14,8 @@
 //! lock_holder_child!(|_name| EngineConfig::Custom(Arc::new(MyFactory)));
 //! ```
 //!
-//! A new case is a `pub fn name(engine: &EngineConfig)` in `cases.rs`, `ttl.rs` or
-//! `lending.rs`, listed in [`engine_suite`]; a case left out of the list fails
+//! A new case is a `pub fn name(engine: &EngineConfig)` in `cases.rs`, `ttl.rs`,
+//! `watch.rs` or `lending.rs`, listed in [`engine_suite`]; a case left out of the list fails
 //! `every_written_case_is_listed`.
 
 /// Instantiates every conformance case as a `#[test]` for one engine: `$engine` is
@@ -97,6 +97,20 @@ macro_rules! engine_suite {
                 background_sweeper_removes_expired_records,
                 sweeping_100k_expiring_among_1m_persistent,
                 service_ttl_methods,
+            );
+            module_cases!(
+                watch:
+                watch_delivers_sets_and_deletes_in_commit_order,
+                watch_sees_only_its_prefix_and_bucket,
+                a_batch_arrives_as_its_events_in_order,
+                events_follow_visibility,
+                concurrent_writers_replay_to_the_stored_state,
+                expiry_events_come_from_the_sweep_and_from_writes,
+                a_stalled_watcher_gets_a_lag_notice_and_writers_go_on,
+                watchers_end_when_the_store_closes,
+                ending_or_dropping_a_watcher_unregisters_it,
+                removing_a_bucket_deletes_each_watched_key,
+                watch_arguments_are_checked,
             );
             module_cases!(
                 lending:

@@ -1,8 +1,8 @@
 // The dashboard page in headless Chromium against a running `state serve --web`:
 // sign in, change the layout, reload, the layout is restored; signed in as another
-// client, none of it is visible.
+// client, none of it is visible; a change made in one tab appears live in another.
 //   node web.test.mjs http://127.0.0.1:PORT TOKEN_A TOKEN_B
-import { test } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 
@@ -14,6 +14,8 @@ const browser = await chromium.launch({
     "--disable-component-update", "--disable-sync", "--disable-quic"],
 });
 
+after(() => browser.close());
+
 async function signIn(page, token) {
   await page.goto(base + "/");
   await page.fill("#token", token);
@@ -22,7 +24,7 @@ async function signIn(page, token) {
 }
 
 test("a layout saved in the page is restored after a reload, and only for its client", async () => {
-  try {
+  {
     const a = await browser.newContext();
     const page = await a.newPage();
     await signIn(page, tokenA);
@@ -52,7 +54,30 @@ test("a layout saved in the page is restored after a reload, and only for its cl
     await bad.click("#signin-button");
     await bad.waitForSelector("#status:has-text('Sign-in failed')");
     assert.equal(await bad.isHidden("#board"), true);
-  } finally {
-    await browser.close();
   }
+});
+
+test("a layout changed in one tab appears in a second tab without reloading, not in another client's", async () => {
+  const ctx = await browser.newContext();
+  const one = await ctx.newPage();
+  const two = await ctx.newPage();
+  const bobs = await (await browser.newContext()).newPage();
+  await signIn(one, tokenA);
+  await signIn(two, tokenA);
+  await signIn(bobs, tokenB);
+  // Each tab has its event stream open, so every later change reaches it.
+  for (const p of [one, two, bobs]) await p.waitForSelector("body[data-live='open']");
+  const bobsCols = await bobs.inputValue("#cols");
+  const next = (await one.inputValue("#cols")) === "4" ? "1" : "4";
+  await one.selectOption("#cols", next);
+  await one.waitForSelector("#saved:has-text('Saved.')");
+  await two.waitForFunction((v) => document.querySelector("#cols").value === v, next);
+  await one.selectOption("#theme", "dark");
+  await two.waitForFunction(() => document.body.classList.contains("dark"));
+  // The other client's tab learned nothing of it (its own stream is still open).
+  assert.equal(await bobs.inputValue("#cols"), bobsCols);
+  assert.equal(await bobs.evaluate(() => document.body.classList.contains("dark")), false);
+  await one.selectOption("#theme", "light");
+  await two.waitForFunction(() => !document.body.classList.contains("dark"));
+  await ctx.close();
 });

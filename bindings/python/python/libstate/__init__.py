@@ -30,10 +30,11 @@ sled engine) release the GIL.
 
 from __future__ import annotations
 
+import asyncio as _asyncio
 import json as _json
-from collections.abc import ItemsView, Iterator, KeysView, MutableMapping, ValuesView
+from collections.abc import AsyncIterator, ItemsView, Iterator, KeysView, MutableMapping, ValuesView
 from os import PathLike
-from typing import IO, Any, Literal, NamedTuple
+from typing import IO, Any, Literal, NamedTuple, cast
 
 from . import _native
 from ._errors import (
@@ -56,6 +57,8 @@ __all__ = [
     "BucketIterator",
     "ManualClock",
     "StateService",
+    "Watcher",
+    "Event",
     "StoreInfo",
     "CheckReport",
     "BucketCheck",
@@ -76,6 +79,7 @@ __all__ = [
     "DEFAULT_MAX_VALUE_SIZE",
     "DEFAULT_MAX_BATCH_SIZE",
     "MAX_KEY_LEN",
+    "DEFAULT_WATCH_CAPACITY",
     "MAX_BUCKET_NAME_LEN",
     "__version__",
 ]
@@ -94,6 +98,7 @@ DEFAULT_MAX_VALUE_SIZE: int = _native.DEFAULT_MAX_VALUE_SIZE
 DEFAULT_MAX_BATCH_SIZE: int = _native.DEFAULT_MAX_BATCH_SIZE
 #: Longest key, in bytes of UTF-8.
 MAX_KEY_LEN: int = _native.MAX_KEY_LEN
+DEFAULT_WATCH_CAPACITY: int = _native.DEFAULT_WATCH_CAPACITY
 #: Longest bucket name, in bytes of UTF-8.
 MAX_BUCKET_NAME_LEN: int = _native.MAX_BUCKET_NAME_LEN
 
@@ -460,6 +465,124 @@ class Bucket(_native.Bucket, MutableMapping[str, bytes]):
                 f"invalid argument: value for key {key!r} cannot be encoded as JSON: {e}"
             ) from e
         self.set(key, data.encode(), ttl)
+
+    def watch(self, prefix: str = "", capacity: int = DEFAULT_WATCH_CAPACITY) -> Watcher:
+        """Watch the keys of this bucket that start with ``prefix`` (``""``: all).
+
+        Returns a :class:`Watcher`: iterate it (``for event in w``) or, in asyncio,
+        ``async for event in w``. It yields an :class:`Event` for every change
+        committed after this call, in commit order, each once its write is visible
+        to reads. See :class:`Watcher` for lag, expiry delay and ending.
+
+        :raises InvalidArgument: ``prefix`` is longer than 1024 bytes, or
+            ``capacity`` is 0.
+        :raises StoreClosed: the store is closed.
+        """
+        return Watcher(self, prefix, capacity)
+
+
+class Event(NamedTuple):
+    """One notice from a :class:`Watcher`.
+
+    ``kind`` is ``"set"`` (``value`` is the new value), ``"delete"``, ``"expire"``
+    (``value`` is ``None``), or ``"lagged"``: the watcher fell behind and
+    ``missed`` changes were dropped here (``key`` is ``None``); read the keys again
+    to catch up.
+    """
+
+    kind: Literal["set", "delete", "expire", "lagged"]
+    key: str | None
+    value: bytes | None
+    missed: int = 0
+
+
+class Watcher(_native.Watcher):
+    """The changes under a key prefix of one bucket; get one with :meth:`Bucket.watch`.
+
+    Iterating blocks with the GIL released (Ctrl-C interrupts it); ``async for``
+    waits on the event loop without a thread. Writers never wait for a watcher:
+    one that falls ``capacity`` events behind gets an ``Event("lagged", ...)``
+    with the number it missed, in their place. Expiry events come when the expired
+    key is removed: by the background sweeper, so up to ``sweep_interval`` (1 s by
+    default) after its deadline, or when a write touches the key. Changing only a
+    key's TTL is no event.
+
+    The iteration ends when the store is closed or :meth:`close` is called (after
+    the events queued before). A watcher is also a context manager that closes it.
+    """
+
+    __slots__ = ()
+
+    def __iter__(self) -> Iterator[Event]:
+        """The watcher itself: iterating yields its events until it ends."""
+        return self
+
+    def __next__(self) -> Event:
+        """The next event, waiting for one with the GIL released."""
+        ev = _event(self._recv(None))
+        if ev is None:
+            raise StopIteration
+        return ev
+
+    def recv(self, timeout: float | None = None) -> Event | None:
+        """The next event, waiting at most ``timeout`` seconds (``None``: until
+        one comes, ``0``: not at all); ``None`` if none came in time or the
+        watcher has ended."""
+        return _event(self._recv(timeout))
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        """The watcher itself: ``async for`` yields its events until it ends."""
+        return self
+
+    async def __anext__(self) -> Event:
+        """The next event, waiting on the running event loop."""
+        loop = _asyncio.get_running_loop()
+        fd = self._wakeup_fd()
+        while True:
+            self._drain_wakeup()
+            raw = self._recv(0)
+            if raw is not None:
+                ev = _event(raw)
+                if ev is None:
+                    raise StopAsyncIteration
+                return ev
+            ready: _asyncio.Future[None] = loop.create_future()
+
+            def wake() -> None:
+                if not ready.done():
+                    ready.set_result(None)
+
+            try:
+                loop.add_reader(fd, wake)
+            except NotImplementedError:
+                # A loop without add_reader (Windows' proactor): wait in a thread.
+                raw = await loop.run_in_executor(None, self._recv, 0.1)
+                if raw is not None:
+                    ev = _event(raw)
+                    if ev is None:
+                        raise StopAsyncIteration
+                    return ev
+                continue
+            try:
+                await ready
+            finally:
+                loop.remove_reader(fd)
+
+    def __enter__(self) -> Watcher:
+        """The watcher itself; leaving the ``with`` block closes it."""
+        return self
+
+    def __exit__(self, *_args: object) -> None:
+        """Closes the watcher."""
+        self.close()
+
+
+def _event(raw: tuple[str, str | None, bytes | None, int] | None) -> Event | None:
+    """The Event of a native notice; None for none (a timeout) or the end."""
+    if raw is None or raw[0] == "ended":
+        return None
+    kind, key, value, missed = raw
+    return Event(cast('Literal["set", "delete", "expire", "lagged"]', kind), key, value, missed)
 
 
 class StateService(_native.StateService):

@@ -18,6 +18,7 @@ __all__ = [
     "Cursor",
     "BucketIterator",
     "StateService",
+    "Watcher",
     "__version__",
     "DEFAULT_FLUSH_INTERVAL",
     "DEFAULT_SWEEP_INTERVAL",
@@ -25,6 +26,7 @@ __all__ = [
     "DEFAULT_MAX_VALUE_SIZE",
     "DEFAULT_MAX_BATCH_SIZE",
     "MAX_KEY_LEN",
+    "DEFAULT_WATCH_CAPACITY",
     "MAX_BUCKET_NAME_LEN",
 ]
 
@@ -35,6 +37,7 @@ DEFAULT_CACHE_SIZE: int
 DEFAULT_MAX_VALUE_SIZE: int
 DEFAULT_MAX_BATCH_SIZE: int
 MAX_KEY_LEN: int
+DEFAULT_WATCH_CAPACITY: int
 MAX_BUCKET_NAME_LEN: int
 
 @disjoint_base
@@ -154,3 +157,15 @@ class StateService:
     @property
     def store(self) -> Store: ...
     def handle(self, client_id: str, method: str, args: str) -> str: ...
+
+@disjoint_base
+class Watcher:
+    def __new__(cls, bucket: Bucket, prefix: str = "", capacity: int = ...) -> Self: ...
+    def _recv(self, timeout: float | None = None) -> tuple[str, str | None, bytes | None, int] | None: ...
+    def _wakeup_fd(self) -> int: ...
+    def _drain_wakeup(self) -> None: ...
+    @property
+    def prefix(self) -> str: ...
+    def close(self) -> None: ...
+    @property
+    def closed(self) -> bool: ...

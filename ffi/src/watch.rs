@@ -1,0 +1,232 @@
+//! Change notifications: `state_watch` calls a C callback on a libstate thread for
+//! every change under a key prefix of a bucket; `state_unwatch` stops it.
+
+use std::cell::Cell;
+use std::ffi::{c_char, c_void};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use parking_lot::Mutex;
+use state_core::{EventKind, Notice, Watcher};
+
+use crate::boundary::{arg_out, arg_str, put, run, Fail};
+use crate::handles::{get, register, state_bucket, unregister};
+use crate::status::state_status;
+
+/// `state_event.kind`: the key was set; `value` holds its new value.
+pub const STATE_EVENT_SET: u32 = 1;
+/// `state_event.kind`: the key was deleted.
+pub const STATE_EVENT_DELETE: u32 = 2;
+/// `state_event.kind`: the key expired and was removed (by the sweeper, up to its
+/// interval after the deadline, or by a write that found it expired).
+pub const STATE_EVENT_EXPIRE: u32 = 3;
+/// `state_event.kind`: the watch fell behind and `missed` changes were dropped at
+/// this point (`key` is NULL); read the keys again to catch up.
+pub const STATE_EVENT_LAGGED: u32 = 4;
+
+/// One change, lent to a `state_watch_fn` for the duration of the call (copy what
+/// you keep).
+#[repr(C)]
+pub struct state_event {
+    /// `STATE_EVENT_SET`, `STATE_EVENT_DELETE`, `STATE_EVENT_EXPIRE` or
+    /// `STATE_EVENT_LAGGED`.
+    pub kind: u32,
+    /// The key, NUL-terminated (NULL for `STATE_EVENT_LAGGED`).
+    pub key: *const c_char,
+    /// The key's length in bytes, without the NUL.
+    pub key_len: usize,
+    /// The new value for `STATE_EVENT_SET` (never NULL then, even when empty);
+    /// NULL otherwise.
+    pub value: *const u8,
+    /// The value's length in bytes.
+    pub value_len: usize,
+    /// For `STATE_EVENT_LAGGED`: how many changes were dropped; 0 otherwise.
+    pub missed: u64,
+}
+
+/// A watch started by `state_watch`, released with `state_unwatch`.
+pub struct state_watcher {
+    _private: [u8; 0],
+}
+
+/// The callback of `state_watch`: receives the caller's `ctx` and one event.
+pub type state_watch_fn = Option<unsafe extern "C" fn(ctx: *mut c_void, event: *const state_event)>;
+
+/// A watch's state, named by its handle.
+pub(crate) struct WatchState {
+    watcher: Arc<Watcher>,
+    /// Set by `state_unwatch`: no callback starts after it.
+    stopped: Arc<AtomicBool>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+thread_local! {
+    /// On a watch thread: its watch's identity (the address of its `stopped` flag),
+    /// so `state_unwatch` knows when it is called from that watch's own callback.
+    /// (Not `std::thread::current()`: on a thread C created, that allocates a handle
+    /// that is never freed.)
+    static SERVING: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The caller's callback and context, moved to the watch thread.
+struct Callback {
+    f: unsafe extern "C" fn(ctx: *mut c_void, event: *const state_event),
+    ctx: *mut c_void,
+}
+
+// SAFETY: `state_watch`'s contract says `callback` may be called with `ctx` from
+// the watch thread (a thread libstate starts); `ctx` is only passed back to it,
+// never dereferenced here, and calls are never concurrent (one thread calls it).
+unsafe impl Send for Callback {}
+
+impl Callback {
+    fn call(&self, n: &Notice) {
+        let mut key_buf: Vec<u8> = Vec::new();
+        let event = match n {
+            Notice::Change(e) => {
+                key_buf.extend_from_slice(e.key().as_bytes());
+                key_buf.push(0);
+                let (value, value_len) = match e.value() {
+                    Some(v) => (v.as_ptr(), v.len()),
+                    None => (std::ptr::null(), 0),
+                };
+                state_event {
+                    kind: match e.kind() {
+                        EventKind::Set => STATE_EVENT_SET,
+                        EventKind::Delete => STATE_EVENT_DELETE,
+                        _ => STATE_EVENT_EXPIRE,
+                    },
+                    key: key_buf.as_ptr().cast(),
+                    key_len: e.key().len(),
+                    value,
+                    value_len,
+                    missed: 0,
+                }
+            }
+            Notice::Lagged(missed) => state_event {
+                kind: STATE_EVENT_LAGGED,
+                key: std::ptr::null(),
+                key_len: 0,
+                value: std::ptr::null(),
+                value_len: 0,
+                missed: *missed,
+            },
+        };
+        // SAFETY: the contract allows calling `f` with `ctx` on this thread; `event`
+        // and the key and value it points to live until the call returns (`key_buf`
+        // and the event `n` outlive it).
+        unsafe { (self.f)(self.ctx, &event) }
+    }
+}
+
+/// Watches the keys of `bucket` that start with `prefix` (`""`: every key) and calls
+/// `callback(ctx, event)` for each change committed after this call returns: sets,
+/// deletes and expiries, in commit order, a batch as its events in order, each once
+/// the write is visible to reads. Changing only a key's TTL is no event. Writes a
+/// new watch handle to `*watch`; release it with `state_unwatch`.
+///
+/// **The callback** runs on one thread libstate starts for this watch, never on the
+/// writer's thread and never two calls at once. The event and its key and value are
+/// valid only during the call. It may call any libstate function, including writes to
+/// the watched bucket (which cause more events) and `state_unwatch` of its own watch.
+/// It must return normally (no `longjmp` out of it, no C++ exception through it).
+/// Writers never wait for it: while it is slow, events queue (up to 1024); past that
+/// they are dropped and one `STATE_EVENT_LAGGED` event tells how many, where they were.
+///
+/// **Ending**: when the store is closed, the callback receives the events queued
+/// before and is then not called again; the handle still needs `state_unwatch`.
+///
+/// Thread-safe.
+///
+/// # Errors
+/// `STATE_INVALID_ARGUMENT` (NULL `bucket`, `prefix`, `callback` or `watch`; prefix
+/// over 1024 bytes or not UTF-8), `STATE_CLOSED`, `STATE_INTERNAL` (no thread could
+/// be started).
+///
+/// # Safety
+/// `bucket` is only looked up; `prefix` is a NUL-terminated string; `callback` may be
+/// called with `ctx` from another thread until `state_unwatch` returns (or, when
+/// called from the callback itself, until that call of the callback returns); `watch`
+/// is valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn state_watch(
+    bucket: *mut state_bucket,
+    prefix: *const c_char,
+    callback: state_watch_fn,
+    ctx: *mut c_void,
+    watch: *mut *mut state_watcher,
+) -> state_status {
+    run(|| {
+        let b = get(bucket, "bucket")?;
+        // SAFETY: forwarded contract.
+        let prefix = unsafe { arg_str(prefix, "prefix") }?;
+        let Some(f) = callback else {
+            return Err(Fail::Invalid("callback is NULL".into()));
+        };
+        let out = arg_out(watch, "watch")?;
+        let watcher = Arc::new(b.watch(prefix)?);
+        let stopped = Arc::new(AtomicBool::new(false));
+        let cb = Callback { f, ctx };
+        let thread = {
+            let (watcher, stopped) = (Arc::clone(&watcher), Arc::clone(&stopped));
+            std::thread::Builder::new()
+                .name("libstate-watch".into())
+                .spawn(move || {
+                    let cb = cb;
+                    SERVING.with(|s| s.set(Arc::as_ptr(&stopped) as usize));
+                    while let Some(n) = watcher.recv() {
+                        if stopped.load(Ordering::Acquire) {
+                            break;
+                        }
+                        cb.call(&n);
+                    }
+                })
+                .map_err(|e| {
+                    Fail::Core(state_core::Error::Internal(format!(
+                        "cannot start the watch thread: {e}"
+                    )))
+                })?
+        };
+        let state = WatchState {
+            watcher,
+            stopped,
+            thread: Mutex::new(Some(thread)),
+        };
+        let h = register::<state_watcher>(Arc::new(state))?;
+        // SAFETY: checked non-NULL, writable by the contract.
+        unsafe { put(out, h) };
+        Ok(state_status::STATE_OK)
+    })
+}
+
+/// Stops a watch and releases its handle. Called from any other thread, it waits
+/// for a callback that is running to return: when it returns, the callback is not
+/// running and will not be called again (so `ctx` may be freed). Called from inside
+/// the watch's own callback, it returns at once and no call follows the current one.
+///
+/// Thread-safe. A handle that is already released gives `STATE_CLOSED`.
+///
+/// # Safety
+/// `watch` is any value; it is only looked up, never dereferenced.
+#[no_mangle]
+pub unsafe extern "C" fn state_unwatch(watch: *mut state_watcher) -> state_status {
+    run(|| {
+        let w = unregister(watch, "watch")?;
+        w.stopped.store(true, Ordering::Release);
+        w.watcher.end();
+        let thread = w.thread.lock().take();
+        if let Some(t) = thread {
+            let me = Arc::as_ptr(&w.stopped) as usize;
+            if SERVING.try_with(Cell::get).is_ok_and(|s| s == me) {
+                // From inside the callback: the thread ends when it returns.
+                drop(t);
+            } else if t.join().is_err() {
+                return Err(Fail::Core(state_core::Error::Internal(
+                    "the watch thread panicked".into(),
+                )));
+            }
+        }
+        Ok(state_status::STATE_OK)
+    })
+}

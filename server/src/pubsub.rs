@@ -1,0 +1,202 @@
+//! Redis keyspace notifications over one connection: SUBSCRIBE / PSUBSCRIBE /
+//! UNSUBSCRIBE / PUNSUBSCRIBE on `__keyspace@0__:<key>` (message: the event name)
+//! and `__keyevent@0__:<event>` (message: the key), fed by a core watcher on the
+//! connection's own bucket, so a client only ever hears of its own keys.
+//!
+//! Event names are Redis's: `set`, `del`, `expired`. Other channels may be
+//! subscribed to (as in Redis) but never carry a message: PUBLISH is not served.
+//! A connection that falls so far behind that its watcher's queue overflows is
+//! closed, as Redis closes a pub/sub client over its output buffer limit.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use state_core::{Bucket, EventKind, Notice, RecvError, Watcher};
+use tokio::sync::Notify;
+
+use crate::resp::Out;
+
+/// The keyspace channel prefix of database 0.
+pub(crate) const KEYSPACE: &[u8] = b"__keyspace@0__:";
+/// The keyevent channel prefix of database 0.
+pub(crate) const KEYEVENT: &[u8] = b"__keyevent@0__:";
+
+/// Redis's name for an event kind.
+pub(crate) fn redis_event_name(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::Set => "set",
+        EventKind::Delete => "del",
+        EventKind::Expire => "expired",
+        _ => "changed",
+    }
+}
+
+/// Why a connection's subscriptions cannot go on.
+#[derive(Debug)]
+pub(crate) enum Broken {
+    /// The watcher's queue overflowed: this many events were lost.
+    Lagged(u64),
+    /// The store closed.
+    Ended,
+}
+
+/// A connection's subscriptions and the watcher behind them.
+#[derive(Default)]
+pub(crate) struct Subscriptions {
+    channels: BTreeSet<Vec<u8>>,
+    patterns: BTreeSet<Vec<u8>>,
+    /// The client whose bucket is watched, and the watcher.
+    watcher: Option<(String, Watcher)>,
+    /// Woken by the watcher whenever an event is queued.
+    pub(crate) ready: Arc<Notify>,
+}
+
+impl Subscriptions {
+    /// Channels plus patterns: the count Redis replies with.
+    pub(crate) fn count(&self) -> usize {
+        self.channels.len() + self.patterns.len()
+    }
+
+    /// Whether the connection is in subscribed mode.
+    pub(crate) fn active(&self) -> bool {
+        self.count() > 0
+    }
+
+    /// Starts (or, after AUTH as someone else, restarts) the watcher on `bucket`
+    /// when there are subscriptions, and stops it when there are none.
+    fn sync_watcher(&mut self, bucket: Option<&Bucket>) -> state_core::Result<()> {
+        match bucket {
+            Some(b) if self.active() => {
+                if self.watcher.as_ref().is_some_and(|(c, _)| c == b.name()) {
+                    return Ok(());
+                }
+                let w = b.watch("")?;
+                let ready = Arc::clone(&self.ready);
+                w.set_waker(move || ready.notify_one());
+                self.watcher = Some((b.name().to_string(), w));
+            }
+            _ => self.watcher = None,
+        }
+        Ok(())
+    }
+
+    /// SUBSCRIBE / PSUBSCRIBE: one confirmation per name.
+    pub(crate) fn subscribe(
+        &mut self,
+        bucket: &Bucket,
+        names: &[&[u8]],
+        pattern: bool,
+        out: &mut Out,
+    ) -> state_core::Result<()> {
+        for name in names {
+            let set = if pattern {
+                &mut self.patterns
+            } else {
+                &mut self.channels
+            };
+            set.insert(name.to_vec());
+            out.push(3);
+            out.bulk(if pattern { b"psubscribe" } else { b"subscribe" });
+            out.bulk(name);
+            out.int(self.count() as i64);
+        }
+        self.sync_watcher(Some(bucket))
+    }
+
+    /// UNSUBSCRIBE / PUNSUBSCRIBE: the names given, or all of that kind.
+    pub(crate) fn unsubscribe(&mut self, names: &[&[u8]], pattern: bool, out: &mut Out) {
+        let kind: &[u8] = if pattern {
+            b"punsubscribe"
+        } else {
+            b"unsubscribe"
+        };
+        let set = if pattern {
+            &mut self.patterns
+        } else {
+            &mut self.channels
+        };
+        let names: Vec<Vec<u8>> = if names.is_empty() {
+            std::mem::take(set).into_iter().collect()
+        } else {
+            names.iter().map(|n| n.to_vec()).collect()
+        };
+        if names.is_empty() {
+            out.push(3);
+            out.bulk(kind);
+            out.null();
+            out.int(self.count() as i64);
+        }
+        for name in names {
+            let set = if pattern {
+                &mut self.patterns
+            } else {
+                &mut self.channels
+            };
+            set.remove(&name);
+            out.push(3);
+            out.bulk(kind);
+            out.bulk(&name);
+            out.int(self.count() as i64);
+        }
+        if !self.active() {
+            self.watcher = None;
+        }
+    }
+
+    /// Drops every subscription (RESET).
+    pub(crate) fn clear(&mut self) {
+        self.channels.clear();
+        self.patterns.clear();
+        self.watcher = None;
+    }
+
+    /// After AUTH as another client: watch the new client's bucket instead.
+    pub(crate) fn rebind(&mut self, bucket: &Bucket) -> state_core::Result<()> {
+        self.sync_watcher(Some(bucket))
+    }
+
+    /// Writes a message for every queued event that a subscription matches.
+    ///
+    /// # Errors
+    /// [`Broken`] when the watcher overflowed or ended: the connection must close.
+    pub(crate) fn drain(&mut self, out: &mut Out) -> Result<(), Broken> {
+        let Some((_, w)) = &self.watcher else {
+            return Ok(());
+        };
+        loop {
+            match w.try_recv() {
+                Ok(Notice::Change(e)) => {
+                    let event = redis_event_name(e.kind()).as_bytes();
+                    let mut space = KEYSPACE.to_vec();
+                    space.extend_from_slice(e.key().as_bytes());
+                    let mut keyevent = KEYEVENT.to_vec();
+                    keyevent.extend_from_slice(event);
+                    for (channel, message) in [(&space, event), (&keyevent, e.key().as_bytes())] {
+                        self.deliver(channel, message, out);
+                    }
+                }
+                Ok(Notice::Lagged(n)) => return Err(Broken::Lagged(n)),
+                Err(RecvError::Empty) => return Ok(()),
+                Err(RecvError::Ended) => return Err(Broken::Ended),
+            }
+        }
+    }
+
+    fn deliver(&self, channel: &[u8], message: &[u8], out: &mut Out) {
+        if self.channels.contains(channel) {
+            out.push(3);
+            out.bulk(b"message");
+            out.bulk(channel);
+            out.bulk(message);
+        }
+        for p in &self.patterns {
+            if crate::glob::matches(p, channel) {
+                out.push(4);
+                out.bulk(b"pmessage");
+                out.bulk(p);
+                out.bulk(channel);
+                out.bulk(message);
+            }
+        }
+    }
+}

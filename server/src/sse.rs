@@ -1,0 +1,152 @@
+//! `GET /v1/watch?prefix=P`: the changes to the client's keys under a prefix as
+//! Server-Sent Events, one JSON message per change:
+//! `{"key":"k","kind":"set","value":"<base64>"}` (`kind` is `set`, `delete` or
+//! `expire`; only `set` has a value), and `{"kind":"lagged","missed":N}` where the
+//! stream fell behind and N changes were dropped (read the keys again).
+//!
+//! The token comes as `Authorization: Bearer` or, because a browser's EventSource
+//! cannot set headers, as `?token=` (this route only). The watcher is registered
+//! before the response headers are sent, so once a client sees the response open
+//! every later change reaches it. The stream ends when the client goes away or the
+//! server shuts down; a comment line every 15 s keeps idle proxies from closing it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use state_core::{Notice, RecvError, Watcher};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::http::json_error;
+use crate::metrics::ErrorClass;
+use crate::Shared;
+
+/// How often an idle stream sends a comment line.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+pub(crate) async fn watch(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    shared
+        .metrics
+        .http_requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .or(query.get("token").map(String::as_str));
+    let Some(client) = token.and_then(|t| shared.registry.verify(None, t)) else {
+        shared.metrics.error(ErrorClass::Auth);
+        tracing::warn!("watch request with a missing or invalid token");
+        return json_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or invalid bearer token",
+        );
+    };
+    let prefix = query.get("prefix").map_or("", String::as_str);
+    let watcher = match shared.svc.client(&client).and_then(|b| b.watch(prefix)) {
+        Ok(w) => w,
+        Err(e) => {
+            shared.metrics.error(ErrorClass::of(e.kind()));
+            let status = match e.kind() {
+                state_core::ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
+                state_core::ErrorKind::Closed => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            return json_error(status, e.kind().as_str(), &e.to_string());
+        }
+    };
+    let ready = Arc::new(Notify::new());
+    {
+        let ready = Arc::clone(&ready);
+        watcher.set_waker(move || ready.notify_one());
+    }
+    let stream = Stream {
+        watcher,
+        ready,
+        shutdown: shared.shutdown.clone(),
+        done: false,
+    };
+    let body = Body::from_stream(futures_util::stream::unfold(stream, Stream::next));
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The state of one event stream.
+struct Stream {
+    watcher: Watcher,
+    ready: Arc<Notify>,
+    shutdown: CancellationToken,
+    done: bool,
+}
+
+impl Stream {
+    /// The next chunk: every notice queued now, or a keep-alive comment; `None` at
+    /// the end.
+    async fn next(mut self) -> Option<(Result<Bytes, std::io::Error>, Stream)> {
+        if self.done {
+            return None;
+        }
+        loop {
+            let mut chunk = String::new();
+            loop {
+                match self.watcher.try_recv() {
+                    Ok(n) => message(&mut chunk, &n),
+                    Err(RecvError::Empty) => break,
+                    Err(RecvError::Ended) => {
+                        self.done = true;
+                        break;
+                    }
+                }
+            }
+            if !chunk.is_empty() || self.done {
+                return if chunk.is_empty() {
+                    None
+                } else {
+                    Some((Ok(Bytes::from(chunk)), self))
+                };
+            }
+            tokio::select! {
+                () = self.ready.notified() => {}
+                () = self.shutdown.cancelled() => return None,
+                () = tokio::time::sleep(KEEP_ALIVE) => {
+                    return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), self));
+                }
+            }
+        }
+    }
+}
+
+/// Appends one SSE message for `n`.
+fn message(out: &mut String, n: &Notice) {
+    let json = match n {
+        Notice::Change(e) => {
+            let mut m = serde_json::json!({ "key": e.key(), "kind": e.kind().as_str() });
+            if let Some(v) = e.value() {
+                m["value"] = base64::engine::general_purpose::STANDARD.encode(v).into();
+            }
+            m
+        }
+        Notice::Lagged(missed) => serde_json::json!({ "kind": "lagged", "missed": missed }),
+    };
+    out.push_str("data: ");
+    out.push_str(&json.to_string());
+    out.push_str("\n\n");
+}
