@@ -61,6 +61,9 @@ struct CursorSlot {
 /// The service's per-client state.
 pub(crate) struct Clients {
     clients: Mutex<HashMap<Arc<str>, ClientState>>,
+    /// How many clients have a quota that limits something: while none does, the
+    /// write path skips the (shared) map entirely.
+    limited: std::sync::atomic::AtomicUsize,
     cursors: Mutex<HashMap<u64, CursorSlot>>,
     next_cursor: AtomicU64,
     id_hasher: RandomState,
@@ -81,6 +84,7 @@ impl Clients {
     pub(crate) fn new() -> Clients {
         Clients {
             clients: Mutex::new(HashMap::new()),
+            limited: std::sync::atomic::AtomicUsize::new(0),
             cursors: Mutex::new(HashMap::new()),
             next_cursor: AtomicU64::new(1),
             id_hasher: RandomState::new(),
@@ -91,15 +95,29 @@ impl Clients {
 
     pub(crate) fn set_quota(&self, client: &str, quota: Quota) {
         let mut map = self.clients.lock();
-        match map.get_mut(client) {
-            Some(c) => c.quota = quota,
+        let old = match map.get_mut(client) {
+            Some(c) => std::mem::replace(&mut c.quota, quota),
             None => {
                 map.entry(Arc::from(client)).or_default().quota = quota;
+                Quota::default()
             }
+        };
+        // Counted under the map's lock, so the count always matches the map.
+        match (old.is_unlimited(), quota.is_unlimited()) {
+            (true, false) => {
+                self.limited.fetch_add(1, Ordering::Release);
+            }
+            (false, true) => {
+                self.limited.fetch_sub(1, Ordering::Release);
+            }
+            _ => {}
         }
     }
 
     pub(crate) fn quota(&self, client: &str) -> Quota {
+        if self.limited.load(Ordering::Acquire) == 0 {
+            return Quota::default();
+        }
         self.clients
             .lock()
             .get(client)

@@ -40,6 +40,8 @@ pub(crate) struct Session {
     /// Queued commands after MULTI, and whether one was refused while queueing.
     multi: Option<(Vec<Vec<Vec<u8>>>, bool)>,
     protocol: &'static str,
+    /// This connection's counts, flushed to the shared metrics after each batch.
+    local: crate::metrics::Local,
     /// Keyspace-notification subscriptions (SUBSCRIBE, PSUBSCRIBE).
     subs: Subscriptions,
 }
@@ -60,6 +62,7 @@ impl Session {
             resp3: false,
             multi: None,
             protocol,
+            local: crate::metrics::Local::default(),
             subs: Subscriptions::default(),
         }
     }
@@ -100,7 +103,7 @@ where
                     } else {
                         request(&shared, &mut sess, &argv, &mut out)
                     };
-                    shared.metrics.latency(started.elapsed());
+                    sess.local.latency(started.elapsed());
                     if after == After::Close {
                         close = true;
                         break;
@@ -125,6 +128,7 @@ where
             }
         }
         buf.drain(..consumed);
+        sess.local.flush(&shared.metrics);
         if let Err(broken) = sess.subs.drain(&mut out) {
             match broken {
                 Broken::Lagged(n) => {
@@ -199,7 +203,7 @@ where
 pub(crate) fn request(shared: &Shared, sess: &mut Session, args: &[&[u8]], out: &mut Out) -> After {
     out.resp3 = sess.resp3;
     let found = commands::lookup(args[0]);
-    shared.metrics.command(found.map(|(i, _)| i));
+    sess.local.command(found.map(|(i, _)| i));
     let Some((_, spec)) = found else {
         if let Some((_, refused)) = sess.multi.as_mut() {
             *refused = true;
@@ -263,23 +267,34 @@ fn store_error(shared: &Shared, sess: &Session, e: &state_core::Error, out: &mut
     commands::error_reply(out, e);
 }
 
-/// The session's bucket (resolved once per client).
-fn bucket<'s>(shared: &Shared, sess: &'s mut Session) -> state_core::Result<&'s Bucket> {
+/// Resolves the session's bucket (once per client).
+fn ensure_bucket(shared: &Shared, sess: &mut Session) -> state_core::Result<()> {
     let client = sess.client.as_deref().unwrap_or_default();
     if sess.bucket.as_ref().is_none_or(|b| b.name() != client) {
         sess.bucket = Some(shared.svc.client(client)?);
     }
+    Ok(())
+}
+
+/// The session's bucket (resolved once per client).
+fn bucket<'s>(shared: &Shared, sess: &'s mut Session) -> state_core::Result<&'s Bucket> {
+    ensure_bucket(shared, sess)?;
     sess.bucket
         .as_ref()
         .ok_or_else(|| state_core::Error::Internal("session without a bucket".into()))
 }
 
 fn data_command(shared: &Shared, sess: &mut Session, spec: &Spec, args: &[&[u8]], out: &mut Out) {
-    let bucket = match bucket(shared, sess) {
-        Ok(b) => b.clone(),
-        Err(e) => return store_error(shared, sess, &e, out),
+    if let Err(e) = ensure_bucket(shared, sess) {
+        return store_error(shared, sess, &e, out);
+    }
+    // Borrowed, not cloned: a clone per command is two atomic increments on
+    // counters every connection shares.
+    let sess: &Session = sess;
+    let Some(bucket) = sess.bucket.as_ref() else {
+        return;
     };
-    match commands::fast_path(&bucket, &shared.svc, spec, args, out) {
+    match commands::fast_path(bucket, &shared.svc, spec, args, out) {
         Ok(true) => return,
         Ok(false) => {}
         Err(e) => return store_error(shared, sess, &e, out),
@@ -288,7 +303,7 @@ fn data_command(shared: &Shared, sess: &mut Session, spec: &Spec, args: &[&[u8]]
     // and so does each attempt that a shared engine (Redis) runs again after a
     // conflict with another process.
     let mark = out.buf.len();
-    let r = shared.svc.transaction_in(&bucket, |tx| {
+    let r = shared.svc.transaction_in(bucket, |tx| {
         out.buf.truncate(mark);
         commands::exec_in_txn(tx, spec, args, out)
     });

@@ -32,6 +32,74 @@ pub struct Metrics {
     latency_sum_ns: AtomicU64,
 }
 
+/// One connection's counts, added to the shared [`Metrics`] in one go by
+/// [`Local::flush`] (after each batch of pipelined requests), so connections on
+/// different threads do not contend on shared counters for every request.
+#[derive(Debug)]
+pub struct Local {
+    commands: Vec<u64>,
+    latency: [u64; LATENCY_BOUNDS.len() + 1],
+    latency_sum_ns: u64,
+}
+
+impl Default for Local {
+    fn default() -> Self {
+        Local {
+            commands: vec![0; COMMANDS.len() + 1],
+            latency: [0; LATENCY_BOUNDS.len() + 1],
+            latency_sum_ns: 0,
+        }
+    }
+}
+
+impl Local {
+    /// Counts a command by its index in [`COMMANDS`] (`None`: unknown).
+    pub fn command(&mut self, index: Option<usize>) {
+        let i = index.unwrap_or(COMMANDS.len());
+        if let Some(c) = self.commands.get_mut(i) {
+            *c += 1;
+        }
+    }
+
+    /// Records how long a request took to run (excluding the network).
+    pub fn latency(&mut self, d: Duration) {
+        self.latency[bucket_of(d)] += 1;
+        self.latency_sum_ns = self
+            .latency_sum_ns
+            .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    }
+
+    /// Adds the counts to `m` and starts again from zero.
+    pub fn flush(&mut self, m: &Metrics) {
+        for (i, c) in self.commands.iter_mut().enumerate() {
+            if *c > 0 {
+                if let Some(shared) = m.commands.get(i) {
+                    shared.fetch_add(*c, Relaxed);
+                }
+                *c = 0;
+            }
+        }
+        for (i, c) in self.latency.iter_mut().enumerate() {
+            if *c > 0 {
+                m.latency[i].fetch_add(*c, Relaxed);
+                *c = 0;
+            }
+        }
+        if self.latency_sum_ns > 0 {
+            m.latency_sum_ns
+                .fetch_add(std::mem::take(&mut self.latency_sum_ns), Relaxed);
+        }
+    }
+}
+
+fn bucket_of(d: Duration) -> usize {
+    let s = d.as_secs_f64();
+    LATENCY_BOUNDS
+        .iter()
+        .position(|&b| s <= b)
+        .unwrap_or(LATENCY_BOUNDS.len())
+}
+
 /// The kinds of error counted.
 #[derive(Debug, Clone, Copy)]
 pub enum ErrorClass {
@@ -94,12 +162,7 @@ impl Metrics {
 
     /// Records how long a request took to run (excluding the network).
     pub fn latency(&self, d: Duration) {
-        let s = d.as_secs_f64();
-        let i = LATENCY_BOUNDS
-            .iter()
-            .position(|&b| s <= b)
-            .unwrap_or(LATENCY_BOUNDS.len());
-        self.latency[i].fetch_add(1, Relaxed);
+        self.latency[bucket_of(d)].fetch_add(1, Relaxed);
         self.latency_sum_ns
             .fetch_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX), Relaxed);
     }
