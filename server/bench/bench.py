@@ -156,7 +156,7 @@ def wrk_http(server: StateServer, seconds: int) -> tuple[float, str]:
     out = subprocess.run(["wrk", "-t", "2", "-c", "50", "-d", f"{seconds}s", "--latency", "-s", str(script), f"http://127.0.0.1:{server.http}/v1/get"], check=True, capture_output=True, text=True).stdout
     script.unlink()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = re.search(r"50%\s+(\S+)", out).group(1)  # type: ignore[union-attr]
+    p50 = re.search(r"^\s*50%\s+(\S+)", out, re.M).group(1)  # type: ignore[union-attr]
     return rps, p50
 
 
