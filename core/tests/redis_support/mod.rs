@@ -242,7 +242,13 @@ impl RedisCluster {
     /// Starts three cluster-enabled servers, joins them with
     /// `redis-cli --cluster create`, and waits for `cluster_state:ok` (bounded).
     pub fn start() -> RedisCluster {
-        let nodes: Vec<RedisServer> = (0..3)
+        RedisCluster::start_with(3, 0)
+    }
+
+    /// Like [`RedisCluster::start`], with `replicas` replicas per master
+    /// (`--cluster-replicas`) and a 1 s node timeout, for failover tests.
+    pub fn start_with(masters: usize, replicas: usize) -> RedisCluster {
+        let nodes: Vec<RedisServer> = (0..masters * (1 + replicas))
             .map(|_| {
                 RedisServer::start_tcp(&[
                     "--cluster-enabled",
@@ -250,7 +256,7 @@ impl RedisCluster {
                     "--cluster-config-file",
                     "nodes.conf",
                     "--cluster-node-timeout",
-                    "2000",
+                    if replicas > 0 { "1000" } else { "2000" },
                 ])
             })
             .collect();
@@ -262,6 +268,7 @@ impl RedisCluster {
             .arg("--cluster")
             .arg("create")
             .args(&addrs)
+            .args(["--cluster-replicas", &replicas.to_string()])
             .arg("--cluster-yes")
             .stdout(Stdio::null())
             .status()
