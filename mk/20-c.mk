@@ -116,3 +116,16 @@ bench-c: c-lib
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	echo "== C API"; $(C_BIN)/bench "$$tmp/c"; \
 	echo "== Rust API"; target/release/examples/bench_rust "$$tmp/rust"
+
+# The Redis engine through the C ABI, against a redis-server started on a Unix
+# socket in a temporary directory (and stopped after).
+TEST_TARGETS += c-test-redis
+.PHONY: c-test-redis
+c-test-redis: c-lib redis-packages
+	$(CC) $(C_FLAGS) tests/test_redis.c -o $(C_BIN)/test_redis $(C_LINK)
+	@set -e; tmp=$$(mktemp -d); \
+	redis-server --port 0 --unixsocket "$$tmp/r.sock" --dir "$$tmp" --save "" --appendonly no \
+	  --daemonize yes --pidfile "$$tmp/r.pid" >/dev/null; \
+	trap 'kill $$(cat "$$tmp/r.pid") 2>/dev/null; rm -rf "$$tmp"' EXIT; \
+	for i in $$(seq 500); do redis-cli -s "$$tmp/r.sock" ping 2>/dev/null | grep -q PONG && break; sleep 0.01; done; \
+	$(C_BIN)/test_redis "redis+unix://$$tmp/r.sock?namespace=ctest"
