@@ -31,3 +31,11 @@ bench-charts: $(VENV)/.charts-installed
 .PHONY: bench-redis
 bench-redis: redis-packages
 	$(CARGO) bench -p state-core --bench redis
+
+# Opt-in: watch throughput and in-process latency, then delivery over RESP and SSE
+# on loopback (docs/watch.md, "Performance").
+.PHONY: bench-watch
+bench-watch: cli-build python-venv
+	$(CARGO) bench -p state-core --bench watch
+	$(VPY) -m pip install --quiet "redis>=5" "httpx>=0.27"
+	$(VPY) server/bench/watch_latency.py $(CLI_BIN) 2000
