@@ -292,7 +292,8 @@ fn data_command(shared: &Shared, sess: &mut Session, spec: &Spec, args: &[&[u8]]
     // counters every connection shares.
     let sess: &Session = sess;
     let Some(bucket) = sess.bucket.as_ref() else {
-        return;
+        // ensure_bucket just set it; a reply is owed whatever happens.
+        return out.error("ERR internal error: the connection has no bucket");
     };
     match commands::fast_path(bucket, &shared.svc, spec, args, out) {
         Ok(true) => return,
