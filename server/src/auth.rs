@@ -199,7 +199,7 @@ impl ClientsFile {
 #[derive(Debug)]
 pub struct Registry {
     path: PathBuf,
-    state: RwLock<(Option<SystemTime>, ClientsFile)>,
+    state: RwLock<(Option<Stamp>, ClientsFile)>,
 }
 
 impl Registry {
@@ -209,10 +209,10 @@ impl Registry {
     /// As [`ClientsFile::load`].
     pub fn open(path: PathBuf) -> Result<Registry, AuthFileError> {
         let file = ClientsFile::load(&path)?;
-        let mtime = mtime(&path);
+        let stamp = stamp(&path);
         Ok(Registry {
             path,
-            state: RwLock::new((mtime, file)),
+            state: RwLock::new((stamp, file)),
         })
     }
 
@@ -232,7 +232,7 @@ impl Registry {
     /// Rereads the file if it changed since the last look. A file that became
     /// malformed keeps the last good list (and is logged).
     pub fn refresh(&self) {
-        let now = mtime(&self.path);
+        let now = stamp(&self.path);
         if self.state.read().0 == now {
             return;
         }
@@ -259,8 +259,15 @@ impl Registry {
     }
 }
 
-fn mtime(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+/// What tells one version of the file from the next: `save` renames a new file over
+/// it (a new inode), and the modification time alone can repeat within the
+/// file system's clock tick.
+type Stamp = (SystemTime, u64, u64);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.ino(), m.len()))
 }
 
 #[cfg(test)]
@@ -311,6 +318,26 @@ mod tests {
         std::fs::write(&path, "[clients.x]\nbogus = 1\n").unwrap();
         let e = ClientsFile::load(&path).unwrap_err();
         assert!(e.0.contains("clients.toml"), "{e}");
+    }
+
+    #[test]
+    fn the_registry_sees_a_client_removed_right_after_it_was_added() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = clients_path(dir.path());
+        let reg = Registry::open(path.clone()).unwrap();
+        for _ in 0..20 {
+            let mut f = ClientsFile::load(&path).unwrap();
+            let t = f.add("c", Quota::default()).unwrap();
+            f.save(&path).unwrap();
+            assert_eq!(reg.verify(None, &t).as_deref(), Some("c"));
+            f.clients.remove("c");
+            f.save(&path).unwrap();
+            assert_eq!(
+                reg.verify(None, &t),
+                None,
+                "a removed client's token stops working"
+            );
+        }
     }
 
     #[test]
