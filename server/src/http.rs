@@ -46,6 +46,23 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     r.with_state(shared)
 }
 
+/// Counts one HTTP API request.
+pub(crate) fn count_request(shared: &Shared) {
+    shared
+        .metrics
+        .http_requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The token of an `Authorization: Bearer TOKEN` header.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
 pub(crate) fn json_error(status: StatusCode, kind: &str, msg: &str) -> Response {
     let body = serde_json::json!({ "error": msg, "kind": kind }).to_string();
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
@@ -57,16 +74,8 @@ async fn api(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    shared
-        .metrics
-        .http_requests
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let client = match token.and_then(|t| shared.registry.verify(None, t)) {
+    count_request(&shared);
+    let client = match bearer(&headers).and_then(|t| shared.registry.verify(None, t)) {
         Some(c) => c,
         None => {
             shared.metrics.error(ErrorClass::Auth);

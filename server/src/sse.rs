@@ -35,16 +35,8 @@ pub(crate) async fn watch(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    shared
-        .metrics
-        .http_requests
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .or(query.get("token").map(String::as_str));
+    crate::http::count_request(&shared);
+    let token = crate::http::bearer(&headers).or(query.get("token").map(String::as_str));
     let Some(client) = token.and_then(|t| shared.registry.verify(None, t)) else {
         shared.metrics.error(ErrorClass::Auth);
         tracing::warn!("watch request with a missing or invalid token");
