@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::cursor::Cursor;
-use crate::engine::{StorageEngine, Visit, WriteOp};
+use crate::engine::{BucketHint, StorageEngine, Visit, WriteOp};
 use crate::error::{Error, Result};
 use crate::expiry::{self, Ttl};
 use crate::iter::Iter;
@@ -29,6 +29,8 @@ use crate::watch::{Change, EventKind};
 pub struct Bucket {
     store: Store,
     name: Arc<str>,
+    /// Where the engine keeps this bucket, remembered for point reads.
+    hint: BucketHint,
 }
 
 impl fmt::Debug for Bucket {
@@ -48,6 +50,7 @@ impl Bucket {
         Bucket {
             store,
             name: Arc::from(name),
+            hint: BucketHint::new(),
         }
     }
 
@@ -83,8 +86,8 @@ impl Bucket {
         key: &str,
     ) -> Result<Option<Vec<u8>>> {
         let mut out: Result<Option<Vec<u8>>> = Ok(None);
-        engine.get(&self.name, key.as_bytes(), &mut |raw| {
-            out = stored(shared, raw, &mut None).map(|s| s.live().map(<[u8]>::to_vec));
+        engine.get_hinted(&self.name, &self.hint, key.as_bytes(), &mut |raw| {
+            out = live_value(shared, raw).map(|v| v.map(<[u8]>::to_vec));
         })?;
         out
     }
@@ -112,9 +115,8 @@ impl Bucket {
         let mut f = Some(f);
         let mut out: Result<Option<T>> = Ok(None);
         let _lending = Lending::start(shared);
-        engine.get(&self.name, key.as_bytes(), &mut |raw| {
-            out = stored(shared, raw, &mut None)
-                .map(|s| s.live().and_then(|v| f.take().map(|f| f(v))));
+        engine.get_hinted(&self.name, &self.hint, key.as_bytes(), &mut |raw| {
+            out = live_value(shared, raw).map(|v| v.and_then(|v| f.take().map(|f| f(v))));
         })?;
         out
     }
@@ -654,6 +656,16 @@ impl Bucket {
 
 /// What the stored record `raw` is now (see [`Stored`]). `now` caches the clock
 /// across a batch; it is read only for a record with a deadline.
+/// The value of the stored record `raw` if it is live: [`stored`] with the common
+/// case (no deadline) inline, for point reads.
+#[inline]
+fn live_value<'a>(shared: &Shared, raw: &'a [u8]) -> Result<Option<&'a [u8]>> {
+    match raw.split_first() {
+        Some((&record::PLAIN, value)) => Ok(Some(value)),
+        _ => stored(shared, raw, &mut None).map(Stored::live),
+    }
+}
+
 fn stored<'a>(shared: &Shared, raw: &'a [u8], now: &mut Option<u64>) -> Result<Stored<&'a [u8]>> {
     Stored::of(raw, &shared.path, || {
         *now.get_or_insert_with(|| shared.opts.clock.now_ms())

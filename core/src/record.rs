@@ -9,7 +9,7 @@
 use crate::error::{Error, Result};
 use std::path::Path;
 
-const PLAIN: u8 = 0;
+pub(crate) const PLAIN: u8 = 0;
 const EXPIRING: u8 = 1;
 const DEADLINE_LEN: usize = 8;
 

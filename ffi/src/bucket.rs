@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::boundary::{arg_array, arg_bytes, arg_out, arg_str, put, put_opt, run, Fail};
 use crate::buffers::{buf_from, entries_from, state_entries};
-use crate::handles::{get, register, state_bucket, state_store, unregister};
+use crate::handles::{get, register, state_bucket, state_store, unregister, with};
 use crate::status::state_status;
 
 /// Opens bucket `name` of `store` and writes its handle to `*bucket`. Buckets need no
@@ -75,22 +75,24 @@ pub unsafe extern "C" fn state_get(
     value_len: *mut usize,
 ) -> state_status {
     run(|| {
-        let b = get(bucket, "bucket")?;
-        // SAFETY: forwarded contract.
-        let key = unsafe { arg_str(key, "key") }?;
-        let value = arg_out(value, "value")?;
-        let value_len = arg_out(value_len, "value_len")?;
-        match b.get(key)? {
-            Some(v) => {
-                // SAFETY: checked non-NULL, writable by the contract.
-                unsafe {
-                    put(value, buf_from(&v));
-                    put(value_len, v.len());
+        with(bucket, "bucket", |b| {
+            // SAFETY: forwarded contract.
+            let key = unsafe { arg_str(key, "key") }?;
+            let value = arg_out(value, "value")?;
+            let value_len = arg_out(value_len, "value_len")?;
+            // Copied once, from the store straight into the caller's buffer.
+            match b.get_with(key, |v| (buf_from(v), v.len()))? {
+                Some((buf, len)) => {
+                    // SAFETY: checked non-NULL, writable by the contract.
+                    unsafe {
+                        put(value, buf);
+                        put(value_len, len);
+                    }
+                    Ok(state_status::STATE_OK)
                 }
-                Ok(state_status::STATE_OK)
+                None => Ok(state_status::STATE_NOT_FOUND),
             }
-            None => Ok(state_status::STATE_NOT_FOUND),
-        }
+        })
     })
 }
 
@@ -128,22 +130,23 @@ pub unsafe extern "C" fn state_get_with(
     ctx: *mut c_void,
 ) -> state_status {
     run(|| {
-        let b = get(bucket, "bucket")?;
-        // SAFETY: forwarded contract.
-        let key = unsafe { arg_str(key, "key") }?;
-        let Some(visit) = visit else {
-            return Err(Fail::Invalid("visit is NULL".into()));
-        };
-        let found = b.get_with(key, |v| {
-            // SAFETY: `visit` may be called with `ctx` by the contract; `v` is valid
-            // for reads of `v.len()` bytes for the duration of the call (and its
-            // pointer is non-NULL even when empty).
-            unsafe { visit(ctx, v.as_ptr(), v.len()) }
-        })?;
-        Ok(if found.is_some() {
-            state_status::STATE_OK
-        } else {
-            state_status::STATE_NOT_FOUND
+        with(bucket, "bucket", |b| {
+            // SAFETY: forwarded contract.
+            let key = unsafe { arg_str(key, "key") }?;
+            let Some(visit) = visit else {
+                return Err(Fail::Invalid("visit is NULL".into()));
+            };
+            let found = b.get_with(key, |v| {
+                // SAFETY: `visit` may be called with `ctx` by the contract; `v` is
+                // valid for reads of `v.len()` bytes for the duration of the call (and
+                // its pointer is non-NULL even when empty).
+                unsafe { visit(ctx, v.as_ptr(), v.len()) }
+            })?;
+            Ok(if found.is_some() {
+                state_status::STATE_OK
+            } else {
+                state_status::STATE_NOT_FOUND
+            })
         })
     })
 }

@@ -4,13 +4,20 @@
 //! never reused, cast to a pointer type) that names an entry in [`REGISTRY`]. Every
 //! call looks its handle up, so a closed handle, a handle closed twice, a handle of the
 //! wrong type or a pointer that never was a handle is *detected* and reported as a
-//! status code instead of being dereferenced. The cost is one uncontended read lock
-//! and one ordered-map lookup per call.
+//! status code instead of being dereferenced.
+//!
+//! Stores and buckets, the handles of the hot calls (`state_get`, `state_set`, ...),
+//! live in a map published through an atomically swapped pointer: a call looks its
+//! handle up without a lock or a reference count (a thread-local slot and one
+//! ordered-map lookup), and opening or closing one copies the map (few and long-lived,
+//! so the copy is small and rare). Cursors, services and watches, opened and closed
+//! far more often, live in a map behind a read-write lock.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
+use arc_swap::ArcSwap;
 use parking_lot::{Mutex, RwLock};
 use state_core::{Bucket, Cursor, StateService, Store};
 
@@ -42,6 +49,7 @@ pub struct state_service {
 /// What a handle names.
 ///
 /// Values sit behind an `Arc` so that a lookup costs one reference-count increment.
+#[derive(Clone)]
 pub(crate) enum Object {
     Store(Arc<Store>),
     Bucket(Arc<Bucket>),
@@ -71,12 +79,21 @@ impl Object {
 type IdMap = BTreeMap<usize, Object>;
 
 struct Registry {
+    /// Live stores and buckets ([`Handle::HOT`]), copied on every change.
+    hot: ArcSwap<IdMap>,
+    /// The map `hot` publishes, held here too: arc-swap keeps a pointer into the
+    /// middle of the allocation, which leak checkers (valgrind) report as "possibly
+    /// lost"; this is a pointer to its start. Its lock serializes changes of `hot`.
+    hot_owner: Mutex<Arc<IdMap>>,
+    /// The other live handles.
     live: RwLock<IdMap>,
     /// The next id to hand out; ids below it that are not live were closed.
     next: AtomicUsize,
 }
 
 static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Registry {
+    hot: ArcSwap::from_pointee(IdMap::new()),
+    hot_owner: Mutex::new(Arc::new(IdMap::new())),
     live: RwLock::new(IdMap::new()),
     next: AtomicUsize::new(1),
 });
@@ -87,15 +104,18 @@ pub(crate) trait Handle: Sized {
     type Value: Clone;
     /// "a store", "a bucket", ... for messages.
     const TYPE_NAME: &'static str;
+    /// Whether the handle lives in the lock-free map (see the module docs).
+    const HOT: bool;
     fn wrap(v: Self::Value) -> Object;
     fn unwrap(o: &Object) -> Option<&Self::Value>;
 }
 
 macro_rules! handle_type {
-    ($c:ty, $v:ty, $variant:ident, $name:literal) => {
+    ($c:ty, $v:ty, $variant:ident, $name:literal, $hot:literal) => {
         impl Handle for $c {
             type Value = $v;
             const TYPE_NAME: &'static str = $name;
+            const HOT: bool = $hot;
             fn wrap(v: $v) -> Object {
                 Object::$variant(v)
             }
@@ -109,15 +129,22 @@ macro_rules! handle_type {
     };
 }
 
-handle_type!(state_store, Arc<Store>, Store, "a store");
-handle_type!(state_bucket, Arc<Bucket>, Bucket, "a bucket");
-handle_type!(state_cursor, Arc<Mutex<Cursor>>, Cursor, "a cursor");
-handle_type!(state_service, Arc<StateService>, Service, "a service");
+handle_type!(state_store, Arc<Store>, Store, "a store", true);
+handle_type!(state_bucket, Arc<Bucket>, Bucket, "a bucket", true);
+handle_type!(state_cursor, Arc<Mutex<Cursor>>, Cursor, "a cursor", false);
+handle_type!(
+    state_service,
+    Arc<StateService>,
+    Service,
+    "a service",
+    false
+);
 handle_type!(
     crate::watch::state_watcher,
     Arc<crate::watch::WatchState>,
     Watch,
-    "a watch"
+    "a watch",
+    false
 );
 
 /// Registers `value` and returns its new handle.
@@ -131,12 +158,31 @@ pub(crate) fn register<H: Handle>(value: H::Value) -> Result<*mut H, Fail> {
                 "no handle ids left in this process".to_string(),
             ))
         })?;
-    reg.live.write().insert(id, H::wrap(value));
+    if H::HOT {
+        let mut owner = reg.hot_owner.lock();
+        let mut map = IdMap::clone(&owner);
+        map.insert(id, H::wrap(value));
+        publish(&mut owner, map);
+    } else {
+        reg.live.write().insert(id, H::wrap(value));
+    }
     // A token, never dereferenced: see the module docs.
     Ok(id as *mut H)
 }
 
+/// Makes `map` the map of live stores and buckets.
+fn publish(owner: &mut Arc<IdMap>, map: IdMap) {
+    let map = Arc::new(map);
+    REGISTRY.hot.store(Arc::clone(&map));
+    *owner = map;
+}
+
 fn not_live(id: usize, name: &str, expected: &str) -> Fail {
+    // A live handle of the other map: the wrong type.
+    let other = |map: &IdMap| map.get(&id).map(|o| wrong_type(name, expected, o));
+    if let Some(fail) = other(&REGISTRY.hot.load()).or_else(|| other(&REGISTRY.live.read())) {
+        return fail;
+    }
     if id == 0 {
         Fail::Invalid(format!("{name} is NULL"))
     } else if id < REGISTRY.next.load(Ordering::SeqCst) {
@@ -153,16 +199,41 @@ fn wrong_type(name: &str, expected: &str, found: &Object) -> Fail {
     ))
 }
 
-/// The value named by handle `h` (a clone: the registry lock is not held while the
-/// caller works, so a long call never blocks other threads' `close`).
+/// The value named by handle `h` (a clone: no registry lock is held while the caller
+/// works, so a long call never blocks other threads' `close`).
 pub(crate) fn get<H: Handle>(h: *const H, name: &str) -> Result<H::Value, Fail> {
+    with(h, name, |v| Ok(v.clone()))
+}
+
+/// Runs `f` on the value named by handle `h`. For a store or a bucket this takes no
+/// lock and no reference count: the map `f` reads from stays alive until it returns
+/// (a `close` meanwhile publishes a new map, and the value lives until `f` is done).
+pub(crate) fn with<H: Handle, T>(
+    h: *const H,
+    name: &str,
+    f: impl FnOnce(&H::Value) -> Result<T, Fail>,
+) -> Result<T, Fail> {
     let id = h as usize;
-    let live = REGISTRY.live.read();
-    match live.get(&id) {
-        Some(o) => H::unwrap(o)
-            .cloned()
-            .ok_or_else(|| wrong_type(name, H::TYPE_NAME, o)),
-        None => Err(not_live(id, name, H::TYPE_NAME)),
+    if H::HOT {
+        let map = REGISTRY.hot.load();
+        match map.get(&id) {
+            Some(o) => match H::unwrap(o) {
+                Some(v) => f(v),
+                None => Err(wrong_type(name, H::TYPE_NAME, o)),
+            },
+            None => Err(not_live(id, name, H::TYPE_NAME)),
+        }
+    } else {
+        let found = REGISTRY.live.read().get(&id).map(|o| {
+            H::unwrap(o)
+                .cloned()
+                .ok_or_else(|| wrong_type(name, H::TYPE_NAME, o))
+        });
+        match found {
+            Some(value) => f(&value?),
+            // Not under the lock: `not_live` looks in every map.
+            None => Err(not_live(id, name, H::TYPE_NAME)),
+        }
     }
 }
 
@@ -170,17 +241,41 @@ pub(crate) fn get<H: Handle>(h: *const H, name: &str) -> Result<H::Value, Fail> 
 /// `h` reports *closed*.
 pub(crate) fn unregister<H: Handle>(h: *const H, name: &str) -> Result<H::Value, Fail> {
     let id = h as usize;
-    let mut live = REGISTRY.live.write();
-    let Some(o) = live.get(&id) else {
-        return Err(not_live(id, name, H::TYPE_NAME));
-    };
-    if H::unwrap(o).is_none() {
-        return Err(wrong_type(name, H::TYPE_NAME, o));
+    let reg = &*REGISTRY;
+    if H::HOT {
+        let mut owner = reg.hot_owner.lock();
+        let value = match owner.get(&id) {
+            Some(o) => H::unwrap(o)
+                .cloned()
+                .ok_or_else(|| wrong_type(name, H::TYPE_NAME, o))?,
+            None => {
+                drop(owner);
+                return Err(not_live(id, name, H::TYPE_NAME));
+            }
+        };
+        let mut map = IdMap::clone(&owner);
+        map.remove(&id);
+        publish(&mut owner, map);
+        return Ok(value);
     }
-    match live.remove(&id) {
+    let removed = {
+        let mut live = reg.live.write();
+        match live.get(&id).map(|o| H::unwrap(o).is_some()) {
+            Some(true) => live.remove(&id),
+            Some(false) => {
+                return Err(live
+                    .get(&id)
+                    .map(|o| wrong_type(name, H::TYPE_NAME, o))
+                    .unwrap_or_else(|| Fail::Invalid(format!("{name} is not live"))))
+            }
+            None => None,
+        }
+    };
+    match removed {
         Some(o) => H::unwrap(&o)
             .cloned()
             .ok_or_else(|| wrong_type(name, H::TYPE_NAME, &o)),
+        // Not under the lock: `not_live` looks in every map.
         None => Err(not_live(id, name, H::TYPE_NAME)),
     }
 }

@@ -20,6 +20,7 @@ use std::fmt;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +34,39 @@ pub(crate) mod sled;
 pub use self::memfile::MemfileConfig;
 pub use self::redis::{is_url as is_redis_url, RedisConfig, DEFAULT_NAMESPACE, DEFAULT_TIMEOUT};
 pub use self::sled::{SledConfig, DEFAULT_CACHE_SIZE};
+
+/// A bucket handle's cache of where an engine keeps that bucket, passed to
+/// [`StorageEngine::get_hinted`] so a point read can skip looking the bucket up by
+/// name. The engine chooses what it stores (0 means nothing yet) and must check a
+/// value before relying on it: a hint may be stale (the bucket was removed and made
+/// again), or come from another engine instance.
+#[derive(Debug, Default)]
+pub struct BucketHint(AtomicU64);
+
+impl BucketHint {
+    /// An empty hint.
+    pub const fn new() -> BucketHint {
+        BucketHint(AtomicU64::new(0))
+    }
+
+    /// The value the engine stored (0 if none).
+    #[inline]
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Stores `value` for the next read through the same handle.
+    #[inline]
+    pub fn set(&self, value: u64) {
+        self.0.store(value, Ordering::Relaxed);
+    }
+}
+
+impl Clone for BucketHint {
+    fn clone(&self) -> BucketHint {
+        BucketHint(AtomicU64::new(self.get()))
+    }
+}
 
 /// One write in an atomic batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +157,19 @@ pub trait StorageEngine: Send + Sync {
 
     /// Calls `visit` with the stored value of `key`, if present. Returns whether it was.
     fn get(&self, bucket: &str, key: &[u8], visit: &mut dyn FnMut(&[u8])) -> Result<bool>;
+
+    /// [`StorageEngine::get`] through a bucket handle's [`BucketHint`], which the
+    /// engine may read and update to find the bucket faster. The default ignores it.
+    fn get_hinted(
+        &self,
+        bucket: &str,
+        hint: &BucketHint,
+        key: &[u8],
+        visit: &mut dyn FnMut(&[u8]),
+    ) -> Result<bool> {
+        let _ = hint;
+        self.get(bucket, key, visit)
+    }
 
     /// Calls `visit(i, value)` for each `keys[i]` present, in order. Engines that can
     /// look up a batch faster than one key at a time override it.

@@ -3,6 +3,7 @@
 
 mod background;
 mod group_commit;
+mod slot;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,16 +14,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
-use parking_lot::{MappedRwLockReadGuard, Mutex, RwLock, RwLockReadGuard};
+use parking_lot::Mutex;
 
 use self::background::Background;
 use self::group_commit::GroupSync;
+pub(crate) use self::slot::EngineRef;
+use self::slot::EngineSlot;
 
 use crate::bucket::Bucket;
 use crate::checkpoint;
 use crate::clock::{Clock, SystemClock};
 use crate::engine::{
-    self, Engine, EngineConfig, RedisConfig, StorageEngine, StoreContext, Visit, WriteOp,
+    self, BucketHint, Engine, EngineConfig, RedisConfig, StorageEngine, StoreContext, Visit,
+    WriteOp,
 };
 use crate::error::{Error, Result};
 use crate::expiry;
@@ -216,7 +220,7 @@ const LOCK_RELEASE_WAIT: Duration = Duration::from_secs(5);
 pub(crate) struct Shared {
     pub(crate) path: PathBuf,
     pub(crate) opts: Options,
-    engine: RwLock<Option<Box<dyn StorageEngine>>>,
+    engine: EngineSlot,
     /// Serializes writes: engines see one write at a time, and read-modify-write
     /// operations (delete's report, expiry changes) are atomic.
     write_lock: Mutex<()>,
@@ -257,19 +261,11 @@ impl<T> Written<T> {
     }
 }
 
-/// A borrowed engine, valid while the store cannot close underneath it.
-pub(crate) type EngineRef<'a> = MappedRwLockReadGuard<'a, dyn StorageEngine>;
-
 impl Shared {
+    /// The engine, without taking a lock (see [`slot`]); *closed* once closed.
+    #[inline]
     pub(crate) fn engine(&self) -> Result<EngineRef<'_>> {
-        // Inside a lending callback this thread already holds a read guard: a plain
-        // `read` would queue behind a waiting `close` that waits for that guard.
-        let guard = if lend::lending(self) {
-            self.engine.read_recursive()
-        } else {
-            self.engine.read()
-        };
-        RwLockReadGuard::try_map(guard, |e| e.as_deref()).map_err(|_| Error::Closed)
+        self.engine.load(|| lend::lending(self))
     }
 
     /// Applies `ops` atomically and, in sync mode, waits until they are durable.
@@ -453,11 +449,7 @@ impl Shared {
         f: impl FnOnce(&mut Option<Box<dyn StorageEngine>>) -> Result<T>,
     ) -> Result<T> {
         lend::refuse(self, "compact the store")?;
-        let mut slot = self.engine.write();
-        if slot.is_none() {
-            return Err(Error::Closed);
-        }
-        f(&mut slot)
+        self.engine.exclusive(f)?
     }
 
     /// One handle fewer; the last one shuts the store down.
@@ -475,7 +467,7 @@ impl Shared {
         }
         // Waits for in-flight operations (they hold read guards), then drops the
         // engine so its files and lock are released before the registry lock is.
-        let engine = self.engine.write().take();
+        let engine = self.engine.exclusive(Option::take).ok().flatten();
         self.watch.end_all();
         match engine {
             Some(engine) => {
@@ -534,6 +526,16 @@ impl<'a> Deferred<'a> {
 impl StorageEngine for Deferred<'_> {
     fn get(&self, bucket: &str, key: &[u8], visit: &mut dyn FnMut(&[u8])) -> Result<bool> {
         self.inner.get(bucket, key, visit)
+    }
+
+    fn get_hinted(
+        &self,
+        bucket: &str,
+        hint: &BucketHint,
+        key: &[u8],
+        visit: &mut dyn FnMut(&[u8]),
+    ) -> Result<bool> {
+        self.inner.get_hinted(bucket, hint, key, visit)
     }
 
     fn get_many(
@@ -737,7 +739,7 @@ impl Store {
                 sweep_interval: b.sweep_interval,
                 shared_engine,
             },
-            engine: RwLock::new(Some(engine)),
+            engine: EngineSlot::new(engine),
             write_lock: Mutex::new(()),
             handles: Mutex::new(1),
             sync: GroupSync::new(),

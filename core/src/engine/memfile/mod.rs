@@ -21,14 +21,14 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ops::Deref;
 
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
 use self::log::LogFile;
 use self::state::{Entry, State};
-use super::{EngineFactory, StorageEngine, StoreContext, Visit, WriteOp};
+use super::{BucketHint, EngineFactory, StorageEngine, StoreContext, Visit, WriteOp};
 use crate::error::{Error, Result};
 
 /// The memfile engine's options: when its log is compacted into a snapshot.
@@ -279,15 +279,22 @@ fn visit_chunk<'a>(
 }
 
 thread_local! {
-    /// Addresses of the engines (their `Inner`) whose state this thread holds a read
-    /// guard on, through [`Inner::read_state`]; one element per guard.
-    static READING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    /// The engine (its `Inner`'s address) whose state this thread holds read guards
+    /// on through [`Inner::read_state`], how many, and how many guards
+    /// `READING_MORE` holds: the common case, kept in a `Cell` so a point read pays
+    /// no borrow flag or vector.
+    static READING: Cell<(usize, u32, u32)> = const { Cell::new((0, 0, 0)) };
+    /// Other engines this thread reads at the same time (a visitor of one engine
+    /// reading another): one element per guard.
+    static READING_MORE: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A read guard on an engine's state, remembered on this thread while it lives.
 struct StateRead<'a> {
     guard: RwLockReadGuard<'a, State>,
     addr: usize,
+    /// Whether it is counted in `READING` (else in `READING_MORE`).
+    counted: bool,
 }
 
 impl Deref for StateRead<'_> {
@@ -300,12 +307,23 @@ impl Deref for StateRead<'_> {
 
 impl Drop for StateRead<'_> {
     fn drop(&mut self) {
-        READING.with(|r| {
-            let mut r = r.borrow_mut();
-            if let Some(i) = r.iter().rposition(|&a| a == self.addr) {
-                r.swap_remove(i);
-            }
-        });
+        if self.counted {
+            let (addr, n, more) = READING.get();
+            READING.set(if n <= 1 {
+                (0, 0, more)
+            } else {
+                (addr, n - 1, more)
+            });
+        } else {
+            READING_MORE.with(|r| {
+                let mut r = r.borrow_mut();
+                if let Some(i) = r.iter().rposition(|&a| a == self.addr) {
+                    r.swap_remove(i);
+                }
+            });
+            let (addr, n, more) = READING.get();
+            READING.set((addr, n, more.saturating_sub(1)));
+        }
     }
 }
 
@@ -314,16 +332,36 @@ impl Inner {
     /// the trait's "Reads may nest") finds this thread already holding one: it is then
     /// taken recursively, since queueing behind a waiting writer would wait for this
     /// thread's own guard. Reads of other engines, and first reads, queue fairly.
+    #[inline]
     fn read_state(&self) -> StateRead<'_> {
         let addr = std::ptr::from_ref(self) as usize;
-        let nested = READING.with(|r| r.borrow().contains(&addr));
+        let (held, n, more) = READING.get();
+        if held == addr || (held == 0 && more == 0) {
+            let guard = if held == addr {
+                self.state.read_recursive()
+            } else {
+                self.state.read()
+            };
+            READING.set((addr, n + 1, more));
+            return StateRead {
+                guard,
+                addr,
+                counted: true,
+            };
+        }
+        let nested = READING_MORE.with(|r| r.borrow().contains(&addr));
         let guard = if nested {
             self.state.read_recursive()
         } else {
             self.state.read()
         };
-        READING.with(|r| r.borrow_mut().push(addr));
-        StateRead { guard, addr }
+        READING_MORE.with(|r| r.borrow_mut().push(addr));
+        READING.set((held, n, more + 1));
+        StateRead {
+            guard,
+            addr,
+            counted: false,
+        }
     }
 }
 
@@ -364,6 +402,23 @@ impl StorageEngine for MemfileEngine {
     fn get(&self, bucket: &str, key: &[u8], visit: &mut dyn FnMut(&[u8])) -> Result<bool> {
         let st = self.inner.read_state();
         match st.buckets.get(bucket).and_then(|b| b.get(key)) {
+            Some(e) => {
+                visit(e.value());
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn get_hinted(
+        &self,
+        bucket: &str,
+        hint: &BucketHint,
+        key: &[u8],
+        visit: &mut dyn FnMut(&[u8]),
+    ) -> Result<bool> {
+        let st = self.inner.read_state();
+        match st.buckets.get_hinted(bucket, hint).and_then(|b| b.get(key)) {
             Some(e) => {
                 visit(e.value());
                 Ok(true)
@@ -511,5 +566,42 @@ impl StorageEngine for MemfileEngine {
 
     fn lock_file(&self) -> Option<PathBuf> {
         Some(self.inner.dir.join(files::LOCK_FILE))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether this thread's bookkeeping says it holds a read guard on `inner`.
+    fn held(inner: &Inner) -> bool {
+        let addr = std::ptr::from_ref(inner) as usize;
+        READING.get().0 == addr || READING_MORE.with(|r| r.borrow().contains(&addr))
+    }
+
+    #[test]
+    fn read_guards_are_tracked_per_engine_in_any_drop_order() {
+        let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = MemfileEngine::open(da.path(), MemfileConfig::default()).unwrap();
+        let b = MemfileEngine::open(db.path(), MemfileConfig::default()).unwrap();
+        let (a, b) = (&*a.inner, &*b.inner);
+        let ra = a.read_state();
+        let rb = b.read_state();
+        assert!(held(a) && held(b));
+        // `a` released first: `b`, still held, must still count as held, or a read
+        // of `b` nested in its visitor would queue behind a waiting writer.
+        drop(ra);
+        assert!(!held(a) && held(b));
+        let rb2 = b.read_state();
+        let ra2 = a.read_state();
+        assert!(held(a) && held(b));
+        drop(rb);
+        assert!(held(b), "one of two guards on b is left");
+        drop(rb2);
+        assert!(!held(b) && held(a));
+        drop(ra2);
+        assert!(!held(a) && !held(b));
+        assert_eq!(READING.get(), (0, 0, 0));
+        assert!(READING_MORE.with(|r| r.borrow().is_empty()));
     }
 }

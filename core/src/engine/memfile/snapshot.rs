@@ -63,7 +63,7 @@ pub(super) fn write(state: &RwLock<State>, tmp: &Path, header: FileHeader) -> Re
             chunk.clear();
             {
                 let st = state.read();
-                let Some(map) = st.buckets.get(&**name) else {
+                let Some(map) = st.buckets.get(name) else {
                     break;
                 };
                 let lower = match &after {
