@@ -14,6 +14,7 @@ use super::snapshot;
 use super::state::{Hasher_, LoadingBucket, State, BUCKET_OVERHEAD};
 use super::{Inner, MemfileConfig, Writer};
 use crate::error::{Error, Result};
+use crate::fileio::Io;
 
 /// The state while loading. Log records update only the hash index; the ordered
 /// sets are built once at the end, which is much faster than inserting one by one.
@@ -76,20 +77,23 @@ pub(super) struct Repairs {
     /// The first log of a new store, created by the open: removed again if the open is
     /// abandoned ([`Repairs::abandon`]).
     created: Option<PathBuf>,
+    /// What the truncations drop, in words (for the store's *corrupt* error if it
+    /// refuses what was loaded).
+    pub(super) dropped: Vec<String>,
 }
 
 impl Repairs {
     /// Cuts torn tails off and removes leftover files.
-    pub(super) fn apply(self, dir: &Path) -> Result<()> {
+    pub(super) fn apply(self, io: &Io, dir: &Path) -> Result<()> {
         for t in &self.truncations {
-            log::truncate(&dir.join(FileName::Log(t.gen).to_string()), t.len)?;
+            log::truncate(io, &dir.join(FileName::Log(t.gen).to_string()), t.len)?;
         }
         let removed = !self.tmp.is_empty() || !self.superseded.is_empty();
         for &f in self.tmp.iter().chain(&self.superseded) {
-            files::remove(dir, f)?;
+            files::remove(io, dir, f)?;
         }
         if removed {
-            files::sync_dir(dir)?;
+            files::sync_dir(io, dir)?;
         }
         Ok(())
     }
@@ -154,6 +158,9 @@ pub(super) fn open(dir: &Path, config: MemfileConfig) -> Result<(Inner, Repairs)
         ));
     }
     let mut truncations = Vec::new();
+    let mut dropped = Vec::new();
+    // Records before the snapshot's first one are in the synced snapshot.
+    let mut proven = expect_seq;
     let mut log_lens: Vec<u64> = Vec::new();
     let mut hole_from: Option<usize> = None;
     for (i, &g) in logs.iter().enumerate() {
@@ -178,6 +185,10 @@ pub(super) fn open(dir: &Path, config: MemfileConfig) -> Result<(Inner, Repairs)
             // The previous log lost its tail (power loss before a sync); what came
             // after it cannot be applied without a hole in the history: drop it.
             hole_from = Some(i);
+            dropped.push(format!(
+                "{} and later logs (they start at sequence number {found}, after a lost tail)",
+                path.display()
+            ));
             truncations.push(Truncation {
                 gen: g,
                 len: super::format::FILE_HEADER_LEN as u64,
@@ -186,7 +197,13 @@ pub(super) fn open(dir: &Path, config: MemfileConfig) -> Result<(Inner, Repairs)
             continue;
         }
         expect_seq += r.records;
-        if r.torn.is_some() {
+        proven = proven.max(r.proven);
+        if let Some(why) = r.torn {
+            dropped.push(format!(
+                "{} from offset {} on ({why})",
+                path.display(),
+                r.good_len
+            ));
             truncations.push(Truncation {
                 gen: g,
                 len: r.good_len,
@@ -216,19 +233,20 @@ pub(super) fn open(dir: &Path, config: MemfileConfig) -> Result<(Inner, Repairs)
         tmp: listing.tmp.clone(),
         superseded,
         created: None,
+        dropped,
     };
 
     // 4. The log to append to: the newest, or a new first one.
     let (log, log_len, older) = match logs.last() {
         Some(&g) => {
             let path = dir.join(FileName::Log(g).to_string());
-            let log = LogFile::open_for_append(&path, g)?;
+            let log = LogFile::open_for_append(&config.io, &path, g)?;
             let len = log_lens.last().copied().unwrap_or(0);
             let older: u64 = log_lens.iter().rev().skip(1).sum();
             (log, len, older)
         }
         None => {
-            let log = LogFile::create(dir, base_gen)?;
+            let log = LogFile::create(&config.io, dir, base_gen)?;
             repairs.created = Some(log.path.clone());
             (log, super::format::FILE_HEADER_LEN as u64, 0)
         }
@@ -245,6 +263,7 @@ pub(super) fn open(dir: &Path, config: MemfileConfig) -> Result<(Inner, Repairs)
             appender: log::Appender::default(),
             older_logs_bytes: older,
             next_seq: expect_seq,
+            synced_seq: proven.min(expect_seq),
             failed: None,
             compacting: false,
             retry_above: 0,
@@ -271,7 +290,7 @@ mod tests {
 
     /// Writes log `gen` holding one put per sequence number in `seqs` (key `k<seq>`).
     fn write_log(dir: &Path, gen: u64, seqs: std::ops::Range<u64>) {
-        let log = LogFile::create(dir, gen).unwrap();
+        let log = LogFile::create(&Io::real(), dir, gen).unwrap();
         let mut file = std::fs::OpenOptions::new()
             .append(true)
             .open(&log.path)
@@ -294,7 +313,7 @@ mod tests {
     /// Opens and makes the open's repairs, as the engine does once the store agrees.
     fn open_repaired(dir: &Path) -> Inner {
         let (inner, repairs) = open(dir, MemfileConfig::default()).unwrap();
-        repairs.apply(dir).unwrap();
+        repairs.apply(&Io::real(), dir).unwrap();
         inner
     }
 

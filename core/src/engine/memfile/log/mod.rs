@@ -7,57 +7,59 @@
 //! log files without gaps, which is how a lost tail of one log (power loss before a
 //! sync) is told apart from a complete history when a later log exists.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use super::files::{self, FileName};
 use super::format::{self, FileHeader, LOG_MAGIC};
 use crate::error::{Error, Result};
+use crate::fileio::Io;
 
 /// An open log file.
 pub(super) struct LogFile {
     pub gen: u64,
     pub path: PathBuf,
     pub file: File,
+    /// How the file is written and synced.
+    pub io: Io,
 }
 
 impl LogFile {
     /// Creates log `gen` durably: written as a temporary file, synced, renamed into
     /// place, and the directory synced, so a log file that exists always has a
     /// complete header.
-    pub(super) fn create(dir: &Path, gen: u64) -> Result<LogFile> {
+    pub(super) fn create(io: &Io, dir: &Path, gen: u64) -> Result<LogFile> {
         let path = dir.join(FileName::Log(gen).to_string());
         let tmp = dir.join(FileName::LogTmp(gen).to_string());
-        let mut file = files::create_new(&tmp)?;
+        let file = files::create_new(io, &tmp)?;
         let header = format::encode_file_header(LOG_MAGIC, FileHeader { gen, next_seq: 0 });
-        file.write_all(&header).map_err(|e| Error::io(&tmp, e))?;
-        file.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        io.write_at(&file, &tmp, &header, 0)
+            .map_err(|e| Error::io(&tmp, e))?;
+        io.sync_all(&file, &tmp).map_err(|e| Error::io(&tmp, e))?;
         drop(file);
-        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
-        files::sync_dir(dir)?;
-        LogFile::open_for_append(&path, gen)
+        io.rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+        files::sync_dir(io, dir)?;
+        LogFile::open_for_append(io, &path, gen)
     }
 
     /// Opens an existing log for appending (records are written at explicit
     /// offsets, see [`Appender`]).
-    pub(super) fn open_for_append(path: &Path, gen: u64) -> Result<LogFile> {
+    pub(super) fn open_for_append(io: &Io, path: &Path, gen: u64) -> Result<LogFile> {
         // Read access too: a shared writable mapping needs a file opened read-write.
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
+        let file = io.open_write(path).map_err(|e| Error::io(path, e))?;
         Ok(LogFile {
             gen,
             path: path.to_path_buf(),
             file,
+            io: io.clone(),
         })
     }
 
     /// fdatasync: the appended records and the file's new length reach the disk.
     pub(super) fn sync(&self) -> Result<()> {
-        self.file.sync_data().map_err(|e| Error::io(&self.path, e))
+        self.io
+            .sync_data(&self.file, &self.path)
+            .map_err(|e| Error::io(&self.path, e))
     }
 }
 
@@ -70,17 +72,14 @@ mod replay;
 pub(super) use self::append::Appender;
 #[cfg(target_os = "linux")]
 pub(super) use self::append::CHUNK;
-pub(super) use self::codec::{encode_batch, encode_remove_bucket, LogOp};
+pub(super) use self::codec::{encode_batch, encode_remove_bucket, Head, LogOp};
 pub(super) use self::replay::replay;
 
 /// Cuts a log back to `len` bytes and syncs it (dropping a torn tail).
-pub(super) fn truncate(path: &Path, len: u64) -> Result<()> {
-    let f = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
-    f.set_len(len).map_err(|e| Error::io(path, e))?;
-    f.sync_all().map_err(|e| Error::io(path, e))
+pub(super) fn truncate(io: &Io, path: &Path, len: u64) -> Result<()> {
+    let f = io.open_write(path).map_err(|e| Error::io(path, e))?;
+    io.set_len(&f, path, len).map_err(|e| Error::io(path, e))?;
+    io.sync_all(&f, path).map_err(|e| Error::io(path, e))
 }
 
 #[cfg(test)]
@@ -140,7 +139,7 @@ mod tests {
 
     fn appends_read_back(mut app: Appender, preallocates: bool) {
         let dir = tempfile::tempdir().unwrap();
-        let log = LogFile::create(dir.path(), 1).unwrap();
+        let log = LogFile::create(&Io::real(), dir.path(), 1).unwrap();
         let mut len = FILE_HEADER_LEN as u64;
         let mut want = Vec::new();
         // Small records (copied into the mapping), records over the mapping's size
@@ -151,7 +150,7 @@ mod tests {
             let size = sizes[seq as usize % sizes.len()];
             let key = format!("k{seq}");
             let f = frame(seq, &key, size);
-            app.append(&log.file, len, &f).unwrap();
+            app.append(&log, len, &f).unwrap();
             len += f.len() as u64;
             want.push((key, size));
         }
@@ -168,14 +167,14 @@ mod tests {
         assert_eq!(r.good_len, len);
         assert_eq!(r.torn.is_some(), file_len > len);
         // Finished: cut back to the records, which then end the file cleanly.
-        app.cut_back(&log.file, len).unwrap();
+        app.cut_back(&log, len).unwrap();
         assert_eq!(std::fs::metadata(&log.path).unwrap().len(), len);
         let (puts, r) = replayed(&log.path);
         assert_eq!(puts, want);
         assert_eq!((r.good_len, r.torn), (len, None));
         // Appending goes on after a cut-back.
         let f = frame(200, "last", 10);
-        app.append(&log.file, len, &f).unwrap();
+        app.append(&log, len, &f).unwrap();
         assert_eq!(
             replayed(&log.path).0.last(),
             Some(&("last".to_string(), 10))
