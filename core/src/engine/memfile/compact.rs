@@ -124,17 +124,19 @@ pub(super) fn compact_now(inner: &Inner) -> Result<()> {
 pub(super) fn compact(inner: &Inner) -> Result<()> {
     let dir = &inner.dir;
     let io = &inner.config.io;
-    let new_gen = inner.writer.lock().log.gen + 1;
+    let new_gen = {
+        let w = inner.writer.lock();
+        // No compaction of a log that can no longer be trusted (see `Writer::failed`).
+        w.check_failed()?;
+        w.log.gen + 1
+    };
 
     // 1-2. A fresh log, then the switch.
     let new_log = Arc::new(LogFile::create(io, dir, new_gen)?);
     let (next_seq, mut old_appender, old_log, old_len) = {
         let mut w = inner.writer.lock();
-        if let Some(why) = &w.failed {
-            return Err(Error::Internal(format!(
-                "no compaction after a failed write: {why}"
-            )));
-        }
+        // Set meanwhile: the new log stays unused (an empty log, replayed as such).
+        w.check_failed()?;
         let w = &mut *w;
         let fresh = w.appender.fresh();
         let old_appender = std::mem::replace(&mut w.appender, fresh);
