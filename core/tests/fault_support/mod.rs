@@ -369,6 +369,19 @@ impl Recorder {
             .collect()
     }
 
+    /// Per file of the directory as of its last sync: (content at its last sync,
+    /// content now).
+    pub fn files(&self) -> BTreeMap<String, (Vec<u8>, Vec<u8>)> {
+        let disk = self.disk.lock().unwrap();
+        disk.dir_durable
+            .iter()
+            .map(|(name, &n)| {
+                let node = &disk.nodes[n];
+                (name.clone(), (node.durable.clone(), node.current.clone()))
+            })
+            .collect()
+    }
+
     /// Writes `image` into the empty directory `dir`.
     pub fn write_image(image: &BTreeMap<String, Vec<u8>>, dir: &Path) {
         for (name, bytes) in image {
