@@ -166,6 +166,7 @@ pub(super) fn open(dir: &Path, config: MemfileConfig) -> Result<(Inner, Repairs)
     for (i, &g) in logs.iter().enumerate() {
         let path = dir.join(FileName::Log(g).to_string());
         if hole_from.is_some() {
+            check_unproven(&path, g, expect_seq)?;
             truncations.push(Truncation {
                 gen: g,
                 len: super::format::FILE_HEADER_LEN as u64,
@@ -183,7 +184,9 @@ pub(super) fn open(dir: &Path, config: MemfileConfig) -> Result<(Inner, Repairs)
                 ));
             }
             // The previous log lost its tail (power loss before a sync); what came
-            // after it cannot be applied without a hole in the history: drop it.
+            // after it cannot be applied without a hole in the history: drop it —
+            // unless a record after the hole says the lost records had been synced.
+            check_unproven(&path, g, expect_seq)?;
             hole_from = Some(i);
             dropped.push(format!(
                 "{} and later logs (they start at sequence number {found}, after a lost tail)",
@@ -275,6 +278,23 @@ pub(super) fn open(dir: &Path, config: MemfileConfig) -> Result<(Inner, Repairs)
     Ok((inner, repairs))
 }
 
+/// A log after a hole in the history (the tail of an earlier log was lost) may be
+/// dropped only if none of its records says a record from `hole` on had been synced:
+/// otherwise the lost records were synced data, and their loss is damage (*corrupt*).
+fn check_unproven(path: &Path, gen: u64, hole: u64) -> Result<()> {
+    let (r, _) = log::replay(path, gen, None, |_| {})?;
+    if r.proven > hole {
+        return Err(Error::corrupt(
+            path,
+            format!(
+                "record {hole} is missing from the logs before this one, but a record in \
+                 this one was written after it had been synced"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     //! The rules for several logs after the newest snapshot (docs/memfile-format.md,
@@ -288,8 +308,14 @@ mod tests {
     use crate::engine::WriteOp;
     use crate::error::ErrorKind;
 
-    /// Writes log `gen` holding one put per sequence number in `seqs` (key `k<seq>`).
+    /// Writes log `gen` holding one put per sequence number in `seqs` (key `k<seq>`),
+    /// claiming nothing about what was synced.
     fn write_log(dir: &Path, gen: u64, seqs: std::ops::Range<u64>) {
+        write_log_claiming(dir, gen, seqs, 0);
+    }
+
+    /// Like [`write_log`], each record claiming records below `synced` were synced.
+    fn write_log_claiming(dir: &Path, gen: u64, seqs: std::ops::Range<u64>, synced: u64) {
         let log = LogFile::create(&Io::real(), dir, gen).unwrap();
         let mut file = std::fs::OpenOptions::new()
             .append(true)
@@ -304,7 +330,8 @@ mod tests {
                 value: &value,
             }];
             let mut buf = vec![0u8; FRAME_HEADER_LEN];
-            log::encode_batch(&mut buf, seq, &ops, &mut Vec::new()).unwrap();
+            let head = log::Head { seq, synced };
+            log::encode_batch(&mut buf, head, &ops, &mut Vec::new()).unwrap();
             format::seal_frame(&mut buf, 0).unwrap();
             file.write_all(&buf).unwrap();
         }
@@ -400,6 +427,21 @@ mod tests {
         // And the repaired directory opens the same way again.
         let again = open_repaired(dir.path());
         assert_eq!(keys(&again), ["k0", "k1", "k2"]);
+    }
+
+    #[test]
+    fn a_lost_tail_that_a_later_log_says_was_synced_is_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        // Record 3 is missing, and log 3 was written after records up to 4 were synced.
+        write_log(dir.path(), 1, 0..3);
+        write_log(dir.path(), 2, 4..6);
+        write_log_claiming(dir.path(), 3, 6..7, 5);
+        let lens: Vec<u64> = (1..=3).map(|g| log_len(dir.path(), g)).collect();
+        let err = open(dir.path(), MemfileConfig::default()).err().unwrap();
+        assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+        assert!(err.to_string().contains("record 3 is missing"), "{err}");
+        let after: Vec<u64> = (1..=3).map(|g| log_len(dir.path(), g)).collect();
+        assert_eq!(lens, after, "left untouched");
     }
 
     #[test]

@@ -258,6 +258,75 @@ mod tests {
         assert_eq!(got, want);
     }
 
+    /// Writes a log of `frames` with a header of format `version`.
+    fn log_of(dir: &Path, version: u32, frames: &[Vec<u8>]) -> PathBuf {
+        let path = dir.join(FileName::Log(1).to_string());
+        let mut bytes = format::encode_file_header(
+            LOG_MAGIC,
+            FileHeader {
+                gen: 1,
+                next_seq: 0,
+            },
+        )
+        .to_vec();
+        bytes[8..12].copy_from_slice(&version.to_le_bytes());
+        let crc = crc32fast::hash(&bytes[0..28]);
+        bytes[28..32].copy_from_slice(&crc.to_le_bytes());
+        for f in frames {
+            bytes.extend_from_slice(f);
+        }
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// A record claiming `synced`, as version 3 writes it, or (`v2`) without the claim.
+    fn claiming(seq: u64, synced: u64, v2: bool) -> Vec<u8> {
+        let value = [b'v'; 40];
+        let ops = [WriteOp::Put {
+            bucket: "b",
+            key: b"k",
+            value: &value,
+        }];
+        let mut buf = vec![0u8; FRAME_HEADER_LEN];
+        encode_batch(&mut buf, Head { seq, synced }, &ops, &mut Vec::new()).unwrap();
+        if v2 {
+            // The claim is one varint byte after the sequence number.
+            buf.remove(FRAME_HEADER_LEN + 8);
+        }
+        format::seal_frame(&mut buf, 0).unwrap();
+        buf
+    }
+
+    /// Damage with an intact record after it: *corrupt* if that record says the
+    /// damaged one was synced (or in a version-2 log, which has no such claims),
+    /// a torn tail otherwise (an unsynced tail written back out of order).
+    #[test]
+    fn damage_before_data_is_torn_unless_a_later_record_proves_it_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        for (version, later_claim, corrupt) in [(3, 1, false), (3, 2, true), (2, 0, true)] {
+            let v2 = version == 2;
+            let mut damaged = claiming(1, 1, v2);
+            let n = damaged.len();
+            damaged[n - 3] ^= 0xff;
+            let frames = [claiming(0, 0, v2), damaged, claiming(2, later_claim, v2)];
+            let path = log_of(dir.path(), version, &frames);
+            let r = replay(&path, 1, Some(0), |_| {});
+            if corrupt {
+                let e = r.unwrap_err();
+                assert_eq!(e.kind(), crate::ErrorKind::Corrupt, "{e}");
+            } else {
+                let (r, _) = r.unwrap();
+                assert_eq!(r.records, 1);
+                assert_eq!(r.good_len, (FILE_HEADER_LEN + frames[0].len()) as u64);
+                assert!(r.torn.is_some());
+            }
+            // Undamaged, every version reads all three.
+            let whole = [frames[0].clone(), claiming(1, 1, v2), frames[2].clone()];
+            let (r, _) = replay(&log_of(dir.path(), version, &whole), 1, Some(0), |_| {}).unwrap();
+            assert_eq!((r.records, r.proven), (3, if v2 { 0 } else { later_claim }));
+        }
+    }
+
     #[test]
     fn a_first_op_without_a_bucket_is_corrupt() {
         let mut buf = Vec::new();
