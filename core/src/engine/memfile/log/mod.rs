@@ -3,9 +3,12 @@
 //! [`append`] puts records into the current file (through [`mmap`]'s mapped window on
 //! Linux), [`codec`] turns calls into payloads and back, [`replay`] reads a file back.
 //!
-//! A log record's payload is `seq:u64 kind:u8 body`. Sequence numbers run on across
-//! log files without gaps, which is how a lost tail of one log (power loss before a
-//! sync) is told apart from a complete history when a later log exists.
+//! A log record's payload is `seq:u64 unsynced:varint kind:u8 body` (format 3; format 2
+//! has no `unsynced`). Sequence numbers run on across log files without gaps, which is
+//! how a lost tail of one log (power loss before a sync) is told apart from a complete
+//! history when a later log exists. `seq - unsynced` is the number of records synced
+//! before this one was written ([`Head`]), which is how damage in synced data is told
+//! apart from an unsynced tail whose pages reached the disk out of order.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
