@@ -1,9 +1,20 @@
-# Soak: the SIGKILL crash tests of both engines with many more kills (opt-in,
-# not part of `make test`). STATE_CRASH_KILLS sets kills per test (4 tests).
+# Soak: the SIGKILL crash tests of both engines with many more kills, and the memfile
+# engine's disk-fault and power-loss tests with many more cases (opt-in, not part of
+# `make test`). STATE_CRASH_KILLS sets kills per test (4 tests); STATE_FAULT_CASES the
+# random fault schedules of core/tests/memfile_fault_schedule.rs; STATE_CRASH_IMAGES
+# the power-loss images of core/tests/memfile_power_loss.rs. Each of those two prints
+# its count (faults injected, images checked).
 
 SOAK_KILLS ?= 500
+SOAK_FAULT_CASES ?= 2000
+SOAK_CRASH_IMAGES ?= 5000
 
-.PHONY: soak
-soak:
+.PHONY: soak soak-memfile-faults
+soak: soak-memfile-faults
 	STATE_CRASH_KILLS=$(SOAK_KILLS) $(CARGO) test --release -p state-core \
 		--test crash_memfile --test crash_sled
+
+soak-memfile-faults:
+	STATE_FAULT_CASES=$(SOAK_FAULT_CASES) STATE_CRASH_IMAGES=$(SOAK_CRASH_IMAGES) \
+		$(CARGO) test --release -p state-core \
+		--test memfile_fault_schedule --test memfile_power_loss

@@ -16,14 +16,13 @@
 //! The marker also records the engine, so a store is never opened with the wrong one.
 
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{StorageEngine, WriteOp};
 use crate::error::{Error, Result};
-use crate::fs::{private_file_options, sync_dir};
+use crate::fileio::Io;
 
 /// The marker file's name inside the store directory.
 pub(crate) const MARKER_FILE: &str = "libstate.meta";
@@ -121,8 +120,10 @@ pub(crate) fn write_generation(engine: &dyn StorageEngine, generation: u64) -> R
     }])
 }
 
-/// Replaces the marker atomically and durably: temp file, fsync, rename, fsync dir.
-pub(crate) fn write_marker(dir: &Path, engine: &str, generation: u64) -> Result<()> {
+/// Replaces the marker atomically and durably: temp file, fsync, rename, fsync dir,
+/// each through `io` (the engine's, so tests that fail or record its file calls see
+/// these too).
+pub(crate) fn write_marker(io: &Io, dir: &Path, engine: &str, generation: u64) -> Result<()> {
     let marker = Marker {
         format: FORMAT,
         engine: engine.to_string(),
@@ -132,17 +133,13 @@ pub(crate) fn write_marker(dir: &Path, engine: &str, generation: u64) -> Result<
     let tmp = dir.join(format!("{MARKER_FILE}.tmp"));
     let json = serde_json::to_vec(&marker)
         .map_err(|e| Error::Internal(format!("cannot encode the store marker: {e}")))?;
-    let mut f = private_file_options()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)
+    let f = io.create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    io.write_at(&f, &tmp, &json, 0)
         .map_err(|e| Error::io(&tmp, e))?;
-    f.write_all(&json).map_err(|e| Error::io(&tmp, e))?;
-    f.sync_data().map_err(|e| Error::io(&tmp, e))?;
+    io.sync_data(&f, &tmp).map_err(|e| Error::io(&tmp, e))?;
     drop(f);
-    fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
-    sync_dir(dir)
+    io.rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+    io.sync_dir(dir).map_err(|e| Error::io(dir, e))
 }
 
 #[cfg(test)]
@@ -153,7 +150,7 @@ mod tests {
     fn marker_round_trip_and_damage() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(read_marker(dir.path()).unwrap(), None);
-        write_marker(dir.path(), "one", 7).unwrap();
+        write_marker(&Io::real(), dir.path(), "one", 7).unwrap();
         let m = read_marker(dir.path()).unwrap().unwrap();
         assert_eq!((m.engine.as_str(), m.generation), ("one", 7));
         check_engine(dir.path(), Some(&m), "one").unwrap();

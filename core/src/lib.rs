@@ -45,6 +45,8 @@ mod cursor;
 pub mod engine;
 mod error;
 mod expiry;
+#[doc(hidden)]
+pub mod fileio;
 mod fs;
 mod iter;
 mod lend;

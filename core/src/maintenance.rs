@@ -518,7 +518,12 @@ fn copy_and_verify(shared: &Shared, src: &dyn StorageEngine, tmp: &Path) -> Resu
     close_engine(copy);
     let read = synced?;
     if let Some(marker) = checkpoint::read_marker(&shared.path)? {
-        checkpoint::write_marker(tmp, &shared.opts.engine_name, marker.generation)?;
+        checkpoint::write_marker(
+            &crate::fileio::Io::real(),
+            tmp,
+            &shared.opts.engine_name,
+            marker.generation,
+        )?;
     }
     let check = open_like(shared, tmp)?;
     let written = walk(&*check, |_, _| Ok(()));

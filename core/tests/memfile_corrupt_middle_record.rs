@@ -1,5 +1,10 @@
 //! A record that fails its checksum with data after it is damage, not a crash: the
-//! open fails with *corrupt* naming the log file, and no file is changed.
+//! open fails with *corrupt* naming the log file, and no file is changed. (These
+//! stores write in periodic mode and sync once, at close, so no later record proves
+//! the damaged one synced: the engine reads it as the start of an unsynced tail, and
+//! the store refuses the open because that tail held its last checkpoint; the error
+//! names the log and offset the engine would have cut at. Damage that a later record
+//! proves synced is *corrupt* in the engine itself: `memfile_power_loss.rs`.)
 
 #[path = "memfile_support/mod.rs"]
 mod support;

@@ -233,6 +233,14 @@ pub trait StorageEngine: Send + Sync {
         None
     }
 
+    /// Test hook: how the store writes its marker file next to this engine's files
+    /// (the memfile engine's [`MemfileConfig::with_file_io`] hook, so a test that
+    /// fails or records the engine's file calls sees the marker's too).
+    #[doc(hidden)]
+    fn file_io(&self) -> crate::fileio::Io {
+        crate::fileio::Io::real()
+    }
+
     /// The version of `bucket` (a user bucket, covering its companion buckets too,
     /// see [`home_bucket`]) for an optimistic read-modify-write across processes, or
     /// `None` (the default) for an engine only one process opens at a time, where the

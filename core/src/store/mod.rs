@@ -435,7 +435,12 @@ impl Shared {
         }
         let seq = self.sync.note_write();
         self.sync.sync_through(seq, || engine.sync())?;
-        checkpoint::write_marker(&self.path, &self.opts.engine_name, generation)?;
+        checkpoint::write_marker(
+            &engine.file_io(),
+            &self.path,
+            &self.opts.engine_name,
+            generation,
+        )?;
         *cp = Checkpoint { generation, seq };
         Ok(())
     }
@@ -723,7 +728,7 @@ impl Store {
         engine.finish_open()?;
         expiry::migrate(&dir, &*engine)?;
         if marker.is_none() && remote.is_none() {
-            checkpoint::write_marker(&dir, &name, generation)?;
+            checkpoint::write_marker(&engine.file_io(), &dir, &name, generation)?;
         }
         let shared = Arc::new(Shared {
             path: dir.clone(),

@@ -123,17 +123,20 @@ pub(super) fn compact_now(inner: &Inner) -> Result<()> {
 /// One compaction.
 pub(super) fn compact(inner: &Inner) -> Result<()> {
     let dir = &inner.dir;
-    let new_gen = inner.writer.lock().log.gen + 1;
+    let io = &inner.config.io;
+    let new_gen = {
+        let w = inner.writer.lock();
+        // No compaction of a log that can no longer be trusted (see `Writer::failed`).
+        w.check_failed()?;
+        w.log.gen + 1
+    };
 
     // 1-2. A fresh log, then the switch.
-    let new_log = Arc::new(LogFile::create(dir, new_gen)?);
+    let new_log = Arc::new(LogFile::create(io, dir, new_gen)?);
     let (next_seq, mut old_appender, old_log, old_len) = {
         let mut w = inner.writer.lock();
-        if let Some(why) = &w.failed {
-            return Err(Error::Internal(format!(
-                "no compaction after a failed write: {why}"
-            )));
-        }
+        // Set meanwhile: the new log stays unused (an empty log, replayed as such).
+        w.check_failed()?;
         let w = &mut *w;
         let fresh = w.appender.fresh();
         let old_appender = std::mem::replace(&mut w.appender, fresh);
@@ -147,7 +150,7 @@ pub(super) fn compact(inner: &Inner) -> Result<()> {
     // The old log's preallocated tail goes, after the switch so writers never wait
     // for it (best effort: a zero tail left by a failure here reads as the log's end
     // at the next open).
-    let _ = old_appender.cut_back(&old_log.file, old_len);
+    let _ = old_appender.cut_back(&old_log, old_len);
     drop(old_log);
 
     // 3-5.
@@ -157,21 +160,21 @@ pub(super) fn compact(inner: &Inner) -> Result<()> {
         gen: new_gen,
         next_seq,
     };
-    if let Err(e) = snapshot::write(&inner.state, &tmp, header) {
-        let _ = files::remove(dir, FileName::SnapshotTmp(new_gen));
+    if let Err(e) = snapshot::write(io, &inner.state, &tmp, header) {
+        let _ = files::remove(io, dir, FileName::SnapshotTmp(new_gen));
         return Err(e);
     }
     sync_logs(inner)?;
 
     // 6.
     let path = dir.join(FileName::Snapshot(new_gen).to_string());
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
-    files::sync_dir(dir)?;
+    io.rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+    files::sync_dir(io, dir)?;
 
     // 7. The new snapshot plus log-(g+1) on are the store now.
     let listing = files::list(dir)?;
     for &g in listing.snapshots.iter().filter(|&&g| g < new_gen) {
-        files::remove(dir, FileName::Snapshot(g))?;
+        files::remove(io, dir, FileName::Snapshot(g))?;
     }
     {
         let mut w = inner.writer.lock();
@@ -179,8 +182,8 @@ pub(super) fn compact(inner: &Inner) -> Result<()> {
         w.older_logs_bytes = 0;
     }
     for &g in listing.logs.iter().filter(|&&g| g < new_gen) {
-        files::remove(dir, FileName::Log(g))?;
+        files::remove(io, dir, FileName::Log(g))?;
     }
-    files::sync_dir(dir)?;
+    files::sync_dir(io, dir)?;
     Ok(())
 }

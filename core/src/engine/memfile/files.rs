@@ -6,6 +6,7 @@ use std::fs::{self, File, OpenOptions, TryLockError};
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::fileio::Io;
 
 /// Name of the lock file (held with an exclusive `flock` while the store is open).
 pub(super) const LOCK_FILE: &str = "memfile.lock";
@@ -125,22 +126,19 @@ pub(super) fn first_own_file(dir: &Path) -> Result<Option<String>> {
 }
 
 /// Creates a new file (mode 0600) for writing; an existing one is replaced.
-pub(super) fn create_new(path: &Path) -> Result<File> {
-    open_options()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
-        .map_err(|e| Error::io(path, e))
+pub(super) fn create_new(io: &Io, path: &Path) -> Result<File> {
+    io.create(path).map_err(|e| Error::io(path, e))
 }
 
-pub(super) use crate::fs::sync_dir;
+/// fsyncs `dir`, so creations, renames and removals in it are durable.
+pub(super) fn sync_dir(io: &Io, dir: &Path) -> Result<()> {
+    io.sync_dir(dir).map_err(|e| Error::io(dir, e))
+}
 
 /// Removes one of our files; a file already gone is fine.
-pub(super) fn remove(dir: &Path, name: FileName) -> Result<()> {
+pub(super) fn remove(io: &Io, dir: &Path, name: FileName) -> Result<()> {
     let path = dir.join(name.to_string());
-    match fs::remove_file(&path) {
+    match io.remove(&path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io(&path, e)),

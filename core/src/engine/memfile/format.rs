@@ -22,9 +22,13 @@ use crate::error::{Error, Result};
 pub(super) const LOG_MAGIC: &[u8; 8] = b"LSTMFLOG";
 /// Magic of a snapshot file.
 pub(super) const SNAPSHOT_MAGIC: &[u8; 8] = b"LSTMFSNP";
-/// Format version written and accepted. Version 2 (before any release) made value
-/// lengths varints and let a batch's ops share the previous op's bucket name.
-pub(super) const VERSION: u32 = 2;
+/// Format version written. Version 2 (before any release) made value lengths varints
+/// and let a batch's ops share the previous op's bucket name; version 3 added to each
+/// log record how many records before it were synced (snapshots are unchanged).
+pub(super) const VERSION: u32 = 3;
+/// The oldest version still read (its logs lack the synced count: damage with data
+/// after it is always *corrupt* there).
+pub(super) const OLDEST_VERSION: u32 = 2;
 /// Bytes of a file header.
 pub(super) const FILE_HEADER_LEN: usize = 32;
 /// Bytes of a frame header.
@@ -57,6 +61,13 @@ pub(super) struct FileHeader {
     pub next_seq: u64,
 }
 
+/// A file header as read: the header and the file's format version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ReadHeader {
+    pub header: FileHeader,
+    pub version: u32,
+}
+
 /// Encodes a file header.
 pub(super) fn encode_file_header(magic: &[u8; 8], h: FileHeader) -> [u8; FILE_HEADER_LEN] {
     let mut out = [0u8; FILE_HEADER_LEN];
@@ -74,7 +85,7 @@ pub(super) fn read_file_header(
     r: &mut impl Read,
     magic: &[u8; 8],
     path: &Path,
-) -> Result<FileHeader> {
+) -> Result<ReadHeader> {
     let mut buf = [0u8; FILE_HEADER_LEN];
     r.read_exact(&mut buf).map_err(|e| match e.kind() {
         io::ErrorKind::UnexpectedEof => Error::corrupt(path, "the file header is incomplete"),
@@ -90,15 +101,20 @@ pub(super) fn read_file_header(
         return Err(Error::corrupt(path, "the file header fails its checksum"));
     }
     let version = u32_at(&buf, 8);
-    if version != VERSION {
+    if !(OLDEST_VERSION..=VERSION).contains(&version) {
         return Err(Error::corrupt(
             path,
-            format!("unsupported memfile format version {version} (this build reads {VERSION})"),
+            format!(
+                "unsupported memfile format version {version} (this build reads {OLDEST_VERSION} to {VERSION})"
+            ),
         ));
     }
-    Ok(FileHeader {
-        gen: u64_at(&buf, 12),
-        next_seq: u64_at(&buf, 20),
+    Ok(ReadHeader {
+        header: FileHeader {
+            gen: u64_at(&buf, 12),
+            next_seq: u64_at(&buf, 20),
+        },
+        version,
     })
 }
 
@@ -356,7 +372,7 @@ pub(super) fn put_bucket(out: &mut Vec<u8>, bucket: &str) -> Result<()> {
 }
 
 /// Appends `x` as a LEB128 varint (1-5 bytes).
-fn put_varint_u32(out: &mut Vec<u8>, mut x: u32) {
+pub(super) fn put_varint_u32(out: &mut Vec<u8>, mut x: u32) {
     while x >= 0x80 {
         out.push((x as u8 & 0x7f) | 0x80);
         x >>= 7;
@@ -482,7 +498,12 @@ mod tests {
         };
         let bytes = encode_file_header(LOG_MAGIC, h);
         let p = Path::new("x");
-        assert_eq!(read_file_header(&mut &bytes[..], LOG_MAGIC, p).unwrap(), h);
+        assert_eq!(
+            read_file_header(&mut &bytes[..], LOG_MAGIC, p)
+                .unwrap()
+                .header,
+            h
+        );
         assert!(read_file_header(&mut &bytes[..], SNAPSHOT_MAGIC, p).is_err());
         let mut bad = bytes;
         bad[13] ^= 1;

@@ -30,6 +30,7 @@ use self::log::LogFile;
 use self::state::{Entry, State};
 use super::{BucketHint, EngineFactory, StorageEngine, StoreContext, Visit, WriteOp};
 use crate::error::{Error, Result};
+use crate::fileio::{FileIo, Io};
 
 /// The memfile engine's options: when its log is compacted into a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +42,8 @@ pub struct MemfileConfig {
     /// ...and at least this many times the live data (default 2; must be > 0). At
     /// open the factor is 1, so the next open loads a snapshot.
     pub compact_ratio: u64,
+    /// The file-changing calls (the real ones unless a test installed a hook).
+    io: Io,
 }
 
 impl Default for MemfileConfig {
@@ -48,6 +51,7 @@ impl Default for MemfileConfig {
         MemfileConfig {
             compact_min_log_bytes: 4 << 20,
             compact_ratio: 2,
+            io: Io::real(),
         }
     }
 }
@@ -62,6 +66,15 @@ impl MemfileConfig {
     /// This config with another log-to-live-data ratio for compaction (must be > 0).
     pub fn compact_ratio(mut self, ratio: u64) -> MemfileConfig {
         self.compact_ratio = ratio;
+        self
+    }
+
+    /// Test hook: the engine's file-changing calls, and the store's marker file
+    /// writes, go through `io` (see [`crate::fileio`]), so tests can fail them or
+    /// record them for power-loss images.
+    #[doc(hidden)]
+    pub fn with_file_io(mut self, io: Arc<dyn FileIo>) -> MemfileConfig {
+        self.io = Io::custom(io);
         self
     }
 }
@@ -123,8 +136,15 @@ pub(super) struct Writer {
     older_logs_bytes: u64,
     /// Sequence number of the next record.
     next_seq: u64,
-    /// Set when a failed append could not be undone: the log's end is unknown, so
-    /// every later write is refused (reopening the store recovers).
+    /// Every record with a smaller sequence number has been synced (a sync that
+    /// covered it returned). Written into each record ([`log::Head`]), so recovery
+    /// can tell damage in synced data from an unsynced tail.
+    synced_seq: u64,
+    /// Set when the log can no longer be trusted: a failed append could not be undone
+    /// (the log's end is unknown), or a sync failed (the kernel may have dropped the
+    /// pages it could not write, and a later sync that succeeds would not cover
+    /// them). Every later write and sync is refused until the store is reopened,
+    /// which reads the log again.
     failed: Option<String>,
     /// Whether a compaction has been requested or is running.
     compacting: bool,
@@ -137,6 +157,27 @@ pub(super) struct Writer {
 }
 
 impl Writer {
+    /// The error for any write or sync once [`Writer::failed`] is set.
+    fn check_failed(&self) -> Result<()> {
+        match &self.failed {
+            None => Ok(()),
+            Some(why) => Err(Error::io(
+                &self.log.path,
+                std::io::Error::other(format!(
+                    "{why}; this store refuses writes and syncs until it is reopened"
+                )),
+            )),
+        }
+    }
+
+    /// The [`log::Head`] of the next record.
+    fn head(&self) -> log::Head {
+        log::Head {
+            seq: self.next_seq,
+            synced: self.synced_seq,
+        }
+    }
+
     /// Bytes of log that a compaction would fold into a snapshot.
     fn log_bytes(&self) -> u64 {
         self.older_logs_bytes + self.log_len
@@ -145,20 +186,12 @@ impl Writer {
     /// Appends the record in `self.buf` (a frame at its start). On failure, cuts the
     /// log back so no partial record stays in front of later ones.
     fn append(&mut self) -> Result<()> {
-        if let Some(why) = &self.failed {
-            return Err(Error::io(
-                &self.log.path,
-                std::io::Error::other(format!(
-                    "an earlier write failed and could not be undone ({why}); reopen the store"
-                )),
-            ));
-        }
-        if let Err(e) = self
-            .appender
-            .append(&self.log.file, self.log_len, &self.buf)
-        {
-            if let Err(e2) = self.appender.cut_back(&self.log.file, self.log_len) {
-                self.failed = Some(format!("{e}; then truncating failed: {e2}"));
+        self.check_failed()?;
+        if let Err(e) = self.appender.append(&self.log, self.log_len, &self.buf) {
+            if let Err(e2) = self.appender.cut_back(&self.log, self.log_len) {
+                self.failed = Some(format!(
+                    "a write failed and could not be undone ({e}; then truncating failed: {e2})"
+                ));
             }
             return Err(Error::io(&self.log.path, e));
         }
@@ -218,17 +251,32 @@ impl MemfileEngine {
 
 /// Makes every record appended so far durable: the retired logs (oldest first, so a
 /// record never reaches the disk ahead of those before it), then the current one.
+///
+/// A failed sync marks the writer failed ([`Writer::failed`]): this and every later
+/// write and sync fail until the store is reopened. Retrying would be wrong — after a
+/// failed `fsync` Linux may have marked the pages it could not write clean, so a
+/// later `fsync` that succeeds says nothing about them (PostgreSQL's "fsyncgate").
 pub(super) fn sync_logs(inner: &Inner) -> Result<()> {
-    let (retired, current) = {
+    let (retired, current, through) = {
         let w = inner.writer.lock();
-        (w.retired.clone(), Arc::clone(&w.log))
+        w.check_failed()?;
+        (w.retired.clone(), Arc::clone(&w.log), w.next_seq)
     };
-    for log in &retired {
-        log.sync()?;
+    let outcome = retired
+        .iter()
+        .chain(std::iter::once(&current))
+        .try_for_each(|log| log.sync());
+    let mut w = inner.writer.lock();
+    if let Err(e) = outcome {
+        w.failed.get_or_insert_with(|| {
+            format!(
+                "a sync of the log failed ({e}), so records written before it may not be on disk"
+            )
+        });
+        return Err(e);
     }
-    current.sync()?;
+    w.synced_seq = w.synced_seq.max(through);
     if !retired.is_empty() {
-        let mut w = inner.writer.lock();
         w.retired
             .retain(|l| !retired.iter().any(|done| Arc::ptr_eq(l, done)));
     }
@@ -380,7 +428,7 @@ impl Drop for MemfileEngine {
         // reads the zeros as the log's end and cuts them off itself.
         let mut w = self.inner.writer.lock();
         let w = &mut *w;
-        let _ = w.appender.cut_back(&w.log.file, w.log_len);
+        let _ = w.appender.cut_back(&w.log, w.log_len);
     }
 }
 
@@ -389,7 +437,7 @@ impl StorageEngine for MemfileEngine {
         let Some(repairs) = self.pending.take() else {
             return Ok(());
         };
-        repairs.apply(&self.inner.dir)?;
+        repairs.apply(&self.inner.config.io, &self.inner.dir)?;
         self.compactor = Some(compact::Compactor::start(&self.inner)?);
         self.maybe_compact(&mut self.inner.writer.lock(), true);
         Ok(())
@@ -397,6 +445,19 @@ impl StorageEngine for MemfileEngine {
 
     fn compact(&self) -> Result<bool> {
         compact::compact_now(&self.inner).map(|()| true)
+    }
+
+    fn damaged(&self, path: &Path, detail: String) -> Error {
+        match self.pending.as_ref().map(|r| &r.dropped) {
+            Some(dropped) if !dropped.is_empty() => Error::corrupt(
+                path,
+                format!(
+                    "{detail} (the memfile engine read these as torn tails: {})",
+                    dropped.join("; ")
+                ),
+            ),
+            _ => Error::corrupt(path, detail),
+        }
     }
 
     fn get(&self, bucket: &str, key: &[u8], visit: &mut dyn FnMut(&[u8])) -> Result<bool> {
@@ -460,7 +521,8 @@ impl StorageEngine for MemfileEngine {
         w.buf.clear();
         w.entries.clear();
         w.buf.extend_from_slice(&[0u8; format::FRAME_HEADER_LEN]);
-        log::encode_batch(&mut w.buf, w.next_seq, ops, &mut w.entries)?;
+        let head = w.head();
+        log::encode_batch(&mut w.buf, head, ops, &mut w.entries)?;
         format::seal_frame(&mut w.buf, 0)?;
         w.append()?;
         {
@@ -548,7 +610,8 @@ impl StorageEngine for MemfileEngine {
         }
         w.buf.clear();
         w.buf.extend_from_slice(&[0u8; format::FRAME_HEADER_LEN]);
-        log::encode_remove_bucket(&mut w.buf, w.next_seq, bucket)?;
+        let head = w.head();
+        log::encode_remove_bucket(&mut w.buf, head, bucket)?;
         format::seal_frame(&mut w.buf, 0)?;
         w.append()?;
         let removed = self.inner.state.write().remove_bucket(bucket);
@@ -566,6 +629,10 @@ impl StorageEngine for MemfileEngine {
 
     fn lock_file(&self) -> Option<PathBuf> {
         Some(self.inner.dir.join(files::LOCK_FILE))
+    }
+
+    fn file_io(&self) -> Io {
+        self.inner.config.io.clone()
     }
 }
 

@@ -14,6 +14,7 @@ use super::snapshot;
 use super::state::{Hasher_, LoadingBucket, State, BUCKET_OVERHEAD};
 use super::{Inner, MemfileConfig, Writer};
 use crate::error::{Error, Result};
+use crate::fileio::Io;
 
 /// The state while loading. Log records update only the hash index; the ordered
 /// sets are built once at the end, which is much faster than inserting one by one.
@@ -76,20 +77,23 @@ pub(super) struct Repairs {
     /// The first log of a new store, created by the open: removed again if the open is
     /// abandoned ([`Repairs::abandon`]).
     created: Option<PathBuf>,
+    /// What the truncations drop, in words (for the store's *corrupt* error if it
+    /// refuses what was loaded).
+    pub(super) dropped: Vec<String>,
 }
 
 impl Repairs {
     /// Cuts torn tails off and removes leftover files.
-    pub(super) fn apply(self, dir: &Path) -> Result<()> {
+    pub(super) fn apply(self, io: &Io, dir: &Path) -> Result<()> {
         for t in &self.truncations {
-            log::truncate(&dir.join(FileName::Log(t.gen).to_string()), t.len)?;
+            log::truncate(io, &dir.join(FileName::Log(t.gen).to_string()), t.len)?;
         }
         let removed = !self.tmp.is_empty() || !self.superseded.is_empty();
         for &f in self.tmp.iter().chain(&self.superseded) {
-            files::remove(dir, f)?;
+            files::remove(io, dir, f)?;
         }
         if removed {
-            files::sync_dir(dir)?;
+            files::sync_dir(io, dir)?;
         }
         Ok(())
     }
@@ -154,11 +158,15 @@ pub(super) fn open(dir: &Path, config: MemfileConfig) -> Result<(Inner, Repairs)
         ));
     }
     let mut truncations = Vec::new();
+    let mut dropped = Vec::new();
+    // Records before the snapshot's first one are in the synced snapshot.
+    let mut proven = expect_seq;
     let mut log_lens: Vec<u64> = Vec::new();
     let mut hole_from: Option<usize> = None;
     for (i, &g) in logs.iter().enumerate() {
         let path = dir.join(FileName::Log(g).to_string());
         if hole_from.is_some() {
+            check_unproven(&path, g, expect_seq)?;
             truncations.push(Truncation {
                 gen: g,
                 len: super::format::FILE_HEADER_LEN as u64,
@@ -176,8 +184,14 @@ pub(super) fn open(dir: &Path, config: MemfileConfig) -> Result<(Inner, Repairs)
                 ));
             }
             // The previous log lost its tail (power loss before a sync); what came
-            // after it cannot be applied without a hole in the history: drop it.
+            // after it cannot be applied without a hole in the history: drop it —
+            // unless a record after the hole says the lost records had been synced.
+            check_unproven(&path, g, expect_seq)?;
             hole_from = Some(i);
+            dropped.push(format!(
+                "{} and later logs (they start at sequence number {found}, after a lost tail)",
+                path.display()
+            ));
             truncations.push(Truncation {
                 gen: g,
                 len: super::format::FILE_HEADER_LEN as u64,
@@ -186,7 +200,13 @@ pub(super) fn open(dir: &Path, config: MemfileConfig) -> Result<(Inner, Repairs)
             continue;
         }
         expect_seq += r.records;
-        if r.torn.is_some() {
+        proven = proven.max(r.proven);
+        if let Some(why) = r.torn {
+            dropped.push(format!(
+                "{} from offset {} on ({why})",
+                path.display(),
+                r.good_len
+            ));
             truncations.push(Truncation {
                 gen: g,
                 len: r.good_len,
@@ -216,19 +236,20 @@ pub(super) fn open(dir: &Path, config: MemfileConfig) -> Result<(Inner, Repairs)
         tmp: listing.tmp.clone(),
         superseded,
         created: None,
+        dropped,
     };
 
     // 4. The log to append to: the newest, or a new first one.
     let (log, log_len, older) = match logs.last() {
         Some(&g) => {
             let path = dir.join(FileName::Log(g).to_string());
-            let log = LogFile::open_for_append(&path, g)?;
+            let log = LogFile::open_for_append(&config.io, &path, g)?;
             let len = log_lens.last().copied().unwrap_or(0);
             let older: u64 = log_lens.iter().rev().skip(1).sum();
             (log, len, older)
         }
         None => {
-            let log = LogFile::create(dir, base_gen)?;
+            let log = LogFile::create(&config.io, dir, base_gen)?;
             repairs.created = Some(log.path.clone());
             (log, super::format::FILE_HEADER_LEN as u64, 0)
         }
@@ -245,6 +266,7 @@ pub(super) fn open(dir: &Path, config: MemfileConfig) -> Result<(Inner, Repairs)
             appender: log::Appender::default(),
             older_logs_bytes: older,
             next_seq: expect_seq,
+            synced_seq: proven.min(expect_seq),
             failed: None,
             compacting: false,
             retry_above: 0,
@@ -254,6 +276,23 @@ pub(super) fn open(dir: &Path, config: MemfileConfig) -> Result<(Inner, Repairs)
         _lock: lock,
     };
     Ok((inner, repairs))
+}
+
+/// A log after a hole in the history (the tail of an earlier log was lost) may be
+/// dropped only if none of its records says a record from `hole` on had been synced:
+/// otherwise the lost records were synced data, and their loss is damage (*corrupt*).
+fn check_unproven(path: &Path, gen: u64, hole: u64) -> Result<()> {
+    let (r, _) = log::replay(path, gen, None, |_| {})?;
+    if r.proven > hole {
+        return Err(Error::corrupt(
+            path,
+            format!(
+                "record {hole} is missing from the logs before this one, but a record in \
+                 this one was written after it had been synced"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -269,9 +308,15 @@ mod tests {
     use crate::engine::WriteOp;
     use crate::error::ErrorKind;
 
-    /// Writes log `gen` holding one put per sequence number in `seqs` (key `k<seq>`).
+    /// Writes log `gen` holding one put per sequence number in `seqs` (key `k<seq>`),
+    /// claiming nothing about what was synced.
     fn write_log(dir: &Path, gen: u64, seqs: std::ops::Range<u64>) {
-        let log = LogFile::create(dir, gen).unwrap();
+        write_log_claiming(dir, gen, seqs, 0);
+    }
+
+    /// Like [`write_log`], each record claiming records below `synced` were synced.
+    fn write_log_claiming(dir: &Path, gen: u64, seqs: std::ops::Range<u64>, synced: u64) {
+        let log = LogFile::create(&Io::real(), dir, gen).unwrap();
         let mut file = std::fs::OpenOptions::new()
             .append(true)
             .open(&log.path)
@@ -285,7 +330,8 @@ mod tests {
                 value: &value,
             }];
             let mut buf = vec![0u8; FRAME_HEADER_LEN];
-            log::encode_batch(&mut buf, seq, &ops, &mut Vec::new()).unwrap();
+            let head = log::Head { seq, synced };
+            log::encode_batch(&mut buf, head, &ops, &mut Vec::new()).unwrap();
             format::seal_frame(&mut buf, 0).unwrap();
             file.write_all(&buf).unwrap();
         }
@@ -294,7 +340,7 @@ mod tests {
     /// Opens and makes the open's repairs, as the engine does once the store agrees.
     fn open_repaired(dir: &Path) -> Inner {
         let (inner, repairs) = open(dir, MemfileConfig::default()).unwrap();
-        repairs.apply(dir).unwrap();
+        repairs.apply(&Io::real(), dir).unwrap();
         inner
     }
 
@@ -381,6 +427,21 @@ mod tests {
         // And the repaired directory opens the same way again.
         let again = open_repaired(dir.path());
         assert_eq!(keys(&again), ["k0", "k1", "k2"]);
+    }
+
+    #[test]
+    fn a_lost_tail_that_a_later_log_says_was_synced_is_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        // Record 3 is missing, and log 3 was written after records up to 4 were synced.
+        write_log(dir.path(), 1, 0..3);
+        write_log(dir.path(), 2, 4..6);
+        write_log_claiming(dir.path(), 3, 6..7, 5);
+        let lens: Vec<u64> = (1..=3).map(|g| log_len(dir.path(), g)).collect();
+        let err = open(dir.path(), MemfileConfig::default()).err().unwrap();
+        assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+        assert!(err.to_string().contains("record 3 is missing"), "{err}");
+        let after: Vec<u64> = (1..=3).map(|g| log_len(dir.path(), g)).collect();
+        assert_eq!(lens, after, "left untouched");
     }
 
     #[test]

@@ -21,6 +21,7 @@ use super::format::{
 };
 use super::state::{Entry, Hasher_, State};
 use crate::error::{Error, Result};
+use crate::fileio::Io;
 
 /// Entries copied per read-lock acquisition while writing a snapshot: bounds how long
 /// a writer can wait for a compaction (a few microseconds).
@@ -42,10 +43,23 @@ pub(super) struct Totals {
 /// one. That is exact once the log that started at the switch is replayed over it,
 /// because every logged operation sets a key's whole state (see
 /// docs/memfile-format.md, "Compaction").
-pub(super) fn write(state: &RwLock<State>, tmp: &Path, header: FileHeader) -> Result<Totals> {
-    let file = files::create_new(tmp)?;
+pub(super) fn write(
+    fio: &Io,
+    state: &RwLock<State>,
+    tmp: &Path,
+    header: FileHeader,
+) -> Result<Totals> {
+    let file = files::create_new(fio, tmp)?;
     let io = |e| Error::io(tmp, e);
-    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut out = BufWriter::with_capacity(
+        1 << 20,
+        Appending {
+            io: fio,
+            file,
+            path: tmp,
+            at: 0,
+        },
+    );
     out.write_all(&format::encode_file_header(SNAPSHOT_MAGIC, header))
         .map_err(io)?;
     let mut names: Vec<Box<str>> = state.read().buckets.keys().cloned().collect();
@@ -104,8 +118,28 @@ pub(super) fn write(state: &RwLock<State>, tmp: &Path, header: FileHeader) -> Re
     format::seal_frame(&mut frame, 0)?;
     out.write_all(&frame).map_err(io)?;
     let file = out.into_inner().map_err(|e| io(e.into_error()))?;
-    file.sync_all().map_err(io)?;
+    fio.sync_all(&file.file, tmp).map_err(io)?;
     Ok(totals)
+}
+
+/// A new file written front to back through [`Io::write_at`].
+struct Appending<'a> {
+    io: &'a Io,
+    file: File,
+    path: &'a Path,
+    at: u64,
+}
+
+impl Write for Appending<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.io.write_at(&self.file, self.path, buf, self.at)?;
+        self.at += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn encode_chunk(frame: &mut Vec<u8>, bucket: &str, chunk: &[Entry]) -> Result<()> {
@@ -131,7 +165,7 @@ pub(super) fn read(path: &Path, gen: u64) -> Result<Loaded> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let mut reader = BufReader::with_capacity(1 << 20, file);
-    let header = format::read_file_header(&mut reader, SNAPSHOT_MAGIC, path)?;
+    let header = format::read_file_header(&mut reader, SNAPSHOT_MAGIC, path)?.header;
     if header.gen != gen {
         return Err(Error::corrupt(
             path,

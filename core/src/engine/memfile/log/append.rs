@@ -1,10 +1,9 @@
 //! How records reach the current log file: through the mapped window where the file
 //! system suits it, with `pwrite(2)` otherwise.
 
-use std::fs::File;
-
 #[cfg(target_os = "linux")]
 use super::mmap as mapped;
+use super::LogFile;
 
 /// Bytes by which a log file is preallocated at a time, and the size of the window
 /// of it that is mapped for appends (Linux).
@@ -64,28 +63,28 @@ impl Appender {
     /// is zeros or unused).
     pub(in crate::engine::memfile) fn append(
         &mut self,
-        file: &File,
+        log: &LogFile,
         at: u64,
         frame: &[u8],
     ) -> std::io::Result<()> {
         #[cfg(target_os = "linux")]
         {
             if let Mode::Unchecked = self.mode {
-                self.mode = if mapped::suits(file) {
+                self.mode = if log.io.may_map(&log.file, &log.path) {
                     Mode::Mapped(mapped::Window::default())
                 } else {
                     Mode::Plain
                 };
             }
             if let Mode::Mapped(window) = &mut self.mode {
-                match window.append(file, at, frame)? {
+                match window.append(log, at, frame)? {
                     mapped::Outcome::Copied => return Ok(()),
                     mapped::Outcome::Write => {}
                     mapped::Outcome::Unusable => self.mode = Mode::Plain,
                 }
             }
         }
-        std::os::unix::fs::FileExt::write_all_at(file, frame, at)
+        log.io.write_at(&log.file, &log.path, frame, at)
     }
 
     /// An appender for the next log of the same directory (what was learnt about the
@@ -105,7 +104,7 @@ impl Appender {
     /// end of a finished log), unmapping first so nothing maps past the end.
     pub(in crate::engine::memfile) fn cut_back(
         &mut self,
-        file: &File,
+        log: &LogFile,
         len: u64,
     ) -> std::io::Result<()> {
         #[cfg(target_os = "linux")]
@@ -113,6 +112,6 @@ impl Appender {
             // Unmapped, and the file's size read again at the next append.
             *window = mapped::Window::default();
         }
-        file.set_len(len)
+        log.io.set_len(&log.file, &log.path, len)
     }
 }

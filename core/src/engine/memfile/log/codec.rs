@@ -9,15 +9,51 @@ use crate::engine::memfile::format::{
 use crate::engine::WriteOp;
 use crate::error::{Error, Result};
 
+/// The start of every log record (format version 3): its sequence number and how many
+/// records before it were known durable when it was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::engine::memfile) struct Head {
+    /// The record's sequence number.
+    pub seq: u64,
+    /// Every record with a smaller sequence number had been synced (`fdatasync`
+    /// returned) before this one was written. Stored as `seq - synced`, a varint
+    /// saturated at `u32::MAX` (which only understates the claim).
+    pub synced: u64,
+}
+
+/// A record that claims nothing about what was synced before it.
+impl From<u64> for Head {
+    fn from(seq: u64) -> Head {
+        Head { seq, synced: 0 }
+    }
+}
+
+fn put_head(buf: &mut Vec<u8>, head: Head) {
+    buf.extend_from_slice(&head.seq.to_le_bytes());
+    let gap = head.seq.saturating_sub(head.synced);
+    format::put_varint_u32(buf, u32::try_from(gap).unwrap_or(u32::MAX));
+}
+
+/// Reads a record's [`Head`]; a version-2 record has no synced count (0).
+pub(in crate::engine::memfile) fn read_head(d: &mut Decoder<'_>, v3: bool) -> Result<Head> {
+    let seq = d.u64()?;
+    let synced = if v3 {
+        seq.saturating_sub(u64::from(d.varint_u32()?))
+    } else {
+        0
+    };
+    Ok(Head { seq, synced })
+}
+
 /// Encodes one `write` call as a log payload (after the frame header the caller
 /// reserved in `buf`), noting where each put's in-memory entry bytes lie.
 pub(in crate::engine::memfile) fn encode_batch(
     buf: &mut Vec<u8>,
-    seq: u64,
+    head: impl Into<Head>,
     ops: &[WriteOp<'_>],
     entries: &mut Vec<std::ops::Range<usize>>,
 ) -> Result<()> {
-    buf.extend_from_slice(&seq.to_le_bytes());
+    put_head(buf, head.into());
     buf.push(KIND_BATCH);
     let n = u32::try_from(ops.len())
         .map_err(|_| Error::TooLarge(format!("a batch of {} operations", ops.len())))?;
@@ -53,10 +89,10 @@ pub(in crate::engine::memfile) fn encode_batch(
 /// Encodes a bucket removal as a log payload.
 pub(in crate::engine::memfile) fn encode_remove_bucket(
     buf: &mut Vec<u8>,
-    seq: u64,
+    head: impl Into<Head>,
     bucket: &str,
 ) -> Result<()> {
-    buf.extend_from_slice(&seq.to_le_bytes());
+    put_head(buf, head.into());
     buf.push(KIND_REMOVE_BUCKET);
     format::put_bucket(buf, bucket)
 }
@@ -77,14 +113,28 @@ pub(in crate::engine::memfile) enum LogOp<'a> {
     },
 }
 
-/// Decodes a log payload: its sequence number, and calls `apply` for each operation.
+/// Decodes a current (version 3) log payload: its sequence number, and calls `apply`
+/// for each operation.
+#[cfg(test)]
 pub(in crate::engine::memfile) fn decode_record(
     payload: &[u8],
     path: &Path,
-    mut apply: impl FnMut(LogOp<'_>),
+    apply: impl FnMut(LogOp<'_>),
 ) -> Result<u64> {
+    decode_payload(payload, path, true, apply).map(|h| h.seq)
+}
+
+/// Decodes a log payload of a version-3 (`v3`) or version-2 log: its [`Head`], and
+/// calls `apply` for each operation.
+pub(in crate::engine::memfile) fn decode_payload(
+    payload: &[u8],
+    path: &Path,
+    v3: bool,
+    mut apply: impl FnMut(LogOp<'_>),
+) -> Result<Head> {
     let mut d = Decoder::new(payload, path);
-    let seq = d.u64()?;
+    let head = read_head(&mut d, v3)?;
+    let seq = head.seq;
     match d.u8()? {
         KIND_BATCH => {
             let n = d.u32()?;
@@ -142,5 +192,5 @@ pub(in crate::engine::memfile) fn decode_record(
             ),
         ));
     }
-    Ok(seq)
+    Ok(head)
 }

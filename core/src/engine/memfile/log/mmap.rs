@@ -1,11 +1,10 @@
 //! The mapped window of the log file (Linux): preallocated chunks, each record
 //! copied into a shared mapping of the chunk it falls in. See [`super::Appender`].
 
-use std::fs::File;
 use std::io;
 use std::sync::atomic::{compiler_fence, Ordering};
 
-use super::CHUNK;
+use super::{LogFile, CHUNK};
 use crate::engine::memfile::format::FRAME_HEADER_LEN;
 
 /// Records larger than this are written with `pwrite(2)`: copying them into the
@@ -34,18 +33,11 @@ pub(super) enum Outcome {
     Unusable,
 }
 
-/// File systems known to allocate blocks on `fallocate`, so that a later write
-/// fault into the preallocated range cannot fail for want of space.
-const PREALLOCATING: [u64; 3] = [
-    0xEF53,      // ext2, ext3, ext4
-    0x5846_5342, // XFS
-    0x0102_1994, // tmpfs
-];
-
-/// Whether `file` lies on a file system where the mapping is used.
-pub(super) fn suits(file: &File) -> bool {
-    rustix::fs::fstatfs(file)
-        .is_ok_and(|s| u64::try_from(s.f_type).is_ok_and(|t| PREALLOCATING.contains(&t)))
+/// Whether `file` lies on a file system where the mapping is used (ext2/3/4, XFS,
+/// tmpfs: see `fileio::map_suits`).
+#[cfg(test)]
+pub(super) fn suits(file: &std::fs::File) -> bool {
+    crate::fileio::Io::real().may_map(file, std::path::Path::new(""))
 }
 
 impl Window {
@@ -53,7 +45,8 @@ impl Window {
     /// Copies `frame` to offset `at` of `file`, preallocating first. Errors are
     /// those of running out of space (*no space*, *quota*); other failures of
     /// `fallocate` or `mmap` are [`Outcome::Unusable`].
-    pub(super) fn append(&mut self, file: &File, at: u64, frame: &[u8]) -> io::Result<Outcome> {
+    pub(super) fn append(&mut self, log: &LogFile, at: u64, frame: &[u8]) -> io::Result<Outcome> {
+        let file = &log.file;
         let end = at + frame.len() as u64;
         let start = at / CHUNK * CHUNK;
         let allocated = match self.allocated {
@@ -68,19 +61,16 @@ impl Window {
         // disk is an error here rather than a SIGBUS on a mapped page.
         let want = end.div_ceil(CHUNK) * CHUNK;
         if want > allocated {
-            loop {
+            if let Err(e) = log
+                .io
+                .fallocate(file, &log.path, allocated, want - allocated)
+            {
                 use rustix::io::Errno;
-                match rustix::fs::fallocate(
-                    file,
-                    rustix::fs::FallocateFlags::empty(),
-                    allocated,
-                    want - allocated,
-                ) {
-                    Ok(()) => break,
-                    Err(Errno::INTR) => continue,
-                    Err(e @ (Errno::NOSPC | Errno::DQUOT)) => return Err(e.into()),
-                    Err(_) => return Ok(Outcome::Unusable),
-                }
+                let errno = e.raw_os_error().map(Errno::from_raw_os_error);
+                return match errno {
+                    Some(Errno::NOSPC | Errno::DQUOT) => Err(e),
+                    _ => Ok(Outcome::Unusable),
+                };
             }
             self.allocated = Some(want);
         }
@@ -92,6 +82,9 @@ impl Window {
             Some((s, m)) if *s == start => m,
             slot => {
                 *slot = None;
+                if log.io.before_map(&log.path).is_err() {
+                    return Ok(Outcome::Unusable);
+                }
                 // SAFETY: the mapping covers [start, start + CHUNK), inside the
                 // file's allocated size (`want` above is a multiple of CHUNK past
                 // `start`), and the file is only shrunk after the mapping is

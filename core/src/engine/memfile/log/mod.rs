@@ -3,61 +3,66 @@
 //! [`append`] puts records into the current file (through [`mmap`]'s mapped window on
 //! Linux), [`codec`] turns calls into payloads and back, [`replay`] reads a file back.
 //!
-//! A log record's payload is `seq:u64 kind:u8 body`. Sequence numbers run on across
-//! log files without gaps, which is how a lost tail of one log (power loss before a
-//! sync) is told apart from a complete history when a later log exists.
+//! A log record's payload is `seq:u64 unsynced:varint kind:u8 body` (format 3; format 2
+//! has no `unsynced`). Sequence numbers run on across log files without gaps, which is
+//! how a lost tail of one log (power loss before a sync) is told apart from a complete
+//! history when a later log exists. `seq - unsynced` is the number of records synced
+//! before this one was written ([`Head`]), which is how damage in synced data is told
+//! apart from an unsynced tail whose pages reached the disk out of order.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use super::files::{self, FileName};
 use super::format::{self, FileHeader, LOG_MAGIC};
 use crate::error::{Error, Result};
+use crate::fileio::Io;
 
 /// An open log file.
 pub(super) struct LogFile {
     pub gen: u64,
     pub path: PathBuf,
     pub file: File,
+    /// How the file is written and synced.
+    pub io: Io,
 }
 
 impl LogFile {
     /// Creates log `gen` durably: written as a temporary file, synced, renamed into
     /// place, and the directory synced, so a log file that exists always has a
     /// complete header.
-    pub(super) fn create(dir: &Path, gen: u64) -> Result<LogFile> {
+    pub(super) fn create(io: &Io, dir: &Path, gen: u64) -> Result<LogFile> {
         let path = dir.join(FileName::Log(gen).to_string());
         let tmp = dir.join(FileName::LogTmp(gen).to_string());
-        let mut file = files::create_new(&tmp)?;
+        let file = files::create_new(io, &tmp)?;
         let header = format::encode_file_header(LOG_MAGIC, FileHeader { gen, next_seq: 0 });
-        file.write_all(&header).map_err(|e| Error::io(&tmp, e))?;
-        file.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        io.write_at(&file, &tmp, &header, 0)
+            .map_err(|e| Error::io(&tmp, e))?;
+        io.sync_all(&file, &tmp).map_err(|e| Error::io(&tmp, e))?;
         drop(file);
-        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
-        files::sync_dir(dir)?;
-        LogFile::open_for_append(&path, gen)
+        io.rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+        files::sync_dir(io, dir)?;
+        LogFile::open_for_append(io, &path, gen)
     }
 
     /// Opens an existing log for appending (records are written at explicit
     /// offsets, see [`Appender`]).
-    pub(super) fn open_for_append(path: &Path, gen: u64) -> Result<LogFile> {
+    pub(super) fn open_for_append(io: &Io, path: &Path, gen: u64) -> Result<LogFile> {
         // Read access too: a shared writable mapping needs a file opened read-write.
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
+        let file = io.open_write(path).map_err(|e| Error::io(path, e))?;
         Ok(LogFile {
             gen,
             path: path.to_path_buf(),
             file,
+            io: io.clone(),
         })
     }
 
     /// fdatasync: the appended records and the file's new length reach the disk.
     pub(super) fn sync(&self) -> Result<()> {
-        self.file.sync_data().map_err(|e| Error::io(&self.path, e))
+        self.io
+            .sync_data(&self.file, &self.path)
+            .map_err(|e| Error::io(&self.path, e))
     }
 }
 
@@ -70,17 +75,14 @@ mod replay;
 pub(super) use self::append::Appender;
 #[cfg(target_os = "linux")]
 pub(super) use self::append::CHUNK;
-pub(super) use self::codec::{encode_batch, encode_remove_bucket, LogOp};
+pub(super) use self::codec::{encode_batch, encode_remove_bucket, Head, LogOp};
 pub(super) use self::replay::replay;
 
 /// Cuts a log back to `len` bytes and syncs it (dropping a torn tail).
-pub(super) fn truncate(path: &Path, len: u64) -> Result<()> {
-    let f = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
-    f.set_len(len).map_err(|e| Error::io(path, e))?;
-    f.sync_all().map_err(|e| Error::io(path, e))
+pub(super) fn truncate(io: &Io, path: &Path, len: u64) -> Result<()> {
+    let f = io.open_write(path).map_err(|e| Error::io(path, e))?;
+    io.set_len(&f, path, len).map_err(|e| Error::io(path, e))?;
+    io.sync_all(&f, path).map_err(|e| Error::io(path, e))
 }
 
 #[cfg(test)]
@@ -140,7 +142,7 @@ mod tests {
 
     fn appends_read_back(mut app: Appender, preallocates: bool) {
         let dir = tempfile::tempdir().unwrap();
-        let log = LogFile::create(dir.path(), 1).unwrap();
+        let log = LogFile::create(&Io::real(), dir.path(), 1).unwrap();
         let mut len = FILE_HEADER_LEN as u64;
         let mut want = Vec::new();
         // Small records (copied into the mapping), records over the mapping's size
@@ -151,7 +153,7 @@ mod tests {
             let size = sizes[seq as usize % sizes.len()];
             let key = format!("k{seq}");
             let f = frame(seq, &key, size);
-            app.append(&log.file, len, &f).unwrap();
+            app.append(&log, len, &f).unwrap();
             len += f.len() as u64;
             want.push((key, size));
         }
@@ -168,14 +170,14 @@ mod tests {
         assert_eq!(r.good_len, len);
         assert_eq!(r.torn.is_some(), file_len > len);
         // Finished: cut back to the records, which then end the file cleanly.
-        app.cut_back(&log.file, len).unwrap();
+        app.cut_back(&log, len).unwrap();
         assert_eq!(std::fs::metadata(&log.path).unwrap().len(), len);
         let (puts, r) = replayed(&log.path);
         assert_eq!(puts, want);
         assert_eq!((r.good_len, r.torn), (len, None));
         // Appending goes on after a cut-back.
         let f = frame(200, "last", 10);
-        app.append(&log.file, len, &f).unwrap();
+        app.append(&log, len, &f).unwrap();
         assert_eq!(
             replayed(&log.path).0.last(),
             Some(&("last".to_string(), 10))
@@ -257,6 +259,75 @@ mod tests {
             })
             .collect();
         assert_eq!(got, want);
+    }
+
+    /// Writes a log of `frames` with a header of format `version`.
+    fn log_of(dir: &Path, version: u32, frames: &[Vec<u8>]) -> PathBuf {
+        let path = dir.join(FileName::Log(1).to_string());
+        let mut bytes = format::encode_file_header(
+            LOG_MAGIC,
+            FileHeader {
+                gen: 1,
+                next_seq: 0,
+            },
+        )
+        .to_vec();
+        bytes[8..12].copy_from_slice(&version.to_le_bytes());
+        let crc = crc32fast::hash(&bytes[0..28]);
+        bytes[28..32].copy_from_slice(&crc.to_le_bytes());
+        for f in frames {
+            bytes.extend_from_slice(f);
+        }
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// A record claiming `synced`, as version 3 writes it, or (`v2`) without the claim.
+    fn claiming(seq: u64, synced: u64, v2: bool) -> Vec<u8> {
+        let value = [b'v'; 40];
+        let ops = [WriteOp::Put {
+            bucket: "b",
+            key: b"k",
+            value: &value,
+        }];
+        let mut buf = vec![0u8; FRAME_HEADER_LEN];
+        encode_batch(&mut buf, Head { seq, synced }, &ops, &mut Vec::new()).unwrap();
+        if v2 {
+            // The claim is one varint byte after the sequence number.
+            buf.remove(FRAME_HEADER_LEN + 8);
+        }
+        format::seal_frame(&mut buf, 0).unwrap();
+        buf
+    }
+
+    /// Damage with an intact record after it: *corrupt* if that record says the
+    /// damaged one was synced (or in a version-2 log, which has no such claims),
+    /// a torn tail otherwise (an unsynced tail written back out of order).
+    #[test]
+    fn damage_before_data_is_torn_unless_a_later_record_proves_it_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        for (version, later_claim, corrupt) in [(3, 1, false), (3, 2, true), (2, 0, true)] {
+            let v2 = version == 2;
+            let mut damaged = claiming(1, 1, v2);
+            let n = damaged.len();
+            damaged[n - 3] ^= 0xff;
+            let frames = [claiming(0, 0, v2), damaged, claiming(2, later_claim, v2)];
+            let path = log_of(dir.path(), version, &frames);
+            let r = replay(&path, 1, Some(0), |_| {});
+            if corrupt {
+                let e = r.unwrap_err();
+                assert_eq!(e.kind(), crate::ErrorKind::Corrupt, "{e}");
+            } else {
+                let (r, _) = r.unwrap();
+                assert_eq!(r.records, 1);
+                assert_eq!(r.good_len, (FILE_HEADER_LEN + frames[0].len()) as u64);
+                assert!(r.torn.is_some());
+            }
+            // Undamaged, every version reads all three.
+            let whole = [frames[0].clone(), claiming(1, 1, v2), frames[2].clone()];
+            let (r, _) = replay(&log_of(dir.path(), version, &whole), 1, Some(0), |_| {}).unwrap();
+            assert_eq!((r.records, r.proven), (3, if v2 { 0 } else { later_claim }));
+        }
     }
 
     #[test]
