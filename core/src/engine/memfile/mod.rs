@@ -158,16 +158,22 @@ pub(super) struct Writer {
 
 impl Writer {
     /// The error for any write or sync once [`Writer::failed`] is set.
+    #[inline]
     fn check_failed(&self) -> Result<()> {
         match &self.failed {
             None => Ok(()),
-            Some(why) => Err(Error::io(
-                &self.log.path,
-                std::io::Error::other(format!(
-                    "{why}; this store refuses writes and syncs until it is reopened"
-                )),
-            )),
+            Some(why) => Err(self.refusal(why)),
         }
+    }
+
+    #[cold]
+    fn refusal(&self, why: &str) -> Error {
+        Error::io(
+            &self.log.path,
+            std::io::Error::other(format!(
+                "{why}; this store refuses writes and syncs until it is reopened"
+            )),
+        )
     }
 
     /// The [`log::Head`] of the next record.
