@@ -1,7 +1,7 @@
 //! The Rust half of `make bench-c`: the workload of tests/bench.c (Get 1 / Set 1 /
 //! Set Multiple 1000 on 100K records, same key sequence) through the Rust API, so the
 //! C ABI's cost per call is the difference between the two reports.
-//! Usage: bench_rust STORE_DIR
+//! Usage: bench_rust STORE_DIR (`STATE_BENCH_ENGINE=memfile` for the memfile engine).
 
 // It calls the exports as a C program does.
 #![allow(unsafe_code)]
@@ -61,11 +61,21 @@ impl Pair {
     }
 }
 
-fn c_open(dir: &str) -> *mut state_store {
+fn c_open(dir: &str, engine: &str) -> *mut state_store {
     let path = CString::new(dir).unwrap_or_default();
+    let engine = CString::new(engine).unwrap_or_default();
+    let mut opts = std::mem::MaybeUninit::<state::state_options>::uninit();
+    let size = std::mem::size_of::<state::state_options>();
+    // SAFETY: `opts` is writable for `size` bytes.
+    let rc = unsafe { state::state_options_init(opts.as_mut_ptr(), size) };
+    assert_eq!(rc, state_status::STATE_OK);
+    // SAFETY: initialized by state_options_init just above.
+    let mut opts = unsafe { opts.assume_init() };
+    opts.engine = engine.as_ptr();
     let mut st = std::ptr::null_mut();
-    // SAFETY: NUL-terminated path, NULL options, writable out-parameter.
-    let rc = unsafe { state::state_open(path.as_ptr(), std::ptr::null(), &mut st) };
+    // SAFETY: NUL-terminated path, options naming a live engine string, writable
+    // out-parameter.
+    let rc = unsafe { state::state_open(path.as_ptr(), &opts, &mut st) };
     assert_eq!(rc, state_status::STATE_OK);
     st
 }
@@ -94,16 +104,23 @@ fn main() -> state_core::Result<()> {
         .collect();
     let value: Vec<u8> = (0..VALUE_LEN).map(|_| rng.next() as u8).collect();
 
-    let store = Store::open(&dir)?;
+    let engine = match std::env::var("STATE_BENCH_ENGINE").as_deref() {
+        Ok("memfile") => state_core::Engine::Memfile,
+        _ => state_core::Engine::Sled,
+    };
+    let store = Store::builder().engine(engine).open(&dir)?;
     let b = store.bucket("bench")?;
     for chunk in keys.chunks(1000) {
         b.set_multiple(chunk.iter().map(|k| (k.as_str(), &value)))?;
     }
-    println!("Rust API vs C ABI in one process, {RECORDS} records, alternating rounds");
+    println!(
+        "Rust API vs C ABI in one process, {RECORDS} records, {} engine, alternating rounds",
+        store.engine_name()
+    );
 
     // The C ABI side goes through the exported functions, exactly as a C program
     // calls them (minus the dynamic-linking PLT hop).
-    let c_store = c_open(&dir);
+    let c_store = c_open(&dir, store.engine_name());
     let c_bucket = c_bucket_open(c_store, "bench");
 
     let get_keys: Vec<CString> = (0..50_000)
@@ -140,6 +157,43 @@ fn main() -> state_core::Result<()> {
         }));
     }
     pair.report("Get 1", "ns", 1.0);
+
+    // Lent reads: `get_with` against `state_get_with`, each reading one byte.
+    unsafe extern "C" fn first_byte(ctx: *mut std::ffi::c_void, v: *const u8, n: usize) {
+        if n > 0 {
+            // SAFETY: `ctx` is the `u64` passed below; `v` is readable for `n` bytes.
+            unsafe { *ctx.cast::<u64>() += u64::from(*v) };
+        }
+    }
+    let mut pair = Pair::default();
+    for _ in 0..ROUNDS {
+        pair.rust.push(per_op(50_000, || {
+            for i in 0..50_000 {
+                let v = b
+                    .get_with(&keys[(i * 7919) % RECORDS], |v| v[0])
+                    .ok()
+                    .flatten();
+                assert!(v.is_some(), "key missing");
+            }
+        }));
+        pair.c.push(per_op(50_000, || {
+            let mut sum = 0u64;
+            for k in &get_keys {
+                // SAFETY: valid handle, NUL-terminated key, a callback reading `sum`.
+                let rc = unsafe {
+                    state::state_get_with(
+                        c_bucket,
+                        k.as_ptr(),
+                        Some(first_byte),
+                        std::ptr::from_mut(&mut sum).cast(),
+                    )
+                };
+                assert_eq!(rc, state_status::STATE_OK);
+            }
+            std::hint::black_box(sum);
+        }));
+    }
+    pair.report("Get 1 lent (get_with)", "ns", 1.0);
 
     let mut pair = Pair::default();
     for _ in 0..ROUNDS {
