@@ -335,11 +335,12 @@ fn visit_chunk<'a>(
 thread_local! {
     /// The engine (its `Inner`'s address) whose state this thread holds read guards
     /// on through [`Inner::read_state`], how many, and how many guards
-    /// `READING_MORE` holds: the common case, kept in a `Cell` so a point read pays
-    /// no borrow flag or vector.
+    /// `READING_MORE` holds: the common case, in a `Cell` without a destructor, so
+    /// each access is one thread-local load or store (in a shared library such as
+    /// the C or Python module's, each is a call).
     static READING: Cell<(usize, u32, u32)> = const { Cell::new((0, 0, 0)) };
-    /// Other engines this thread reads at the same time (a visitor of one engine
-    /// reading another): one element per guard.
+    /// Other engines read at the same time (a visitor of one engine reading
+    /// another): one element per guard.
     static READING_MORE: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -347,7 +348,7 @@ thread_local! {
 struct StateRead<'a> {
     guard: RwLockReadGuard<'a, State>,
     addr: usize,
-    /// Whether it is counted in `READING` (else in `READING_MORE`).
+    /// Whether it is counted in `Reading::main` (else in `Reading::more`).
     counted: bool,
 }
 
@@ -360,25 +361,44 @@ impl Deref for StateRead<'_> {
 }
 
 impl Drop for StateRead<'_> {
+    #[inline]
     fn drop(&mut self) {
-        if self.counted {
-            let (addr, n, more) = READING.get();
-            READING.set(if n <= 1 {
-                (0, 0, more)
+        READING.with(|r| {
+            let (addr, n, more) = r.get();
+            if self.counted {
+                r.set(if n <= 1 {
+                    (0, 0, more)
+                } else {
+                    (addr, n - 1, more)
+                });
             } else {
-                (addr, n - 1, more)
-            });
-        } else {
-            READING_MORE.with(|r| {
-                let mut r = r.borrow_mut();
-                if let Some(i) = r.iter().rposition(|&a| a == self.addr) {
-                    r.swap_remove(i);
-                }
-            });
-            let (addr, n, more) = READING.get();
-            READING.set((addr, n, more.saturating_sub(1)));
-        }
+                forget_more(self.addr);
+                r.set((addr, n, more.saturating_sub(1)));
+            }
+        });
     }
+}
+
+/// Records a guard on `addr` in `READING_MORE`; returns whether it held one already.
+#[cold]
+fn remember_more(addr: usize) -> bool {
+    READING_MORE.with(|list| {
+        let mut list = list.borrow_mut();
+        let nested = list.contains(&addr);
+        list.push(addr);
+        nested
+    })
+}
+
+/// Removes one guard on `addr` from `READING_MORE`.
+#[cold]
+fn forget_more(addr: usize) {
+    READING_MORE.with(|list| {
+        let mut list = list.borrow_mut();
+        if let Some(i) = list.iter().rposition(|&a| a == addr) {
+            list.swap_remove(i);
+        }
+    });
 }
 
 impl Inner {
@@ -389,32 +409,27 @@ impl Inner {
     #[inline]
     fn read_state(&self) -> StateRead<'_> {
         let addr = std::ptr::from_ref(self) as usize;
-        let (held, n, more) = READING.get();
-        if held == addr || (held == 0 && more == 0) {
-            let guard = if held == addr {
-                self.state.read_recursive()
+        // Recorded before the lock is taken (taking it cannot fail), so that one
+        // thread-local access does both.
+        let (nested, counted) = READING.with(|r| {
+            let (held, n, more) = r.get();
+            if held == addr || (held == 0 && more == 0) {
+                r.set((addr, n + 1, more));
+                (held == addr, true)
             } else {
-                self.state.read()
-            };
-            READING.set((addr, n + 1, more));
-            return StateRead {
-                guard,
-                addr,
-                counted: true,
-            };
-        }
-        let nested = READING_MORE.with(|r| r.borrow().contains(&addr));
+                r.set((held, n, more + 1));
+                (remember_more(addr), false)
+            }
+        });
         let guard = if nested {
             self.state.read_recursive()
         } else {
             self.state.read()
         };
-        READING_MORE.with(|r| r.borrow_mut().push(addr));
-        READING.set((held, n, more + 1));
         StateRead {
             guard,
             addr,
-            counted: false,
+            counted,
         }
     }
 }

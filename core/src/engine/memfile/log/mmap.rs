@@ -45,6 +45,7 @@ impl Window {
     /// Copies `frame` to offset `at` of `file`, preallocating first. Errors are
     /// those of running out of space (*no space*, *quota*); other failures of
     /// `fallocate` or `mmap` are [`Outcome::Unusable`].
+    #[inline]
     pub(super) fn append(&mut self, log: &LogFile, at: u64, frame: &[u8]) -> io::Result<Outcome> {
         let file = &log.file;
         let end = at + frame.len() as u64;
