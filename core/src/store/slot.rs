@@ -139,17 +139,20 @@ impl EngineSlot {
     }
 }
 
-/// Polls `done` until it holds, backing off from spinning to short sleeps: used only
-/// while closing or swapping engines, to wait for in-flight reads (microseconds).
+/// Polls `done` until it holds, backing off from spinning to sleeps that double up to
+/// 10 ms: used only while closing or swapping engines, to wait for in-flight
+/// operations (microseconds, unless a lending callback or a scan runs long).
 fn wait_until(mut done: impl FnMut() -> bool) {
     let mut round = 0u32;
+    let mut nap = Duration::from_micros(50);
     while !done() {
         if round < 64 {
             std::hint::spin_loop();
         } else if round < 128 {
             std::thread::yield_now();
         } else {
-            std::thread::sleep(Duration::from_micros(100));
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(Duration::from_millis(10));
         }
         round = round.saturating_add(1);
     }
