@@ -654,8 +654,6 @@ impl Bucket {
     }
 }
 
-/// What the stored record `raw` is now (see [`Stored`]). `now` caches the clock
-/// across a batch; it is read only for a record with a deadline.
 /// The value of the stored record `raw` if it is live: [`stored`] with the common
 /// case (no deadline) inline, for point reads.
 #[inline]
@@ -666,6 +664,8 @@ fn live_value<'a>(shared: &Shared, raw: &'a [u8]) -> Result<Option<&'a [u8]>> {
     }
 }
 
+/// What the stored record `raw` is now (see [`Stored`]). `now` caches the clock
+/// across a batch; it is read only for a record with a deadline.
 fn stored<'a>(shared: &Shared, raw: &'a [u8], now: &mut Option<u64>) -> Result<Stored<&'a [u8]>> {
     Stored::of(raw, &shared.path, || {
         *now.get_or_insert_with(|| shared.opts.clock.now_ms())
