@@ -120,9 +120,15 @@ fn child(variant: &str, step: &str, dir: &Path, n: usize) {
             let store = open_libstate(dir);
             let b = store.bucket(BUCKET).unwrap();
             let mut c = b.cursor().unwrap();
-            c.first().unwrap();
-            while !c.next_n(1000).unwrap().is_empty() {}
-            seen = b.len().unwrap() as usize;
+            seen = usize::from(c.first().unwrap().is_some());
+            loop {
+                let got = c.next_n(1000).unwrap().len();
+                if got == 0 {
+                    break;
+                }
+                seen += got;
+            }
+            assert_eq!(seen, n);
         }
         ("raw-sled" | "raw-sled+collect", "load") => {
             let db = raw_sled(dir);
@@ -150,6 +156,7 @@ fn child(variant: &str, step: &str, dir: &Path, n: usize) {
         ("raw-sled" | "raw-sled+collect", "open+scan") => {
             let db = raw_sled(dir);
             seen = db.iter().count();
+            assert_eq!(seen, n);
         }
         _ => panic!("unknown variant {variant} or step {step}"),
     }
