@@ -6,8 +6,8 @@
 //! space (sled#1484) and a batch across trees would need a transaction.
 //!
 //! Deliberate configuration (see docs/design.md, "sled engine"):
-//! - a page cache of 128 MiB by default instead of sled's 1 GiB (smaller caches
-//!   make sled use far more memory under sustained writes, see [`DEFAULT_CACHE_SIZE`]);
+//! - a page cache of 128 MiB by default instead of sled's 1 GiB (see
+//!   [`DEFAULT_CACHE_SIZE`]);
 //! - sled's own background flusher runs at the store's flush interval (it also
 //!   garbage-collects sled's segments, which keeps memory bounded), but durability
 //!   does not rely on it: the store's own flush calls [`StorageEngine::sync`], which
@@ -31,10 +31,10 @@ use super::{EngineFactory, StorageEngine, StoreContext, Visit, WriteOp};
 use crate::error::{Error, Result};
 use crate::fs::sync_dir;
 
-/// Default page-cache size of the sled engine: 128 MiB, not sled's 1 GiB. Smaller is
-/// worse: sled's memory grows far past a small cache under sustained writes (loading
-/// 1M records peaked at 1283 MiB with 32 MiB, 502 MiB with 64, 368 MiB with 128;
-/// docs/benchmarks.md).
+/// Default page-cache size of the sled engine: 128 MiB, not sled's 1 GiB. The
+/// process's peak while loading 1M records is 2-3 times the cache (291 MiB in
+/// 1000-record batches, 387 MiB in 10K-record ones); a smaller cache lowers it (32
+/// MiB: 133 and 277 MiB) at the cost of more reads from disk (docs/benchmarks.md).
 pub const DEFAULT_CACHE_SIZE: u64 = 128 << 20;
 
 /// Files that show a directory holds a sled store.
@@ -489,27 +489,27 @@ impl StorageEngine for SledEngine {
     }
 }
 
-/// Frees the node copies a sled batch of `ops` writes left for later.
+/// Frees the node copies a sled batch of `writes` writes left for later.
 ///
 /// sled 0.34 replaces a tree node by a modified copy on every write and hands the
 /// old copy to crossbeam-epoch, which frees it only once no thread can still see
-/// it. A batch pins one guard for all its writes, so all its old copies wait; and
-/// crossbeam collects garbage only on every 128th pin, 8 bags of 64 objects at a
-/// time. A single insert pins once per write, which keeps up; a batch pins once
-/// for thousands, which does not, and the backlog grew without bound: loading 1M
+/// it. crossbeam collects on every 128th pin of a thread, 8 bags of 64 objects at
+/// a time: 4 objects per pin. A single insert pins once and leaves about one old
+/// node (a split a few more), so collection keeps up; a batch pins once for all
+/// its writes, so it does not, and the backlog grew without bound: loading 1M
 /// records in 10K-record batches peaked at 3.2 GiB RSS, almost all of it old node
 /// copies (heaptrack: `Node::apply` under `PageCache::link`, and `split_node`).
-/// So after a batch, collect until its garbage can have been freed: each flush
-/// moves this thread's bag to the global queue, tries to advance the epoch (freeing
-/// needs two advances) and frees up to 8 bags (512 objects) whose epoch has passed.
-/// One flush per 128 writes allows ~4 objects per write (a write leaves 1-3), plus
-/// a few for the epoch. What is not yet free (another thread still pinned) is freed
-/// by the next batch's flushes.
+/// So after a batch, collect: each flush moves this thread's bag to the global
+/// queue, tries to advance the epoch (freeing needs two advances) and frees up to
+/// 8 bags (512 objects) whose epoch has passed. One flush per 128 writes allows 4
+/// objects per write, plus 4 flushes for the epoch. What cannot be freed yet
+/// (another thread still pinned) waits for the next collection.
 fn collect_garbage(writes: usize) {
     let flushes = 4 + writes / 128;
     for _ in 0..flushes {
         // A guard of its own: sled's guard dereferences to crossbeam-epoch's, whose
-        // `flush` does the collecting on sled's (the default) collector.
+        // `flush` does the collecting on sled's (the default) collector. `sled::pin`
+        // is public but hidden from sled's docs; sled is pinned to 0.34.7.
         sled::pin().flush();
     }
 }
