@@ -33,8 +33,8 @@ use crate::fs::sync_dir;
 
 /// Default page-cache size of the sled engine: 128 MiB, not sled's 1 GiB. The
 /// process's peak while loading 1M records is 2-3 times the cache (291 MiB in
-/// 1000-record batches, 387 MiB in 10K-record ones); a smaller cache lowers it (32
-/// MiB: 133 and 277 MiB) at the cost of more reads from disk (docs/benchmarks.md).
+/// 1000-record batches, about 400 MiB in 10K-record ones); a smaller cache lowers it
+/// (32 MiB: 133 and 277 MiB) but holds less of the store (docs/benchmarks.md).
 pub const DEFAULT_CACHE_SIZE: u64 = 128 << 20;
 
 /// Files that show a directory holds a sled store.
