@@ -4,6 +4,9 @@
 #                       docs/benchmarks.md rewritten from its results, then the charts
 #   make bench-charts   redraw docs/img/*.png from the tables in the docs only
 #
+#   make bench-memory   peak RSS and time of loading 1M records in 10K-record batches
+#                       and of opening that store, sled engine, each in its own process
+#
 # The other pages have their own commands (docs/benchmarks.md lists them): bench-python,
 # bench-c, bench-cli, bench-service, and `cargo bench -p state-core --bench memfile`.
 
@@ -11,7 +14,7 @@
 LIBSTATE_BENCH_SIZES ?= 1000,100000
 CRITERION_DIR = $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/criterion
 
-.PHONY: bench bench-charts
+.PHONY: bench bench-charts bench-memory
 
 bench:
 	LIBSTATE_BENCH_SIZES=$(LIBSTATE_BENCH_SIZES) $(CARGO) bench -p state-core --bench ops
@@ -25,6 +28,11 @@ $(VENV)/.charts-installed:
 
 bench-charts: $(VENV)/.charts-installed
 	$(VPY) scripts/bench_charts.py --docs docs --out docs/img
+
+# docs/benchmarks.md, section 3 (about a minute; LIBSTATE_BENCH_RECORDS, _BATCH,
+# _CACHE_MIB and _VARIANTS change the run, see core/benches/load_rss.rs).
+bench-memory:
+	$(CARGO) bench -p state-core --bench load_rss
 
 # Opt-in: the Redis engine beside the raw redis crate, one run against one
 # redis-server it starts (docs/scale-out.md, "Benchmark").
