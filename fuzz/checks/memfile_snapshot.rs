@@ -72,7 +72,7 @@ fn round_trip(m: &Model, gen: u64, next_seq: u64) {
 /// - tag % 4 == 0: put: bucket byte, key length byte, key, value length byte, value;
 /// - 1: many: bucket byte, count byte: 4 x count small entries (chunks end every 64);
 /// - 2: big: bucket byte, size byte: one value of (size % 96) x 16 KiB (chunks end at
-///   1 MiB), up to 4 MiB in all;
+///   1 MiB), up to 1.5 MiB in all;
 /// - 3: name: length byte and that many bytes (lossy UTF-8) become bucket name 255.
 ///
 /// A bucket byte names one of `a`, `b`, `c`, the empty name, or the last `name`.
@@ -116,8 +116,9 @@ fn model(mut data: &[u8]) -> Model {
             2 => {
                 let n = take(1).first().copied().unwrap_or(0) % 96;
                 let size = usize::from(n) << 14;
-                // At most 4 MiB of big values per input, to keep executions fast.
-                if big + size <= 4 << 20 {
+                // At most 1.5 MiB of big values per input: enough to end a chunk
+                // by size, little enough to keep executions fast.
+                if big + size <= 3 << 19 {
                     big += size;
                     m.entry(bucket)
                         .or_default()

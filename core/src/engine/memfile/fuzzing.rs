@@ -12,6 +12,9 @@ use super::snapshot;
 use super::state::State;
 use crate::error::Result;
 
+/// One entry: key and value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
 /// What a snapshot file holds: its header and, per bucket, the entries (key, value)
 /// in file order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +24,7 @@ pub struct Snapshot {
     /// The sequence number of the first record of the log that follows it.
     pub next_seq: u64,
     /// Entries by bucket.
-    pub buckets: BTreeMap<String, Vec<(Vec<u8>, Vec<u8>)>>,
+    pub buckets: BTreeMap<String, Vec<KeyValue>>,
 }
 
 /// Reads and checks the snapshot at `path`, expected to be generation `gen`, as
