@@ -89,6 +89,36 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
+/// Whether `hay` holds `secret`, found by a rolling hash: comparing bytes with the
+/// secret would show it to the fuzzer's comparison tracing, which would then send it
+/// to have it echoed back (a false alarm that the first runs of this target raised).
+fn holds_secret(hay: &[u8], secret: &[u8]) -> bool {
+    const B: u64 = 0x0100_0000_01b3;
+    let n = secret.len();
+    if n == 0 || hay.len() < n {
+        return false;
+    }
+    let hash = |s: &[u8]| {
+        s.iter()
+            .fold(0u64, |h, &b| h.wrapping_mul(B).wrapping_add(u64::from(b)))
+    };
+    let target = hash(secret);
+    let top = (1..n).fold(1u64, |p, _| p.wrapping_mul(B));
+    let mut h = hash(&hay[..n]);
+    for i in n..=hay.len() {
+        if h == target {
+            return true;
+        }
+        if i < hay.len() {
+            h = h
+                .wrapping_sub(u64::from(hay[i - n]).wrapping_mul(top))
+                .wrapping_mul(B)
+                .wrapping_add(u64::from(hay[i]));
+        }
+    }
+    false
+}
+
 /// The path of a request target: origin form `/p?q` or absolute form `s://host/p?q`.
 fn path_of(uri: &[u8]) -> &[u8] {
     let after_scheme = uri
@@ -133,7 +163,8 @@ fn expand(s: &[u8], token: &str) -> Vec<u8> {
     out
 }
 
-fn check_response(r: &HttpResponse, method: &[u8], path: &[u8], with_token: bool) {
+/// Checks the response `r` to `request` (all its bytes, placeholders expanded).
+fn check_response(r: &HttpResponse, request: &[u8], method: &[u8], path: &[u8], with_token: bool) {
     let s = setup();
     let what = || {
         format!(
@@ -186,15 +217,23 @@ fn check_response(r: &HttpResponse, method: &[u8], path: &[u8], with_token: bool
                 .is_some_and(|v| v["kind"] == "quota exceeded");
         assert!(quota, "a server error: {}", what());
     }
-    // Nothing of client `other`, nothing outside the web directory.
+    // Nothing of client `other`, nothing outside the web directory (unless the
+    // request itself held it).
     for secret in &s.secrets {
+        if holds_secret(request, secret) {
+            continue;
+        }
         assert!(
-            !contains(&r.body, secret),
+            !holds_secret(&r.body, secret),
             "a secret in the body: {}",
             what()
         );
         for (n, v) in &r.headers {
-            assert!(!contains(v, secret), "a secret in header {n}: {}", what());
+            assert!(
+                !holds_secret(v, secret),
+                "a secret in header {n}: {}",
+                what()
+            );
         }
     }
     // No API success without the token (a CORS preflight answers for any path).
@@ -239,6 +278,11 @@ pub fn check(data: &[u8]) {
     let headers: Vec<(&[u8], &[u8])> = headers.iter().map(|(n, v)| (*n, v.as_slice())).collect();
     let body = expand(body, &s.token);
     if let Some(r) = s.http.call(method, &uri, &headers, &body) {
-        check_response(&r, method, path_of(&uri), with_token);
+        let mut request = [method, &uri[..], &body[..]].concat();
+        for (n, v) in &headers {
+            request.extend_from_slice(n);
+            request.extend_from_slice(v);
+        }
+        check_response(&r, &request, method, path_of(&uri), with_token);
     }
 }
