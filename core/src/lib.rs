@@ -59,6 +59,15 @@ mod transfer;
 mod txn;
 mod watch;
 
+/// The memfile snapshot format reached without a store, for the fuzz targets (fuzz/)
+/// and their corpus replay tests. Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::engine::memfile::fuzzing::{
+        read_snapshot, snapshot_file, write_snapshot, Snapshot,
+    };
+}
+
 pub use batch::{FoundValues, ScanRange};
 pub use bucket::{prefix_bounds, Bucket, Entry};
 pub use clients::{Quota, DEFAULT_CURSOR_LIFESPAN, DEFAULT_MAX_CURSORS};

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 mod import;
 #[path = "../../fuzz/checks/memfile_log.rs"]
 mod memfile_log;
+#[path = "../../fuzz/checks/memfile_snapshot.rs"]
+mod memfile_snapshot;
 #[path = "../../fuzz/checks/service.rs"]
 mod service;
 #[path = "../../fuzz/checks/support.rs"]
@@ -47,5 +49,12 @@ fn import_corpus() {
 fn memfile_log_corpus() {
     for (_, data) in corpus("memfile_log") {
         memfile_log::check(&data);
+    }
+}
+
+#[test]
+fn memfile_snapshot_corpus() {
+    for (_, data) in corpus("memfile_snapshot") {
+        memfile_snapshot::check(&data);
     }
 }

@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use state_core::ErrorKind;
+use tower::ServiceExt;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::metrics::ErrorClass;
@@ -40,8 +41,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
                 .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
         );
     }
-    if let Some(dir) = &shared.cfg.web_dir {
-        r = r.fallback_service(tower_http::services::ServeDir::new(dir));
+    if shared.cfg.web_dir.is_some() {
+        r = r.fallback(web);
     }
     r.with_state(shared)
 }
@@ -135,4 +136,44 @@ async fn api(
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     let text = shared.metrics.render(shared.svc.store());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// The static web page (`--web DIR`): tower-http's `ServeDir`, behind checks for the
+/// request targets it would answer with a 500 although the fault is the client's (found
+/// by the `http` fuzz target): a target that is not a path (`GET host HTTP/1.1`, the
+/// authority form) is 400; a name longer than file systems take (a component over 255
+/// bytes or a path near 4096, which `open` refuses with ENAMETOOLONG) names no file: 404.
+async fn web(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let Some(dir) = &shared.cfg.web_dir else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let path = req.uri().path();
+    if !path.starts_with('/') {
+        return (
+            StatusCode::BAD_REQUEST,
+            "the request target is not a path\n",
+        )
+            .into_response();
+    }
+    let too_long = path.split('/').any(|c| decoded_len(c) > 255)
+        || dir.as_os_str().len() + decoded_len(path) >= 4000;
+    if too_long {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let Ok(resp) = tower_http::services::ServeDir::new(dir).oneshot(req).await;
+    resp.map(axum::body::Body::new)
+}
+
+/// Length of `s` once its `%XX` escapes are decoded.
+fn decoded_len(s: &str) -> usize {
+    let b = s.as_bytes();
+    let (mut i, mut n) = (0, 0);
+    while i < b.len() {
+        let escape = b[i] == b'%'
+            && b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+            && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit);
+        i += if escape { 3 } else { 1 };
+        n += 1;
+    }
+    n
 }

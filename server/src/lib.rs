@@ -516,73 +516,7 @@ async fn serve_stream<S>(
     }
 }
 
-/// Drives the Redis-protocol command path without sockets, for the fuzz targets
-/// (fuzz/) and their corpus replay tests. Not a stable API.
+/// Drives the Redis-protocol command path and the HTTP router without sockets, for
+/// the fuzz targets (fuzz/) and their corpus replay tests. Not a stable API.
 #[doc(hidden)]
-pub mod fuzzing {
-    use std::sync::Arc;
-
-    use state_core::StateService;
-
-    use crate::resp::{self, Out, ParseLimits, Parsed};
-    use crate::{conn, Config, Registry, Shared};
-
-    /// A server context with no listeners and no clients file.
-    pub struct Harness {
-        shared: Arc<Shared>,
-    }
-
-    impl Harness {
-        /// A harness serving `svc`.
-        pub fn new(svc: StateService) -> Harness {
-            let registry = Registry::empty();
-            Harness {
-                shared: Arc::new(Shared {
-                    svc,
-                    registry,
-                    metrics: crate::metrics::Metrics::default(),
-                    cfg: Config::default(),
-                    shutdown: tokio_util::sync::CancellationToken::new(),
-                    next_id: std::sync::atomic::AtomicU64::new(1),
-                }),
-            }
-        }
-
-        /// Feeds `data` as everything one connection of `client` sends and returns
-        /// what the server replies, as `state serve` would: requests run in order
-        /// until the input ends, QUIT, or a protocol error (which is replied to).
-        pub fn run(&self, client: &str, data: &[u8]) -> Vec<u8> {
-            let limits = ParseLimits {
-                max_args: self.shared.cfg.max_multibulk,
-                max_bulk: self.shared.max_bulk(),
-                max_inline: 64 << 10,
-            };
-            let mut sess = conn::Session::new(0, "fuzz".into(), Some(client.to_string()), "fuzz");
-            let mut out = Out::new(false);
-            let mut pos = 0;
-            while pos < data.len() {
-                match resp::parse(&data[pos..], &limits) {
-                    Ok(Parsed::Request { args, len }) => {
-                        let argv: Vec<&[u8]> = args
-                            .iter()
-                            .map(|r| &data[pos + r.start..pos + r.end])
-                            .collect();
-                        pos += len;
-                        if conn::request(&self.shared, &mut sess, &argv, &mut out)
-                            == conn::After::Close
-                        {
-                            break;
-                        }
-                    }
-                    Ok(Parsed::Empty(n)) => pos += n,
-                    Ok(Parsed::Incomplete) => break,
-                    Err(e) => {
-                        out.error(&format!("ERR Protocol error: {}", e.0));
-                        break;
-                    }
-                }
-            }
-            out.buf
-        }
-    }
-}
+pub mod fuzzing;

@@ -170,3 +170,59 @@ async fn a_non_loopback_listener_needs_tls_or_insecure() {
     assert!(e.to_string().contains("not a loopback address"), "{e}");
     store.close().unwrap();
 }
+
+/// What the server answers to raw request heads `reqs` (one connection each).
+async fn raw_http(cfg: Config, reqs: &[&str]) -> Vec<String> {
+    let f = fixture(Quota::default());
+    let (server, _store) = start(&f, cfg).await;
+    let http = server.addrs().http.unwrap();
+    let stop = server.shutdown_token();
+    let run = tokio::spawn(server.run_until(std::future::pending()));
+    let mut out = Vec::new();
+    for req in reqs {
+        let mut h = TcpStream::connect(http).await.unwrap();
+        h.write_all(req.as_bytes()).await.unwrap();
+        let mut reply = String::new();
+        h.read_to_string(&mut reply).await.unwrap();
+        out.push(reply);
+    }
+    stop.cancel();
+    run.await.unwrap().unwrap();
+    out
+}
+
+/// Request targets that `ServeDir` alone answered with a 500 (found by the `http` fuzz
+/// target): the fault is the client's, so 4xx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_dir_answers_bad_targets_with_4xx() {
+    let web = tempfile::tempdir().unwrap();
+    std::fs::write(web.path().join("index.html"), "hi").unwrap();
+    let cfg = Config {
+        web_dir: Some(web.path().to_path_buf()),
+        ..tcp_config()
+    };
+    let long_name = format!("/{}", "a".repeat(300));
+    let long_escaped = format!("/{}", "%61".repeat(300));
+    let long_path = "/a".repeat(2100);
+    let cases = [
+        ("xt", "400"),
+        ("localhost:7380", "400"),
+        (long_name.as_str(), "404"),
+        (long_escaped.as_str(), "404"),
+        (long_path.as_str(), "404"),
+        ("/index.html/x", "404"),
+        ("/", "200"),
+        ("/index.html", "200"),
+        ("/%69ndex.html", "200"),
+    ];
+    let reqs: Vec<String> = cases
+        .iter()
+        .map(|(t, _)| format!("GET {t} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"))
+        .collect();
+    let reqs: Vec<&str> = reqs.iter().map(String::as_str).collect();
+    let replies = raw_http(cfg, &reqs).await;
+    for ((target, want), reply) in cases.iter().zip(&replies) {
+        let status = reply.split(' ').nth(1).unwrap_or_default();
+        assert_eq!(status, *want, "GET {:.40}: {reply:.200}", target);
+    }
+}

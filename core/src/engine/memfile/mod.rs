@@ -11,6 +11,7 @@
 mod compact;
 mod files;
 mod format;
+pub(crate) mod fuzzing;
 mod log;
 mod open;
 mod snapshot;

@@ -175,6 +175,7 @@ pub(super) fn read(path: &Path, gen: u64) -> Result<Loaded> {
     let mut frames = FrameReader::new(reader, FILE_HEADER_LEN as u64, file_len);
     let mut buckets: HashMap<Box<str>, Vec<Entry>, Hasher_> = HashMap::default();
     let mut entries = 0u64;
+    let mut last_bucket: Option<Box<str>> = None;
     loop {
         let at = frames.offset();
         match frames.next().map_err(|e| Error::io(path, e))? {
@@ -194,10 +195,21 @@ pub(super) fn read(path: &Path, gen: u64) -> Result<Loaded> {
             KIND_BUCKET_CHUNK => {
                 let name = d.bucket()?;
                 let n = d.u32()?;
+                // A bucket's chunks are consecutive: a name seen before, but not in
+                // the previous chunk, is a defect.
+                if last_bucket.as_deref() != Some(name) && buckets.contains_key(name) {
+                    return Err(Error::corrupt(
+                        path,
+                        format!("bucket {name:?} resumes after another bucket at offset {at}"),
+                    ));
+                }
                 let list = match buckets.get_mut(name) {
                     Some(l) => l,
                     None => buckets.entry(name.into()).or_default(),
                 };
+                if last_bucket.as_deref() != Some(name) {
+                    last_bucket = Some(name.into());
+                }
                 for _ in 0..n {
                     let e = Entry::from_encoded(d.entry()?);
                     if list.last().is_some_and(|last| last.key() >= e.key()) {
@@ -295,6 +307,28 @@ mod tests {
         let f = file_with(&[chunk("x", &keys[1..]), chunk("x", &keys[..1]), end(1, 3)]);
         let err = read(f.path(), 1).err().unwrap();
         assert_eq!(err.kind(), crate::ErrorKind::Corrupt, "{err}");
+    }
+
+    #[test]
+    fn a_bucket_resuming_after_another_is_corrupt() {
+        let k = |s: &[u8]| vec![s.to_vec()];
+        let f = file_with(&[
+            chunk("x", &k(b"a")),
+            chunk("y", &k(b"a")),
+            chunk("x", &k(b"b")),
+            end(2, 3),
+        ]);
+        let err = read(f.path(), 1).err().unwrap();
+        assert_eq!(err.kind(), crate::ErrorKind::Corrupt, "{err}");
+        assert!(err.to_string().contains("resumes"), "{err}");
+        // The same chunks with each bucket's consecutive read back.
+        let f = file_with(&[
+            chunk("x", &k(b"a")),
+            chunk("x", &k(b"b")),
+            chunk("y", &k(b"a")),
+            end(2, 3),
+        ]);
+        assert_eq!(read(f.path(), 1).unwrap().buckets.len(), 2);
     }
 
     proptest! {

@@ -1,0 +1,186 @@
+//! Drives the Redis-protocol command path ([`Harness`]) and the HTTP router
+//! ([`HttpHarness`]) without sockets, for the fuzz targets (fuzz/) and their corpus
+//! replay tests. Not a stable API.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, HeaderName, HeaderValue, Method, Request, Uri};
+use state_core::StateService;
+use tower::ServiceExt;
+
+use crate::resp::{self, Out, ParseLimits, Parsed};
+use crate::{conn, Config, Registry, Shared};
+
+/// A server context with no listeners and no clients file.
+pub struct Harness {
+    shared: Arc<Shared>,
+}
+
+impl Harness {
+    /// A harness serving `svc`.
+    pub fn new(svc: StateService) -> Harness {
+        let registry = Registry::empty();
+        Harness {
+            shared: Arc::new(Shared {
+                svc,
+                registry,
+                metrics: crate::metrics::Metrics::default(),
+                cfg: Config::default(),
+                shutdown: tokio_util::sync::CancellationToken::new(),
+                next_id: std::sync::atomic::AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// Feeds `data` as everything one connection of `client` sends and returns
+    /// what the server replies, as `state serve` would: requests run in order
+    /// until the input ends, QUIT, or a protocol error (which is replied to).
+    pub fn run(&self, client: &str, data: &[u8]) -> Vec<u8> {
+        let limits = ParseLimits {
+            max_args: self.shared.cfg.max_multibulk,
+            max_bulk: self.shared.max_bulk(),
+            max_inline: 64 << 10,
+        };
+        let mut sess = conn::Session::new(0, "fuzz".into(), Some(client.to_string()), "fuzz");
+        let mut out = Out::new(false);
+        let mut pos = 0;
+        while pos < data.len() {
+            match resp::parse(&data[pos..], &limits) {
+                Ok(Parsed::Request { args, len }) => {
+                    let argv: Vec<&[u8]> = args
+                        .iter()
+                        .map(|r| &data[pos + r.start..pos + r.end])
+                        .collect();
+                    pos += len;
+                    if conn::request(&self.shared, &mut sess, &argv, &mut out) == conn::After::Close
+                    {
+                        break;
+                    }
+                }
+                Ok(Parsed::Empty(n)) => pos += n,
+                Ok(Parsed::Incomplete) => break,
+                Err(e) => {
+                    out.error(&format!("ERR Protocol error: {}", e.0));
+                    break;
+                }
+            }
+        }
+        out.buf
+    }
+}
+
+/// What the HTTP router answered.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// The headers, in order.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// The body, if `complete`.
+    pub body: Vec<u8>,
+    /// Whether the body ended. An event stream (`text/event-stream`) is not read (it
+    /// ends only when the server shuts down); any other body that has not ended
+    /// within 10 s, or fails, leaves this false.
+    pub complete: bool,
+}
+
+/// The HTTP listener's router with a clients file, served in-process on a
+/// current-thread runtime, one request at a time.
+pub struct HttpHarness {
+    router: axum::Router,
+    rt: tokio::runtime::Runtime,
+}
+
+impl HttpHarness {
+    /// A harness serving `svc` to the clients in `clients_file`, with CORS for
+    /// `cors` and the static files of `web_dir`, as `state serve --cors ... --web ...`.
+    ///
+    /// # Errors
+    /// An unreadable or malformed clients file; a runtime that cannot start.
+    pub fn new(
+        svc: StateService,
+        clients_file: PathBuf,
+        cors: Vec<String>,
+        web_dir: Option<PathBuf>,
+    ) -> io::Result<HttpHarness> {
+        let registry = Registry::open(clients_file).map_err(|e| io::Error::other(e.0))?;
+        let shared = Arc::new(Shared {
+            svc,
+            registry,
+            metrics: crate::metrics::Metrics::default(),
+            cfg: Config {
+                cors,
+                web_dir,
+                ..Config::default()
+            },
+            shutdown: tokio_util::sync::CancellationToken::new(),
+            next_id: std::sync::atomic::AtomicU64::new(1),
+        });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Ok(HttpHarness {
+            router: crate::http::router(shared),
+            rt,
+        })
+    }
+
+    /// Sends one request through the router and reads the response. `None` if the
+    /// method, URI or a header is one that hyper refuses before routing (not a
+    /// token, not a URI, not a header name or value).
+    pub fn call(
+        &self,
+        method: &[u8],
+        uri: &[u8],
+        headers: &[(&[u8], &[u8])],
+        body: &[u8],
+    ) -> Option<HttpResponse> {
+        let mut req = Request::builder()
+            .method(Method::from_bytes(method).ok()?)
+            .uri(Uri::try_from(uri).ok()?);
+        for (name, value) in headers {
+            req = req.header(
+                HeaderName::from_bytes(name).ok()?,
+                HeaderValue::from_bytes(value).ok()?,
+            );
+        }
+        let req = req.body(Body::from(body.to_vec())).ok()?;
+        let router = self.router.clone();
+        self.rt.block_on(async move {
+            let Ok(resp) = router.oneshot(req).await;
+            let (parts, body) = resp.into_parts();
+            let headers = parts
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
+                .collect();
+            let stream = parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+            let (body, complete) = if stream {
+                (Vec::new(), false)
+            } else {
+                match tokio::time::timeout(
+                    Duration::from_secs(10),
+                    axum::body::to_bytes(body, usize::MAX),
+                )
+                .await
+                {
+                    Ok(Ok(b)) => (b.to_vec(), true),
+                    _ => (Vec::new(), false),
+                }
+            };
+            Some(HttpResponse {
+                status: parts.status.as_u16(),
+                headers,
+                body,
+                complete,
+            })
+        })
+    }
+}
