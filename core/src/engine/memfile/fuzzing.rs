@@ -69,7 +69,12 @@ pub fn write_snapshot(
             state.put_encoded(name, &encoded[range]);
         }
     }
-    snapshot::write(&RwLock::new(state), path, FileHeader { gen, next_seq })?;
+    snapshot::write(
+        &crate::fileio::Io::real(),
+        &RwLock::new(state),
+        path,
+        FileHeader { gen, next_seq },
+    )?;
     Ok(())
 }
 
