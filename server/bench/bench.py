@@ -160,6 +160,17 @@ def wrk_http(server: StateServer, seconds: int) -> tuple[float, str]:
     return rps, p50
 
 
+def server_get_time(quick: bool) -> list[str]:
+    """The rows of server/benches/get_time.rs: the RESP command path's time per GET
+    without the network, beside the core's point reads, in one process."""
+    env = dict(os.environ, GET_TIME_N="100000")
+    out = subprocess.run(
+        ["cargo", "bench", "-q", "-p", "state-server", "--bench", "get_time"],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+    ).stdout
+    return [l for l in out.splitlines() if l.startswith("| ") and not l.startswith("| path")]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("state_bin")
@@ -167,6 +178,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "docs" / "bench-service.md"))
     a = ap.parse_args()
     n1, n32 = (20_000, 200_000) if a.quick else (200_000, 2_000_000)
+    print("server time per GET (in-process)", file=sys.stderr, flush=True)
+    get_time = server_get_time(quick=a.quick)
     tmp = Path(tempfile.mkdtemp(prefix="bench-service-"))
     servers: list[Server] = []
     try:
@@ -234,6 +247,16 @@ def main() -> None:
         f"| `POST /v1/get`, keep-alive, 50 connections (wrk -t2 -c50) | {http_rps:,.0f} req/s, p50 {http_p50} |",
         f"| memory per idle authenticated connection (1,000 held) | {per_conn:.1f} KiB |",
         f"| RSS growth while the 1,000 stay idle under other traffic | {growth} KiB |",
+        "",
+        "## Server time per GET, without the network",
+        "",
+        "`cargo bench -p state-server --bench get_time`: 100K records (memfile), 15 rounds of 10,000 pipelined",
+        "`GET`s of random keys fed to the RESP command path in-process (parse, execute, write the reply),",
+        "beside the core's own point reads of the same keys; median per GET.",
+        "",
+        "| path | ns per GET |",
+        "|---|---:|",
+        *get_time,
         "",
     ]
     Path(a.out).write_text("\n".join(lines))
