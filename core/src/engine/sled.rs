@@ -26,10 +26,11 @@ use std::io;
 use std::ops::Bound;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::{EngineFactory, StorageEngine, StoreContext, Visit, WriteOp};
 use crate::error::{Error, Result};
-use crate::fs::sync_dir;
+use crate::fileio::{FileIo, Io};
 
 /// Default page-cache size of the sled engine: 128 MiB, not sled's 1 GiB. The
 /// process's peak while loading 1M records is 2-3 times the cache (291 MiB in
@@ -47,12 +48,16 @@ pub struct SledConfig {
     /// sled's page-cache size in bytes (default [`DEFAULT_CACHE_SIZE`]). sled's real
     /// memory use can be a few times this figure. Must be > 0.
     pub cache_size: u64,
+    /// The file calls libstate itself makes on a sled store (its syncs of sled's
+    /// files, the store's marker): real unless a test installed another.
+    io: Io,
 }
 
 impl Default for SledConfig {
     fn default() -> SledConfig {
         SledConfig {
             cache_size: DEFAULT_CACHE_SIZE,
+            io: Io::real(),
         }
     }
 }
@@ -61,6 +66,16 @@ impl SledConfig {
     /// This config with another page-cache size (bytes; must be > 0).
     pub fn cache_size(mut self, bytes: u64) -> SledConfig {
         self.cache_size = bytes;
+        self
+    }
+
+    /// Test hook: the file calls libstate makes on this store — `fdatasync` of
+    /// sled's log and blob files, directory syncs, the store's marker file — go
+    /// through `io` (see [`crate::fileio`]), so tests can fail them. sled's own file
+    /// calls do not (sled 0.34 has no such seam).
+    #[doc(hidden)]
+    pub fn with_file_io(mut self, io: Arc<dyn FileIo>) -> SledConfig {
+        self.io = Io::custom(io);
         self
     }
 }
@@ -79,6 +94,7 @@ impl EngineFactory for SledConfig {
             dir,
             self.cache_size,
             store.flush_interval,
+            self.io.clone(),
         )?))
     }
 
@@ -111,6 +127,11 @@ pub(crate) struct SledEngine {
     /// flush that cannot happen (seen on a full tmpfs). Such an engine is abandoned
     /// when dropped instead (see `Drop`), so closing returns.
     failed: std::sync::atomic::AtomicBool,
+    /// Set when an `fdatasync` libstate made failed: what it covered may be lost
+    /// and a later sync that succeeds would not prove otherwise, so every write and
+    /// sync is refused until the store is reopened.
+    sync_failed: parking_lot::Mutex<Option<String>>,
+    io: Io,
 }
 
 impl Drop for SledEngine {
@@ -131,6 +152,7 @@ impl SledEngine {
         path: &Path,
         cache_bytes: u64,
         flush_every: std::time::Duration,
+        io: Io,
     ) -> Result<SledEngine> {
         // sled's flusher also garbage-collects its segments; without it sled's memory
         // grows several-fold under sustained writes (measured: docs/benchmarks.md).
@@ -151,9 +173,11 @@ impl SledEngine {
             log,
             synced_blobs: parking_lot::Mutex::new(HashSet::new()),
             failed: std::sync::atomic::AtomicBool::new(false),
+            sync_failed: parking_lot::Mutex::new(None),
+            io,
         };
         // sled created its files; make their directory entries durable.
-        sync_dir(path)?;
+        engine.io.sync_dir(path).map_err(|e| Error::io(path, e))?;
         Ok(engine)
     }
 
@@ -173,7 +197,7 @@ impl SledEngine {
             let name = entry.file_name();
             if !synced.contains(&name) {
                 let path = entry.path();
-                match File::open(&path).and_then(|f| f.sync_data()) {
+                match File::open(&path).and_then(|f| self.io.sync_data(&f, &path)) {
                     Ok(()) => new = true,
                     // sled garbage-collected it meanwhile.
                     Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -184,9 +208,37 @@ impl SledEngine {
         }
         *synced = present;
         if new {
-            sync_dir(&dir)?;
+            self.io.sync_dir(&dir).map_err(|e| Error::io(&dir, e))?;
         }
         Ok(())
+    }
+
+    /// *I/O* error if a sync failed earlier (see `sync_failed`).
+    #[inline]
+    fn check_synced(&self) -> Result<()> {
+        match &*self.sync_failed.lock() {
+            None => Ok(()),
+            Some(why) => Err(Error::io(
+                &self.path.join("db"),
+                io::Error::other(format!(
+                    "{why}; this store refuses writes and syncs until it is reopened"
+                )),
+            )),
+        }
+    }
+
+    /// Refuses every later write and sync, saying `why`.
+    fn poison(&self, why: String) {
+        let mut failed = self.sync_failed.lock();
+        if failed.is_none() {
+            *failed = Some(why);
+        }
+    }
+
+    /// Records that a sync of `path` failed with `e` and returns its error.
+    fn sync_failed(&self, path: &Path, e: io::Error) -> Error {
+        self.poison(format!("a sync of {} failed ({e})", path.display()));
+        Error::io(path, e)
     }
 
     fn map_err(&self, e: sled::Error) -> Error {
@@ -344,6 +396,7 @@ impl StorageEngine for SledEngine {
     }
 
     fn write(&self, ops: &[WriteOp<'_>]) -> Result<()> {
+        self.check_synced()?;
         // A single write skips sled's batch machinery (it takes a global write lock).
         if let [op] = ops {
             let r = match *op {
@@ -442,6 +495,7 @@ impl StorageEngine for SledEngine {
     }
 
     fn remove_bucket(&self, bucket: &str) -> Result<bool> {
+        self.check_synced()?;
         let mut any = false;
         loop {
             let mut batch = sled::Batch::default();
@@ -466,13 +520,20 @@ impl StorageEngine for SledEngine {
     }
 
     fn sync(&self) -> Result<()> {
+        self.check_synced()?;
         self.db.flush().map_err(|e| self.map_err(e))?;
-        self.sync_blobs()?;
-        self.log.sync_data().map_err(|e| {
-            self.failed
-                .store(true, std::sync::atomic::Ordering::Release);
-            Error::io(&self.path.join("db"), e)
-        })
+        self.sync_blobs().map_err(|e| {
+            self.poison(format!("a sync of sled's blob files failed ({e})"));
+            e
+        })?;
+        let db = self.path.join("db");
+        self.io
+            .sync_data(&self.log, &db)
+            .map_err(|e| self.sync_failed(&db, e))
+    }
+
+    fn file_io(&self) -> Io {
+        self.io.clone()
     }
 
     fn disk_size(&self) -> Result<u64> {
@@ -565,8 +626,13 @@ mod tests {
     #[test]
     fn large_batches_and_a_chunked_bucket_removal_keep_every_record() {
         let dir = tempfile::tempdir().unwrap();
-        let engine =
-            SledEngine::open(dir.path(), 8 << 20, std::time::Duration::from_secs(60)).unwrap();
+        let engine = SledEngine::open(
+            dir.path(),
+            8 << 20,
+            std::time::Duration::from_secs(60),
+            Io::real(),
+        )
+        .unwrap();
         let n = 2 * REMOVE_CHUNK + 1;
         let keys: Vec<String> = (0..n).map(|i| format!("k{i:06}")).collect();
         for chunk in keys.chunks(5000) {

@@ -532,3 +532,25 @@ pub fn reopen_contents(dir: &Path) -> state_core::Result<Model> {
     store.close()?;
     Ok(c)
 }
+
+/// A sled store builder whose libstate-made file calls (syncs of sled's files, the
+/// marker) go through `io`; no background flush within a test.
+pub fn sled_builder(io: Arc<dyn FileIo>, sync: bool) -> StoreBuilder {
+    Store::builder()
+        .engine(state_core::engine::SledConfig::default().with_file_io(io))
+        .sync(sync)
+        .flush_interval(Duration::from_secs(3600))
+        .sweep_interval(None)
+}
+
+/// Opens the sled store in `dir` with the real file calls and returns its content.
+pub fn reopen_sled_contents(dir: &Path) -> state_core::Result<Model> {
+    let store = Store::builder()
+        .engine(state_core::Engine::Sled)
+        .flush_interval(Duration::from_secs(3600))
+        .sweep_interval(None)
+        .open(dir)?;
+    let c = contents(&store);
+    store.close()?;
+    Ok(c)
+}
