@@ -10,46 +10,11 @@ mod support;
 use std::path::Path;
 use std::sync::Arc;
 
-use state_core::{ErrorKind, Store};
+use state_core::Store;
 use support::{
-    builder, contents, reopen_contents, Call, Fault, FaultIo, Model, EDQUOT, EIO, ENOSPC,
+    assert_io, builder, contents, get, model, os_text, reopen_contents, set, Call, Fault, FaultIo,
+    Model, EDQUOT, EIO, ENOSPC,
 };
-
-fn os_text(errno: i32) -> &'static str {
-    match errno {
-        ENOSPC => "No space left on device",
-        EIO => "Input/output error",
-        EDQUOT => "Disk quota exceeded",
-        _ => unreachable!(),
-    }
-}
-
-/// Asserts `e` is an *I/O* error whose message names a file starting with `file`
-/// and says `says`.
-fn assert_io(e: &state_core::Error, file: &str, says: &str) {
-    assert_eq!(e.kind(), ErrorKind::Io, "{e}");
-    let msg = e.to_string();
-    assert!(msg.contains(&format!("/{file}")), "names {file}: {msg}");
-    assert!(msg.contains(says), "says {says:?}: {msg}");
-}
-
-fn get(store: &Store, key: &str) -> Option<Vec<u8>> {
-    store.bucket("b").unwrap().get(key).unwrap()
-}
-
-fn set(store: &Store, key: &str, value: &[u8]) -> state_core::Result<()> {
-    store.bucket("b").unwrap().set(key, value)
-}
-
-fn model(pairs: &[(&str, &[u8])]) -> Model {
-    let mut m = Model::new();
-    for (k, v) in pairs {
-        m.entry("b".into())
-            .or_default()
-            .insert(k.to_string(), v.to_vec());
-    }
-    m
-}
 
 fn open_with(io: &Arc<FaultIo>, dir: &Path, sync: bool) -> Store {
     builder(io.clone(), sync).open(dir).unwrap()

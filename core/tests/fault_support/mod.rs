@@ -520,11 +520,17 @@ pub fn env_count(var: &str, default: u32) -> u32 {
         .unwrap_or(default)
 }
 
-/// Opens `dir` read-write with the real file calls (after a power loss) and returns
-/// its content.
+/// Opens the memfile store in `dir` read-write with the real file calls (after a
+/// power loss) and returns its content.
 pub fn reopen_contents(dir: &Path) -> state_core::Result<Model> {
+    reopen_engine_contents(dir, state_core::Engine::Memfile)
+}
+
+/// Opens the store in `dir` on `engine` with the real file calls and returns its
+/// content.
+pub fn reopen_engine_contents(dir: &Path, engine: state_core::Engine) -> state_core::Result<Model> {
     let store = Store::builder()
-        .engine(state_core::Engine::Memfile)
+        .engine(engine)
         .flush_interval(Duration::from_secs(3600))
         .sweep_interval(None)
         .open(dir)?;
@@ -545,12 +551,45 @@ pub fn sled_builder(io: Arc<dyn FileIo>, sync: bool) -> StoreBuilder {
 
 /// Opens the sled store in `dir` with the real file calls and returns its content.
 pub fn reopen_sled_contents(dir: &Path) -> state_core::Result<Model> {
-    let store = Store::builder()
-        .engine(state_core::Engine::Sled)
-        .flush_interval(Duration::from_secs(3600))
-        .sweep_interval(None)
-        .open(dir)?;
-    let c = contents(&store);
-    store.close()?;
-    Ok(c)
+    reopen_engine_contents(dir, state_core::Engine::Sled)
+}
+
+/// The text the OS gives for `errno` (the ones the fault layers inject).
+pub fn os_text(errno: i32) -> &'static str {
+    match errno {
+        ENOSPC => "No space left on device",
+        EIO => "Input/output error",
+        EDQUOT => "Disk quota exceeded",
+        _ => unreachable!(),
+    }
+}
+
+/// Asserts `e` is an *I/O* error whose message names a file starting with `file`
+/// and says `says`.
+pub fn assert_io(e: &state_core::Error, file: &str, says: &str) {
+    assert_eq!(e.kind(), state_core::ErrorKind::Io, "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains(&format!("/{file}")), "names {file}: {msg}");
+    assert!(msg.contains(says), "says {says:?}: {msg}");
+}
+
+/// The value of `key` in bucket "b".
+pub fn get(store: &Store, key: &str) -> Option<Vec<u8>> {
+    store.bucket("b").unwrap().get(key).unwrap()
+}
+
+/// Sets `key` in bucket "b".
+pub fn set(store: &Store, key: &str, value: &[u8]) -> state_core::Result<()> {
+    store.bucket("b").unwrap().set(key, value)
+}
+
+/// A model of bucket "b" holding `pairs`.
+pub fn model(pairs: &[(&str, &[u8])]) -> Model {
+    let mut m = Model::new();
+    for (k, v) in pairs {
+        m.entry("b".into())
+            .or_default()
+            .insert(k.to_string(), v.to_vec());
+    }
+    m
 }
