@@ -349,7 +349,7 @@ thread_local! {
 struct StateRead<'a> {
     guard: RwLockReadGuard<'a, State>,
     addr: usize,
-    /// Whether it is counted in `Reading::main` (else in `Reading::more`).
+    /// Whether it is counted in `READING` (else listed in `READING_MORE`).
     counted: bool,
 }
 
