@@ -1,5 +1,5 @@
 //! Any bytes sent on a Redis-protocol connection get replies or a protocol error,
-//! never a panic; the replies are well-formed RESP2.
+//! never a panic; the replies are well-formed RESP2, or RESP3 after `HELLO 3`.
 
 use std::sync::OnceLock;
 
@@ -15,7 +15,7 @@ fn harness() -> &'static Harness {
     .1
 }
 
-/// Skips one RESP2 reply at the start of `b`; returns its length.
+/// Skips one RESP2 or RESP3 reply at the start of `b`; returns its length.
 fn reply_len(b: &[u8]) -> usize {
     let line_end = b
         .windows(2)
@@ -24,8 +24,10 @@ fn reply_len(b: &[u8]) -> usize {
         + 2;
     let head = std::str::from_utf8(&b[1..line_end - 2]).expect("reply header is text");
     match b[0] {
-        b'+' | b'-' | b':' => line_end,
-        b'$' => {
+        // Simple string, error, integer; RESP3 boolean, double, big number.
+        b'+' | b'-' | b':' | b'#' | b',' | b'(' => line_end,
+        // Bulk string; RESP3 blob error.
+        b'$' | b'!' => {
             let n: i64 = head.parse().expect("bulk length");
             if n < 0 {
                 line_end
@@ -33,7 +35,8 @@ fn reply_len(b: &[u8]) -> usize {
                 line_end + n as usize + 2
             }
         }
-        b'*' | b'%' => {
+        // Array, map; RESP3 set and push (subscription messages after HELLO 3).
+        b'*' | b'%' | b'~' | b'>' => {
             let n: i64 = head.parse().expect("array length");
             let items = if b[0] == b'%' { 2 * n } else { n };
             let mut at = line_end;
