@@ -24,5 +24,5 @@ fuzz:
 	  echo "== fuzz $$t for $(FUZZ_SECONDS)s"; \
 	  mkdir -p fuzz/target/new-corpus/$$t; \
 	  (cd fuzz && TMPDIR=$(FUZZ_TMPDIR) cargo +nightly fuzz run $$t target/new-corpus/$$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 2>&1 | tee target/fuzz-$$t.log; exit $${PIPESTATUS[0]}) || exit 1; \
-	  grep -E '^Done [0-9]+ runs' fuzz/target/fuzz-$$t.log || true; \
+	  echo "fuzz $$t: $$(grep -E '^Done [0-9]+ runs' fuzz/target/fuzz-$$t.log | tail -n 1)"; \
 	done
