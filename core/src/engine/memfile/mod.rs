@@ -483,14 +483,7 @@ impl StorageEngine for MemfileEngine {
     }
 
     fn get(&self, bucket: &str, key: &[u8], visit: &mut dyn FnMut(&[u8])) -> Result<bool> {
-        let st = self.inner.read_state();
-        match st.buckets.get(bucket).and_then(|b| b.get(key)) {
-            Some(e) => {
-                visit(e.value());
-                Ok(true)
-            }
-            None => Ok(false),
-        }
+        self.get_hinted(bucket, &BucketHint::new(), key, visit)
     }
 
     fn get_hinted(
