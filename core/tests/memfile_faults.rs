@@ -73,40 +73,9 @@ fn a_failed_append_that_cannot_be_cut_back_refuses_writes_until_reopen() {
 
 #[test]
 fn a_failed_sync_fails_the_write_and_poisons_the_writer_until_reopen() {
-    for errno in [ENOSPC, EIO, EDQUOT] {
-        let dir = tempfile::tempdir().unwrap();
-        let io = FaultIo::new();
-        let store = open_with(&io, dir.path(), true);
-        set(&store, "a", b"value a").unwrap();
-        io.fail_next(Call::SyncData, "log-", Fault::Fail(errno));
-        let e = set(&store, "b", b"value b").unwrap_err();
-        assert_io(&e, "log-", os_text(errno));
-        assert!(!io.armed());
-        // The fault is gone, but the pages the failed sync covered may be lost and a
-        // sync that succeeds now would not prove otherwise: no write is reported
-        // durable again until the store is reopened.
-        let e = set(&store, "c", b"value c").unwrap_err();
-        assert_io(&e, "log-", "until it is reopened");
+    support::failed_sync_refuses_writes_until_reopen(&support::MEMFILE, |_, e| {
         assert!(e.to_string().contains("a sync of the log failed"), "{e}");
-        let e = store.flush().unwrap_err();
-        assert_io(&e, "log-", "until it is reopened");
-        assert_eq!(get(&store, "a").unwrap(), b"value a", "reads go on");
-        assert_eq!(get(&store, "c"), None);
-        let _ = store.close();
-        let after = reopen_contents(dir.path()).unwrap();
-        // "b" returned an error: it may or may not be there; "c" was refused.
-        let without_b = model(&[("a", b"value a")]);
-        let with_b = model(&[("a", b"value a"), ("b", b"value b")]);
-        assert!(after == without_b || after == with_b, "{after:?}");
-        // Reopened, the store writes and syncs again.
-        let store = open_with(&io, dir.path(), true);
-        set(&store, "d", b"value d").unwrap();
-        store.close().unwrap();
-        assert_eq!(
-            reopen_contents(dir.path()).unwrap()["b"]["d"],
-            b"value d".to_vec()
-        );
-    }
+    });
 }
 
 #[test]
@@ -249,24 +218,5 @@ fn a_log_that_cannot_be_opened_fails_the_open_naming_it() {
 
 #[test]
 fn a_failed_marker_write_fails_the_checkpoint_naming_the_marker() {
-    for call in [Call::Create, Call::Write, Call::SyncData, Call::Rename] {
-        let dir = tempfile::tempdir().unwrap();
-        let io = FaultIo::new();
-        let store = open_with(&io, dir.path(), false);
-        set(&store, "a", b"value a").unwrap();
-        // Closing checkpoints: the engine syncs, then the marker is rewritten.
-        io.fail_next(call, "libstate.meta", Fault::Fail(ENOSPC));
-        let e = store.close().unwrap_err();
-        assert_io(&e, "libstate.meta", os_text(ENOSPC));
-        // The engine's data is durable; the marker keeps its older generation,
-        // which the engine's is not below, so the store opens.
-        let store = open_with(&io, dir.path(), false);
-        set(&store, "b", b"value b").unwrap();
-        store.close().unwrap();
-        assert_eq!(
-            reopen_contents(dir.path()).unwrap(),
-            model(&[("a", b"value a"), ("b", b"value b")]),
-            "{call:?}"
-        );
-    }
+    support::failed_marker_write_fails_only_that_checkpoint(&support::MEMFILE);
 }
