@@ -50,7 +50,14 @@ struct ClientState {
     /// service since it was first counted (a record that expired since is still in
     /// it). `None` until a quota-checked write needs it.
     usage_bound: Option<Usage>,
+    /// When (the store's clock, unix ms) a write over the bound last recounted the
+    /// bucket, and how long the count took.
+    recounted: Option<(u64, Duration)>,
 }
+
+/// A client's recounts before refusals take at most one part in this many of the
+/// time: after a recount that took `t`, the next waits `RECOUNT_DUTY * t`.
+const RECOUNT_DUTY: u32 = 100;
 
 struct CursorSlot {
     owner: Arc<str>,
@@ -150,9 +157,30 @@ impl Clients {
         let mut after = before.apply(d);
         let grows = d.records > 0 || d.bytes > 0;
         if grows && over(&quota, after).is_some() && bound.is_some() {
-            // The bound may count records that expired since: count exactly before
-            // refusing.
-            after = tx.stored_usage()?.apply(d);
+            // The bound is exact for the writes made through the service; it still
+            // counts records that expired since, and misses writes made around the
+            // service (the embedded API, another process sharing the engine). So a
+            // write the bound would refuse is recounted first, but the recounts of
+            // one client take at most 1/RECOUNT_DUTY of the time (each waits 100x
+            // as long as the last one took): a client at its quota cannot make every
+            // refused write rescan its bucket under the store's write lock.
+            let now = tx.now_ms();
+            let due = self
+                .clients
+                .lock()
+                .get(client)
+                .and_then(|c| c.recounted)
+                .is_none_or(|(at_ms, took)| {
+                    let wait = took.as_millis().saturating_mul(u128::from(RECOUNT_DUTY));
+                    u128::from(now.saturating_sub(at_ms)) >= wait
+                });
+            if due {
+                let started = std::time::Instant::now();
+                after = tx.stored_usage()?.apply(d);
+                if let Some(c) = self.clients.lock().get_mut(client) {
+                    c.recounted = Some((now, started.elapsed()));
+                }
+            }
         }
         if grows {
             if let Some(why) = over(&quota, after) {

@@ -84,4 +84,7 @@ pub use transfer::{
     encode_value, ExportProgress, ExportReport, Format, ImportProgress, ImportReport,
 };
 pub use txn::{Expiry, Record, Txn, Usage, UsageDelta};
-pub use watch::{Event, EventKind, Notice, RecvError, Watcher, DEFAULT_WATCH_CAPACITY};
+pub use watch::{
+    Event, EventKind, Notice, RecvError, WatchOptions, Watcher, DEFAULT_WATCH_CAPACITY,
+    DEFAULT_WATCH_MAX_BYTES,
+};

@@ -184,12 +184,20 @@ impl StateService {
     }
 
     /// The live records of `client`'s bucket and their key plus value bytes, counted
-    /// now (O(records)).
+    /// now (O(records)) without the store's write lock: writers are not held up,
+    /// and a count taken while the bucket changes is what a scan saw (each record
+    /// counted at most once).
     ///
     /// # Errors
     /// *invalid argument* for a bad client id; store errors.
     pub fn usage(&self, client_id: &str) -> Result<Usage> {
-        self.client(client_id)?.transaction(|tx| tx.stored_usage())
+        let mut u = Usage::default();
+        self.client(client_id)?.scan(.., false, |k, v| {
+            u.records += 1;
+            u.bytes += (k.len() + v.len()) as u64;
+            std::ops::ControlFlow::Continue(())
+        })?;
+        Ok(u)
     }
 
     /// Runs `f` as one atomic transaction on `client`'s bucket (see
@@ -387,7 +395,13 @@ impl StateService {
             }
             "delete" => {
                 let a: KeyArgs = parse(method, json_args)?;
-                let found = bucket.delete(&a.key)?;
+                // Through the quota-checked path when the client has a quota, so
+                // its usage figure stays exact without a recount.
+                let found = if self.has_quota(client_id) {
+                    self.transaction_in(&bucket, |tx| tx.delete(&a.key))?
+                } else {
+                    bucket.delete(&a.key)?
+                };
                 reply(&FoundResp { key: a.key, found })
             }
             "getMultiple" => {

@@ -174,6 +174,32 @@ impl<'a> Txn<'a> {
         Ok(self.slot(key)?.current.as_ref())
     }
 
+    /// Lends the live value of `key` to `f` without copying it (this transaction's
+    /// own write if it made one, else the stored value), and returns what `f`
+    /// returns; `None` if there is no live record. A read that only lends keeps
+    /// nothing in the transaction.
+    ///
+    /// # Errors
+    /// As [`Txn::get`].
+    pub fn get_with<T>(&mut self, key: &str, f: impl FnOnce(&[u8]) -> T) -> Result<Option<T>> {
+        limits::check_key(key)?;
+        if let Some(slot) = self.slots.get(key) {
+            return Ok(slot.current.as_ref().map(|r| f(&r.value)));
+        }
+        let now = self.now;
+        let path = &self.shared.path;
+        let mut f = Some(f);
+        let mut result: Result<Option<T>> = Ok(None);
+        self.engine
+            .get(self.bucket.name(), key.as_bytes(), &mut |raw| {
+                result = record::Stored::of(raw, path, || now).map(|s| match s {
+                    Stored::Live { value, .. } => f.take().map(|f| f(value)),
+                    _ => None,
+                });
+            })?;
+        result
+    }
+
     /// Whether `key` holds a live record.
     ///
     /// # Errors

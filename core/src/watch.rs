@@ -160,6 +160,8 @@ struct QueueState {
     missed: u64,
     ended: bool,
     waker: Option<Waker>,
+    /// Bytes of keys and values queued (see [`notice_bytes`]).
+    bytes: usize,
 }
 
 /// One watcher's side of the hub: its filter and its bounded queue.
@@ -169,6 +171,10 @@ struct Queue {
     /// The store handle it was made through (closing that handle ends it).
     handle: usize,
     capacity: usize,
+    /// Most bytes of queued keys and values (one notice is always let in).
+    max_bytes: usize,
+    /// Whether set events carry the value.
+    values: bool,
     state: Mutex<QueueState>,
     ready: Condvar,
 }
@@ -285,18 +291,21 @@ impl Hub {
         bucket: &str,
         prefix: &str,
         handle: usize,
-        capacity: usize,
+        opts: WatchOptions,
     ) -> Watcher {
         let queue = Arc::new(Queue {
             bucket: bucket.into(),
             prefix: prefix.into(),
             handle,
-            capacity,
+            capacity: opts.capacity,
+            max_bytes: opts.max_bytes,
+            values: opts.values,
             state: Mutex::new(QueueState {
                 items: VecDeque::new(),
                 missed: 0,
                 ended: false,
                 waker: None,
+                bytes: 0,
             }),
             ready: Condvar::new(),
         });
@@ -356,21 +365,27 @@ impl Hub {
         let mut wakers: Vec<Waker> = Vec::new();
         {
             let list = self.watchers.lock();
-            let mut events: Vec<Option<Event>> = vec![None; changes.len()];
+            // One shared copy of each event with its value, and one without (for
+            // watchers that take keys only).
+            let mut events: Vec<[Option<Event>; 2]> = vec![[None, None]; changes.len()];
             for q in list.iter() {
                 let mut queued = false;
                 let mut s = q.state.lock();
                 if s.ended {
                     continue;
                 }
-                for (c, slot) in changes.iter().zip(events.iter_mut()) {
+                for (c, slots) in changes.iter().zip(events.iter_mut()) {
                     if !q.matches(c) {
                         continue;
                     }
                     let Ok(key) = std::str::from_utf8(c.key) else {
                         continue;
                     };
-                    if s.items.len() >= q.capacity {
+                    let value = if q.values { c.value } else { None };
+                    let size = notice_bytes(key, value);
+                    let full = s.items.len() >= q.capacity
+                        || (!s.items.is_empty() && s.bytes.saturating_add(size) > q.max_bytes);
+                    if full {
                         s.missed += 1;
                         continue;
                     }
@@ -378,8 +393,10 @@ impl Hub {
                         let missed = std::mem::take(&mut s.missed);
                         s.items.push_back(Notice::Lagged(missed));
                     }
-                    let ev = slot.get_or_insert_with(|| Event::new(key, c.kind, c.value));
+                    let slot = &mut slots[usize::from(q.values)];
+                    let ev = slot.get_or_insert_with(|| Event::new(key, c.kind, value));
                     s.items.push_back(Notice::Change(ev.clone()));
+                    s.bytes += size;
                     queued = true;
                 }
                 if queued {
@@ -433,7 +450,49 @@ impl Hub {
 
 /// Receives the changes under a key prefix of one bucket; made by [`Bucket::watch`].
 ///
-/// A watcher queues up to its capacity of notices; when the queue is full, further
+/// How a [`Watcher`] queues the notices it has not received yet
+/// ([`Bucket::watch_with`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WatchOptions {
+    /// Most notices queued ([`DEFAULT_WATCH_CAPACITY`] by default; at least 1).
+    pub capacity: usize,
+    /// Most bytes queued, counting each event's key and value plus 64 bytes
+    /// ([`DEFAULT_WATCH_MAX_BYTES`] by default). One event is always queued into an
+    /// empty queue, however large.
+    pub max_bytes: usize,
+    /// Whether [`EventKind::Set`] events carry the new value (`true` by default);
+    /// without, [`Event::value`] is `None` and a watcher that needs only keys pins
+    /// no values.
+    pub values: bool,
+}
+
+/// Default [`WatchOptions::max_bytes`]: 64 MiB.
+pub const DEFAULT_WATCH_MAX_BYTES: usize = 64 << 20;
+
+impl Default for WatchOptions {
+    fn default() -> Self {
+        WatchOptions {
+            capacity: DEFAULT_WATCH_CAPACITY,
+            max_bytes: DEFAULT_WATCH_MAX_BYTES,
+            values: true,
+        }
+    }
+}
+
+impl WatchOptions {
+    /// Options with `capacity` notices, `max_bytes` bytes, and values or not.
+    pub fn new(capacity: usize, max_bytes: usize, values: bool) -> WatchOptions {
+        WatchOptions {
+            capacity,
+            max_bytes,
+            values,
+        }
+    }
+}
+
+/// A watcher queues up to its capacity of notices (and of bytes, see
+/// [`WatchOptions`]); when the queue is full, further
 /// events are dropped for this watcher only and a [`Notice::Lagged`] with their
 /// number takes their place. Writers never wait for a watcher.
 ///
@@ -572,10 +631,19 @@ impl Watcher {
     }
 }
 
+/// What a queued notice counts against [`WatchOptions::max_bytes`]: its key and
+/// value plus a fixed overhead.
+fn notice_bytes(key: &str, value: Option<&[u8]>) -> usize {
+    64 + key.len() + value.map_or(0, <[u8]>::len)
+}
+
 /// The next notice of a queue: its first item, or the count of events missed since
 /// the last one queued.
 fn take(s: &mut QueueState) -> Option<Notice> {
     if let Some(n) = s.items.pop_front() {
+        if let Notice::Change(e) = &n {
+            s.bytes = s.bytes.saturating_sub(notice_bytes(e.key(), e.value()));
+        }
         return Some(n);
     }
     if s.missed > 0 {
@@ -629,7 +697,7 @@ impl Bucket {
     /// *invalid argument* for a prefix longer than the longest key (1024 bytes);
     /// *closed*.
     pub fn watch(&self, prefix: &str) -> Result<Watcher> {
-        self.watch_with_capacity(prefix, DEFAULT_WATCH_CAPACITY)
+        self.watch_with(prefix, WatchOptions::default())
     }
 
     /// Like [`Bucket::watch`] with a queue of `capacity` notices (at least 1).
@@ -637,6 +705,21 @@ impl Bucket {
     /// # Errors
     /// As [`Bucket::watch`], and *invalid argument* for a zero capacity.
     pub fn watch_with_capacity(&self, prefix: &str, capacity: usize) -> Result<Watcher> {
+        self.watch_with(
+            prefix,
+            WatchOptions {
+                capacity,
+                ..WatchOptions::default()
+            },
+        )
+    }
+
+    /// Like [`Bucket::watch`] with the queue's bounds and contents chosen by `opts`.
+    ///
+    /// # Errors
+    /// As [`Bucket::watch`], and *invalid argument* for a zero capacity.
+    pub fn watch_with(&self, prefix: &str, opts: WatchOptions) -> Result<Watcher> {
+        let capacity = opts.capacity;
         if prefix.len() > MAX_KEY_LEN {
             return Err(Error::invalid(format!(
                 "watch prefix is {} bytes, more than the longest key ({MAX_KEY_LEN})",
@@ -648,6 +731,6 @@ impl Bucket {
         }
         let handle = self.store().handle_id();
         let shared = self.shared()?;
-        shared.register_watch(|hub| hub.register(self.name(), prefix, handle, capacity))
+        shared.register_watch(|hub| hub.register(self.name(), prefix, handle, opts))
     }
 }

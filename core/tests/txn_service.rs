@@ -94,6 +94,12 @@ fn reads_see_the_transactions_own_writes_and_keys_merge_them() {
                 tx.put("f", b"6".to_vec(), Expiry::Never)?;
                 assert_eq!(tx.get("b")?.unwrap().value, b"2");
                 assert!(tx.get("c")?.is_none());
+                // Lent reads see the same: own writes and deletes, stored values.
+                assert_eq!(tx.get_with("b", <[u8]>::to_vec)?, Some(b"2".to_vec()));
+                assert_eq!(tx.get_with("c", <[u8]>::len)?, None);
+                assert_eq!(tx.get_with("e", <[u8]>::to_vec)?, Some(b"5".to_vec()));
+                assert_eq!(tx.get_with("zz", <[u8]>::len)?, None);
+                assert!(tx.get_with("", <[u8]>::len).is_err());
                 assert_eq!(tx.keys(None, 100)?, ["a", "b", "e", "f"]);
                 assert_eq!(tx.keys(Some("a"), 2)?, ["b", "e"]);
                 assert_eq!(tx.keys(Some("e"), 2)?, ["f"]);
@@ -181,7 +187,8 @@ fn quotas_refuse_growth_and_allow_shrinking() {
                 }
             );
             // Deleting always works, and frees room.
-            assert!(svc.client("u").unwrap().delete("a").unwrap());
+            let deleted = svc.handle("u", "delete", r#"{"key":"a"}"#).unwrap();
+            assert!(deleted.contains(r#""found":true"#), "{deleted}");
             svc.set("u", "c", b"1", None).unwrap();
             assert_eq!(
                 svc.usage("u").unwrap(),

@@ -107,6 +107,7 @@ macro_rules! engine_suite {
                 concurrent_writers_replay_to_the_stored_state,
                 expiry_events_come_from_the_sweep_and_from_writes,
                 a_stalled_watcher_gets_a_lag_notice_and_writers_go_on,
+                a_watcher_is_bounded_in_bytes_and_may_take_keys_only,
                 watchers_end_when_the_store_closes,
                 ending_or_dropping_a_watcher_unregisters_it,
                 removing_a_bucket_deletes_each_watched_key,

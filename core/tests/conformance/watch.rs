@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use state_core::{
     EngineConfig, ErrorKind, Event, EventKind, Expiry, ManualClock, Notice, RecvError, Store,
-    Watcher,
+    WatchOptions, Watcher,
 };
 
 const T0: u64 = 1_700_000_000_000;
@@ -341,6 +341,52 @@ pub fn a_stalled_watcher_gets_a_lag_notice_and_writers_go_on(engine: &EngineConf
         next(&fast);
     }
     assert_empty(&fast);
+}
+
+/// A watcher's queue is bounded in bytes as well as in notices: a watcher that
+/// does not read pins at most its byte bound of values (one event always fits),
+/// and a keys-only watcher pins no values at all.
+pub fn a_watcher_is_bounded_in_bytes_and_may_take_keys_only(engine: &EngineConfig) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(engine, dir.path());
+    let b = store.bucket("b").unwrap();
+    let big = vec![7u8; 100_000];
+    let bytes = b
+        .watch_with("", WatchOptions::new(1000, 250_000, true))
+        .unwrap();
+    let keys = b
+        .watch_with("", WatchOptions::new(1000, 250_000, false))
+        .unwrap();
+    let one = b.watch_with("", WatchOptions::new(1000, 10, true)).unwrap();
+    for i in 0..10 {
+        b.set(&format!("k{i}"), &big).unwrap();
+    }
+    // 250,000 bytes hold two 100 KB events: the rest are counted as missed.
+    for i in 0..2 {
+        let e = next(&bytes);
+        assert_eq!(
+            (e.key(), e.value()),
+            (format!("k{i}").as_str(), Some(&big[..]))
+        );
+    }
+    assert_eq!(bytes.recv(), Some(Notice::Lagged(8)));
+    assert_empty(&bytes);
+    // Without values every event fits, and none carries its value.
+    for i in 0..10 {
+        let e = next(&keys);
+        assert_eq!(
+            (e.key(), e.kind(), e.value()),
+            (format!("k{i}").as_str(), EventKind::Set, None)
+        );
+    }
+    assert_empty(&keys);
+    // A bound smaller than one event still lets one in (into an empty queue).
+    assert_eq!(next(&one).key(), "k0");
+    assert_eq!(one.recv(), Some(Notice::Lagged(9)));
+    // Reading frees the bytes: the next events are queued again.
+    b.set("after", &big).unwrap();
+    assert_eq!(next(&bytes).key(), "after");
+    assert_eq!(next(&one).key(), "after");
 }
 
 pub fn watchers_end_when_the_store_closes(engine: &EngineConfig) {
