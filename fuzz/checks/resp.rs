@@ -52,10 +52,90 @@ fn reply_len(b: &[u8]) -> usize {
 }
 
 pub fn check(data: &[u8]) {
+    check_incremental(data);
     let out = harness().run("fuzz", data);
     let mut at = 0;
     while at < out.len() {
         at += reply_len(&out[at..]);
     }
     assert_eq!(at, out.len());
+}
+
+/// The incremental parser (`state_server::resp::Parser`), fed the same bytes in
+/// pieces that end at every split point the input's first byte chooses, finds the
+/// same requests as a one-shot parse of the whole input, and never examines more
+/// than a bounded number of bytes per byte received.
+pub fn check_incremental(data: &[u8]) {
+    use state_server::resp::{parse, ParseLimits, Parsed, Parser};
+    let Some((&step, data)) = data.split_first() else {
+        return;
+    };
+    let step = usize::from(step % 16) + 1;
+    let limits = ParseLimits {
+        max_args: 64,
+        max_bulk: 256,
+        max_inline: 512,
+        max_request: 2048,
+    };
+    // One shot: every request of the input, in order, as byte vectors.
+    let whole = |buf: &[u8]| -> (Vec<Vec<Vec<u8>>>, bool) {
+        let mut found = Vec::new();
+        let mut at = 0;
+        loop {
+            match parse(&buf[at..], &limits) {
+                Ok(Parsed::Request { args, len }) => {
+                    found.push(
+                        args.iter()
+                            .map(|r| buf[at + r.start..at + r.end].to_vec())
+                            .collect(),
+                    );
+                    at += len;
+                }
+                Ok(Parsed::Empty(n)) => at += n,
+                Ok(Parsed::Incomplete) => return (found, false),
+                Err(_) => return (found, true),
+            }
+        }
+    };
+    let (want, want_err) = whole(data);
+    // Incremental: the bytes arrive `step` at a time into a buffer the way the
+    // server keeps one (complete requests drained from its front).
+    let mut parser = Parser::new();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut got: Vec<Vec<Vec<u8>>> = Vec::new();
+    let mut got_err = false;
+    'feed: for piece in data.chunks(step) {
+        buf.extend_from_slice(piece);
+        loop {
+            match parser.parse(&buf, &limits) {
+                Ok(Parsed::Request { args, len }) => {
+                    got.push(args.iter().map(|r| buf[r.clone()].to_vec()).collect());
+                    buf.drain(..len);
+                }
+                Ok(Parsed::Empty(n)) => {
+                    buf.drain(..n);
+                }
+                Ok(Parsed::Incomplete) => break,
+                Err(_) => {
+                    got_err = true;
+                    break 'feed;
+                }
+            }
+        }
+    }
+    assert_eq!(got, want[..got.len().min(want.len())].to_vec());
+    if !got_err && !want_err {
+        assert_eq!(got.len(), want.len());
+    }
+    if want_err && !got_err {
+        // The one-shot parse saw an error the pieces never reached: impossible,
+        // both saw the same bytes.
+        panic!("the incremental parser missed a protocol error");
+    }
+    assert!(
+        parser.scanned() <= (data.len() as u64 + 1) * 40,
+        "scanned {} for {} bytes",
+        parser.scanned(),
+        data.len()
+    );
 }

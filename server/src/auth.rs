@@ -248,6 +248,17 @@ impl Registry {
         self.state.read().1.verify(name, token)
     }
 
+    /// Whether client `name` is still in the list with the token whose hash is
+    /// `token_sha256` (false once it was removed or its token rotated).
+    pub fn still_valid(&self, name: &str, token_sha256: &str) -> bool {
+        self.state
+            .read()
+            .1
+            .clients
+            .get(name)
+            .is_some_and(|e| bool::from(e.token_sha256.as_bytes().ct_eq(token_sha256.as_bytes())))
+    }
+
     /// The quota of client `name` (unlimited if unknown).
     pub fn quota(&self, name: &str) -> Option<Quota> {
         self.state

@@ -292,9 +292,8 @@ fn expiry_at(d: i64) -> Expiry {
 fn run(tx: &mut Txn<'_>, name: &str, args: &[&[u8]], out: &mut Out) -> Res {
     match name {
         "get" => {
-            match tx.get(key(args[1])?)? {
-                Some(s) => out.bulk(&s.value),
-                None => out.null(),
+            if tx.get_with(key(args[1])?, |v| out.bulk(v))?.is_none() {
+                out.null();
             }
             Ok(())
         }
@@ -347,11 +346,16 @@ fn run(tx: &mut Txn<'_>, name: &str, args: &[&[u8]], out: &mut Out) -> Res {
             let keys: Vec<Option<&str>> = args[1..].iter().map(|a| key_arg(a).ok()).collect();
             out.array(keys.len());
             for k in keys {
+                if out.overflowed() {
+                    // The reply is refused whole: stop reading values for it.
+                    break;
+                }
                 match k {
-                    Some(k) => match tx.get(k)? {
-                        Some(s) => out.bulk(&s.value),
-                        None => out.null(),
-                    },
+                    Some(k) => {
+                        if tx.get_with(k, |v| out.bulk(v))?.is_none() {
+                            out.null();
+                        }
+                    }
                     // Redis replies nil for a key that cannot exist.
                     None => out.null(),
                 }
@@ -460,7 +464,8 @@ fn run(tx: &mut Txn<'_>, name: &str, args: &[&[u8]], out: &mut Out) -> Res {
             Ok(())
         }
         "keys" => {
-            let pattern = args[1];
+            // Inside MULTI (the only way here): within the transaction.
+            let pattern = glob::Pattern::new(args[1]).map_err(|e| Fail::Reply(e.to_string()))?;
             let mut found = Vec::new();
             let mut after: Option<String> = None;
             loop {
@@ -468,16 +473,15 @@ fn run(tx: &mut Txn<'_>, name: &str, args: &[&[u8]], out: &mut Out) -> Res {
                 let Some(last) = batch.last().cloned() else {
                     break;
                 };
-                found.extend(
-                    batch
-                        .into_iter()
-                        .filter(|k| glob::matches(pattern, k.as_bytes())),
-                );
+                found.extend(batch.into_iter().filter(|k| pattern.matches(k.as_bytes())));
                 after = Some(last);
             }
             out.array(found.len());
             for k in found {
                 out.bulk(k.as_bytes());
+                if out.overflowed() {
+                    break;
+                }
             }
             Ok(())
         }
@@ -745,6 +749,83 @@ pub fn fast_path(
             }
             Ok(true)
         }
+        "mget" => {
+            // One batch lookup without the store's write lock; the reply is built as
+            // the values are lent (and refused whole past the output limit).
+            let valid: Vec<(usize, &str)> = args[1..]
+                .iter()
+                .enumerate()
+                .filter_map(|(i, a)| key_arg(a).ok().map(|k| (i, k)))
+                .collect();
+            let keys: Vec<&str> = valid.iter().map(|(_, k)| *k).collect();
+            let n = args.len() - 1;
+            // Measure first (lent, nothing copied): a reply over the limit is refused
+            // before a byte of it is built, and one that fits is built into a buffer
+            // of its final size, without reallocations while the store is locked.
+            let mut size = 16 * n;
+            bucket.get_multiple_with(&keys, |_, v| size = size.saturating_add(v.len() + 16))?;
+            if size > out.room() {
+                out.refuse();
+                return Ok(true);
+            }
+            out.buf.reserve(size);
+            out.array(n);
+            let mut next = 0;
+            bucket.get_multiple_with(&keys, |j, v| {
+                let i = valid[j].0;
+                while next < i {
+                    out.null();
+                    next += 1;
+                }
+                out.bulk(v);
+                next = i + 1;
+            })?;
+            while next < n {
+                out.null();
+                next += 1;
+            }
+            Ok(true)
+        }
+        "keys" => {
+            // Read in key order without the store's write lock (the read lock is
+            // taken and released every few hundred keys), so writers never wait for
+            // a KEYS over a large bucket; the pattern is compiled once.
+            let pattern = match glob::Pattern::new(args[1]) {
+                Ok(p) => p,
+                Err(e) => {
+                    out.error(&e.to_string());
+                    return Ok(true);
+                }
+            };
+            let mut found: Vec<String> = Vec::new();
+            let mut bytes = 0usize;
+            let room = out.room();
+            let mut over = false;
+            bucket.scan(.., false, |k, _| {
+                if pattern.matches(k.as_bytes()) {
+                    bytes += k.len() + 16;
+                    if bytes > room {
+                        over = true;
+                        return std::ops::ControlFlow::Break(());
+                    }
+                    found.push(k.to_string());
+                }
+                std::ops::ControlFlow::Continue(())
+            })?;
+            if over {
+                out.refuse();
+                return Ok(true);
+            }
+            out.array(found.len());
+            for k in found {
+                out.bulk(k.as_bytes());
+            }
+            Ok(true)
+        }
+        "dbsize" => {
+            out.int(i64::try_from(bucket.len()?).unwrap_or(i64::MAX));
+            Ok(true)
+        }
         "ttl" | "pttl" => {
             let k = match key_arg(args[1]) {
                 Ok(k) => k,
@@ -770,6 +851,24 @@ pub fn fast_path(
         }
         _ => Ok(false),
     }
+}
+
+/// Bytes of the values a queued command (name first) would return, from lent
+/// reads outside any transaction (0 for commands that return no stored value, or
+/// when a read fails: the run itself reports that).
+pub fn reply_size_hint(bucket: &Bucket, cmd: &[Vec<u8>]) -> usize {
+    let Some(name) = cmd.first() else {
+        return 0;
+    };
+    let keys: &[Vec<u8>] = match name.to_ascii_lowercase().as_slice() {
+        b"get" | b"getdel" | b"getex" | b"getset" => cmd.get(1..2).unwrap_or_default(),
+        b"mget" => cmd.get(1..).unwrap_or_default(),
+        _ => &[],
+    };
+    keys.iter()
+        .filter_map(|k| key_arg(k).ok())
+        .filter_map(|k| bucket.get_with(k, <[u8]>::len).ok().flatten())
+        .fold(0usize, |a, n| a.saturating_add(n + 16))
 }
 
 /// SCAN cursor [MATCH pattern] [COUNT n] [TYPE type], through the service's
@@ -822,10 +921,17 @@ pub fn scan(svc: &StateService, client: &str, args: &[&[u8]], out: &mut Out) -> 
     } else {
         start
     };
+    let pattern = match pattern.map(glob::Pattern::new).transpose() {
+        Ok(p) => p,
+        Err(e) => {
+            out.error(&e.to_string());
+            return Ok(());
+        }
+    };
     let mut keys: Vec<String> = Vec::new();
     let stepped = svc.with_cursor(client, id, |c| {
         c.next_n_with(count, |k, _| {
-            if only_strings && pattern.is_none_or(|p| glob::matches(p, k.as_bytes())) {
+            if only_strings && pattern.as_ref().is_none_or(|p| p.matches(k.as_bytes())) {
                 keys.push(k.to_string());
             }
         })

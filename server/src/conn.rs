@@ -3,16 +3,17 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
 
 use state_core::Bucket;
 
 use crate::commands::{self, Kind, Spec};
 use crate::metrics::ErrorClass;
 use crate::pubsub::{Broken, Subscriptions};
-use crate::resp::{self, Out, ParseLimits, Parsed};
+use crate::resp::{Out, ParseLimits, Parsed, Parser};
 use crate::Shared;
 
 /// Replies are written out once this many bytes are pending, even in the middle of
@@ -39,6 +40,9 @@ pub(crate) struct Session {
     resp3: bool,
     /// Queued commands after MULTI, and whether one was refused while queueing.
     multi: Option<(Vec<Vec<Vec<u8>>>, bool)>,
+    /// Bytes of the queued commands' arguments (counted against
+    /// `max_query_bytes`).
+    pub(crate) multi_bytes: usize,
     protocol: &'static str,
     /// This connection's counts, flushed to the shared metrics after each batch.
     local: crate::metrics::Local,
@@ -61,6 +65,7 @@ impl Session {
             name: None,
             resp3: false,
             multi: None,
+            multi_bytes: 0,
             protocol,
             local: crate::metrics::Local::default(),
             subs: Subscriptions::default(),
@@ -68,51 +73,174 @@ impl Session {
     }
 }
 
-/// Serves one connection until the peer closes it, a protocol error, or shutdown.
-pub(crate) async fn serve<S>(shared: Arc<Shared>, mut stream: S, mut sess: Session)
+/// Runs `f` where it may take long: on a multi-threaded runtime the worker thread
+/// hands its other connections to another worker first (`block_in_place`), so
+/// one client's long command never stalls the connections that share its thread.
+pub(crate) fn off_loop<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+/// The framing limits for a session: small ones until it has signed in.
+fn limits_for(shared: &Shared, sess: &Session) -> ParseLimits {
+    if sess.client.is_some() {
+        ParseLimits {
+            max_args: shared.cfg.max_multibulk,
+            max_bulk: shared.max_bulk(),
+            max_inline: 64 << 10,
+            max_request: shared.cfg.max_query_bytes,
+        }
+    } else {
+        ParseLimits {
+            max_args: crate::PREAUTH_MAX_ARGS,
+            max_bulk: crate::PREAUTH_MAX_BULK,
+            max_inline: crate::PREAUTH_MAX_BULK,
+            max_request: crate::PREAUTH_MAX_QUERY,
+        }
+    }
+}
+
+/// How long a write to the peer may still take once the server is shutting down.
+const SHUTDOWN_WRITE_GRACE: Duration = Duration::from_secs(1);
+
+/// Writes `bytes` to the peer within the write timeout (or, once `kill` fires, within
+/// [`SHUTDOWN_WRITE_GRACE`]). `false` if the write failed or timed out: close.
+async fn write_out<S: AsyncWrite + Unpin>(
+    shared: &Shared,
+    stream: &mut S,
+    bytes: &[u8],
+    kill: &CancellationToken,
+) -> bool {
+    let write = stream.write_all(bytes);
+    tokio::pin!(write);
+    let deadline = tokio::time::sleep(shared.cfg.write_timeout);
+    tokio::pin!(deadline);
+    let mut killed = kill.is_cancelled();
+    if killed {
+        deadline
+            .as_mut()
+            .reset(tokio::time::Instant::now() + SHUTDOWN_WRITE_GRACE);
+    }
+    loop {
+        tokio::select! {
+            r = &mut write => return r.is_ok(),
+            () = &mut deadline => return false,
+            () = kill.cancelled(), if !killed => {
+                killed = true;
+                let grace = tokio::time::Instant::now() + SHUTDOWN_WRITE_GRACE;
+                if grace < deadline.deadline() {
+                    deadline.as_mut().reset(grace);
+                }
+            }
+        }
+    }
+}
+
+/// This connection's share of the server-wide buffer count
+/// ([`crate::Config::max_buffered_bytes`]), given back when dropped.
+struct Held<'a> {
+    shared: &'a Shared,
+    bytes: usize,
+}
+
+impl Held<'_> {
+    /// Sets this connection's count to `now` bytes.
+    fn set(&mut self, now: usize) {
+        if now > self.bytes {
+            self.shared.buffered.fetch_add(now - self.bytes, Relaxed);
+        } else {
+            self.shared.buffered.fetch_sub(self.bytes - now, Relaxed);
+        }
+        self.bytes = now;
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.shared.buffered.fetch_sub(self.bytes, Relaxed);
+    }
+}
+
+/// Serves one connection until the peer closes it, a protocol error, a limit,
+/// revocation of its client, or shutdown.
+pub(crate) async fn serve<S>(shared: Arc<Shared>, stream: S, sess: Session)
 where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let id = sess.id;
+    let kill = shared.track(id, None, sess.client.is_none());
+    serve_tracked(&shared, stream, sess, &kill).await;
+    shared.untrack(id);
+}
+
+async fn serve_tracked<S>(
+    shared: &Arc<Shared>,
+    mut stream: S,
+    mut sess: Session,
+    kill: &CancellationToken,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     if let Some(c) = &sess.client {
         shared.apply_quota(c);
     }
-    let limits = ParseLimits {
-        max_args: shared.cfg.max_multibulk,
-        max_bulk: shared.max_bulk(),
-        max_inline: 64 << 10,
-    };
+    let auth_deadline = tokio::time::Instant::now() + shared.cfg.auth_timeout;
+    let mut parser = Parser::new();
+    let mut held = Held { shared, bytes: 0 };
     let mut buf: Vec<u8> = Vec::with_capacity(16 << 10);
     let mut out = Out::new(false);
-    let shutdown = shared.shutdown.clone();
+    // When the request being received must be complete (from its first byte).
+    let mut request_deadline: Option<tokio::time::Instant> = None;
     loop {
         // Run every complete request received so far.
         let mut consumed = 0;
         let mut close = false;
+        let mut more = false;
         let mut argv: Vec<&[u8]> = Vec::new();
         loop {
-            let parsed = resp::parse(&buf[consumed..], &limits);
-            match parsed {
+            let limits = limits_for(shared, &sess);
+            match parser.parse(&buf[consumed..], &limits) {
                 Ok(Parsed::Request { args, len }) => {
                     let base = consumed;
                     argv.clear();
                     argv.extend(args.iter().map(|r| &buf[base + r.start..base + r.end]));
                     consumed += len;
                     let started = Instant::now();
-                    let after = if shared.cfg.blocking_store {
-                        tokio::task::block_in_place(|| request(&shared, &mut sess, &argv, &mut out))
+                    // A reply may not pass this connection's output limit, nor take
+                    // the server past its total (a small reply always fits).
+                    let total_room = shared
+                        .cfg
+                        .max_buffered_bytes
+                        .saturating_sub(shared.buffered.load(Relaxed))
+                        .max(crate::SMALL_CONNECTION);
+                    let mark = out.buf.len();
+                    out.set_limit(mark + shared.cfg.max_output_bytes.min(total_room));
+                    let heavy = shared.cfg.blocking_store || heavy_request(&argv);
+                    let after = if heavy {
+                        off_loop(|| request(shared, &mut sess, &argv, &mut out))
                     } else {
-                        request(&shared, &mut sess, &argv, &mut out)
+                        request(shared, &mut sess, &argv, &mut out)
                     };
+                    if out.overflowed() {
+                        out.buf.truncate(mark);
+                        out.set_limit(usize::MAX);
+                        shared.metrics.error(ErrorClass::TooLarge);
+                        out.error(&format!(
+                            "ERR the reply would exceed the output limit of {} bytes (--max-output-bytes); nothing was sent",
+                            shared.cfg.max_output_bytes.min(total_room)
+                        ));
+                    }
                     sess.local.latency(started.elapsed());
                     if after == After::Close {
                         close = true;
                         break;
                     }
-                    if out.buf.len() > shared.cfg.max_output_bytes {
-                        tracing::warn!(conn = sess.id, peer = %sess.peer, "closing a connection whose reply exceeded the output buffer limit of {} bytes", shared.cfg.max_output_bytes);
-                        return;
-                    }
                     if out.buf.len() >= FLUSH_AT {
+                        more = true;
                         break;
                     }
                 }
@@ -121,13 +249,21 @@ where
                 Err(e) => {
                     shared.metrics.error(ErrorClass::Protocol);
                     tracing::info!(conn = sess.id, peer = %sess.peer, "protocol error, closing: {}", e.0);
+                    out.set_limit(usize::MAX);
                     out.error(&format!("ERR Protocol error: {}", e.0));
-                    let _ = stream.write_all(&out.buf).await;
+                    let _ = write_out(shared, &mut stream, &out.buf, kill).await;
                     return;
                 }
             }
         }
+        drop(argv);
         buf.drain(..consumed);
+        if consumed > 0 {
+            request_deadline = None;
+        }
+        if !buf.is_empty() && request_deadline.is_none() {
+            request_deadline = Some(tokio::time::Instant::now() + shared.cfg.read_timeout);
+        }
         sess.local.flush(&shared.metrics);
         if let Err(broken) = sess.subs.drain(&mut out) {
             match broken {
@@ -137,11 +273,13 @@ where
                 }
                 Broken::Ended => {}
             }
-            let _ = stream.write_all(&out.buf).await;
+            let _ = write_out(shared, &mut stream, &out.buf, kill).await;
             return;
         }
+        held.set(buf.capacity() + out.buf.capacity() + sess.multi_bytes);
         if !out.buf.is_empty() {
-            if stream.write_all(&out.buf).await.is_err() {
+            if !write_out(shared, &mut stream, &out.buf, kill).await {
+                tracing::info!(conn = sess.id, peer = %sess.peer, "closing a connection that does not read its replies (--write-timeout)");
                 return;
             }
             out.buf.clear();
@@ -149,34 +287,46 @@ where
                 out.buf.shrink_to(16 << 10);
             }
         }
-        if close {
+        if close || kill.is_cancelled() {
             return;
         }
-        if consumed > 0 && !buf.is_empty() {
-            // More complete requests may be waiting (we stopped to flush).
-            if matches!(
-                resp::parse(&buf, &limits),
-                Ok(Parsed::Request { .. } | Parsed::Empty(_))
-            ) {
-                continue;
-            }
+        if more {
+            continue;
         }
         if buf.capacity() > (1 << 20) && buf.len() < (16 << 10) {
             buf.shrink_to(16 << 10);
         }
-        // Wait for more bytes: a partly received request must complete within the
-        // read timeout (slowloris); an idle connection waits for the idle timeout
-        // (none by default) or shutdown.
+        held.set(buf.capacity() + out.buf.capacity() + sess.multi_bytes);
+        if held.bytes > crate::SMALL_CONNECTION
+            && shared.buffered.load(Relaxed) > shared.cfg.max_buffered_bytes
+        {
+            shared.metrics.error(ErrorClass::TooLarge);
+            tracing::warn!(conn = sess.id, peer = %sess.peer, held = held.bytes, "closing a connection: the server's buffers are full (--max-buffered-bytes)");
+            out.error(
+                "ERR the server's request buffers are full (--max-buffered-bytes); try again later",
+            );
+            let _ = write_out(shared, &mut stream, &out.buf, kill).await;
+            return;
+        }
+        // Wait for more bytes: a partly received request must be complete within
+        // the read timeout of its first byte (slowloris), a connection must sign in
+        // within the auth timeout, an idle one waits for the idle timeout (none by
+        // default), revocation or shutdown.
         let partial = !buf.is_empty();
-        let timeout = if partial {
-            Some(shared.cfg.read_timeout)
-        } else {
-            shared.cfg.idle_timeout
-        };
+        let mut deadline = if partial { request_deadline } else { None };
+        if sess.client.is_none() {
+            deadline = Some(deadline.map_or(auth_deadline, |d| d.min(auth_deadline)));
+        }
+        if !partial {
+            if let Some(idle) = shared.cfg.idle_timeout {
+                let d = tokio::time::Instant::now() + idle;
+                deadline = Some(deadline.map_or(d, |x| x.min(d)));
+            }
+        }
         let read = async {
             buf.reserve(16 << 10);
-            match timeout {
-                Some(t) => tokio::time::timeout(t, stream.read_buf(&mut buf))
+            match deadline {
+                Some(t) => tokio::time::timeout_at(t, stream.read_buf(&mut buf))
                     .await
                     .ok(),
                 None => Some(stream.read_buf(&mut buf).await),
@@ -190,13 +340,25 @@ where
                 Some(Ok(0)) | Some(Err(_)) => return,
                 Some(Ok(_)) => {}
                 None => {
-                    tracing::info!(conn = sess.id, peer = %sess.peer, partial, "closing a connection: read timeout");
+                    let why = if sess.client.is_none() { "did not sign in within --auth-timeout" } else if partial { "a request did not arrive whole within --read-timeout" } else { "idle timeout" };
+                    tracing::info!(conn = sess.id, peer = %sess.peer, "closing a connection: {why}");
                     return;
                 }
             },
-            () = shutdown.cancelled() => return,
+            () = kill.cancelled() => return,
         }
     }
+}
+
+/// Whether a request's work can grow with the data or its arguments: it runs
+/// through [`off_loop`].
+fn heavy_request(args: &[&[u8]]) -> bool {
+    const HEAVY: [&str; 6] = ["keys", "scan", "dbsize", "info", "flushdb", "exec"];
+    let name = args.first().copied().unwrap_or_default();
+    args.len() > 64
+        || HEAVY
+            .iter()
+            .any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
 }
 
 /// Runs one request, writing its reply.
@@ -240,7 +402,7 @@ pub(crate) fn request(shared: &Shared, sess: &mut Session, args: &[&[u8]], out: 
     }
     if sess.multi.is_some() && !matches!(spec.name, "exec" | "discard" | "multi" | "quit" | "reset")
     {
-        return queue(sess, spec, args, out);
+        return queue(shared, sess, spec, args, out);
     }
     match spec.kind {
         Kind::Conn => connection_command(shared, sess, spec, args, out),
@@ -314,7 +476,7 @@ fn data_command(shared: &Shared, sess: &mut Session, spec: &Spec, args: &[&[u8]]
     }
 }
 
-fn queue(sess: &mut Session, spec: &Spec, args: &[&[u8]], out: &mut Out) -> After {
+fn queue(shared: &Shared, sess: &mut Session, spec: &Spec, args: &[&[u8]], out: &mut Out) -> After {
     let Some((queued, refused)) = sess.multi.as_mut() else {
         return After::Continue;
     };
@@ -326,6 +488,24 @@ fn queue(sess: &mut Session, spec: &Spec, args: &[&[u8]], out: &mut Out) -> Afte
         ));
         return After::Continue;
     }
+    // The queue counts against the connection's query limit, as Redis counts the
+    // MULTI state in client-query-buffer-limit: past it the transaction is
+    // discarded now (its memory freed) and EXEC will say so.
+    let size: usize = args.iter().map(|a| a.len() + 16).sum();
+    if *refused || sess.multi_bytes + size > shared.cfg.max_query_bytes {
+        if !*refused {
+            shared.metrics.error(ErrorClass::TooLarge);
+        }
+        *refused = true;
+        *queued = Vec::new();
+        sess.multi_bytes = 0;
+        out.error(&format!(
+            "ERR the MULTI queue would exceed the query limit of {} bytes (--max-query-bytes); the transaction is discarded",
+            shared.cfg.max_query_bytes
+        ));
+        return After::Continue;
+    }
+    sess.multi_bytes += size;
     queued.push(args.iter().map(|a| a.to_vec()).collect());
     out.simple("QUEUED");
     After::Continue
@@ -336,18 +516,39 @@ fn exec(shared: &Shared, sess: &mut Session, out: &mut Out) {
         out.error("ERR EXEC without MULTI");
         return;
     };
+    sess.multi_bytes = 0;
     if refused {
         out.error("EXECABORT Transaction discarded because of previous errors.");
         return;
     }
     let client = sess.client.clone().unwrap_or_default();
+    // Before taking the store's write lock: if the values the queued reads would
+    // return already exceed the reply limit (measured from lent reads, nothing
+    // copied), refuse now. The run below keeps the limit too (values may grow in
+    // between); this only keeps a doomed EXEC from holding the lock while it copies.
+    let reads: usize = match bucket(shared, sess) {
+        Ok(b) => queued
+            .iter()
+            .map(|cmd| commands::reply_size_hint(b, cmd))
+            .sum(),
+        Err(e) => return store_error(shared, sess, &e, out),
+    };
+    if reads > out.room() {
+        out.refuse();
+        return;
+    }
     let mut replies = Out::new(sess.resp3);
     let r = shared.svc.transaction(&client, |tx| {
         replies.buf.clear();
+        replies.set_limit(out.room());
         for cmd in &queued {
             let argv: Vec<&[u8]> = cmd.iter().map(Vec::as_slice).collect();
             if let Some((_, spec)) = commands::lookup(argv[0]) {
                 commands::exec_in_txn(tx, spec, &argv, &mut replies)?;
+            }
+            if replies.overflowed() {
+                // The replies would pass the output limit: nothing is applied.
+                return Err(state_core::Error::TooLarge("EXEC reply".into()));
             }
         }
         Ok(())
@@ -357,6 +558,7 @@ fn exec(shared: &Shared, sess: &mut Session, out: &mut Out) {
             out.array(queued.len());
             out.buf.extend_from_slice(&replies.buf);
         }
+        Err(_) if replies.overflowed() => out.refuse(),
         Err(e) => store_error(shared, sess, &e, out),
     }
 }
@@ -384,10 +586,13 @@ fn connection_command(
                     return After::Continue;
                 }
             };
-            if let Err(e) = sess
-                .subs
-                .subscribe(&b, &args[1..], spec.name == "psubscribe", out)
-            {
+            if let Err(e) = sess.subs.subscribe(
+                &b,
+                &args[1..],
+                spec.name == "psubscribe",
+                shared.cfg.max_subscriptions,
+                out,
+            ) {
                 store_error(shared, sess, &e, out);
             }
         }
@@ -436,6 +641,7 @@ fn connection_command(
         }
         "exec" => exec(shared, sess, out),
         "discard" => {
+            sess.multi_bytes = 0;
             if sess.multi.take().is_some() {
                 out.ok();
             } else {
@@ -445,6 +651,7 @@ fn connection_command(
         "reset" => {
             sess.subs.clear();
             sess.multi = None;
+            sess.multi_bytes = 0;
             sess.resp3 = false;
             sess.name = None;
             if sess.protocol != "unix" {
@@ -511,12 +718,16 @@ fn connection_command(
 /// client. The failure says neither which part was wrong nor whether the client
 /// exists; it is logged.
 fn authenticate(shared: &Shared, sess: &mut Session, name: Option<&[u8]>, token: &[u8]) -> bool {
-    let name = name.map(|n| String::from_utf8_lossy(n).into_owned());
+    let name_text = name.map(|n| String::from_utf8_lossy(n).into_owned());
     let token = String::from_utf8_lossy(token);
-    match shared.registry.verify(name.as_deref(), &token) {
+    match shared.registry.verify(name_text.as_deref(), &token) {
         Some(client) => {
             shared.apply_quota(&client);
             tracing::debug!(conn = sess.id, client = %client, "authenticated");
+            shared.signed_in(
+                sess.id,
+                Some((client.clone(), crate::auth::hash_token(&token))),
+            );
             sess.client = Some(client);
             if sess.subs.active() {
                 // Subscriptions follow the connection's client: never another's keys.
@@ -532,7 +743,12 @@ fn authenticate(shared: &Shared, sess: &mut Session, name: Option<&[u8]>, token:
         }
         None => {
             shared.metrics.error(ErrorClass::Auth);
-            tracing::warn!(conn = sess.id, peer = %sess.peer, name = ?name, "authentication failed");
+            // Rate-limited, with the offered name cut short and escaped: a peer must
+            // not be able to flood the log or forge lines in it.
+            if let Some(held) = shared.auth_log.allow() {
+                let shown = name.map(|n| crate::metrics::log_safe(n, 64));
+                tracing::warn!(conn = sess.id, peer = %sess.peer, name = ?shown, held_back = held, "authentication failed");
+            }
             false
         }
     }

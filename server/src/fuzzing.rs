@@ -25,14 +25,7 @@ impl Harness {
     pub fn new(svc: StateService) -> Harness {
         let registry = Registry::empty();
         Harness {
-            shared: Arc::new(Shared {
-                svc,
-                registry,
-                metrics: crate::metrics::Metrics::default(),
-                cfg: Config::default(),
-                shutdown: tokio_util::sync::CancellationToken::new(),
-                next_id: std::sync::atomic::AtomicU64::new(1),
-            }),
+            shared: Arc::new(Shared::new(svc, registry, Config::default())),
         }
     }
 
@@ -44,6 +37,7 @@ impl Harness {
             max_args: self.shared.cfg.max_multibulk,
             max_bulk: self.shared.max_bulk(),
             max_inline: 64 << 10,
+            max_request: self.shared.cfg.max_query_bytes,
         };
         let mut sess = conn::Session::new(0, "fuzz".into(), Some(client.to_string()), "fuzz");
         let mut out = Out::new(false);
@@ -108,18 +102,15 @@ impl HttpHarness {
         web_dir: Option<PathBuf>,
     ) -> io::Result<HttpHarness> {
         let registry = Registry::open(clients_file).map_err(|e| io::Error::other(e.0))?;
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(Shared::new(
             svc,
             registry,
-            metrics: crate::metrics::Metrics::default(),
-            cfg: Config {
+            Config {
                 cors,
                 web_dir,
                 ..Config::default()
             },
-            shutdown: tokio_util::sync::CancellationToken::new(),
-            next_id: std::sync::atomic::AtomicU64::new(1),
-        });
+        ));
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;

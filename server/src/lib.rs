@@ -33,10 +33,11 @@ mod pubsub;
 pub mod resp;
 mod sse;
 
+use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,10 +86,34 @@ pub struct Config {
     pub max_connections: usize,
     /// Most elements in one Redis request.
     pub max_multibulk: usize,
-    /// A connection whose pending replies exceed this many bytes is closed.
+    /// Most bytes of one connection's replies: a command whose reply would pass it
+    /// fails with an error before the reply is built.
     pub max_output_bytes: usize,
-    /// A partly received request must complete within this time.
+    /// Most bytes one signed-in connection may hold of requests: the request being
+    /// received plus the commands queued after MULTI.
+    pub max_query_bytes: usize,
+    /// Most bytes all connections together may hold in request and reply buffers;
+    /// past it, a connection that holds more than [`SMALL_CONNECTION`] bytes and
+    /// wants more is closed.
+    pub max_buffered_bytes: usize,
+    /// A request must arrive whole within this time of its first byte (RESP and
+    /// HTTP bodies), and a TLS handshake complete within it.
     pub read_timeout: Duration,
+    /// A reply that the peer does not read within this time closes the connection.
+    pub write_timeout: Duration,
+    /// A connection must sign in within this time of being accepted (RESP; HTTP
+    /// connections must send an authorized request within it).
+    pub auth_timeout: Duration,
+    /// Most connections at once that have not signed in yet; a new one past the
+    /// limit closes the oldest of them.
+    pub max_pending: usize,
+    /// Most channels plus patterns one connection may subscribe to.
+    pub max_subscriptions: usize,
+    /// Host names (besides loopback literals and `localhost`) the HTTP listener
+    /// answers to; a request naming another Host gets 421 (DNS rebinding).
+    pub http_hosts: Vec<String>,
+    /// If set, `GET /metrics` requires `Authorization: Bearer` with this token.
+    pub metrics_token: Option<String>,
     /// Close connections idle this long (none by default, as in Redis).
     pub idle_timeout: Option<Duration>,
     /// Serve this directory's files at `/` on the HTTP listener.
@@ -115,8 +140,16 @@ impl Default for Config {
             insecure: false,
             max_connections: 1024,
             max_multibulk: 1024 * 1024,
-            max_output_bytes: 256 << 20,
+            max_output_bytes: 64 << 20,
+            max_query_bytes: 64 << 20,
+            max_buffered_bytes: 192 << 20,
             read_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+            auth_timeout: Duration::from_secs(10),
+            max_pending: 128,
+            max_subscriptions: 128,
+            http_hosts: Vec::new(),
+            metrics_token: None,
             idle_timeout: None,
             web_dir: None,
             cors: Vec::new(),
@@ -138,6 +171,29 @@ pub struct Addrs {
     pub http: Option<SocketAddr>,
 }
 
+/// Limits before a connection has signed in (Redis's, from CVE-2021-32675): a
+/// request of at most this many arguments...
+pub const PREAUTH_MAX_ARGS: usize = 10;
+/// ... each of at most this many bytes ...
+pub const PREAUTH_MAX_BULK: usize = 16 << 10;
+/// ... and a query buffer of at most this many bytes.
+pub const PREAUTH_MAX_QUERY: usize = 1 << 20;
+/// A connection holding at most this many bytes of buffers is never closed for the
+/// server-wide buffer limit ([`Config::max_buffered_bytes`]).
+pub const SMALL_CONNECTION: usize = 1 << 20;
+
+/// One live connection or event stream, as the server tracks it: whom it acts as,
+/// and how to end it (revocation, the pending-connection limit).
+pub(crate) struct Tracked {
+    /// Signed in with a token: the client and the token's hash. `None` for a
+    /// connection not signed in yet, or one named by peer credentials.
+    pub(crate) token_auth: Option<(String, String)>,
+    /// Not signed in yet.
+    pub(crate) pending: bool,
+    /// Cancelled to end the connection.
+    pub(crate) kill: CancellationToken,
+}
+
 /// What every connection shares.
 pub(crate) struct Shared {
     pub(crate) svc: StateService,
@@ -146,9 +202,102 @@ pub(crate) struct Shared {
     pub(crate) cfg: Config,
     pub(crate) shutdown: CancellationToken,
     next_id: AtomicU64,
+    /// Bytes held in request and reply buffers by all connections.
+    pub(crate) buffered: AtomicUsize,
+    /// Every live connection and event stream, by id (ids grow: the first is the
+    /// oldest).
+    pub(crate) tracked: parking_lot::Mutex<BTreeMap<u64, Tracked>>,
+    /// Rate limit of the failed-sign-in warnings.
+    pub(crate) auth_log: metrics::LogLimiter,
 }
 
 impl Shared {
+    /// The shared state of a server serving `svc` to the clients of `registry`.
+    pub(crate) fn new(svc: StateService, registry: Registry, cfg: Config) -> Shared {
+        Shared {
+            svc,
+            registry,
+            metrics: metrics::Metrics::default(),
+            cfg,
+            shutdown: CancellationToken::new(),
+            next_id: AtomicU64::new(1),
+            buffered: AtomicUsize::new(0),
+            tracked: parking_lot::Mutex::new(BTreeMap::new()),
+            auth_log: metrics::LogLimiter::new(10, Duration::from_secs(10)),
+        }
+    }
+
+    /// A new id for a connection or stream.
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Relaxed)
+    }
+
+    /// Starts tracking connection `id`. A pending one past [`Config::max_pending`]
+    /// ends the oldest pending connection.
+    pub(crate) fn track(
+        &self,
+        id: u64,
+        token_auth: Option<(String, String)>,
+        pending: bool,
+    ) -> CancellationToken {
+        let kill = self.shutdown.child_token();
+        let mut map = self.tracked.lock();
+        if pending {
+            let waiting = map.values().filter(|t| t.pending).count();
+            if waiting >= self.cfg.max_pending {
+                if let Some((old, t)) = map.iter().find(|(_, t)| t.pending) {
+                    tracing::info!(
+                        conn = old,
+                        "closing the oldest connection that has not signed in (--max-pending {})",
+                        self.cfg.max_pending
+                    );
+                    t.kill.cancel();
+                }
+            }
+        }
+        map.insert(
+            id,
+            Tracked {
+                token_auth,
+                pending,
+                kill: kill.clone(),
+            },
+        );
+        kill
+    }
+
+    /// Records that connection `id` signed in (with a token: its client and hash).
+    pub(crate) fn signed_in(&self, id: u64, token_auth: Option<(String, String)>) {
+        if let Some(t) = self.tracked.lock().get_mut(&id) {
+            t.pending = false;
+            t.token_auth = token_auth;
+        }
+    }
+
+    /// Stops tracking connection `id`.
+    pub(crate) fn untrack(&self, id: u64) {
+        self.tracked.lock().remove(&id);
+    }
+
+    /// Rereads the client list and ends every connection and stream signed in with
+    /// a token that no longer names its client (the client was removed or its
+    /// token rotated). Returns how many were ended.
+    pub(crate) fn revoke_stale(&self) -> usize {
+        self.registry.refresh();
+        let map = self.tracked.lock();
+        let mut n = 0;
+        for (id, t) in map.iter() {
+            if let Some((client, hash)) = &t.token_auth {
+                if !self.registry.still_valid(client, hash) && !t.kill.is_cancelled() {
+                    tracing::info!(conn = id, client = %client, "ending a session: its client was removed or its token changed");
+                    t.kill.cancel();
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
     /// Longest value a request may carry (the store's own limit).
     pub(crate) fn max_bulk(&self) -> usize {
         self.svc.store().max_value_size()
@@ -238,6 +387,13 @@ impl Server {
                 ));
             }
         }
+        http::check_cors(&cfg.cors).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        if cfg.max_pending == 0 || cfg.max_subscriptions == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "--max-pending and --max-subscriptions must be at least 1",
+            ));
+        }
         let tls = cfg.tls.as_ref().map(load_tls).transpose()?;
         let clients = match &cfg.clients_file {
             Some(p) => p.clone(),
@@ -268,15 +424,9 @@ impl Server {
             resp: resp.as_ref().and_then(|l| l.local_addr().ok()),
             http: http.as_ref().and_then(|l| l.local_addr().ok()),
         };
-        let shared = Arc::new(Shared {
-            svc,
-            registry,
-            metrics: metrics::Metrics::default(),
-            cfg,
-            shutdown: CancellationToken::new(),
-            next_id: AtomicU64::new(1),
-        });
+        let shared = Arc::new(Shared::new(svc, registry, cfg));
         let tasks = TaskTracker::new();
+        tasks.spawn(watch_clients(shared.clone()));
         if let Some((l, _)) = unix {
             tasks.spawn(accept_unix(shared.clone(), l, tasks.clone()));
         }
@@ -286,11 +436,20 @@ impl Server {
                 l,
                 tls.clone(),
                 tasks.clone(),
-                false,
+                None,
             ));
         }
         if let Some(l) = http {
-            tasks.spawn(accept_tcp(shared.clone(), l, tls, tasks.clone(), true));
+            // Built here, before the caller reports the server ready: a router that
+            // cannot be built fails the start, not a task after `ready`.
+            let router = http::router(shared.clone());
+            tasks.spawn(accept_tcp(
+                shared.clone(),
+                l,
+                tls,
+                tasks.clone(),
+                Some(router),
+            ));
         }
         Ok(Server {
             shared,
@@ -422,7 +581,7 @@ async fn accept_unix(shared: Arc<Shared>, l: UnixListener, tasks: TaskTracker) {
             })
             .map(|u| u.name)
             .filter(|n| state_core::limits::check_bucket_name(n).is_ok());
-        let id = shared.next_id.fetch_add(1, Relaxed);
+        let id = shared.next_id();
         let sess = conn::Session::new(id, "unix".into(), client, "unix");
         let sh = shared.clone();
         tasks.spawn(async move {
@@ -437,9 +596,9 @@ async fn accept_tcp(
     l: TcpListener,
     tls: Option<TlsAcceptor>,
     tasks: TaskTracker,
-    http: bool,
+    router: Option<axum::Router>,
 ) {
-    let router = http.then(|| http::router(shared.clone()));
+    let http = router.is_some();
     loop {
         let accepted = tokio::select! {
             r = l.accept() => r,
@@ -489,11 +648,14 @@ async fn serve_stream<S>(
 {
     match router {
         None => {
-            let id = shared.next_id.fetch_add(1, Relaxed);
+            let id = shared.next_id();
             let sess = conn::Session::new(id, peer.to_string(), None, "tcp");
             conn::serve(shared, stream, sess).await;
         }
         Some(router) => {
+            let id = shared.next_id();
+            let kill = shared.track(id, None, true);
+            let router = router.layer(axum::Extension(http::ConnId(id)));
             let svc = hyper_util::service::TowerToHyperService::new(router);
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
@@ -501,20 +663,58 @@ async fn serve_stream<S>(
                 .header_read_timeout(shared.cfg.read_timeout);
             let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
             tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::debug!(%peer, "HTTP connection: {e}");
+            let auth_deadline = tokio::time::sleep(shared.cfg.auth_timeout);
+            tokio::pin!(auth_deadline);
+            let mut waiting_auth = true;
+            let mut stopping = false;
+            loop {
+                tokio::select! {
+                    r = conn.as_mut() => {
+                        if let Err(e) = r {
+                            tracing::debug!(%peer, "HTTP connection: {e}");
+                        }
+                        break;
+                    }
+                    () = kill.cancelled(), if !stopping => {
+                        // Shutdown, revocation, or closed as the oldest pending
+                        // connection: finish the request in flight, then close.
+                        stopping = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    () = &mut auth_deadline, if waiting_auth => {
+                        waiting_auth = false;
+                        let pending = shared.tracked.lock().get(&id).is_some_and(|t| t.pending);
+                        if pending && !stopping {
+                            tracing::info!(%peer, "closing an HTTP connection that sent no authorized request within --auth-timeout");
+                            stopping = true;
+                            conn.as_mut().graceful_shutdown();
+                        }
                     }
                 }
-                () = shared.shutdown.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
             }
+            shared.untrack(id);
         }
     }
 }
+
+/// Rereads the client list every second and ends the sessions of removed clients
+/// and rotated tokens (RESP connections, HTTP connections and event streams).
+async fn watch_clients(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(CLIENTS_RELOAD_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shared.shutdown.cancelled() => return,
+        }
+        let sh = shared.clone();
+        // Reading the file is blocking I/O: off the connections' threads.
+        let _ = tokio::task::spawn_blocking(move || sh.revoke_stale()).await;
+    }
+}
+
+/// How often the server looks at the client list for changes.
+pub const CLIENTS_RELOAD_EVERY: Duration = Duration::from_secs(1);
 
 /// Drives the Redis-protocol command path and the HTTP router without sockets, for
 /// the fuzz targets (fuzz/) and their corpus replay tests. Not a stable API.

@@ -30,7 +30,17 @@ pub struct Metrics {
     errors: [AtomicU64; 6],
     latency: [AtomicU64; LATENCY_BOUNDS.len() + 1],
     latency_sum_ns: AtomicU64,
+    /// The store's bucket and record counts as last counted, and when: counting is
+    /// O(records) on some engines, so a scrape never counts; it reports this figure
+    /// and, when it is older than [`STORE_FIGURES_MAX_AGE`], asks for a new count in
+    /// the background (one at a time).
+    store_figures: parking_lot::Mutex<Option<(std::time::Instant, u64, u64)>>,
+    counting: std::sync::atomic::AtomicBool,
 }
+
+/// How old the store's counts in `/metrics` may get before a scrape starts a new
+/// count in the background.
+pub const STORE_FIGURES_MAX_AGE: Duration = Duration::from_secs(30);
 
 /// One connection's counts, added to the shared [`Metrics`] in one go by
 /// [`Local::flush`] (after each batch of pipelined requests), so connections on
@@ -142,11 +152,38 @@ impl Default for Metrics {
             errors: Default::default(),
             latency: Default::default(),
             latency_sum_ns: AtomicU64::new(0),
+            store_figures: parking_lot::Mutex::new(None),
+            counting: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
 
 impl Metrics {
+    /// Whether the store's counts are missing or older than
+    /// [`STORE_FIGURES_MAX_AGE`] and no count is running: the caller should run
+    /// [`Metrics::count_store`] (off the connections' threads). Claims the count.
+    pub fn claim_store_count(&self) -> bool {
+        let stale = self
+            .store_figures
+            .lock()
+            .is_none_or(|(at, _, _)| at.elapsed() >= STORE_FIGURES_MAX_AGE);
+        stale
+            && self
+                .counting
+                .compare_exchange(false, true, Relaxed, Relaxed)
+                .is_ok()
+    }
+
+    /// Counts the store's buckets and records (O(records) on some engines; not under
+    /// any lock that writers take) and keeps the figures for the next scrapes.
+    pub fn count_store(&self, store: &Store) {
+        if let Ok(info) = store.info() {
+            *self.store_figures.lock() =
+                Some((std::time::Instant::now(), info.buckets, info.records));
+        }
+        self.counting.store(false, Relaxed);
+    }
+
     /// Counts a command by its index in [`COMMANDS`] (`None`: unknown).
     pub fn command(&self, index: Option<usize>) {
         let i = index.unwrap_or(COMMANDS.len());
@@ -168,7 +205,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition, with the store's bucket and record counts.
-    pub fn render(&self, store: &Store) -> String {
+    pub fn render(&self) -> String {
         let mut o = String::new();
         let g = |o: &mut String, name: &str, kind: &str, help: &str, v: u64| {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
@@ -235,22 +272,81 @@ impl Metrics {
             self.latency_sum_ns.load(Relaxed) as f64 / 1e9
         );
         let _ = writeln!(o, "state_request_seconds_count {cum}");
-        if let Ok(info) = store.info() {
+        if let Some((at, buckets, records)) = *self.store_figures.lock() {
             g(
                 &mut o,
                 "state_buckets",
                 "gauge",
-                "Buckets in the store.",
-                info.buckets,
+                "Buckets in the store (as counted state_store_count_age_seconds ago).",
+                buckets,
             );
             g(
                 &mut o,
                 "state_records",
                 "gauge",
-                "Live records in the store.",
-                info.records,
+                "Live records in the store (as counted state_store_count_age_seconds ago).",
+                records,
+            );
+            g(
+                &mut o,
+                "state_store_count_age_seconds",
+                "gauge",
+                "Age of the bucket and record counts.",
+                at.elapsed().as_secs(),
             );
         }
         o
     }
+}
+
+/// A rate limit for one kind of log line: at most `burst` lines per `period`; the
+/// lines it holds back are counted and reported with the next one let through.
+#[derive(Debug)]
+pub struct LogLimiter {
+    burst: u32,
+    period: Duration,
+    state: parking_lot::Mutex<(std::time::Instant, u32, u64)>,
+}
+
+impl LogLimiter {
+    /// A limiter letting `burst` lines through per `period`.
+    pub fn new(burst: u32, period: Duration) -> LogLimiter {
+        LogLimiter {
+            burst,
+            period,
+            state: parking_lot::Mutex::new((std::time::Instant::now(), 0, 0)),
+        }
+    }
+
+    /// `Some(suppressed)` if a line may be logged now (with how many were held back
+    /// since the last one logged), `None` if it must be held back.
+    pub fn allow(&self) -> Option<u64> {
+        let mut s = self.state.lock();
+        let now = std::time::Instant::now();
+        if now.duration_since(s.0) >= self.period {
+            *s = (now, 0, s.2);
+        }
+        if s.1 < self.burst {
+            s.1 += 1;
+            Some(std::mem::take(&mut s.2))
+        } else {
+            s.2 += 1;
+            None
+        }
+    }
+}
+
+/// At most `max` characters of `s` for a log line, with `…` if cut, and control
+/// characters escaped (a peer-chosen name cannot forge log lines).
+pub fn log_safe(s: &[u8], max: usize) -> String {
+    let text = String::from_utf8_lossy(s);
+    let mut out: String = text
+        .chars()
+        .take(max)
+        .flat_map(char::escape_debug)
+        .collect();
+    if text.chars().count() > max {
+        out.push('…');
+    }
+    out
 }

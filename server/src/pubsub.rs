@@ -8,13 +8,21 @@
 //! A connection that falls so far behind that its watcher's queue overflows is
 //! closed, as Redis closes a pub/sub client over its output buffer limit.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use state_core::{Bucket, EventKind, Notice, RecvError, Watcher};
+use state_core::{Bucket, EventKind, Notice, RecvError, WatchOptions, Watcher};
 use tokio::sync::Notify;
 
+use crate::glob::Pattern;
 use crate::resp::Out;
+
+/// Most events queued for a subscribed connection that does not read; past it (or
+/// [`QUEUE_BYTES`]) the connection is closed, as Redis closes a pub/sub client over
+/// its output buffer limit.
+const QUEUE_NOTICES: usize = 1024;
+/// Most bytes of queued events (keys only: keyspace notifications carry no values).
+const QUEUE_BYTES: usize = 1 << 20;
 
 /// The keyspace channel prefix of database 0.
 pub(crate) const KEYSPACE: &[u8] = b"__keyspace@0__:";
@@ -44,7 +52,8 @@ pub(crate) enum Broken {
 #[derive(Default)]
 pub(crate) struct Subscriptions {
     channels: BTreeSet<Vec<u8>>,
-    patterns: BTreeSet<Vec<u8>>,
+    /// Patterns, each compiled once when subscribed.
+    patterns: BTreeMap<Vec<u8>, Pattern>,
     /// The client whose bucket is watched, and the watcher.
     watcher: Option<(String, Watcher)>,
     /// Woken by the watcher whenever an event is queued.
@@ -70,7 +79,7 @@ impl Subscriptions {
                 if self.watcher.as_ref().is_some_and(|(c, _)| c == b.name()) {
                     return Ok(());
                 }
-                let w = b.watch("")?;
+                let w = b.watch_with("", WatchOptions::new(QUEUE_NOTICES, QUEUE_BYTES, false))?;
                 let ready = Arc::clone(&self.ready);
                 w.set_waker(move || ready.notify_one());
                 self.watcher = Some((b.name().to_string(), w));
@@ -80,21 +89,64 @@ impl Subscriptions {
         Ok(())
     }
 
-    /// SUBSCRIBE / PSUBSCRIBE: one confirmation per name.
+    /// SUBSCRIBE / PSUBSCRIBE: one confirmation per name. Refuses, before
+    /// subscribing to any, names that would take the connection past `max`
+    /// subscriptions and patterns over the glob length limit.
     pub(crate) fn subscribe(
         &mut self,
         bucket: &Bucket,
         names: &[&[u8]],
         pattern: bool,
+        max: usize,
         out: &mut Out,
     ) -> state_core::Result<()> {
+        let mut compiled = Vec::with_capacity(names.len());
         for name in names {
-            let set = if pattern {
-                &mut self.patterns
+            if pattern {
+                match Pattern::new(name) {
+                    Ok(p) => compiled.push(Some(p)),
+                    Err(e) => {
+                        out.error(&e.to_string());
+                        return Ok(());
+                    }
+                }
+            } else if name.len() > crate::glob::MAX_PATTERN_LEN {
+                out.error(&format!(
+                    "ERR channel name is {} bytes, over libstate's limit of {}",
+                    name.len(),
+                    crate::glob::MAX_PATTERN_LEN
+                ));
+                return Ok(());
             } else {
-                &mut self.channels
-            };
-            set.insert(name.to_vec());
+                compiled.push(None);
+            }
+        }
+        let new: BTreeSet<&[u8]> = names
+            .iter()
+            .copied()
+            .filter(|n| {
+                if pattern {
+                    !self.patterns.contains_key(*n)
+                } else {
+                    !self.channels.contains(*n)
+                }
+            })
+            .collect();
+        if self.count() + new.len() > max {
+            out.error(&format!(
+                "ERR a connection may subscribe to at most {max} channels and patterns (--max-subscriptions)"
+            ));
+            return Ok(());
+        }
+        for (name, p) in names.iter().zip(compiled) {
+            match p {
+                Some(p) => {
+                    self.patterns.insert(name.to_vec(), p);
+                }
+                None => {
+                    self.channels.insert(name.to_vec());
+                }
+            }
             out.push(3);
             out.bulk(if pattern { b"psubscribe" } else { b"subscribe" });
             out.bulk(name);
@@ -110,15 +162,12 @@ impl Subscriptions {
         } else {
             b"unsubscribe"
         };
-        let set = if pattern {
-            &mut self.patterns
-        } else {
-            &mut self.channels
-        };
-        let names: Vec<Vec<u8>> = if names.is_empty() {
-            std::mem::take(set).into_iter().collect()
-        } else {
+        let names: Vec<Vec<u8>> = if !names.is_empty() {
             names.iter().map(|n| n.to_vec()).collect()
+        } else if pattern {
+            std::mem::take(&mut self.patterns).into_keys().collect()
+        } else {
+            std::mem::take(&mut self.channels).into_iter().collect()
         };
         if names.is_empty() {
             out.push(3);
@@ -127,12 +176,11 @@ impl Subscriptions {
             out.int(self.count() as i64);
         }
         for name in names {
-            let set = if pattern {
-                &mut self.patterns
+            if pattern {
+                self.patterns.remove(&name);
             } else {
-                &mut self.channels
-            };
-            set.remove(&name);
+                self.channels.remove(&name);
+            }
             out.push(3);
             out.bulk(kind);
             out.bulk(&name);
@@ -189,8 +237,8 @@ impl Subscriptions {
             out.bulk(channel);
             out.bulk(message);
         }
-        for p in &self.patterns {
-            if crate::glob::matches(p, channel) {
+        for (p, compiled) in &self.patterns {
+            if compiled.matches(channel) {
                 out.push(4);
                 out.bulk(b"pmessage");
                 out.bulk(p);

@@ -17,6 +17,9 @@ pub struct ParseLimits {
     pub max_bulk: usize,
     /// Longest inline command line, in bytes.
     pub max_inline: usize,
+    /// Most bytes one request may take in all (framing included): checked as each
+    /// length header arrives, before the bytes it announces are buffered.
+    pub max_request: usize,
 }
 
 /// What [`parse`] found at the start of the buffer.
@@ -87,84 +90,196 @@ fn parse_len(b: &[u8]) -> Option<i64> {
     Some(if neg { -n } else { n })
 }
 
-/// Parses one request from the start of `buf`.
+/// Longest length header (`*N` or `$N` line) accepted before its CRLF.
+const MAX_HEADER: usize = 32;
+
+/// How far a partly received array request has been parsed.
+#[derive(Debug, Default)]
+struct Progress {
+    /// Elements the array announced.
+    n: usize,
+    /// The complete arguments so far.
+    args: Vec<Range<usize>>,
+    /// Where the next element starts (relative to the request's first byte).
+    pos: usize,
+}
+
+/// An incremental request parser for one connection.
 ///
-/// # Errors
-/// A [`ProtocolError`] for malformed framing or a length over `limits`; the bytes
-/// of the bad request are never run.
-pub fn parse(buf: &[u8], limits: &ParseLimits) -> Result<Parsed, ProtocolError> {
-    let Some(&first) = buf.first() else {
-        return Ok(Parsed::Incomplete);
-    };
-    if first != b'*' {
-        return parse_inline(buf, limits);
+/// It keeps its progress through a partly received request between calls, so bytes
+/// it has parsed are never parsed again: a request trickled in one byte at a time
+/// costs time in proportion to its length, not to its length squared. Between calls
+/// the caller must keep the partly received request at the start of the buffer it
+/// passes (dropping only the bytes of requests already returned), and must call
+/// [`Parser::reset`] if it drops the request's bytes some other way.
+#[derive(Debug, Default)]
+pub struct Parser {
+    progress: Option<Progress>,
+    /// For an inline command: bytes already searched for the end of the line.
+    inline_scanned: usize,
+    /// Bytes examined in all (for tests that prove the work is linear).
+    scanned: u64,
+}
+
+impl Parser {
+    /// A parser with no request in progress.
+    pub fn new() -> Parser {
+        Parser::default()
     }
-    let Some(end) = find_crlf(buf, 1) else {
-        if buf.len() > 32 {
-            return Err(ProtocolError("invalid multibulk length".into()));
-        }
-        return Ok(Parsed::Incomplete);
-    };
-    let n =
-        parse_len(&buf[1..end]).ok_or_else(|| ProtocolError("invalid multibulk length".into()))?;
-    if n > limits.max_args as i64 {
-        return Err(ProtocolError("invalid multibulk length".into()));
+
+    /// Forgets a request in progress.
+    pub fn reset(&mut self) {
+        self.progress = None;
+        self.inline_scanned = 0;
     }
-    let mut pos = end + 2;
-    if n <= 0 {
-        return Ok(Parsed::Empty(pos));
+
+    /// Bytes this parser has examined so far, over all calls.
+    pub fn scanned(&self) -> u64 {
+        self.scanned
     }
-    let n = n as usize;
-    let mut args = Vec::with_capacity(n.min(1024));
-    for _ in 0..n {
-        if pos >= buf.len() {
+
+    /// Whether part of a request has been received (and parsed) but not all.
+    pub fn in_progress(&self) -> bool {
+        self.progress.is_some() || self.inline_scanned > 0
+    }
+
+    /// Parses one request from the start of `buf`, resuming where the last call that
+    /// returned [`Parsed::Incomplete`] stopped.
+    ///
+    /// # Errors
+    /// A [`ProtocolError`] for malformed framing or a length over `limits`; the bytes
+    /// of the bad request are never run. After an error the parser must not be used
+    /// again (the connection closes).
+    pub fn parse(&mut self, buf: &[u8], limits: &ParseLimits) -> Result<Parsed, ProtocolError> {
+        let Some(&first) = buf.first() else {
             return Ok(Parsed::Incomplete);
+        };
+        if first != b'*' {
+            return self.parse_inline(buf, limits);
         }
-        if buf[pos] != b'$' {
-            return Err(ProtocolError(format!(
-                "expected '$', got '{}'",
-                char::from(buf[pos]).escape_default()
-            )));
+        let mut p = match self.progress.take() {
+            Some(p) => p,
+            None => {
+                let Some(end) = find_crlf(buf, 1) else {
+                    self.scanned += buf.len() as u64;
+                    if buf.len() > MAX_HEADER {
+                        return Err(ProtocolError("invalid multibulk length".into()));
+                    }
+                    return Ok(Parsed::Incomplete);
+                };
+                self.scanned += (end + 2) as u64;
+                let n = parse_len(&buf[1..end])
+                    .ok_or_else(|| ProtocolError("invalid multibulk length".into()))?;
+                if n > limits.max_args as i64 {
+                    return Err(ProtocolError("invalid multibulk length".into()));
+                }
+                let pos = end + 2;
+                if n <= 0 {
+                    return Ok(Parsed::Empty(pos));
+                }
+                let n = n as usize;
+                Progress {
+                    n,
+                    args: Vec::with_capacity(n.min(1024)),
+                    pos,
+                }
+            }
+        };
+        while p.args.len() < p.n {
+            let pos = p.pos;
+            if pos >= buf.len() {
+                self.progress = Some(p);
+                return Ok(Parsed::Incomplete);
+            }
+            if buf[pos] != b'$' {
+                return Err(ProtocolError(format!(
+                    "expected '$', got '{}'",
+                    char::from(buf[pos]).escape_default()
+                )));
+            }
+            let Some(end) = find_crlf(buf, pos + 1) else {
+                self.scanned += (buf.len() - pos) as u64;
+                if buf.len() - pos > MAX_HEADER {
+                    return Err(ProtocolError("invalid bulk length".into()));
+                }
+                self.progress = Some(p);
+                return Ok(Parsed::Incomplete);
+            };
+            let len = parse_len(&buf[pos + 1..end])
+                .filter(|&l| l >= 0 && l as u64 <= limits.max_bulk as u64)
+                .ok_or_else(|| ProtocolError("invalid bulk length".into()))?
+                as usize;
+            let start = end + 2;
+            let stop = start + len;
+            if stop + 2 > limits.max_request {
+                return Err(ProtocolError(format!(
+                    "request over the limit of {} bytes",
+                    limits.max_request
+                )));
+            }
+            if buf.len() < stop + 2 {
+                // Resume at this bulk's header: re-reading it (at most MAX_HEADER
+                // bytes) is cheaper than keeping its parsed length.
+                self.scanned += (end + 2 - pos) as u64;
+                self.progress = Some(p);
+                return Ok(Parsed::Incomplete);
+            }
+            self.scanned += (stop + 2 - pos) as u64;
+            if &buf[stop..stop + 2] != b"\r\n" {
+                return Err(ProtocolError("bulk string not followed by CRLF".into()));
+            }
+            p.args.push(start..stop);
+            p.pos = stop + 2;
         }
-        let Some(end) = find_crlf(buf, pos + 1) else {
-            if buf.len() - pos > 32 {
-                return Err(ProtocolError("invalid bulk length".into()));
+        Ok(Parsed::Request {
+            args: p.args,
+            len: p.pos,
+        })
+    }
+
+    fn parse_inline(&mut self, buf: &[u8], limits: &ParseLimits) -> Result<Parsed, ProtocolError> {
+        let from = self.inline_scanned.min(buf.len());
+        let Some(nl) = buf[from..]
+            .iter()
+            .position(|&c| c == b'\n')
+            .map(|i| i + from)
+        else {
+            self.scanned += (buf.len() - from) as u64;
+            self.inline_scanned = buf.len();
+            if buf.len() > limits.max_inline.min(limits.max_request) {
+                return Err(ProtocolError("too big inline request".into()));
             }
             return Ok(Parsed::Incomplete);
         };
-        let len = parse_len(&buf[pos + 1..end])
-            .filter(|&l| l >= 0 && l as u64 <= limits.max_bulk as u64)
-            .ok_or_else(|| ProtocolError("invalid bulk length".into()))? as usize;
-        let start = end + 2;
-        let stop = start + len;
-        if buf.len() < stop + 2 {
-            return Ok(Parsed::Incomplete);
-        }
-        if &buf[stop..stop + 2] != b"\r\n" {
-            return Err(ProtocolError("bulk string not followed by CRLF".into()));
-        }
-        args.push(start..stop);
-        pos = stop + 2;
-    }
-    Ok(Parsed::Request { args, len: pos })
-}
-
-fn parse_inline(buf: &[u8], limits: &ParseLimits) -> Result<Parsed, ProtocolError> {
-    let Some(nl) = buf.iter().position(|&c| c == b'\n') else {
-        if buf.len() > limits.max_inline {
+        self.scanned += (nl + 1 - from) as u64;
+        self.inline_scanned = 0;
+        if nl > limits.max_inline.min(limits.max_request) {
             return Err(ProtocolError("too big inline request".into()));
         }
-        return Ok(Parsed::Incomplete);
-    };
-    if nl > limits.max_inline {
-        return Err(ProtocolError("too big inline request".into()));
+        let line_end = if nl > 0 && buf[nl - 1] == b'\r' {
+            nl - 1
+        } else {
+            nl
+        };
+        let args = split_inline(&buf[..line_end], limits)?;
+        if args.is_empty() {
+            return Ok(Parsed::Empty(nl + 1));
+        }
+        Ok(Parsed::Request { args, len: nl + 1 })
     }
-    let line_end = if nl > 0 && buf[nl - 1] == b'\r' {
-        nl - 1
-    } else {
-        nl
-    };
-    let line = &buf[..line_end];
+}
+
+/// Parses one request from the start of `buf` with a fresh [`Parser`] (no progress
+/// kept between calls: for callers that hold the whole input).
+///
+/// # Errors
+/// As [`Parser::parse`].
+pub fn parse(buf: &[u8], limits: &ParseLimits) -> Result<Parsed, ProtocolError> {
+    Parser::new().parse(buf, limits)
+}
+
+/// Splits an inline command line into arguments.
+fn split_inline(line: &[u8], limits: &ParseLimits) -> Result<Vec<Range<usize>>, ProtocolError> {
     let mut args = Vec::new();
     let mut i = 0;
     while i < line.len() {
@@ -195,28 +310,71 @@ fn parse_inline(buf: &[u8], limits: &ParseLimits) -> Result<Parsed, ProtocolErro
             return Err(ProtocolError("invalid multibulk length".into()));
         }
     }
-    if args.is_empty() {
-        return Ok(Parsed::Empty(nl + 1));
-    }
-    Ok(Parsed::Request { args, len: nl + 1 })
+    Ok(args)
 }
 
 /// A reply writer for one connection: appends RESP2 or RESP3 encodings.
-#[derive(Debug, Default)]
+///
+/// It has a byte limit ([`Out::set_limit`]): a bulk string that would take the
+/// buffer past it is not appended and marks the writer [`Out::overflowed`], so a
+/// reply too large to send (MGET of many large values, KEYS over many keys) fails
+/// before its memory is allocated.
+#[derive(Debug)]
 pub struct Out {
     /// The encoded replies not yet sent.
     pub buf: Vec<u8>,
     /// RESP3 (after `HELLO 3`) rather than RESP2.
     pub resp3: bool,
+    limit: usize,
+    overflow: bool,
+}
+
+impl Default for Out {
+    fn default() -> Self {
+        Out::new(false)
+    }
 }
 
 impl Out {
-    /// A writer for the given protocol version.
+    /// A writer for the given protocol version, with no limit.
     pub fn new(resp3: bool) -> Out {
         Out {
             buf: Vec::with_capacity(4096),
             resp3,
+            limit: usize::MAX,
+            overflow: false,
         }
+    }
+
+    /// Sets the most bytes the buffer may hold, and clears the overflow mark.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
+        self.overflow = false;
+    }
+
+    /// Whether a bulk string was refused because it would have passed the limit
+    /// (since the last [`Out::set_limit`]).
+    pub fn overflowed(&self) -> bool {
+        self.overflow
+    }
+
+    /// Bytes left under the limit.
+    pub fn room(&self) -> usize {
+        self.limit.saturating_sub(self.buf.len())
+    }
+
+    /// Marks the reply refused for its size (as a bulk string past the limit does).
+    pub fn refuse(&mut self) {
+        self.overflow = true;
+    }
+
+    /// Whether `n` more bytes fit under the limit; marks the overflow if not.
+    fn fits(&mut self, n: usize) -> bool {
+        if self.overflow || self.buf.len().saturating_add(n) > self.limit {
+            self.overflow = true;
+            return false;
+        }
+        true
     }
 
     fn int_line(&mut self, prefix: u8, n: i64) {
@@ -254,8 +412,11 @@ impl Out {
         self.int_line(b':', n);
     }
 
-    /// A bulk string.
+    /// A bulk string (not appended if it would pass the limit: see [`Out`]).
     pub fn bulk(&mut self, b: &[u8]) {
+        if !self.fits(b.len() + 32) {
+            return;
+        }
         self.int_line(b'$', b.len() as i64);
         self.buf.extend_from_slice(b);
         self.buf.extend_from_slice(b"\r\n");
@@ -302,6 +463,9 @@ impl Out {
     /// A verbatim text reply (RESP3 `=` with format `txt`; RESP2 a bulk string),
     /// as INFO and CLIENT INFO send.
     pub fn verbatim(&mut self, text: &str) {
+        if !self.fits(text.len() + 32) {
+            return;
+        }
         if self.resp3 {
             self.int_line(b'=', (text.len() + 4) as i64);
             self.buf.extend_from_slice(b"txt:");
@@ -325,6 +489,7 @@ mod tests {
         max_args: 1024,
         max_bulk: 1 << 20,
         max_inline: 64 << 10,
+        max_request: 4 << 20,
     };
 
     fn args(buf: &[u8]) -> Vec<Vec<u8>> {
@@ -381,6 +546,65 @@ mod tests {
         // A header that never ends is not buffered forever.
         assert!(parse(&[b'*'; 100], &L).is_err());
         assert!(parse(&vec![b'a'; (64 << 10) + 1], &L).is_err());
+    }
+
+    #[test]
+    fn a_request_over_the_total_limit_is_refused_at_its_header() {
+        let l = ParseLimits {
+            max_request: 100,
+            ..L
+        };
+        // The second bulk's header announces more than the request may hold: refused
+        // before any of its bytes arrive.
+        assert!(parse(b"*2\r\n$3\r\nSET\r\n$200\r\n", &l).is_err());
+        assert!(parse(b"*2\r\n$3\r\nSET\r\n$20\r\n", &l).is_ok());
+    }
+
+    /// A request trickled in one byte at a time is parsed in time linear in its
+    /// length: the parser never examines a byte it has parsed again (bar one bulk
+    /// header per call).
+    #[test]
+    fn a_trickled_request_costs_linear_work() {
+        let n = 2000;
+        let mut req = format!("*{n}\r\n").into_bytes();
+        for i in 0..n {
+            let a = format!("arg{i}");
+            req.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+        }
+        let l = ParseLimits {
+            max_args: 4096,
+            ..L
+        };
+        let mut p = Parser::new();
+        for cut in 1..req.len() {
+            assert_eq!(
+                p.parse(&req[..cut], &l).unwrap(),
+                Parsed::Incomplete,
+                "{cut}"
+            );
+        }
+        match p.parse(&req, &l).unwrap() {
+            Parsed::Request { args, len } => {
+                assert_eq!(len, req.len());
+                assert_eq!(args.len(), n);
+                assert_eq!(
+                    &req[args[n - 1].clone()],
+                    format!("arg{}", n - 1).as_bytes()
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // Each call re-reads at most one bulk header (<= 32 bytes); restarting from
+        // byte 0 would cost len^2/2 (about 4e8 here).
+        let bound = (req.len() as u64) * (super::MAX_HEADER as u64 + 2);
+        assert!(p.scanned() <= bound, "scanned {} > {bound}", p.scanned());
+        // And an inline line trickled byte by byte is searched once.
+        let line = vec![b'a'; 10_000];
+        let mut p = Parser::new();
+        for cut in 1..=line.len() {
+            assert_eq!(p.parse(&line[..cut], &L).unwrap(), Parsed::Incomplete);
+        }
+        assert!(p.scanned() <= line.len() as u64);
     }
 
     #[test]

@@ -15,11 +15,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use state_core::{Notice, RecvError, Watcher};
+use state_core::{Notice, RecvError, WatchOptions, Watcher};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -32,22 +32,34 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 pub(crate) async fn watch(
     State(shared): State<Arc<Shared>>,
+    conn: Option<Extension<crate::http::ConnId>>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
     crate::http::count_request(&shared);
     let token = crate::http::bearer(&headers).or(query.get("token").map(String::as_str));
     let Some(client) = token.and_then(|t| shared.registry.verify(None, t)) else {
-        shared.metrics.error(ErrorClass::Auth);
-        tracing::warn!("watch request with a missing or invalid token");
+        crate::http::log_refused(&shared, "watch request");
         return json_error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "missing or invalid bearer token",
         );
     };
+    let token_hash = crate::auth::hash_token(token.unwrap_or_default());
+    crate::http::mark_signed_in(
+        &shared,
+        conn.as_ref().map(|c| &c.0),
+        &client,
+        token.unwrap_or_default(),
+    );
     let prefix = query.get("prefix").map_or("", String::as_str);
-    let watcher = match shared.svc.client(&client).and_then(|b| b.watch(prefix)) {
+    let opts = WatchOptions::new(SSE_QUEUE_NOTICES, SSE_QUEUE_BYTES, true);
+    let watcher = match shared
+        .svc
+        .client(&client)
+        .and_then(|b| b.watch_with(prefix, opts))
+    {
         Ok(w) => w,
         Err(e) => {
             shared.metrics.error(ErrorClass::of(e.kind()));
@@ -64,11 +76,16 @@ pub(crate) async fn watch(
         let ready = Arc::clone(&ready);
         watcher.set_waker(move || ready.notify_one());
     }
+    // The stream is tracked on its own (it outlives the request's connection
+    // bookkeeping): removing the client or rotating its token ends it.
+    let id = shared.next_id();
+    let kill = shared.track(id, Some((client, token_hash)), false);
     let stream = Stream {
         watcher,
         ready,
-        shutdown: shared.shutdown.clone(),
+        shutdown: kill,
         done: false,
+        _tracked: Untrack(shared.clone(), id),
     };
     let body = Body::from_stream(futures_util::stream::unfold(stream, Stream::next));
     (
@@ -81,12 +98,30 @@ pub(crate) async fn watch(
         .into_response()
 }
 
+/// Most notices one stream queues for a client that reads slowly; past it (or
+/// [`SSE_QUEUE_BYTES`]) the client gets a `lagged` message.
+const SSE_QUEUE_NOTICES: usize = 1024;
+/// Most bytes of keys and values one stream queues (one change is always queued,
+/// however large its value).
+const SSE_QUEUE_BYTES: usize = 4 << 20;
+
+/// Stops tracking a stream when it is dropped.
+struct Untrack(Arc<Shared>, u64);
+
+impl Drop for Untrack {
+    fn drop(&mut self) {
+        self.0.untrack(self.1);
+    }
+}
+
 /// The state of one event stream.
 struct Stream {
     watcher: Watcher,
     ready: Arc<Notify>,
+    /// Cancelled at shutdown and on revocation.
     shutdown: CancellationToken,
     done: bool,
+    _tracked: Untrack,
 }
 
 impl Stream {
