@@ -189,7 +189,7 @@ pub enum Command {
     /// connection reaches only its own client's bucket. Runs in the foreground, logs
     /// to standard error (RUST_LOG=debug for more); SIGTERM or Ctrl-C stops it
     /// cleanly. Creates the store if it does not exist.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
 
     /// Manage the clients of `state serve` and their tokens (<store>/clients.toml).
     Client(ClientArgs),
@@ -237,9 +237,47 @@ pub struct ServeArgs {
     /// Most connections at once (the next one gets an error and is closed).
     #[arg(long, default_value_t = 1024)]
     pub max_connections: usize,
-    /// A partly received request must complete within this time.
+    /// A request must arrive whole within this time of its first byte (RESP
+    /// requests and HTTP bodies), and a TLS handshake complete within it.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
     pub read_timeout: Duration,
+    /// A peer that does not read its replies for this long is disconnected.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub write_timeout: Duration,
+    /// A connection must sign in within this time of being accepted (HTTP: send an
+    /// authorized request).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub auth_timeout: Duration,
+    /// Most connections at once that have not signed in; one more closes the oldest.
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    pub max_pending: usize,
+    /// Most bytes one signed-in connection may hold of requests: the request being
+    /// received plus its queued MULTI commands.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    pub max_query_bytes: usize,
+    /// Most bytes of one connection's replies: a reply that would be larger is
+    /// refused with an error before it is built.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    pub max_output_bytes: usize,
+    /// Most bytes all connections together may hold in request and reply buffers.
+    #[arg(long, value_name = "BYTES", default_value_t = 192 << 20)]
+    pub max_buffered_bytes: usize,
+    /// Most channels plus patterns one RESP connection may subscribe to.
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    pub max_subscriptions: usize,
+    /// Answer HTTP requests for this Host name too (repeatable; loopback addresses,
+    /// IP literals and `localhost` are always served). Other names get 421, which
+    /// stops DNS-rebinding pages.
+    #[arg(long, value_name = "NAME")]
+    pub http_host: Vec<String>,
+    /// Require `Authorization: Bearer TOKEN` on GET /metrics.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "STATE_METRICS_TOKEN",
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
     /// Close connections idle this long (default: never, as Redis).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub idle_timeout: Option<Duration>,

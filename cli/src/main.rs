@@ -127,7 +127,7 @@ fn run(cli: Cli, out: &mut Output) -> CmdResult {
         Command::Load { file, format } => load::load(&target, &file, format, out),
         Command::Check => check::check(&target, out),
         Command::Compact => compact::compact(&target, out),
-        Command::Serve(args) => serve::serve(&target, args),
+        Command::Serve(args) => serve::serve(&target, *args),
         Command::Client(args) => serve::client(&target, args, out),
     }
 }

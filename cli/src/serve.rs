@@ -47,6 +47,15 @@ pub fn serve(target: &Target, a: ServeArgs) -> CmdResult {
         insecure: a.insecure,
         max_connections: a.max_connections,
         read_timeout: a.read_timeout,
+        write_timeout: a.write_timeout,
+        auth_timeout: a.auth_timeout,
+        max_pending: a.max_pending,
+        max_query_bytes: a.max_query_bytes,
+        max_output_bytes: a.max_output_bytes,
+        max_buffered_bytes: a.max_buffered_bytes,
+        max_subscriptions: a.max_subscriptions,
+        http_hosts: a.http_host,
+        metrics_token: a.metrics_token,
         idle_timeout: a.idle_timeout,
         web_dir: a.web,
         cors: a.cors,
@@ -93,30 +102,34 @@ pub fn serve(target: &Target, a: ServeArgs) -> CmdResult {
                 "  HTTP on {scheme}://{p}/   (POST /v1/get, /healthz, /metrics)"
             ));
         }
+        // The signal handlers are installed before `ready` is printed: a SIGTERM
+        // sent the moment a supervisor sees `ready` must stop the server gracefully,
+        // not kill it with the default action.
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate())
+            .map_err(|e| Failure::store(format!("cannot handle SIGTERM: {e}")))?;
+        let int = signal(SignalKind::interrupt())
+            .map_err(|e| Failure::store(format!("cannot handle SIGINT: {e}")))?;
+        let stop = shutdown_signal(term, int);
         lines.push("state serve: ready (SIGTERM or Ctrl-C stops it)".to_string());
         // Where it listens goes to standard output, so scripts can wait for the
         // last line.
         println!("{}", lines.join("\n"));
         server
-            .run_until(shutdown_signal())
+            .run_until(stop)
             .await
             .map_err(|e| Failure::store(format!("shutting down: {e}")))
     });
     result
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
+async fn shutdown_signal(
+    mut term: tokio::signal::unix::Signal,
+    mut int: tokio::signal::unix::Signal,
+) {
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
     }
 }
 
