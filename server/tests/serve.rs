@@ -116,7 +116,7 @@ async fn quota_over_resp_and_http() {
     let mut h = TcpStream::connect(http).await.unwrap();
     let body = r#"{"key":"c","value":"MQ=="}"#;
     let req = format!(
-        "POST /v1/set HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        "POST /v1/set HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         f.token,
         body.len()
     );
@@ -217,7 +217,7 @@ async fn web_dir_answers_bad_targets_with_4xx() {
     ];
     let reqs: Vec<String> = cases
         .iter()
-        .map(|(t, _)| format!("GET {t} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"))
+        .map(|(t, _)| format!("GET {t} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n"))
         .collect();
     let reqs: Vec<&str> = reqs.iter().map(String::as_str).collect();
     let replies = raw_http(cfg, &reqs).await;

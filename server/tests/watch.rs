@@ -184,7 +184,7 @@ async fn sse_streams_the_clients_changes_under_a_prefix() {
 
     // No token: refused.
     let mut h = TcpStream::connect(http).await.unwrap();
-    h.write_all(b"GET /v1/watch?prefix=x HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+    h.write_all(b"GET /v1/watch?prefix=x HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
         .await
         .unwrap();
     let mut refused = String::new();
@@ -194,7 +194,7 @@ async fn sse_streams_the_clients_changes_under_a_prefix() {
     // The token as a query parameter (what EventSource can send).
     let mut es = BufReader::new(TcpStream::connect(http).await.unwrap());
     let req = format!(
-        "GET /v1/watch?prefix=layout&token={} HTTP/1.1\r\nhost: x\r\n\r\n",
+        "GET /v1/watch?prefix=layout&token={} HTTP/1.1\r\nhost: localhost\r\n\r\n",
         f.alice
     );
     es.get_mut().write_all(req.as_bytes()).await.unwrap();

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -107,6 +108,13 @@ def test_healthz_metrics_and_cors(tmp_path: Path) -> None:
         m = httpx.get(f"{s.http}/metrics").text
         assert 'state_commands_total{command="set"} 1' in m, m
         assert "state_connections_total" in m and "state_request_seconds_bucket" in m
+        # The record count comes from a background count that the first scrape
+        # starts: it appears within a bounded number of scrapes.
+        for _ in range(200):
+            if "state_records 1" in m:
+                break
+            time.sleep(0.01)
+            m = httpx.get(f"{s.http}/metrics").text
         assert "state_records 1" in m
         pre = httpx.options(f"{s.http}/v1/get", headers={"Origin": "http://app.example", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"})
         assert pre.headers.get("access-control-allow-origin") == "http://app.example"
