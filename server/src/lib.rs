@@ -31,6 +31,7 @@ mod http;
 pub mod metrics;
 mod pubsub;
 pub mod resp;
+mod socket;
 mod sse;
 
 use std::io;
@@ -252,7 +253,7 @@ impl Server {
         };
         let registry = Registry::open(clients).map_err(|e| io::Error::other(e.0))?;
         let unix = match &cfg.unix {
-            Some(p) => Some((bind_unix(p)?, p.clone())),
+            Some(p) => Some((socket::bind(p)?, p.clone())),
             None => None,
         };
         let resp = match cfg.resp {
@@ -340,33 +341,6 @@ impl Server {
     }
 }
 
-fn bind_unix(path: &PathBuf) -> io::Result<UnixListener> {
-    // A socket file left by a server that died is removed; a live one is not.
-    if path.exists() {
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(io::Error::new(
-                io::ErrorKind::AddrInUse,
-                format!("{} is in use by a running server", path.display()),
-            ));
-        }
-        std::fs::remove_file(path).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot remove the stale socket {}: {e}", path.display()),
-            )
-        })?;
-    }
-    let l = UnixListener::bind(path).map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("cannot listen on {}: {e}", path.display()),
-        )
-    })?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(l)
-}
-
 async fn bind_tcp(a: SocketAddr, what: &str) -> io::Result<TcpListener> {
     TcpListener::bind(a)
         .await
@@ -412,16 +386,11 @@ async fn accept_unix(shared: Arc<Shared>, l: UnixListener, tasks: TaskTracker) {
             tasks.spawn(refuse(stream, false));
             continue;
         };
+        // `unix:NAME` for an allowed Unix user; anyone else must AUTH (auth.rs).
         let client = stream
             .peer_cred()
             .ok()
-            .and_then(|c| {
-                nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(c.uid()))
-                    .ok()
-                    .flatten()
-            })
-            .map(|u| u.name)
-            .filter(|n| state_core::limits::check_bucket_name(n).is_ok());
+            .and_then(|c| shared.registry.unix_client(c.uid()));
         let id = shared.next_id.fetch_add(1, Relaxed);
         let sess = conn::Session::new(id, "unix".into(), client, "unix");
         let sh = shared.clone();
