@@ -137,7 +137,7 @@ mod tests {
             "alice ",
             " alice",
             "a b",
-            "\u{430}lice", // Cyrillic a
+            "\u{430}lice",   // Cyrillic a
             "alice\u{202e}", // right-to-left override
             "al\u{200b}ice", // zero-width space
             "ünï",
@@ -151,9 +151,18 @@ mod tests {
             assert!(e.contains("ASCII letters, digits"), "{e}");
         }
         let e = check_client_name("\u{430}lice").unwrap_err().to_string();
-        assert!(e.contains("\\u{430}"), "the offending character is named: {e}");
-        let e = check_client_name(&"x".repeat(1 << 20)).unwrap_err().to_string();
-        assert!(e.len() < 300, "a long name is not repeated in full: {} bytes", e.len());
+        assert!(
+            e.contains("\\u{430}"),
+            "the offending character is named: {e}"
+        );
+        let e = check_client_name(&"x".repeat(1 << 20))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.len() < 300,
+            "a long name is not repeated in full: {} bytes",
+            e.len()
+        );
     }
 
     #[test]

@@ -270,9 +270,8 @@ impl ClientsFile {
         if !check_dir(path)? {
             return Ok(ClientsFile::default());
         }
-        let cannot_read = |e: std::io::Error| {
-            AuthFileError(format!("cannot read {}: {e}", path.display()))
-        };
+        let cannot_read =
+            |e: std::io::Error| AuthFileError(format!("cannot read {}: {e}", path.display()));
         match std::fs::symlink_metadata(path) {
             Ok(m) if m.file_type().is_symlink() => {
                 return Err(AuthFileError(format!(
@@ -282,9 +281,7 @@ impl ClientsFile {
                 )))
             }
             Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(ClientsFile::default())
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ClientsFile::default()),
             Err(e) => return Err(cannot_read(e)),
         }
         let mut f = std::fs::File::open(path).map_err(cannot_read)?;
@@ -549,7 +546,11 @@ impl Registry {
 
     fn unix_client_named(&self, uid: u32, name: &str) -> Option<String> {
         if let Err(e) = state_core::limits::check_client_name(name) {
-            tracing::debug!(uid, "a Unix user on the socket has no client: {}", message(&e));
+            tracing::debug!(
+                uid,
+                "a Unix user on the socket has no client: {}",
+                message(&e)
+            );
             return None;
         }
         self.refresh();
@@ -707,7 +708,10 @@ mod tests {
             "no temporary file is left behind"
         );
         assert_eq!(
-            ClientsFile::load(&path).unwrap().verify(None, &t).as_deref(),
+            ClientsFile::load(&path)
+                .unwrap()
+                .verify(None, &t)
+                .as_deref(),
             Some("alice")
         );
     }
@@ -726,14 +730,23 @@ mod tests {
             assert!(e.contains(&format!("chmod go-w {}", path.display())), "{e}");
         }
         chmod(&path, 0o644);
-        assert!(ClientsFile::load(&path).is_ok(), "readable by others is fine");
+        assert!(
+            ClientsFile::load(&path).is_ok(),
+            "readable by others is fine"
+        );
         for m in [0o777, 0o770, 0o1777, 0o707] {
             chmod(dir.path(), m);
             let e = ClientsFile::load(&path).unwrap_err().0;
             assert!(e.contains("directory"), "{e}");
-            assert!(e.contains(&format!("chmod go-w {}", dir.path().display())), "{e}");
+            assert!(
+                e.contains(&format!("chmod go-w {}", dir.path().display())),
+                "{e}"
+            );
             let e = f.save(&path).unwrap_err().0;
-            assert!(e.contains(&format!("chmod go-w {}", dir.path().display())), "{e}");
+            assert!(
+                e.contains(&format!("chmod go-w {}", dir.path().display())),
+                "{e}"
+            );
         }
         chmod(dir.path(), 0o755);
         assert!(ClientsFile::load(&path).is_ok());
@@ -775,17 +788,37 @@ mod tests {
         let new = f.add("new", Quota::default()).unwrap();
         f.save(&path).unwrap();
         chmod(&path, 0o666);
-        assert_eq!(reg.verify(None, &new), None, "the untrusted version is not loaded");
-        assert_eq!(reg.verify(None, &old).as_deref(), Some("old"), "the old list stays");
+        assert_eq!(
+            reg.verify(None, &new),
+            None,
+            "the untrusted version is not loaded"
+        );
+        assert_eq!(
+            reg.verify(None, &old).as_deref(),
+            Some("old"),
+            "the old list stays"
+        );
         chmod(&path, 0o600);
-        assert_eq!(reg.verify(None, &new).as_deref(), Some("new"), "fixed: loaded");
+        assert_eq!(
+            reg.verify(None, &new).as_deref(),
+            Some("new"),
+            "fixed: loaded"
+        );
         // The directory turning group-writable is a change too.
         f.clients.remove("old");
         f.save(&path).unwrap();
         chmod(dir.path(), 0o770);
-        assert_eq!(reg.verify(None, &old).as_deref(), Some("old"), "kept, not reloaded");
+        assert_eq!(
+            reg.verify(None, &old).as_deref(),
+            Some("old"),
+            "kept, not reloaded"
+        );
         chmod(dir.path(), 0o700);
-        assert_eq!(reg.verify(None, &old), None, "trusted again: the removal applies");
+        assert_eq!(
+            reg.verify(None, &old),
+            None,
+            "trusted again: the removal applies"
+        );
     }
 
     #[test]
@@ -794,8 +827,14 @@ mod tests {
         let path = clients_path(dir.path());
         for (toml, entry) in [
             ("[clients.\"al ice\"]\ntoken_sha256 = \"00\"\n", "[al ice]"),
-            ("[clients.\"\u{430}lice\"]\ntoken_sha256 = \"00\"\n", "[\u{430}lice]"),
-            ("[clients.\"unix:root\"]\ntoken_sha256 = \"00\"\n", "[unix:root]"),
+            (
+                "[clients.\"\u{430}lice\"]\ntoken_sha256 = \"00\"\n",
+                "[\u{430}lice]",
+            ),
+            (
+                "[clients.\"unix:root\"]\ntoken_sha256 = \"00\"\n",
+                "[unix:root]",
+            ),
             ("[unix.\"bad/user\"]\n", "[unix.bad/user]"),
         ] {
             std::fs::write(&path, toml).unwrap();
@@ -803,14 +842,23 @@ mod tests {
             let e = ClientsFile::load(&path).unwrap_err().0;
             assert!(e.contains(&path.display().to_string()), "{e}");
             assert!(e.contains(entry), "{entry}: {e}");
-            assert!(e.contains("is not allowed") && e.contains("ASCII letters"), "{e}");
+            assert!(
+                e.contains("is not allowed") && e.contains("ASCII letters"),
+                "{e}"
+            );
         }
     }
 
     #[test]
     fn names_are_checked_and_unix_users_have_their_own_namespace() {
-        assert_eq!(ClientName::parse("root").unwrap(), ClientName::Token("root"));
-        assert_eq!(ClientName::parse("unix:root").unwrap(), ClientName::Unix("root"));
+        assert_eq!(
+            ClientName::parse("root").unwrap(),
+            ClientName::Token("root")
+        );
+        assert_eq!(
+            ClientName::parse("unix:root").unwrap(),
+            ClientName::Unix("root")
+        );
         for bad in ["unix:", "unix:a:b", "Unix:x", "alice ", "a\u{202e}b", ""] {
             assert!(ClientName::parse(bad).is_err(), "{bad:?}");
         }
@@ -821,7 +869,14 @@ mod tests {
         assert!(f.add("unix:alice", Quota::default()).is_err());
         // A token client root and the Unix user root are two clients.
         let t = f.add("root", Quota::default()).unwrap();
-        f.allow_unix("alice", Quota { max_records: Some(3), ..Quota::default() }).unwrap();
+        f.allow_unix(
+            "alice",
+            Quota {
+                max_records: Some(3),
+                ..Quota::default()
+            },
+        )
+        .unwrap();
         assert!(f.allow_unix("alice", Quota::default()).is_err());
         assert!(f.allow_unix("ALICE", Quota::default()).is_err());
         assert!(f.allow_unix("a b", Quota::default()).is_err());
@@ -858,12 +913,20 @@ mod tests {
             reg.unix_client_named(other, "alice").as_deref(),
             Some("unix:alice")
         );
-        assert_eq!(reg.unix_client_named(other, "Alice"), None, "compared exactly");
+        assert_eq!(
+            reg.unix_client_named(other, "Alice"),
+            None,
+            "compared exactly"
+        );
         // A user name outside the client-name set is never a client.
         assert_eq!(reg.unix_client_named(me, "bad name"), None);
         f.unix.remove("alice");
         f.save(&path).unwrap();
-        assert_eq!(reg.unix_client_named(other, "alice"), None, "removed: not allowed");
+        assert_eq!(
+            reg.unix_client_named(other, "alice"),
+            None,
+            "removed: not allowed"
+        );
     }
 
     #[test]

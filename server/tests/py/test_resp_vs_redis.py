@@ -222,6 +222,11 @@ SCRIPTS: dict[str, list[Cmd]] = {
         ("CLIENT", "SETNAME", "my-app"),
         ("CLIENT", "GETNAME"),
         ("CLIENT", "SETNAME", "bad name"),
+        # HELLO's SETNAME is checked as CLIENT SETNAME's, before AUTH runs.
+        ("HELLO", "2", "SETNAME", "bad name"),
+        ("HELLO", "2", "SETNAME", "a\nb"),
+        ("HELLO", "2", "AUTH", "nobody", "wrong", "SETNAME", "bad name"),
+        ("CLIENT", "GETNAME"),
         ("GET",),
         ("GET", "a", "b"),
         ("NOSUCHCOMMAND", "a"),
