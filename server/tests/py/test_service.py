@@ -99,7 +99,7 @@ def test_a_token_client_named_like_a_unix_user_does_not_share_its_bucket(server:
     assert t.get("k") is None
     t.set("k", "token")
     assert u.get("k") == b"unix"
-    # No token client can take the unix: namespace.
+    # A token client's name cannot contain ":", so none can look like unix:USER.
     bad = subprocess.run([str(STATE_BIN), "--store", str(server.store), "client", "add", f"x:{me}"], capture_output=True, text=True)
     assert bad.returncode == 2 and "is not allowed" in bad.stderr
 
