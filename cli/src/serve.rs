@@ -197,7 +197,7 @@ pub fn client(target: &Target, args: ClientArgs, out: &mut Output) -> CmdResult 
                 Ok(t) => out.line(t),
                 Err(user) => {
                     eprintln!(
-                        "state client: Unix user {user} may now use the socket, as client \
+                        "state: Unix user {user} may now use the socket, as client \
                          {name} (no token)"
                     );
                     Ok(())

@@ -210,14 +210,13 @@ fn check_trusted(path: &Path, meta: &Metadata, what: &str) -> Result<(), AuthFil
     let me = euid();
     let owner = meta.uid();
     if owner != me && owner != 0 {
+        let (owner_name, me_name) = (user_name(owner), user_name(me));
         return Err(AuthFileError(format!(
-            "refusing the client list: {what} {} is owned by {} (uid {owner}), not by {} \
-             (uid {me}) who runs this, or root, so that user could change who may sign in; \
-             fix: `chown {} {}` (or name a list of your own with --clients)",
+            "refusing the client list: {what} {} is owned by {owner_name} (uid {owner}), \
+             not by {me_name} (uid {me}) who runs this, or root, so that user could change \
+             who may sign in; fix: run this as {owner_name} if the list is theirs, else \
+             `chown {me_name} {}`",
             path.display(),
-            user_name(owner),
-            user_name(me),
-            user_name(me),
             path.display()
         )));
     }

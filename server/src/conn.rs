@@ -555,7 +555,7 @@ fn hello(shared: &Shared, sess: &mut Session, args: &[&[u8]], out: &mut Out) {
     let mut setname = None;
     let mut auth = None;
     // Every option is checked (SETNAME's name as CLIENT SETNAME's) before AUTH runs,
-    // as in Redis: a HELLO that fails changes nothing.
+    // so a HELLO that fails changes nothing (Redis 7.0 authenticates first).
     while i < args.len() {
         let opt = args[i].to_ascii_lowercase();
         if opt == b"auth" && i + 2 < args.len() {
