@@ -117,7 +117,7 @@ def test_hello_setname_is_checked_like_client_setname_before_auth(server: StateS
     assert send(s, "CLIENT", "GETNAME") == b"$-1\r\n"
     r = server.client(single_connection_client=True)
     assert r.execute_command("HELLO", "2", "SETNAME", "app-1")
-    assert r.client_getname() == b"app-1"
+    assert r.client_getname() == "app-1"
 
 
 def test_only_allowed_unix_users_get_a_bucket_on_the_socket(tmp_path: Path) -> None:
