@@ -259,12 +259,13 @@ fn check_dir(path: &Path) -> Result<bool, AuthFileError> {
 }
 
 impl ClientsFile {
-    /// Reads the client list at `path`; a missing file is an empty list.
+    /// Reads the client list at `path`; a missing file (or directory) is an empty list.
     ///
     /// # Errors
-    /// An unreadable or malformed file, a client name outside the allowed set, or a
-    /// file or directory others could have written ([`check_trusted`]): the message
-    /// names the path, the problem and the fix.
+    /// An unreadable or malformed file, a client name outside the allowed set, a
+    /// symbolic link, or a file or directory another user could have written (owned
+    /// by someone but this process's user or root, or writable by group or others):
+    /// the message names the path, the problem and the fix.
     pub fn load(path: &Path) -> Result<ClientsFile, AuthFileError> {
         if !check_dir(path)? {
             return Ok(ClientsFile::default());

@@ -72,7 +72,8 @@ pub struct TlsFiles {
 /// What the server listens on and the limits it keeps.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Unix socket path for the Redis protocol (peer credentials name the client).
+    /// Unix socket path for the Redis protocol: an allowed peer's Unix user is the
+    /// client `unix:USER` without a token (see [`auth`]).
     pub unix: Option<PathBuf>,
     /// TCP address for the Redis protocol.
     pub resp: Option<SocketAddr>,
