@@ -184,7 +184,9 @@ pub enum Command {
     Compact,
 
     /// Serve the store to many programs: the Redis protocol on a Unix socket
-    /// (<store>/state.sock; peer credentials name the client) and on loopback TCP
+    /// (<store>/state.sock, mode 0600; the server's own Unix user and root, and users
+    /// allowed with `state client add unix:NAME`, are client unix:NAME there without a
+    /// token) and on loopback TCP
     /// port 7379, and the original's JSON API over HTTP on loopback port 7380. Each
     /// connection reaches only its own client's bucket. Runs in the foreground, logs
     /// to standard error (RUST_LOG=debug for more); SIGTERM or Ctrl-C stops it
@@ -303,9 +305,12 @@ pub struct ServeArgs {
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
     /// Add a client and print its new token (the only line on standard output,
-    /// shown once: only a hash of it is stored).
+    /// shown once: only a hash of it is stored). `unix:USER` instead allows Unix
+    /// user USER on the socket, as client unix:USER, without a token (nothing is
+    /// printed).
     Add {
-        /// The client's name (its bucket).
+        /// The client's name (its bucket): 1 to 64 ASCII letters, digits, '.', '_'
+        /// and '-'; or unix:USER.
         name: String,
         /// Quota: most records.
         #[arg(long, value_name = "N")]
@@ -317,11 +322,12 @@ pub enum ClientCommand {
         #[arg(long, value_name = "BYTES")]
         max_value_size: Option<u64>,
     },
-    /// List the clients and their quotas.
+    /// List the clients and their quotas (Unix users as unix:USER).
     List,
-    /// Remove a client: its token stops working (its bucket's data stays).
+    /// Remove a client: its token stops working (its bucket's data stays);
+    /// `unix:USER` takes Unix user USER's permission to use the socket away.
     Rm {
-        /// The client's name.
+        /// The client's name, or unix:USER.
         name: String,
     },
 }

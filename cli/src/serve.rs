@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use state_core::{Quota, StateService, Store};
-use state_server::auth::{clients_path, ClientsFile};
+use state_server::auth::{clients_path, ClientName, ClientsFile, UNIX_PREFIX};
 use state_server::{Config, Server, TlsFiles, SOCKET_NAME};
 
 use crate::args::{ClientArgs, ClientCommand, ServeArgs};
@@ -188,47 +188,74 @@ pub fn client(target: &Target, args: ClientArgs, out: &mut Output) -> CmdResult 
             max_bytes,
             max_value_size,
         } => {
-            let token = file
-                .add(
-                    &name,
-                    Quota {
-                        max_records,
-                        max_bytes,
-                        max_value_size,
-                    },
-                )
-                .map_err(|e| Failure::usage(e.0))?;
+            let quota = Quota {
+                max_records,
+                max_bytes,
+                max_value_size,
+            };
+            let parsed = ClientName::parse(&name).map_err(|e| Failure::usage(e.0))?;
+            let token = match parsed {
+                ClientName::Token(n) => Ok(file.add(n, quota).map_err(|e| Failure::usage(e.0))?),
+                ClientName::Unix(user) => {
+                    file.allow_unix(user, quota)
+                        .map_err(|e| Failure::usage(e.0))?;
+                    Err(user.to_string())
+                }
+            };
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 ensure_dir(parent)?;
             }
             file.save(&path).map_err(|e| Failure::store(e.0))?;
-            out.line(token)
+            match token {
+                Ok(t) => out.line(t),
+                Err(user) => {
+                    eprintln!(
+                        "state: Unix user {user} may now use the socket, as client \
+                         {name} (no token)"
+                    );
+                    Ok(())
+                }
+            }
         }
         ClientCommand::List => {
-            for (name, e) in &file.clients {
+            let rows = file
+                .clients
+                .iter()
+                .map(|(n, e)| (n.clone(), e.quota()))
+                .chain(
+                    file.unix
+                        .iter()
+                        .map(|(n, e)| (format!("{UNIX_PREFIX}{n}"), e.quota())),
+                );
+            for (name, q) in rows {
                 if out.json {
                     out.json_line(&ClientRow {
-                        name,
-                        max_records: e.max_records,
-                        max_bytes: e.max_bytes,
-                        max_value_size: e.max_value_size,
+                        name: &name,
+                        max_records: q.max_records,
+                        max_bytes: q.max_bytes,
+                        max_value_size: q.max_value_size,
                     })?;
                 } else {
-                    let q = |label: &str, v: Option<u64>| {
+                    let f = |label: &str, v: Option<u64>| {
                         v.map(|n| format!(" {label}={n}")).unwrap_or_default()
                     };
                     out.line(format!(
                         "{name}{}{}{}",
-                        q("max_records", e.max_records),
-                        q("max_bytes", e.max_bytes),
-                        q("max_value_size", e.max_value_size)
+                        f("max_records", q.max_records),
+                        f("max_bytes", q.max_bytes),
+                        f("max_value_size", q.max_value_size)
                     ))?;
                 }
             }
             Ok(())
         }
         ClientCommand::Rm { name } => {
-            if file.clients.remove(&name).is_none() {
+            // Exactly the name given: no case folding, no trimming.
+            let removed = match name.strip_prefix(UNIX_PREFIX) {
+                Some(user) => file.unix.remove(user).is_some(),
+                None => file.clients.remove(&name).is_some(),
+            };
+            if !removed {
                 return Err(Failure::not_found(format!(
                     "no client {name:?} in {}",
                     path.display()

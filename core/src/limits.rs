@@ -7,6 +7,8 @@ use crate::error::{Error, Result};
 pub const MAX_KEY_LEN: usize = 1024;
 /// Longest bucket name, in bytes of UTF-8.
 pub const MAX_BUCKET_NAME_LEN: usize = 255;
+/// Longest client name of `state serve`, in bytes (see [`check_client_name`]).
+pub const MAX_CLIENT_NAME_LEN: usize = 64;
 /// Default largest value, in bytes (16 MiB); see [`crate::StoreBuilder::max_value_size`].
 pub const DEFAULT_MAX_VALUE_SIZE: usize = 16 << 20;
 /// Default largest total size of one batch (keys plus values), in bytes (256 MiB);
@@ -49,6 +51,39 @@ pub fn check_bucket_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Checks a client name of `state serve` (a token client's name in `clients.toml`,
+/// or the Unix user name a peer on the socket is known by): 1 to
+/// [`MAX_CLIENT_NAME_LEN`] characters, each an ASCII letter, digit, `.`, `_` or `-`.
+///
+/// The set is small on purpose: no look-alike letters from other scripts, no
+/// spaces, controls or bidi marks, and no `:`, so a token client's name can never
+/// collide with the `unix:` namespace of peer identities. Names are compared
+/// exactly (`Alice` and `alice` are two names). The CLI, the server and the
+/// loading of `clients.toml` all check names with this function.
+pub fn check_client_name(name: &str) -> Result<()> {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
+    if !name.is_empty() && name.len() <= MAX_CLIENT_NAME_LEN && name.bytes().all(allowed) {
+        return Ok(());
+    }
+    let why = if name.is_empty() {
+        "it is empty".to_string()
+    } else if name.len() > MAX_CLIENT_NAME_LEN {
+        format!("it is {} bytes long", name.len())
+    } else {
+        let c = name
+            .chars()
+            .find(|c| !c.is_ascii() || !allowed(*c as u8))
+            .unwrap_or('?');
+        format!("it contains {c:?} ({})", c.escape_unicode())
+    };
+    Err(Error::invalid(format!(
+        "client name {:?}{} is not allowed: {why}; a client name is 1 to \
+         {MAX_CLIENT_NAME_LEN} of the ASCII letters, digits, '.', '_' and '-'",
+        truncate(name, 32),
+        if name.chars().count() > 32 { "..." } else { "" }
+    )))
+}
+
 /// Checks a value against the store's maximum value size.
 pub(crate) fn check_value(key: &str, value: &[u8], max: usize) -> Result<()> {
     if value.len() > max {
@@ -88,6 +123,46 @@ mod tests {
         assert!(check_bucket_name(&"b".repeat(255)).is_ok());
         assert!(check_bucket_name(&"b".repeat(256)).is_err());
         assert!(check_bucket_name("ünïcode ok").is_ok());
+    }
+
+    #[test]
+    fn client_names_are_a_small_ascii_set() {
+        for ok in ["alice", "Alice", "svc-1.prod_2", "a", "..", &"n".repeat(64)] {
+            assert!(check_client_name(ok).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            "",
+            &"n".repeat(65),
+            "unix:alice",
+            "alice ",
+            " alice",
+            "a b",
+            "\u{430}lice",   // Cyrillic a
+            "alice\u{202e}", // right-to-left override
+            "al\u{200b}ice", // zero-width space
+            "ünï",
+            "a\nb",
+            "a\0b",
+            "a/b",
+            "a@b",
+        ] {
+            let e = check_client_name(bad).unwrap_err().to_string();
+            assert!(e.contains("is not allowed"), "{bad:?}: {e}");
+            assert!(e.contains("ASCII letters, digits"), "{e}");
+        }
+        let e = check_client_name("\u{430}lice").unwrap_err().to_string();
+        assert!(
+            e.contains("\\u{430}"),
+            "the offending character is named: {e}"
+        );
+        let e = check_client_name(&"x".repeat(1 << 20))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.len() < 300,
+            "a long name is not repeated in full: {} bytes",
+            e.len()
+        );
     }
 
     #[test]

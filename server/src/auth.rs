@@ -6,6 +6,9 @@
 //! max_records = 10000           # optional quota
 //! max_bytes = 1048576           # optional quota
 //! max_value_size = 65536        # optional quota
+//!
+//! [unix.alice]                  # Unix user alice may use the socket, as client unix:alice
+//! max_records = 100             # optional quota
 //! ```
 //!
 //! A token is 256 random bits from the operating system, URL-safe base64 (43
@@ -13,9 +16,24 @@
 //! SHA-256 is a sound way to store it (a slow password hash protects guessable
 //! secrets; nothing here is guessable). Comparisons run in constant time, and a
 //! failed check takes the same path whether the client exists or not.
+//!
+//! Two namespaces of identities, which never meet: token clients (`dashboard`,
+//! bucket `dashboard`) and Unix users on the socket (`unix:alice`, bucket
+//! `unix:alice`). A client name cannot contain `:`
+//! ([`state_core::limits::check_client_name`]), so no token client can alias a
+//! Unix user. A Unix user is a client only if it is the user the server runs as,
+//! root, or listed under `[unix]`.
+//!
+//! The file is trusted only if nobody but its owner could have written it, as
+//! OpenSSH's StrictModes: the file and its directory must be owned by the user the
+//! process runs as (or root) and not be writable by group or others. It is written
+//! through a randomly named temporary file created exclusively with mode 0600 in
+//! the same directory, synced, renamed over the list, and the directory synced.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::fs::Metadata;
+use std::io::{Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -29,6 +47,10 @@ use subtle::ConstantTimeEq;
 
 /// The file name of the client list inside a store directory.
 pub const CLIENTS_FILE: &str = "clients.toml";
+
+/// The prefix of the client names of Unix users on the socket (`unix:alice`); the
+/// client's bucket has the same name.
+pub const UNIX_PREFIX: &str = "unix:";
 
 /// One client's entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,13 +80,44 @@ impl ClientEntry {
     }
 }
 
+/// A Unix user allowed on the socket (besides the server's own user and root, who
+/// always are), as client `unix:NAME`, with an optional quota.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnixEntry {
+    /// Quota: most live records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_records: Option<u64>,
+    /// Quota: most bytes of keys plus values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
+    /// Quota: largest value in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_value_size: Option<u64>,
+}
+
+impl UnixEntry {
+    /// The entry's quota (unset fields unlimited).
+    pub fn quota(&self) -> Quota {
+        Quota {
+            max_records: self.max_records,
+            max_bytes: self.max_bytes,
+            max_value_size: self.max_value_size,
+        }
+    }
+}
+
 /// The contents of `clients.toml`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientsFile {
-    /// Clients by name (the name is the client's bucket).
+    /// Token clients by name (the name is the client's bucket).
     #[serde(default)]
     pub clients: BTreeMap<String, ClientEntry>,
+    /// Unix users allowed on the socket by user name (their client and bucket is
+    /// `unix:NAME`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unix: BTreeMap<String, UnixEntry>,
 }
 
 /// An error reading or writing the client list; the message names the file.
@@ -101,70 +154,229 @@ pub fn new_token() -> Result<String, AuthFileError> {
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
-impl ClientsFile {
-    /// Reads the client list at `path`; a missing file is an empty list.
+/// What a name given to `state client` names: a token client (`dashboard`) or a
+/// Unix user on the socket (`unix:alice`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientName<'a> {
+    /// A client that signs in with a token.
+    Token(&'a str),
+    /// A Unix user, by user name (without the `unix:` prefix).
+    Unix(&'a str),
+}
+
+impl<'a> ClientName<'a> {
+    /// Parses and checks a name (see [`state_core::limits::check_client_name`]).
     ///
     /// # Errors
-    /// An unreadable or malformed file (the message names it and the problem).
+    /// A name outside the allowed set, saying which character and what is allowed.
+    pub fn parse(name: &'a str) -> Result<ClientName<'a>, AuthFileError> {
+        let parsed = match name.strip_prefix(UNIX_PREFIX) {
+            Some(user) => ClientName::Unix(user),
+            None => ClientName::Token(name),
+        };
+        let bare = match parsed {
+            ClientName::Token(n) | ClientName::Unix(n) => n,
+        };
+        state_core::limits::check_client_name(bare).map_err(|e| AuthFileError(message(&e)))?;
+        Ok(parsed)
+    }
+}
+
+fn message(e: &state_core::Error) -> String {
+    match e {
+        state_core::Error::InvalidArgument(m) => m.clone(),
+        e => e.to_string(),
+    }
+}
+
+/// The effective user id of this process.
+fn euid() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}
+
+fn user_name(uid: u32) -> String {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| format!("uid {uid}"))
+}
+
+/// Checks that `meta` (of `path`, a file or directory the client list depends on)
+/// could only have been written by this process's user or root: owned by the
+/// effective user or root, and not writable by group or others (OpenSSH's
+/// StrictModes).
+fn check_trusted(path: &Path, meta: &Metadata, what: &str) -> Result<(), AuthFileError> {
+    let me = euid();
+    let owner = meta.uid();
+    if owner != me && owner != 0 {
+        let (owner_name, me_name) = (user_name(owner), user_name(me));
+        return Err(AuthFileError(format!(
+            "refusing the client list: {what} {} is owned by {owner_name} (uid {owner}), \
+             not by {me_name} (uid {me}) who runs this, or root, so that user could change \
+             who may sign in; fix: run this as {owner_name} if the list is theirs, else \
+             `chown {me_name} {}`",
+            path.display(),
+            path.display()
+        )));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(AuthFileError(format!(
+            "refusing the client list: {what} {} is writable by {} (mode {mode:04o}), so \
+             another user could change who may sign in; fix: `chmod go-w {}`",
+            path.display(),
+            match mode & 0o022 {
+                0o020 => "its group",
+                0o002 => "every user",
+                _ => "its group and every user",
+            },
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The directory a client list at `path` is in.
+fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Checks the directory of the client list at `path` (see [`check_trusted`]).
+/// Returns whether the directory exists.
+fn check_dir(path: &Path) -> Result<bool, AuthFileError> {
+    let dir = dir_of(path);
+    let meta = match std::fs::metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(AuthFileError(format!("cannot read {}: {e}", dir.display()))),
+    };
+    check_trusted(dir, &meta, "directory")?;
+    Ok(true)
+}
+
+impl ClientsFile {
+    /// Reads the client list at `path`; a missing file (or directory) is an empty list.
+    ///
+    /// # Errors
+    /// An unreadable or malformed file, a client name outside the allowed set, a
+    /// symbolic link, or a file or directory another user could have written (owned
+    /// by someone but this process's user or root, or writable by group or others):
+    /// the message names the path, the problem and the fix.
     pub fn load(path: &Path) -> Result<ClientsFile, AuthFileError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ClientsFile::default()),
-            Err(e) => {
+        if !check_dir(path)? {
+            return Ok(ClientsFile::default());
+        }
+        let cannot_read =
+            |e: std::io::Error| AuthFileError(format!("cannot read {}: {e}", path.display()));
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_symlink() => {
                 return Err(AuthFileError(format!(
-                    "cannot read {}: {e}",
+                    "refusing the client list: {} is a symbolic link; name the file itself \
+                     with --clients",
                     path.display()
                 )))
             }
-        };
-        toml::from_str(&text).map_err(|e| {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ClientsFile::default()),
+            Err(e) => return Err(cannot_read(e)),
+        }
+        let mut f = std::fs::File::open(path).map_err(cannot_read)?;
+        // The checks look at the file that was opened, not at whatever the name
+        // points to a moment later.
+        let meta = f.metadata().map_err(cannot_read)?;
+        if !meta.is_file() {
+            return Err(AuthFileError(format!(
+                "refusing the client list: {} is not a regular file",
+                path.display()
+            )));
+        }
+        check_trusted(path, &meta, "file")?;
+        let mut text = String::new();
+        f.read_to_string(&mut text).map_err(cannot_read)?;
+        let file: ClientsFile = toml::from_str(&text).map_err(|e| {
             AuthFileError(format!(
                 "{} is not a valid client list: {e}",
                 path.display()
             ))
-        })
+        })?;
+        for (name, prefix) in file
+            .clients
+            .keys()
+            .map(|n| (n, ""))
+            .chain(file.unix.keys().map(|n| (n, "unix.")))
+        {
+            state_core::limits::check_client_name(name).map_err(|e| {
+                AuthFileError(format!(
+                    "{}: [{prefix}{}]: {}; rename or remove that entry",
+                    path.display(),
+                    name.escape_debug().take(64).collect::<String>(),
+                    message(&e)
+                ))
+            })?;
+        }
+        Ok(file)
     }
 
-    /// Writes the list to `path` atomically (a temporary file renamed over it), mode 0600.
+    /// Writes the list to `path` atomically: a temporary file with a random name,
+    /// created exclusively (`O_EXCL`) with mode 0600 in the same directory, written,
+    /// synced and renamed over `path`; then the directory is synced. The directory
+    /// must be one only this user (or root) can write.
     ///
     /// # Errors
-    /// I/O errors, naming the file.
+    /// An untrusted directory, I/O errors; the message names the path.
     pub fn save(&self, path: &Path) -> Result<(), AuthFileError> {
+        use std::os::unix::fs::PermissionsExt;
         let text = toml::to_string_pretty(self)
             .map_err(|e| AuthFileError(format!("cannot encode the client list: {e}")))?;
-        let dir = path.parent().unwrap_or(Path::new("."));
+        check_dir(path)?;
+        let dir = dir_of(path);
         let io = |e: std::io::Error| AuthFileError(format!("cannot write {}: {e}", path.display()));
-        let tmp = dir.join(format!(".{CLIENTS_FILE}.tmp"));
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(io)?;
-            f.write_all(b"# libstate clients: managed by `state client add|list|rm`.\n# Tokens are stored as SHA-256 hashes only.\n\n")
-                .map_err(io)?;
-            f.write_all(text.as_bytes()).map_err(io)?;
-            f.sync_all().map_err(io)?;
-        }
-        std::fs::rename(&tmp, path).map_err(io)?;
+        let base = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| CLIENTS_FILE.to_string());
+        // tempfile opens with O_CREAT|O_EXCL and the mode given here, retrying with
+        // another random name if one exists: a file someone else made in advance is
+        // never opened, and nobody else can open ours.
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&format!(".{base}."))
+            .suffix(".tmp")
+            .rand_bytes(12)
+            .permissions(std::fs::Permissions::from_mode(0o600))
+            .tempfile_in(dir)
+            .map_err(io)?;
+        let f = tmp.as_file_mut();
+        f.write_all(b"# libstate clients: managed by `state client add|list|rm`.\n# Tokens are stored as SHA-256 hashes only.\n\n")
+            .map_err(io)?;
+        f.write_all(text.as_bytes()).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        tmp.persist(path).map_err(|e| io(e.error))?;
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| AuthFileError(format!("cannot sync {}: {e}", dir.display())))?;
         Ok(())
     }
 
-    /// Adds client `name` with `quota` and returns its fresh token.
+    /// Adds token client `name` with `quota` and returns its fresh token.
     ///
     /// # Errors
-    /// If `name` is not a valid bucket name or the client exists.
+    /// If `name` is not a valid client name, is a `unix:` name (see
+    /// [`ClientsFile::allow_unix`]), the client exists, or one exists whose name
+    /// differs only in case.
     pub fn add(&mut self, name: &str, quota: Quota) -> Result<String, AuthFileError> {
-        state_core::limits::check_bucket_name(name)
-            .map_err(|e| AuthFileError(format!("client name {name:?}: {e}")))?;
-        if self.clients.contains_key(name) {
-            return Err(AuthFileError(format!(
-                "client {name:?} exists; remove it first (`state client rm {name}`) to issue a new token"
-            )));
-        }
+        let name = match ClientName::parse(name)? {
+            ClientName::Token(n) => n,
+            ClientName::Unix(_) => {
+                return Err(AuthFileError(format!(
+                    "{name:?} names a Unix user; allow it with `state client add {name}`"
+                )))
+            }
+        };
+        check_new(name, self.clients.keys(), "")?;
         let token = new_token()?;
         self.clients.insert(
             name.to_string(),
@@ -178,8 +390,29 @@ impl ClientsFile {
         Ok(token)
     }
 
-    /// Which client `token` belongs to (with `name`, only that client is checked).
-    /// Every entry is compared in constant time, whether or not one matches.
+    /// Allows Unix user `user` (a user name, without `unix:`) on the socket, as client
+    /// `unix:USER`, with `quota`.
+    ///
+    /// # Errors
+    /// If `user` is not a valid client name, or is already allowed (or one whose name
+    /// differs only in case).
+    pub fn allow_unix(&mut self, user: &str, quota: Quota) -> Result<(), AuthFileError> {
+        state_core::limits::check_client_name(user).map_err(|e| AuthFileError(message(&e)))?;
+        check_new(user, self.unix.keys(), UNIX_PREFIX)?;
+        self.unix.insert(
+            user.to_string(),
+            UnixEntry {
+                max_records: quota.max_records,
+                max_bytes: quota.max_bytes,
+                max_value_size: quota.max_value_size,
+            },
+        );
+        Ok(())
+    }
+
+    /// Which client `token` belongs to (with `name`, only that client is checked;
+    /// names are compared exactly). Every entry is compared in constant time,
+    /// whether or not one matches.
     pub fn verify(&self, name: Option<&str>, token: &str) -> Option<String> {
         let hash = hash_token(token);
         let mut found = None;
@@ -192,14 +425,52 @@ impl ClientsFile {
         }
         found
     }
+
+    /// The quota of client `name` (a token client, or `unix:USER`), if it has an
+    /// entry.
+    pub fn quota(&self, name: &str) -> Option<Quota> {
+        match name.strip_prefix(UNIX_PREFIX) {
+            Some(user) => self.unix.get(user).map(UnixEntry::quota),
+            None => self.clients.get(name).map(ClientEntry::quota),
+        }
+    }
 }
 
-/// The client list as the server sees it: reloaded when the file changes, so
-/// `state client add` takes effect without a restart.
+/// Refuses a new name that exists, or differs from an existing one only in ASCII
+/// case (`Alice` next to `alice` is a look-alike, not a second client).
+fn check_new<'a>(
+    name: &str,
+    existing: impl Iterator<Item = &'a String>,
+    prefix: &str,
+) -> Result<(), AuthFileError> {
+    for e in existing {
+        if e == name {
+            return Err(AuthFileError(format!(
+                "client {prefix}{name} exists; remove it first (`state client rm {prefix}{name}`) \
+                 to add it again"
+            )));
+        }
+        if e.eq_ignore_ascii_case(name) {
+            return Err(AuthFileError(format!(
+                "client {prefix}{name} would differ from client {prefix}{e} only in case; \
+                 choose a name that does not look like an existing one"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The client list as the server sees it: reloaded when the file (or its directory's
+/// owner or mode) changes, so `state client add` takes effect without a restart. A
+/// new version that fails to load, or that others could have written, is refused:
+/// the previous list stays and the error is logged once.
 #[derive(Debug)]
 pub struct Registry {
     path: PathBuf,
+    /// The version last looked at (loaded or refused) and the list last loaded.
     state: RwLock<(Option<Stamp>, ClientsFile)>,
+    /// The user the server runs as: allowed on the socket by default, with root.
+    euid: u32,
 }
 
 impl Registry {
@@ -208,11 +479,12 @@ impl Registry {
     /// # Errors
     /// As [`ClientsFile::load`].
     pub fn open(path: PathBuf) -> Result<Registry, AuthFileError> {
+        let stamp = Some(stamp(&path));
         let file = ClientsFile::load(&path)?;
-        let stamp = stamp(&path);
         Ok(Registry {
             path,
             state: RwLock::new((stamp, file)),
+            euid: euid(),
         })
     }
 
@@ -221,6 +493,7 @@ impl Registry {
         Registry {
             path: PathBuf::new(),
             state: RwLock::new((None, ClientsFile::default())),
+            euid: euid(),
         }
     }
 
@@ -230,15 +503,21 @@ impl Registry {
     }
 
     /// Rereads the file if it changed since the last look. A file that became
-    /// malformed keeps the last good list (and is logged).
+    /// malformed or untrusted keeps the last good list (and is logged once).
     pub fn refresh(&self) {
-        let now = stamp(&self.path);
+        if self.path.as_os_str().is_empty() {
+            return;
+        }
+        let now = Some(stamp(&self.path));
         if self.state.read().0 == now {
             return;
         }
         match ClientsFile::load(&self.path) {
             Ok(file) => *self.state.write() = (now, file),
-            Err(e) => tracing::error!("keeping the previous client list: {e}"),
+            Err(e) => {
+                self.state.write().0 = now;
+                tracing::error!("keeping the previous client list: {e}");
+            }
         }
     }
 
@@ -259,26 +538,73 @@ impl Registry {
             .is_some_and(|e| bool::from(e.token_sha256.as_bytes().ct_eq(token_sha256.as_bytes())))
     }
 
-    /// The quota of client `name` (unlimited if unknown).
+    /// The quota of client `name` (a token client or `unix:USER`), if it has an
+    /// entry.
     pub fn quota(&self, name: &str) -> Option<Quota> {
-        self.state
-            .read()
-            .1
-            .clients
-            .get(name)
-            .map(ClientEntry::quota)
+        self.state.read().1.quota(name)
+    }
+
+    /// The client a peer on the Unix socket with user id `uid` acts as without a
+    /// token: `unix:NAME` (NAME its user name) if it is the user the server runs as,
+    /// root, or listed under `[unix]`; `None` otherwise (it must AUTH), also for a
+    /// uid without a user name or with one outside the client-name set.
+    pub fn unix_client(&self, uid: u32) -> Option<String> {
+        let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+            .ok()
+            .flatten()?;
+        self.unix_client_named(uid, &user.name)
+    }
+
+    /// Whether the Unix user `uid`, signed in by peer credentials as `client`
+    /// (`unix:NAME`), is still allowed (false once its `[unix.NAME]` entry is gone,
+    /// unless it is the server's own user or root).
+    pub fn unix_still_allowed(&self, uid: u32, client: &str) -> bool {
+        uid == self.euid
+            || uid == 0
+            || client
+                .strip_prefix(UNIX_PREFIX)
+                .is_some_and(|name| self.state.read().1.unix.contains_key(name))
+    }
+
+    fn unix_client_named(&self, uid: u32, name: &str) -> Option<String> {
+        if let Err(e) = state_core::limits::check_client_name(name) {
+            tracing::debug!(
+                uid,
+                "a Unix user on the socket has no client: {}",
+                message(&e)
+            );
+            return None;
+        }
+        self.refresh();
+        let allowed = uid == self.euid || uid == 0 || self.state.read().1.unix.contains_key(name);
+        if !allowed {
+            tracing::debug!(
+                uid,
+                user = name,
+                "Unix user not allowed as a client on the socket (not in [unix] of {}): it must AUTH",
+                self.path.display()
+            );
+            return None;
+        }
+        Some(format!("{UNIX_PREFIX}{name}"))
     }
 }
 
-/// What tells one version of the file from the next: `save` renames a new file over
-/// it (a new inode), and the modification time alone can repeat within the
-/// file system's clock tick.
-type Stamp = (SystemTime, u64, u64);
+/// What tells one version of the file from the next, and a change of its trust:
+/// `save` renames a new file over it (a new inode), the modification time alone can
+/// repeat within the file system's clock tick, and chmod/chown change the mode and
+/// owner (of the file, or of its directory, whose other changes do not matter).
+type Stamp = (Option<FileStamp>, Option<(u64, u32, u32)>);
+type FileStamp = (SystemTime, u64, u64, u32, u32);
 
-fn stamp(path: &Path) -> Option<Stamp> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.ino(), m.len()))
+fn stamp(path: &Path) -> Stamp {
+    let file = std::fs::symlink_metadata(path)
+        .ok()
+        .and_then(|m| Some((m.modified().ok()?, m.ino(), m.len(), m.mode(), m.uid())));
+    let dir = std::fs::metadata(dir_of(path))
+        .ok()
+        .map(|m| (m.ino(), m.mode(), m.uid()));
+    (file, dir)
 }
 
 #[cfg(test)]
@@ -349,6 +675,280 @@ mod tests {
                 "a removed client's token stops working"
             );
         }
+    }
+
+    fn chmod(p: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::symlink_metadata(p).unwrap().mode() & 0o7777
+    }
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_file_planted_at_a_temporary_name_captures_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = clients_path(dir.path());
+        // What another user could have prepared: a file at the fixed temporary name
+        // the list used to be written through (world-writable, and owned by nobody
+        // when the test can arrange that), and a symbolic link at another likely name.
+        let planted = dir.path().join(".clients.toml.tmp");
+        std::fs::write(&planted, "planted").unwrap();
+        chmod(&planted, 0o666);
+        let as_root = euid() == 0;
+        if as_root {
+            std::os::unix::fs::chown(&planted, Some(65534), Some(65534)).unwrap();
+        }
+        let target = dir.path().join("elsewhere");
+        std::os::unix::fs::symlink(&target, dir.path().join(".clients.toml.new")).unwrap();
+        let mut f = ClientsFile::default();
+        let t = f.add("alice", Quota::default()).unwrap();
+        f.save(&path).unwrap();
+        let m = std::fs::symlink_metadata(&path).unwrap();
+        assert!(m.is_file());
+        assert_eq!(m.uid(), euid(), "the list belongs to the user who wrote it");
+        assert_eq!(mode(&path), 0o600);
+        assert_ne!(m.ino(), std::fs::metadata(&planted).unwrap().ino());
+        assert_eq!(std::fs::read_to_string(&planted).unwrap(), "planted");
+        if as_root {
+            assert_eq!(std::fs::metadata(&planted).unwrap().uid(), 65534);
+        }
+        assert!(!target.exists(), "nothing was written through the link");
+        assert_eq!(
+            entries(dir.path()),
+            [".clients.toml.new", ".clients.toml.tmp", "clients.toml"],
+            "no temporary file is left behind"
+        );
+        assert_eq!(
+            ClientsFile::load(&path)
+                .unwrap()
+                .verify(None, &t)
+                .as_deref(),
+            Some("alice")
+        );
+    }
+
+    #[test]
+    fn a_list_or_directory_others_can_write_is_refused_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = clients_path(dir.path());
+        let mut f = ClientsFile::default();
+        f.add("alice", Quota::default()).unwrap();
+        f.save(&path).unwrap();
+        for m in [0o666, 0o620, 0o602] {
+            chmod(&path, m);
+            let e = ClientsFile::load(&path).unwrap_err().0;
+            assert!(e.contains(&path.display().to_string()), "{e}");
+            assert!(e.contains(&format!("chmod go-w {}", path.display())), "{e}");
+        }
+        chmod(&path, 0o644);
+        assert!(
+            ClientsFile::load(&path).is_ok(),
+            "readable by others is fine"
+        );
+        for m in [0o777, 0o770, 0o1777, 0o707] {
+            chmod(dir.path(), m);
+            let e = ClientsFile::load(&path).unwrap_err().0;
+            assert!(e.contains("directory"), "{e}");
+            assert!(
+                e.contains(&format!("chmod go-w {}", dir.path().display())),
+                "{e}"
+            );
+            let e = f.save(&path).unwrap_err().0;
+            assert!(
+                e.contains(&format!("chmod go-w {}", dir.path().display())),
+                "{e}"
+            );
+        }
+        chmod(dir.path(), 0o755);
+        assert!(ClientsFile::load(&path).is_ok());
+        // A missing list in an untrusted directory is refused too: anyone could
+        // create it there later.
+        let open = tempfile::tempdir().unwrap();
+        chmod(open.path(), 0o777);
+        assert!(ClientsFile::load(&clients_path(open.path())).is_err());
+        if euid() == 0 {
+            std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+            let e = ClientsFile::load(&path).unwrap_err().0;
+            assert!(e.contains("is owned by") && e.contains("uid 65534"), "{e}");
+            std::os::unix::fs::chown(&path, Some(0), None).unwrap();
+            std::os::unix::fs::chown(dir.path(), Some(65534), None).unwrap();
+            let e = ClientsFile::load(&path).unwrap_err().0;
+            assert!(e.contains("directory") && e.contains("is owned by"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_symbolic_link_as_the_list_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.toml");
+        ClientsFile::default().save(&real).unwrap();
+        let path = clients_path(dir.path());
+        std::os::unix::fs::symlink(&real, &path).unwrap();
+        let e = ClientsFile::load(&path).unwrap_err().0;
+        assert!(e.contains("symbolic link"), "{e}");
+    }
+
+    #[test]
+    fn the_server_keeps_its_list_when_a_new_version_is_untrusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = clients_path(dir.path());
+        let mut f = ClientsFile::default();
+        let old = f.add("old", Quota::default()).unwrap();
+        f.save(&path).unwrap();
+        let reg = Registry::open(path.clone()).unwrap();
+        let new = f.add("new", Quota::default()).unwrap();
+        f.save(&path).unwrap();
+        chmod(&path, 0o666);
+        assert_eq!(
+            reg.verify(None, &new),
+            None,
+            "the untrusted version is not loaded"
+        );
+        assert_eq!(
+            reg.verify(None, &old).as_deref(),
+            Some("old"),
+            "the old list stays"
+        );
+        chmod(&path, 0o600);
+        assert_eq!(
+            reg.verify(None, &new).as_deref(),
+            Some("new"),
+            "fixed: loaded"
+        );
+        // The directory turning group-writable is a change too.
+        f.clients.remove("old");
+        f.save(&path).unwrap();
+        chmod(dir.path(), 0o770);
+        assert_eq!(
+            reg.verify(None, &old).as_deref(),
+            Some("old"),
+            "kept, not reloaded"
+        );
+        chmod(dir.path(), 0o700);
+        assert_eq!(
+            reg.verify(None, &old),
+            None,
+            "trusted again: the removal applies"
+        );
+    }
+
+    #[test]
+    fn bad_names_in_the_file_are_reported_with_the_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = clients_path(dir.path());
+        for (toml, entry) in [
+            ("[clients.\"al ice\"]\ntoken_sha256 = \"00\"\n", "[al ice]"),
+            (
+                "[clients.\"\u{430}lice\"]\ntoken_sha256 = \"00\"\n",
+                "[\u{430}lice]",
+            ),
+            (
+                "[clients.\"unix:root\"]\ntoken_sha256 = \"00\"\n",
+                "[unix:root]",
+            ),
+            ("[unix.\"bad/user\"]\n", "[unix.bad/user]"),
+        ] {
+            std::fs::write(&path, toml).unwrap();
+            chmod(&path, 0o600);
+            let e = ClientsFile::load(&path).unwrap_err().0;
+            assert!(e.contains(&path.display().to_string()), "{e}");
+            assert!(e.contains(entry), "{entry}: {e}");
+            assert!(
+                e.contains("is not allowed") && e.contains("ASCII letters"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_are_checked_and_unix_users_have_their_own_namespace() {
+        assert_eq!(
+            ClientName::parse("root").unwrap(),
+            ClientName::Token("root")
+        );
+        assert_eq!(
+            ClientName::parse("unix:root").unwrap(),
+            ClientName::Unix("root")
+        );
+        for bad in ["unix:", "unix:a:b", "Unix:x", "alice ", "a\u{202e}b", ""] {
+            assert!(ClientName::parse(bad).is_err(), "{bad:?}");
+        }
+        let mut f = ClientsFile::default();
+        f.add("alice", Quota::default()).unwrap();
+        let e = f.add("Alice", Quota::default()).unwrap_err().0;
+        assert!(e.contains("only in case"), "{e}");
+        assert!(f.add("unix:alice", Quota::default()).is_err());
+        // A token client root and the Unix user root are two clients.
+        let t = f.add("root", Quota::default()).unwrap();
+        f.allow_unix(
+            "alice",
+            Quota {
+                max_records: Some(3),
+                ..Quota::default()
+            },
+        )
+        .unwrap();
+        assert!(f.allow_unix("alice", Quota::default()).is_err());
+        assert!(f.allow_unix("ALICE", Quota::default()).is_err());
+        assert!(f.allow_unix("a b", Quota::default()).is_err());
+        assert_eq!(f.verify(None, &t).as_deref(), Some("root"));
+        assert_eq!(f.verify(Some("unix:root"), &t), None);
+        assert_eq!(f.quota("unix:alice").unwrap().max_records, Some(3));
+        assert_eq!(f.quota("alice"), Some(Quota::default()));
+        assert_eq!(f.quota("unix:bob"), None);
+        // Exact comparison: no case folding or trimming when signing in.
+        assert_eq!(f.verify(Some("Root"), &t), None);
+        assert_eq!(f.verify(Some("root "), &t), None);
+    }
+
+    #[test]
+    fn only_allowed_unix_users_are_clients_on_the_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = clients_path(dir.path());
+        let reg = Registry::open(path.clone()).unwrap();
+        // The user the server runs as and root are allowed by default.
+        let me = euid();
+        let my_name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(me))
+            .unwrap()
+            .unwrap()
+            .name;
+        assert_eq!(reg.unix_client(me), Some(format!("unix:{my_name}")));
+        assert_eq!(reg.unix_client(0).as_deref(), Some("unix:root"));
+        // Anyone else needs an entry; a uid is not in question here, so a made-up one.
+        let other = if me == 4242 { 4243 } else { 4242 };
+        assert_eq!(reg.unix_client_named(other, "alice"), None);
+        let mut f = ClientsFile::load(&path).unwrap();
+        f.allow_unix("alice", Quota::default()).unwrap();
+        f.save(&path).unwrap();
+        assert_eq!(
+            reg.unix_client_named(other, "alice").as_deref(),
+            Some("unix:alice")
+        );
+        assert_eq!(
+            reg.unix_client_named(other, "Alice"),
+            None,
+            "compared exactly"
+        );
+        // A user name outside the client-name set is never a client.
+        assert_eq!(reg.unix_client_named(me, "bad name"), None);
+        f.unix.remove("alice");
+        f.save(&path).unwrap();
+        assert_eq!(
+            reg.unix_client_named(other, "alice"),
+            None,
+            "removed: not allowed"
+        );
     }
 
     #[test]

@@ -141,6 +141,17 @@ pub fn wrong_arity(out: &mut Out, name: &str) {
     ));
 }
 
+/// Whether `name` may name a connection (CLIENT SETNAME and HELLO ... SETNAME, one
+/// rule for both, as in Redis): only the characters `!` to `~`, no spaces, newlines
+/// or anything else. If not, replies Redis's error. (An empty name clears it.)
+pub fn connection_name_ok(name: &[u8], out: &mut Out) -> bool {
+    if name.iter().all(|c| (b'!'..=b'~').contains(c)) {
+        return true;
+    }
+    out.error("ERR Client names cannot contain spaces, newlines or special characters.");
+    false
+}
+
 const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
 const SYNTAX: &str = "ERR syntax error";
 

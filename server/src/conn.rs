@@ -43,6 +43,8 @@ pub(crate) struct Session {
     /// Bytes of the queued commands' arguments (counted against
     /// `max_query_bytes`).
     pub(crate) multi_bytes: usize,
+    /// The peer's Unix user (on the Unix socket).
+    pub(crate) peer_uid: Option<u32>,
     protocol: &'static str,
     /// This connection's counts, flushed to the shared metrics after each batch.
     local: crate::metrics::Local,
@@ -66,6 +68,7 @@ impl Session {
             resp3: false,
             multi: None,
             multi_bytes: 0,
+            peer_uid: None,
             protocol,
             local: crate::metrics::Local::default(),
             subs: Subscriptions::default(),
@@ -173,6 +176,9 @@ where
 {
     let id = sess.id;
     let kill = shared.track(id, None, sess.client.is_none());
+    if let (Some(uid), Some(client)) = (sess.peer_uid, &sess.client) {
+        shared.unix_peer(id, uid, client);
+    }
     serve_tracked(&shared, stream, sess, &kill).await;
     shared.untrack(id);
 }
@@ -661,12 +667,8 @@ fn connection_command(
         }
         "client" => match lower(1).as_deref() {
             Some(b"setname") if args.len() == 3 => {
-                let n = String::from_utf8_lossy(args[2]).into_owned();
-                if n.bytes().any(|c| !(b'!'..=b'~').contains(&c)) {
-                    out.error(
-                        "ERR Client names cannot contain spaces, newlines or special characters.",
-                    );
-                } else {
+                if commands::connection_name_ok(args[2], out) {
+                    let n = String::from_utf8_lossy(args[2]).into_owned();
                     sess.name = (!n.is_empty()).then_some(n);
                     out.ok();
                 }
@@ -773,15 +775,18 @@ fn hello(shared: &Shared, sess: &mut Session, args: &[&[u8]], out: &mut Out) {
         i = 2;
     }
     let mut setname = None;
+    let mut auth = None;
+    // Every option is checked (SETNAME's name as CLIENT SETNAME's) before AUTH runs,
+    // so a HELLO that fails changes nothing (Redis 7.0 authenticates first).
     while i < args.len() {
         let opt = args[i].to_ascii_lowercase();
         if opt == b"auth" && i + 2 < args.len() {
-            if !authenticate(shared, sess, Some(args[i + 1]), args[i + 2]) {
-                out.error("WRONGPASS invalid username-password pair or user is disabled.");
-                return;
-            }
+            auth = Some((args[i + 1], args[i + 2]));
             i += 3;
         } else if opt == b"setname" && i + 1 < args.len() {
+            if !commands::connection_name_ok(args[i + 1], out) {
+                return;
+            }
             setname = Some(String::from_utf8_lossy(args[i + 1]).into_owned());
             i += 2;
         } else {
@@ -792,12 +797,18 @@ fn hello(shared: &Shared, sess: &mut Session, args: &[&[u8]], out: &mut Out) {
             return;
         }
     }
+    if let Some((name, token)) = auth {
+        if !authenticate(shared, sess, Some(name), token) {
+            out.error("WRONGPASS invalid username-password pair or user is disabled.");
+            return;
+        }
+    }
     if sess.client.is_none() {
         out.error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
         return;
     }
-    if setname.is_some() {
-        sess.name = setname;
+    if let Some(n) = setname {
+        sess.name = (!n.is_empty()).then_some(n);
     }
     sess.resp3 = proto == 3;
     out.resp3 = sess.resp3;

@@ -31,6 +31,7 @@ mod http;
 pub mod metrics;
 mod pubsub;
 pub mod resp;
+mod socket;
 mod sse;
 
 use std::collections::BTreeMap;
@@ -72,7 +73,8 @@ pub struct TlsFiles {
 /// What the server listens on and the limits it keeps.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Unix socket path for the Redis protocol (peer credentials name the client).
+    /// Unix socket path for the Redis protocol: an allowed peer's Unix user is the
+    /// client `unix:USER` without a token (see [`auth`]).
     pub unix: Option<PathBuf>,
     /// TCP address for the Redis protocol.
     pub resp: Option<SocketAddr>,
@@ -188,6 +190,8 @@ pub(crate) struct Tracked {
     /// Signed in with a token: the client and the token's hash. `None` for a
     /// connection not signed in yet, or one named by peer credentials.
     pub(crate) token_auth: Option<(String, String)>,
+    /// Named by Unix peer credentials: the peer's uid and its client (`unix:NAME`).
+    pub(crate) unix_peer: Option<(u32, String)>,
     /// Not signed in yet.
     pub(crate) pending: bool,
     /// Cancelled to end the connection.
@@ -259,6 +263,7 @@ impl Shared {
             id,
             Tracked {
                 token_auth,
+                unix_peer: None,
                 pending,
                 kill: kill.clone(),
             },
@@ -271,6 +276,14 @@ impl Shared {
         if let Some(t) = self.tracked.lock().get_mut(&id) {
             t.pending = false;
             t.token_auth = token_auth;
+        }
+    }
+
+    /// Records that connection `id` acts as `client` by the peer credentials of
+    /// Unix user `uid`.
+    pub(crate) fn unix_peer(&self, id: u64, uid: u32, client: &str) {
+        if let Some(t) = self.tracked.lock().get_mut(&id) {
+            t.unix_peer = Some((uid, client.to_string()));
         }
     }
 
@@ -287,8 +300,18 @@ impl Shared {
         let map = self.tracked.lock();
         let mut n = 0;
         for (id, t) in map.iter() {
-            if let Some((client, hash)) = &t.token_auth {
-                if !self.registry.still_valid(client, hash) && !t.kill.is_cancelled() {
+            let valid = match (&t.token_auth, &t.unix_peer) {
+                (Some((client, hash)), _) => self.registry.still_valid(client, hash),
+                (None, Some((uid, client))) => self.registry.unix_still_allowed(*uid, client),
+                (None, None) => true,
+            };
+            if let Some(client) = t
+                .token_auth
+                .as_ref()
+                .map(|a| &a.0)
+                .or(t.unix_peer.as_ref().map(|p| &p.1))
+            {
+                if !valid && !t.kill.is_cancelled() {
                     tracing::info!(conn = id, client = %client, "ending a session: its client was removed or its token changed");
                     t.kill.cancel();
                     n += 1;
@@ -408,7 +431,7 @@ impl Server {
         };
         let registry = Registry::open(clients).map_err(|e| io::Error::other(e.0))?;
         let unix = match &cfg.unix {
-            Some(p) => Some((bind_unix(p)?, p.clone())),
+            Some(p) => Some((socket::bind(p)?, p.clone())),
             None => None,
         };
         let resp = match cfg.resp {
@@ -499,33 +522,6 @@ impl Server {
     }
 }
 
-fn bind_unix(path: &PathBuf) -> io::Result<UnixListener> {
-    // A socket file left by a server that died is removed; a live one is not.
-    if path.exists() {
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(io::Error::new(
-                io::ErrorKind::AddrInUse,
-                format!("{} is in use by a running server", path.display()),
-            ));
-        }
-        std::fs::remove_file(path).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot remove the stale socket {}: {e}", path.display()),
-            )
-        })?;
-    }
-    let l = UnixListener::bind(path).map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("cannot listen on {}: {e}", path.display()),
-        )
-    })?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(l)
-}
-
 async fn bind_tcp(a: SocketAddr, what: &str) -> io::Result<TcpListener> {
     TcpListener::bind(a)
         .await
@@ -571,18 +567,12 @@ async fn accept_unix(shared: Arc<Shared>, l: UnixListener, tasks: TaskTracker) {
             tasks.spawn(refuse(stream, false));
             continue;
         };
-        let client = stream
-            .peer_cred()
-            .ok()
-            .and_then(|c| {
-                nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(c.uid()))
-                    .ok()
-                    .flatten()
-            })
-            .map(|u| u.name)
-            .filter(|n| state_core::limits::check_bucket_name(n).is_ok());
+        // `unix:NAME` for an allowed Unix user; anyone else must AUTH (auth.rs).
+        let uid = stream.peer_cred().ok().map(|c| c.uid());
+        let client = uid.and_then(|u| shared.registry.unix_client(u));
         let id = shared.next_id();
-        let sess = conn::Session::new(id, "unix".into(), client, "unix");
+        let mut sess = conn::Session::new(id, "unix".into(), client, "unix");
+        sess.peer_uid = uid;
         let sh = shared.clone();
         tasks.spawn(async move {
             conn::serve(sh, stream, sess).await;

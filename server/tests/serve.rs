@@ -19,6 +19,8 @@ fn fixture(quota: Quota) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store_dir = dir.path().join("s");
     std::fs::create_dir_all(&store_dir).unwrap();
+    // As the store would make it: only its owner may write the client list's directory.
+    chmod(&store_dir, 0o700);
     let mut clients = ClientsFile::default();
     let token = clients.add("alice", quota).unwrap();
     clients.save(&clients_path(&store_dir)).unwrap();
@@ -38,6 +40,27 @@ async fn start(f: &Fixture, cfg: Config) -> (Server, Store) {
         .await
         .unwrap();
     (server, store)
+}
+
+fn chmod(p: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn entries(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn my_user_name() -> String {
+    nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .unwrap()
+        .unwrap()
+        .name
 }
 
 fn tcp_config() -> Config {
@@ -142,8 +165,14 @@ async fn unix_socket_uses_peer_credentials_and_idle_timeout_closes() {
     let stop = server.shutdown_token();
     let run = tokio::spawn(server.run_until(std::future::pending()));
     let mut c = BufReader::new(UnixStream::connect(&sock).await.unwrap());
-    // No AUTH: the peer's user is the client.
+    // No AUTH: the peer's user (the server's own) is the client unix:USER.
     assert_eq!(exchange(&mut c, b"SET k v\r\n", 1).await, "+OK\r\n");
+    // A bulk string whose text ends in "\n": three lines with the final "\r\n".
+    let info = exchange(&mut c, b"CLIENT INFO\r\n", 3).await;
+    assert!(
+        info.contains(&format!(" user=unix:{} ", my_user_name())),
+        "{info}"
+    );
     // Idle past the timeout: the server closes the connection (EOF, not a sleep).
     let mut rest = Vec::new();
     let n = c.read_to_end(&mut rest).await.unwrap();
@@ -225,4 +254,133 @@ async fn web_dir_answers_bad_targets_with_4xx() {
         let status = reply.split(' ').nth(1).unwrap_or_default();
         assert_eq!(status, *want, "GET {:.40}: {reply:.200}", target);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_socket_appears_by_rename_already_0600_and_nothing_else_is_left() {
+    use nix::sys::inotify::{AddWatchFlags as W, InitFlags, Inotify};
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let f = fixture(Quota::default());
+    let store = Store::builder()
+        .engine(Engine::Memfile)
+        .open(&f.store_dir)
+        .unwrap();
+    let sock = f.store_dir.join("state.sock");
+    let before = entries(&f.store_dir);
+    // Every name created, moved in, deleted or chmod-ed in the store directory while
+    // the server binds: the socket must arrive by rename, never be created or
+    // changed in place (bind then chmod would show IN_CREATE and IN_ATTRIB).
+    let watch = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).unwrap();
+    watch
+        .add_watch(
+            &f.store_dir,
+            W::IN_CREATE | W::IN_MOVED_TO | W::IN_ATTRIB | W::IN_DELETE,
+        )
+        .unwrap();
+    let cfg = Config {
+        unix: Some(sock.clone()),
+        ..Config::default()
+    };
+    let server = Server::bind(StateService::new(store.clone()), cfg)
+        .await
+        .unwrap();
+    let mut events = Vec::new();
+    while let Ok(batch) = watch.read_events() {
+        events.extend(batch);
+    }
+    let name = |e: &nix::sys::inotify::InotifyEvent| {
+        e.name
+            .as_ref()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let on_sock: Vec<W> = events
+        .iter()
+        .filter(|e| name(e) == "state.sock")
+        .map(|e| e.mask)
+        .collect();
+    assert_eq!(on_sock, [W::IN_MOVED_TO], "{events:?}");
+    for (i, e) in events.iter().enumerate() {
+        if e.mask.contains(W::IN_CREATE) {
+            assert!(
+                e.mask.contains(W::IN_ISDIR),
+                "only a directory is made: {events:?}"
+            );
+            assert!(
+                events[i..]
+                    .iter()
+                    .any(|d| d.mask.contains(W::IN_DELETE) && name(d) == name(e)),
+                "and removed again: {events:?}"
+            );
+        }
+    }
+    let m = std::fs::symlink_metadata(&sock).unwrap();
+    assert!(m.file_type().is_socket());
+    assert_eq!(m.mode() & 0o7777, 0o600);
+    let mut after = before.clone();
+    after.push("state.sock".to_string());
+    after.sort();
+    assert_eq!(entries(&f.store_dir), after);
+    let stop = server.shutdown_token();
+    let run = tokio::spawn(server.run_until(std::future::pending()));
+    let mut c = BufReader::new(UnixStream::connect(&sock).await.unwrap());
+    assert_eq!(exchange(&mut c, b"PING\r\n", 1).await, "+PONG\r\n");
+    stop.cancel();
+    run.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_socket_is_replaced_a_live_one_or_another_file_is_refused() {
+    let f = fixture(Quota::default());
+    let store = Store::builder()
+        .engine(Engine::Memfile)
+        .open(&f.store_dir)
+        .unwrap();
+    let bind = |p: &std::path::Path| {
+        Server::bind(
+            StateService::new(store.clone()),
+            Config {
+                unix: Some(p.to_path_buf()),
+                ..Config::default()
+            },
+        )
+    };
+    let file = f.store_dir.join("not-a-socket");
+    std::fs::write(&file, "data").unwrap();
+    let e = bind(&file).await.unwrap_err().to_string();
+    assert!(e.contains("is not a socket"), "{e}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "data");
+    let sock = f.store_dir.join("state.sock");
+    drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+    let server = bind(&sock).await.unwrap();
+    let e = bind(&sock).await.unwrap_err().to_string();
+    assert!(e.contains("in use by a running server"), "{e}");
+    let stop = server.shutdown_token();
+    let run = tokio::spawn(server.run_until(std::future::pending()));
+    UnixStream::connect(&sock).await.unwrap();
+    stop.cancel();
+    run.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn the_server_refuses_a_client_list_others_could_write() {
+    let f = fixture(Quota::default());
+    let store = Store::builder()
+        .engine(Engine::Memfile)
+        .open(&f.store_dir)
+        .unwrap();
+    let bind = || Server::bind(StateService::new(store.clone()), tcp_config());
+    let list = clients_path(&f.store_dir);
+    chmod(&f.store_dir, 0o777);
+    let e = bind().await.unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("chmod go-w {}", f.store_dir.display())),
+        "{e}"
+    );
+    chmod(&f.store_dir, 0o700);
+    chmod(&list, 0o620);
+    let e = bind().await.unwrap_err().to_string();
+    assert!(e.contains(&format!("chmod go-w {}", list.display())), "{e}");
+    chmod(&list, 0o600);
+    bind().await.unwrap();
 }

@@ -19,6 +19,12 @@ fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store_dir = dir.path().join("s");
     std::fs::create_dir_all(&store_dir).unwrap();
+    // As the store would make it: only its owner may write the client list's directory.
+    std::fs::set_permissions(
+        &store_dir,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
     let mut clients = ClientsFile::default();
     let alice = clients.add("alice", Quota::default()).unwrap();
     let bob = clients.add("bob", Quota::default()).unwrap();

@@ -5,18 +5,20 @@ redis-cli and redis-benchmark."""
 from __future__ import annotations
 
 import getpass
+import os
 import random
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 
 import pytest
 import redis
 
-from conftest import StateServer, start_state, state
+from conftest import STATE_BIN, StateServer, start_state, state
 
 
 def raw(port: int) -> socket.socket:
@@ -81,8 +83,108 @@ def test_unix_socket_peer_credentials_name_the_client(server: StateServer) -> No
     u.set("local", "1")
     assert u.get("local") == b"1"
     info = u.execute_command("CLIENT", "INFO")
-    assert f"user={me}" in (info.decode() if isinstance(info, bytes) else str(info))
+    assert f"user=unix:{me} " in (info.decode() if isinstance(info, bytes) else str(info))
     assert oct((server.unix or Path()).stat().st_mode & 0o777) == oct(0o600)
+    # The Unix user's bucket is unix:NAME, in its own namespace.
+    assert server.stop() == 0
+    assert state(server.store, "get", f"unix:{me}", "local") == "1\n"
+
+
+def test_a_token_client_named_like_a_unix_user_does_not_share_its_bucket(server: StateServer) -> None:
+    me = getpass.getuser()
+    tok = state(server.store, "client", "add", me).strip()
+    u = server.unix_client()
+    t = redis.Redis(host="127.0.0.1", port=server.resp_port, username=me, password=tok)
+    u.set("k", "unix")
+    assert t.get("k") is None
+    t.set("k", "token")
+    assert u.get("k") == b"unix"
+    # A token client's name cannot contain ":", so none can look like unix:USER.
+    bad = subprocess.run([str(STATE_BIN), "--store", str(server.store), "client", "add", f"x:{me}"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "is not allowed" in bad.stderr
+
+
+def test_hello_setname_is_checked_like_client_setname_before_auth(server: StateServer) -> None:
+    s = raw(server.resp_port or 0)
+    err = b"-ERR Client names cannot contain spaces, newlines or special characters.\r\n"
+    assert send(s, "CLIENT", "SETNAME", "bad name") == b"-NOAUTH Authentication required.\r\n"
+    assert send(s, "HELLO", "3", "AUTH", "alice", server.tokens["alice"], "SETNAME", "bad name") == err
+    assert send(s, "HELLO", "3", "AUTH", "alice", server.tokens["alice"], "SETNAME", "\u202eevil") == err
+    assert send(s, "GET", "k") == b"-NOAUTH Authentication required.\r\n", "a refused HELLO signs nobody in"
+    assert send(s, "AUTH", "alice", server.tokens["alice"]) == b"+OK\r\n"
+    assert send(s, "HELLO", "2", "SETNAME", "a\tb") == err
+    assert send(s, "CLIENT", "SETNAME", "a\tb") == err
+    assert send(s, "CLIENT", "GETNAME") == b"$-1\r\n"
+    r = server.client(single_connection_client=True)
+    assert r.execute_command("HELLO", "2", "SETNAME", "app-1")
+    assert r.client_getname() == "app-1"
+
+
+def test_only_allowed_unix_users_get_a_bucket_on_the_socket(tmp_path: Path) -> None:
+    """Another Unix user who can reach the socket is no client until allowed. Needs
+    a second user to connect as: the suite runs as root in `make test`."""
+    if os.geteuid() != 0:
+        pytest.skip("connecting as another Unix user needs root")
+    top = Path(tempfile.mkdtemp(prefix="state-peer-"))
+    try:
+        os.chmod(top, 0o711)  # traversable, not writable, by others
+        store = top / "store"
+        srv = start_state(store)
+        try:
+            os.chmod(store, 0o711)
+            assert srv.unix is not None
+            os.chmod(srv.unix, 0o666)  # widened by hand: anyone may connect
+            # SET, then CLIENT INFO: two error lines, or +OK and a bulk string (3 lines).
+            probe = (
+                "import socket, sys\n"
+                "s = socket.socket(socket.AF_UNIX)\n"
+                "s.connect(sys.argv[1])\n"
+                "s.sendall(b'SET k v\\r\\nCLIENT INFO\\r\\n')\n"
+                "d = b''\n"
+                "while d.count(b'\\r\\n') < (3 if d.startswith(b'+') else 2):\n"
+                "    c = s.recv(4096)\n"
+                "    if not c: break\n"
+                "    d += c\n"
+                "sys.stdout.write(d.decode())\n"
+            )
+
+            def as_nobody() -> str:
+                return subprocess.run(
+                    ["/usr/bin/python3", "-c", probe, str(srv.unix)], user="nobody", group="nogroup",
+                    capture_output=True, text=True, timeout=30, check=True, cwd="/",
+                ).stdout
+
+            assert as_nobody().startswith("-NOAUTH Authentication required.")
+            state(store, "client", "add", "unix:nobody")
+            out = as_nobody()
+            assert out.startswith("+OK") and "user=unix:nobody " in out, out
+            # An open session of the allowed user ends when it is removed.
+            held = (
+                "import socket, sys\n"
+                "s = socket.socket(socket.AF_UNIX)\n"
+                "s.settimeout(20)\n"
+                "s.connect(sys.argv[1])\n"
+                "s.sendall(b'PING\\r\\n')\n"
+                "assert s.recv(100) == b'+PONG\\r\\n'\n"
+                "print('signed in', flush=True)\n"
+                "print('ended' if s.recv(100) == b'' else 'still open', flush=True)\n"
+            )
+            session = subprocess.Popen(
+                ["/usr/bin/python3", "-c", held, str(srv.unix)], user="nobody", group="nogroup",
+                stdout=subprocess.PIPE, text=True, cwd="/",
+            )
+            assert session.stdout is not None
+            assert session.stdout.readline() == "signed in\n"
+            state(store, "client", "rm", "unix:nobody")
+            assert session.stdout.readline() == "ended\n"
+            assert session.wait(timeout=30) == 0
+            assert as_nobody().startswith("-NOAUTH")
+        finally:
+            assert srv.stop() == 0
+        assert state(store, "get", "unix:nobody", "k") == "v\n"
+        assert "nobody" not in state(store, "buckets").replace("unix:nobody", "")
+    finally:
+        shutil.rmtree(top)
 
 
 def test_clients_added_while_serving_can_sign_in(server: StateServer) -> None:
