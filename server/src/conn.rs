@@ -329,8 +329,11 @@ async fn serve_tracked<S>(
                 deadline = Some(deadline.map_or(d, |x| x.min(d)));
             }
         }
+        // A bulk whose length has arrived gets its room at once (bounded by the
+        // request limit the parser checked): no doubling copies while it arrives.
+        let want = parser.awaiting().saturating_sub(buf.len());
         let read = async {
-            buf.reserve(16 << 10);
+            buf.reserve(want.max(16 << 10));
             match deadline {
                 Some(t) => tokio::time::timeout_at(t, stream.read_buf(&mut buf))
                     .await

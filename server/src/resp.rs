@@ -119,6 +119,9 @@ pub struct Parser {
     inline_scanned: usize,
     /// Bytes examined in all (for tests that prove the work is linear).
     scanned: u64,
+    /// After [`Parsed::Incomplete`] inside a bulk string: how many bytes (from the
+    /// request's first) complete that bulk; 0 otherwise.
+    awaiting: usize,
 }
 
 impl Parser {
@@ -131,6 +134,19 @@ impl Parser {
     pub fn reset(&mut self) {
         self.progress = None;
         self.inline_scanned = 0;
+        self.awaiting = 0;
+    }
+
+    /// After [`Parsed::Incomplete`] in the middle of a bulk string whose length has
+    /// arrived: the bytes, counted from the request's first, that complete it (a
+    /// reader can make room for them at once instead of growing step by step).
+    /// 0 when no length is pending.
+    pub fn awaiting(&self) -> usize {
+        if self.progress.is_some() {
+            self.awaiting
+        } else {
+            0
+        }
     }
 
     /// Bytes this parser has examined so far, over all calls.
@@ -151,6 +167,7 @@ impl Parser {
     /// of the bad request are never run. After an error the parser must not be used
     /// again (the connection closes).
     pub fn parse(&mut self, buf: &[u8], limits: &ParseLimits) -> Result<Parsed, ProtocolError> {
+        self.awaiting = 0;
         let Some(&first) = buf.first() else {
             return Ok(Parsed::Incomplete);
         };
@@ -221,6 +238,7 @@ impl Parser {
                 // Resume at this bulk's header: re-reading it (at most MAX_HEADER
                 // bytes) is cheaper than keeping its parsed length.
                 self.scanned += (end + 2 - pos) as u64;
+                self.awaiting = stop + 2;
                 self.progress = Some(p);
                 return Ok(Parsed::Incomplete);
             }
