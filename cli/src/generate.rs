@@ -40,7 +40,7 @@ pub fn generate(dir: &Path, out: &mut Output) -> CmdResult {
         written.push(path);
     }
     for p in written {
-        out.line(&p.display().to_string())?;
+        out.line(p.display().to_string())?;
     }
     Ok(())
 }
