@@ -4,7 +4,7 @@
 #                      libstate-VERSION-linux-x86_64.tar.gz   C library (.so with soname
 #                        links, .a), state.h, state.pc, CMake package, the state tool, its
 #                        man pages and completions, LICENSE
-#                      libstate-VERSION-cp311-abi3-manylinux_2_17_x86_64.whl and
+#                      libstate-VERSION-cp311-abi3-manylinux2014_x86_64.manylinux_2_17_x86_64.whl
 #                        libstate-VERSION.tar.gz                Python wheel and sdist
 #                      libstate-tools_VERSION-1_amd64.deb       state + libstate.service
 #   make dist-test   checks the artefacts as users meet them (below); make test runs
@@ -21,7 +21,7 @@ TEST_TARGETS += core-no-default-features install-test dist-test-c dist-test-cmak
 DIST := $(CURDIR)/dist
 DIST_NAME := libstate-$(STATE_LIB_VERSION)-linux-x86_64
 DIST_TARBALL := $(DIST)/$(DIST_NAME).tar.gz
-DIST_WHEEL_TAG := cp311-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64
+DIST_WHEEL_TAG := cp311-abi3-manylinux2014_x86_64.manylinux_2_17_x86_64
 DIST_WHEEL := $(DIST)/libstate-$(STATE_LIB_VERSION)-$(DIST_WHEEL_TAG).whl
 DIST_SDIST := $(DIST)/libstate-$(STATE_LIB_VERSION).tar.gz
 DEB_NAME := libstate-tools
@@ -30,9 +30,10 @@ DIST_STAGE := $(CURDIR)/target/dist-stage
 # Outside target/: cargo-deb treats asset paths under target/ as its own build output.
 DEB_GEN := $(CURDIR)/cli/debian/gen
 # Archive timestamps and the Debian changelog date: the last commit's, so a rebuild of
-# the same commit gives the same tarball.
+# the same commit gives the same tarball. Passed to the packaging commands only, not
+# exported: the cc crate reruns build scripts when it changes, so exporting it would
+# rebuild ring and everything above it whenever make and plain cargo alternate.
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
-export SOURCE_DATE_EPOCH
 # The tools the wheel is built and checked with, in the project's .venv: maturin's
 # --zig links against an old glibc (manylinux_2_17) with zig's linker; auditwheel
 # checks the result.
@@ -42,7 +43,7 @@ PY_DIST_TOOLS := "ziglang>=0.13,<0.18" "auditwheel>=6"
 ZIG_TARGET := $(CURDIR)/target/zig
 # cargo-deb, installed with cargo when missing (pinned for reproducible packages).
 CARGO_DEB_VERSION ?= 3.8.0
-DIST_PKGS := lintian dpkg-dev cmake pkgconf binutils
+DIST_PKGS := lintian dpkg-dev cmake pkgconf binutils systemd
 
 .PHONY: core-no-default-features dist dist-c dist-python dist-deb dist-sums dist-packages dist-test \
 	dist-test-c dist-test-cmake dist-test-python dist-test-deb install-test deny
@@ -86,9 +87,10 @@ $(VENV)/.dist-tools-installed: $(VENV)/.tools-installed
 # that the wheel is manylinux_2_17 and links no library it does not allow.
 dist-python: $(VENV)/.dist-tools-installed
 	mkdir -p $(DIST) && rm -f $(DIST_WHEEL) $(DIST_SDIST)
-	cd $(PYDIR) && PATH="$(VENV)/bin:$$PATH" CARGO_TARGET_DIR=$(ZIG_TARGET) maturin build --release \
+	cd $(PYDIR) && PATH="$(VENV)/bin:$$PATH" CARGO_TARGET_DIR=$(ZIG_TARGET) \
+	  SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) maturin build --release \
 	  --locked --zig --compatibility manylinux_2_17 --out $(DIST)
-	cd $(PYDIR) && PATH="$(VENV)/bin:$$PATH" maturin sdist --out $(DIST)
+	cd $(PYDIR) && PATH="$(VENV)/bin:$$PATH" SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) maturin sdist --out $(DIST)
 	test -f $(DIST_WHEEL) && test -f $(DIST_SDIST)
 	$(VENV)/bin/auditwheel show $(DIST_WHEEL) | tee $(ZIG_TARGET)/auditwheel.txt
 	tr -s ' \n' ' ' < $(ZIG_TARGET)/auditwheel.txt | grep -q 'consistent with the following platform tag: "manylinux_2_17_x86_64"' 
@@ -106,7 +108,7 @@ dist-deb: cli-build dist-packages
 	  "  * Upstream release $(STATE_LIB_VERSION): see /usr/share/doc/$(DEB_NAME)/changelog.gz." "" \
 	  " -- The libstate authors <maintainers@libstate.invalid>  $$(date -u -R -d @$(SOURCE_DATE_EPOCH))" \
 	  > $(DEB_GEN)/changelog
-	$(CARGO) deb -p state-cli --no-build --deb-revision 1 --output $(DIST_DEB)
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(CARGO) deb -p state-cli --no-build --deb-revision 1 --output $(DIST_DEB)
 	lintian --fail-on error $(DIST_DEB)
 
 deny:
@@ -193,6 +195,7 @@ dist-test-python: dist-python redis-packages
 	python -m pip install --quiet --no-index --find-links $(DIST) --only-binary :all: libstate==$(STATE_LIB_VERSION); \
 	python -m pip install --quiet "pytest>=8" "hypothesis>=6.100"; \
 	python -c 'import libstate, sys; assert libstate.__version__ == "$(STATE_LIB_VERSION)", libstate.__version__; print("dist-test-python: libstate", libstate.__version__, "from", libstate.__file__)'; \
+	python -c 'import importlib.metadata as m; assert any(str(f).endswith("licenses/LICENSE") for f in m.files("libstate")), "no LICENSE in the wheel"'; \
 	cp -r $(PYDIR)/tests $(DIST_TEST)/py/tests; \
 	cd $(DIST_TEST)/py && python -m pytest -q -p no:cacheprovider tests
 	@tar -tzf $(DIST_SDIST) > $(DIST_TEST)/py/sdist.txt; \
