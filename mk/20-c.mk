@@ -2,7 +2,9 @@
 # suite (valgrind + ASan/UBSan), pkg-config and `make install`, the opt-in C benchmark.
 #
 #   make header            regenerate include/state.h with the pinned cbindgen
-#   make install PREFIX=…  install lib, header and state.pc (default /usr/local)
+#   make install PREFIX=…  install lib, header, state.pc and the CMake package (default
+#                          /usr/local; also DESTDIR LIBDIR INCLUDEDIR BINDIR; builds nothing)
+#   make uninstall …       remove them again (same variables)
 #   make bench-c           C vs Rust per-call benchmark (opt-in; docs/bench-c.md)
 
 ALL_TARGETS += c-example
@@ -33,7 +35,7 @@ VALGRIND_FLAGS := --quiet --error-exitcode=99 --fair-sched=yes --leak-check=full
 	--track-origins=yes --suppressions=$(CURDIR)/tests/valgrind.supp
 
 .PHONY: c-lib c-example c-header-check c-test c-test-valgrind c-test-asan \
-	c-install-test install c-install header bench-c
+	c-install-test header bench-c
 
 # The release library, staged as an installed layout would be (real file, soname
 # link, dev link) so the C programs load it exactly as users will.
@@ -75,20 +77,70 @@ c-test-asan: c-lib
 	  ASAN_OPTIONS=detect_leaks=1 $(C_BIN)/$$t-asan || exit 1; \
 	done
 
-install: c-install
+# Installation (`make install`, docs/c.md). Directories are GNU's names; DESTDIR is
+# put in front of each when copying (staged installs, packaging) and never written into
+# the installed files. Install builds nothing: it copies what `make` built, so it can
+# run as root without compiling as root; it fails, naming the file, when something is
+# missing.
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+DATADIR ?= $(PREFIX)/share
+MANDIR ?= $(DATADIR)/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+CMAKEDIR ?= $(LIBDIR)/cmake/libstate
+C_ARTEFACTS := $(C_LIB)/libstate.so.$(STATE_LIB_VERSION) $(C_LIB)/libstate.a
+# A directory as written into state.pc and the CMake files: under PREFIX it is given
+# relative to it (${prefix}/lib, ${_libstate_prefix}/lib), so a relocated tree still
+# works (pkg-config --define-prefix, CMake from its own location); elsewhere absolute.
+under_prefix = $(if $(filter $(PREFIX)/%,$(2)),$(1)/$(patsubst $(PREFIX)/%,%,$(2)),$(2))
 
-c-install: c-lib
-	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
-	install -m 0755 $(C_LIB)/libstate.so.$(STATE_LIB_VERSION) $(DESTDIR)$(PREFIX)/lib/
-	ln -sf libstate.so.$(STATE_LIB_VERSION) $(DESTDIR)$(PREFIX)/lib/$(STATE_SONAME)
-	ln -sf $(STATE_SONAME) $(DESTDIR)$(PREFIX)/lib/libstate.so
-	install -m 0644 $(C_LIB)/libstate.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 0644 include/state.h $(DESTDIR)$(PREFIX)/include/
-	install -d $(DESTDIR)$(PREFIX)/share/libstate
-	install -m 0644 tests/valgrind.supp $(DESTDIR)$(PREFIX)/share/libstate/valgrind.supp
+.PHONY: install uninstall c-install c-uninstall c-artefacts
+
+install: c-install
+uninstall: c-uninstall
+
+c-artefacts:
+	@for f in $(C_ARTEFACTS); do \
+	  if [ ! -f "$$f" ]; then \
+	    echo "make install: $$f is missing. Build first, as your own user: make (or make c-lib);"; \
+	    echo "  make install then only copies (it builds nothing)."; exit 1; \
+	  fi; \
+	done
+
+c-install: c-artefacts
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(CMAKEDIR) \
+	  $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(DATADIR)/libstate
+	install -m 0755 $(C_LIB)/libstate.so.$(STATE_LIB_VERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sf libstate.so.$(STATE_LIB_VERSION) $(DESTDIR)$(LIBDIR)/$(STATE_SONAME)
+	ln -sf $(STATE_SONAME) $(DESTDIR)$(LIBDIR)/libstate.so
+	install -m 0644 $(C_LIB)/libstate.a $(DESTDIR)$(LIBDIR)/
+	install -m 0644 include/state.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 0644 tests/valgrind.supp $(DESTDIR)$(DATADIR)/libstate/valgrind.supp
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(STATE_LIB_VERSION)|' \
+	    -e 's|@LIBDIR@|$(call under_prefix,$${prefix},$(LIBDIR))|' \
+	    -e 's|@INCLUDEDIR@|$(call under_prefix,$${prefix},$(INCLUDEDIR))|' \
 	    -e 's|@LIBS_PRIVATE@|$(STATE_LIBS_PRIVATE)|' ffi/state.pc.in \
-	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/state.pc
+	    > $(DESTDIR)$(PKGCONFIGDIR)/state.pc
+	rel=$$(realpath -m --relative-to=$(CMAKEDIR) $(PREFIX)); \
+	for f in libstateConfig.cmake libstateConfigVersion.cmake; do \
+	  sed -e "s|@PREFIX_FROM_HERE@|$$rel|" -e 's|@VERSION@|$(STATE_LIB_VERSION)|' \
+	      -e 's|@MAJOR@|$(STATE_LIB_MAJOR)|' -e 's|@MINOR@|$(STATE_LIB_MINOR)|' \
+	      -e 's|@SONAME@|$(STATE_SONAME)|' \
+	      -e 's|@LIBDIR@|$(call under_prefix,$${_libstate_prefix},$(LIBDIR))|' \
+	      -e 's|@INCLUDEDIR@|$(call under_prefix,$${_libstate_prefix},$(INCLUDEDIR))|' \
+	      -e 's|@LIBS_PRIVATE@|$(patsubst -l%,%,$(filter-out -lpthread,$(STATE_LIBS_PRIVATE)))|' \
+	      ffi/cmake/$$f.in > $(DESTDIR)$(CMAKEDIR)/$$f; \
+	done
+
+# Removes exactly what c-install put there, then the directories of libstate's own.
+c-uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libstate.so.$(STATE_LIB_VERSION) $(DESTDIR)$(LIBDIR)/$(STATE_SONAME) \
+	  $(DESTDIR)$(LIBDIR)/libstate.so $(DESTDIR)$(LIBDIR)/libstate.a \
+	  $(DESTDIR)$(INCLUDEDIR)/state.h $(DESTDIR)$(PKGCONFIGDIR)/state.pc \
+	  $(DESTDIR)$(DATADIR)/libstate/valgrind.supp \
+	  $(DESTDIR)$(CMAKEDIR)/libstateConfig.cmake $(DESTDIR)$(CMAKEDIR)/libstateConfigVersion.cmake
+	-rmdir $(DESTDIR)$(DATADIR)/libstate $(DESTDIR)$(CMAKEDIR) 2>/dev/null
 
 # Installs into a temporary prefix and builds a program the documented way:
 # `cc app.c $(pkg-config --cflags --libs state)`, shared and static.

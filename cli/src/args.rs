@@ -195,6 +195,16 @@ pub enum Command {
 
     /// Manage the clients of `state serve` and their tokens (<store>/clients.toml).
     Client(ClientArgs),
+
+    /// Write the man pages and shell completions generated from this command-line
+    /// definition into DIR (used by packaging: `make dist`; hidden from --help).
+    #[command(hide = true)]
+    Generate {
+        /// Output directory: man pages go to DIR/man1, completions to
+        /// DIR/completions (created if missing).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 /// `state client` options and subcommand.

@@ -14,6 +14,7 @@ mod cmds;
 mod compact;
 mod dump;
 mod fail;
+mod generate;
 mod load;
 mod locked;
 mod open;
@@ -129,5 +130,6 @@ fn run(cli: Cli, out: &mut Output) -> CmdResult {
         Command::Compact => compact::compact(&target, out),
         Command::Serve(args) => serve::serve(&target, *args),
         Command::Client(args) => serve::client(&target, args, out),
+        Command::Generate { dir } => generate::generate(&dir, out),
     }
 }
