@@ -193,7 +193,10 @@ pub(crate) fn plain_io_error(e: io::Error) -> io::Error {
 fn from_debug_text(kind: io::ErrorKind, text: &str) -> Option<io::Error> {
     if let Some(rest) = text.strip_prefix("Os { code: ") {
         let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-        return rest[..digits].parse().ok().map(io::Error::from_raw_os_error);
+        return rest[..digits]
+            .parse()
+            .ok()
+            .map(io::Error::from_raw_os_error);
     }
     if text.starts_with("Kind(") && text.ends_with(')') {
         return Some(io::Error::from(kind));
@@ -285,7 +288,11 @@ mod tests {
 
     #[test]
     fn other_errors_are_left_alone() {
-        for text in ["Os { code: x }", "Custom { kind: Other, error: unquoted }", "disk on fire"] {
+        for text in [
+            "Os { code: x }",
+            "Custom { kind: Other, error: unquoted }",
+            "disk on fire",
+        ] {
             let e = plain_io_error(io::Error::other(text));
             assert_eq!(e.to_string(), text);
         }
