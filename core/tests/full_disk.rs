@@ -183,7 +183,7 @@ fn fill_small(dir: &Path) {
     let msg = e.to_string();
     assert_no_space_message(dir, &msg);
     // What the next write says (sled refuses every write after an I/O error).
-    let next = b.set("after", b"x".to_vec()).err().map(|e| e.to_string());
+    let next = b.set("after", b"x").err().map(|e| e.to_string());
     let _ = store.close();
     println!("\nfailed-write={msg}\nnext-write={next:?}");
 }
