@@ -1,18 +1,44 @@
 # Rust: the workspace, the Rust example, lints, tests, benchmarks.
 
 ALL_TARGETS += rust-example
-TEST_TARGETS += rust-lint rust-test
+TEST_TARGETS += rust-lint rust-unused-deps rust-test
 
-.PHONY: rust-build rust-example rust-lint rust-test redis-packages
+# Every release artefact the make targets use (the Rust example, libstate.so/.a, the
+# `state` binary) comes from this one cargo invocation: the first target that runs
+# it builds them all, the others find them built. Cargo resolves features per
+# invocation, so `cargo build -p state-ffi` (or `cargo run -p ...`) would compile
+# the core and its dependencies again with other features. The Python extension is
+# maturin's to build (mk/30-python.mk), so it is left out here.
+RELEASE_BUILD = $(CARGO) build --release --workspace --exclude libstate-python
+
+.PHONY: rust-build rust-example rust-lint rust-unused-deps rust-test redis-packages
 rust-build:
-	$(CARGO) build --release --workspace
+	$(RELEASE_BUILD)
 
 rust-example: rust-build
-	$(CARGO) run --release -q -p dashboard-example -- "$(STATE_DIR)"
+	target/release/dashboard-example "$(STATE_DIR)"
 
 rust-lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Unused dependencies ([dependencies], [dev-dependencies] and [build-dependencies]) of
+# every crate: the workspace's, then fuzz/ (a workspace of its own). cargo-shear reads
+# the sources without compiling them; it is pinned, and installed from crates.io on
+# first use into a directory of its own, kept across clones (SHEAR_ROOT= to choose
+# another). A dependency used where it cannot see goes in the crate's
+# [package.metadata.cargo-shear] ignored list, saying why.
+SHEAR_VERSION := 1.11.0
+SHEAR_ROOT ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/libstate/cargo-shear-$(SHEAR_VERSION)
+SHEAR := $(SHEAR_ROOT)/bin/cargo-shear
+
+$(SHEAR):
+	@echo "rust-unused-deps: installing cargo-shear $(SHEAR_VERSION) (crates.io) into $(SHEAR_ROOT)"
+	$(CARGO) install --locked --quiet --version $(SHEAR_VERSION) --root "$(SHEAR_ROOT)" cargo-shear
+
+rust-unused-deps: $(SHEAR)
+	$(SHEAR) --color never .
+	$(SHEAR) --color never fuzz
 
 # The Redis engine's tests (core/tests/redis_*.rs) start real redis-server processes.
 redis-packages:

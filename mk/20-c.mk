@@ -40,7 +40,7 @@ VALGRIND_FLAGS := --quiet --error-exitcode=99 --fair-sched=yes --leak-check=full
 # The release library, staged as an installed layout would be (real file, soname
 # link, dev link) so the C programs load it exactly as users will.
 c-lib:
-	$(CARGO) build --release -p state-ffi
+	$(RELEASE_BUILD)
 	mkdir -p $(C_LIB) $(C_BIN)
 	cp -f target/release/libstate.so $(C_LIB)/libstate.so.$(STATE_LIB_VERSION)
 	cp -f target/release/libstate.a $(C_LIB)/libstate.a
@@ -164,7 +164,7 @@ header:
 # Opt-in: C API vs Rust API per-call cost (docs/bench-c.md).
 bench-c: c-lib
 	$(CC) -std=c99 -O2 -D_GNU_SOURCE -I include tests/bench.c -o $(C_BIN)/bench $(C_LINK)
-	$(CARGO) build --release -p state-ffi --example bench_rust
+	$(RELEASE_BUILD) --example bench_rust
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	echo "== C API"; $(C_BIN)/bench "$$tmp/c"; \
 	echo "== Rust API"; target/release/examples/bench_rust "$$tmp/rust"

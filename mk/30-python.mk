@@ -28,8 +28,10 @@ $(VENV)/.tools-installed:
 
 python-venv: $(VENV)/.tools-installed
 
-# The wheel build shares the workspace's target dir: only pyo3 and the glue are
-# rebuilt (maturin sets PYO3_BUILD_EXTENSION_MODULE), not the core and sled.
+# The wheel build shares the workspace's target dir, but maturin builds this one
+# crate alone, and cargo resolves features per invocation: the crates whose features
+# differ from the workspace build's (libc, serde, rustls, ... and so the core and sled)
+# are compiled again for it, about 90 units.
 $(VENV)/.libstate-installed: $(VENV)/.tools-installed $(PY_SOURCES)
 	$(VPY) -m pip install --quiet --force-reinstall --no-deps ./$(PYDIR)
 	touch $@

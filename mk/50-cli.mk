@@ -17,7 +17,7 @@ CLI_DEMO := $(CURDIR)/target/cli-demo
 .PHONY: cli-build cli-demo cli-test cli-install-test install-cli uninstall-cli bench-cli
 
 cli-build:
-	$(CARGO) build --release -p state-cli
+	$(RELEASE_BUILD)
 
 # A scratch store of its own: the examples' $(STATE_DIR) may be open in another
 # example while make runs targets in parallel, and one process owns a store at a time.

@@ -305,6 +305,10 @@ pub struct ServeArgs {
     /// Sync durability: every write is on disk before it is acknowledged.
     #[arg(long)]
     pub sync: bool,
+    /// How often the store's sweeper removes expired keys, which is when `expired`
+    /// notifications are sent (expired keys are invisible to reads at once).
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval, default_value = "1s")]
+    pub sweep_interval: Duration,
     /// The client list (default: clients.toml in the store directory; required for
     /// a store opened by URL, where every instance should name the same file).
     #[arg(long, value_name = "FILE")]
@@ -363,9 +367,33 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (expected e.g. 30s, 5m, 1h 30m, 500ms)"))
 }
 
+/// A duration greater than zero (how often something runs).
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err("must be greater than zero".to_string()),
+        d => Ok(d),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serve_sweeps_at_the_cores_default_interval_unless_told() {
+        let Command::Serve(a) = Cli::parse_from(["state", "serve"]).command else {
+            panic!("serve parses as serve");
+        };
+        assert_eq!(a.sweep_interval, state_core::DEFAULT_SWEEP_INTERVAL);
+        let Command::Serve(a) =
+            Cli::parse_from(["state", "serve", "--sweep-interval", "250ms"]).command
+        else {
+            panic!("serve parses as serve");
+        };
+        assert_eq!(a.sweep_interval, Duration::from_millis(250));
+        let e = Cli::try_parse_from(["state", "serve", "--sweep-interval", "0s"]).unwrap_err();
+        assert!(e.to_string().contains("greater than zero"), "{e}");
+    }
 
     #[test]
     fn durations_accept_units_and_bare_seconds() {

@@ -28,6 +28,7 @@ pub fn serve(target: &Target, a: ServeArgs) -> CmdResult {
     let store = Store::builder()
         .engine(engine)
         .sync(a.sync)
+        .sweep_interval(Some(a.sweep_interval))
         .open(&target.dir)?;
     let unix = match a.unix.as_deref() {
         Some("off") => None,

@@ -12,7 +12,7 @@ fn churn(env: &Env, engine: &str, n: usize, rounds: usize) {
     for round in 0..rounds {
         let lines: String = (0..n)
             .map(|i| {
-                let value = base64_of(&vec![(round * 7 + i) as u8; 1000]);
+                let value = state_core::encode_value(&vec![(round * 7 + i) as u8; 1000]);
                 format!("{{\"bucket\":\"b\",\"key\":\"k{i:06}\",\"value\":\"{value}\"}}\n")
             })
             .collect();
@@ -20,11 +20,6 @@ fn churn(env: &Env, engine: &str, n: usize, rounds: usize) {
         env.ok(&["--engine", engine, "load", "round.jsonl"]);
     }
     env.ok(&["set", "sessions", "s1", "token", "--ttl", "1h"]);
-}
-
-fn base64_of(bytes: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 #[test]

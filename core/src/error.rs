@@ -125,10 +125,13 @@ impl Error {
         Error::InvalidArgument(msg.into())
     }
 
+    /// An *I/O* error on `path`. Every engine's I/O errors come through here, so
+    /// each reads as the OS says it (`No space left on device (os error 28)`), also
+    /// when a library handed over a Debug-formatted copy (see [`plain_io_error`]).
     pub(crate) fn io(path: &Path, source: io::Error) -> Error {
         Error::Io {
             path: path.to_path_buf(),
-            source,
+            source: plain_io_error(source),
         }
     }
 
@@ -159,5 +162,141 @@ impl Error {
             path: path.to_path_buf(),
             detail: format!("{}; its files were left untouched", detail.into()),
         }
+    }
+}
+
+/// `e` as the operating system reported it, if `e` is a copy whose message is the
+/// original's Debug text; otherwise `e` unchanged.
+///
+/// sled 0.34 copies an I/O error as `io::Error::new(kind, format!("{:?}", e))` (its
+/// `impl Clone for sled::Error`), and hands every write after a failed flush such a
+/// copy: its message would read `Os { code: 28, kind: StorageFull, message: "No
+/// space left on device" }`. A copy of an OS error becomes that OS error again (its
+/// message `No space left on device (os error 28)`); a copy of an error with a
+/// message keeps the message, a copy of a bare kind the kind. Copies of copies are
+/// undone too.
+pub(crate) fn plain_io_error(e: io::Error) -> io::Error {
+    if e.raw_os_error().is_some() {
+        return e;
+    }
+    let Some(inner) = e.get_ref() else {
+        return e;
+    };
+    match from_debug_text(e.kind(), &inner.to_string()) {
+        Some(plain) => plain,
+        None => e,
+    }
+}
+
+/// The error whose `{:?}` is `text` (`kind` is the copy's, which sled keeps), or
+/// `None` if `text` is not an `io::Error`'s Debug text.
+fn from_debug_text(kind: io::ErrorKind, text: &str) -> Option<io::Error> {
+    if let Some(rest) = text.strip_prefix("Os { code: ") {
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        return rest[..digits]
+            .parse()
+            .ok()
+            .map(io::Error::from_raw_os_error);
+    }
+    if text.starts_with("Kind(") && text.ends_with(')') {
+        return Some(io::Error::from(kind));
+    }
+    // `Custom { kind: K, error: "msg" }` (a message of its own) and `Error { kind: K,
+    // message: "msg" }` (one of std's static messages).
+    let fields = text
+        .strip_prefix("Custom { kind: ")
+        .or_else(|| text.strip_prefix("Error { kind: "))?
+        .strip_suffix(" }")?;
+    let (_, literal) = fields
+        .split_once(", error: ")
+        .or_else(|| fields.split_once(", message: "))?;
+    let message = unquote(literal)?;
+    Some(from_debug_text(kind, &message).unwrap_or_else(|| io::Error::new(kind, message)))
+}
+
+/// The string a `{:?}`-formatted string literal stands for, or `None` if `literal`
+/// is not one.
+fn unquote(literal: &str) -> Option<String> {
+    let body = literal.strip_prefix('"')?.strip_suffix('"')?;
+    let mut out = String::with_capacity(body.len());
+    let mut chars = body.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        out.push(match chars.next()? {
+            'n' => '\n',
+            'r' => '\r',
+            't' => '\t',
+            '0' => '\0',
+            'u' => {
+                let hex: String = chars.by_ref().skip(1).take_while(|&c| c != '}').collect();
+                char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?
+            }
+            other => other, // \\, \", \'
+        });
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What sled 0.34's `Clone` makes of an I/O error.
+    fn sled_copy(e: &io::Error) -> io::Error {
+        io::Error::new(e.kind(), format!("{e:?}"))
+    }
+
+    #[test]
+    fn a_debug_formatted_copy_of_an_os_error_reads_as_the_os_error() {
+        let original = io::Error::from_raw_os_error(28);
+        let copy = sled_copy(&original);
+        assert!(copy.to_string().starts_with("Os { code: 28"), "{copy}");
+        for e in [sled_copy(&original), sled_copy(&sled_copy(&original))] {
+            let plain = plain_io_error(e);
+            assert_eq!(plain.raw_os_error(), Some(28));
+            assert_eq!(plain.kind(), original.kind());
+            assert_eq!(plain.to_string(), original.to_string());
+        }
+        let e = Error::io(Path::new("/store"), sled_copy(&original));
+        assert_eq!(e.to_string(), format!("I/O error on /store: {original}"));
+        assert_eq!(
+            e.to_string(),
+            "I/O error on /store: No space left on device (os error 28)"
+        );
+    }
+
+    #[test]
+    fn debug_formatted_copies_of_messages_and_kinds_keep_their_text() {
+        let custom = io::Error::new(io::ErrorKind::InvalidData, "bad \"frame\"\tat\n\u{1}0");
+        for e in [sled_copy(&custom), sled_copy(&sled_copy(&custom))] {
+            let plain = plain_io_error(e);
+            assert_eq!(plain.kind(), io::ErrorKind::InvalidData);
+            assert_eq!(plain.to_string(), custom.to_string());
+        }
+        let bare = io::Error::from(io::ErrorKind::UnexpectedEof);
+        let plain = plain_io_error(sled_copy(&bare));
+        assert_eq!(plain.kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(plain.to_string(), bare.to_string());
+        // std's static messages (`SimpleMessage`).
+        let text = "Error { kind: InvalidData, message: \"stream did not contain valid UTF-8\" }";
+        let plain = plain_io_error(io::Error::new(io::ErrorKind::InvalidData, text));
+        assert_eq!(plain.to_string(), "stream did not contain valid UTF-8");
+    }
+
+    #[test]
+    fn other_errors_are_left_alone() {
+        for text in [
+            "Os { code: x }",
+            "Custom { kind: Other, error: unquoted }",
+            "disk on fire",
+        ] {
+            let e = plain_io_error(io::Error::other(text));
+            assert_eq!(e.to_string(), text);
+        }
+        let os = plain_io_error(io::Error::from_raw_os_error(5));
+        assert_eq!(os.raw_os_error(), Some(5));
     }
 }

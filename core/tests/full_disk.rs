@@ -18,6 +18,7 @@ const PHASE: &str = "LIBSTATE_FULL_DISK_PHASE";
 const DIR: &str = "LIBSTATE_FULL_DISK_DIR";
 const ENGINE: &str = "LIBSTATE_FULL_DISK_ENGINE";
 const VALUE: usize = 256 << 10;
+const SMALL_VALUE: usize = 4 << 10;
 
 fn engine() -> Engine {
     match std::env::var(ENGINE).as_deref() {
@@ -79,11 +80,7 @@ fn fill(dir: &Path) {
     let e = failure.expect("an 8 MiB file system filled up within 200 writes of 256 KiB");
     assert_eq!(e.kind(), ErrorKind::Io, "{e}");
     let msg = e.to_string();
-    assert!(
-        msg.contains("No space left on device") && msg.contains(&dir.display().to_string()),
-        "one human message naming the store and the OS error: {msg}"
-    );
-    assert!(!msg.contains("Os {"), "not Debug-formatted: {msg}");
+    assert_no_space_message(dir, &msg);
     // The failed write is not visible; every acknowledged one reads back. sled 0.34
     // refuses every operation after an I/O error (its database is poisoned until a
     // new process opens it): reads then fail with the same clean error.
@@ -160,6 +157,37 @@ fn verify(dir: &Path, acked: usize) {
     println!("\nverified={present}");
 }
 
+/// One human message naming the store (or its file) and the OS error as the OS
+/// words it, whatever the engine.
+fn assert_no_space_message(dir: &Path, msg: &str) {
+    assert!(
+        msg.starts_with(&format!("I/O error on {}", dir.display()))
+            && msg.ends_with(": No space left on device (os error 28)"),
+        "`I/O error on <store or its file>: No space left on device (os error 28)`, got: {msg}"
+    );
+}
+
+/// Phase `small`: values of a few KiB, as applications write them, until the file
+/// system is full. The failed write's message is the OS error as the OS words it,
+/// naming the store: sled 0.34 hands writes after a failed flush a Debug-formatted
+/// copy of the error (`Os { code: 28, kind: StorageFull, ... }`), which must not
+/// reach users.
+fn fill_small(dir: &Path) {
+    let store = open(dir).unwrap();
+    let b = store.bucket("b").unwrap();
+    let value = |i: usize| format!("{i:08}").repeat(SMALL_VALUE / 8).into_bytes();
+    let e = (0..100_000)
+        .find_map(|i| b.set(&format!("s{i:06}"), value(i)).err())
+        .expect("a 2 MiB file system filled up within 100K writes of 4 KiB");
+    assert_eq!(e.kind(), ErrorKind::Io, "{e}");
+    let msg = e.to_string();
+    assert_no_space_message(dir, &msg);
+    // What the next write says (sled refuses every write after an I/O error).
+    let next = b.set("after", b"x").err().map(|e| e.to_string());
+    let _ = store.close();
+    println!("\nfailed-write={msg}\nnext-write={next:?}");
+}
+
 #[test]
 fn full_disk_child() {
     let (Ok(phase), Ok(dir)) = (std::env::var(PHASE), std::env::var(DIR)) else {
@@ -168,6 +196,7 @@ fn full_disk_child() {
     let dir = Path::new(&dir).join("store");
     match phase.as_str() {
         "fill" => fill(&dir),
+        "small" => fill_small(&dir),
         other => match other.strip_prefix("full:") {
             Some(acked) => reopen_full(&dir, acked.parse().unwrap()),
             None => verify(&dir, other.parse().unwrap()),
@@ -175,19 +204,12 @@ fn full_disk_child() {
     }
 }
 
-fn run(engine_name: &str) {
+/// Runs `script` (sh, `$0` this test binary) as root of a private user and mount
+/// namespace, `$LIBSTATE_FULL_DISK_DIR` an empty directory to mount a tmpfs on;
+/// returns its standard output.
+fn in_namespace(engine_name: &str, script: &str) -> String {
     let mnt = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
-    let script = r#"
-        set -e
-        mount -t tmpfs -o size=8m tmpfs "$LIBSTATE_FULL_DISK_DIR"
-        out=$(LIBSTATE_FULL_DISK_PHASE=fill "$0" --exact full_disk_child --nocapture --test-threads 1)
-        acked=$(printf '%s\n' "$out" | sed -n 's/^acked=//p')
-        test -n "$acked"
-        LIBSTATE_FULL_DISK_PHASE=full:$acked "$0" --exact full_disk_child --nocapture --test-threads 1
-        mount -o remount,size=16m tmpfs "$LIBSTATE_FULL_DISK_DIR"
-        LIBSTATE_FULL_DISK_PHASE=$acked "$0" --exact full_disk_child --nocapture --test-threads 1
-    "#;
     let out = Command::new("unshare")
         .args(["--map-root-user", "--mount", "sh", "-c", script])
         .arg(&exe)
@@ -210,9 +232,25 @@ fn run(engine_name: &str) {
                 || l.contains("verified=")
                 || l.contains("reopened-full=")
                 || l.contains("close after")
+                || l.contains("-write=")
         })
         .collect();
     eprintln!("{engine_name}: {summary:?}");
+    stdout.into_owned()
+}
+
+fn run(engine_name: &str) {
+    let script = r#"
+        set -e
+        mount -t tmpfs -o size=8m tmpfs "$LIBSTATE_FULL_DISK_DIR"
+        out=$(LIBSTATE_FULL_DISK_PHASE=fill "$0" --exact full_disk_child --nocapture --test-threads 1)
+        acked=$(printf '%s\n' "$out" | sed -n 's/^acked=//p')
+        test -n "$acked"
+        LIBSTATE_FULL_DISK_PHASE=full:$acked "$0" --exact full_disk_child --nocapture --test-threads 1
+        mount -o remount,size=16m tmpfs "$LIBSTATE_FULL_DISK_DIR"
+        LIBSTATE_FULL_DISK_PHASE=$acked "$0" --exact full_disk_child --nocapture --test-threads 1
+    "#;
+    let stdout = in_namespace(engine_name, script);
     let acked: usize = stdout
         .lines()
         .find_map(|l| l.strip_prefix("verified="))
@@ -222,6 +260,35 @@ fn run(engine_name: &str) {
     if engine_name != "sled" {
         assert!(acked > 0, "some writes fit before the disk was full");
     }
+}
+
+/// The `small` phase on a 2 MiB tmpfs.
+fn run_small(engine_name: &str) {
+    let script = r#"
+        set -e
+        mount -t tmpfs -o size=2m tmpfs "$LIBSTATE_FULL_DISK_DIR"
+        LIBSTATE_FULL_DISK_PHASE=small "$0" --exact full_disk_child --nocapture --test-threads 1
+    "#;
+    let stdout = in_namespace(engine_name, script);
+    assert!(
+        stdout.contains("failed-write="),
+        "the small phase ran: {stdout}"
+    );
+}
+
+#[test]
+fn the_failed_write_on_a_full_disk_says_no_space_left_memfile() {
+    run_small("memfile");
+}
+
+#[test]
+fn the_failed_write_on_a_full_disk_says_no_space_left_sled() {
+    run_small("sled");
+}
+
+#[test]
+fn the_failed_write_on_a_full_disk_says_no_space_left_sled_sync() {
+    run_small("sled-sync");
 }
 
 #[test]

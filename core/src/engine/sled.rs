@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{EngineFactory, StorageEngine, StoreContext, Visit, WriteOp};
-use crate::error::{Error, Result};
+use crate::error::{plain_io_error, Error, Result};
 use crate::fileio::{FileIo, Io};
 
 /// Default page-cache size of the sled engine: 128 MiB, not sled's 1 GiB. The
@@ -288,6 +288,12 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 }
 
 fn map_open_error(path: &Path, e: sled::Error) -> Error {
+    // A copy sled made of an OS error is that OS error again, so the checks below
+    // see its code (see `plain_io_error`).
+    let e = match e {
+        sled::Error::Io(io) => sled::Error::Io(plain_io_error(io)),
+        other => other,
+    };
     match e {
         sled::Error::Io(io) if is_lock_error(&io) => Error::Locked {
             path: path.to_path_buf(),
@@ -619,6 +625,19 @@ mod tests {
         assert_eq!(map_open_error(Path::new("/x"), e).kind(), ErrorKind::Locked);
         let e = sled::Error::Io(io::Error::from(io::ErrorKind::PermissionDenied));
         assert_eq!(map_open_error(Path::new("/x"), e).kind(), ErrorKind::Io);
+    }
+
+    /// sled 0.34 hands later callers a copy of an I/O error made with `{:?}`; the
+    /// store's error reads as the OS error all the same.
+    #[test]
+    fn copies_sled_makes_of_an_os_error_read_as_the_os_error() {
+        let copy = sled::Error::Io(io::Error::from_raw_os_error(28)).clone();
+        assert!(format!("{copy:?}").contains("Os { code: 28"), "{copy:?}");
+        let want = "I/O error on /x: No space left on device (os error 28)";
+        assert_eq!(map_error(Path::new("/x"), copy.clone()).to_string(), want);
+        let opened = map_open_error(Path::new("/x"), copy.clone().clone());
+        assert!(opened.to_string().starts_with(want), "{opened}");
+        assert!(opened.to_string().contains("free space"), "{opened}");
     }
 
     /// The garbage collection after a batch (`collect_garbage`) must leave what the

@@ -7,12 +7,13 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import redis
 
-from conftest import RedisServer, StateServer
+from conftest import RedisServer, StateServer, start_state
 
 
 def next_message(p: Any, timeout: float = 30.0) -> dict[str, Any]:
@@ -63,6 +64,23 @@ def test_resp3_pubsub_and_expired_events(server: StateServer) -> None:
     # The connection still serves commands in RESP3.
     assert r.get("session") is None
     p.close()
+
+
+def test_sweep_interval_sets_when_expired_events_come(tmp_path: Path) -> None:
+    # With the sweeper an hour apart, a key that expired is announced by no one
+    # (the default, 1s, announces it within about a second).
+    s = start_state(tmp_path / "store", "--sweep-interval", "1h")
+    try:
+        r = s.client("alice")
+        p = r.pubsub()
+        p.psubscribe("__keyspace@0__:*")
+        assert next_message(p)["type"] == "psubscribe"
+        r.set("session", b"x", px=50)
+        assert next_message(p)["data"] == b"set"
+        assert p.get_message(timeout=2.5) is None, "no sweep ran, so no expired event"
+        p.close()
+    finally:
+        assert s.stop() == 0
 
 
 def test_a_client_never_hears_of_another_clients_keys(server: StateServer) -> None:
