@@ -39,6 +39,10 @@ const OTHER_PROGRAMS: &[&str] = &[
 const OTHER_FLAGS: &[(&str, &str)] = &[
     ("--cluster-replicas", "redis-cli --cluster create"),
     ("--leak-check", "valgrind"),
+    ("--now", "systemctl enable"),
+    ("--system", "adduser"),
+    ("--zig", "maturin build"),
+    ("--host-whitelist", "etcd"),
 ];
 
 fn repo() -> PathBuf {
