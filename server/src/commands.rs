@@ -32,6 +32,9 @@ pub struct Spec {
     pub kind: Kind,
     /// Whether it writes (COMMAND's flags).
     pub write: bool,
+    /// Whether its work grows with the data (it runs where it cannot stall the
+    /// connections that share its thread).
+    pub heavy: bool,
 }
 
 const fn spec(name: &'static str, arity: i32, kind: Kind, write: bool) -> Spec {
@@ -40,6 +43,17 @@ const fn spec(name: &'static str, arity: i32, kind: Kind, write: bool) -> Spec {
         arity,
         kind,
         write,
+        heavy: false,
+    }
+}
+
+impl Spec {
+    /// This command, marked heavy.
+    const fn heavy(self) -> Spec {
+        Spec {
+            heavy: true,
+            ..self
+        }
     }
 }
 
@@ -54,16 +68,16 @@ pub static COMMANDS: &[Spec] = &[
     spec("client", -2, Kind::Conn, false),
     spec("command", -1, Kind::Conn, false),
     spec("config", -2, Kind::Conn, false),
-    spec("info", -1, Kind::Conn, false),
+    spec("info", -1, Kind::Conn, false).heavy(),
     spec("multi", 1, Kind::Conn, false),
-    spec("exec", 1, Kind::Conn, false),
+    spec("exec", 1, Kind::Conn, false).heavy(),
     spec("discard", 1, Kind::Conn, false),
     spec("reset", 1, Kind::Conn, false),
     spec("subscribe", -2, Kind::Conn, false),
     spec("psubscribe", -2, Kind::Conn, false),
     spec("unsubscribe", -1, Kind::Conn, false),
     spec("punsubscribe", -1, Kind::Conn, false),
-    spec("dbsize", 1, Kind::Data, false),
+    spec("dbsize", 1, Kind::Data, false).heavy(),
     spec("get", 2, Kind::Data, false),
     spec("set", -3, Kind::Data, true),
     spec("setnx", 3, Kind::Data, true),
@@ -85,8 +99,8 @@ pub static COMMANDS: &[Spec] = &[
     spec("unlink", -2, Kind::Data, true),
     spec("exists", -2, Kind::Data, false),
     spec("type", 2, Kind::Data, false),
-    spec("keys", 2, Kind::Data, false),
-    spec("flushdb", -1, Kind::Data, true),
+    spec("keys", 2, Kind::Data, false).heavy(),
+    spec("flushdb", -1, Kind::Data, true).heavy(),
     spec("expire", -3, Kind::Data, true),
     spec("pexpire", -3, Kind::Data, true),
     spec("expireat", -3, Kind::Data, true),
@@ -96,7 +110,7 @@ pub static COMMANDS: &[Spec] = &[
     spec("expiretime", 2, Kind::Data, false),
     spec("pexpiretime", 2, Kind::Data, false),
     spec("persist", 2, Kind::Data, true),
-    spec("scan", -2, Kind::Scan, false),
+    spec("scan", -2, Kind::Scan, false).heavy(),
 ];
 
 /// The table index and entry of a command name (any case).

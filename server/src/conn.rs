@@ -225,12 +225,7 @@ async fn serve_tracked<S>(
                         .max(crate::SMALL_CONNECTION);
                     let mark = out.buf.len();
                     out.set_limit(mark + shared.cfg.max_output_bytes.min(total_room));
-                    let heavy = shared.cfg.blocking_store || heavy_request(&argv);
-                    let after = if heavy {
-                        off_loop(|| request(shared, &mut sess, &argv, &mut out))
-                    } else {
-                        request(shared, &mut sess, &argv, &mut out)
-                    };
+                    let after = request(shared, &mut sess, &argv, &mut out);
                     if out.overflowed() {
                         out.buf.truncate(mark);
                         out.set_limit(usize::MAX);
@@ -359,17 +354,6 @@ async fn serve_tracked<S>(
     }
 }
 
-/// Whether a request's work can grow with the data or its arguments: it runs
-/// through [`off_loop`].
-fn heavy_request(args: &[&[u8]]) -> bool {
-    const HEAVY: [&str; 6] = ["keys", "scan", "dbsize", "info", "flushdb", "exec"];
-    let name = args.first().copied().unwrap_or_default();
-    args.len() > 64
-        || HEAVY
-            .iter()
-            .any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
-}
-
 /// Runs one request, writing its reply.
 pub(crate) fn request(shared: &Shared, sess: &mut Session, args: &[&[u8]], out: &mut Out) -> After {
     out.resp3 = sess.resp3;
@@ -413,6 +397,23 @@ pub(crate) fn request(shared: &Shared, sess: &mut Session, args: &[&[u8]], out: 
     {
         return queue(shared, sess, spec, args, out);
     }
+    // Work that grows with the data or the arguments, and every request of a store
+    // whose writes wait for fsync, runs where it cannot stall other connections.
+    if shared.cfg.blocking_store || spec.heavy || args.len() > 64 {
+        off_loop(|| dispatch(shared, sess, spec, args, out))
+    } else {
+        dispatch(shared, sess, spec, args, out)
+    }
+}
+
+/// Runs a command that passed the checks of [`request`].
+fn dispatch(
+    shared: &Shared,
+    sess: &mut Session,
+    spec: &Spec,
+    args: &[&[u8]],
+    out: &mut Out,
+) -> After {
     match spec.kind {
         Kind::Conn => connection_command(shared, sess, spec, args, out),
         Kind::Scan => {
