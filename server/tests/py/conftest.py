@@ -35,6 +35,18 @@ def state(store: Path, *args: str) -> str:
     return out.stdout
 
 
+def read_line(sock: socket.socket) -> bytes:
+    """Reads one reply line (up to and including CRLF), or what came before the
+    peer closed."""
+    line = b""
+    while not line.endswith(b"\r\n"):
+        chunk = sock.recv(1)
+        if not chunk:
+            break
+        line += chunk
+    return line
+
+
 @dataclass
 class StateServer:
     """A running `state serve`."""

@@ -28,7 +28,7 @@ import httpx
 import pytest
 import redis
 
-from conftest import StateServer, start_state, state
+from conftest import StateServer, read_line, start_state, state
 
 MiB = 1 << 20
 #: Most the server's RSS may grow over its idle size under any attack.
@@ -172,16 +172,6 @@ def read_all(sock: socket.socket, timeout: float = 30) -> bytes:
         if not chunk:
             return data
         data += chunk
-
-
-def read_line(sock: socket.socket) -> bytes:
-    line = b""
-    while not line.endswith(b"\r\n"):
-        chunk = sock.recv(1)
-        if not chunk:
-            break
-        line += chunk
-    return line
 
 
 def signed_in(s: StateServer, name: str = "alice") -> socket.socket:
@@ -579,7 +569,9 @@ def test_sigterm_completes_while_a_client_does_not_read(tmp_path: Path) -> None:
     sock = signed_in(s)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.sendall(resp("GET", "v") * 64)  # 64 MiB of replies, never read
-    time.sleep(0.5)  # let the server fill the socket (the bound below is what is tested)
+    # The first reply's header arrives: the server is writing, and 64 MiB cannot fit
+    # in the sockets' buffers, so it is blocked in a write when SIGTERM comes.
+    assert read_line(sock) == b"$1048576\r\n"
     t = time.monotonic()
     assert s.stop() == 0
     assert time.monotonic() - t < 8

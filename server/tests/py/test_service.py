@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from conftest import STATE_BIN, StateServer, start_state, state
+from conftest import STATE_BIN, StateServer, read_line, start_state, state
 
 
 def raw(port: int) -> socket.socket:
@@ -45,13 +45,7 @@ def send(s: socket.socket, *args: str | bytes) -> bytes:
         b = a.encode() if isinstance(a, str) else a
         req += f"${len(b)}\r\n".encode() + b + b"\r\n"
     s.sendall(req)
-    line = b""
-    while not line.endswith(b"\r\n"):
-        chunk = s.recv(1)
-        if not chunk:
-            break
-        line += chunk
-    return line
+    return read_line(s)
 
 
 def test_commands_before_auth_get_noauth(server: StateServer) -> None:
