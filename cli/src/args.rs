@@ -313,6 +313,11 @@ pub struct ServeArgs {
     /// a store opened by URL, where every instance should name the same file).
     #[arg(long, value_name = "FILE")]
     pub clients: Option<PathBuf>,
+    /// For tests on this machine only: Redis-protocol connections act as client
+    /// CLIENT (default `dev`) without signing in, as Redis without a password.
+    /// Refused unless every TCP listener is on a loopback address.
+    #[arg(long, value_name = "CLIENT", num_args = 0..=1, default_missing_value = "dev", require_equals = true)]
+    pub dev_no_auth: Option<String>,
 }
 
 /// `state client` subcommands.

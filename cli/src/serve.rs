@@ -67,6 +67,7 @@ pub fn serve(target: &Target, a: ServeArgs) -> CmdResult {
         },
         blocking_store: a.sync,
         clients_file: a.clients,
+        dev_no_auth: a.dev_no_auth,
         ..Config::default()
     };
     init_logging();

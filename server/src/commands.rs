@@ -101,6 +101,8 @@ pub static COMMANDS: &[Spec] = &[
     spec("type", 2, Kind::Data, false),
     spec("keys", 2, Kind::Data, false).heavy(),
     spec("flushdb", -1, Kind::Data, true).heavy(),
+    // The client's whole key space is its one database: FLUSHALL is FLUSHDB.
+    spec("flushall", -1, Kind::Data, true).heavy(),
     spec("expire", -3, Kind::Data, true),
     spec("pexpire", -3, Kind::Data, true),
     spec("expireat", -3, Kind::Data, true),
@@ -524,7 +526,7 @@ fn run(tx: &mut Txn<'_>, name: &str, args: &[&[u8]], out: &mut Out) -> Res {
             out.int(i64::try_from(n).unwrap_or(i64::MAX));
             Ok(())
         }
-        "flushdb" => {
+        "flushdb" | "flushall" => {
             match args.get(1) {
                 None => {}
                 Some(a) if a.eq_ignore_ascii_case(b"async") || a.eq_ignore_ascii_case(b"sync") => {}

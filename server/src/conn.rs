@@ -206,14 +206,15 @@ async fn serve_tracked<S>(
         let mut consumed = 0;
         let mut close = false;
         let mut more = false;
-        let mut argv: Vec<&[u8]> = Vec::new();
         loop {
             let limits = limits_for(shared, &sess);
-            match parser.parse(&buf[consumed..], &limits) {
+            match parser.parse(&mut buf[consumed..], &limits) {
                 Ok(Parsed::Request { args, len }) => {
                     let base = consumed;
-                    argv.clear();
-                    argv.extend(args.iter().map(|r| &buf[base + r.start..base + r.end]));
+                    let argv: Vec<&[u8]> = args
+                        .iter()
+                        .map(|r| &buf[base + r.start..base + r.end])
+                        .collect();
                     consumed += len;
                     let started = Instant::now();
                     // A reply may not pass this connection's output limit, nor take
@@ -257,7 +258,6 @@ async fn serve_tracked<S>(
                 }
             }
         }
-        drop(argv);
         buf.drain(..consumed);
         if consumed > 0 {
             request_deadline = None;
@@ -665,7 +665,7 @@ fn connection_command(
             sess.resp3 = false;
             sess.name = None;
             if sess.protocol != "unix" {
-                sess.client = None;
+                sess.client = shared.cfg.dev_no_auth.clone();
             }
             out.simple("RESET");
         }
@@ -852,7 +852,8 @@ fn command(args: &[&[u8]], out: &mut Out) {
                 let keyed = s.kind != Kind::Conn
                     && s.name != "dbsize"
                     && s.name != "scan"
-                    && s.name != "flushdb";
+                    && s.name != "flushdb"
+                    && s.name != "flushall";
                 out.array(6);
                 out.bulk(s.name.as_bytes());
                 out.int(i64::from(s.arity));

@@ -41,9 +41,11 @@ impl Harness {
         };
         let mut sess = conn::Session::new(0, "fuzz".into(), Some(client.to_string()), "fuzz");
         let mut out = Out::new(false);
+        // Inline commands are decoded in place: the parser gets its own copy.
+        let mut data = data.to_vec();
         let mut pos = 0;
         while pos < data.len() {
-            match resp::parse(&data[pos..], &limits) {
+            match resp::parse(&mut data[pos..], &limits) {
                 Ok(Parsed::Request { args, len }) => {
                     let argv: Vec<&[u8]> = args
                         .iter()

@@ -130,6 +130,11 @@ pub struct Config {
     /// Run requests where the tokio runtime may block (sync-mode stores wait for
     /// fsync in every write).
     pub blocking_store: bool,
+    /// For tests on one machine only: Redis-protocol connections that have not
+    /// signed in act as this client (no token), as Redis's `default` user without
+    /// a password. [`Server::bind`] refuses it unless every TCP listener is on a
+    /// loopback address.
+    pub dev_no_auth: Option<String>,
 }
 
 impl Default for Config {
@@ -158,6 +163,7 @@ impl Default for Config {
             default_quota: Quota::default(),
             clients_file: None,
             blocking_store: false,
+            dev_no_auth: None,
         }
     }
 }
@@ -360,6 +366,27 @@ fn is_loopback(a: &SocketAddr) -> bool {
     a.ip().is_loopback()
 }
 
+/// `--dev-no-auth` only where nobody but this machine's users can connect: every
+/// TCP listener on loopback (the Unix socket is local by nature), and a client
+/// name that could be in the client list (not `unix:USER`).
+fn check_dev_no_auth(name: &str, cfg: &Config) -> io::Result<()> {
+    let invalid = |m: String| io::Error::new(io::ErrorKind::InvalidInput, m);
+    for a in [cfg.resp, cfg.http].into_iter().flatten() {
+        if !is_loopback(&a) {
+            return Err(invalid(format!(
+                "--dev-no-auth serves without sign-in, so only on loopback and the Unix socket: {a} is not a loopback address"
+            )));
+        }
+    }
+    match auth::ClientName::parse(name) {
+        Ok(auth::ClientName::Token(_)) => Ok(()),
+        Ok(auth::ClientName::Unix(_)) => Err(invalid(format!(
+            "--dev-no-auth {name}: name a token client, not a unix: one"
+        ))),
+        Err(e) => Err(invalid(format!("--dev-no-auth {name}: {e}"))),
+    }
+}
+
 fn load_tls(files: &TlsFiles) -> io::Result<TlsAcceptor> {
     let read = |p: &PathBuf| {
         std::fs::read(p)
@@ -399,9 +426,13 @@ impl Server {
     ///
     /// # Errors
     /// A listener that cannot bind, a non-loopback address without TLS (and without
-    /// `insecure`), unreadable TLS files, a malformed client list. Nothing is left
+    /// `insecure`), `dev_no_auth` with a TCP listener off loopback or a malformed
+    /// client name, unreadable TLS files, a malformed client list. Nothing is left
     /// listening on error.
     pub async fn bind(svc: StateService, cfg: Config) -> io::Result<Server> {
+        if let Some(name) = &cfg.dev_no_auth {
+            check_dev_no_auth(name, &cfg)?;
+        }
         for a in [cfg.resp, cfg.http].into_iter().flatten() {
             if !is_loopback(&a) && cfg.tls.is_none() && !cfg.insecure {
                 return Err(io::Error::new(
@@ -569,7 +600,9 @@ async fn accept_unix(shared: Arc<Shared>, l: UnixListener, tasks: TaskTracker) {
         };
         // `unix:NAME` for an allowed Unix user; anyone else must AUTH (auth.rs).
         let uid = stream.peer_cred().ok().map(|c| c.uid());
-        let client = uid.and_then(|u| shared.registry.unix_client(u));
+        let client = uid
+            .and_then(|u| shared.registry.unix_client(u))
+            .or_else(|| shared.cfg.dev_no_auth.clone());
         let id = shared.next_id();
         let mut sess = conn::Session::new(id, "unix".into(), client, "unix");
         sess.peer_uid = uid;
@@ -639,7 +672,8 @@ async fn serve_stream<S>(
     match router {
         None => {
             let id = shared.next_id();
-            let sess = conn::Session::new(id, peer.to_string(), None, "tcp");
+            let sess =
+                conn::Session::new(id, peer.to_string(), shared.cfg.dev_no_auth.clone(), "tcp");
             conn::serve(shared, stream, sess).await;
         }
         Some(router) => {

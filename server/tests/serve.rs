@@ -200,6 +200,76 @@ async fn a_non_loopback_listener_needs_tls_or_insecure() {
     store.close().unwrap();
 }
 
+/// `dev_no_auth` is refused when any TCP listener is off loopback (even with
+/// `insecure`, even for HTTP alone), and for a `unix:` name; on loopback a new
+/// connection acts as the named client at once, and RESET returns to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_no_auth_only_on_loopback() {
+    let f = fixture(Quota::default());
+    let store = Store::builder()
+        .engine(Engine::Memfile)
+        .open(&f.store_dir)
+        .unwrap();
+    let dev = Some("alice".to_string());
+    for (resp, http) in [("0.0.0.0:0", "127.0.0.1:0"), ("127.0.0.1:0", "0.0.0.0:0")] {
+        let cfg = Config {
+            resp: Some(resp.parse().unwrap()),
+            http: Some(http.parse().unwrap()),
+            insecure: true,
+            dev_no_auth: dev.clone(),
+            ..Config::default()
+        };
+        let e = Server::bind(StateService::new(store.clone()), cfg)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("--dev-no-auth"), "{e}");
+        assert!(e.to_string().contains("0.0.0.0"), "{e}");
+    }
+    let cfg = Config {
+        dev_no_auth: Some("unix:root".into()),
+        ..tcp_config()
+    };
+    let e = Server::bind(StateService::new(store.clone()), cfg)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("unix:"), "{e}");
+    store.close().unwrap();
+
+    let (server, store) = start(
+        &f,
+        Config {
+            dev_no_auth: dev,
+            ..tcp_config()
+        },
+    )
+    .await;
+    let addr = server.addrs().resp.unwrap();
+    let stop = server.shutdown_token();
+    let run = tokio::spawn(server.run_until(std::future::pending()));
+    let mut c = BufReader::new(TcpStream::connect(addr).await.unwrap());
+    assert_eq!(
+        exchange(&mut c, b"SET k v\r\nRESET\r\nGET k\r\n", 4).await,
+        "+OK\r\n+RESET\r\n$1\r\nv\r\n"
+    );
+    stop.cancel();
+    run.await.unwrap().unwrap();
+    let reopened = Store::builder()
+        .engine(Engine::Memfile)
+        .open(&f.store_dir)
+        .unwrap();
+    assert_eq!(
+        reopened
+            .bucket("alice")
+            .unwrap()
+            .get("k")
+            .unwrap()
+            .as_deref(),
+        Some(&b"v"[..])
+    );
+    drop(store);
+    reopened.close().unwrap();
+}
+
 /// What the server answers to raw request heads `reqs` (one connection each).
 async fn raw_http(cfg: Config, reqs: &[&str]) -> Vec<String> {
     let f = fixture(Quota::default());
