@@ -4,7 +4,8 @@
 #   make                  runs the service examples (redis-py, hiredis, curl) against
 #                         a server it starts and stops (server-example)
 #   make test             server-test: the redis-py/redis-cli/redis-benchmark suite
-#                         (server/tests/py) and the web page in headless Chromium
+#                         (server/tests/py), the web page in headless Chromium, and
+#                         Redis 7.0.15's own test units (redis-suite)
 #   make bench-service    redis-benchmark against state serve and redis-server 7 in
 #                         one run; writes docs/bench-service.md (opt-in)
 #
@@ -49,3 +50,11 @@ web-test: cli-build $(WEB_TEST_DIR)/node_modules/.installed
 bench-service: cli-build server-packages
 	scripts/ensure-packages.sh wrk
 	python3 server/bench/bench.py $(CLI_BIN)
+
+# Redis 7.0.15's own test units (vendored in tests/redis-suite) in external mode
+# against `state serve --dev-no-auth`; see tests/redis-suite/README.md.
+TEST_TARGETS += redis-suite
+.PHONY: redis-suite
+redis-suite: cli-build
+	scripts/ensure-packages.sh tcl
+	tests/redis-suite/run.sh $(CLI_BIN)
