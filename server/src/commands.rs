@@ -8,6 +8,7 @@ use state_core::{Bucket, Error, ErrorKind, Expiry, StateService, Ttl, Txn};
 
 use crate::glob;
 use crate::resp::Out;
+use crate::strops;
 
 /// How a command may be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +114,23 @@ pub static COMMANDS: &[Spec] = &[
     spec("pexpiretime", 2, Kind::Data, false),
     spec("persist", 2, Kind::Data, true),
     spec("scan", -2, Kind::Scan, false).heavy(),
+    spec("setrange", 4, Kind::Data, true),
+    spec("getrange", 4, Kind::Data, false),
+    spec("substr", 4, Kind::Data, false),
+    spec("setbit", 4, Kind::Data, true),
+    spec("getbit", 3, Kind::Data, false),
+    spec("bitcount", -2, Kind::Data, false),
+    spec("bitpos", -3, Kind::Data, false),
+    spec("bitop", -4, Kind::Data, true),
+    spec("lcs", -3, Kind::Data, false).heavy(),
+    spec("incrbyfloat", 3, Kind::Data, true),
+    spec("rename", 3, Kind::Data, true),
+    spec("renamenx", 3, Kind::Data, true),
+    spec("copy", -3, Kind::Data, true),
+    spec("randomkey", 1, Kind::Data, false),
+    spec("touch", -2, Kind::Data, false),
+    spec("object", -2, Kind::Data, false),
+    spec("time", 1, Kind::Conn, false),
 ];
 
 /// The table index and entry of a command name (any case).
@@ -540,6 +558,60 @@ fn run(tx: &mut Txn<'_>, name: &str, args: &[&[u8]], out: &mut Out) -> Res {
             Ok(())
         }
         "expire" | "pexpire" | "expireat" | "pexpireat" => expire(tx, name, args, out),
+        "setrange" => setrange(tx, args, out),
+        "getrange" | "substr" => {
+            let (start, end) = (int(args[2])?, int(args[3])?);
+            let k = key(args[1])?;
+            if tx
+                .get_with(k, |v| out.bulk(strops::getrange(v, start, end)))?
+                .is_none()
+            {
+                out.bulk(b"");
+            }
+            Ok(())
+        }
+        "setbit" => setbit(tx, args, out),
+        "getbit" => {
+            let k = key(args[1])?;
+            let offset = bit_offset(tx, args[2])?;
+            let bit = tx.get_with(k, |v| strops::getbit(v, offset))?;
+            out.int(i64::from(bit.unwrap_or(0)));
+            Ok(())
+        }
+        "bitcount" => bitcount(tx, args, out),
+        "bitpos" => bitpos(tx, args, out),
+        "bitop" => bitop(tx, args, out),
+        "lcs" => lcs(tx, args, out),
+        "incrbyfloat" => {
+            let k = key(args[1])?;
+            let (old, exp) = match tx.get(k)? {
+                Some(s) => (Some(s.value.clone()), Expiry::Keep),
+                None => (None, Expiry::Never),
+            };
+            let new = strops::incrbyfloat(old.as_deref(), args[2]).map_err(|e| match e {
+                strops::FloatError::NotFloat => "ERR value is not a valid float",
+                strops::FloatError::NotFinite => "ERR increment would produce NaN or Infinity",
+            })?;
+            tx.put(k, new.clone().into_bytes(), exp)?;
+            out.bulk(new.as_bytes());
+            Ok(())
+        }
+        "rename" | "renamenx" => rename(tx, name, args, out),
+        "copy" => copy(tx, args, out),
+        "randomkey" => randomkey(tx, out),
+        "touch" => {
+            let mut n = 0;
+            for a in &args[1..] {
+                if let Ok(k) = key_arg(a) {
+                    if tx.contains(k)? {
+                        n += 1;
+                    }
+                }
+            }
+            out.int(n);
+            Ok(())
+        }
+        "object" => object(tx, args, out),
         "ttl" | "pttl" | "expiretime" | "pexpiretime" => {
             let k = key(args[1])?;
             let reply = match tx.get(k)? {
@@ -628,6 +700,419 @@ fn set(tx: &mut Txn<'_>, args: &[&[u8]], out: &mut Out) -> Res {
         out.ok();
     } else {
         out.null();
+    }
+    Ok(())
+}
+
+/// Redis's largest string (proto-max-bulk-len's default, 512 MiB).
+const PROTO_MAX_BULK: u64 = 512 << 20;
+
+/// The largest value a command may build here: Redis's 512 MiB or the store's
+/// maximum value size, whichever is smaller. (A client's own quota is checked
+/// when the transaction commits.)
+fn max_value(tx: &Txn<'_>) -> u64 {
+    (tx.bucket().store().max_value_size() as u64).min(PROTO_MAX_BULK)
+}
+
+/// The error for a value that would grow past [`max_value`].
+fn too_big(tx: &Txn<'_>) -> Fail {
+    let max = max_value(tx);
+    if max == PROTO_MAX_BULK {
+        "ERR string exceeds maximum allowed size (proto-max-bulk-len)".into()
+    } else {
+        format!(
+            "ERR string exceeds maximum allowed size (the store's maximum value size, {max} bytes)"
+        )
+        .into()
+    }
+}
+
+/// SETRANGE key offset value: the new length is checked against the largest
+/// value before anything is allocated.
+fn setrange(tx: &mut Txn<'_>, args: &[&[u8]], out: &mut Out) -> Res {
+    let k = key(args[1])?;
+    let offset = int(args[2])?;
+    if offset < 0 {
+        return Err("ERR offset is out of range".into());
+    }
+    let src = args[3];
+    let (len, exp) = match tx.get(k)? {
+        Some(s) => (Some(s.value.len()), Expiry::Keep),
+        None => (None, Expiry::Never),
+    };
+    if src.is_empty() {
+        // Nothing to write: the length as it is (a missing key is not created).
+        out.int(len.unwrap_or(0) as i64);
+        return Ok(());
+    }
+    let Some(new_len) =
+        strops::setrange_len(len.unwrap_or(0), offset as u64, src.len(), max_value(tx))
+    else {
+        return Err(too_big(tx));
+    };
+    let mut v = tx.get(k)?.map(|s| s.value.clone()).unwrap_or_default();
+    v.reserve(new_len.saturating_sub(v.len()));
+    strops::setrange(&mut v, offset as usize, src);
+    tx.put(k, v, exp)?;
+    out.int(new_len as i64);
+    Ok(())
+}
+
+/// A SETBIT/GETBIT offset: a non-negative integer whose byte is below the largest
+/// value (Redis: below 512 MiB).
+fn bit_offset(tx: &Txn<'_>, b: &[u8]) -> Result<u64, Fail> {
+    let bad = || Fail::Reply("ERR bit offset is not an integer or out of range".into());
+    let n = parse_i64(b).ok_or_else(bad)?;
+    if n < 0 || (n as u64 >> 3) >= max_value(tx) {
+        return Err(bad());
+    }
+    Ok(n as u64)
+}
+
+/// SETBIT key offset 0|1
+fn setbit(tx: &mut Txn<'_>, args: &[&[u8]], out: &mut Out) -> Res {
+    let k = key(args[1])?;
+    let offset = bit_offset(tx, args[2])?;
+    let on = match args[3] {
+        b"0" => false,
+        b"1" => true,
+        _ => return Err("ERR bit is not an integer or out of range".into()),
+    };
+    let (mut v, exp) = match tx.get(k)? {
+        Some(s) => (s.value.clone(), Expiry::Keep),
+        None => (Vec::new(), Expiry::Never),
+    };
+    let old = strops::setbit(&mut v, offset, on);
+    tx.put(k, v, exp)?;
+    out.int(i64::from(old));
+    Ok(())
+}
+
+/// BYTE or BIT (true for BIT).
+fn bit_unit(b: &[u8]) -> Result<bool, Fail> {
+    if b.eq_ignore_ascii_case(b"bit") {
+        Ok(true)
+    } else if b.eq_ignore_ascii_case(b"byte") {
+        Ok(false)
+    } else {
+        Err(SYNTAX.into())
+    }
+}
+
+/// BITCOUNT key [start end [BYTE|BIT]] (a missing key is 0 before the range is
+/// read, as in Redis 7.0).
+fn bitcount(tx: &mut Txn<'_>, args: &[&[u8]], out: &mut Out) -> Res {
+    let k = key(args[1])?;
+    let Some(v) = tx.get(k)?.map(|s| s.value.clone()) else {
+        out.int(0);
+        return Ok(());
+    };
+    let range = match args.len() {
+        2 => None,
+        4 | 5 => {
+            let (s, e) = (int(args[2])?, int(args[3])?);
+            let bits = match args.get(4) {
+                Some(u) if !(s < 0 && e < 0 && s > e) => bit_unit(u)?,
+                _ => false,
+            };
+            Some((s, e, bits))
+        }
+        _ => return Err(SYNTAX.into()),
+    };
+    out.int(strops::bitcount(&v, range) as i64);
+    Ok(())
+}
+
+/// BITPOS key bit [start [end [BYTE|BIT]]]
+fn bitpos(tx: &mut Txn<'_>, args: &[&[u8]], out: &mut Out) -> Res {
+    let k = key(args[1])?;
+    let bit = match parse_i64(args[2]) {
+        Some(0) => false,
+        Some(1) => true,
+        Some(_) => return Err("ERR The bit argument must be 1 or 0.".into()),
+        None => return Err(NOT_INTEGER.into()),
+    };
+    let Some(v) = tx.get(k)?.map(|s| s.value.clone()) else {
+        // A missing key is zeros without end.
+        out.int(if bit { -1 } else { 0 });
+        return Ok(());
+    };
+    let range = match args.len() {
+        3 => None,
+        4..=6 => {
+            let s = int(args[3])?;
+            let bits = match args.get(5) {
+                Some(u) => bit_unit(u)?,
+                None => false,
+            };
+            let e = match args.get(4) {
+                Some(e) => Some(int(e)?),
+                None => None,
+            };
+            Some((s, e, bits))
+        }
+        _ => return Err(SYNTAX.into()),
+    };
+    out.int(strops::bitpos(&v, bit, range));
+    Ok(())
+}
+
+/// BITOP AND|OR|XOR|NOT destkey key [key ...]
+fn bitop(tx: &mut Txn<'_>, args: &[&[u8]], out: &mut Out) -> Res {
+    let op = match args[1].to_ascii_lowercase().as_slice() {
+        b"and" => strops::BitOp::And,
+        b"or" => strops::BitOp::Or,
+        b"xor" => strops::BitOp::Xor,
+        b"not" => strops::BitOp::Not,
+        _ => return Err(SYNTAX.into()),
+    };
+    if op == strops::BitOp::Not && args.len() != 4 {
+        return Err("ERR BITOP NOT must be called with a single source key.".into());
+    }
+    let dest = key(args[2])?;
+    let mut srcs: Vec<Option<Vec<u8>>> = Vec::with_capacity(args.len() - 3);
+    for a in &args[3..] {
+        let v = match key_arg(a) {
+            Ok(k) => tx.get(k)?.map(|s| s.value.clone()),
+            Err(_) => None,
+        };
+        srcs.push(v);
+    }
+    let views: Vec<Option<&[u8]>> = srcs.iter().map(Option::as_deref).collect();
+    let v = strops::bitop(op, &views);
+    let len = v.len();
+    if len == 0 {
+        tx.delete(dest)?;
+    } else {
+        tx.put(dest, v, Expiry::Never)?;
+    }
+    out.int(len as i64);
+    Ok(())
+}
+
+/// Most bytes of the table LCS may build (Redis: proto-max-bulk-len, 512 MiB;
+/// here less, since every client shares the server's memory).
+const LCS_TABLE_MAX: u128 = 64 << 20;
+
+/// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]
+fn lcs(tx: &mut Txn<'_>, args: &[&[u8]], out: &mut Out) -> Res {
+    let value = |tx: &mut Txn<'_>, a: &[u8]| -> Result<Vec<u8>, Fail> {
+        Ok(match key_arg(a) {
+            Ok(k) => tx.get(k)?.map(|s| s.value.clone()).unwrap_or_default(),
+            Err(_) => Vec::new(),
+        })
+    };
+    let a = value(tx, args[1])?;
+    let b = value(tx, args[2])?;
+    let (mut idx, mut len, mut withlen, mut min) = (false, false, false, 0u64);
+    let mut i = 3;
+    while i < args.len() {
+        let o = args[i].to_ascii_lowercase();
+        match o.as_slice() {
+            b"idx" => idx = true,
+            b"len" => len = true,
+            b"withmatchlen" => withlen = true,
+            b"minmatchlen" if i + 1 < args.len() => {
+                min = int(args[i + 1])?.max(0) as u64;
+                i += 1;
+            }
+            _ => return Err(SYNTAX.into()),
+        }
+        i += 1;
+    }
+    if idx && len {
+        return Err("ERR If you want both the length and indexes, please just use IDX.".into());
+    }
+    if strops::lcs_table_bytes(a.len(), b.len()) > LCS_TABLE_MAX {
+        return Err(format!(
+            "ERR Insufficient memory, transient memory for LCS exceeds the limit of {LCS_TABLE_MAX} bytes"
+        )
+        .into());
+    }
+    let r = strops::lcs(&a, &b, min);
+    if idx {
+        out.map(2);
+        out.bulk(b"matches");
+        out.array(r.matches.len());
+        for m in &r.matches {
+            out.array(if withlen { 3 } else { 2 });
+            out.array(2);
+            out.int(m.a.0 as i64);
+            out.int(m.a.1 as i64);
+            out.array(2);
+            out.int(m.b.0 as i64);
+            out.int(m.b.1 as i64);
+            if withlen {
+                out.int(m.len as i64);
+            }
+        }
+        out.bulk(b"len");
+        out.int(r.text.len() as i64);
+    } else if len {
+        out.int(r.text.len() as i64);
+    } else {
+        out.bulk(&r.text);
+    }
+    Ok(())
+}
+
+/// RENAME / RENAMENX src dst: the value and its deadline move.
+fn rename(tx: &mut Txn<'_>, name: &str, args: &[&[u8]], out: &mut Out) -> Res {
+    let nx = name == "renamenx";
+    let src = key_arg(args[1]).map_err(|_| Fail::Reply("ERR no such key".into()))?;
+    let dst = key(args[2])?;
+    let Some(rec) = tx.get(src)?.cloned() else {
+        return Err("ERR no such key".into());
+    };
+    if src == dst {
+        if nx {
+            out.int(0);
+        } else {
+            out.ok();
+        }
+        return Ok(());
+    }
+    if nx && tx.contains(dst)? {
+        out.int(0);
+        return Ok(());
+    }
+    let exp = rec.expires_at_ms.map_or(Expiry::Never, Expiry::At);
+    tx.put(dst, rec.value, exp)?;
+    tx.delete(src)?;
+    if nx {
+        out.int(1);
+    } else {
+        out.ok();
+    }
+    Ok(())
+}
+
+/// COPY src dst [DB 0] [REPLACE]: one database per client, so DB may only name 0.
+fn copy(tx: &mut Txn<'_>, args: &[&[u8]], out: &mut Out) -> Res {
+    let mut replace = false;
+    let mut i = 3;
+    while i < args.len() {
+        let o = args[i].to_ascii_lowercase();
+        match o.as_slice() {
+            b"replace" => replace = true,
+            b"db" if i + 1 < args.len() => {
+                if int(args[i + 1])? != 0 {
+                    return Err("ERR DB index is out of range".into());
+                }
+                i += 1;
+            }
+            _ => return Err(SYNTAX.into()),
+        }
+        i += 1;
+    }
+    if args[1] == args[2] {
+        return Err("ERR source and destination objects are the same".into());
+    }
+    let src = key(args[1])?;
+    let dst = key(args[2])?;
+    let Some(rec) = tx.get(src)?.cloned() else {
+        out.int(0);
+        return Ok(());
+    };
+    if !replace && tx.contains(dst)? {
+        out.int(0);
+        return Ok(());
+    }
+    let exp = rec.expires_at_ms.map_or(Expiry::Never, Expiry::At);
+    tx.put(dst, rec.value, exp)?;
+    out.int(1);
+    Ok(())
+}
+
+/// Keys RANDOMKEY chooses among: up to this many from a random point of the key
+/// order on (wrapping around); a bucket that has no more keys than this gets a
+/// uniform choice.
+const RANDOMKEY_WINDOW: usize = 1024;
+
+/// RANDOMKEY: a key chosen at random, nil for an empty bucket.
+fn randomkey(tx: &mut Txn<'_>, out: &mut Out) -> Res {
+    let mut seed = [0u8; 16];
+    getrandom::getrandom(&mut seed)
+        .map_err(|e| Fail::Store(Error::Internal(format!("no randomness: {e}"))))?;
+    // A random starting point among printable ASCII keys.
+    let start: String = seed[..8]
+        .iter()
+        .map(|b| char::from(b' ' + b % 95))
+        .collect();
+    let mut window = tx.keys(Some(&start), RANDOMKEY_WINDOW)?;
+    if window.len() < RANDOMKEY_WINDOW {
+        for k in tx.keys(None, RANDOMKEY_WINDOW - window.len())? {
+            if k.as_str() > start.as_str() {
+                break;
+            }
+            window.push(k);
+        }
+    }
+    if window.is_empty() {
+        out.null();
+        return Ok(());
+    }
+    let r = u64::from_le_bytes(seed[8..16].try_into().unwrap_or_default());
+    let pick = &window[(r % window.len() as u64) as usize];
+    out.bulk(pick.as_bytes());
+    Ok(())
+}
+
+/// OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT|HELP
+fn object(tx: &mut Txn<'_>, args: &[&[u8]], out: &mut Out) -> Res {
+    let sub = args[1].to_ascii_lowercase();
+    if sub == b"help" && args.len() == 2 {
+        let lines = [
+            "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "ENCODING <key>",
+            "    Return the kind of internal representation Redis would use for the value",
+            "    stored at <key> (libstate stores every value as bytes).",
+            "FREQ <key>",
+            "    libstate does not track access frequency: an error.",
+            "HELP",
+            "    Print this help.",
+            "IDLETIME <key>",
+            "    libstate does not track access times: an error.",
+            "REFCOUNT <key>",
+            "    Return the number of references of the value stored at <key> (always 1).",
+        ];
+        out.array(lines.len());
+        for l in lines {
+            out.simple(l);
+        }
+        return Ok(());
+    }
+    if args.len() != 3
+        || !matches!(
+            sub.as_slice(),
+            b"encoding" | b"freq" | b"idletime" | b"refcount"
+        )
+    {
+        return Err(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try OBJECT HELP.",
+            String::from_utf8_lossy(args[1])
+        )
+        .into());
+    }
+    let k = key(args[2])?;
+    let Some(encoding) = tx.get_with(k, |v| {
+        if v.len() <= 20 && parse_i64(v).is_some() {
+            "int"
+        } else if v.len() <= 44 {
+            "embstr"
+        } else {
+            "raw"
+        }
+    })?
+    else {
+        out.null();
+        return Ok(());
+    };
+    match sub.as_slice() {
+        b"encoding" => out.bulk(encoding.as_bytes()),
+        b"refcount" => out.int(1),
+        b"freq" => return Err("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.".into()),
+        _ => return Err("ERR libstate does not track access times (OBJECT IDLETIME)".into()),
     }
     Ok(())
 }

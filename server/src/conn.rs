@@ -616,6 +616,14 @@ fn connection_command(
             _ => commands::wrong_arity(out, "ping"),
         },
         "echo" => out.bulk(args[1]),
+        "time" => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            out.array(2);
+            out.bulk(now.as_secs().to_string().as_bytes());
+            out.bulk(now.subsec_micros().to_string().as_bytes());
+        }
         "quit" => {
             out.ok();
             return After::Close;
@@ -850,23 +858,32 @@ fn command(args: &[&[u8]], out: &mut Out) {
             out.array(commands::COMMANDS.len());
             for s in commands::COMMANDS {
                 let keyed = s.kind != Kind::Conn
-                    && s.name != "dbsize"
-                    && s.name != "scan"
-                    && s.name != "flushdb"
-                    && s.name != "flushall";
+                    && !matches!(
+                        s.name,
+                        "dbsize" | "scan" | "flushdb" | "flushall" | "randomkey"
+                    );
                 out.array(6);
                 out.bulk(s.name.as_bytes());
                 out.int(i64::from(s.arity));
                 out.array(1);
                 out.simple(if s.write { "write" } else { "readonly" });
-                out.int(i64::from(keyed));
+                // First key, last key, step (as Redis's legacy key specs).
+                out.int(match s.name {
+                    _ if !keyed => 0,
+                    "bitop" | "object" => 2,
+                    _ => 1,
+                });
                 out.int(if !keyed {
                     0
                 } else if matches!(
                     s.name,
-                    "mget" | "del" | "unlink" | "exists" | "mset" | "msetnx"
+                    "mget" | "del" | "unlink" | "exists" | "mset" | "msetnx" | "touch" | "bitop"
                 ) {
                     -1
+                } else if matches!(s.name, "rename" | "renamenx" | "copy" | "lcs") {
+                    2
+                } else if s.name == "object" {
+                    2
                 } else {
                     1
                 });

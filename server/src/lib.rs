@@ -33,6 +33,7 @@ mod pubsub;
 pub mod resp;
 mod socket;
 mod sse;
+mod strops;
 
 use std::collections::BTreeMap;
 use std::io;
