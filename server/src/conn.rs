@@ -49,6 +49,9 @@ pub(crate) struct Session {
     pub(crate) local: crate::metrics::Local,
     /// Keyspace-notification subscriptions (SUBSCRIBE, PSUBSCRIBE).
     pub(crate) subs: Subscriptions,
+    /// WATCHed keys: the client they belong to, and each key with a fingerprint
+    /// of its record (value and deadline) when it was watched (`None`: missing).
+    pub(crate) watched: Option<(String, Vec<(String, Option<[u8; 32]>)>)>,
 }
 
 impl Session {
@@ -67,6 +70,7 @@ impl Session {
             resp3: false,
             multi: None,
             multi_bytes: 0,
+            watched: None,
             peer_uid: None,
             protocol,
             local: crate::metrics::Local::default(),

@@ -71,6 +71,7 @@ pub(super) fn reset(shared: &Shared, sess: &mut Session, _: &mut Args<'_>, out: 
     sess.subs.clear();
     sess.multi = None;
     sess.multi_bytes = 0;
+    sess.watched = None;
     sess.resp3 = false;
     sess.name = None;
     if sess.protocol != "unix" {

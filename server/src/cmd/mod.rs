@@ -121,6 +121,9 @@ pub(crate) struct Spec {
     pub(crate) txn_control: bool,
     /// Its reply is the values of its keys (EXEC measures them before it runs).
     pub(crate) returns_values: bool,
+    /// A session command MULTI queues anyway, as Redis does (it only replies, so
+    /// EXEC can run it in the queue's place).
+    pub(crate) in_multi: bool,
     /// Key positions.
     pub(crate) keys: Keys,
     /// The handler.
@@ -138,6 +141,7 @@ impl Spec {
             subscribed: false,
             txn_control: false,
             returns_values: false,
+            in_multi: false,
             keys,
             run,
         }
@@ -208,6 +212,13 @@ impl Spec {
         }
     }
 
+    const fn in_multi(self) -> Spec {
+        Spec {
+            in_multi: true,
+            ..self
+        }
+    }
+
     const fn keys(self, keys: Keys) -> Spec {
         Spec { keys, ..self }
     }
@@ -232,8 +243,11 @@ use connection as conn_;
 
 /// Every command the server knows, in the order COMMAND and `/metrics` list them.
 pub(crate) static COMMANDS: &[Spec] = &[
-    Spec::session("ping", -1, conn_::ping).open().subscribed(),
-    Spec::session("echo", 2, conn_::echo),
+    Spec::session("ping", -1, conn_::ping)
+        .open()
+        .subscribed()
+        .in_multi(),
+    Spec::session("echo", 2, conn_::echo).in_multi(),
     Spec::session("quit", -1, conn_::quit)
         .open()
         .subscribed()
@@ -349,7 +363,9 @@ pub(crate) static COMMANDS: &[Spec] = &[
     Spec::data("randomkey", 1, keys::randomkey).keys(Keys::NONE),
     Spec::data("touch", -2, keys::touch).keys(Keys::ALL),
     Spec::data("object", -2, keys::object).keys(Keys::new(2, 2, 1)),
-    Spec::session("time", 1, server::time),
+    Spec::session("time", 1, server::time).in_multi(),
+    Spec::session("watch", -2, transactions::watch).txn_control(),
+    Spec::session("unwatch", 1, transactions::unwatch).in_multi(),
 ];
 
 /// The table index and entry of a command name (any case).

@@ -1,7 +1,18 @@
-//! MULTI, EXEC, DISCARD, and the queueing of commands between them. The queued
-//! commands run in one core transaction: all of them are applied or none.
+//! MULTI, EXEC, DISCARD, WATCH, UNWATCH, and the queueing of commands between
+//! them. The queued commands run in one core transaction: all of them are applied
+//! or none.
+//!
+//! WATCH is optimistic locking as in Redis: WATCH notes a fingerprint (SHA-256 of
+//! the value and the deadline) of each key's record, and EXEC, inside the very
+//! transaction that runs the queue, compares them with the records as they are
+//! then; if any differs the queue is not run and EXEC replies null. So a change by
+//! anyone counts (another connection or client of the bucket, the embedded API,
+//! another server on a shared Redis engine, and expiry), and the check and the
+//! queue are one atomic step. A write that leaves a key's value and deadline
+//! exactly as they were is not seen (Redis would fail the EXEC).
 
-use state_core::Bucket;
+use sha2::{Digest, Sha256};
+use state_core::{Bucket, Record, Txn};
 
 use super::args::Args;
 use super::{bucket, lookup, run_in_txn, store_error, After, Handler, Spec};
@@ -21,8 +32,94 @@ pub(super) fn multi(_: &Shared, sess: &mut Session, _: &mut Args<'_>, out: &mut 
     After::Continue
 }
 
+/// A fingerprint of a record: its value and deadline.
+fn fingerprint(r: Option<&Record>) -> Option<[u8; 32]> {
+    r.map(|r| {
+        let mut h = Sha256::new();
+        h.update(r.expires_at_ms.unwrap_or(0).to_le_bytes());
+        h.update([u8::from(r.expires_at_ms.is_some())]);
+        h.update(&r.value);
+        h.finalize().into()
+    })
+}
+
+/// WATCH key [key ...]: remembers the keys' records for EXEC to compare.
+pub(super) fn watch(shared: &Shared, sess: &mut Session, a: &mut Args<'_>, out: &mut Out) -> After {
+    if sess.multi.is_some() {
+        // Refused without spoiling the transaction, as in Redis.
+        out.error("ERR WATCH inside MULTI is not allowed");
+        return After::Continue;
+    }
+    let mut keys = Vec::with_capacity(a.remaining());
+    for k in a.by_ref() {
+        match super::args::key_arg(k) {
+            Ok(k) => keys.push(k.to_string()),
+            Err(msg) => {
+                out.error(&msg);
+                return After::Continue;
+            }
+        }
+    }
+    let client = sess.client.clone().unwrap_or_default();
+    let b = match bucket(shared, sess) {
+        Ok(b) => b.clone(),
+        Err(e) => {
+            store_error(shared, sess, &e, out);
+            return After::Continue;
+        }
+    };
+    let seen = shared.svc.transaction_in(&b, |tx| {
+        keys.iter()
+            .map(|k| Ok((k.clone(), fingerprint(tx.get(k)?))))
+            .collect::<state_core::Result<Vec<_>>>()
+    });
+    match seen {
+        Ok(seen) => {
+            let list = match sess.watched.take() {
+                Some((c, mut old)) if c == client => {
+                    // A key watched again keeps its first fingerprint (Redis keeps
+                    // the first WATCH too).
+                    for (k, f) in seen {
+                        if !old.iter().any(|(o, _)| *o == k) {
+                            old.push((k, f));
+                        }
+                    }
+                    old
+                }
+                _ => seen,
+            };
+            sess.watched = Some((client, list));
+            out.ok();
+        }
+        Err(e) => store_error(shared, sess, &e, out),
+    }
+    After::Continue
+}
+
+/// UNWATCH: forgets the watched keys.
+pub(super) fn unwatch(_: &Shared, sess: &mut Session, _: &mut Args<'_>, out: &mut Out) -> After {
+    sess.watched = None;
+    out.ok();
+    After::Continue
+}
+
+/// Whether every watched key's record is as it was when watched (checked inside
+/// the transaction that would run the queue).
+fn watched_unchanged(
+    tx: &mut Txn<'_>,
+    watched: &[(String, Option<[u8; 32]>)],
+) -> state_core::Result<bool> {
+    for (k, f) in watched {
+        if fingerprint(tx.get(k)?) != *f {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// DISCARD
 pub(super) fn discard(_: &Shared, sess: &mut Session, _: &mut Args<'_>, out: &mut Out) -> After {
+    sess.watched = None;
     sess.multi_bytes = 0;
     if sess.multi.take().is_some() {
         out.ok();
@@ -44,7 +141,7 @@ pub(super) fn queue(
     let Some((queued, refused)) = sess.multi.as_mut() else {
         return After::Continue;
     };
-    if !spec.queued() {
+    if !spec.queued() && !spec.in_multi {
         *refused = true;
         out.error(&format!(
             "ERR '{}' inside MULTI is not supported by libstate (only key commands are queued)",
@@ -52,14 +149,18 @@ pub(super) fn queue(
         ));
         return After::Continue;
     }
+    if *refused {
+        // EXEC will refuse the transaction: nothing more is kept, but the reply is
+        // Redis's.
+        out.simple("QUEUED");
+        return After::Continue;
+    }
     // The queue counts against the connection's query limit, as Redis counts the
     // MULTI state in client-query-buffer-limit: past it the transaction is
     // discarded now (its memory freed) and EXEC will say so.
     let size: usize = args.iter().map(|a| a.len() + 16).sum();
-    if *refused || sess.multi_bytes + size > shared.cfg.max_query_bytes {
-        if !*refused {
-            shared.metrics.error(ErrorClass::TooLarge);
-        }
+    if sess.multi_bytes + size > shared.cfg.max_query_bytes {
+        shared.metrics.error(ErrorClass::TooLarge);
         *refused = true;
         *queued = Vec::new();
         sess.multi_bytes = 0;
@@ -104,6 +205,7 @@ fn run_queue(shared: &Shared, sess: &mut Session, out: &mut Out) {
         return;
     };
     sess.multi_bytes = 0;
+    let watched = sess.watched.take();
     if refused {
         out.error("EXECABORT Transaction discarded because of previous errors.");
         return;
@@ -121,15 +223,36 @@ fn run_queue(shared: &Shared, sess: &mut Session, out: &mut Out) {
         out.refuse();
         return;
     }
+    let watched = match watched {
+        // Watched as another client (before AUTH): not this bucket's keys.
+        Some((c, _)) if c != client => {
+            out.null_array();
+            return;
+        }
+        Some((_, keys)) => keys,
+        None => Vec::new(),
+    };
     let mut replies = Out::new(sess.resp3);
+    let mut touched = false;
     let r = shared.svc.transaction(&client, |tx| {
         replies.buf.clear();
         replies.set_limit(out.room());
+        touched = !watched_unchanged(tx, &watched)?;
+        if touched {
+            return Ok(());
+        }
         for cmd in &queued {
             let argv: Vec<&[u8]> = cmd.iter().map(Vec::as_slice).collect();
             if let Some((_, spec)) = argv.first().and_then(|name| lookup(name)) {
-                if let Handler::Data { txn, .. } = spec.run {
-                    run_in_txn(tx, txn, Args::new(spec.name, &argv), &mut replies)?;
+                match spec.run {
+                    Handler::Data { txn, .. } => {
+                        run_in_txn(tx, txn, Args::new(spec.name, &argv), &mut replies)?;
+                    }
+                    // PING, ECHO, TIME, UNWATCH: replies only (idempotent if a
+                    // shared engine runs the transaction again).
+                    Handler::Session(f) => {
+                        f(shared, sess, &mut Args::new(spec.name, &argv), &mut replies);
+                    }
                 }
             }
             if replies.overflowed() {
@@ -140,6 +263,7 @@ fn run_queue(shared: &Shared, sess: &mut Session, out: &mut Out) {
         Ok(())
     });
     match r {
+        Ok(()) if touched => out.null_array(),
         Ok(()) => {
             out.array(queued.len());
             out.buf.extend_from_slice(&replies.buf);
