@@ -52,6 +52,18 @@ pub(crate) struct Session {
     /// WATCHed keys: the client they belong to, and each key with a fingerprint
     /// of its record (value and deadline) when it was watched (`None`: missing).
     pub(crate) watched: Option<(String, Vec<(String, Option<[u8; 32]>)>)>,
+    /// CLIENT REPLY: replies are sent (`On`), not sent (`Off`), or not sent for
+    /// the next command (`Skip`). Pub/sub confirmations and messages always are.
+    pub(crate) reply: Reply,
+}
+
+/// CLIENT REPLY's modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reply {
+    On,
+    Off,
+    /// No reply for CLIENT REPLY SKIP itself nor for the command after it.
+    Skip,
 }
 
 impl Session {
@@ -71,6 +83,7 @@ impl Session {
             multi: None,
             multi_bytes: 0,
             watched: None,
+            reply: Reply::On,
             peer_uid: None,
             protocol,
             local: crate::metrics::Local::default(),
@@ -257,7 +270,12 @@ async fn serve_tracked<S>(
             request_deadline = Some(tokio::time::Instant::now() + shared.cfg.read_timeout);
         }
         sess.local.flush(&shared.metrics);
-        if let Err(broken) = sess.subs.drain(&mut out) {
+        let flags = if sess.subs.active() {
+            shared.notify_flags(sess.client.as_deref().unwrap_or_default())
+        } else {
+            0
+        };
+        if let Err(broken) = sess.subs.drain(flags, &mut out) {
             match broken {
                 Broken::Lagged(n) => {
                     shared.metrics.error(ErrorClass::Protocol);

@@ -99,6 +99,9 @@ pub(crate) struct Shared {
     pub(crate) tracked: parking_lot::Mutex<BTreeMap<u64, Tracked>>,
     /// Rate limit of the failed-sign-in warnings.
     pub(crate) auth_log: metrics::LogLimiter,
+    /// Each client's `notify-keyspace-events` classes, once it set them (CONFIG
+    /// SET; until a restart); [`pubsub::class::DEFAULT`] otherwise.
+    pub(crate) notify: parking_lot::Mutex<BTreeMap<String, u32>>,
 }
 
 impl Shared {
@@ -114,7 +117,17 @@ impl Shared {
             buffered: AtomicUsize::new(0),
             tracked: parking_lot::Mutex::new(BTreeMap::new()),
             auth_log: metrics::LogLimiter::new(10, Duration::from_secs(10)),
+            notify: parking_lot::Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Client `client`'s `notify-keyspace-events` classes.
+    pub(crate) fn notify_flags(&self, client: &str) -> u32 {
+        self.notify
+            .lock()
+            .get(client)
+            .copied()
+            .unwrap_or(pubsub::class::DEFAULT)
     }
 
     /// A new id for a connection or stream.

@@ -72,6 +72,7 @@ pub(super) fn reset(shared: &Shared, sess: &mut Session, _: &mut Args<'_>, out: 
     sess.multi = None;
     sess.multi_bytes = 0;
     sess.watched = None;
+    sess.reply = crate::conn::Reply::On;
     sess.resp3 = false;
     sess.name = None;
     if sess.protocol != "unix" {
@@ -82,7 +83,7 @@ pub(super) fn reset(shared: &Shared, sess: &mut Session, _: &mut Args<'_>, out: 
     After::Continue
 }
 
-/// CLIENT SETNAME | GETNAME | ID | INFO | SETINFO
+/// CLIENT SETNAME | GETNAME | ID | INFO | SETINFO | REPLY ON|OFF|SKIP
 pub(super) fn client(_: &Shared, sess: &mut Session, a: &mut Args<'_>, out: &mut Out) -> After {
     let Some(sub) = a.next() else {
         wrong_arity(out, a.name());
@@ -108,6 +109,19 @@ pub(super) fn client(_: &Shared, sess: &mut Session, a: &mut Args<'_>, out: &mut
         out.verbatim(&client_info(sess));
     } else if is(b"setinfo") && n == 2 {
         out.ok();
+    } else if is(b"reply") && n == 1 {
+        let mode = a.next().unwrap_or_default();
+        if mode.eq_ignore_ascii_case(b"on") {
+            sess.reply = crate::conn::Reply::On;
+            out.ok();
+        } else if mode.eq_ignore_ascii_case(b"off") {
+            sess.reply = crate::conn::Reply::Off;
+        } else if mode.eq_ignore_ascii_case(b"skip") {
+            // This command's reply is not sent, nor the next one's.
+            sess.reply = crate::conn::Reply::Skip;
+        } else {
+            out.error("ERR syntax error");
+        }
     } else {
         out.error(&format!(
             "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",

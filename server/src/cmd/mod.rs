@@ -436,6 +436,27 @@ fn bucket<'s>(shared: &Shared, sess: &'s mut Session) -> state_core::Result<&'s 
 /// Runs one request, writing its reply: looks the command up, checks it against
 /// the session (arity, sign-in, subscribed mode, MULTI) and runs it.
 pub(crate) fn request(shared: &Shared, sess: &mut Session, args: &[&[u8]], out: &mut Out) -> After {
+    use crate::conn::Reply;
+    let mark = out.buf.len();
+    let skipping = sess.reply == Reply::Skip;
+    let after = request_inner(shared, sess, args, out);
+    // CLIENT REPLY OFF / SKIP: the reply is dropped, except pub/sub confirmations
+    // (pushes, which Redis sends whatever the mode).
+    let push = lookup(args[0]).is_some_and(|(_, s)| s.subscribed && s.name.ends_with("subscribe"));
+    match sess.reply {
+        Reply::On => {}
+        _ if push => {}
+        Reply::Off => out.buf.truncate(mark),
+        Reply::Skip if !skipping => out.buf.truncate(mark),
+        Reply::Skip => {
+            out.buf.truncate(mark);
+            sess.reply = Reply::On;
+        }
+    }
+    after
+}
+
+fn request_inner(shared: &Shared, sess: &mut Session, args: &[&[u8]], out: &mut Out) -> After {
     out.resp3 = sess.resp3;
     let found = lookup(args[0]);
     sess.local.command(found.map(|(i, _)| i));

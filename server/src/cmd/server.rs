@@ -35,14 +35,45 @@ pub(super) fn command(_: &Shared, _: &mut Session, a: &mut Args<'_>, out: &mut O
     After::Continue
 }
 
-/// CONFIG GET pattern [pattern ...] over the few settings clients ask for.
-pub(super) fn config(_: &Shared, _: &mut Session, a: &mut Args<'_>, out: &mut Out) -> After {
-    let get = a.next().is_some_and(|s| s.eq_ignore_ascii_case(b"get"));
-    if !get || a.remaining() == 0 {
-        out.error("ERR CONFIG is limited to CONFIG GET on libstate");
+/// CONFIG GET pattern [pattern ...] over the few settings clients ask for, and
+/// CONFIG SET notify-keyspace-events (the client's own, shared by its
+/// connections).
+pub(super) fn config(
+    shared: &Shared,
+    sess: &mut Session,
+    a: &mut Args<'_>,
+    out: &mut Out,
+) -> After {
+    let client = sess.client.clone().unwrap_or_default();
+    let sub = a.next().unwrap_or_default();
+    if sub.eq_ignore_ascii_case(b"set") && a.remaining() == 2 {
+        let (name, value) = (a.next().unwrap_or_default(), a.next().unwrap_or_default());
+        if !name.eq_ignore_ascii_case(b"notify-keyspace-events") {
+            out.error("ERR CONFIG SET is limited to notify-keyspace-events on libstate");
+            return After::Continue;
+        }
+        match crate::pubsub::parse_classes(value) {
+            Some(flags) => {
+                shared.notify.lock().insert(client, flags);
+                out.ok();
+            }
+            None => out.error("ERR CONFIG SET failed (possibly related to argument 'notify-keyspace-events') - Invalid event class character. Use 'Ag$lshzxeKEtmdn'."),
+        }
         return After::Continue;
     }
-    let known: [(&str, &str); 3] = [("appendonly", "no"), ("save", ""), ("databases", "1")];
+    if !sub.eq_ignore_ascii_case(b"get") || a.remaining() == 0 {
+        out.error(
+            "ERR CONFIG is limited to CONFIG GET and CONFIG SET notify-keyspace-events on libstate",
+        );
+        return After::Continue;
+    }
+    let notify = crate::pubsub::classes_string(shared.notify_flags(&client));
+    let known: [(&str, &str); 4] = [
+        ("appendonly", "no"),
+        ("save", ""),
+        ("databases", "1"),
+        ("notify-keyspace-events", &notify),
+    ];
     let hits: Vec<&(&str, &str)> = known
         .iter()
         .filter(|(k, _)| {
