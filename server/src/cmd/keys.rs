@@ -260,8 +260,28 @@ pub(super) fn touch(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
 
 /// OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT key, OBJECT HELP
 pub(super) fn object(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
-    let sub = a.bytes()?.to_ascii_lowercase();
-    if sub == b"help" && a.remaining() == 0 {
+    let given = a.bytes()?;
+    let sub = given.to_ascii_lowercase();
+    let known = matches!(
+        sub.as_slice(),
+        b"encoding" | b"freq" | b"idletime" | b"refcount" | b"help"
+    );
+    if !known {
+        return Err(format!(
+            "ERR unknown subcommand '{}'. Try OBJECT HELP.",
+            String::from_utf8_lossy(given)
+        )
+        .into());
+    }
+    let want = if sub == b"help" { 0 } else { 1 };
+    if a.remaining() != want {
+        return Err(format!(
+            "ERR wrong number of arguments for 'object|{}' command",
+            String::from_utf8_lossy(&sub)
+        )
+        .into());
+    }
+    if sub == b"help" {
         let lines = [
             "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
             "ENCODING <key>",
@@ -281,17 +301,6 @@ pub(super) fn object(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
             out.simple(l);
         }
         return Ok(());
-    }
-    let known = matches!(
-        sub.as_slice(),
-        b"encoding" | b"freq" | b"idletime" | b"refcount"
-    );
-    if !known || a.remaining() != 1 {
-        return Err(format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try OBJECT HELP.",
-            String::from_utf8_lossy(&sub)
-        )
-        .into());
     }
     let k = a.key()?;
     // The encoding Redis gives such a value when it is SET.
