@@ -102,6 +102,8 @@ pub(crate) struct Shared {
     /// Each client's `notify-keyspace-events` classes, once it set them (CONFIG
     /// SET; until a restart); [`pubsub::class::DEFAULT`] otherwise.
     pub(crate) notify: parking_lot::Mutex<BTreeMap<String, u32>>,
+    /// When the server started (INFO's uptime).
+    pub(crate) started: std::time::Instant,
 }
 
 impl Shared {
@@ -118,6 +120,7 @@ impl Shared {
             tracked: parking_lot::Mutex::new(BTreeMap::new()),
             auth_log: metrics::LogLimiter::new(10, Duration::from_secs(10)),
             notify: parking_lot::Mutex::new(BTreeMap::new()),
+            started: std::time::Instant::now(),
         }
     }
 

@@ -62,6 +62,13 @@ impl Default for Local {
     }
 }
 
+impl Metrics {
+    /// Commands run, known or not (INFO's `total_commands_processed`).
+    pub fn commands_total(&self) -> u64 {
+        self.commands.iter().map(|c| c.load(Relaxed)).sum()
+    }
+}
+
 impl Local {
     /// Counts a command by its index in the command table (`None`: unknown).
     pub fn command(&mut self, index: Option<usize>) {
