@@ -51,11 +51,14 @@ pub(crate) struct Session {
     pub(crate) subs: Subscriptions,
     /// WATCHed keys: the client they belong to, and each key with a fingerprint
     /// of its record (value and deadline) when it was watched (`None`: missing).
-    pub(crate) watched: Option<(String, Vec<(String, Option<[u8; 32]>)>)>,
+    pub(crate) watched: Option<(String, Vec<Watched>)>,
     /// CLIENT REPLY: replies are sent (`On`), not sent (`Off`), or not sent for
     /// the next command (`Skip`). Pub/sub confirmations and messages always are.
     pub(crate) reply: Reply,
 }
+
+/// A WATCHed key and the fingerprint of its record then (`None`: missing).
+pub(crate) type Watched = (String, Option<[u8; 32]>);
 
 /// CLIENT REPLY's modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
