@@ -270,6 +270,55 @@ async fn dev_no_auth_only_on_loopback() {
     reopened.close().unwrap();
 }
 
+/// WATCH sees a write made through the embedded API of the same store (not
+/// through the server) and an expiry: EXEC then replies null and runs nothing; an
+/// untouched key lets it run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_sees_the_embedded_api_and_expiry() {
+    let f = fixture(Quota::default());
+    let (server, store) = start(
+        &f,
+        Config {
+            dev_no_auth: Some("alice".into()),
+            ..tcp_config()
+        },
+    )
+    .await;
+    let addr = server.addrs().resp.unwrap();
+    let stop = server.shutdown_token();
+    let run = tokio::spawn(server.run_until(std::future::pending()));
+    let mut c = BufReader::new(TcpStream::connect(addr).await.unwrap());
+    assert_eq!(
+        exchange(&mut c, b"SET k 1\r\nWATCH k\r\n", 2).await,
+        "+OK\r\n+OK\r\n"
+    );
+    store.bucket("alice").unwrap().set("k", "2").unwrap();
+    assert_eq!(
+        exchange(&mut c, b"MULTI\r\nINCR k\r\nEXEC\r\nGET k\r\n", 5).await,
+        "+OK\r\n+QUEUED\r\n*-1\r\n$1\r\n2\r\n"
+    );
+    // Expiry after WATCH is a change too.
+    assert_eq!(
+        exchange(&mut c, b"SET e 1 PX 50\r\nWATCH e\r\n", 2).await,
+        "+OK\r\n+OK\r\n"
+    );
+    let b = store.bucket("alice").unwrap();
+    while b.get("e").unwrap().is_some() {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        exchange(&mut c, b"MULTI\r\nSET x 1\r\nEXEC\r\nEXISTS x\r\n", 4).await,
+        "+OK\r\n+QUEUED\r\n*-1\r\n:0\r\n"
+    );
+    // Nothing changed: EXEC runs.
+    assert_eq!(
+        exchange(&mut c, b"WATCH k\r\nMULTI\r\nINCR k\r\nEXEC\r\n", 5).await,
+        "+OK\r\n+OK\r\n+QUEUED\r\n*1\r\n:3\r\n"
+    );
+    stop.cancel();
+    run.await.unwrap().unwrap();
+}
+
 /// What the server answers to raw request heads `reqs` (one connection each).
 async fn raw_http(cfg: Config, reqs: &[&str]) -> Vec<String> {
     let f = fixture(Quota::default());
