@@ -385,6 +385,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn dev_no_auth_is_off_unless_given_and_names_dev_by_default() {
+        let serve = |args: &[&str]| {
+            let mut v = vec!["state", "serve"];
+            v.extend_from_slice(args);
+            match Cli::parse_from(v).command {
+                Command::Serve(a) => a.dev_no_auth,
+                _ => panic!("serve parses as serve"),
+            }
+        };
+        assert_eq!(serve(&[]), None);
+        assert_eq!(serve(&["--dev-no-auth"]).as_deref(), Some("dev"));
+        assert_eq!(serve(&["--dev-no-auth=bob"]).as_deref(), Some("bob"));
+        // Without '=' the next word is not taken as the client.
+        assert_eq!(
+            serve(&["--dev-no-auth", "--resp", "127.0.0.1:0"]).as_deref(),
+            Some("dev")
+        );
+    }
+
+    #[test]
     fn serve_sweeps_at_the_cores_default_interval_unless_told() {
         let Command::Serve(a) = Cli::parse_from(["state", "serve"]).command else {
             panic!("serve parses as serve");
