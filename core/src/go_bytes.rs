@@ -73,7 +73,10 @@ pub mod map {
     ///
     /// # Errors
     /// The serializer's.
-    pub fn serialize<S: Serializer>(m: &BTreeMap<String, Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(
+        m: &BTreeMap<String, Vec<u8>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.collect_map(m.iter().map(|(k, v)| (k, encode(v))))
     }
 
@@ -81,7 +84,9 @@ pub mod map {
     ///
     /// # Errors
     /// Not an object; a value that is neither base64 nor null (naming its key).
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Vec<u8>>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<String, Vec<u8>>, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
             type Value = BTreeMap<String, Vec<u8>>;
@@ -94,9 +99,8 @@ pub mod map {
                     let value: Option<String> = m.next_value()?;
                     let value = match value {
                         None => Vec::new(),
-                        Some(s) => decode(&s).map_err(|e| {
-                            de::Error::custom(format!("value of key {key:?}: {e}"))
-                        })?,
+                        Some(s) => decode(&s)
+                            .map_err(|e| de::Error::custom(format!("value of key {key:?}: {e}")))?,
                     };
                     out.insert(key, value);
                 }

@@ -323,13 +323,16 @@ fn get_cursor(svc: &StateService, bucket: &Bucket, method: &str, json: &str) -> 
     })
 }
 
+/// One step of a cursor: the entry it lands on, if any.
+type CursorStep = fn(&mut state_core::Cursor) -> state_core::Result<Option<(String, Vec<u8>)>>;
+
 /// `cursorFirst` and friends: one step of the cursor named in the arguments.
 fn cursor_step(
     svc: &StateService,
     bucket: &Bucket,
     method: &str,
     json: &str,
-    step: fn(&mut state_core::Cursor) -> state_core::Result<Option<(String, Vec<u8>)>>,
+    step: CursorStep,
 ) -> Result<String> {
     let a: CursorKeyMsg = parse(method, json)?;
     let id = cursor_id(&a.cursor_key)?;

@@ -113,7 +113,6 @@ fn service_methods_speak_the_original_json(engine: Engine) {
     assert_eq!(got, serde_json::json!({"key":"a","found":false}));
 }
 
-
 fn service_rejects_unknown_methods_and_bad_json(engine: Engine) {
     let dir = tmp();
     let svc = StateService::new(open(engine, dir.path()));
@@ -138,7 +137,6 @@ fn service_rejects_unknown_methods_and_bad_json(engine: Engine) {
     assert!(svc.store().bucket_names().unwrap().is_empty());
 }
 
-
 fn service_clients_are_isolated(engine: Engine) {
     let dir = tmp();
     let svc = StateService::new(open(engine, dir.path()));
@@ -153,7 +151,6 @@ fn service_clients_are_isolated(engine: Engine) {
         b"a"
     );
 }
-
 
 fn service_ttl_methods(engine: Engine) {
     let dir = tempfile::tempdir().unwrap();
@@ -432,7 +429,9 @@ fn a_refused_transaction_is_the_services_error_and_writes_nothing() {
         assert_eq!(svc.client("u").unwrap().len().unwrap(), 0);
         // An error of the transaction's own is the core's, unchanged.
         let e = svc
-            .transaction("u", |tx| tx.put("", b"1".to_vec(), state_core::Expiry::Never))
+            .transaction("u", |tx| {
+                tx.put("", b"1".to_vec(), state_core::Expiry::Never)
+            })
             .unwrap_err();
         assert_eq!(e.kind(), INVALID);
     });

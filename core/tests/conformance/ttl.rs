@@ -344,4 +344,3 @@ pub fn sweeping_100k_expiring_among_1m_persistent(engine: &EngineConfig) {
     assert_eq!(keep.len().unwrap(), 1_000_000);
     assert_eq!(store.bucket_names().unwrap(), ["keep"]);
 }
-

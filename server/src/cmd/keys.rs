@@ -2,7 +2,8 @@
 
 use std::ops::ControlFlow;
 
-use state_core::{Bucket, Error, StateService, Txn};
+use state_core::{Bucket, Error, Txn};
+use state_service::StateService;
 
 use super::args::{key_arg, Args, Fail, Res, SYNTAX};
 use crate::glob;
