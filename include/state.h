@@ -128,6 +128,11 @@ typedef enum state_status {
    * A bug in libstate (for example a caught panic). Please report it.
    */
   STATE_INTERNAL = 8,
+  /**
+   * A write through the state service would take the client over its quota
+   * (records, bytes or value size). Nothing was written.
+   */
+  STATE_QUOTA_EXCEEDED = 9,
 } state_status;
 
 /**
@@ -915,26 +920,17 @@ enum state_status state_service_close(struct state_service *service);
  * JSON response to `*response` (`*response_len` bytes, NUL-terminated; release with
  * `state_free(*response)`).
  *
- * | method        | arguments             | response                               |
- * |---------------|-----------------------|----------------------------------------|
- * | `get`         | `{"key"}`             | `{"key","found","value"}` (value null if not found) |
- * | `set`         | `{"key","value"}`     | `{}` (optional `"ttlMs"` > 0; without it any TTL is cleared) |
- * | `delete`      | `{"key"}`             | `{"key","found"}`                      |
- * | `getMultiple` | `{"keys":[...]}`      | `{"kv":{key: value}}` (missing keys absent) |
- * | `setMultiple` | `{"kv":{key: value}}` | `{}` (one atomic batch)                |
- * | `expire`      | `{"key","ttlMs"}`     | `{"key","found"}` (false: key missing) |
- * | `persist`     | `{"key"}`             | `{"key","found"}` (false: no TTL was set) |
- * | `ttl`         | `{"key"}`             | `{"key","found","ttlMs"}` (ttlMs null: no expiry) |
- *
- * Values are base64 strings (Go's `[]byte` JSON encoding). A `get` of a missing key
- * is `STATE_OK` with `"found":false`. The methods are the core's
- * (`StateService::handle`); this function only passes them through.
+ * The methods, their arguments and responses are the state service's
+ * (`state_service::METHODS`), listed in docs/service.md ("HTTP"); this function
+ * only passes them through. Values are base64 strings (Go's `[]byte` JSON
+ * encoding). A `get` of a missing key is `STATE_OK` with `"found":false`.
  *
  * Thread-safe.
  *
  * # Errors
  * `STATE_INVALID_ARGUMENT` (NULL argument, unknown method, malformed JSON, bad client
- * id, key or value; the message says which), `STATE_CLOSED`, `STATE_IO`.
+ * id, key or value; the message says which), `STATE_QUOTA_EXCEEDED` (a write over
+ * the client's quota), `STATE_CLOSED`, `STATE_IO`.
  *
  * # Safety
  * `service` is only looked up; `client_id`, `method` and `json_args` are

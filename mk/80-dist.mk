@@ -205,9 +205,9 @@ dist-test-python: dist-python redis-packages
 	cp -r $(PYDIR)/tests $(DIST_TEST)/py/tests; \
 	cd $(DIST_TEST)/py && python -m pytest -q -p no:cacheprovider tests
 	@tar -tzf $(DIST_SDIST) > $(DIST_TEST)/py/sdist.txt; \
-	for f in LICENSE pyproject.toml python/libstate/__init__.py core/Cargo.toml core/src/lib.rs Cargo.lock; do \
+	for f in LICENSE pyproject.toml python/libstate/__init__.py core/Cargo.toml core/src/lib.rs service/Cargo.toml service/src/lib.rs Cargo.lock; do \
 	  grep -q "^libstate-$(STATE_LIB_VERSION)/\(.*/\)\?$$f$$" $(DIST_TEST)/py/sdist.txt || { echo "dist-test-python: $$f missing from the sdist"; exit 1; }; \
-	done; echo "dist-test-python: the sdist holds the package, the core's sources, Cargo.lock and LICENSE"
+	done; echo "dist-test-python: the sdist holds the package, the core's and the service's sources, Cargo.lock and LICENSE"
 
 # What the .deb installs and declares, read with dpkg-deb (installing it would need a
 # running systemd): the files, the unit's hardening, the maintainer scripts.

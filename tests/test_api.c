@@ -72,6 +72,7 @@ static void test_status_str_names_every_code(void) {
     CHECK(strcmp(state_status_str(STATE_TOO_LARGE), "too large") == 0);
     CHECK(strcmp(state_status_str(STATE_CLOSED), "closed") == 0);
     CHECK(strcmp(state_status_str(STATE_INTERNAL), "internal") == 0);
+    CHECK(strcmp(state_status_str(STATE_QUOTA_EXCEEDED), "quota exceeded") == 0);
     CHECK(strcmp(state_status_str(-1), "unknown status") == 0);
     CHECK(strcmp(state_status_str(9999), "unknown status") == 0);
 }

@@ -4,9 +4,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use state_core::{Quota, StateService, Store};
+use state_core::Store;
 use state_server::auth::{clients_path, ClientName, ClientsFile, UNIX_PREFIX};
 use state_server::{Config, Server, TlsFiles, SOCKET_NAME};
+use state_service::{Quota, StateService};
 
 use crate::args::{ClientArgs, ClientCommand, ServeArgs};
 use crate::fail::{CmdResult, Failure};

@@ -32,9 +32,6 @@ pub enum ErrorKind {
     TooLarge,
     /// The store handle (or the bucket or cursor taken from it) was closed.
     Closed,
-    /// A write would take a service client over its quota (records, bytes or value
-    /// size). Nothing was written.
-    QuotaExceeded,
     /// A bug in libstate or an engine (for example a caught panic). Please report it.
     Internal,
 }
@@ -49,7 +46,6 @@ impl ErrorKind {
             ErrorKind::Io => "I/O",
             ErrorKind::TooLarge => "too large",
             ErrorKind::Closed => "closed",
-            ErrorKind::QuotaExceeded => "quota exceeded",
             ErrorKind::Internal => "internal",
         }
     }
@@ -98,9 +94,6 @@ pub enum Error {
     /// See [`ErrorKind::Closed`].
     #[error("the store is closed")]
     Closed,
-    /// See [`ErrorKind::QuotaExceeded`].
-    #[error("quota exceeded: {0}")]
-    QuotaExceeded(String),
     /// See [`ErrorKind::Internal`].
     #[error("internal error: {0}")]
     Internal(String),
@@ -116,7 +109,6 @@ impl Error {
             Error::Io { .. } => ErrorKind::Io,
             Error::TooLarge(_) => ErrorKind::TooLarge,
             Error::Closed => ErrorKind::Closed,
-            Error::QuotaExceeded(_) => ErrorKind::QuotaExceeded,
             Error::Internal(_) => ErrorKind::Internal,
         }
     }
@@ -150,7 +142,6 @@ impl Error {
                 source: io::Error::new(source.kind(), source.to_string()),
             },
             Error::TooLarge(m) => Error::TooLarge(m.clone()),
-            Error::QuotaExceeded(m) => Error::QuotaExceeded(m.clone()),
             Error::Closed => Error::Closed,
             Error::Internal(m) => Error::Internal(m.clone()),
         }

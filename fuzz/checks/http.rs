@@ -17,7 +17,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::{Mutex, OnceLock};
 
 use base64::Engine as _;
-use state_core::{Quota, StateService};
+use state_service::{Quota, StateService};
 use state_server::fuzzing::{HttpHarness, HttpResponse};
 use state_server::ClientsFile;
 

@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use state_core::StateService;
+use state_service::StateService;
 use state_server::fuzzing::Harness;
 
 fn harness() -> &'static Harness {

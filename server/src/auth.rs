@@ -39,10 +39,13 @@ use std::time::SystemTime;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use state_core::Quota;
+use state_service::Quota;
 use subtle::ConstantTimeEq;
 
 /// The file name of the client list inside a store directory.
@@ -434,6 +437,12 @@ impl ClientsFile {
             None => self.clients.get(name).map(ClientEntry::quota),
         }
     }
+
+    /// Whether any entry sets a quota.
+    pub fn any_quota(&self) -> bool {
+        self.clients.values().any(|e| !e.quota().is_unlimited())
+            || self.unix.values().any(|e| !e.quota().is_unlimited())
+    }
 }
 
 /// Refuses a new name that exists, or differs from an existing one only in ASCII
@@ -471,6 +480,9 @@ pub struct Registry {
     state: RwLock<(Option<Stamp>, ClientsFile)>,
     /// The user the server runs as: allowed on the socket by default, with root.
     euid: u32,
+    /// Whether the list last loaded sets any quota (read at every write, so kept
+    /// apart from the list's lock).
+    any_quota: AtomicBool,
 }
 
 impl Registry {
@@ -483,6 +495,7 @@ impl Registry {
         let file = ClientsFile::load(&path)?;
         Ok(Registry {
             path,
+            any_quota: AtomicBool::new(file.any_quota()),
             state: RwLock::new((stamp, file)),
             euid: euid(),
         })
@@ -494,6 +507,7 @@ impl Registry {
             path: PathBuf::new(),
             state: RwLock::new((None, ClientsFile::default())),
             euid: euid(),
+            any_quota: AtomicBool::new(false),
         }
     }
 
@@ -513,7 +527,11 @@ impl Registry {
             return;
         }
         match ClientsFile::load(&self.path) {
-            Ok(file) => *self.state.write() = (now, file),
+            Ok(file) => {
+                let mut state = self.state.write();
+                self.any_quota.store(file.any_quota(), Ordering::Release);
+                *state = (now, file);
+            }
             Err(e) => {
                 self.state.write().0 = now;
                 tracing::error!("keeping the previous client list: {e}");
@@ -542,6 +560,11 @@ impl Registry {
     /// entry.
     pub fn quota(&self, name: &str) -> Option<Quota> {
         self.state.read().1.quota(name)
+    }
+
+    /// Whether the list sets any quota.
+    pub fn any_quota(&self) -> bool {
+        self.any_quota.load(Ordering::Acquire)
     }
 
     /// The client a peer on the Unix socket with user id `uid` acts as without a
@@ -587,6 +610,37 @@ impl Registry {
             return None;
         }
         Some(format!("{UNIX_PREFIX}{name}"))
+    }
+}
+
+/// The service's quota source in `state serve`: each client's entry in the list
+/// (as last reloaded), each limit it leaves unset falling back to the server's
+/// default quota (`--max-records`, ...). The service reads it at every
+/// quota-checked write, so a change to the list applies from the next reload.
+#[derive(Debug)]
+pub struct ClientQuotas {
+    registry: Arc<Registry>,
+    default: Quota,
+}
+
+impl ClientQuotas {
+    /// The quotas of `registry`'s clients, with `default` for what an entry leaves
+    /// unset.
+    pub fn new(registry: Arc<Registry>, default: Quota) -> ClientQuotas {
+        ClientQuotas { registry, default }
+    }
+}
+
+impl state_service::QuotaSource for ClientQuotas {
+    fn quota(&self, client: &str) -> Quota {
+        self.registry
+            .quota(client)
+            .unwrap_or_default()
+            .or(self.default)
+    }
+
+    fn limits_anyone(&self) -> bool {
+        !self.default.is_unlimited() || self.registry.any_quota()
     }
 }
 

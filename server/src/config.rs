@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use state_core::Quota;
+use state_service::Quota;
 
 /// TLS certificate chain and private key, PEM files.
 #[derive(Debug, Clone)]

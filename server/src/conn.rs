@@ -198,9 +198,6 @@ async fn serve_tracked<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    if let Some(c) = &sess.client {
-        shared.apply_quota(c);
-    }
     let auth_deadline = tokio::time::Instant::now() + shared.cfg.auth_timeout;
     let mut parser = Parser::new();
     let mut held = Held { shared, bytes: 0 };

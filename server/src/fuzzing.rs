@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, HeaderName, HeaderValue, Method, Request, Uri};
-use state_core::StateService;
+use state_service::StateService;
 use tower::ServiceExt;
 
 use crate::resp::{self, Out, ParseLimits, Parsed};

@@ -11,7 +11,7 @@
 //! # async fn run() -> std::io::Result<()> {
 //! use state_server::{Config, Server};
 //! let store = state_core::Store::open("state-data").map_err(std::io::Error::other)?;
-//! let svc = state_core::StateService::new(store);
+//! let svc = state_service::StateService::new(store);
 //! let server = Server::bind(svc, Config::default()).await?;
 //! println!("{:?}", server.addrs());
 //! server.run_until(async { tokio::signal::ctrl_c().await.ok(); }).await
@@ -42,7 +42,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use state_core::{Quota, StateService};
+use state_service::StateService;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -87,7 +87,7 @@ pub(crate) struct Tracked {
 /// What every connection shares.
 pub(crate) struct Shared {
     pub(crate) svc: StateService,
-    pub(crate) registry: Registry,
+    pub(crate) registry: Arc<Registry>,
     pub(crate) metrics: metrics::Metrics,
     pub(crate) cfg: Config,
     pub(crate) shutdown: CancellationToken,
@@ -109,8 +109,12 @@ pub(crate) struct Shared {
 impl Shared {
     /// The shared state of a server serving `svc` to the clients of `registry`.
     pub(crate) fn new(svc: StateService, registry: Registry, cfg: Config) -> Shared {
+        let registry = Arc::new(registry);
+        // The service reads each client's quota from the client list when a write
+        // needs it (nothing is pushed per request, connection or sign-in).
+        let quotas = auth::ClientQuotas::new(registry.clone(), cfg.default_quota);
         Shared {
-            svc,
+            svc: svc.with_quotas(Arc::new(quotas)),
             registry,
             metrics: metrics::Metrics::default(),
             cfg,
@@ -226,20 +230,6 @@ impl Shared {
     /// Longest value a request may carry (the store's own limit).
     pub(crate) fn max_bulk(&self) -> usize {
         self.svc.store().max_value_size()
-    }
-
-    /// Sets `client`'s quota from its entry, falling back to the server's defaults.
-    pub(crate) fn apply_quota(&self, client: &str) {
-        let own = self.registry.quota(client).unwrap_or_default();
-        let d = self.cfg.default_quota;
-        self.svc.set_quota(
-            client,
-            Quota {
-                max_records: own.max_records.or(d.max_records),
-                max_bytes: own.max_bytes.or(d.max_bytes),
-                max_value_size: own.max_value_size.or(d.max_value_size),
-            },
-        );
     }
 }
 

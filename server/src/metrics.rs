@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use state_core::{ErrorKind, Store};
+use state_service::ErrorKind as Kind;
 
 use crate::cmd::COMMANDS;
 
@@ -137,12 +138,12 @@ pub enum ErrorClass {
 const ERROR_NAMES: [&str; 6] = ["protocol", "auth", "invalid", "quota", "too_large", "store"];
 
 impl ErrorClass {
-    /// The class of a core error.
-    pub fn of(kind: ErrorKind) -> ErrorClass {
+    /// The class of a service error.
+    pub fn of(kind: Kind) -> ErrorClass {
         match kind {
-            ErrorKind::InvalidArgument => ErrorClass::Invalid,
-            ErrorKind::QuotaExceeded => ErrorClass::Quota,
-            ErrorKind::TooLarge => ErrorClass::TooLarge,
+            Kind::Store(ErrorKind::InvalidArgument) => ErrorClass::Invalid,
+            Kind::QuotaExceeded => ErrorClass::Quota,
+            Kind::Store(ErrorKind::TooLarge) => ErrorClass::TooLarge,
             _ => ErrorClass::Store,
         }
     }

@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-use state_core::{Engine, Quota, StateService, Store};
+use state_core::{Engine, Store};
 use state_server::auth::{clients_path, ClientsFile};
 use state_server::{Config, Server};
+use state_service::{Quota, StateService};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpStream, UnixStream};
 

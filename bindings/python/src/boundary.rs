@@ -18,6 +18,7 @@ mod exc {
     pyo3::import_exception!(libstate._errors, TooLarge);
     pyo3::import_exception!(libstate._errors, StoreClosed);
     pyo3::import_exception!(libstate._errors, InternalError);
+    pyo3::import_exception!(libstate._errors, QuotaExceeded);
 }
 
 pub(crate) use exc::{InvalidArgument, StoreClosed};
@@ -44,6 +45,17 @@ pub(crate) fn to_py_err(e: Error) -> PyErr {
         ErrorKind::Closed => exc::StoreClosed::new_err(msg),
         // Internal, and any kind a newer core adds before this mapping learns it.
         _ => exc::InternalError::new_err(msg),
+    }
+}
+
+/// Maps a service error to its Python exception: the core's kinds as
+/// [`to_py_err`], and the service's own *quota exceeded* as `QuotaExceeded`.
+pub(crate) fn service_to_py_err(e: state_service::Error) -> PyErr {
+    match e {
+        state_service::Error::Store(e) => to_py_err(e),
+        state_service::Error::QuotaExceeded(_) => exc::QuotaExceeded::new_err(e.to_string()),
+        // A kind a newer service adds before this mapping learns it.
+        _ => exc::InternalError::new_err(e.to_string()),
     }
 }
 
@@ -82,6 +94,18 @@ pub(crate) fn detached<T: Send>(
     match py.detach(|| catch_unwind(AssertUnwindSafe(f))) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(to_py_err(e)),
+        Err(p) => Err(panic_to_py_err(p)),
+    }
+}
+
+/// [`detached`] for the service's calls, whose errors are the service's.
+pub(crate) fn detached_service<T: Send>(
+    py: Python<'_>,
+    f: impl FnOnce() -> state_service::Result<T> + Send,
+) -> PyResult<T> {
+    match py.detach(|| catch_unwind(AssertUnwindSafe(f))) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(service_to_py_err(e)),
         Err(p) => Err(panic_to_py_err(p)),
     }
 }

@@ -16,6 +16,7 @@ ALL = [
     libstate.StoreIOError,
     libstate.TooLarge,
     libstate.InternalError,
+    libstate.QuotaExceeded,
 ]
 
 

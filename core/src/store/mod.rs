@@ -791,8 +791,9 @@ impl Store {
         self.handle.shared.opts.max_value_size
     }
 
-    /// The store clock's reading, in unix milliseconds.
-    pub(crate) fn clock_now_ms(&self) -> u64 {
+    /// The store clock's reading, in unix milliseconds (the clock TTLs and
+    /// deadlines are measured by).
+    pub fn clock_now_ms(&self) -> u64 {
         self.handle.shared.opts.clock.now_ms()
     }
 

@@ -150,7 +150,6 @@ fn authenticate(shared: &Shared, sess: &mut Session, name: Option<&[u8]>, token:
     let token = String::from_utf8_lossy(token);
     match shared.registry.verify(name_text.as_deref(), &token) {
         Some(client) => {
-            shared.apply_quota(&client);
             tracing::debug!(conn = sess.id, client = %client, "authenticated");
             shared.signed_in(
                 sess.id,
@@ -161,7 +160,7 @@ fn authenticate(shared: &Shared, sess: &mut Session, name: Option<&[u8]>, token:
                 // Subscriptions follow the connection's client: never another's keys.
                 let rebound = bucket(shared, sess)
                     .cloned()
-                    .and_then(|b| sess.subs.rebind(&b));
+                    .and_then(|b| sess.subs.rebind(&b).map_err(Into::into));
                 if let Err(e) = rebound {
                     tracing::warn!(conn = sess.id, "dropping subscriptions after AUTH: {e}");
                     sess.subs.clear();

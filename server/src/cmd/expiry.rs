@@ -1,7 +1,8 @@
 //! Expiry commands: EXPIRE and its variants, TTL and its variants, PERSIST; and
 //! the deadline arithmetic SET, SETEX and GETEX share.
 
-use state_core::{Bucket, Error, Expiry, StateService, Ttl, Txn};
+use state_core::{Bucket, Error, Expiry, Ttl, Txn};
+use state_service::StateService;
 
 use super::args::{key_arg, Args, Fail, Res};
 use crate::resp::Out;

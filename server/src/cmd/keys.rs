@@ -3,7 +3,8 @@
 
 use std::ops::ControlFlow;
 
-use state_core::{Bucket, Error, Expiry, StateService, Txn};
+use state_core::{Bucket, Error, Expiry, Txn};
+use state_service::StateService;
 
 use super::args::{key_arg, parse_i64, Args, Fail, Res, SYNTAX};
 use crate::glob;

@@ -22,7 +22,8 @@ mod server;
 mod strings;
 mod transactions;
 
-use state_core::{Bucket, Error, ErrorKind, StateService, Txn};
+use state_core::{Bucket, Error, Txn};
+use state_service::{Error as SvcError, StateService};
 
 use args::{arity_message, strip_kind, Args, Fail, Res};
 
@@ -398,16 +399,16 @@ fn wrong_arity(out: &mut Out, name: &str) {
     out.error(&arity_message(name));
 }
 
-/// The reply for a core error that ends one command (not the connection).
-fn error_reply(out: &mut Out, e: &Error) {
-    match e.kind() {
-        ErrorKind::InvalidArgument => out.error(&format!("ERR {}", strip_kind(e))),
+/// The reply for an error that ends one command (not the connection).
+fn error_reply(out: &mut Out, e: &SvcError) {
+    match e.as_store() {
+        Some(core) if e.is_invalid_argument() => out.error(&format!("ERR {}", strip_kind(core))),
         _ => out.error(&format!("ERR {e}")),
     }
 }
 
 /// Counts, logs (if it is the store's fault) and replies with a store error.
-fn store_error(shared: &Shared, sess: &Session, e: &Error, out: &mut Out) {
+fn store_error(shared: &Shared, sess: &Session, e: &SvcError, out: &mut Out) {
     let class = ErrorClass::of(e.kind());
     shared.metrics.error(class);
     if matches!(class, ErrorClass::Store) {
@@ -417,7 +418,7 @@ fn store_error(shared: &Shared, sess: &Session, e: &Error, out: &mut Out) {
 }
 
 /// Resolves the session's bucket (once per client).
-fn ensure_bucket(shared: &Shared, sess: &mut Session) -> state_core::Result<()> {
+fn ensure_bucket(shared: &Shared, sess: &mut Session) -> state_service::Result<()> {
     let client = sess.client.as_deref().unwrap_or_default();
     if sess.bucket.as_ref().is_none_or(|b| b.name() != client) {
         sess.bucket = Some(shared.svc.client(client)?);
@@ -426,11 +427,11 @@ fn ensure_bucket(shared: &Shared, sess: &mut Session) -> state_core::Result<()> 
 }
 
 /// The session's bucket (resolved once per client).
-fn bucket<'s>(shared: &Shared, sess: &'s mut Session) -> state_core::Result<&'s Bucket> {
+fn bucket<'s>(shared: &Shared, sess: &'s mut Session) -> state_service::Result<&'s Bucket> {
     ensure_bucket(shared, sess)?;
     sess.bucket
         .as_ref()
-        .ok_or_else(|| Error::Internal("session without a bucket".into()))
+        .ok_or_else(|| Error::Internal("session without a bucket".into()).into())
 }
 
 /// Runs one request, writing its reply: looks the command up, checks it against
@@ -539,7 +540,7 @@ fn data_command(
         match fast(bucket, &shared.svc, args, out) {
             Ok(true) => return,
             Ok(false) => {}
-            Err(e) => return store_error(shared, sess, &e, out),
+            Err(e) => return store_error(shared, sess, &e.into(), out),
         }
     }
     // The reply goes straight into the output; a failed transaction takes it back,

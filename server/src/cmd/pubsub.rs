@@ -39,7 +39,7 @@ fn add(shared: &Shared, sess: &mut Session, a: &Args<'_>, pattern: bool, out: &m
         .subs
         .subscribe(&b, a.rest(), pattern, shared.cfg.max_subscriptions, out)
     {
-        store_error(shared, sess, &e, out);
+        store_error(shared, sess, &e.into(), out);
     }
     After::Continue
 }

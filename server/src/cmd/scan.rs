@@ -1,6 +1,6 @@
 //! SCAN, through the service's server-side cursor table.
 
-use state_core::{Error, ErrorKind, StateService};
+use state_service::{Error, StateService};
 
 use super::args::{parse_i64, Args, NOT_INTEGER, SYNTAX};
 use super::{store_error, After};
@@ -79,7 +79,7 @@ fn run(svc: &StateService, client: &str, a: &mut Args<'_>, out: &mut Out) -> Res
     });
     let stepped = match stepped {
         Ok(n) => n,
-        Err(e) if e.kind() == ErrorKind::InvalidArgument => {
+        Err(e) if e.is_invalid_argument() => {
             out.error("ERR invalid cursor: it was finished, expired after being idle, or belongs to another connection's client");
             return Ok(());
         }

@@ -1,6 +1,7 @@
 //! String commands: GET, SET and its variants, MGET/MSET, STRLEN, APPEND.
 
-use state_core::{Bucket, Error, ErrorKind, Expiry, StateService, Txn};
+use state_core::{Bucket, Error, ErrorKind, Expiry, Txn};
+use state_service::StateService;
 
 use super::args::{arity_message, key_arg, Args, Res, SYNTAX};
 use super::error_reply;
@@ -104,7 +105,7 @@ pub(super) fn set_fast(
     match key_arg(k) {
         Ok(k) => match bucket.set(k, v) {
             Ok(()) => out.ok(),
-            Err(e) if e.kind() == ErrorKind::InvalidArgument => error_reply(out, &e),
+            Err(e) if e.kind() == ErrorKind::InvalidArgument => error_reply(out, &e.into()),
             Err(e) => return Err(e),
         },
         Err(msg) => out.error(&msg),
@@ -311,7 +312,7 @@ pub(super) fn mset_fast(
     match pairs {
         Ok(pairs) => match bucket.set_multiple(pairs) {
             Ok(()) => out.ok(),
-            Err(e) if e.kind() == ErrorKind::InvalidArgument => error_reply(out, &e),
+            Err(e) if e.kind() == ErrorKind::InvalidArgument => error_reply(out, &e.into()),
             Err(e) => return Err(e),
         },
         Err(msg) => out.error(&msg),

@@ -48,7 +48,7 @@ pub(super) async fn call(
         &client,
         token.unwrap_or_default(),
     );
-    if !state_core::SERVICE_METHODS.contains(&method.as_str()) {
+    if state_service::method_named(&method).is_none() {
         shared.metrics.error(ErrorClass::Invalid);
         return json_error(
             StatusCode::NOT_FOUND,
@@ -104,7 +104,6 @@ pub(super) async fn call(
         );
     };
     let body = if body.trim().is_empty() { "{}" } else { body };
-    shared.apply_quota(&client);
     let started = Instant::now();
     let run = || shared.svc.handle(&client, &method, body);
     let result = crate::off_loop(run);

@@ -4,7 +4,8 @@
 
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use state_core::{Error, ErrorKind};
+use state_core::ErrorKind;
+use state_service::{Error, ErrorKind as Kind};
 
 use crate::metrics::ErrorClass;
 use crate::Shared;
@@ -56,12 +57,12 @@ pub(crate) fn log_refused(shared: &Shared, what: &str) {
 }
 
 /// The HTTP status of a core error kind (the one map, for every route).
-pub(crate) fn status_of(kind: ErrorKind) -> StatusCode {
+pub(crate) fn status_of(kind: Kind) -> StatusCode {
     match kind {
-        ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
-        ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorKind::QuotaExceeded => StatusCode::INSUFFICIENT_STORAGE,
-        ErrorKind::Closed => StatusCode::SERVICE_UNAVAILABLE,
+        Kind::Store(ErrorKind::InvalidArgument) => StatusCode::BAD_REQUEST,
+        Kind::Store(ErrorKind::TooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
+        Kind::QuotaExceeded => StatusCode::INSUFFICIENT_STORAGE,
+        Kind::Store(ErrorKind::Closed) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

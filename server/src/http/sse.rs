@@ -60,7 +60,7 @@ pub(super) async fn watch(
     let watcher = match shared
         .svc
         .client(&client)
-        .and_then(|b| b.watch_with(prefix, opts))
+        .and_then(|b| b.watch_with(prefix, opts).map_err(Into::into))
     {
         Ok(w) => w,
         Err(e) => return error_response(&shared, &e, format_args!("watch for client {client}")),

@@ -41,6 +41,7 @@ from ._errors import (
     CorruptStore,
     InternalError,
     InvalidArgument,
+    QuotaExceeded,
     StateError,
     StoreClosed,
     StoreIOError,
@@ -73,6 +74,7 @@ __all__ = [
     "StoreIOError",
     "TooLarge",
     "InternalError",
+    "QuotaExceeded",
     "DEFAULT_FLUSH_INTERVAL",
     "DEFAULT_SWEEP_INTERVAL",
     "DEFAULT_CACHE_SIZE",
@@ -589,7 +591,9 @@ class StateService(_native.StateService):
     """The state service over a store: each client reaches exactly one bucket, named
     by its authenticated client id, and can never address another client's state.
 
-    :meth:`handle` speaks the original service's JSON messages (values base64).
+    :meth:`handle` speaks the original service's JSON messages (values base64);
+    the methods and their messages are in docs/service.md ("HTTP"). A write over the
+    client's quota raises :class:`QuotaExceeded`.
     """
 
     __slots__ = ()

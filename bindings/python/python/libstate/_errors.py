@@ -1,7 +1,8 @@
 """The exception hierarchy of libstate.
 
 Every error libstate raises is a :class:`StateError`; each subclass stands for one
-kind of the core's errors (``state_core::ErrorKind``). The mapping from kinds to
+kind of the core's errors (``state_core::ErrorKind``), or of the state service's
+(``state_service::ErrorKind``: :class:`QuotaExceeded`). The mapping from kinds to
 these classes lives in one place, ``bindings/python/src/boundary.rs``.
 """
 
@@ -14,6 +15,7 @@ __all__ = [
     "StoreIOError",
     "TooLarge",
     "InternalError",
+    "QuotaExceeded",
 ]
 
 
@@ -55,3 +57,8 @@ class TooLarge(StateError):
 
 class InternalError(StateError):
     """A bug in libstate (for example a caught panic). Please report it."""
+
+
+class QuotaExceeded(StateError):
+    """A write through the :class:`StateService` would take the client over its
+    quota (records, bytes or value size). Nothing was written."""
