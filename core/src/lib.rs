@@ -36,6 +36,7 @@
 // `LoadingBucket::put_encoded`) and the mapped log window (`log::mmap`).
 #![deny(unsafe_code)]
 
+mod backup;
 mod batch;
 mod bucket;
 mod checkpoint;
@@ -68,6 +69,7 @@ pub mod fuzzing {
     };
 }
 
+pub use backup::BackupReport;
 pub use batch::{FoundValues, ScanRange};
 pub use bucket::{prefix_bounds, Bucket, Entry};
 pub use clients::{Quota, DEFAULT_CURSOR_LIFESPAN, DEFAULT_MAX_CURSORS};
