@@ -521,6 +521,28 @@ impl Registry {
         }
     }
 
+    /// Rereads the file now, changed or not (SIGHUP). On error the previous list
+    /// stays in force and the error is returned.
+    ///
+    /// # Errors
+    /// As [`ClientsFile::load`].
+    pub fn reload(&self) -> Result<(), AuthFileError> {
+        if self.path.as_os_str().is_empty() {
+            return Ok(());
+        }
+        let now = Some(stamp(&self.path));
+        match ClientsFile::load(&self.path) {
+            Ok(file) => {
+                *self.state.write() = (now, file);
+                Ok(())
+            }
+            Err(e) => {
+                self.state.write().0 = now;
+                Err(e)
+            }
+        }
+    }
+
     /// The client `token` authenticates (see [`ClientsFile::verify`]).
     pub fn verify(&self, name: Option<&str>, token: &str) -> Option<String> {
         self.refresh();

@@ -76,6 +76,10 @@ pub struct Config {
     /// Unix socket path for the Redis protocol: an allowed peer's Unix user is the
     /// client `unix:USER` without a token (see [`auth`]).
     pub unix: Option<PathBuf>,
+    /// The Unix socket's permission bits (default `0o600`: only the server's user).
+    pub unix_mode: u32,
+    /// The Unix socket's group id (default: the server's own group).
+    pub unix_group: Option<u32>,
     /// TCP address for the Redis protocol.
     pub resp: Option<SocketAddr>,
     /// TCP address for HTTP.
@@ -136,6 +140,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             unix: None,
+            unix_mode: 0o600,
+            unix_group: None,
             resp: None,
             http: None,
             tls: None,
@@ -213,6 +219,8 @@ pub(crate) struct Shared {
     pub(crate) tracked: parking_lot::Mutex<BTreeMap<u64, Tracked>>,
     /// Rate limit of the failed-sign-in warnings.
     pub(crate) auth_log: metrics::LogLimiter,
+    /// The TLS configuration new TCP connections get (replaced by a reload).
+    pub(crate) tls: parking_lot::RwLock<Option<TlsAcceptor>>,
 }
 
 impl Shared {
@@ -228,6 +236,7 @@ impl Shared {
             buffered: AtomicUsize::new(0),
             tracked: parking_lot::Mutex::new(BTreeMap::new()),
             auth_log: metrics::LogLimiter::new(10, Duration::from_secs(10)),
+            tls: parking_lot::RwLock::new(None),
         }
     }
 
@@ -346,6 +355,8 @@ pub struct Server {
     shared: Arc<Shared>,
     tasks: TaskTracker,
     addrs: Addrs,
+    /// Whether the server made its Unix socket (and removes it at shutdown).
+    owns_socket: bool,
 }
 
 impl std::fmt::Debug for Server {
@@ -393,6 +404,56 @@ impl Drop for Slot {
     }
 }
 
+/// Listening sockets the server is handed instead of binding its own: systemd's
+/// socket activation (`LISTEN_FDS`). Each one given replaces the listener of its
+/// kind in [`Config`]; an inherited Unix socket is left in place at shutdown (its
+/// owner made it).
+#[derive(Debug, Default)]
+pub struct Inherited {
+    /// The Unix socket for the Redis protocol.
+    pub unix: Option<std::os::unix::net::UnixListener>,
+    /// The Redis-protocol TCP listener.
+    pub resp: Option<std::net::TcpListener>,
+    /// The HTTP listener.
+    pub http: Option<std::net::TcpListener>,
+}
+
+/// Reloads a running server's client list and TLS certificate and key (what
+/// `state serve` does on SIGHUP). Cheap to clone.
+#[derive(Clone)]
+pub struct Reloader(Arc<Shared>);
+
+impl Reloader {
+    /// Rereads the client list and, if the server serves TLS, its certificate and
+    /// key. What fails to load is kept as it was (the server never stops for it);
+    /// each failure is logged and returned. Blocking file I/O: call it off the
+    /// runtime's worker threads.
+    pub fn reload(&self) -> Vec<String> {
+        let shared = &self.0;
+        let mut errors = Vec::new();
+        match shared.registry.reload() {
+            Ok(()) => {
+                tracing::info!(file = %shared.registry.path().display(), "reloaded the client list");
+                shared.revoke_stale();
+            }
+            Err(e) => errors.push(format!("keeping the previous client list: {e}")),
+        }
+        if let Some(files) = &shared.cfg.tls {
+            match load_tls(files) {
+                Ok(acceptor) => {
+                    *shared.tls.write() = Some(acceptor);
+                    tracing::info!(cert = %files.cert.display(), "reloaded the TLS certificate and key");
+                }
+                Err(e) => errors.push(format!("keeping the previous TLS certificate and key: {e}")),
+            }
+        }
+        for e in &errors {
+            tracing::error!("reload: {e}");
+        }
+        errors
+    }
+}
+
 impl Server {
     /// Binds every listener in `cfg` and starts accepting. The client list is
     /// `clients.toml` in the store's directory.
@@ -402,7 +463,31 @@ impl Server {
     /// `insecure`), unreadable TLS files, a malformed client list. Nothing is left
     /// listening on error.
     pub async fn bind(svc: StateService, cfg: Config) -> io::Result<Server> {
-        for a in [cfg.resp, cfg.http].into_iter().flatten() {
+        Server::bind_with(svc, cfg, Inherited::default()).await
+    }
+
+    /// [`Server::bind`], with listeners handed over by the caller (socket
+    /// activation) used instead of binding those of their kind.
+    ///
+    /// # Errors
+    /// As [`Server::bind`]; an inherited TCP listener on a non-loopback address
+    /// needs TLS (or `insecure`) too.
+    pub async fn bind_with(
+        svc: StateService,
+        mut cfg: Config,
+        inherited: Inherited,
+    ) -> io::Result<Server> {
+        let inherited_addr = |l: &Option<std::net::TcpListener>| -> io::Result<Option<SocketAddr>> {
+            l.as_ref()
+                .map(std::net::TcpListener::local_addr)
+                .transpose()
+        };
+        let inherited_resp = inherited_addr(&inherited.resp)?;
+        let inherited_http = inherited_addr(&inherited.http)?;
+        for a in [inherited_resp.or(cfg.resp), inherited_http.or(cfg.http)]
+            .into_iter()
+            .flatten()
+        {
             if !is_loopback(&a) && cfg.tls.is_none() && !cfg.insecure {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
@@ -430,17 +515,32 @@ impl Server {
             }
         };
         let registry = Registry::open(clients).map_err(|e| io::Error::other(e.0))?;
-        let unix = match &cfg.unix {
-            Some(p) => Some((socket::bind(p)?, p.clone())),
-            None => None,
+        let owns_socket = inherited.unix.is_none();
+        let unix = match (inherited.unix, &cfg.unix) {
+            (Some(l), _) => {
+                let path = l
+                    .local_addr()?
+                    .as_pathname()
+                    .map(std::path::Path::to_path_buf)
+                    .unwrap_or_default();
+                l.set_nonblocking(true)?;
+                Some((UnixListener::from_std(l)?, path))
+            }
+            (None, Some(p)) => Some((socket::bind(p, cfg.unix_mode, cfg.unix_group)?, p.clone())),
+            (None, None) => None,
         };
-        let resp = match cfg.resp {
-            Some(a) => Some(bind_tcp(a, "Redis protocol").await?),
-            None => None,
+        if let Some((_, p)) = &unix {
+            cfg.unix = Some(p.clone());
+        }
+        let resp = match (inherited.resp, cfg.resp) {
+            (Some(l), _) => Some(from_std_tcp(l)?),
+            (None, Some(a)) => Some(bind_tcp(a, "Redis protocol").await?),
+            (None, None) => None,
         };
-        let http = match cfg.http {
-            Some(a) => Some(bind_tcp(a, "HTTP").await?),
-            None => None,
+        let http = match (inherited.http, cfg.http) {
+            (Some(l), _) => Some(from_std_tcp(l)?),
+            (None, Some(a)) => Some(bind_tcp(a, "HTTP").await?),
+            (None, None) => None,
         };
         let addrs = Addrs {
             unix: unix.as_ref().map(|(_, p)| p.clone()),
@@ -448,37 +548,32 @@ impl Server {
             http: http.as_ref().and_then(|l| l.local_addr().ok()),
         };
         let shared = Arc::new(Shared::new(svc, registry, cfg));
+        *shared.tls.write() = tls;
         let tasks = TaskTracker::new();
         tasks.spawn(watch_clients(shared.clone()));
         if let Some((l, _)) = unix {
             tasks.spawn(accept_unix(shared.clone(), l, tasks.clone()));
         }
         if let Some(l) = resp {
-            tasks.spawn(accept_tcp(
-                shared.clone(),
-                l,
-                tls.clone(),
-                tasks.clone(),
-                None,
-            ));
+            tasks.spawn(accept_tcp(shared.clone(), l, tasks.clone(), None));
         }
         if let Some(l) = http {
             // Built here, before the caller reports the server ready: a router that
             // cannot be built fails the start, not a task after `ready`.
             let router = http::router(shared.clone());
-            tasks.spawn(accept_tcp(
-                shared.clone(),
-                l,
-                tls,
-                tasks.clone(),
-                Some(router),
-            ));
+            tasks.spawn(accept_tcp(shared.clone(), l, tasks.clone(), Some(router)));
         }
         Ok(Server {
             shared,
             tasks,
             addrs,
+            owns_socket,
         })
+    }
+
+    /// Reloads this server's client list and TLS files while it runs.
+    pub fn reloader(&self) -> Reloader {
+        Reloader(self.shared.clone())
     }
 
     /// Where the server listens (with the ports the OS chose for port 0).
@@ -506,7 +601,7 @@ impl Server {
         self.shared.shutdown.cancel();
         self.tasks.close();
         self.tasks.wait().await;
-        if let Some(p) = &self.addrs.unix {
+        if let Some(p) = self.addrs.unix.as_ref().filter(|_| self.owns_socket) {
             let _ = std::fs::remove_file(p);
         }
         let store = self.shared.svc.store().clone();
@@ -520,6 +615,12 @@ impl Server {
         tracing::info!("store flushed and closed");
         Ok(())
     }
+}
+
+/// An inherited TCP listener, made non-blocking for tokio.
+fn from_std_tcp(l: std::net::TcpListener) -> io::Result<TcpListener> {
+    l.set_nonblocking(true)?;
+    TcpListener::from_std(l)
 }
 
 async fn bind_tcp(a: SocketAddr, what: &str) -> io::Result<TcpListener> {
@@ -584,7 +685,6 @@ async fn accept_unix(shared: Arc<Shared>, l: UnixListener, tasks: TaskTracker) {
 async fn accept_tcp(
     shared: Arc<Shared>,
     l: TcpListener,
-    tls: Option<TlsAcceptor>,
     tasks: TaskTracker,
     router: Option<axum::Router>,
 ) {
@@ -608,7 +708,8 @@ async fn accept_tcp(
             continue;
         };
         let sh = shared.clone();
-        let tls = tls.clone();
+        // Read per connection: a reload (SIGHUP) replaces it for new connections.
+        let tls = shared.tls.read().clone();
         let router = router.clone();
         tasks.spawn(async move {
             match tls {
