@@ -8,14 +8,17 @@ import json
 import os
 import pty
 import re
+import shutil
 import signal
+import socket
+import ssl
 import stat
 import subprocess
 from pathlib import Path
 
 import redis
 
-from conftest import STATE_BIN
+from conftest import STATE_BIN, start_state, state
 
 
 def spawn(store: Path, *args: str, env: dict[str, str] | None = None, **kw: object) -> tuple[subprocess.Popen[str], list[str]]:
@@ -168,3 +171,198 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(tmp_path: Path) -> No
     proc, _ = spawn(tmp_path / "store", "--resp", "off", "--http", "off")
     rc, err = stop(proc)
     assert rc == 0 and "shutting down" in err and "\x1b[" not in err
+
+
+# --- signals and supervision ---------------------------------------------------
+
+
+class Notifications:
+    """A datagram socket standing in for systemd's NOTIFY_SOCKET."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(30)
+
+    def next(self) -> str:
+        return self.sock.recv(4096).decode()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def make_cert(dir: Path, name: str) -> tuple[Path, Path]:
+    openssl = shutil.which("openssl")
+    assert openssl, "openssl is needed to make a test certificate"
+    cert, key = dir / f"{name}.crt", dir / f"{name}.key"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+         "-subj", f"/CN={name}", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )
+    return cert, key
+
+
+def served_cert(port: int) -> bytes:
+    """The certificate (DER) a TLS handshake on `port` presents."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as raw_sock:
+        with ctx.wrap_socket(raw_sock) as tls:
+            der = tls.getpeercert(binary_form=True)
+            assert der is not None
+            return der
+
+
+def der_of(cert: Path) -> bytes:
+    return ssl.PEM_cert_to_DER_cert(cert.read_text())
+
+
+def test_readiness_reload_and_stopping_are_notified_and_sighup_never_stops(tmp_path: Path) -> None:
+    notes = Notifications(tmp_path / "notify.sock")
+    sock = tmp_path / "s.sock"
+    try:
+        proc, lines = spawn(tmp_path / "store", "--create", "--unix", str(sock), "--resp", "127.0.0.1:0", "--http", "127.0.0.1:0", env={"NOTIFY_SOCKET": str(notes.path)})
+        assert notes.next() == "READY=1"
+        # Ready means every listener accepts.
+        assert redis.Redis(unix_socket_path=str(sock), socket_timeout=30).ping()
+        for what in ("resp", "http"):
+            port = port_of(lines, what)
+            assert port is not None
+            socket.create_connection(("127.0.0.1", port), timeout=30).close()
+        for _ in range(2):
+            proc.send_signal(signal.SIGHUP)
+            reloading = notes.next().split("\n")
+            assert reloading[0] == "RELOADING=1" and reloading[1].startswith("MONOTONIC_USEC=")
+            assert notes.next() == "READY=1"
+            assert proc.poll() is None
+            assert redis.Redis(unix_socket_path=str(sock), socket_timeout=30).ping()
+        proc.send_signal(signal.SIGTERM)
+        assert notes.next() == "STOPPING=1"
+        assert proc.wait(timeout=60) == 0
+        assert not sock.exists()
+    finally:
+        notes.close()
+
+
+def test_sighup_reloads_the_client_list_and_keeps_it_when_the_new_one_is_bad(tmp_path: Path) -> None:
+    notes = Notifications(tmp_path / "notify.sock")
+    s = start_state(tmp_path / "store", clients=("alice",))
+    s.proc.terminate()
+    assert s.proc.wait(timeout=60) == 0
+    clients = tmp_path / "store" / "clients.toml"
+    good = clients.read_text()
+    try:
+        proc, lines = spawn(tmp_path / "store", "--unix", "off", "--resp", "127.0.0.1:0", "--http", "off", env={"NOTIFY_SOCKET": str(notes.path)})
+        port = port_of(lines, "resp")
+        assert notes.next() == "READY=1"
+        clients.write_text("this is [not toml\n")
+        clients.chmod(0o600)
+        proc.send_signal(signal.SIGHUP)
+        assert notes.next().startswith("RELOADING=1")
+        assert notes.next() == "READY=1"
+        assert proc.poll() is None
+        alice = redis.Redis(host="127.0.0.1", port=port, username="alice", password=s.tokens["alice"], socket_timeout=30)
+        assert alice.ping(), "the previous list stays in force"
+        clients.write_text(good)
+        carol = state(tmp_path / "store", "client", "add", "carol").strip()
+        proc.send_signal(signal.SIGHUP)
+        assert notes.next().startswith("RELOADING=1")
+        assert notes.next() == "READY=1"
+        assert redis.Redis(host="127.0.0.1", port=port, username="carol", password=carol, socket_timeout=30).ping()
+        rc, err = stop(proc)
+        assert rc == 0
+        assert "reload: keeping the previous client list" in err
+        assert "reloaded the client list" in err
+    finally:
+        notes.close()
+
+
+def test_sighup_reloads_the_tls_certificate_and_keeps_it_when_the_new_one_is_bad(tmp_path: Path) -> None:
+    notes = Notifications(tmp_path / "notify.sock")
+    a_cert, a_key = make_cert(tmp_path, "a")
+    b_cert, b_key = make_cert(tmp_path, "b")
+    cert, key = tmp_path / "live.crt", tmp_path / "live.key"
+    shutil.copy(a_cert, cert)
+    shutil.copy(a_key, key)
+    try:
+        proc, lines = spawn(tmp_path / "store", "--create", "--unix", "off", "--resp", "127.0.0.1:0", "--http", "off",
+                            "--tls-cert", str(cert), "--tls-key", str(key), env={"NOTIFY_SOCKET": str(notes.path)})
+        port = port_of(lines, "resp")
+        assert port is not None
+        assert notes.next() == "READY=1"
+        assert served_cert(port) == der_of(a_cert)
+        shutil.copy(b_cert, cert)
+        shutil.copy(b_key, key)
+        proc.send_signal(signal.SIGHUP)
+        assert notes.next().startswith("RELOADING=1") and notes.next() == "READY=1"
+        assert served_cert(port) == der_of(b_cert)
+        key.write_text("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+        proc.send_signal(signal.SIGHUP)
+        assert notes.next().startswith("RELOADING=1") and notes.next() == "READY=1"
+        assert proc.poll() is None
+        assert served_cert(port) == der_of(b_cert), "the previous certificate stays in force"
+        rc, err = stop(proc)
+        assert rc == 0
+        assert "reload: keeping the previous TLS certificate and key" in err
+    finally:
+        notes.close()
+
+
+def test_socket_activation_serves_the_listeners_it_is_given(tmp_path: Path) -> None:
+    path = tmp_path / "activated.sock"
+    unix_l = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    unix_l.bind(str(path))
+    unix_l.listen(16)
+    resp_l = socket.socket()
+    resp_l.bind(("127.0.0.1", 0))
+    resp_l.listen(16)
+    http_l = socket.socket()
+    http_l.bind(("127.0.0.1", 0))
+    http_l.listen(16)
+    fds = [unix_l.fileno(), resp_l.fileno(), http_l.fileno()]
+
+    def hand_over() -> None:
+        # In the child, before exec: the sockets at fds 3, 4, 5, as systemd does.
+        # High numbers first, so no dup2 overwrites a socket still to be moved.
+        moved = [os.dup(fd) for fd in fds]
+        for i, fd in enumerate(moved):
+            os.dup2(fd, 3 + i)
+        os.environ["LISTEN_PID"] = str(os.getpid())
+        os.environ["LISTEN_FDS"] = "3"
+        os.environ["LISTEN_FDNAMES"] = "unix:resp:http"
+
+    store = tmp_path / "store"
+    s = start_state(store, clients=("alice",))
+    assert s.stop() == 0
+    env_before = dict(os.environ)
+    try:
+        for k in list(os.environ):
+            if k.startswith("STATE_"):
+                del os.environ[k]
+        proc = subprocess.Popen(
+            [str(STATE_BIN), "--store", str(store), "serve", "--resp", "127.0.0.1:1", "--http", "127.0.0.1:1"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=hand_over, pass_fds=(3, 4, 5),
+        )
+    finally:
+        os.environ.clear()
+        os.environ.update(env_before)
+    assert proc.stdout is not None
+    lines = []
+    while not (line := proc.stdout.readline()).startswith("state serve: ready"):
+        assert line, proc.stderr.read() if proc.stderr else ""
+        lines.append(line)
+    try:
+        # The listeners it was handed, not the addresses on its command line.
+        assert port_of(lines, "resp") == resp_l.getsockname()[1]
+        assert port_of(lines, "http") == http_l.getsockname()[1]
+        assert any(str(path) in line for line in lines)
+        assert redis.Redis(unix_socket_path=str(path), socket_timeout=30).ping()
+        r = redis.Redis(host="127.0.0.1", port=resp_l.getsockname()[1], username="alice", password=s.tokens["alice"], socket_timeout=30)
+        assert r.set("k", "v") and r.get("k") == b"v"
+    finally:
+        rc, _ = stop(proc)
+    assert rc == 0
+    assert path.exists(), "the socket's owner (systemd) removes it, not the server"
