@@ -111,10 +111,16 @@ dist-deb: cli-build dist-packages
 	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(CARGO) deb -p state-cli --no-build --deb-revision 1 --output $(DIST_DEB)
 	lintian --fail-on error $(DIST_DEB)
 
+# The RustSec database is a git repository on github.com, which cargo-deny fetches into
+# ~/.cargo/advisory-dbs. Where github.com cannot be reached, cargo-deny goes on with the
+# copy it has, so the check prints that copy's date: an old date means a stale check.
+ADVISORY_DBS ?= $(or $(CARGO_HOME),$(HOME)/.cargo)/advisory-dbs
 deny:
 	@command -v cargo-deny >/dev/null || { echo "installing cargo-deny (one-time compile)"; \
 	  nice -n 10 $(CARGO) install --locked --quiet cargo-deny; }
 	$(CARGO) deny check
+	@for db in $(ADVISORY_DBS)/advisory-db-*/; do \
+	  echo "deny: RustSec advisory database as of $$(git -C "$$db" log -1 --format=%cs)"; done
 
 # --- make install / uninstall, with every directory variable ------------------------
 # Into a DESTDIR with Debian-style LIBDIR and other non-default directories: the .pc

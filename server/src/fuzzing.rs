@@ -13,7 +13,7 @@ use state_core::StateService;
 use tower::ServiceExt;
 
 use crate::resp::{self, Out, ParseLimits, Parsed};
-use crate::{conn, Config, Registry, Shared};
+use crate::{cmd, conn, Config, Registry, Shared};
 
 /// A server context with no listeners and no clients file.
 pub struct Harness {
@@ -50,8 +50,7 @@ impl Harness {
                         .map(|r| &data[pos + r.start..pos + r.end])
                         .collect();
                     pos += len;
-                    if conn::request(&self.shared, &mut sess, &argv, &mut out) == conn::After::Close
-                    {
+                    if cmd::request(&self.shared, &mut sess, &argv, &mut out) == cmd::After::Close {
                         break;
                     }
                 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use state_core::{ErrorKind, Store};
 
-use crate::commands::COMMANDS;
+use crate::cmd::COMMANDS;
 
 /// Upper bounds of the latency histogram's buckets, in seconds.
 const LATENCY_BOUNDS: [f64; 10] = [
@@ -22,7 +22,7 @@ pub struct Metrics {
     pub connections_open: AtomicU64,
     /// Connections refused at the connection limit.
     pub connections_refused: AtomicU64,
-    /// Commands (RESP) by index in [`COMMANDS`]; the last slot counts unknown ones.
+    /// Commands (RESP) by index in the command table; the last slot counts unknown ones.
     commands: Vec<AtomicU64>,
     /// HTTP requests to `/v1/...`.
     pub http_requests: AtomicU64,
@@ -63,7 +63,7 @@ impl Default for Local {
 }
 
 impl Local {
-    /// Counts a command by its index in [`COMMANDS`] (`None`: unknown).
+    /// Counts a command by its index in the command table (`None`: unknown).
     pub fn command(&mut self, index: Option<usize>) {
         let i = index.unwrap_or(COMMANDS.len());
         if let Some(c) = self.commands.get_mut(i) {
@@ -184,7 +184,7 @@ impl Metrics {
         self.counting.store(false, Relaxed);
     }
 
-    /// Counts a command by its index in [`COMMANDS`] (`None`: unknown).
+    /// Counts a command by its index in the command table (`None`: unknown).
     pub fn command(&self, index: Option<usize>) {
         let i = index.unwrap_or(COMMANDS.len());
         if let Some(c) = self.commands.get(i) {
