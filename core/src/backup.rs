@@ -65,11 +65,13 @@ pub struct BackupReport {
     pub captured: u64,
 }
 
-/// Pre-images of the keys written since a backup began, by bucket. `None` records
-/// that the key did not exist at T0.
+/// One bucket's pre-images: key -> its value at T0, `None` if it did not exist.
+type PreImages = HashMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// Pre-images of the keys written since a backup began, by bucket.
 #[derive(Default)]
 pub(crate) struct Capture {
-    pre: Mutex<HashMap<String, HashMap<Vec<u8>, Option<Vec<u8>>>>>,
+    pre: Mutex<HashMap<String, PreImages>>,
 }
 
 impl Capture {

@@ -53,6 +53,7 @@ mod iter;
 mod lend;
 pub mod limits;
 mod maintenance;
+mod probe;
 mod record;
 mod service;
 mod store;

@@ -119,6 +119,28 @@ pub(super) async fn call(
     }
 }
 
+/// `GET /readyz`: 200 once the store is open and takes a write
+/// ([`state_core::Store::probe_write`]), 503 with the reason otherwise (a closed
+/// store, or one whose engine refuses writes after a failed sync). Open, like
+/// `/livez` and `/healthz`: it says nothing about the data.
+pub(super) async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    let sh = shared.clone();
+    let probed = tokio::task::spawn_blocking(move || sh.svc.store().probe_write()).await;
+    match probed {
+        Ok(Ok(())) => "ready\n".into_response(),
+        Ok(Err(e)) => json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready",
+            &format!("the store takes no writes: {e}"),
+        ),
+        Err(e) => json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready",
+            &format!("the probe failed: {e}"),
+        ),
+    }
+}
+
 /// `GET /metrics` (Prometheus text), behind `--metrics-token` if given.
 pub(super) async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     if let Some(want) = &shared.cfg.metrics_token {

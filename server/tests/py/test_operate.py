@@ -14,11 +14,12 @@ import socket
 import ssl
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import redis
 
-from conftest import STATE_BIN, start_state, state
+from conftest import STATE_BIN, StateServer, start_state, state
 
 
 def spawn(store: Path, *args: str, env: dict[str, str] | None = None, **kw: object) -> tuple[subprocess.Popen[str], list[str]]:
@@ -258,15 +259,22 @@ def test_sighup_reloads_the_client_list_and_keeps_it_when_the_new_one_is_bad(tmp
         proc, lines = spawn(tmp_path / "store", "--unix", "off", "--resp", "127.0.0.1:0", "--http", "off", env={"NOTIFY_SOCKET": str(notes.path)})
         port = port_of(lines, "resp")
         assert notes.next() == "READY=1"
-        clients.write_text("this is [not toml\n")
-        clients.chmod(0o600)
+        # Replaced atomically, as an editor or a config tool does: a reader never
+        # sees it half-written (an empty file is a valid, empty list).
+        bad = tmp_path / "bad.toml"
+        bad.write_text("this is [not toml\n")
+        bad.chmod(0o600)
+        os.replace(bad, clients)
         proc.send_signal(signal.SIGHUP)
         assert notes.next().startswith("RELOADING=1")
         assert notes.next() == "READY=1"
         assert proc.poll() is None
         alice = redis.Redis(host="127.0.0.1", port=port, username="alice", password=s.tokens["alice"], socket_timeout=30)
         assert alice.ping(), "the previous list stays in force"
-        clients.write_text(good)
+        fixed = tmp_path / "good.toml"
+        fixed.write_text(good)
+        fixed.chmod(0o600)
+        os.replace(fixed, clients)
         carol = state(tmp_path / "store", "client", "add", "carol").strip()
         proc.send_signal(signal.SIGHUP)
         assert notes.next().startswith("RELOADING=1")
@@ -366,3 +374,44 @@ def test_socket_activation_serves_the_listeners_it_is_given(tmp_path: Path) -> N
         rc, _ = stop(proc)
     assert rc == 0
     assert path.exists(), "the socket's owner (systemd) removes it, not the server"
+
+
+# --- metrics and probes --------------------------------------------------------
+
+
+def test_metrics_follow_prometheus_naming_with_build_and_process_metrics(tmp_path: Path) -> None:
+    import httpx
+
+    s = start_state(tmp_path / "s", "--metrics-token", "scrape-token")
+    try:
+        assert httpx.get(f"{s.http}/metrics").status_code == 401
+        assert httpx.get(f"{s.http}/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        s.client().set("k", "v")
+        m = httpx.get(f"{s.http}/metrics", headers={"Authorization": "Bearer scrape-token"}).text
+        samples = {}
+        for line in m.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                samples[name] = float(value)
+        # Every metric of ours carries the prefix; the process ones use the names
+        # Prometheus client libraries use.
+        for name in samples:
+            assert name.startswith(("libstate_", "process_")), name
+        version = subprocess.run([str(STATE_BIN), "--version"], capture_output=True, text=True, check=True).stdout.split()[1]
+        assert samples[f'libstate_build_info{{version="{version}",redis_version="7.0.0"}}'] == 1
+        assert samples["process_resident_memory_bytes"] > 1 << 20
+        assert samples["process_open_fds"] >= 3
+        assert samples["process_cpu_seconds_total"] > 0
+        assert abs(samples["process_start_time_seconds"] - time.time()) < 600
+        assert samples['libstate_request_duration_seconds_bucket{le="+Inf"}'] >= 1
+        assert "# TYPE libstate_request_duration_seconds histogram" in m
+    finally:
+        assert s.stop() == 0
+
+
+def test_livez_and_readyz_answer_without_a_token(server: StateServer) -> None:
+    import httpx
+
+    assert httpx.get(f"{server.http}/livez").text == "ok\n"
+    r = httpx.get(f"{server.http}/readyz")
+    assert r.status_code == 200 and r.text == "ready\n"
