@@ -92,10 +92,20 @@ impl From<Error> for Failure {
                         .collect();
                     list.join(", ")
                 };
-                let hint = format!(
-                    "one process owns a store at a time, and {who} has this one open: stop it \
-                     (or make the change through it), then run this command again"
-                );
+                let served = holders.iter().any(|(_, cmd)| cmd.contains(" serve"));
+                let hint = if served {
+                    format!(
+                        "one process owns a store at a time, and {who} has this one open; \
+                         commands go through `state serve` over its Unix socket \
+                         (<store>/state.sock), which this one runs without: restart it \
+                         without `--unix off`, or reach it with redis-cli or HTTP"
+                    )
+                } else {
+                    format!(
+                        "one process owns a store at a time, and {who} has this one open: stop \
+                         it (or make the change through it), then run this command again"
+                    )
+                };
                 Failure::store(e.to_string()).with_hint(hint)
             }
             _ => Failure::store(e.to_string()),

@@ -21,6 +21,7 @@ mod load;
 mod locked;
 mod open;
 mod output;
+mod remote;
 mod serve;
 mod supervise;
 
@@ -41,6 +42,26 @@ fn main() -> ExitCode {
             return ExitCode::from(f.code as u8);
         }
     };
+    // While `state serve` holds the store, the command runs there (remote.rs).
+    let is_url = cli
+        .store
+        .to_str()
+        .is_some_and(state_core::engine::is_redis_url);
+    if remote::remotable(&cli.command) && !is_url {
+        if let Some(sock) = remote::live_socket(&cli.store) {
+            let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+            return match remote::forward(&sock, &cli, &args) {
+                Ok(code) => ExitCode::from(code),
+                Err(f) => {
+                    eprintln!("state: {}", f.message);
+                    if let Some(hint) = &f.hint {
+                        eprintln!("hint: {hint}");
+                    }
+                    ExitCode::from(f.code as u8)
+                }
+            };
+        }
+    }
     let mut out = Output::new(cli.json);
     let result = run(cli, store_given, &mut out).and_then(|()| out.flush());
     match result {
@@ -59,7 +80,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli, store_given: bool, out: &mut Output) -> CmdResult {
+/// Runs one command (also for an administrator, in `state serve`: remote.rs).
+pub(crate) fn run(cli: Cli, store_given: bool, out: &mut Output) -> CmdResult {
     let target = Target {
         dir: cli.store,
         engine: cli.engine,

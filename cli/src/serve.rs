@@ -102,6 +102,7 @@ pub fn serve(target: &Target, store_given: bool, a: ServeArgs) -> CmdResult {
             max_value_size: a.max_value_size,
         },
         blocking_store: a.sync,
+        admin_runner: Some(crate::remote::runner(store.path().to_path_buf())),
         clients_file: a.clients,
         ..Config::default()
     };

@@ -15,6 +15,39 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// A `state` command an administrator asks the server to run (LIBSTATE.RUN).
+#[derive(Debug, Clone)]
+pub struct AdminRequest {
+    /// The caller's working directory, for relative paths among the arguments.
+    pub cwd: PathBuf,
+    /// The caller's standard input, for a command that reads it (`set B K -`).
+    pub stdin: Vec<u8>,
+    /// The arguments after `state`.
+    pub args: Vec<String>,
+}
+
+/// What a command run for an administrator printed, and its exit code.
+#[derive(Debug, Clone, Default)]
+pub struct AdminReply {
+    /// The exit code.
+    pub code: u8,
+    /// Standard output.
+    pub stdout: Vec<u8>,
+    /// Standard error.
+    pub stderr: Vec<u8>,
+}
+
+/// Runs `state` commands on the served store for its administrator (`state serve`
+/// installs one; an embedding program may leave it out).
+#[derive(Clone)]
+pub struct AdminRunner(pub std::sync::Arc<dyn Fn(AdminRequest) -> AdminReply + Send + Sync>);
+
+impl std::fmt::Debug for AdminRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminRunner")
+    }
+}
+
 /// What the server listens on and the limits it keeps.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -79,6 +112,8 @@ pub struct Config {
     /// Run requests where the tokio runtime may block (sync-mode stores wait for
     /// fsync in every write).
     pub blocking_store: bool,
+    /// Runs `state` commands for the store's administrator (LIBSTATE.RUN).
+    pub admin_runner: Option<AdminRunner>,
 }
 
 impl Default for Config {
@@ -109,6 +144,7 @@ impl Default for Config {
             default_quota: Quota::default(),
             clients_file: None,
             blocking_store: false,
+            admin_runner: None,
         }
     }
 }
