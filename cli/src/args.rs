@@ -402,9 +402,45 @@ pub enum ClientCommand {
         /// Quota: largest value, in bytes.
         #[arg(long, value_name = "BYTES")]
         max_value_size: Option<u64>,
+        /// An administrator: its token may also run `state client ...` (usage,
+        /// quotas, tokens, data) through the server over TCP.
+        #[arg(long)]
+        admin: bool,
     },
     /// List the clients and their quotas (Unix users as unix:USER).
     List,
+    /// List the clients with their usage (records, bytes of keys plus values) and
+    /// quotas. Reads the store (through `state serve` while it runs).
+    Usage,
+    /// Set a client's quota (the limits given; the others become unlimited), or
+    /// clear it with --clear. A running server applies it at once.
+    Quota {
+        /// The client's name, or unix:USER.
+        name: String,
+        /// Most records.
+        #[arg(long, value_name = "N")]
+        max_records: Option<u64>,
+        /// Most bytes of keys plus values.
+        #[arg(long, value_name = "BYTES")]
+        max_bytes: Option<u64>,
+        /// Largest value, in bytes.
+        #[arg(long, value_name = "BYTES")]
+        max_value_size: Option<u64>,
+        /// Remove every limit.
+        #[arg(long, conflicts_with_all = ["max_records", "max_bytes", "max_value_size"])]
+        clear: bool,
+    },
+    /// Give a client a new token, printed once (the old one stops working and its
+    /// sessions end).
+    Rotate {
+        /// The client's name.
+        name: String,
+    },
+    /// Remove every record of a client's bucket (the client stays).
+    Purge {
+        /// The client's name, or unix:USER.
+        name: String,
+    },
     /// Remove a client: its token stops working (its bucket's data stays);
     /// `unix:USER` takes Unix user USER's permission to use the socket away.
     Rm {

@@ -50,6 +50,7 @@ pub fn remotable(cmd: &Command) -> bool {
             | Command::Check
             | Command::Compact
             | Command::Backup { .. }
+            | Command::Client(_)
     )
 }
 
@@ -161,6 +162,7 @@ fn read_reply(r: &mut impl BufRead) -> std::io::Result<Result<AdminReply, String
         code,
         stdout,
         stderr,
+        ..AdminReply::default()
     }))
 }
 
@@ -192,8 +194,8 @@ pub fn runner(dir: PathBuf) -> AdminRunner {
 fn run_for_admin(dir: &Path, req: AdminRequest) -> AdminReply {
     let usage = |msg: String| AdminReply {
         code: crate::fail::Code::Usage as u8,
-        stdout: Vec::new(),
         stderr: msg.into_bytes(),
+        ..AdminReply::default()
     };
     let argv = std::iter::once("state".to_string()).chain(req.args);
     let mut cli = match <Cli as clap::Parser>::try_parse_from(argv) {
@@ -202,6 +204,18 @@ fn run_for_admin(dir: &Path, req: AdminRequest) -> AdminReply {
     };
     if !remotable(&cli.command) {
         return usage("state: this command does not run through the server\n".into());
+    }
+    let client_cmd = matches!(&cli.command, Command::Client(_));
+    let own_list = matches!(&cli.command, Command::Client(c) if c.clients.is_none());
+    if !req.owner && !own_list {
+        return AdminReply {
+            refused: Some(
+                "a client added with --admin may run `state client ...` on the server's own \
+                 client list; everything else is for the store's owner on the Unix socket"
+                    .into(),
+            ),
+            ..AdminReply::default()
+        };
     }
     cli.store = dir.to_path_buf();
     let at = |p: &mut PathBuf| {
@@ -215,6 +229,11 @@ fn run_for_admin(dir: &Path, req: AdminRequest) -> AdminReply {
             output: Some(o), ..
         } => at(o),
         Command::Set { file: Some(f), .. } => at(f),
+        Command::Client(c) => {
+            if let Some(f) = c.clients.as_mut() {
+                at(f);
+            }
+        }
         _ => {}
     }
     let buf = Arc::new(Mutex::new(Vec::new()));
@@ -235,11 +254,15 @@ fn run_for_admin(dir: &Path, req: AdminRequest) -> AdminReply {
             code: 0,
             stdout,
             stderr,
+            clients_changed: client_cmd,
+            ..AdminReply::default()
         },
         Err(f) if f.message.ends_with(crate::output::BROKEN_PIPE) => AdminReply {
             code: 0,
             stdout,
             stderr,
+            clients_changed: client_cmd,
+            ..AdminReply::default()
         },
         Err(f) => {
             stderr.extend_from_slice(format!("state: {}\n", f.message).as_bytes());
@@ -250,6 +273,8 @@ fn run_for_admin(dir: &Path, req: AdminRequest) -> AdminReply {
                 code: f.code as u8,
                 stdout,
                 stderr,
+                clients_changed: client_cmd,
+                ..AdminReply::default()
             }
         }
     }

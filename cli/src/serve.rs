@@ -220,6 +220,62 @@ fn use_colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
 }
 
 #[derive(Serialize)]
+struct UsageRow<'a> {
+    name: &'a str,
+    records: u64,
+    bytes: u64,
+    admin: bool,
+    max_records: Option<u64>,
+    max_bytes: Option<u64>,
+    max_value_size: Option<u64>,
+}
+
+/// `state client usage`: every client with the records and bytes its bucket holds
+/// (counted now) and its quota.
+fn usage(target: &Target, file: &ClientsFile, out: &mut Output) -> CmdResult {
+    let store = target.open(Access::Existing, crate::open::Time::Live)?;
+    let rows: Vec<(String, Quota, bool)> = file
+        .clients
+        .iter()
+        .map(|(n, e)| (n.clone(), e.quota(), e.admin))
+        .chain(
+            file.unix
+                .iter()
+                .map(|(n, e)| (format!("{UNIX_PREFIX}{n}"), e.quota(), false)),
+        )
+        .collect();
+    crate::open::with_store(store, |store| {
+        let svc = StateService::new(store.clone());
+        for (name, q, admin) in &rows {
+            let u = svc.usage(name)?;
+            if out.json {
+                out.json_line(&UsageRow {
+                    name,
+                    records: u.records,
+                    bytes: u.bytes,
+                    admin: *admin,
+                    max_records: q.max_records,
+                    max_bytes: q.max_bytes,
+                    max_value_size: q.max_value_size,
+                })?;
+            } else {
+                let lim = |v: Option<u64>| v.map_or("-".to_string(), |n| n.to_string());
+                out.line(format!(
+                    "{name}{} records={} bytes={} max_records={} max_bytes={} max_value_size={}",
+                    if *admin { " (admin)" } else { "" },
+                    u.records,
+                    u.bytes,
+                    lim(q.max_records),
+                    lim(q.max_bytes),
+                    lim(q.max_value_size)
+                ))?;
+            }
+        }
+        Ok(())
+    })
+}
+
+#[derive(Serialize)]
 struct ClientRow<'a> {
     name: &'a str,
     max_records: Option<u64>,
@@ -263,6 +319,7 @@ pub fn client(target: &Target, args: ClientArgs, out: &mut Output) -> CmdResult 
             max_records,
             max_bytes,
             max_value_size,
+            admin,
         } => {
             let quota = Quota {
                 max_records,
@@ -270,14 +327,23 @@ pub fn client(target: &Target, args: ClientArgs, out: &mut Output) -> CmdResult 
                 max_value_size,
             };
             let parsed = ClientName::parse(&name).map_err(|e| Failure::usage(e.0))?;
-            let token = match parsed {
-                ClientName::Token(n) => Ok(file.add(n, quota).map_err(|e| Failure::usage(e.0))?),
-                ClientName::Unix(user) => {
-                    file.allow_unix(user, quota)
-                        .map_err(|e| Failure::usage(e.0))?;
-                    Err(user.to_string())
-                }
-            };
+            let token =
+                match parsed {
+                    ClientName::Token(n) => {
+                        let token = file.add(n, quota).map_err(|e| Failure::usage(e.0))?;
+                        file.set_admin(n, admin).map_err(|e| Failure::usage(e.0))?;
+                        Ok(token)
+                    }
+                    ClientName::Unix(_) if admin => return Err(Failure::usage(
+                        "--admin is for token clients: a Unix user is an administrator when it \
+                         is the server's own user or root",
+                    )),
+                    ClientName::Unix(user) => {
+                        file.allow_unix(user, quota)
+                            .map_err(|e| Failure::usage(e.0))?;
+                        Err(user.to_string())
+                    }
+                };
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 ensure_dir(parent)?;
             }
@@ -324,6 +390,52 @@ pub fn client(target: &Target, args: ClientArgs, out: &mut Output) -> CmdResult 
                 }
             }
             Ok(())
+        }
+        ClientCommand::Usage => usage(target, &file, out),
+        ClientCommand::Quota {
+            name,
+            max_records,
+            max_bytes,
+            max_value_size,
+            clear,
+        } => {
+            let quota = if clear {
+                Quota::default()
+            } else {
+                Quota {
+                    max_records,
+                    max_bytes,
+                    max_value_size,
+                }
+            };
+            file.set_quota(&name, quota)
+                .map_err(|e| Failure::not_found(format!("{} in {}", e.0, path.display())))?;
+            file.save(&path).map_err(|e| Failure::store(e.0))
+        }
+        ClientCommand::Rotate { name } => {
+            let token = file
+                .rotate(&name)
+                .map_err(|e| Failure::not_found(format!("{} in {}", e.0, path.display())))?;
+            file.save(&path).map_err(|e| Failure::store(e.0))?;
+            out.line(token)
+        }
+        ClientCommand::Purge { name } => {
+            if file.quota(&name).is_none() {
+                return Err(Failure::not_found(format!(
+                    "no client {name:?} in {}",
+                    path.display()
+                )));
+            }
+            let store = target.open(Access::Existing, crate::open::Time::Live)?;
+            let removed = crate::open::with_store(store, |s| Ok(s.remove_bucket(&name)?))?;
+            if out.json {
+                out.json_line(&serde_json::json!({ "client": name, "had_records": removed }))
+            } else {
+                out.line(format!(
+                    "removed the records of client {name}{}",
+                    if removed { "" } else { " (it had none)" }
+                ))
+            }
         }
         ClientCommand::Rm { name } => {
             // Exactly the name given: no case folding, no trimming.

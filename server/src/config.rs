@@ -24,6 +24,9 @@ pub struct AdminRequest {
     pub stdin: Vec<u8>,
     /// The arguments after `state`.
     pub args: Vec<String>,
+    /// Whether the caller is the store's owner (on the Unix socket); otherwise it
+    /// is a client added with `--admin`, allowed `state client ...` only.
+    pub owner: bool,
 }
 
 /// What a command run for an administrator printed, and its exit code.
@@ -35,6 +38,11 @@ pub struct AdminReply {
     pub stdout: Vec<u8>,
     /// Standard error.
     pub stderr: Vec<u8>,
+    /// Why the command was not run, if it was refused to this caller.
+    pub refused: Option<String>,
+    /// Whether the command changed the client list (the server applies it before
+    /// replying).
+    pub clients_changed: bool,
 }
 
 /// Runs `state` commands on the served store for its administrator (`state serve`

@@ -186,6 +186,21 @@ impl Shared {
     /// token rotated). Returns how many were ended.
     pub(crate) fn revoke_stale(&self) -> usize {
         self.registry.refresh();
+        // Quotas changed in the list apply to signed-in sessions too, at once.
+        let signed_in: std::collections::BTreeSet<String> = self
+            .tracked
+            .lock()
+            .values()
+            .filter_map(|t| {
+                t.token_auth
+                    .as_ref()
+                    .map(|a| a.0.clone())
+                    .or(t.unix_peer.as_ref().map(|p| p.1.clone()))
+            })
+            .collect();
+        for client in &signed_in {
+            self.apply_quota(client);
+        }
         let map = self.tracked.lock();
         let mut n = 0;
         for (id, t) in map.iter() {

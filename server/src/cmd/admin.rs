@@ -11,20 +11,30 @@ use crate::conn::Session;
 use crate::resp::Out;
 use crate::Shared;
 
-/// Whether the connection is an administrator: on the Unix socket, as the
+/// Whether the connection is the store's owner: on the Unix socket, as the
 /// server's own Unix user or root (peer credentials; no token reaches this).
-pub(crate) fn is_admin(sess: &Session) -> bool {
+pub(crate) fn is_owner(sess: &Session) -> bool {
     let me = nix::unistd::geteuid().as_raw();
     sess.protocol == "unix" && sess.peer_uid.is_some_and(|uid| uid == me || uid == 0)
+}
+
+/// Whether the connection signed in as a client created with `--admin`.
+fn is_admin_client(shared: &Shared, sess: &Session) -> bool {
+    sess.client
+        .as_deref()
+        .is_some_and(|c| shared.registry.is_admin(c))
 }
 
 /// LIBSTATE.RUN cwd stdin arg...: runs `state arg...` on the served store; replies
 /// `[exit code, standard output, standard error]`.
 pub(super) fn run(shared: &Shared, sess: &mut Session, a: &mut Args<'_>, out: &mut Out) -> After {
-    if !is_admin(sess) {
+    let owner = is_owner(sess);
+    // An administrator client's token reaches the client administration
+    // (`client ...`, which the runner checks); the rest is the owner's.
+    if !owner && !is_admin_client(shared, sess) {
         out.error(
-            "NOPERM LIBSTATE.RUN is for the store's administrator: the server's own Unix user \
-             or root, on the Unix socket",
+            "NOPERM LIBSTATE.RUN is for the store's administrators: the server's own Unix user \
+             or root on the Unix socket, or a client added with --admin for `client` commands",
         );
         return After::Continue;
     }
@@ -44,9 +54,22 @@ pub(super) fn run(shared: &Shared, sess: &mut Session, a: &mut Args<'_>, out: &m
             .iter()
             .map(|s| String::from_utf8_lossy(s).into_owned())
             .collect(),
+        owner,
     };
     tracing::info!(args = ?req.args, "running a state command for the administrator");
     let reply = (runner.0)(req);
+    if let Some(why) = &reply.refused {
+        out.error(&format!("NOPERM {why}"));
+        return After::Continue;
+    }
+    if reply.clients_changed {
+        // A changed client list applies before the reply: quotas, removed clients
+        // and rotated tokens (their sessions end).
+        if let Err(e) = shared.registry.reload() {
+            tracing::error!("keeping the previous client list: {e}");
+        }
+        shared.revoke_stale();
+    }
     out.array(3);
     out.int(i64::from(reply.code));
     out.bulk(&reply.stdout);

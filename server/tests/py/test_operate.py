@@ -415,3 +415,103 @@ def test_livez_and_readyz_answer_without_a_token(server: StateServer) -> None:
     assert httpx.get(f"{server.http}/livez").text == "ok\n"
     r = httpx.get(f"{server.http}/readyz")
     assert r.status_code == 200 and r.text == "ready\n"
+
+
+# --- administration ------------------------------------------------------------
+
+
+def run_admin(conn: redis.Redis, *args: str) -> tuple[int, str, str]:
+    code, out, err = conn.execute_command("LIBSTATE.RUN", os.getcwd(), b"", *args)
+    return int(code), out.decode(), err.decode()
+
+
+def test_client_administration_while_serving_applies_at_once(tmp_path: Path) -> None:
+    s = start_state(tmp_path / "s")
+    try:
+        alice = s.client("alice")
+        for i in range(3):
+            alice.set(f"k{i}", "v" * 10)
+        s.client("bob").set("b", "1")
+        usage = state(s.store, "client", "usage")
+        assert re.search(r"^alice records=3 bytes=36 max_records=- ", usage, re.M), usage
+        assert re.search(r"^bob records=1 bytes=2 ", usage, re.M), usage
+        # A quota set now holds for alice's open connection.
+        state(s.store, "client", "quota", "alice", "--max-records", "4")
+        alice.set("k3", "v")
+        try:
+            alice.set("k4", "v")
+            raise AssertionError("the quota was not applied")
+        except redis.ResponseError as e:
+            assert "quota" in str(e).lower()
+        assert "max_records=4" in state(s.store, "client", "usage")
+        state(s.store, "client", "quota", "alice", "--clear")
+        alice.set("k4", "v")
+        # A rotated token: printed once, the old one refused, its session ended.
+        new = state(s.store, "client", "rotate", "alice").strip()
+        assert len(new) > 20 and new != s.tokens["alice"]
+        try:
+            alice.ping()
+            raise AssertionError("the old session was not ended")
+        except redis.ConnectionError:
+            pass
+        try:
+            s.client("alice").ping()
+            raise AssertionError("the old token still works")
+        except redis.AuthenticationError:
+            pass
+        s.tokens["alice"] = new
+        fresh = s.client("alice")
+        assert fresh.get("k0") == b"v" * 10
+        # Purge: the data goes, the client stays.
+        assert "removed the records of client alice" in state(s.store, "client", "purge", "alice")
+        assert fresh.dbsize() == 0 and s.client("bob").get("b") == b"1"
+    finally:
+        assert s.stop() == 0
+
+
+def test_libstate_run_is_for_the_owner_and_admin_clients_only(tmp_path: Path) -> None:
+    import tempfile
+
+    store = tmp_path / "s"
+    tokens = {name: state(store, "--engine", "memfile", "client", "add", name, *extra).strip() for name, extra in (("alice", ()), ("ops", ("--admin",)))}
+    state(store, "client", "add", "unix:nobody")  # an ordinary client on the socket
+    # A socket other users can reach: in a world-traversable directory, mode 0666.
+    open_dir = Path(tempfile.mkdtemp(dir="/tmp"))
+    open_dir.chmod(0o755)
+    sock = open_dir / "open.sock"
+    proc, lines = spawn(store, "--unix", str(sock), "--unix-mode", "0666", "--resp", "127.0.0.1:0", "--http", "off")
+    port = port_of(lines, "resp")
+    tcp = lambda name: redis.Redis(host="127.0.0.1", port=port, username=name, password=tokens[name], socket_timeout=30)  # noqa: E731
+    try:
+        # The owner (this test runs as the server's user) on the socket: anything.
+        owner = redis.Redis(unix_socket_path=str(sock), socket_timeout=30)
+        code, out, _ = run_admin(owner, "info")
+        assert code == 0 and "engine" in out
+        # An admin client's token, over TCP: the client commands only.
+        admin = tcp("ops")
+        code, out, _ = run_admin(admin, "client", "usage")
+        assert code == 0 and "ops (admin)" in out
+        for refused in (("info",), ("backup", str(tmp_path / "x")), ("client", "--clients", "/tmp/x.toml", "list")):
+            try:
+                run_admin(admin, *refused)
+                raise AssertionError(f"ops ran {refused}")
+            except redis.exceptions.NoPermissionError:
+                pass
+        # Ordinary clients: nothing, by token over TCP, nor as another Unix user.
+        try:
+            run_admin(tcp("alice"), "client", "usage")
+            raise AssertionError("alice ran an admin command")
+        except redis.exceptions.NoPermissionError:
+            pass
+        # Raw RESP from the system's python (the test's venv is not readable by
+        # that user): the reply's first line.
+        probe = (
+            "import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n"
+            "s.sendall(b'*4\\r\\n$12\\r\\nLIBSTATE.RUN\\r\\n$1\\r\\n/\\r\\n$0\\r\\n\\r\\n$4\\r\\ninfo\\r\\n')\n"
+            "print(s.makefile('rb').readline().decode().strip())\n"
+        )
+        r = subprocess.run(["/usr/bin/python3", "-c", probe, str(sock)], capture_output=True, text=True, timeout=60, user=65534)
+        assert r.stdout.startswith("-NOPERM"), (r.stdout, r.stderr)
+    finally:
+        assert stop(proc)[0] == 0
+        shutil.rmtree(open_dir, ignore_errors=True)
