@@ -34,6 +34,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/livez", get(|| async { "ok\n" }))
         .route("/readyz", get(api::readyz))
+        .route("/admin/run", post(api::admin_run))
         .route("/metrics", get(api::metrics));
     if shared.cfg.web_dir.is_some() {
         r = r.fallback(web::serve);

@@ -479,8 +479,9 @@ def test_libstate_run_is_for_the_owner_and_admin_clients_only(tmp_path: Path) ->
     open_dir = Path(tempfile.mkdtemp(dir="/tmp"))
     open_dir.chmod(0o755)
     sock = open_dir / "open.sock"
-    proc, lines = spawn(store, "--unix", str(sock), "--unix-mode", "0666", "--resp", "127.0.0.1:0", "--http", "off")
+    proc, lines = spawn(store, "--unix", str(sock), "--unix-mode", "0666", "--resp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--metrics-token", "m")
     port = port_of(lines, "resp")
+    http = f"http://127.0.0.1:{port_of(lines, 'http')}"
     tcp = lambda name: redis.Redis(host="127.0.0.1", port=port, username=name, password=tokens[name], socket_timeout=30)  # noqa: E731
     try:
         # The owner (this test runs as the server's user) on the socket: anything.
@@ -512,6 +513,22 @@ def test_libstate_run_is_for_the_owner_and_admin_clients_only(tmp_path: Path) ->
         )
         r = subprocess.run(["/usr/bin/python3", "-c", probe, str(sock)], capture_output=True, text=True, timeout=60, user=65534)
         assert r.stdout.startswith("-NOPERM"), (r.stdout, r.stderr)
+        # Over HTTP: the admin client runs client commands, nothing else; alice
+        # nothing at all; a wrong token is 401.
+        import httpx
+
+        def post(token: str, args: list[str]) -> httpx.Response:
+            return httpx.post(f"{http}/admin/run", json={"args": args}, headers={"Authorization": f"Bearer {token}"})
+
+        ok = post(tokens["ops"], ["client", "usage"])
+        assert ok.status_code == 200 and ok.json()["code"] == 0 and "alice records=0" in ok.json()["stdout"]
+        assert post(tokens["ops"], ["info"]).status_code == 403
+        assert post(tokens["alice"], ["client", "usage"]).status_code == 403
+        assert post("wrong", ["client", "usage"]).status_code == 401
+        # /metrics behind --metrics-token: that token or an admin client's.
+        assert httpx.get(f"{http}/metrics", headers={"Authorization": f"Bearer {tokens['ops']}"}).status_code == 200
+        assert httpx.get(f"{http}/metrics", headers={"Authorization": "Bearer m"}).status_code == 200
+        assert httpx.get(f"{http}/metrics", headers={"Authorization": f"Bearer {tokens['alice']}"}).status_code == 401
     finally:
         assert stop(proc)[0] == 0
         shutil.rmtree(open_dir, ignore_errors=True)
