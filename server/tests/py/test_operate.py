@@ -53,6 +53,13 @@ def stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
     return proc.returncode, err or ""
 
 
+def reap(proc: subprocess.Popen[str] | None) -> None:
+    """Kills a server a failed test left running."""
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
 def port_of(lines: list[str], what: str) -> int | None:
     pattern = {"resp": r"redis protocol on 127\.0\.0\.1:(\d+)", "http": r"HTTP on https?://127\.0\.0\.1:(\d+)/"}[what]
     for line in lines:
@@ -224,6 +231,7 @@ def der_of(cert: Path) -> bytes:
 def test_readiness_reload_and_stopping_are_notified_and_sighup_never_stops(tmp_path: Path) -> None:
     notes = Notifications(tmp_path / "notify.sock")
     sock = tmp_path / "s.sock"
+    proc = None
     try:
         proc, lines = spawn(tmp_path / "store", "--create", "--unix", str(sock), "--resp", "127.0.0.1:0", "--http", "127.0.0.1:0", env={"NOTIFY_SOCKET": str(notes.path)})
         assert notes.next() == "READY=1"
@@ -245,6 +253,7 @@ def test_readiness_reload_and_stopping_are_notified_and_sighup_never_stops(tmp_p
         assert proc.wait(timeout=60) == 0
         assert not sock.exists()
     finally:
+        reap(proc)
         notes.close()
 
 
@@ -255,6 +264,7 @@ def test_sighup_reloads_the_client_list_and_keeps_it_when_the_new_one_is_bad(tmp
     assert s.proc.wait(timeout=60) == 0
     clients = tmp_path / "store" / "clients.toml"
     good = clients.read_text()
+    proc = None
     try:
         proc, lines = spawn(tmp_path / "store", "--unix", "off", "--resp", "127.0.0.1:0", "--http", "off", env={"NOTIFY_SOCKET": str(notes.path)})
         port = port_of(lines, "resp")
@@ -285,6 +295,7 @@ def test_sighup_reloads_the_client_list_and_keeps_it_when_the_new_one_is_bad(tmp
         assert "reload: keeping the previous client list" in err
         assert "reloaded the client list" in err
     finally:
+        reap(proc)
         notes.close()
 
 
@@ -295,6 +306,7 @@ def test_sighup_reloads_the_tls_certificate_and_keeps_it_when_the_new_one_is_bad
     cert, key = tmp_path / "live.crt", tmp_path / "live.key"
     shutil.copy(a_cert, cert)
     shutil.copy(a_key, key)
+    proc = None
     try:
         proc, lines = spawn(tmp_path / "store", "--create", "--unix", "off", "--resp", "127.0.0.1:0", "--http", "off",
                             "--tls-cert", str(cert), "--tls-key", str(key), env={"NOTIFY_SOCKET": str(notes.path)})
@@ -316,6 +328,7 @@ def test_sighup_reloads_the_tls_certificate_and_keeps_it_when_the_new_one_is_bad
         assert rc == 0
         assert "reload: keeping the previous TLS certificate and key" in err
     finally:
+        reap(proc)
         notes.close()
 
 
