@@ -307,6 +307,28 @@ typedef struct state_compact_report {
 } state_compact_report;
 
 /**
+ * What `state_backup` wrote.
+ */
+typedef struct state_backup_report {
+  /**
+   * Buckets in the copy holding a record.
+   */
+  uint64_t buckets;
+  /**
+   * Records in the copy (expired ones not yet swept included).
+   */
+  uint64_t records;
+  /**
+   * Bytes of the copy's files.
+   */
+  uint64_t bytes;
+  /**
+   * The longest time the backup held writers up, in nanoseconds.
+   */
+  uint64_t write_pause_ns;
+} state_backup_report;
+
+/**
  * The progress callback of `state_export` and `state_import`: receives the
  * caller's `ctx` and the number of records written so far. It runs on the calling
  * thread, with no lock of the store held; it must not call back into this store's
@@ -836,6 +858,31 @@ void state_check_report_free(struct state_check_report *report);
  */
 enum state_status state_compact(struct state_store *store,
                                 struct state_compact_report *report);
+
+/**
+ * Writes a point-in-time copy of the open store to the new directory `dest`, while
+ * other threads go on reading and writing it: the copy holds every write that
+ * returned before the call and none that began after it, and opens as a store of
+ * the same engine. Readers are never blocked; writers wait only while the backup
+ * swaps a pointer, twice. The copy is built beside `dest` and renamed into place
+ * once complete. Writes what it did to `*report` if `report` is not NULL.
+ *
+ * Thread-safe.
+ *
+ * # Errors
+ * `STATE_IO` (`dest` exists, or I/O failed; nothing is left at `dest`),
+ * `STATE_INVALID_ARGUMENT` (a store kept on a Redis server, whose backups belong to
+ * Redis: BGSAVE or `redis-cli --rdb FILE`; `dest` inside the store; another backup
+ * of the store running; not a store handle; NULL `dest`; called from inside a
+ * `state_get_with` callback), `STATE_CLOSED`.
+ *
+ * # Safety
+ * `store` is only looked up; `dest` is NULL or a NUL-terminated string; `report` is
+ * NULL or valid for a write.
+ */
+enum state_status state_backup(struct state_store *store,
+                               const char *dest,
+                               struct state_backup_report *report);
 
 /**
  * Writes every bucket to the file `path` in `format` (`STATE_FORMAT_JSON` or

@@ -37,6 +37,7 @@
 // `LoadingBucket::put_encoded`) and the mapped log window (`log::mmap`).
 #![deny(unsafe_code)]
 
+mod backup;
 mod batch;
 mod bucket;
 mod checkpoint;
@@ -53,6 +54,7 @@ mod iter;
 mod lend;
 pub mod limits;
 mod maintenance;
+mod probe;
 mod record;
 mod store;
 mod transfer;
@@ -68,6 +70,7 @@ pub mod fuzzing {
     };
 }
 
+pub use backup::BackupReport;
 pub use batch::{FoundValues, ScanRange};
 pub use bucket::{prefix_bounds, Bucket, Entry};
 pub use clock::{Clock, ManualClock, SystemClock};

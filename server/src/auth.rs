@@ -70,6 +70,10 @@ pub struct ClientEntry {
     /// Quota: largest value in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_value_size: Option<u64>,
+    /// An administrator (`state client add NAME --admin`): its token reaches the
+    /// administration commands (LIBSTATE.RUN `client ...`) over TCP too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub admin: bool,
 }
 
 impl ClientEntry {
@@ -388,9 +392,66 @@ impl ClientsFile {
                 max_records: quota.max_records,
                 max_bytes: quota.max_bytes,
                 max_value_size: quota.max_value_size,
+                admin: false,
             },
         );
         Ok(token)
+    }
+
+    /// Makes token client `name` an administrator (or not).
+    ///
+    /// # Errors
+    /// If there is no token client `name`.
+    pub fn set_admin(&mut self, name: &str, admin: bool) -> Result<(), AuthFileError> {
+        match self.clients.get_mut(name) {
+            Some(e) => {
+                e.admin = admin;
+                Ok(())
+            }
+            None => Err(AuthFileError(format!("no client {name:?}"))),
+        }
+    }
+
+    /// Gives token client `name` a fresh token, which is returned (the old one stops
+    /// working).
+    ///
+    /// # Errors
+    /// If there is no token client `name`.
+    pub fn rotate(&mut self, name: &str) -> Result<String, AuthFileError> {
+        let Some(e) = self.clients.get_mut(name) else {
+            return Err(AuthFileError(format!("no client {name:?}")));
+        };
+        let token = new_token()?;
+        e.token_sha256 = hash_token(&token);
+        Ok(token)
+    }
+
+    /// Sets the quota of client `name` (a token client, or `unix:USER`).
+    ///
+    /// # Errors
+    /// If there is no such client.
+    pub fn set_quota(&mut self, name: &str, quota: Quota) -> Result<(), AuthFileError> {
+        let missing = || AuthFileError(format!("no client {name:?}"));
+        match name.strip_prefix(UNIX_PREFIX) {
+            Some(user) => {
+                let e = self.unix.get_mut(user).ok_or_else(missing)?;
+                e.max_records = quota.max_records;
+                e.max_bytes = quota.max_bytes;
+                e.max_value_size = quota.max_value_size;
+            }
+            None => {
+                let e = self.clients.get_mut(name).ok_or_else(missing)?;
+                e.max_records = quota.max_records;
+                e.max_bytes = quota.max_bytes;
+                e.max_value_size = quota.max_value_size;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether token client `name` is an administrator.
+    pub fn is_admin(&self, name: &str) -> bool {
+        self.clients.get(name).is_some_and(|e| e.admin)
     }
 
     /// Allows Unix user `user` (a user name, without `unix:`) on the socket, as client
@@ -537,6 +598,33 @@ impl Registry {
                 tracing::error!("keeping the previous client list: {e}");
             }
         }
+    }
+
+    /// Rereads the file now, changed or not (SIGHUP). On error the previous list
+    /// stays in force and the error is returned.
+    ///
+    /// # Errors
+    /// As [`ClientsFile::load`].
+    pub fn reload(&self) -> Result<(), AuthFileError> {
+        if self.path.as_os_str().is_empty() {
+            return Ok(());
+        }
+        let now = Some(stamp(&self.path));
+        match ClientsFile::load(&self.path) {
+            Ok(file) => {
+                *self.state.write() = (now, file);
+                Ok(())
+            }
+            Err(e) => {
+                self.state.write().0 = now;
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether token client `name` is an administrator ([`ClientEntry::admin`]).
+    pub fn is_admin(&self, name: &str) -> bool {
+        self.state.read().1.is_admin(name)
     }
 
     /// The client `token` authenticates (see [`ClientsFile::verify`]).

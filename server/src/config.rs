@@ -15,12 +15,57 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// A `state` command an administrator asks the server to run (LIBSTATE.RUN).
+#[derive(Debug, Clone)]
+pub struct AdminRequest {
+    /// The caller's working directory, for relative paths among the arguments.
+    pub cwd: PathBuf,
+    /// The caller's standard input, for a command that reads it (`set B K -`).
+    pub stdin: Vec<u8>,
+    /// The arguments after `state`.
+    pub args: Vec<String>,
+    /// Whether the caller is the store's owner (on the Unix socket); otherwise it
+    /// is a client added with `--admin`, allowed `state client ...` only.
+    pub owner: bool,
+}
+
+/// What a command run for an administrator printed, and its exit code.
+#[derive(Debug, Clone, Default)]
+pub struct AdminReply {
+    /// The exit code.
+    pub code: u8,
+    /// Standard output.
+    pub stdout: Vec<u8>,
+    /// Standard error.
+    pub stderr: Vec<u8>,
+    /// Why the command was not run, if it was refused to this caller.
+    pub refused: Option<String>,
+    /// Whether the command changed the client list (the server applies it before
+    /// replying).
+    pub clients_changed: bool,
+}
+
+/// Runs `state` commands on the served store for its administrator (`state serve`
+/// installs one; an embedding program may leave it out).
+#[derive(Clone)]
+pub struct AdminRunner(pub std::sync::Arc<dyn Fn(AdminRequest) -> AdminReply + Send + Sync>);
+
+impl std::fmt::Debug for AdminRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminRunner")
+    }
+}
+
 /// What the server listens on and the limits it keeps.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Unix socket path for the Redis protocol: an allowed peer's Unix user is the
     /// client `unix:USER` without a token (see [`auth`]).
     pub unix: Option<PathBuf>,
+    /// The Unix socket's permission bits (default `0o600`: only the server's user).
+    pub unix_mode: u32,
+    /// The Unix socket's group id (default: the server's own group).
+    pub unix_group: Option<u32>,
     /// TCP address for the Redis protocol.
     pub resp: Option<SocketAddr>,
     /// TCP address for HTTP.
@@ -80,12 +125,16 @@ pub struct Config {
     /// a password. [`crate::Server::bind`] refuses it unless every TCP listener is
     /// on a loopback address.
     pub dev_no_auth: Option<String>,
+    /// Runs `state` commands for the store's administrator (LIBSTATE.RUN).
+    pub admin_runner: Option<AdminRunner>,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             unix: None,
+            unix_mode: 0o600,
+            unix_group: None,
             resp: None,
             http: None,
             tls: None,
@@ -109,6 +158,7 @@ impl Default for Config {
             clients_file: None,
             blocking_store: false,
             dev_no_auth: None,
+            admin_runner: None,
         }
     }
 }

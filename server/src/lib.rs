@@ -47,7 +47,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use auth::{ClientsFile, Registry};
-pub use config::{Addrs, Config, TlsFiles};
+pub use config::{Addrs, AdminReply, AdminRequest, AdminRunner, Config, TlsFiles};
+pub use listen::Inherited;
 
 /// The Redis version the server reports (HELLO, INFO): the Redis 7.0 command set
 /// and reply shapes it follows.
@@ -104,6 +105,8 @@ pub(crate) struct Shared {
     pub(crate) notify: parking_lot::Mutex<BTreeMap<String, u32>>,
     /// When the server started (INFO's uptime).
     pub(crate) started: std::time::Instant,
+    /// The TLS configuration new TCP connections get (replaced by a reload).
+    pub(crate) tls: parking_lot::RwLock<Option<tokio_rustls::TlsAcceptor>>,
 }
 
 impl Shared {
@@ -125,6 +128,7 @@ impl Shared {
             auth_log: metrics::LogLimiter::new(10, Duration::from_secs(10)),
             notify: parking_lot::Mutex::new(BTreeMap::new()),
             started: std::time::Instant::now(),
+            tls: parking_lot::RwLock::new(None),
         }
     }
 
@@ -203,6 +207,8 @@ impl Shared {
     /// token rotated). Returns how many were ended.
     pub(crate) fn revoke_stale(&self) -> usize {
         self.registry.refresh();
+        // Quotas need nothing here: the service reads them from the list
+        // (auth::ClientQuotas) on every write, so a changed quota applies at once.
         let map = self.tracked.lock();
         let mut n = 0;
         for (id, t) in map.iter() {
@@ -238,6 +244,44 @@ pub struct Server {
     shared: Arc<Shared>,
     tasks: TaskTracker,
     addrs: Addrs,
+    /// Whether the server made its Unix socket (and removes it at shutdown).
+    owns_socket: bool,
+}
+
+/// Reloads a running server's client list and TLS certificate and key (what
+/// `state serve` does on SIGHUP). Cheap to clone.
+#[derive(Clone)]
+pub struct Reloader(Arc<Shared>);
+
+impl Reloader {
+    /// Rereads the client list and, if the server serves TLS, its certificate and
+    /// key. What fails to load is kept as it was (the server never stops for it);
+    /// each failure is logged and returned. Blocking file I/O: call it off the
+    /// runtime's worker threads.
+    pub fn reload(&self) -> Vec<String> {
+        let shared = &self.0;
+        let mut errors = Vec::new();
+        match shared.registry.reload() {
+            Ok(()) => {
+                tracing::info!(file = %shared.registry.path().display(), "reloaded the client list");
+                shared.revoke_stale();
+            }
+            Err(e) => errors.push(format!("keeping the previous client list: {e}")),
+        }
+        if let Some(files) = &shared.cfg.tls {
+            match listen::load_tls(files) {
+                Ok(acceptor) => {
+                    *shared.tls.write() = Some(acceptor);
+                    tracing::info!(cert = %files.cert.display(), "reloaded the TLS certificate and key");
+                }
+                Err(e) => errors.push(format!("keeping the previous TLS certificate and key: {e}")),
+            }
+        }
+        for e in &errors {
+            tracing::error!("reload: {e}");
+        }
+        errors
+    }
 }
 
 impl std::fmt::Debug for Server {
@@ -258,8 +302,23 @@ impl Server {
     /// client name, unreadable TLS files, a malformed client list. Nothing is left
     /// listening on error.
     pub async fn bind(svc: StateService, cfg: Config) -> io::Result<Server> {
-        listen::check_dev_no_auth(&cfg)?;
-        listen::check_addresses(&cfg)?;
+        Server::bind_with(svc, cfg, Inherited::default()).await
+    }
+
+    /// [`Server::bind`], with listeners handed over by the caller (socket
+    /// activation) used instead of binding those of their kind.
+    ///
+    /// # Errors
+    /// As [`Server::bind`]; an inherited TCP listener on a non-loopback address
+    /// needs TLS (or `insecure`) too.
+    pub async fn bind_with(
+        svc: StateService,
+        mut cfg: Config,
+        inherited: Inherited,
+    ) -> io::Result<Server> {
+        let tcp_addrs = inherited.tcp_addrs()?;
+        listen::check_dev_no_auth(&cfg, tcp_addrs)?;
+        listen::check_addresses(&cfg, tcp_addrs)?;
         http::check_cors(&cfg.cors).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         if cfg.max_pending == 0 || cfg.max_subscriptions == 0 {
             return Err(io::Error::new(
@@ -280,16 +339,25 @@ impl Server {
             }
         };
         let registry = Registry::open(clients).map_err(|e| io::Error::other(e.0))?;
-        let listeners = listen::Listeners::bind(&cfg, tls).await?;
+        let listeners = listen::Listeners::bind(&cfg, inherited).await?;
         let addrs = listeners.addrs();
+        let owns_socket = listeners.owns_socket;
+        cfg.unix.clone_from(&addrs.unix);
         let shared = Arc::new(Shared::new(svc, registry, cfg));
+        *shared.tls.write() = tls;
         let tasks = TaskTracker::new();
         listeners.spawn(&shared, &tasks);
         Ok(Server {
             shared,
             tasks,
             addrs,
+            owns_socket,
         })
+    }
+
+    /// Reloads this server's client list and TLS files while it runs.
+    pub fn reloader(&self) -> Reloader {
+        Reloader(self.shared.clone())
     }
 
     /// Where the server listens (with the ports the OS chose for port 0).
@@ -317,7 +385,7 @@ impl Server {
         self.shared.shutdown.cancel();
         self.tasks.close();
         self.tasks.wait().await;
-        if let Some(p) = &self.addrs.unix {
+        if let Some(p) = self.addrs.unix.as_ref().filter(|_| self.owns_socket) {
             let _ = std::fs::remove_file(p);
         }
         let store = self.shared.svc.store().clone();

@@ -17,35 +17,75 @@ use tokio_util::task::TaskTracker;
 
 use crate::{conn, http, socket, Addrs, Config, Shared, TlsFiles, CLIENTS_RELOAD_EVERY};
 
-/// Every listener of a configuration, bound, with the TLS acceptor of the TCP ones.
+/// Listening sockets the server is handed instead of binding its own: systemd's
+/// socket activation (`LISTEN_FDS`). Each one given replaces the listener of its
+/// kind in [`Config`]; an inherited Unix socket is left in place at shutdown (its
+/// owner made it).
+#[derive(Debug, Default)]
+pub struct Inherited {
+    /// The Unix socket for the Redis protocol.
+    pub unix: Option<std::os::unix::net::UnixListener>,
+    /// The Redis-protocol TCP listener.
+    pub resp: Option<std::net::TcpListener>,
+    /// The HTTP listener.
+    pub http: Option<std::net::TcpListener>,
+}
+
+impl Inherited {
+    /// The TCP addresses inherited listeners listen on (resp, http).
+    pub(crate) fn tcp_addrs(&self) -> io::Result<(Option<SocketAddr>, Option<SocketAddr>)> {
+        let addr = |l: &Option<std::net::TcpListener>| {
+            l.as_ref()
+                .map(std::net::TcpListener::local_addr)
+                .transpose()
+        };
+        Ok((addr(&self.resp)?, addr(&self.http)?))
+    }
+}
+
+/// Every listener of a configuration, bound. The TCP ones take the TLS acceptor
+/// the server holds when each connection arrives (a reload replaces it).
 pub(crate) struct Listeners {
     unix: Option<(UnixListener, PathBuf)>,
     resp: Option<TcpListener>,
     http: Option<TcpListener>,
-    tls: Option<TlsAcceptor>,
+    /// Whether the Unix socket was made here (and is removed at shutdown).
+    pub(crate) owns_socket: bool,
 }
 
 impl Listeners {
-    /// Binds every listener `cfg` names, the TCP ones with `tls`. Nothing is left
-    /// listening on error.
-    pub(crate) async fn bind(cfg: &Config, tls: Option<TlsAcceptor>) -> io::Result<Listeners> {
-        let unix = match &cfg.unix {
-            Some(p) => Some((socket::bind(p)?, p.clone())),
-            None => None,
+    /// Binds every listener `cfg` names that `inherited` does not hand over.
+    /// Nothing is left listening on error.
+    pub(crate) async fn bind(cfg: &Config, inherited: Inherited) -> io::Result<Listeners> {
+        let owns_socket = inherited.unix.is_none();
+        let unix = match (inherited.unix, &cfg.unix) {
+            (Some(l), _) => {
+                let path = l
+                    .local_addr()?
+                    .as_pathname()
+                    .map(std::path::Path::to_path_buf)
+                    .unwrap_or_default();
+                l.set_nonblocking(true)?;
+                Some((UnixListener::from_std(l)?, path))
+            }
+            (None, Some(p)) => Some((socket::bind(p, cfg.unix_mode, cfg.unix_group)?, p.clone())),
+            (None, None) => None,
         };
-        let resp = match cfg.resp {
-            Some(a) => Some(bind_tcp(a, "Redis protocol").await?),
-            None => None,
+        let resp = match (inherited.resp, cfg.resp) {
+            (Some(l), _) => Some(from_std_tcp(l)?),
+            (None, Some(a)) => Some(bind_tcp(a, "Redis protocol").await?),
+            (None, None) => None,
         };
-        let http = match cfg.http {
-            Some(a) => Some(bind_tcp(a, "HTTP").await?),
-            None => None,
+        let http = match (inherited.http, cfg.http) {
+            (Some(l), _) => Some(from_std_tcp(l)?),
+            (None, Some(a)) => Some(bind_tcp(a, "HTTP").await?),
+            (None, None) => None,
         };
         Ok(Listeners {
             unix,
             resp,
             http,
-            tls,
+            owns_socket,
         })
     }
 
@@ -65,32 +105,27 @@ impl Listeners {
             tasks.spawn(accept_unix(shared.clone(), l, tasks.clone()));
         }
         if let Some(l) = self.resp {
-            tasks.spawn(accept_tcp(
-                shared.clone(),
-                l,
-                self.tls.clone(),
-                tasks.clone(),
-                None,
-            ));
+            tasks.spawn(accept_tcp(shared.clone(), l, tasks.clone(), None));
         }
         if let Some(l) = self.http {
             // Built here, before the caller reports the server ready: a router that
             // cannot be built fails the start, not a task after `ready`.
             let router = http::router(shared.clone());
-            tasks.spawn(accept_tcp(
-                shared.clone(),
-                l,
-                self.tls,
-                tasks.clone(),
-                Some(router),
-            ));
+            tasks.spawn(accept_tcp(shared.clone(), l, tasks.clone(), Some(router)));
         }
     }
 }
 
-/// Refuses a non-loopback TCP address without TLS (unless `insecure`).
-pub(crate) fn check_addresses(cfg: &Config) -> io::Result<()> {
-    for a in [cfg.resp, cfg.http].into_iter().flatten() {
+/// Refuses a non-loopback TCP address without TLS (unless `insecure`): those of
+/// `cfg`, or of the listeners inherited in their place (`inherited`: resp, http).
+pub(crate) fn check_addresses(
+    cfg: &Config,
+    inherited: (Option<SocketAddr>, Option<SocketAddr>),
+) -> io::Result<()> {
+    for a in [inherited.0.or(cfg.resp), inherited.1.or(cfg.http)]
+        .into_iter()
+        .flatten()
+    {
         if !a.ip().is_loopback() && cfg.tls.is_none() && !cfg.insecure {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -104,12 +139,18 @@ pub(crate) fn check_addresses(cfg: &Config) -> io::Result<()> {
 /// `--dev-no-auth` only where nobody but this machine's users can connect: every
 /// TCP listener on loopback (the Unix socket is local by nature), and a client
 /// name that could be in the client list (not `unix:USER`).
-pub(crate) fn check_dev_no_auth(cfg: &Config) -> io::Result<()> {
+pub(crate) fn check_dev_no_auth(
+    cfg: &Config,
+    inherited: (Option<SocketAddr>, Option<SocketAddr>),
+) -> io::Result<()> {
     let Some(name) = &cfg.dev_no_auth else {
         return Ok(());
     };
     let invalid = |m: String| io::Error::new(io::ErrorKind::InvalidInput, m);
-    for a in [cfg.resp, cfg.http].into_iter().flatten() {
+    for a in [inherited.0.or(cfg.resp), inherited.1.or(cfg.http)]
+        .into_iter()
+        .flatten()
+    {
         if !a.ip().is_loopback() {
             return Err(invalid(format!(
                 "--dev-no-auth serves without sign-in, so only on loopback and the Unix socket: {a} is not a loopback address"
@@ -157,6 +198,12 @@ impl Drop for Admitted {
     fn drop(&mut self) {
         self.0.metrics.connections_open.fetch_sub(1, Relaxed);
     }
+}
+
+/// An inherited TCP listener, made non-blocking for tokio.
+fn from_std_tcp(l: std::net::TcpListener) -> io::Result<TcpListener> {
+    l.set_nonblocking(true)?;
+    TcpListener::from_std(l)
 }
 
 async fn bind_tcp(a: SocketAddr, what: &str) -> io::Result<TcpListener> {
@@ -223,7 +270,6 @@ async fn accept_unix(shared: Arc<Shared>, l: UnixListener, tasks: TaskTracker) {
 async fn accept_tcp(
     shared: Arc<Shared>,
     l: TcpListener,
-    tls: Option<TlsAcceptor>,
     tasks: TaskTracker,
     router: Option<axum::Router>,
 ) {
@@ -247,7 +293,8 @@ async fn accept_tcp(
             continue;
         };
         let sh = shared.clone();
-        let tls = tls.clone();
+        // Read per connection: a reload (SIGHUP) replaces it for new connections.
+        let tls = shared.tls.read().clone();
         let router = router.clone();
         tasks.spawn(async move {
             match tls {

@@ -231,6 +231,8 @@ pub(crate) struct Shared {
     checkpoint: Mutex<Checkpoint>,
     /// Watchers, to which writes publish their changes under `write_lock`.
     pub(crate) watch: Arc<Hub>,
+    /// A running online backup's hold on the write path (see `crate::backup`).
+    pub(crate) backup_tap: crate::backup::Tap,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -279,6 +281,12 @@ impl Shared {
         })
     }
 
+    /// Runs `f` with the store's write lock held: no write runs meanwhile.
+    pub(crate) fn exclude_writers<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _w = self.write_lock.lock();
+        f()
+    }
+
     /// Runs `register` under the store's write lock, so a new watcher sees exactly
     /// the writes that commit after it is registered.
     pub(crate) fn register_watch<T>(&self, register: impl FnOnce(&Arc<Hub>) -> T) -> Result<T> {
@@ -299,7 +307,7 @@ impl Shared {
         let engine = self.engine()?;
         let written = {
             let _w = self.write_lock.lock();
-            f(&*engine)?
+            self.backup_tap.run(&*engine, f)?
         };
         if written.changed {
             self.after_write(&*engine)?;
@@ -751,6 +759,7 @@ impl Store {
             background: Mutex::new(None),
             checkpoint: Mutex::new(Checkpoint { generation, seq: 0 }),
             watch: Arc::default(),
+            backup_tap: crate::backup::Tap::default(),
         });
         *shared.background.lock() = Some(Background::start(&shared)?);
         registry.insert(dir, Arc::clone(&shared));

@@ -10,6 +10,7 @@
 //! its queue as one batch; the commonest reads and plain writes have a fast path
 //! over the bucket's direct methods, with the same replies.
 
+mod admin;
 mod args;
 mod bits;
 mod connection;
@@ -260,6 +261,7 @@ pub(crate) static COMMANDS: &[Spec] = &[
     Spec::session("command", -1, server::command),
     Spec::session("config", -2, server::config),
     Spec::session("info", -1, server::info).heavy(),
+    Spec::session("libstate.run", -3, admin::run).heavy(),
     Spec::session("multi", 1, transactions::multi).txn_control(),
     Spec::session("exec", 1, transactions::exec)
         .txn_control()

@@ -118,11 +118,123 @@ pub(super) async fn call(
     }
 }
 
+/// `POST /admin/run` with `{"args": ["client", "usage"]}`: a `state client ...`
+/// command run by the server for a client added with `--admin` (bearer token), as
+/// LIBSTATE.RUN runs it; replies `{"code", "stdout", "stderr"}` (outputs as text).
+/// Other tokens get 403; other commands are the owner's (on the Unix socket): 403.
+pub(super) async fn admin_run(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    count_request(&shared);
+    let Some(client) = bearer(&headers).and_then(|t| shared.registry.verify(None, t)) else {
+        log_refused(&shared, "admin request");
+        return json_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or invalid bearer token",
+        );
+    };
+    if !shared.registry.is_admin(&client) {
+        return json_error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this is for clients added with `state client add NAME --admin`",
+        );
+    }
+    let Some(runner) = shared.cfg.admin_runner.clone() else {
+        return json_error(
+            StatusCode::NOT_FOUND,
+            "not found",
+            "this server runs no state commands",
+        );
+    };
+    #[derive(serde::Deserialize)]
+    struct Body {
+        args: Vec<String>,
+    }
+    let Ok(parsed) = serde_json::from_slice::<Body>(&body) else {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "expected {\"args\": [\"client\", ...]}",
+        );
+    };
+    let req = crate::config::AdminRequest {
+        cwd: std::path::PathBuf::from("/"),
+        stdin: Vec::new(),
+        args: parsed.args,
+        owner: false,
+    };
+    let sh = shared.clone();
+    let reply = tokio::task::spawn_blocking(move || {
+        let reply = (runner.0)(req);
+        if reply.clients_changed {
+            if let Err(e) = sh.registry.reload() {
+                tracing::error!("keeping the previous client list: {e}");
+            }
+            sh.revoke_stale();
+        }
+        reply
+    })
+    .await;
+    match reply {
+        Ok(r) => match r.refused {
+            Some(why) => json_error(StatusCode::FORBIDDEN, "forbidden", &why),
+            None => {
+                let body = serde_json::json!({
+                    "code": r.code,
+                    "stdout": String::from_utf8_lossy(&r.stdout),
+                    "stderr": String::from_utf8_lossy(&r.stderr),
+                });
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    body.to_string(),
+                )
+                    .into_response()
+            }
+        },
+        Err(e) => json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            &e.to_string(),
+        ),
+    }
+}
+
+/// `GET /readyz`: 200 once the store is open and takes a write
+/// ([`state_core::Store::probe_write`]), 503 with the reason otherwise (a closed
+/// store, or one whose engine refuses writes after a failed sync). Open, like
+/// `/livez` and `/healthz`: it says nothing about the data.
+pub(super) async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    let sh = shared.clone();
+    let probed = tokio::task::spawn_blocking(move || sh.svc.store().probe_write()).await;
+    match probed {
+        Ok(Ok(())) => "ready\n".into_response(),
+        Ok(Err(e)) => json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready",
+            &format!("the store takes no writes: {e}"),
+        ),
+        Err(e) => json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready",
+            &format!("the probe failed: {e}"),
+        ),
+    }
+}
+
 /// `GET /metrics` (Prometheus text), behind `--metrics-token` if given.
 pub(super) async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     if let Some(want) = &shared.cfg.metrics_token {
+        // The metrics token, or any administrator client's token.
         let ok = bearer(&headers).is_some_and(|t| {
             bool::from(subtle::ConstantTimeEq::ct_eq(t.as_bytes(), want.as_bytes()))
+                || shared
+                    .registry
+                    .verify(None, t)
+                    .is_some_and(|c| shared.registry.is_admin(&c))
         });
         if !ok {
             log_refused(&shared, "metrics scrape");

@@ -32,6 +32,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/watch", get(sse::watch))
         .route("/v1/{method}", post(api::call))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/livez", get(|| async { "ok\n" }))
+        .route("/readyz", get(api::readyz))
+        .route("/admin/run", post(api::admin_run))
         .route("/metrics", get(api::metrics));
     if shared.cfg.web_dir.is_some() {
         r = r.fallback(web::serve);
