@@ -3,6 +3,8 @@
 //! limit and hand them to [`crate::conn`] or the HTTP router, and the loop that
 //! watches the client list for revocations.
 
+use tokio_rustls::rustls::pki_types::pem::{self, PemObject};
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -174,12 +176,15 @@ pub(crate) fn load_tls(files: &TlsFiles) -> io::Result<TlsAcceptor> {
     };
     let cert_pem = read(&files.cert)?;
     let key_pem = read(&files.key)?;
-    let certs: Vec<_> = rustls_pemfile::certs(&mut cert_pem.as_slice())
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<_, _>>()
         .map_err(|e| io::Error::other(format!("{}: {e}", files.cert.display())))?;
-    let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
-        .map_err(|e| io::Error::other(format!("{}: {e}", files.key.display())))?
-        .ok_or_else(|| io::Error::other(format!("{} holds no private key", files.key.display())))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| match e {
+        pem::Error::NoItemsFound => {
+            io::Error::other(format!("{} holds no private key", files.key.display()))
+        }
+        e => io::Error::other(format!("{}: {e}", files.key.display())),
+    })?;
     let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(
         tokio_rustls::rustls::crypto::ring::default_provider(),
     ))
