@@ -35,6 +35,11 @@ pub enum ErrorKind {
     /// A write would take a service client over its quota (records, bytes or value
     /// size). Nothing was written.
     QuotaExceeded,
+    /// A read-modify-write (a transaction, `delete`, `expire`, a sweep) on a store
+    /// that other processes write at the same time (the Redis engine) lost the race
+    /// to their writes too many times in a row. Nothing was written; retrying is
+    /// safe.
+    Conflict,
     /// A bug in libstate or an engine (for example a caught panic). Please report it.
     Internal,
 }
@@ -50,8 +55,14 @@ impl ErrorKind {
             ErrorKind::TooLarge => "too large",
             ErrorKind::Closed => "closed",
             ErrorKind::QuotaExceeded => "quota exceeded",
+            ErrorKind::Conflict => "conflict",
             ErrorKind::Internal => "internal",
         }
+    }
+
+    /// Whether the operation may succeed if tried again unchanged (a *conflict*).
+    pub fn is_retryable(self) -> bool {
+        matches!(self, ErrorKind::Conflict)
     }
 }
 
@@ -101,6 +112,9 @@ pub enum Error {
     /// See [`ErrorKind::QuotaExceeded`].
     #[error("quota exceeded: {0}")]
     QuotaExceeded(String),
+    /// See [`ErrorKind::Conflict`].
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// See [`ErrorKind::Internal`].
     #[error("internal error: {0}")]
     Internal(String),
@@ -117,6 +131,7 @@ impl Error {
             Error::TooLarge(_) => ErrorKind::TooLarge,
             Error::Closed => ErrorKind::Closed,
             Error::QuotaExceeded(_) => ErrorKind::QuotaExceeded,
+            Error::Conflict(_) => ErrorKind::Conflict,
             Error::Internal(_) => ErrorKind::Internal,
         }
     }
@@ -151,6 +166,7 @@ impl Error {
             },
             Error::TooLarge(m) => Error::TooLarge(m.clone()),
             Error::QuotaExceeded(m) => Error::QuotaExceeded(m.clone()),
+            Error::Conflict(m) => Error::Conflict(m.clone()),
             Error::Closed => Error::Closed,
             Error::Internal(m) => Error::Internal(m.clone()),
         }

@@ -41,6 +41,7 @@ mod bucket;
 mod checkpoint;
 mod clients;
 mod clock;
+mod commit;
 mod cursor;
 pub mod engine;
 mod error;

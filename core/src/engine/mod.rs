@@ -276,6 +276,59 @@ pub trait StorageEngine: Send + Sync {
     }
 }
 
+/// The read side of an engine, all a read-modify-write may use: what it reads
+/// through a `Reader` it cannot write, so its writes are only the batch it returns to
+/// the commit point (`crate::commit`), which applies them once.
+#[derive(Clone, Copy)]
+pub(crate) struct Reader<'a> {
+    engine: &'a dyn StorageEngine,
+}
+
+impl<'a> Reader<'a> {
+    /// Reads through `engine`.
+    pub(crate) fn new(engine: &'a dyn StorageEngine) -> Reader<'a> {
+        Reader { engine }
+    }
+
+    /// [`StorageEngine::get`].
+    #[inline]
+    pub(crate) fn get(
+        &self,
+        bucket: &str,
+        key: &[u8],
+        visit: &mut dyn FnMut(&[u8]),
+    ) -> Result<bool> {
+        self.engine.get(bucket, key, visit)
+    }
+
+    /// [`StorageEngine::get_many`].
+    pub(crate) fn get_many(
+        &self,
+        bucket: &str,
+        keys: &[&[u8]],
+        visit: &mut dyn FnMut(usize, &[u8]),
+    ) -> Result<()> {
+        self.engine.get_many(bucket, keys, visit)
+    }
+
+    /// [`StorageEngine::scan`].
+    pub(crate) fn scan(
+        &self,
+        bucket: &str,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        reverse: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
+    ) -> Result<()> {
+        self.engine.scan(bucket, lower, upper, reverse, visit)
+    }
+
+    /// [`StorageEngine::bucket_names`].
+    pub(crate) fn bucket_names(&self) -> Result<Vec<String>> {
+        self.engine.bucket_names()
+    }
+}
+
 /// The internal bucket of kind `kind` that belongs to user bucket `bucket` (its
 /// *companion*, such as its expiry index). Every batch the store writes touches one
 /// user bucket and its companions only, so an engine that places buckets on shards

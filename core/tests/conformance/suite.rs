@@ -106,6 +106,7 @@ macro_rules! engine_suite {
                 events_follow_visibility,
                 concurrent_writers_replay_to_the_stored_state,
                 expiry_events_come_from_the_sweep_and_from_writes,
+                events_say_whether_a_set_is_new_and_name_deadline_changes,
                 a_stalled_watcher_gets_a_lag_notice_and_writers_go_on,
                 a_watcher_is_bounded_in_bytes_and_may_take_keys_only,
                 watchers_end_when_the_store_closes,
