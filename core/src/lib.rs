@@ -36,7 +36,7 @@
 // `LoadingBucket::put_encoded`) and the mapped log window (`log::mmap`).
 #![deny(unsafe_code)]
 
-mod batch;
+mod batch_reads;
 mod bucket;
 mod checkpoint;
 mod clients;
@@ -69,7 +69,7 @@ pub mod fuzzing {
     };
 }
 
-pub use batch::{FoundValues, ScanRange};
+pub use batch_reads::{FoundValues, ScanRange};
 pub use bucket::{prefix_bounds, Bucket, Entry};
 pub use clients::{Quota, DEFAULT_CURSOR_LIFESPAN, DEFAULT_MAX_CURSORS};
 pub use clock::{Clock, ManualClock, SystemClock};

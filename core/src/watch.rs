@@ -53,7 +53,7 @@ pub enum EventKind {
 impl EventKind {
     /// Every kind, in the order of their C constants (`STATE_EVENT_*`), for bindings
     /// and their tests.
-    pub const ALL: [EventKind; 5] = [
+    pub const ALL: &'static [EventKind] = &[
         EventKind::Set,
         EventKind::Delete,
         EventKind::Expired,

@@ -2,7 +2,7 @@
 //! open stores. Group commit and the background threads have modules of their own.
 
 mod background;
-mod slot;
+mod engine_cell;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use self::background::Background;
-pub(crate) use self::slot::EngineRef;
-use self::slot::EngineSlot;
+use self::engine_cell::EngineCell;
+pub(crate) use self::engine_cell::EngineRef;
 
 use crate::checkpoint;
 use crate::clock::{Clock, SystemClock};
@@ -214,7 +214,7 @@ const LOCK_RELEASE_WAIT: Duration = Duration::from_secs(5);
 pub(crate) struct Shared {
     pub(crate) path: PathBuf,
     pub(crate) opts: Options,
-    engine: EngineSlot,
+    engine: EngineCell,
     /// The write side: the write lock, the watchers and the group sync. Every write
     /// to a user bucket goes through it.
     commit: Committer,
@@ -231,7 +231,7 @@ struct Checkpoint {
 }
 
 impl Shared {
-    /// The engine, without taking a lock (see [`slot`]); *closed* once closed.
+    /// The engine, without taking a lock (see [`engine_cell`]); *closed* once closed.
     #[inline]
     pub(crate) fn engine(&self) -> Result<EngineRef<'_>> {
         self.engine.load(|| lend::lending(self))
@@ -499,6 +499,11 @@ impl Store {
             }
             b.engine = config.into();
         }
+        if let EngineConfig::Redis(given) = &b.engine {
+            if !given.has_server() {
+                return Err(engine::redis_needs_url(path));
+            }
+        }
         let config = match b.cache_size {
             Some(bytes) => b.engine.clone().with_cache_size(bytes),
             None => b.engine.clone(),
@@ -553,7 +558,7 @@ impl Store {
                 sweep_interval: b.sweep_interval,
                 shared_engine,
             },
-            engine: EngineSlot::new(engine),
+            engine: EngineCell::new(engine),
             commit: Committer::new(b.sync, Arc::clone(&b.clock)),
             handles: Mutex::new(1),
             background: Mutex::new(None),
