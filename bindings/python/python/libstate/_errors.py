@@ -13,6 +13,8 @@ __all__ = [
     "StoreClosed",
     "StoreIOError",
     "TooLarge",
+    "QuotaExceeded",
+    "Conflict",
     "InternalError",
 ]
 
@@ -51,6 +53,17 @@ class StoreIOError(StateError, OSError):
 class TooLarge(StateError):
     """A request exceeded a configured size limit, such as a ``set_many`` batch above
     the store's ``max_batch_size``. Nothing was written."""
+
+
+class QuotaExceeded(StateError):
+    """A write would take a service client over its quota (records, bytes or value
+    size). Nothing was written."""
+
+
+class Conflict(StateError):
+    """A read-modify-write (a transaction, ``delete``, ``expire``, ...) on a store
+    that other processes write at the same time (a Redis URL) lost the race to their
+    writes too many times in a row. Nothing was written; retrying is safe."""
 
 
 class InternalError(StateError):
