@@ -143,16 +143,16 @@ typedef enum state_status {
    */
   STATE_INTERNAL = 8,
   /**
+   * A write through the state service would take the client over its quota
+   * (records, bytes or value size). Nothing was written.
+   */
+  STATE_QUOTA_EXCEEDED = 9,
+  /**
    * A read-modify-write (a transaction, `state_delete`, `state_expire`, ...) on a
    * store other processes write at the same time (a Redis URL) lost the race to
    * their writes too many times in a row. Nothing was written; retry the call.
    */
-  STATE_CONFLICT = 9,
-  /**
-   * A write would take a service client over its quota (records, bytes or value
-   * size). Nothing was written.
-   */
-  STATE_QUOTA_EXCEEDED = 10,
+  STATE_CONFLICT = 10,
 } state_status;
 
 /**
@@ -337,6 +337,34 @@ typedef struct state_compact_report {
    */
   uint64_t records;
 } state_compact_report;
+
+/**
+ * What `state_backup` wrote. Set `struct_size` to `sizeof(state_backup_report)`
+ * before the call.
+ */
+typedef struct state_backup_report {
+  /**
+   * Set by the caller to `sizeof(state_backup_report)`; later releases append
+   * fields and fill only those that `struct_size` covers.
+   */
+  size_t struct_size;
+  /**
+   * Buckets in the copy holding a record.
+   */
+  uint64_t buckets;
+  /**
+   * Records in the copy (expired ones not yet swept included).
+   */
+  uint64_t records;
+  /**
+   * Bytes of the copy's files.
+   */
+  uint64_t bytes;
+  /**
+   * The longest time the backup held writers up, in nanoseconds.
+   */
+  uint64_t write_pause_ns;
+} state_backup_report;
 
 /**
  * The progress callback of `state_export` and `state_import`: receives the
@@ -902,6 +930,32 @@ enum state_status state_compact(struct state_store *store,
                                 struct state_compact_report *report);
 
 /**
+ * Writes a point-in-time copy of the open store to the new directory `dest`, while
+ * other threads go on reading and writing it: the copy holds every write that
+ * returned before the call and none that began after it, and opens as a store of
+ * the same engine. Readers are never blocked; writers wait only while the backup
+ * swaps a pointer, twice. The copy is built beside `dest` and renamed into place
+ * once complete. Writes what it did to `*report` if `report` is not NULL.
+ *
+ * Thread-safe.
+ *
+ * # Errors
+ * `STATE_IO` (`dest` exists, or I/O failed; nothing is left at `dest`),
+ * `STATE_INVALID_ARGUMENT` (a store kept on a Redis server, whose backups belong to
+ * Redis: BGSAVE or `redis-cli --rdb FILE`; `dest` inside the store; another backup
+ * of the store running; not a store handle; NULL `dest`; called from inside a
+ * `state_get_with` callback), `STATE_CLOSED`.
+ *
+ * # Safety
+ * `store` is only looked up; `dest` is NULL or a NUL-terminated string; `report` is
+ * NULL or valid for a read of its `struct_size` field and a write of `struct_size`
+ * bytes.
+ */
+enum state_status state_backup(struct state_store *store,
+                               const char *dest,
+                               struct state_backup_report *report);
+
+/**
  * Writes every bucket to the file `path` in `format` (`STATE_FORMAT_JSON` or
  * `STATE_FORMAT_JSON_LINES`), buckets and keys in byte order. The file is written to
  * a temporary file beside `path` (mode 0600), synced and renamed over it, so `path`
@@ -984,26 +1038,17 @@ enum state_status state_service_close(struct state_service *service);
  * JSON response to `*response` (`*response_len` bytes, NUL-terminated; release with
  * `state_free(*response)`).
  *
- * | method        | arguments             | response                               |
- * |---------------|-----------------------|----------------------------------------|
- * | `get`         | `{"key"}`             | `{"key","found","value"}` (value null if not found) |
- * | `set`         | `{"key","value"}`     | `{}` (optional `"ttlMs"` > 0; without it any TTL is cleared) |
- * | `delete`      | `{"key"}`             | `{"key","found"}`                      |
- * | `getMultiple` | `{"keys":[...]}`      | `{"kv":{key: value}}` (missing keys absent) |
- * | `setMultiple` | `{"kv":{key: value}}` | `{}` (one atomic batch)                |
- * | `expire`      | `{"key","ttlMs"}`     | `{"key","found"}` (false: key missing) |
- * | `persist`     | `{"key"}`             | `{"key","found"}` (false: no TTL was set) |
- * | `ttl`         | `{"key"}`             | `{"key","found","ttlMs"}` (ttlMs null: no expiry) |
- *
- * Values are base64 strings (Go's `[]byte` JSON encoding). A `get` of a missing key
- * is `STATE_OK` with `"found":false`. The methods are the core's
- * (`StateService::handle`); this function only passes them through.
+ * The methods, their arguments and responses are the state service's
+ * (`state_service::METHODS`), listed in docs/service.md ("HTTP"); this function
+ * only passes them through. Values are base64 strings (Go's `[]byte` JSON
+ * encoding). A `get` of a missing key is `STATE_OK` with `"found":false`.
  *
  * Thread-safe.
  *
  * # Errors
  * `STATE_INVALID_ARGUMENT` (NULL argument, unknown method, malformed JSON, bad client
- * id, key or value; the message says which), `STATE_CLOSED`, `STATE_IO`.
+ * id, key or value; the message says which), `STATE_QUOTA_EXCEEDED` (a write over
+ * the client's quota), `STATE_CLOSED`, `STATE_IO`.
  *
  * # Safety
  * `service` is only looked up; `client_id`, `method` and `json_args` are

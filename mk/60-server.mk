@@ -4,7 +4,8 @@
 #   make                  runs the service examples (redis-py, hiredis, curl) against
 #                         a server it starts and stops (server-example)
 #   make test             server-test: the redis-py/redis-cli/redis-benchmark suite
-#                         (server/tests/py) and the web page in headless Chromium
+#                         (server/tests/py), the web page in headless Chromium, and
+#                         Redis 7.0.15's own test units (redis-suite)
 #   make bench-service    redis-benchmark against state serve and redis-server 7 in
 #                         one run; writes docs/bench-service.md (opt-in)
 #
@@ -16,9 +17,9 @@ WITH_SERVER := scripts/with-server.sh $(CLI_BIN)
 WEB_TEST_DIR := examples/web/test
 
 ALL_TARGETS += server-example
-TEST_TARGETS += server-test web-test
+TEST_TARGETS += server-test web-test unit-check
 
-.PHONY: server-packages server-example server-test web-test bench-service
+.PHONY: server-packages server-example server-test web-test bench-service unit-check
 
 server-packages:
 	scripts/ensure-packages.sh $(SERVER_PKGS)
@@ -37,6 +38,22 @@ server-test: cli-build python-venv server-packages
 	$(VPY) -m pip install --quiet "redis>=5" "httpx>=0.27"
 	cd server/tests/py && STATE_BIN=$(CLI_BIN) $(VPY) -m pytest -q -p no:cacheprovider .
 
+# The shipped systemd unit (cli/debian/libstate.service): systemd-analyze verify on it,
+# pointed at the binary just built, and the lines issue 26 asks of it (readiness,
+# reload by SIGHUP, its own user, the hardening). Needs no running systemd.
+UNIT_CHECK := target/unit-check
+unit-check: cli-build
+	scripts/ensure-packages.sh systemd
+	@set -e; mkdir -p $(UNIT_CHECK); u=cli/debian/libstate.service; \
+	for line in Type=notify NotifyAccess=main 'ExecReload=/bin/kill -HUP $$MAINPID' User=libstate \
+	  NoNewPrivileges=yes ProtectSystem=strict StateDirectory=libstate; do \
+	  grep -qxF "$$line" $$u || { echo "unit-check: $$u lacks $$line"; exit 1; }; done; \
+	sed "s|ExecStart=/usr/bin/state|ExecStart=$(CLI_BIN)|" $$u > $(UNIT_CHECK)/libstate.service; \
+	systemd-analyze verify --man=no $(UNIT_CHECK)/libstate.service > $(UNIT_CHECK)/verify.txt 2>&1 \
+	  || { cat $(UNIT_CHECK)/verify.txt; exit 1; }; \
+	if [ -s $(UNIT_CHECK)/verify.txt ]; then cat $(UNIT_CHECK)/verify.txt; exit 1; fi; \
+	echo "unit-check: systemd-analyze verify passes on $$u"
+
 $(WEB_TEST_DIR)/node_modules/.installed: $(WEB_TEST_DIR)/package.json
 	cd $(WEB_TEST_DIR) && npm install --silent --no-audit --no-fund
 	touch $@
@@ -49,3 +66,11 @@ web-test: cli-build $(WEB_TEST_DIR)/node_modules/.installed
 bench-service: cli-build server-packages
 	scripts/ensure-packages.sh wrk
 	python3 server/bench/bench.py $(CLI_BIN)
+
+# Redis 7.0.15's own test units (vendored in tests/redis-suite) in external mode
+# against `state serve --dev-no-auth`; see tests/redis-suite/README.md.
+TEST_TARGETS += redis-suite
+.PHONY: redis-suite
+redis-suite: cli-build
+	scripts/ensure-packages.sh tcl
+	tests/redis-suite/run.sh $(CLI_BIN)

@@ -4,7 +4,8 @@
 #   make fuzz FUZZ_TARGETS=resp FUZZ_SECONDS=600
 #
 # The corpora in fuzz/corpus/ are replayed as ordinary tests on stable by
-# `make test` (core/tests/fuzz_corpus.rs, server/tests/fuzz_corpus.rs).
+# `make test` (core/tests/fuzz_corpus.rs, service/tests/fuzz_corpus.rs,
+# server/tests/fuzz_corpus.rs).
 # The checks create stores and files per input: they run in FUZZ_TMPDIR (tmpfs where
 # there is one), where an fsync costs nothing. New inputs go to
 # fuzz/target/new-corpus/<target>, not into the checked-in corpus (merge the ones

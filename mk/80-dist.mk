@@ -111,10 +111,16 @@ dist-deb: cli-build dist-packages
 	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(CARGO) deb -p state-cli --no-build --deb-revision 1 --output $(DIST_DEB)
 	lintian --fail-on error $(DIST_DEB)
 
+# The RustSec database is a git repository on github.com, which cargo-deny fetches into
+# ~/.cargo/advisory-dbs. Where github.com cannot be reached, cargo-deny goes on with the
+# copy it has, so the check prints that copy's date: an old date means a stale check.
+ADVISORY_DBS ?= $(or $(CARGO_HOME),$(HOME)/.cargo)/advisory-dbs
 deny:
 	@command -v cargo-deny >/dev/null || { echo "installing cargo-deny (one-time compile)"; \
 	  nice -n 10 $(CARGO) install --locked --quiet cargo-deny; }
 	$(CARGO) deny check
+	@for db in $(ADVISORY_DBS)/advisory-db-*/; do \
+	  echo "deny: RustSec advisory database as of $$(git -C "$$db" log -1 --format=%cs)"; done
 
 # --- make install / uninstall, with every directory variable ------------------------
 # Into a DESTDIR with Debian-style LIBDIR and other non-default directories: the .pc
@@ -199,9 +205,9 @@ dist-test-python: dist-python redis-packages
 	cp -r $(PYDIR)/tests $(DIST_TEST)/py/tests; \
 	cd $(DIST_TEST)/py && python -m pytest -q -p no:cacheprovider tests
 	@tar -tzf $(DIST_SDIST) > $(DIST_TEST)/py/sdist.txt; \
-	for f in LICENSE pyproject.toml python/libstate/__init__.py core/Cargo.toml core/src/lib.rs Cargo.lock; do \
+	for f in LICENSE pyproject.toml python/libstate/__init__.py core/Cargo.toml core/src/lib.rs service/Cargo.toml service/src/lib.rs Cargo.lock; do \
 	  grep -q "^libstate-$(STATE_LIB_VERSION)/\(.*/\)\?$$f$$" $(DIST_TEST)/py/sdist.txt || { echo "dist-test-python: $$f missing from the sdist"; exit 1; }; \
-	done; echo "dist-test-python: the sdist holds the package, the core's sources, Cargo.lock and LICENSE"
+	done; echo "dist-test-python: the sdist holds the package, the core's and the service's sources, Cargo.lock and LICENSE"
 
 # What the .deb installs and declares, read with dpkg-deb (installing it would need a
 # running systemd): the files, the unit's hardening, the maintainer scripts.

@@ -72,6 +72,7 @@ static void test_status_str_names_every_code(void) {
     CHECK(strcmp(state_status_str(STATE_TOO_LARGE), "too large") == 0);
     CHECK(strcmp(state_status_str(STATE_CLOSED), "closed") == 0);
     CHECK(strcmp(state_status_str(STATE_INTERNAL), "internal") == 0);
+    CHECK(strcmp(state_status_str(STATE_QUOTA_EXCEEDED), "quota exceeded") == 0);
     CHECK(strcmp(state_status_str(-1), "unknown status") == 0);
     CHECK(strcmp(state_status_str(9999), "unknown status") == 0);
 }
@@ -1017,6 +1018,50 @@ static void test_check_compact_export_import(void) {
     CHECK_RC(state_compact(st, NULL), STATE_CLOSED);
 }
 
+static void test_backup_of_an_open_store(void) {
+    state_store *st = open_store("live");
+    state_store *copy = NULL;
+    state_bucket *b, *cb;
+    state_backup_report rep = {.struct_size = sizeof rep};
+    state_check_report chk;
+    char dest[512], inner[512];
+    uint8_t *v;
+    size_t n;
+    int i;
+
+    CHECK_OK(state_bucket_open(st, "b", &b));
+    for (i = 0; i < 100; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%03d", i);
+        CHECK_OK(state_set(b, key, (const uint8_t *)"value", 5));
+    }
+    path_in(dest, sizeof dest, "live-backup");
+    CHECK_OK(state_backup(st, dest, &rep));
+    CHECK(rep.buckets == 1 && rep.records == 100 && rep.bytes > 0);
+    /* The store stays open and writable; the copy does not see later writes. */
+    CHECK_OK(state_set(b, "after", (const uint8_t *)"x", 1));
+    CHECK_RC(state_backup(st, dest, NULL), STATE_IO);
+    CHECK(contains(state_last_error_message(), "already exists"));
+    CHECK_RC(state_backup(st, NULL, NULL), STATE_INVALID_ARGUMENT);
+    path_in(inner, sizeof inner, "live/inside");
+    CHECK_RC(state_backup(st, inner, NULL), STATE_INVALID_ARGUMENT);
+
+    CHECK_OK(state_open(dest, NULL, &copy));
+    CHECK_OK(state_check(copy, &chk));
+    CHECK(chk.problem_count == 0 && chk.records == 100);
+    state_check_report_free(&chk);
+    CHECK_OK(state_bucket_open(copy, "b", &cb));
+    CHECK_OK(state_get(cb, "k042", &v, &n));
+    CHECK(n == 5);
+    state_free(v);
+    CHECK_RC(state_get(cb, "after", &v, &n), STATE_NOT_FOUND);
+    state_bucket_close(cb);
+    CHECK_OK(state_close(copy));
+    state_bucket_close(b);
+    CHECK_OK(state_close(st));
+    CHECK_RC(state_backup(st, dest, NULL), STATE_CLOSED);
+}
+
 static void test_free_functions_accept_null(void) {
     state_free(NULL);
     state_entry_free(NULL);
@@ -1080,6 +1125,7 @@ int main(int argc, char **argv) {
     RUN(test_service);
     RUN(test_closed_and_invalid_handles);
     RUN(test_check_compact_export_import);
+    RUN(test_backup_of_an_open_store);
     RUN(test_free_functions_accept_null);
     RUN(test_last_error_is_per_thread);
     rc = check_summary("test_api");

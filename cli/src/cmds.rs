@@ -101,6 +101,9 @@ impl ValueSource<'_> {
 }
 
 fn read_stdin() -> CmdResult<Vec<u8>> {
+    if let Some(given) = crate::remote::take_stdin() {
+        return Ok(given);
+    }
     let mut buf = Vec::new();
     std::io::stdin()
         .lock()
@@ -326,7 +329,7 @@ pub fn persist(store: &Store, bucket: &str, key: &str, out: &mut Output) -> CmdR
         return Err(key_not_found(bucket, key));
     }
     if !had_ttl && !out.json {
-        eprintln!("state: key {key:?} in bucket {bucket:?} had no TTL");
+        out.note(format_args!("key {key:?} in bucket {bucket:?} had no TTL"));
     }
     Ok(())
 }

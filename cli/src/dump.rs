@@ -48,10 +48,10 @@ pub fn dump(
         // the chosen buckets), as `state dump` always has.
         let with_ttl = store.info()?.expiring;
         if with_ttl > 0 {
-            eprintln!(
-                "state: note: the store has {with_ttl} keys with a TTL; the JSON format cannot \
+            out.note(format_args!(
+                "note: the store has {with_ttl} keys with a TTL; the JSON format cannot \
                  hold TTLs (--format jsonl keeps them)"
-            );
+            ));
         }
     }
     if let Some(path) = output {

@@ -72,6 +72,16 @@ impl Failure {
     }
 }
 
+impl From<state_service::Error> for Failure {
+    /// The core's errors as above; a write over a quota is about the store: 3.
+    fn from(e: state_service::Error) -> Failure {
+        match e {
+            state_service::Error::Store(e) => Failure::from(e),
+            other => Failure::store(other.to_string()),
+        }
+    }
+}
+
 impl From<Error> for Failure {
     /// Rejected input is a usage error (2); everything else about the store is 3.
     /// A locked store gets a hint on what to do.
@@ -92,10 +102,20 @@ impl From<Error> for Failure {
                         .collect();
                     list.join(", ")
                 };
-                let hint = format!(
-                    "one process owns a store at a time, and {who} has this one open: stop it \
-                     (or make the change through it), then run this command again"
-                );
+                let served = holders.iter().any(|(_, cmd)| cmd.contains(" serve"));
+                let hint = if served {
+                    format!(
+                        "one process owns a store at a time, and {who} has this one open; \
+                         commands go through `state serve` over its Unix socket \
+                         (<store>/state.sock), which this one runs without: restart it \
+                         without `--unix off`, or reach it with redis-cli or HTTP"
+                    )
+                } else {
+                    format!(
+                        "one process owns a store at a time, and {who} has this one open: stop \
+                         it (or make the change through it), then run this command again"
+                    )
+                };
                 Failure::store(e.to_string()).with_hint(hint)
             }
             _ => Failure::store(e.to_string()),

@@ -8,7 +8,8 @@ use std::collections::HashSet;
 use std::fs;
 use std::path::Path;
 
-/// Processes (pid, command name) holding a lock on a file directly in `dir`.
+/// Processes (pid, command line, or the command name if the command line cannot be
+/// read) holding a lock on a file directly in `dir`.
 pub fn holders(dir: &Path) -> Vec<(u32, String)> {
     let Ok(locks) = fs::read_to_string("/proc/locks") else {
         return Vec::new();
@@ -21,9 +22,21 @@ pub fn holders(dir: &Path) -> Vec<(u32, String)> {
             continue;
         };
         if inodes.contains(&inode) && pid != std::process::id() && seen.insert(pid) {
-            let name = fs::read_to_string(format!("/proc/{pid}/comm"))
-                .map(|s| s.trim().to_string())
-                .unwrap_or_else(|_| "?".into());
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline"))
+                .ok()
+                .map(|b| {
+                    b.split(|c| *c == 0)
+                        .filter(|a| !a.is_empty())
+                        .map(|a| String::from_utf8_lossy(a).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .filter(|c| !c.is_empty());
+            let name = cmdline.unwrap_or_else(|| {
+                fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .map(|s| s.trim().to_string())
+                    .unwrap_or_else(|_| "?".into())
+            });
             out.push((pid, name));
         }
     }

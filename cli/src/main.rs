@@ -9,9 +9,11 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod backup;
 mod check;
 mod cmds;
 mod compact;
+mod config;
 mod dump;
 mod fail;
 mod generate;
@@ -19,11 +21,11 @@ mod load;
 mod locked;
 mod open;
 mod output;
+mod remote;
 mod serve;
+mod supervise;
 
 use std::process::ExitCode;
-
-use clap::Parser;
 
 use crate::args::{Cli, Command};
 use crate::cmds::{KeysQuery, ValueSource};
@@ -33,9 +35,35 @@ use crate::output::Output;
 
 fn main() -> ExitCode {
     // clap prints usage errors itself and exits with code 2.
-    let cli = Cli::parse();
+    let (cli, store_given) = match config::parse(std::env::args_os().collect()) {
+        Ok(parsed) => parsed,
+        Err(f) => {
+            eprintln!("state: {}", f.message);
+            return ExitCode::from(f.code as u8);
+        }
+    };
+    // While `state serve` holds the store, the command runs there (remote.rs).
+    let is_url = cli
+        .store
+        .to_str()
+        .is_some_and(state_core::engine::is_redis_url);
+    if remote::remotable(&cli.command) && !is_url {
+        if let Some(sock) = remote::live_socket(&cli.store) {
+            let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+            return match remote::forward(&sock, &cli, &args) {
+                Ok(code) => ExitCode::from(code),
+                Err(f) => {
+                    eprintln!("state: {}", f.message);
+                    if let Some(hint) = &f.hint {
+                        eprintln!("hint: {hint}");
+                    }
+                    ExitCode::from(f.code as u8)
+                }
+            };
+        }
+    }
     let mut out = Output::new(cli.json);
-    let result = run(cli, &mut out).and_then(|()| out.flush());
+    let result = run(cli, store_given, &mut out).and_then(|()| out.flush());
     match result {
         Ok(()) => ExitCode::SUCCESS,
         // A reader that went away (`state keys b | head`) is not an error.
@@ -52,7 +80,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli, out: &mut Output) -> CmdResult {
+/// Runs one command (also for an administrator, in `state serve`: remote.rs).
+pub(crate) fn run(cli: Cli, store_given: bool, out: &mut Output) -> CmdResult {
     let target = Target {
         dir: cli.store,
         engine: cli.engine,
@@ -128,7 +157,8 @@ fn run(cli: Cli, out: &mut Output) -> CmdResult {
         Command::Load { file, format } => load::load(&target, &file, format, out),
         Command::Check => check::check(&target, out),
         Command::Compact => compact::compact(&target, out),
-        Command::Serve(args) => serve::serve(&target, *args),
+        Command::Backup { dest } => backup::backup(&target, &dest, out),
+        Command::Serve(args) => serve::serve(&target, store_given, *args),
         Command::Client(args) => serve::client(&target, args, out),
         Command::Generate { dir } => generate::generate(&dir, out),
     }

@@ -1,26 +1,40 @@
 //! Writing results: text for humans, JSON for scripts.
 
 use std::borrow::Cow;
-use std::io::{self, BufWriter, Stdout, Write};
+use std::io::{self, BufWriter, Write};
 
 use serde::Serialize;
 
 use crate::fail::{CmdResult, Failure};
 
-/// Standard output, buffered, in human or JSON mode.
+/// Standard output (or, for a command `state serve` runs for its administrator,
+/// a buffer sent back), buffered, in human or JSON mode.
 pub struct Output {
     /// `--json`.
     pub json: bool,
-    out: BufWriter<Stdout>,
+    out: BufWriter<Box<dyn Write + Send>>,
+    /// Where notes go: standard error, or a buffer sent back with the output.
+    notes: Box<dyn Write + Send>,
 }
 
 impl Output {
     /// Standard output in the given mode.
     pub fn new(json: bool) -> Output {
+        Output::to(json, Box::new(io::stdout()), Box::new(io::stderr()))
+    }
+
+    /// Output to `w`, notes to `notes`, in the given mode.
+    pub fn to(json: bool, w: Box<dyn Write + Send>, notes: Box<dyn Write + Send>) -> Output {
         Output {
             json,
-            out: BufWriter::with_capacity(1 << 16, io::stdout()),
+            out: BufWriter::with_capacity(1 << 16, w),
+            notes,
         }
+    }
+
+    /// A line for the user beside the result (standard error): `state: {msg}`.
+    pub fn note(&mut self, msg: impl std::fmt::Display) {
+        let _ = writeln!(self.notes, "state: {msg}");
     }
 
     /// Writes raw bytes.
@@ -46,7 +60,7 @@ impl Output {
     }
 
     /// The underlying writer, for streaming output.
-    pub fn writer(&mut self) -> &mut BufWriter<Stdout> {
+    pub fn writer(&mut self) -> &mut BufWriter<Box<dyn Write + Send>> {
         &mut self.out
     }
 }

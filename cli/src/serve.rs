@@ -4,14 +4,16 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use state_core::{Quota, StateService, Store};
+use state_core::Store;
 use state_server::auth::{clients_path, ClientName, ClientsFile, UNIX_PREFIX};
 use state_server::{Config, Server, TlsFiles, SOCKET_NAME};
+use state_service::{Quota, StateService};
 
-use crate::args::{ClientArgs, ClientCommand, ServeArgs};
+use crate::args::{ClientArgs, ClientCommand, LogFormat, ServeArgs};
 use crate::fail::{CmdResult, Failure};
 use crate::open::{Access, Target};
 use crate::output::Output;
+use crate::supervise;
 
 fn addr(flag: &str, v: &str) -> CmdResult<Option<SocketAddr>> {
     if v == "off" {
@@ -22,8 +24,41 @@ fn addr(flag: &str, v: &str) -> CmdResult<Option<SocketAddr>> {
         .map_err(|e| Failure::usage(format!("--{flag} {v:?}: {e} (expected HOST:PORT or off)")))
 }
 
+/// Refuses a store directory that does not exist, unless `--create` or the store is
+/// the default one (`--store` not given): a mistyped `--store` must not serve a
+/// new, empty store.
+fn check_store_exists(target: &Target, store_given: bool, create: bool) -> CmdResult {
+    if target.is_url() || create || !store_given || target.dir.exists() {
+        return Ok(());
+    }
+    Err(Failure::store(format!(
+        "no store at {}: the directory does not exist",
+        target.dir.display()
+    ))
+    .with_hint("check --store (or STATE_STORE); to start a new store there, add --create"))
+}
+
+/// The Unix socket's group: a group name or a numeric id.
+fn group_id(group: &str) -> CmdResult<u32> {
+    if let Ok(gid) = group.parse::<u32>() {
+        return Ok(gid);
+    }
+    match nix::unistd::Group::from_name(group) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        Ok(None) => Err(Failure::usage(format!(
+            "--unix-group {group:?}: no such group"
+        ))),
+        Err(e) => Err(Failure::usage(format!("--unix-group {group:?}: {e}"))),
+    }
+}
+
 /// Runs the server until SIGTERM or SIGINT.
-pub fn serve(target: &Target, a: ServeArgs) -> CmdResult {
+pub fn serve(target: &Target, store_given: bool, a: ServeArgs) -> CmdResult {
+    // First, while this process has one thread: it removes LISTEN_* from the
+    // environment.
+    let inherited = supervise::inherited()?;
+    check_store_exists(target, store_given, a.create)?;
+    let unix_group = a.unix_group.as_deref().map(group_id).transpose()?;
     let engine = target.engine_for(Access::Create)?;
     let store = Store::builder()
         .engine(engine)
@@ -39,6 +74,8 @@ pub fn serve(target: &Target, a: ServeArgs) -> CmdResult {
     };
     let cfg = Config {
         unix,
+        unix_mode: a.unix_mode,
+        unix_group,
         resp: addr("resp", &a.resp)?,
         http: addr("http", &a.http)?,
         tls: match (a.tls_cert, a.tls_key) {
@@ -66,10 +103,12 @@ pub fn serve(target: &Target, a: ServeArgs) -> CmdResult {
             max_value_size: a.max_value_size,
         },
         blocking_store: a.sync,
+        admin_runner: Some(crate::remote::runner(store.path().to_path_buf())),
         clients_file: a.clients,
+        dev_no_auth: a.dev_no_auth,
         ..Config::default()
     };
-    init_logging();
+    init_logging(a.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -77,7 +116,7 @@ pub fn serve(target: &Target, a: ServeArgs) -> CmdResult {
     let scheme = if cfg.tls.is_some() { "https" } else { "http" };
     let svc = StateService::new(store.clone());
     let result = runtime.block_on(async move {
-        let server = match Server::bind(svc, cfg).await {
+        let server = match Server::bind_with(svc, cfg, inherited).await {
             Ok(s) => s,
             Err(e) => {
                 return Err(Failure::usage(e.to_string()));
@@ -111,8 +150,19 @@ pub fn serve(target: &Target, a: ServeArgs) -> CmdResult {
             .map_err(|e| Failure::store(format!("cannot handle SIGTERM: {e}")))?;
         let int = signal(SignalKind::interrupt())
             .map_err(|e| Failure::store(format!("cannot handle SIGINT: {e}")))?;
-        let stop = shutdown_signal(term, int);
-        lines.push("state serve: ready (SIGTERM or Ctrl-C stops it)".to_string());
+        let hup = signal(SignalKind::hangup())
+            .map_err(|e| Failure::store(format!("cannot handle SIGHUP: {e}")))?;
+        tokio::spawn(reload_on_hangup(hup, server.reloader()));
+        let stop = async {
+            shutdown_signal(term, int).await;
+            supervise::notify("STOPPING=1");
+        };
+        lines.push(
+            "state serve: ready (SIGTERM or Ctrl-C stops it, SIGHUP reloads clients and TLS)"
+                .to_string(),
+        );
+        // Every listener is bound and accepting (`bind` started the accept loops).
+        supervise::notify("READY=1");
         // Where it listens goes to standard output, so scripts can wait for the
         // last line.
         println!("{}", lines.join("\n"));
@@ -122,6 +172,20 @@ pub fn serve(target: &Target, a: ServeArgs) -> CmdResult {
             .map_err(|e| Failure::store(format!("shutting down: {e}")))
     });
     result
+}
+
+/// SIGHUP: reload the client list and the TLS files, telling the supervisor
+/// (`RELOADING=1`, then `READY=1`). What fails to load keeps its previous version
+/// and is logged; the server never stops for it.
+async fn reload_on_hangup(mut hup: tokio::signal::unix::Signal, reloader: state_server::Reloader) {
+    while hup.recv().await.is_some() {
+        supervise::notify(&supervise::reloading());
+        let r = reloader.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || r.reload()).await {
+            tracing::error!("reload: {e}");
+        }
+        supervise::notify("READY=1");
+    }
 }
 
 async fn shutdown_signal(
@@ -134,14 +198,83 @@ async fn shutdown_signal(
     }
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder
+            .with_ansi(use_colour(
+                std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                std::env::var_os("NO_COLOR").as_deref(),
+            ))
+            .try_init(),
+    };
+}
+
+/// Colour only on a terminal, and not when NO_COLOR is set to anything but the
+/// empty string (https://no-color.org).
+fn use_colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+#[derive(Serialize)]
+struct UsageRow<'a> {
+    name: &'a str,
+    records: u64,
+    bytes: u64,
+    admin: bool,
+    max_records: Option<u64>,
+    max_bytes: Option<u64>,
+    max_value_size: Option<u64>,
+}
+
+/// `state client usage`: every client with the records and bytes its bucket holds
+/// (counted now) and its quota.
+fn usage(target: &Target, file: &ClientsFile, out: &mut Output) -> CmdResult {
+    let store = target.open(Access::Existing, crate::open::Time::Live)?;
+    let rows: Vec<(String, Quota, bool)> = file
+        .clients
+        .iter()
+        .map(|(n, e)| (n.clone(), e.quota(), e.admin))
+        .chain(
+            file.unix
+                .iter()
+                .map(|(n, e)| (format!("{UNIX_PREFIX}{n}"), e.quota(), false)),
+        )
+        .collect();
+    crate::open::with_store(store, |store| {
+        let svc = StateService::new(store.clone());
+        for (name, q, admin) in &rows {
+            let u = svc.usage(name)?;
+            if out.json {
+                out.json_line(&UsageRow {
+                    name,
+                    records: u.records,
+                    bytes: u.bytes,
+                    admin: *admin,
+                    max_records: q.max_records,
+                    max_bytes: q.max_bytes,
+                    max_value_size: q.max_value_size,
+                })?;
+            } else {
+                let lim = |v: Option<u64>| v.map_or("-".to_string(), |n| n.to_string());
+                out.line(format!(
+                    "{name}{} records={} bytes={} max_records={} max_bytes={} max_value_size={}",
+                    if *admin { " (admin)" } else { "" },
+                    u.records,
+                    u.bytes,
+                    lim(q.max_records),
+                    lim(q.max_bytes),
+                    lim(q.max_value_size)
+                ))?;
+            }
+        }
+        Ok(())
+    })
 }
 
 #[derive(Serialize)]
@@ -188,6 +321,7 @@ pub fn client(target: &Target, args: ClientArgs, out: &mut Output) -> CmdResult 
             max_records,
             max_bytes,
             max_value_size,
+            admin,
         } => {
             let quota = Quota {
                 max_records,
@@ -195,14 +329,23 @@ pub fn client(target: &Target, args: ClientArgs, out: &mut Output) -> CmdResult 
                 max_value_size,
             };
             let parsed = ClientName::parse(&name).map_err(|e| Failure::usage(e.0))?;
-            let token = match parsed {
-                ClientName::Token(n) => Ok(file.add(n, quota).map_err(|e| Failure::usage(e.0))?),
-                ClientName::Unix(user) => {
-                    file.allow_unix(user, quota)
-                        .map_err(|e| Failure::usage(e.0))?;
-                    Err(user.to_string())
-                }
-            };
+            let token =
+                match parsed {
+                    ClientName::Token(n) => {
+                        let token = file.add(n, quota).map_err(|e| Failure::usage(e.0))?;
+                        file.set_admin(n, admin).map_err(|e| Failure::usage(e.0))?;
+                        Ok(token)
+                    }
+                    ClientName::Unix(_) if admin => return Err(Failure::usage(
+                        "--admin is for token clients: a Unix user is an administrator when it \
+                         is the server's own user or root",
+                    )),
+                    ClientName::Unix(user) => {
+                        file.allow_unix(user, quota)
+                            .map_err(|e| Failure::usage(e.0))?;
+                        Err(user.to_string())
+                    }
+                };
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 ensure_dir(parent)?;
             }
@@ -250,6 +393,52 @@ pub fn client(target: &Target, args: ClientArgs, out: &mut Output) -> CmdResult 
             }
             Ok(())
         }
+        ClientCommand::Usage => usage(target, &file, out),
+        ClientCommand::Quota {
+            name,
+            max_records,
+            max_bytes,
+            max_value_size,
+            clear,
+        } => {
+            let quota = if clear {
+                Quota::default()
+            } else {
+                Quota {
+                    max_records,
+                    max_bytes,
+                    max_value_size,
+                }
+            };
+            file.set_quota(&name, quota)
+                .map_err(|e| Failure::not_found(format!("{} in {}", e.0, path.display())))?;
+            file.save(&path).map_err(|e| Failure::store(e.0))
+        }
+        ClientCommand::Rotate { name } => {
+            let token = file
+                .rotate(&name)
+                .map_err(|e| Failure::not_found(format!("{} in {}", e.0, path.display())))?;
+            file.save(&path).map_err(|e| Failure::store(e.0))?;
+            out.line(token)
+        }
+        ClientCommand::Purge { name } => {
+            if file.quota(&name).is_none() {
+                return Err(Failure::not_found(format!(
+                    "no client {name:?} in {}",
+                    path.display()
+                )));
+            }
+            let store = target.open(Access::Existing, crate::open::Time::Live)?;
+            let removed = crate::open::with_store(store, |s| Ok(s.remove_bucket(&name)?))?;
+            if out.json {
+                out.json_line(&serde_json::json!({ "client": name, "had_records": removed }))
+            } else {
+                out.line(format!(
+                    "removed the records of client {name}{}",
+                    if removed { "" } else { " (it had none)" }
+                ))
+            }
+        }
         ClientCommand::Rm { name } => {
             // Exactly the name given: no case folding, no trimming.
             let removed = match name.strip_prefix(UNIX_PREFIX) {
@@ -264,5 +453,38 @@ pub fn client(target: &Target, args: ClientArgs, out: &mut Output) -> CmdResult 
             }
             file.save(&path).map_err(|e| Failure::store(e.0))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        assert!(use_colour(true, None));
+        assert!(use_colour(true, Some(OsStr::new(""))));
+        assert!(!use_colour(true, Some(OsStr::new("1"))));
+        assert!(!use_colour(false, None));
+    }
+
+    #[test]
+    fn a_missing_store_directory_is_served_only_with_create_or_as_the_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = Target {
+            dir: dir.path().join("typo"),
+            engine: None,
+        };
+        let e = check_store_exists(&target, true, false).unwrap_err();
+        assert!(e.message.contains("does not exist"), "{}", e.message);
+        assert!(e.hint.unwrap_or_default().contains("--create"));
+        check_store_exists(&target, true, true).unwrap();
+        check_store_exists(&target, false, false).unwrap();
+        let here = Target {
+            dir: dir.path().to_path_buf(),
+            engine: None,
+        };
+        check_store_exists(&here, true, false).unwrap();
     }
 }

@@ -176,3 +176,47 @@ fn compact_refuses_to_run_over_a_leftover_copy_and_leaves_the_store_alone() {
     assert_eq!(env.ok(&["dump", "--format", "jsonl"]), before);
     assert!(leftover.join("marker").exists());
 }
+
+#[test]
+fn backup_writes_a_copy_that_checks_and_refuses_an_existing_destination() {
+    for engine in ENGINES {
+        let env = Env::new();
+        env.seed(engine);
+        let copy = env.file("copy");
+        let copy_arg = copy.to_str().unwrap();
+        env.state(&["backup", copy_arg])
+            .assert()
+            .success()
+            .stdout(contains("8 records in 2 buckets"));
+        // The copy is a store of the same engine that passes `state check`.
+        let meta = std::fs::read_to_string(copy.join("libstate.meta")).unwrap();
+        assert!(meta.contains(engine), "{engine}: {meta}");
+        let on_copy = |args: &[&str]| {
+            let mut cmd = assert_cmd::Command::cargo_bin("state").unwrap();
+            cmd.env_remove("STATE_STORE")
+                .arg("--store")
+                .arg(&copy)
+                .args(args);
+            cmd
+        };
+        on_copy(&["check"])
+            .assert()
+            .success()
+            .stdout(contains("ok: 2 buckets, 8 records read, 1 with a TTL"));
+        on_copy(&["get", "user1", "theme"])
+            .assert()
+            .success()
+            .stdout("dark\n");
+        // A backup never overwrites: exit code 3, and the copy is untouched.
+        env.state(&["backup", copy_arg])
+            .assert()
+            .code(3)
+            .stderr(contains("already exists"));
+        let out = env.ok(&["--json", "backup", env.file("copy2").to_str().unwrap()]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            (v["records"].as_u64(), v["engine"].as_str()),
+            (Some(8), Some(engine))
+        );
+    }
+}

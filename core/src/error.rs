@@ -33,9 +33,6 @@ pub enum ErrorKind {
     TooLarge,
     /// The store handle (or the bucket or cursor taken from it) was closed.
     Closed,
-    /// A write would take a service client over its quota (records, bytes or value
-    /// size). Nothing was written.
-    QuotaExceeded,
     /// A read-modify-write (a transaction, `delete`, `expire`, a sweep) on a store
     /// that other processes write at the same time (the Redis engine) lost the race
     /// to their writes too many times in a row. Nothing was written; retrying is
@@ -57,7 +54,6 @@ impl ErrorKind {
         ErrorKind::Io,
         ErrorKind::TooLarge,
         ErrorKind::Closed,
-        ErrorKind::QuotaExceeded,
         ErrorKind::Conflict,
         ErrorKind::Internal,
     ];
@@ -71,7 +67,6 @@ impl ErrorKind {
             ErrorKind::Io => "I/O",
             ErrorKind::TooLarge => "too large",
             ErrorKind::Closed => "closed",
-            ErrorKind::QuotaExceeded => "quota exceeded",
             ErrorKind::Conflict => "conflict",
             ErrorKind::Internal => "internal",
         }
@@ -126,9 +121,6 @@ pub enum Error {
     /// See [`ErrorKind::Closed`].
     #[error("the store is closed")]
     Closed,
-    /// See [`ErrorKind::QuotaExceeded`].
-    #[error("quota exceeded: {0}")]
-    QuotaExceeded(String),
     /// See [`ErrorKind::Conflict`].
     #[error("conflict: {0}")]
     Conflict(String),
@@ -147,7 +139,6 @@ impl Error {
             Error::Io { .. } => ErrorKind::Io,
             Error::TooLarge(_) => ErrorKind::TooLarge,
             Error::Closed => ErrorKind::Closed,
-            Error::QuotaExceeded(_) => ErrorKind::QuotaExceeded,
             Error::Conflict(_) => ErrorKind::Conflict,
             Error::Internal(_) => ErrorKind::Internal,
         }
@@ -171,7 +162,6 @@ impl Error {
             },
             ErrorKind::TooLarge => Error::TooLarge(message.into()),
             ErrorKind::Closed => Error::Closed,
-            ErrorKind::QuotaExceeded => Error::QuotaExceeded(message.into()),
             ErrorKind::Conflict => Error::Conflict(message.into()),
             ErrorKind::Internal => Error::Internal(message.into()),
         }
@@ -206,7 +196,6 @@ impl Error {
                 source: io::Error::new(source.kind(), source.to_string()),
             },
             Error::TooLarge(m) => Error::TooLarge(m.clone()),
-            Error::QuotaExceeded(m) => Error::QuotaExceeded(m.clone()),
             Error::Conflict(m) => Error::Conflict(m.clone()),
             Error::Closed => Error::Closed,
             Error::Internal(m) => Error::Internal(m.clone()),
@@ -319,15 +308,14 @@ mod tests {
                 ErrorKind::Io => 3,
                 ErrorKind::TooLarge => 4,
                 ErrorKind::Closed => 5,
-                ErrorKind::QuotaExceeded => 6,
-                ErrorKind::Conflict => 7,
-                ErrorKind::Internal => 8,
+                ErrorKind::Conflict => 6,
+                ErrorKind::Internal => 7,
             };
             assert_eq!(position, i, "{k}");
             assert_eq!(Error::example(k, "m").kind(), k);
             assert_eq!(k.is_retryable(), k == ErrorKind::Conflict);
         }
-        assert_eq!(ErrorKind::ALL.len(), 9);
+        assert_eq!(ErrorKind::ALL.len(), 8);
     }
 
     #[test]

@@ -77,8 +77,12 @@ pub fn ttl_from_secs_f64(secs: f64) -> Result<Duration> {
         .map_err(|_| Error::invalid(format!("TTL of {secs} seconds is too large")))
 }
 
-/// Checks a TTL and turns it into an absolute deadline from `now_ms`.
-pub(crate) fn deadline(now_ms: u64, ttl: Duration) -> Result<u64> {
+/// Checks a TTL and turns it into an absolute deadline (unix ms) from `now_ms`,
+/// rounded up: a key never expires before its TTL has fully passed.
+///
+/// # Errors
+/// *invalid argument* for a zero `ttl`.
+pub fn deadline(now_ms: u64, ttl: Duration) -> Result<u64> {
     if ttl.is_zero() {
         return Err(Error::invalid("TTL must be greater than zero"));
     }

@@ -2,8 +2,9 @@
 //!
 //! An embeddable key-value **state store**: a directory holds named [`Bucket`]s
 //! (one per user, device or service), each an ordered map from string keys to byte
-//! values, with atomic batches, [`Cursor`]s, JSON helpers and a per-client
-//! [`StateService`] that speaks the HiveOT state service's RPC messages.
+//! values, with atomic batches, [`Cursor`]s and JSON helpers. The per-client
+//! state service (quotas, server-side cursors, the HiveOT state service's RPC
+//! messages) is the `state-service` crate, built on this one.
 //!
 //! ```
 //! # fn main() -> state_core::Result<()> {
@@ -36,10 +37,10 @@
 // `LoadingBucket::put_encoded`) and the mapped log window (`log::mmap`).
 #![deny(unsafe_code)]
 
+mod backup;
 mod batch_reads;
 mod bucket;
 mod checkpoint;
-mod clients;
 mod clock;
 mod commit;
 mod cursor;
@@ -49,12 +50,13 @@ mod expiry;
 #[doc(hidden)]
 pub mod fileio;
 mod fs;
+pub mod go_bytes;
 mod iter;
 mod lend;
 pub mod limits;
 mod maintenance;
+mod probe;
 mod record;
-mod service;
 mod store;
 mod transfer;
 mod txn;
@@ -69,17 +71,16 @@ pub mod fuzzing {
     };
 }
 
+pub use backup::BackupReport;
 pub use batch_reads::{FoundValues, ScanRange};
 pub use bucket::{prefix_bounds, Bucket, Entry};
-pub use clients::{Quota, DEFAULT_CURSOR_LIFESPAN, DEFAULT_MAX_CURSORS};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use cursor::{Cursor, Position};
 pub use engine::{Engine, EngineConfig, RedisConfig, DEFAULT_CACHE_SIZE};
 pub use error::{Error, ErrorKind, Result};
-pub use expiry::{ttl_from_millis, ttl_from_secs_f64, Ttl};
+pub use expiry::{deadline, ttl_from_millis, ttl_from_secs_f64, Ttl};
 pub use iter::Iter;
 pub use maintenance::{BucketCheck, CheckReport, CompactReport, RecordProblem};
-pub use service::{StateService, SERVICE_METHODS};
 pub use store::{Store, StoreBuilder, StoreInfo, DEFAULT_FLUSH_INTERVAL, DEFAULT_SWEEP_INTERVAL};
 pub use transfer::{
     encode_value, ExportProgress, ExportReport, Format, ImportProgress, ImportReport,

@@ -422,7 +422,7 @@ fn walk(
 }
 
 /// Opens an engine of the store's kind on `dir`.
-fn open_like(shared: &Shared, dir: &Path) -> Result<Box<dyn StorageEngine>> {
+pub(crate) fn open_like(shared: &Shared, dir: &Path) -> Result<Box<dyn StorageEngine>> {
     let context = StoreContext::new(shared.opts.flush_interval, shared.opts.sync);
     let mut e = engine::open(&shared.opts.config, dir, &context)?;
     e.finish_open()?;
@@ -430,7 +430,7 @@ fn open_like(shared: &Shared, dir: &Path) -> Result<Box<dyn StorageEngine>> {
 }
 
 /// Drops an engine and waits until its file lock is released.
-fn close_engine(engine: Box<dyn StorageEngine>) {
+pub(crate) fn close_engine(engine: Box<dyn StorageEngine>) {
     let lock = engine.lock_file();
     drop(engine);
     if let Some(file) = lock {
@@ -549,7 +549,7 @@ fn copy_and_verify(shared: &Shared, src: &dyn StorageEngine, tmp: &Path) -> Resu
 
 /// Deletes a directory. sled's threads may still hold files of an engine that was
 /// just dropped for a moment, so a failure is retried for a few seconds.
-fn remove_with_retry(path: &Path) -> io::Result<()> {
+pub(crate) fn remove_with_retry(path: &Path) -> io::Result<()> {
     let mut last = Ok(());
     for attempt in 0..50 {
         last = fs::remove_dir_all(path);

@@ -13,13 +13,12 @@ use std::fs;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::bucket::Bucket;
 use crate::error::{Error, ErrorKind, Result};
+use crate::go_bytes::{self, GoBytes};
 use crate::limits;
 use crate::maintenance::scan_stored;
 use crate::record;
@@ -141,28 +140,6 @@ pub struct ImportProgress {
     pub line: u64,
 }
 
-/// A base64 value, decoded while parsing so a bad one is reported with its position.
-struct B64(Vec<u8>);
-
-impl<'de> Deserialize<'de> for B64 {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<B64, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = B64;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a base64 string")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> std::result::Result<B64, E> {
-                BASE64
-                    .decode(s)
-                    .map(B64)
-                    .map_err(|e| E::custom(format!("value is not base64: {e}")))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
 /// One bucket's entries, in file order; a key given twice is an error (the original
 /// could not have written it, so the file was edited or damaged).
 struct Entries(BTreeMap<String, Vec<u8>>);
@@ -181,7 +158,7 @@ impl<'de> Deserialize<'de> for Entries {
             ) -> std::result::Result<Entries, A::Error> {
                 let mut out = BTreeMap::new();
                 while let Some(key) = m.next_key::<String>()? {
-                    let B64(value) = m.next_value()?;
+                    let GoBytes(value) = m.next_value()?;
                     if out.insert(key.clone(), value).is_some() {
                         return Err(de::Error::custom(format!("key {key:?} appears twice")));
                     }
@@ -525,7 +502,7 @@ impl Store {
 /// A value as the original state service and libstate's dumps encode it: standard
 /// base64 with padding (Go's `[]byte` JSON encoding).
 pub fn encode_value(value: &[u8]) -> String {
-    BASE64.encode(value)
+    go_bytes::encode(value)
 }
 
 /// The path named in *I/O* errors of a reader given to an import.
@@ -632,7 +609,7 @@ struct JsonlRecord<'a> {
 struct JsonlLine {
     bucket: String,
     key: String,
-    value: B64,
+    value: GoBytes,
     #[serde(default)]
     expires_at_ms: Option<u64>,
 }
@@ -740,7 +717,7 @@ impl<'a, P: FnMut(&ImportProgress)> JsonlLoader<'a, P> {
         let JsonlLine {
             bucket,
             key,
-            value: B64(value),
+            value: GoBytes(value),
             expires_at_ms,
         } = rec;
         if let Some(deadline) = expires_at_ms {

@@ -527,8 +527,12 @@ impl Bucket {
     }
 
     /// Like [`Bucket::transaction`], calling `check` with the usage change before
-    /// committing; an error from `check` writes nothing (quotas use this).
-    pub(crate) fn transaction_checked<T>(
+    /// committing; an error from `check` writes nothing and is returned (the
+    /// `state-service` crate's quotas use this).
+    ///
+    /// # Errors
+    /// As [`Bucket::transaction`]; whatever `check` returns.
+    pub fn transaction_checked<T>(
         &self,
         mut f: impl FnMut(&mut Txn<'_>) -> Result<T>,
         mut check: impl FnMut(&Txn<'_>, UsageDelta) -> Result<()>,

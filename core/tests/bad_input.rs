@@ -1,21 +1,10 @@
-//! Whatever a client sends — the service's JSON requests, a file to import — the
-//! store answers with a result or an error and stays as it was on error: never a
-//! panic, never half a write. Property tests over arbitrary and near-valid input.
+//! Whatever a client sends — a file to import — the store answers with a result or
+//! an error and stays as it was on error: never a panic, never half a write.
+//! Property tests over arbitrary and near-valid input. (The service's JSON requests
+//! get the same test in service/tests/service.rs.)
 
 use proptest::prelude::*;
-use state_core::{Engine, ErrorKind, StateService, Store};
-
-const METHODS: [&str; 9] = [
-    "get",
-    "set",
-    "delete",
-    "getMultiple",
-    "setMultiple",
-    "expire",
-    "persist",
-    "ttl",
-    "nope",
-];
+use state_core::{Engine, ErrorKind, Store};
 
 /// JSON values of the shapes the service expects, with wrong types and odd strings
 /// mixed in.
@@ -67,38 +56,6 @@ fn contents(store: &Store) -> Contents {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
-
-    /// Any request gets a reply or an error; an error changes nothing.
-    #[test]
-    fn service_requests_reply_or_fail_cleanly(
-        engine_is_sled in any::<bool>(),
-        client in prop_oneof![Just("client".to_string()), ".{0,10}"],
-        method in proptest::sample::select(&METHODS[..]),
-        body in prop_oneof![
-            json_value().prop_map(|v| v.to_string()),
-            ".{0,40}",
-        ],
-    ) {
-        let dir = tempfile::tempdir().unwrap();
-        let engine = if engine_is_sled { Engine::Sled } else { Engine::Memfile };
-        let store = Store::builder().engine(engine).open(dir.path()).unwrap();
-        let svc = StateService::new(store.clone());
-        svc.handle("client", "set", r#"{"key":"k","value":"dg=="}"#).unwrap();
-        let before = contents(&store);
-        match svc.handle(&client, method, &body) {
-            Ok(reply) => {
-                prop_assert!(serde_json::from_str::<serde_json::Value>(&reply).is_ok(), "{reply}");
-            }
-            Err(e) => {
-                prop_assert!(
-                    matches!(e.kind(), ErrorKind::InvalidArgument | ErrorKind::TooLarge),
-                    "{method} {body:?}: {e}"
-                );
-                prop_assert_eq!(contents(&store), before);
-            }
-        }
-        store.close().unwrap();
-    }
 
     /// Any file offered to `import_json` is imported or refused; a refused file
     /// leaves the store as it was.

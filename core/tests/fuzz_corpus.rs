@@ -9,8 +9,6 @@ mod import;
 mod memfile_log;
 #[path = "../../fuzz/checks/memfile_snapshot.rs"]
 mod memfile_snapshot;
-#[path = "../../fuzz/checks/service.rs"]
-mod service;
 #[path = "../../fuzz/checks/support.rs"]
 mod support;
 
@@ -29,13 +27,6 @@ fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     files.sort();
     assert!(!files.is_empty(), "the corpus of {target} is empty");
     files
-}
-
-#[test]
-fn service_corpus() {
-    for (_, data) in corpus("service") {
-        service::check(&data);
-    }
 }
 
 #[test]

@@ -263,3 +263,22 @@ fn a_rejected_file_reports_no_progress() {
         .is_err());
     assert_eq!(calls, 0);
 }
+
+#[test]
+fn a_nil_value_in_an_original_store_file_imports_as_empty() {
+    // Go's encoding/json writes a nil []byte as null: the original could write
+    // {"k": null}, and its reader took it back as an empty value. So does import
+    // (the one Go []byte codec, state_core::go_bytes, which the service shares).
+    for engine in ENGINES {
+        let files = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = files.path().join("state.json");
+        std::fs::write(&path, r#"{"user1": {"nil": null, "v": "dg=="}}"#).unwrap();
+        let store = open(engine, dir.path());
+        store.import_json(&path).unwrap();
+        let b = store.bucket("user1").unwrap();
+        assert_eq!(b.get("nil").unwrap().as_deref(), Some(&b""[..]));
+        assert_eq!(b.get("v").unwrap().as_deref(), Some(&b"v"[..]));
+        store.close().unwrap();
+    }
+}

@@ -6,13 +6,15 @@ use std::ffi::{c_char, CStr, CString};
 use std::fmt::Display;
 use std::panic::{self, AssertUnwindSafe};
 
-use crate::status::{state_status, status_of};
+use crate::status::{state_status, status_of, status_of_service};
 
 /// Why a call failed, before it becomes a status code and a message.
 #[derive(Debug)]
 pub(crate) enum Fail {
     /// An error from the core; its kind picks the status code.
     Core(state_core::Error),
+    /// An error from the service (the core's, or *quota exceeded*).
+    Service(::state_service::Error),
     /// A bad argument caught at the boundary (NULL, invalid UTF-8, not a handle).
     Invalid(String),
     /// A handle that was closed.
@@ -25,10 +27,17 @@ impl From<state_core::Error> for Fail {
     }
 }
 
+impl From<::state_service::Error> for Fail {
+    fn from(e: ::state_service::Error) -> Fail {
+        Fail::Service(e)
+    }
+}
+
 impl Fail {
     fn into_parts(self) -> (state_status, String) {
         match self {
             Fail::Core(e) => (status_of(e.kind()), e.to_string()),
+            Fail::Service(e) => (status_of_service(e.kind()), e.to_string()),
             Fail::Invalid(m) => (
                 state_status::STATE_INVALID_ARGUMENT,
                 format!("invalid argument: {m}"),

@@ -18,9 +18,10 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
+use ::state_service::StateService;
 use arc_swap::ArcSwap;
 use parking_lot::{Mutex, RwLock};
-use state_core::{Bucket, Cursor, StateService, Store};
+use state_core::{Bucket, Cursor, Store};
 
 use crate::boundary::Fail;
 

@@ -47,8 +47,9 @@ pub use cursor::{
 };
 pub use handles::{state_bucket, state_cursor, state_service, state_store};
 pub use maintenance::{
-    state_check, state_check_report, state_check_report_free, state_compact, state_compact_report,
-    state_export, state_import, state_progress_fn, STATE_FORMAT_JSON, STATE_FORMAT_JSON_LINES,
+    state_backup, state_backup_report, state_check, state_check_report, state_check_report_free,
+    state_compact, state_compact_report, state_export, state_import, state_progress_fn,
+    STATE_FORMAT_JSON, STATE_FORMAT_JSON_LINES,
 };
 pub use service::{state_service_close, state_service_handle, state_service_open};
 pub use status::{state_status, state_status_str};

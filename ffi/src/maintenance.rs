@@ -83,6 +83,30 @@ impl StructSize for state_compact_report {
     }
 }
 
+/// What `state_backup` wrote. Set `struct_size` to `sizeof(state_backup_report)`
+/// before the call.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct state_backup_report {
+    /// Set by the caller to `sizeof(state_backup_report)`; later releases append
+    /// fields and fill only those that `struct_size` covers.
+    pub struct_size: usize,
+    /// Buckets in the copy holding a record.
+    pub buckets: u64,
+    /// Records in the copy (expired ones not yet swept included).
+    pub records: u64,
+    /// Bytes of the copy's files.
+    pub bytes: u64,
+    /// The longest time the backup held writers up, in nanoseconds.
+    pub write_pause_ns: u64,
+}
+
+impl StructSize for state_backup_report {
+    fn set_struct_size(&mut self, n: usize) {
+        self.struct_size = n;
+    }
+}
+
 /// The core's progress callback calling the C one (if any) with the records done.
 fn notify(progress: state_progress_fn, ctx: *mut c_void) -> impl FnMut(u64) {
     move |records_done| {
@@ -216,6 +240,54 @@ pub unsafe extern "C" fn state_compact(
                 after_bytes: r.after_bytes,
                 buckets: r.buckets,
                 records: r.records,
+            };
+            // SAFETY: checked, writable for struct_size bytes by the contract.
+            unsafe { put_sized(out, value) };
+        }
+        Ok(state_status::STATE_OK)
+    })
+}
+
+/// Writes a point-in-time copy of the open store to the new directory `dest`, while
+/// other threads go on reading and writing it: the copy holds every write that
+/// returned before the call and none that began after it, and opens as a store of
+/// the same engine. Readers are never blocked; writers wait only while the backup
+/// swaps a pointer, twice. The copy is built beside `dest` and renamed into place
+/// once complete. Writes what it did to `*report` if `report` is not NULL.
+///
+/// Thread-safe.
+///
+/// # Errors
+/// `STATE_IO` (`dest` exists, or I/O failed; nothing is left at `dest`),
+/// `STATE_INVALID_ARGUMENT` (a store kept on a Redis server, whose backups belong to
+/// Redis: BGSAVE or `redis-cli --rdb FILE`; `dest` inside the store; another backup
+/// of the store running; not a store handle; NULL `dest`; called from inside a
+/// `state_get_with` callback), `STATE_CLOSED`.
+///
+/// # Safety
+/// `store` is only looked up; `dest` is NULL or a NUL-terminated string; `report` is
+/// NULL or valid for a read of its `struct_size` field and a write of `struct_size`
+/// bytes.
+#[no_mangle]
+pub unsafe extern "C" fn state_backup(
+    store: *mut state_store,
+    dest: *const c_char,
+    report: *mut state_backup_report,
+) -> state_status {
+    run(|| {
+        // SAFETY: NULL, or its struct_size readable, by the contract.
+        let out = unsafe { arg_sized_out_opt(report, "report") }?;
+        let s = get(store, "store")?;
+        // SAFETY: forwarded contract.
+        let dest = path_from(unsafe { arg_cstr(dest, "dest") }?)?;
+        let r = s.backup(&dest)?;
+        if let Some(out) = out {
+            let value = state_backup_report {
+                struct_size: 0,
+                buckets: r.buckets,
+                records: r.records,
+                bytes: r.bytes,
+                write_pause_ns: u64::try_from(r.write_pause.as_nanos()).unwrap_or(u64::MAX),
             };
             // SAFETY: checked, writable for struct_size bytes by the contract.
             unsafe { put_sized(out, value) };

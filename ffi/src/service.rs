@@ -29,8 +29,9 @@ pub unsafe extern "C" fn state_service_open(
     run(|| {
         let s = get(store, "store")?;
         let out = arg_out(service, "service")?;
-        let h =
-            register::<state_service>(Arc::new(state_core::StateService::new(Store::clone(&s))))?;
+        let h = register::<state_service>(Arc::new(::state_service::StateService::new(
+            Store::clone(&s),
+        )))?;
         // SAFETY: checked non-NULL, writable by the contract.
         unsafe { put(out, h) };
         Ok(state_status::STATE_OK)
@@ -55,26 +56,17 @@ pub unsafe extern "C" fn state_service_close(service: *mut state_service) -> sta
 /// JSON response to `*response` (`*response_len` bytes, NUL-terminated; release with
 /// `state_free(*response)`).
 ///
-/// | method        | arguments             | response                               |
-/// |---------------|-----------------------|----------------------------------------|
-/// | `get`         | `{"key"}`             | `{"key","found","value"}` (value null if not found) |
-/// | `set`         | `{"key","value"}`     | `{}` (optional `"ttlMs"` > 0; without it any TTL is cleared) |
-/// | `delete`      | `{"key"}`             | `{"key","found"}`                      |
-/// | `getMultiple` | `{"keys":[...]}`      | `{"kv":{key: value}}` (missing keys absent) |
-/// | `setMultiple` | `{"kv":{key: value}}` | `{}` (one atomic batch)                |
-/// | `expire`      | `{"key","ttlMs"}`     | `{"key","found"}` (false: key missing) |
-/// | `persist`     | `{"key"}`             | `{"key","found"}` (false: no TTL was set) |
-/// | `ttl`         | `{"key"}`             | `{"key","found","ttlMs"}` (ttlMs null: no expiry) |
-///
-/// Values are base64 strings (Go's `[]byte` JSON encoding). A `get` of a missing key
-/// is `STATE_OK` with `"found":false`. The methods are the core's
-/// (`StateService::handle`); this function only passes them through.
+/// The methods, their arguments and responses are the state service's
+/// (`state_service::METHODS`), listed in docs/service.md ("HTTP"); this function
+/// only passes them through. Values are base64 strings (Go's `[]byte` JSON
+/// encoding). A `get` of a missing key is `STATE_OK` with `"found":false`.
 ///
 /// Thread-safe.
 ///
 /// # Errors
 /// `STATE_INVALID_ARGUMENT` (NULL argument, unknown method, malformed JSON, bad client
-/// id, key or value; the message says which), `STATE_CLOSED`, `STATE_IO`.
+/// id, key or value; the message says which), `STATE_QUOTA_EXCEEDED` (a write over
+/// the client's quota), `STATE_CLOSED`, `STATE_IO`.
 ///
 /// # Safety
 /// `service` is only looked up; `client_id`, `method` and `json_args` are

@@ -38,13 +38,13 @@ pub enum state_status {
     STATE_CLOSED = 7,
     /// A bug in libstate (for example a caught panic). Please report it.
     STATE_INTERNAL = 8,
+    /// A write through the state service would take the client over its quota
+    /// (records, bytes or value size). Nothing was written.
+    STATE_QUOTA_EXCEEDED = 9,
     /// A read-modify-write (a transaction, `state_delete`, `state_expire`, ...) on a
     /// store other processes write at the same time (a Redis URL) lost the race to
     /// their writes too many times in a row. Nothing was written; retry the call.
-    STATE_CONFLICT = 9,
-    /// A write would take a service client over its quota (records, bytes or value
-    /// size). Nothing was written.
-    STATE_QUOTA_EXCEEDED = 10,
+    STATE_CONFLICT = 10,
 }
 
 /// The one mapping from core error kinds to C status codes.
@@ -57,10 +57,21 @@ pub(crate) fn status_of(kind: ErrorKind) -> state_status {
         ErrorKind::TooLarge => state_status::STATE_TOO_LARGE,
         ErrorKind::Closed => state_status::STATE_CLOSED,
         ErrorKind::Conflict => state_status::STATE_CONFLICT,
-        ErrorKind::QuotaExceeded => state_status::STATE_QUOTA_EXCEEDED,
         ErrorKind::Internal => state_status::STATE_INTERNAL,
         // ErrorKind is non_exhaustive: a kind added to the core without a C code of
         // its own is still an error, never a success.
+        _ => state_status::STATE_INTERNAL,
+    }
+}
+
+/// The one mapping from the service's error kinds to C status codes: the core's
+/// kinds as [`status_of`], and the service's own.
+pub(crate) fn status_of_service(kind: ::state_service::ErrorKind) -> state_status {
+    match kind {
+        ::state_service::ErrorKind::Store(k) => status_of(k),
+        ::state_service::ErrorKind::QuotaExceeded => state_status::STATE_QUOTA_EXCEEDED,
+        // ErrorKind is non_exhaustive: a kind added without a C code of its own is
+        // still an error, never a success.
         _ => state_status::STATE_INTERNAL,
     }
 }
@@ -82,8 +93,8 @@ pub extern "C" fn state_status_str(status: c_int) -> *const c_char {
         6 => c"too large",
         7 => c"closed",
         8 => c"internal",
-        9 => c"conflict",
-        10 => c"quota exceeded",
+        9 => c"quota exceeded",
+        10 => c"conflict",
         _ => c"unknown status",
     };
     s.as_ptr()
@@ -112,5 +123,22 @@ mod tests {
             let name = unsafe { CStr::from_ptr(state_status_str(status as c_int)) };
             assert_eq!(name.to_str().ok(), Some(kind.as_str()));
         }
+    }
+
+    #[test]
+    fn the_services_quota_error_has_its_own_code() {
+        let kind = ::state_service::ErrorKind::QuotaExceeded;
+        assert_eq!(status_of_service(kind), state_status::STATE_QUOTA_EXCEEDED);
+        // SAFETY: state_status_str returns a static NUL-terminated string.
+        let name = unsafe {
+            CStr::from_ptr(state_status_str(
+                state_status::STATE_QUOTA_EXCEEDED as c_int,
+            ))
+        };
+        assert_eq!(name.to_str().ok(), Some(kind.as_str()));
+        assert_eq!(
+            status_of_service(::state_service::ErrorKind::Store(ErrorKind::Closed)),
+            state_status::STATE_CLOSED
+        );
     }
 }

@@ -3,8 +3,8 @@
 
 use std::sync::OnceLock;
 
-use state_core::StateService;
 use state_server::fuzzing::Harness;
+use state_service::StateService;
 
 fn harness() -> &'static Harness {
     static H: OnceLock<(tempfile::TempDir, Harness)> = OnceLock::new();
@@ -79,10 +79,12 @@ pub fn check_incremental(data: &[u8]) {
     };
     // One shot: every request of the input, in order, as byte vectors.
     let whole = |buf: &[u8]| -> (Vec<Vec<Vec<u8>>>, bool) {
+        // Inline commands are decoded in place: parse a copy.
+        let mut buf = buf.to_vec();
         let mut found = Vec::new();
         let mut at = 0;
         loop {
-            match parse(&buf[at..], &limits) {
+            match parse(&mut buf[at..], &limits) {
                 Ok(Parsed::Request { args, len }) => {
                     found.push(
                         args.iter()
@@ -107,7 +109,7 @@ pub fn check_incremental(data: &[u8]) {
     'feed: for piece in data.chunks(step) {
         buf.extend_from_slice(piece);
         loop {
-            match parser.parse(&buf, &limits) {
+            match parser.parse(&mut buf, &limits) {
                 Ok(Parsed::Request { args, len }) => {
                     got.push(args.iter().map(|r| buf[r.clone()].to_vec()).collect());
                     buf.drain(..len);

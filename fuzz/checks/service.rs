@@ -3,7 +3,8 @@
 
 use std::sync::OnceLock;
 
-use state_core::{ErrorKind, StateService, SERVICE_METHODS};
+use state_core::ErrorKind;
+use state_service::{ErrorKind as Kind, StateService, METHODS};
 
 fn service() -> &'static StateService {
     static S: OnceLock<(tempfile::TempDir, StateService)> = OnceLock::new();
@@ -19,14 +20,14 @@ pub fn check(data: &[u8]) {
         return;
     };
     // Every method, and one that does not exist.
-    let i = usize::from(m) % (SERVICE_METHODS.len() + 1);
-    let method = SERVICE_METHODS.get(i).copied().unwrap_or("noSuchMethod");
+    let i = usize::from(m) % (METHODS.len() + 1);
+    let method = METHODS.get(i).map_or("noSuchMethod", |m| m.name);
     let json = String::from_utf8_lossy(rest);
     if let Err(e) = service().handle("fuzz", method, &json) {
         assert!(
             matches!(
                 e.kind(),
-                ErrorKind::InvalidArgument | ErrorKind::TooLarge | ErrorKind::QuotaExceeded
+                Kind::Store(ErrorKind::InvalidArgument | ErrorKind::TooLarge) | Kind::QuotaExceeded
             ),
             "{method} {json:?}: {e}"
         );

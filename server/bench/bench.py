@@ -75,7 +75,7 @@ class StateServer(Server):
         self.port = free_port()
         self.http = free_port()
         self.proc = subprocess.Popen(
-            [bin_, "--store", str(store), "--engine", engine, "serve", "--resp", f"127.0.0.1:{self.port}", "--http", f"127.0.0.1:{self.http}", "--unix", self.sock, "--max-connections", "4096"],
+            [bin_, "--store", str(store), "--engine", engine, "serve", "--create", "--resp", f"127.0.0.1:{self.port}", "--http", f"127.0.0.1:{self.http}", "--unix", self.sock, "--max-connections", "4096"],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )
         assert self.proc.stdout is not None

@@ -8,8 +8,9 @@ use std::time::Instant;
 
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use state_core::{Engine, StateService, Store};
+use state_core::{Engine, Store};
 use state_server::fuzzing::Harness;
+use state_service::StateService;
 
 const CLIENT: &str = "bench";
 /// GET commands per pipelined buffer.

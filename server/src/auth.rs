@@ -39,10 +39,13 @@ use std::time::SystemTime;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use state_core::Quota;
+use state_service::Quota;
 use subtle::ConstantTimeEq;
 
 /// The file name of the client list inside a store directory.
@@ -67,6 +70,10 @@ pub struct ClientEntry {
     /// Quota: largest value in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_value_size: Option<u64>,
+    /// An administrator (`state client add NAME --admin`): its token reaches the
+    /// administration commands (LIBSTATE.RUN `client ...`) over TCP too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub admin: bool,
 }
 
 impl ClientEntry {
@@ -385,9 +392,66 @@ impl ClientsFile {
                 max_records: quota.max_records,
                 max_bytes: quota.max_bytes,
                 max_value_size: quota.max_value_size,
+                admin: false,
             },
         );
         Ok(token)
+    }
+
+    /// Makes token client `name` an administrator (or not).
+    ///
+    /// # Errors
+    /// If there is no token client `name`.
+    pub fn set_admin(&mut self, name: &str, admin: bool) -> Result<(), AuthFileError> {
+        match self.clients.get_mut(name) {
+            Some(e) => {
+                e.admin = admin;
+                Ok(())
+            }
+            None => Err(AuthFileError(format!("no client {name:?}"))),
+        }
+    }
+
+    /// Gives token client `name` a fresh token, which is returned (the old one stops
+    /// working).
+    ///
+    /// # Errors
+    /// If there is no token client `name`.
+    pub fn rotate(&mut self, name: &str) -> Result<String, AuthFileError> {
+        let Some(e) = self.clients.get_mut(name) else {
+            return Err(AuthFileError(format!("no client {name:?}")));
+        };
+        let token = new_token()?;
+        e.token_sha256 = hash_token(&token);
+        Ok(token)
+    }
+
+    /// Sets the quota of client `name` (a token client, or `unix:USER`).
+    ///
+    /// # Errors
+    /// If there is no such client.
+    pub fn set_quota(&mut self, name: &str, quota: Quota) -> Result<(), AuthFileError> {
+        let missing = || AuthFileError(format!("no client {name:?}"));
+        match name.strip_prefix(UNIX_PREFIX) {
+            Some(user) => {
+                let e = self.unix.get_mut(user).ok_or_else(missing)?;
+                e.max_records = quota.max_records;
+                e.max_bytes = quota.max_bytes;
+                e.max_value_size = quota.max_value_size;
+            }
+            None => {
+                let e = self.clients.get_mut(name).ok_or_else(missing)?;
+                e.max_records = quota.max_records;
+                e.max_bytes = quota.max_bytes;
+                e.max_value_size = quota.max_value_size;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether token client `name` is an administrator.
+    pub fn is_admin(&self, name: &str) -> bool {
+        self.clients.get(name).is_some_and(|e| e.admin)
     }
 
     /// Allows Unix user `user` (a user name, without `unix:`) on the socket, as client
@@ -434,6 +498,12 @@ impl ClientsFile {
             None => self.clients.get(name).map(ClientEntry::quota),
         }
     }
+
+    /// Whether any entry sets a quota.
+    pub fn any_quota(&self) -> bool {
+        self.clients.values().any(|e| !e.quota().is_unlimited())
+            || self.unix.values().any(|e| !e.quota().is_unlimited())
+    }
 }
 
 /// Refuses a new name that exists, or differs from an existing one only in ASCII
@@ -471,6 +541,9 @@ pub struct Registry {
     state: RwLock<(Option<Stamp>, ClientsFile)>,
     /// The user the server runs as: allowed on the socket by default, with root.
     euid: u32,
+    /// Whether the list last loaded sets any quota (read at every write, so kept
+    /// apart from the list's lock).
+    any_quota: AtomicBool,
 }
 
 impl Registry {
@@ -483,6 +556,7 @@ impl Registry {
         let file = ClientsFile::load(&path)?;
         Ok(Registry {
             path,
+            any_quota: AtomicBool::new(file.any_quota()),
             state: RwLock::new((stamp, file)),
             euid: euid(),
         })
@@ -494,6 +568,7 @@ impl Registry {
             path: PathBuf::new(),
             state: RwLock::new((None, ClientsFile::default())),
             euid: euid(),
+            any_quota: AtomicBool::new(false),
         }
     }
 
@@ -513,12 +588,43 @@ impl Registry {
             return;
         }
         match ClientsFile::load(&self.path) {
-            Ok(file) => *self.state.write() = (now, file),
+            Ok(file) => {
+                let mut state = self.state.write();
+                self.any_quota.store(file.any_quota(), Ordering::Release);
+                *state = (now, file);
+            }
             Err(e) => {
                 self.state.write().0 = now;
                 tracing::error!("keeping the previous client list: {e}");
             }
         }
+    }
+
+    /// Rereads the file now, changed or not (SIGHUP). On error the previous list
+    /// stays in force and the error is returned.
+    ///
+    /// # Errors
+    /// As [`ClientsFile::load`].
+    pub fn reload(&self) -> Result<(), AuthFileError> {
+        if self.path.as_os_str().is_empty() {
+            return Ok(());
+        }
+        let now = Some(stamp(&self.path));
+        match ClientsFile::load(&self.path) {
+            Ok(file) => {
+                *self.state.write() = (now, file);
+                Ok(())
+            }
+            Err(e) => {
+                self.state.write().0 = now;
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether token client `name` is an administrator ([`ClientEntry::admin`]).
+    pub fn is_admin(&self, name: &str) -> bool {
+        self.state.read().1.is_admin(name)
     }
 
     /// The client `token` authenticates (see [`ClientsFile::verify`]).
@@ -542,6 +648,11 @@ impl Registry {
     /// entry.
     pub fn quota(&self, name: &str) -> Option<Quota> {
         self.state.read().1.quota(name)
+    }
+
+    /// Whether the list sets any quota.
+    pub fn any_quota(&self) -> bool {
+        self.any_quota.load(Ordering::Acquire)
     }
 
     /// The client a peer on the Unix socket with user id `uid` acts as without a
@@ -587,6 +698,37 @@ impl Registry {
             return None;
         }
         Some(format!("{UNIX_PREFIX}{name}"))
+    }
+}
+
+/// The service's quota source in `state serve`: each client's entry in the list
+/// (as last reloaded), each limit it leaves unset falling back to the server's
+/// default quota (`--max-records`, ...). The service reads it at every
+/// quota-checked write, so a change to the list applies from the next reload.
+#[derive(Debug)]
+pub struct ClientQuotas {
+    registry: Arc<Registry>,
+    default: Quota,
+}
+
+impl ClientQuotas {
+    /// The quotas of `registry`'s clients, with `default` for what an entry leaves
+    /// unset.
+    pub fn new(registry: Arc<Registry>, default: Quota) -> ClientQuotas {
+        ClientQuotas { registry, default }
+    }
+}
+
+impl state_service::QuotaSource for ClientQuotas {
+    fn quota(&self, client: &str) -> Quota {
+        self.registry
+            .quota(client)
+            .unwrap_or_default()
+            .or(self.default)
+    }
+
+    fn limits_anyone(&self) -> bool {
+        !self.default.is_unlimited() || self.registry.any_quota()
     }
 }
 

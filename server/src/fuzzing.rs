@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, HeaderName, HeaderValue, Method, Request, Uri};
-use state_core::StateService;
+use state_service::StateService;
 use tower::ServiceExt;
 
 use crate::resp::{self, Out, ParseLimits, Parsed};
-use crate::{conn, Config, Registry, Shared};
+use crate::{cmd, conn, Config, Registry, Shared};
 
 /// A server context with no listeners and no clients file.
 pub struct Harness {
@@ -41,17 +41,18 @@ impl Harness {
         };
         let mut sess = conn::Session::new(0, "fuzz".into(), Some(client.to_string()), "fuzz");
         let mut out = Out::new(false);
+        // Inline commands are decoded in place: the parser gets its own copy.
+        let mut data = data.to_vec();
         let mut pos = 0;
         while pos < data.len() {
-            match resp::parse(&data[pos..], &limits) {
+            match resp::parse(&mut data[pos..], &limits) {
                 Ok(Parsed::Request { args, len }) => {
                     let argv: Vec<&[u8]> = args
                         .iter()
                         .map(|r| &data[pos + r.start..pos + r.end])
                         .collect();
                     pos += len;
-                    if conn::request(&self.shared, &mut sess, &argv, &mut out) == conn::After::Close
-                    {
+                    if cmd::request(&self.shared, &mut sess, &argv, &mut out) == cmd::After::Close {
                         break;
                     }
                 }

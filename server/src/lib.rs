@@ -11,7 +11,7 @@
 //! # async fn run() -> std::io::Result<()> {
 //! use state_server::{Config, Server};
 //! let store = state_core::Store::open("state-data").map_err(std::io::Error::other)?;
-//! let svc = state_core::StateService::new(store);
+//! let svc = state_service::StateService::new(store);
 //! let server = Server::bind(svc, Config::default()).await?;
 //! println!("{:?}", server.addrs());
 //! server.run_until(async { tokio::signal::ctrl_c().await.ok(); }).await
@@ -24,32 +24,31 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
-pub mod commands;
+mod cmd;
+mod config;
 mod conn;
 pub mod glob;
 mod http;
+mod listen;
 pub mod metrics;
 mod pubsub;
 pub mod resp;
 mod socket;
-mod sse;
+mod strops;
 
 use std::collections::BTreeMap;
 use std::io;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use state_core::{Quota, StateService};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, UnixListener};
-use tokio_rustls::TlsAcceptor;
+use state_service::StateService;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use auth::{ClientsFile, Registry};
+pub use config::{Addrs, AdminReply, AdminRequest, AdminRunner, Config, TlsFiles};
+pub use listen::Inherited;
 
 /// The Redis version the server reports (HELLO, INFO): the Redis 7.0 command set
 /// and reply shapes it follows.
@@ -60,118 +59,6 @@ pub const DEFAULT_RESP_ADDR: &str = "127.0.0.1:7379";
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:7380";
 /// The Unix socket's file name inside the store directory.
 pub const SOCKET_NAME: &str = "state.sock";
-
-/// TLS certificate chain and private key, PEM files.
-#[derive(Debug, Clone)]
-pub struct TlsFiles {
-    /// The certificate chain.
-    pub cert: PathBuf,
-    /// The private key.
-    pub key: PathBuf,
-}
-
-/// What the server listens on and the limits it keeps.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Unix socket path for the Redis protocol: an allowed peer's Unix user is the
-    /// client `unix:USER` without a token (see [`auth`]).
-    pub unix: Option<PathBuf>,
-    /// TCP address for the Redis protocol.
-    pub resp: Option<SocketAddr>,
-    /// TCP address for HTTP.
-    pub http: Option<SocketAddr>,
-    /// TLS for the TCP listeners.
-    pub tls: Option<TlsFiles>,
-    /// Allow non-loopback TCP without TLS.
-    pub insecure: bool,
-    /// Most connections open at once, all listeners together.
-    pub max_connections: usize,
-    /// Most elements in one Redis request.
-    pub max_multibulk: usize,
-    /// Most bytes of one connection's replies: a command whose reply would pass it
-    /// fails with an error before the reply is built.
-    pub max_output_bytes: usize,
-    /// Most bytes one signed-in connection may hold of requests: the request being
-    /// received plus the commands queued after MULTI.
-    pub max_query_bytes: usize,
-    /// Most bytes all connections together may hold in request and reply buffers;
-    /// past it, a connection that holds more than [`SMALL_CONNECTION`] bytes and
-    /// wants more is closed.
-    pub max_buffered_bytes: usize,
-    /// A request must arrive whole within this time of its first byte (RESP and
-    /// HTTP bodies), and a TLS handshake complete within it.
-    pub read_timeout: Duration,
-    /// A reply that the peer does not read within this time closes the connection.
-    pub write_timeout: Duration,
-    /// A connection must sign in within this time of being accepted (RESP; HTTP
-    /// connections must send an authorized request within it).
-    pub auth_timeout: Duration,
-    /// Most connections at once that have not signed in yet; a new one past the
-    /// limit closes the oldest of them.
-    pub max_pending: usize,
-    /// Most channels plus patterns one connection may subscribe to.
-    pub max_subscriptions: usize,
-    /// Host names (besides loopback literals and `localhost`) the HTTP listener
-    /// answers to; a request naming another Host gets 421 (DNS rebinding).
-    pub http_hosts: Vec<String>,
-    /// If set, `GET /metrics` requires `Authorization: Bearer` with this token.
-    pub metrics_token: Option<String>,
-    /// Close connections idle this long (none by default, as in Redis).
-    pub idle_timeout: Option<Duration>,
-    /// Serve this directory's files at `/` on the HTTP listener.
-    pub web_dir: Option<PathBuf>,
-    /// Origins allowed by CORS on the HTTP listener (none: no CORS headers).
-    pub cors: Vec<String>,
-    /// Quota for clients whose entry sets none (and for peer-credential clients).
-    pub default_quota: Quota,
-    /// The client list (default: `clients.toml` in the store's directory). A store
-    /// opened by URL (the Redis engine) has no directory: this must be given.
-    pub clients_file: Option<PathBuf>,
-    /// Run requests where the tokio runtime may block (sync-mode stores wait for
-    /// fsync in every write).
-    pub blocking_store: bool,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            unix: None,
-            resp: None,
-            http: None,
-            tls: None,
-            insecure: false,
-            max_connections: 1024,
-            max_multibulk: 1024 * 1024,
-            max_output_bytes: 64 << 20,
-            max_query_bytes: 64 << 20,
-            max_buffered_bytes: 192 << 20,
-            read_timeout: Duration::from_secs(10),
-            write_timeout: Duration::from_secs(10),
-            auth_timeout: Duration::from_secs(10),
-            max_pending: 128,
-            max_subscriptions: 128,
-            http_hosts: Vec::new(),
-            metrics_token: None,
-            idle_timeout: None,
-            web_dir: None,
-            cors: Vec::new(),
-            default_quota: Quota::default(),
-            clients_file: None,
-            blocking_store: false,
-        }
-    }
-}
-
-/// Where a started server listens.
-#[derive(Debug, Clone, Default)]
-pub struct Addrs {
-    /// The Unix socket.
-    pub unix: Option<PathBuf>,
-    /// The Redis-protocol TCP address.
-    pub resp: Option<SocketAddr>,
-    /// The HTTP address.
-    pub http: Option<SocketAddr>,
-}
 
 /// Limits before a connection has signed in (Redis's, from CVE-2021-32675): a
 /// request of at most this many arguments...
@@ -201,7 +88,7 @@ pub(crate) struct Tracked {
 /// What every connection shares.
 pub(crate) struct Shared {
     pub(crate) svc: StateService,
-    pub(crate) registry: Registry,
+    pub(crate) registry: Arc<Registry>,
     pub(crate) metrics: metrics::Metrics,
     pub(crate) cfg: Config,
     pub(crate) shutdown: CancellationToken,
@@ -213,13 +100,24 @@ pub(crate) struct Shared {
     pub(crate) tracked: parking_lot::Mutex<BTreeMap<u64, Tracked>>,
     /// Rate limit of the failed-sign-in warnings.
     pub(crate) auth_log: metrics::LogLimiter,
+    /// Each client's `notify-keyspace-events` classes, once it set them (CONFIG
+    /// SET; until a restart); [`pubsub::class::DEFAULT`] otherwise.
+    pub(crate) notify: parking_lot::Mutex<BTreeMap<String, u32>>,
+    /// When the server started (INFO's uptime).
+    pub(crate) started: std::time::Instant,
+    /// The TLS configuration new TCP connections get (replaced by a reload).
+    pub(crate) tls: parking_lot::RwLock<Option<tokio_rustls::TlsAcceptor>>,
 }
 
 impl Shared {
     /// The shared state of a server serving `svc` to the clients of `registry`.
     pub(crate) fn new(svc: StateService, registry: Registry, cfg: Config) -> Shared {
+        let registry = Arc::new(registry);
+        // The service reads each client's quota from the client list when a write
+        // needs it (nothing is pushed per request, connection or sign-in).
+        let quotas = auth::ClientQuotas::new(registry.clone(), cfg.default_quota);
         Shared {
-            svc,
+            svc: svc.with_quotas(Arc::new(quotas)),
             registry,
             metrics: metrics::Metrics::default(),
             cfg,
@@ -228,7 +126,19 @@ impl Shared {
             buffered: AtomicUsize::new(0),
             tracked: parking_lot::Mutex::new(BTreeMap::new()),
             auth_log: metrics::LogLimiter::new(10, Duration::from_secs(10)),
+            notify: parking_lot::Mutex::new(BTreeMap::new()),
+            started: std::time::Instant::now(),
+            tls: parking_lot::RwLock::new(None),
         }
+    }
+
+    /// Client `client`'s `notify-keyspace-events` classes.
+    pub(crate) fn notify_flags(&self, client: &str) -> u32 {
+        self.notify
+            .lock()
+            .get(client)
+            .copied()
+            .unwrap_or(pubsub::class::DEFAULT)
     }
 
     /// A new id for a connection or stream.
@@ -297,6 +207,8 @@ impl Shared {
     /// token rotated). Returns how many were ended.
     pub(crate) fn revoke_stale(&self) -> usize {
         self.registry.refresh();
+        // Quotas need nothing here: the service reads them from the list
+        // (auth::ClientQuotas) on every write, so a changed quota applies at once.
         let map = self.tracked.lock();
         let mut n = 0;
         for (id, t) in map.iter() {
@@ -325,20 +237,6 @@ impl Shared {
     pub(crate) fn max_bulk(&self) -> usize {
         self.svc.store().max_value_size()
     }
-
-    /// Sets `client`'s quota from its entry, falling back to the server's defaults.
-    pub(crate) fn apply_quota(&self, client: &str) {
-        let own = self.registry.quota(client).unwrap_or_default();
-        let d = self.cfg.default_quota;
-        self.svc.set_quota(
-            client,
-            Quota {
-                max_records: own.max_records.or(d.max_records),
-                max_bytes: own.max_bytes.or(d.max_bytes),
-                max_value_size: own.max_value_size.or(d.max_value_size),
-            },
-        );
-    }
 }
 
 /// A running server.
@@ -346,6 +244,44 @@ pub struct Server {
     shared: Arc<Shared>,
     tasks: TaskTracker,
     addrs: Addrs,
+    /// Whether the server made its Unix socket (and removes it at shutdown).
+    owns_socket: bool,
+}
+
+/// Reloads a running server's client list and TLS certificate and key (what
+/// `state serve` does on SIGHUP). Cheap to clone.
+#[derive(Clone)]
+pub struct Reloader(Arc<Shared>);
+
+impl Reloader {
+    /// Rereads the client list and, if the server serves TLS, its certificate and
+    /// key. What fails to load is kept as it was (the server never stops for it);
+    /// each failure is logged and returned. Blocking file I/O: call it off the
+    /// runtime's worker threads.
+    pub fn reload(&self) -> Vec<String> {
+        let shared = &self.0;
+        let mut errors = Vec::new();
+        match shared.registry.reload() {
+            Ok(()) => {
+                tracing::info!(file = %shared.registry.path().display(), "reloaded the client list");
+                shared.revoke_stale();
+            }
+            Err(e) => errors.push(format!("keeping the previous client list: {e}")),
+        }
+        if let Some(files) = &shared.cfg.tls {
+            match listen::load_tls(files) {
+                Ok(acceptor) => {
+                    *shared.tls.write() = Some(acceptor);
+                    tracing::info!(cert = %files.cert.display(), "reloaded the TLS certificate and key");
+                }
+                Err(e) => errors.push(format!("keeping the previous TLS certificate and key: {e}")),
+            }
+        }
+        for e in &errors {
+            tracing::error!("reload: {e}");
+        }
+        errors
+    }
 }
 
 impl std::fmt::Debug for Server {
@@ -356,60 +292,33 @@ impl std::fmt::Debug for Server {
     }
 }
 
-fn is_loopback(a: &SocketAddr) -> bool {
-    a.ip().is_loopback()
-}
-
-fn load_tls(files: &TlsFiles) -> io::Result<TlsAcceptor> {
-    let read = |p: &PathBuf| {
-        std::fs::read(p)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot read {}: {e}", p.display())))
-    };
-    let cert_pem = read(&files.cert)?;
-    let key_pem = read(&files.key)?;
-    let certs: Vec<_> = rustls_pemfile::certs(&mut cert_pem.as_slice())
-        .collect::<Result<_, _>>()
-        .map_err(|e| io::Error::other(format!("{}: {e}", files.cert.display())))?;
-    let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
-        .map_err(|e| io::Error::other(format!("{}: {e}", files.key.display())))?
-        .ok_or_else(|| io::Error::other(format!("{} holds no private key", files.key.display())))?;
-    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(
-        tokio_rustls::rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| io::Error::other(format!("TLS: {e}")))?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .map_err(|e| io::Error::other(format!("TLS certificate or key: {e}")))?;
-    Ok(TlsAcceptor::from(Arc::new(config)))
-}
-
-/// A connection counted against the limit while it lives.
-struct Slot(Arc<Shared>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.metrics.connections_open.fetch_sub(1, Relaxed);
-    }
-}
-
 impl Server {
     /// Binds every listener in `cfg` and starts accepting. The client list is
     /// `clients.toml` in the store's directory.
     ///
     /// # Errors
     /// A listener that cannot bind, a non-loopback address without TLS (and without
-    /// `insecure`), unreadable TLS files, a malformed client list. Nothing is left
+    /// `insecure`), `dev_no_auth` with a TCP listener off loopback or a malformed
+    /// client name, unreadable TLS files, a malformed client list. Nothing is left
     /// listening on error.
     pub async fn bind(svc: StateService, cfg: Config) -> io::Result<Server> {
-        for a in [cfg.resp, cfg.http].into_iter().flatten() {
-            if !is_loopback(&a) && cfg.tls.is_none() && !cfg.insecure {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("{a} is not a loopback address: give --tls-cert and --tls-key, or --insecure to serve it in the clear"),
-                ));
-            }
-        }
+        Server::bind_with(svc, cfg, Inherited::default()).await
+    }
+
+    /// [`Server::bind`], with listeners handed over by the caller (socket
+    /// activation) used instead of binding those of their kind.
+    ///
+    /// # Errors
+    /// As [`Server::bind`]; an inherited TCP listener on a non-loopback address
+    /// needs TLS (or `insecure`) too.
+    pub async fn bind_with(
+        svc: StateService,
+        mut cfg: Config,
+        inherited: Inherited,
+    ) -> io::Result<Server> {
+        let tcp_addrs = inherited.tcp_addrs()?;
+        listen::check_dev_no_auth(&cfg, tcp_addrs)?;
+        listen::check_addresses(&cfg, tcp_addrs)?;
         http::check_cors(&cfg.cors).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         if cfg.max_pending == 0 || cfg.max_subscriptions == 0 {
             return Err(io::Error::new(
@@ -417,7 +326,7 @@ impl Server {
                 "--max-pending and --max-subscriptions must be at least 1",
             ));
         }
-        let tls = cfg.tls.as_ref().map(load_tls).transpose()?;
+        let tls = cfg.tls.as_ref().map(listen::load_tls).transpose()?;
         let clients = match &cfg.clients_file {
             Some(p) => p.clone(),
             None if svc.store().path().is_dir() => auth::clients_path(svc.store().path()),
@@ -430,55 +339,25 @@ impl Server {
             }
         };
         let registry = Registry::open(clients).map_err(|e| io::Error::other(e.0))?;
-        let unix = match &cfg.unix {
-            Some(p) => Some((socket::bind(p)?, p.clone())),
-            None => None,
-        };
-        let resp = match cfg.resp {
-            Some(a) => Some(bind_tcp(a, "Redis protocol").await?),
-            None => None,
-        };
-        let http = match cfg.http {
-            Some(a) => Some(bind_tcp(a, "HTTP").await?),
-            None => None,
-        };
-        let addrs = Addrs {
-            unix: unix.as_ref().map(|(_, p)| p.clone()),
-            resp: resp.as_ref().and_then(|l| l.local_addr().ok()),
-            http: http.as_ref().and_then(|l| l.local_addr().ok()),
-        };
+        let listeners = listen::Listeners::bind(&cfg, inherited).await?;
+        let addrs = listeners.addrs();
+        let owns_socket = listeners.owns_socket;
+        cfg.unix.clone_from(&addrs.unix);
         let shared = Arc::new(Shared::new(svc, registry, cfg));
+        *shared.tls.write() = tls;
         let tasks = TaskTracker::new();
-        tasks.spawn(watch_clients(shared.clone()));
-        if let Some((l, _)) = unix {
-            tasks.spawn(accept_unix(shared.clone(), l, tasks.clone()));
-        }
-        if let Some(l) = resp {
-            tasks.spawn(accept_tcp(
-                shared.clone(),
-                l,
-                tls.clone(),
-                tasks.clone(),
-                None,
-            ));
-        }
-        if let Some(l) = http {
-            // Built here, before the caller reports the server ready: a router that
-            // cannot be built fails the start, not a task after `ready`.
-            let router = http::router(shared.clone());
-            tasks.spawn(accept_tcp(
-                shared.clone(),
-                l,
-                tls,
-                tasks.clone(),
-                Some(router),
-            ));
-        }
+        listeners.spawn(&shared, &tasks);
         Ok(Server {
             shared,
             tasks,
             addrs,
+            owns_socket,
         })
+    }
+
+    /// Reloads this server's client list and TLS files while it runs.
+    pub fn reloader(&self) -> Reloader {
+        Reloader(self.shared.clone())
     }
 
     /// Where the server listens (with the ports the OS chose for port 0).
@@ -506,7 +385,7 @@ impl Server {
         self.shared.shutdown.cancel();
         self.tasks.close();
         self.tasks.wait().await;
-        if let Some(p) = &self.addrs.unix {
+        if let Some(p) = self.addrs.unix.as_ref().filter(|_| self.owns_socket) {
             let _ = std::fs::remove_file(p);
         }
         let store = self.shared.svc.store().clone();
@@ -522,184 +401,16 @@ impl Server {
     }
 }
 
-async fn bind_tcp(a: SocketAddr, what: &str) -> io::Result<TcpListener> {
-    TcpListener::bind(a)
-        .await
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen for {what} on {a}: {e}")))
-}
-
-/// Takes a connection slot, or `None` at the limit.
-fn admit(shared: &Arc<Shared>) -> Option<Slot> {
-    let open = shared.metrics.connections_open.fetch_add(1, Relaxed);
-    let slot = Slot(shared.clone());
-    if open >= shared.cfg.max_connections as u64 {
-        shared.metrics.connections_refused.fetch_add(1, Relaxed);
-        return None;
-    }
-    shared.metrics.connections_total.fetch_add(1, Relaxed);
-    Some(slot)
-}
-
-async fn refuse<S: AsyncWrite + Unpin>(mut s: S, http: bool) {
-    let msg: &[u8] = if http {
-        b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\ncontent-length: 72\r\nconnection: close\r\n\r\n{\"error\":\"max number of clients reached\",\"kind\":\"too many connections\"}\n"
-    } else {
-        b"-ERR max number of clients reached\r\n"
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(1), s.write_all(msg)).await;
-}
-
-async fn accept_unix(shared: Arc<Shared>, l: UnixListener, tasks: TaskTracker) {
-    loop {
-        let accepted = tokio::select! {
-            r = l.accept() => r,
-            () = shared.shutdown.cancelled() => return,
-        };
-        let (stream, _) = match accepted {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("accept on the Unix socket: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Some(slot) = admit(&shared) else {
-            tasks.spawn(refuse(stream, false));
-            continue;
-        };
-        // `unix:NAME` for an allowed Unix user; anyone else must AUTH (auth.rs).
-        let uid = stream.peer_cred().ok().map(|c| c.uid());
-        let client = uid.and_then(|u| shared.registry.unix_client(u));
-        let id = shared.next_id();
-        let mut sess = conn::Session::new(id, "unix".into(), client, "unix");
-        sess.peer_uid = uid;
-        let sh = shared.clone();
-        tasks.spawn(async move {
-            conn::serve(sh, stream, sess).await;
-            drop(slot);
-        });
-    }
-}
-
-async fn accept_tcp(
-    shared: Arc<Shared>,
-    l: TcpListener,
-    tls: Option<TlsAcceptor>,
-    tasks: TaskTracker,
-    router: Option<axum::Router>,
-) {
-    let http = router.is_some();
-    loop {
-        let accepted = tokio::select! {
-            r = l.accept() => r,
-            () = shared.shutdown.cancelled() => return,
-        };
-        let (stream, peer) = match accepted {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("accept: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let Some(slot) = admit(&shared) else {
-            tasks.spawn(refuse(stream, http));
-            continue;
-        };
-        let sh = shared.clone();
-        let tls = tls.clone();
-        let router = router.clone();
-        tasks.spawn(async move {
-            match tls {
-                Some(acceptor) => {
-                    let hs =
-                        tokio::time::timeout(sh.cfg.read_timeout, acceptor.accept(stream)).await;
-                    match hs {
-                        Ok(Ok(s)) => serve_stream(sh, s, peer, router).await,
-                        Ok(Err(e)) => tracing::info!(%peer, "TLS handshake failed: {e}"),
-                        Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
-                    }
-                }
-                None => serve_stream(sh, stream, peer, router).await,
-            }
-            drop(slot);
-        });
-    }
-}
-
-async fn serve_stream<S>(
-    shared: Arc<Shared>,
-    stream: S,
-    peer: SocketAddr,
-    router: Option<axum::Router>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    match router {
-        None => {
-            let id = shared.next_id();
-            let sess = conn::Session::new(id, peer.to_string(), None, "tcp");
-            conn::serve(shared, stream, sess).await;
+/// Runs `f` where it may take long: on a multi-threaded runtime the worker thread
+/// hands its other connections to another worker first (`block_in_place`), so
+/// one client's long command or request never stalls the connections that share
+/// its thread.
+pub(crate) fn off_loop<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
         }
-        Some(router) => {
-            let id = shared.next_id();
-            let kill = shared.track(id, None, true);
-            let router = router.layer(axum::Extension(http::ConnId(id)));
-            let svc = hyper_util::service::TowerToHyperService::new(router);
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(shared.cfg.read_timeout);
-            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
-            tokio::pin!(conn);
-            let auth_deadline = tokio::time::sleep(shared.cfg.auth_timeout);
-            tokio::pin!(auth_deadline);
-            let mut waiting_auth = true;
-            let mut stopping = false;
-            loop {
-                tokio::select! {
-                    r = conn.as_mut() => {
-                        if let Err(e) = r {
-                            tracing::debug!(%peer, "HTTP connection: {e}");
-                        }
-                        break;
-                    }
-                    () = kill.cancelled(), if !stopping => {
-                        // Shutdown, revocation, or closed as the oldest pending
-                        // connection: finish the request in flight, then close.
-                        stopping = true;
-                        conn.as_mut().graceful_shutdown();
-                    }
-                    () = &mut auth_deadline, if waiting_auth => {
-                        waiting_auth = false;
-                        let pending = shared.tracked.lock().get(&id).is_some_and(|t| t.pending);
-                        if pending && !stopping {
-                            tracing::info!(%peer, "closing an HTTP connection that sent no authorized request within --auth-timeout");
-                            stopping = true;
-                            conn.as_mut().graceful_shutdown();
-                        }
-                    }
-                }
-            }
-            shared.untrack(id);
-        }
-    }
-}
-
-/// Rereads the client list every second and ends the sessions of removed clients
-/// and rotated tokens (RESP connections, HTTP connections and event streams).
-async fn watch_clients(shared: Arc<Shared>) {
-    let mut tick = tokio::time::interval(CLIENTS_RELOAD_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = shared.shutdown.cancelled() => return,
-        }
-        let sh = shared.clone();
-        // Reading the file is blocking I/O: off the connections' threads.
-        let _ = tokio::task::spawn_blocking(move || sh.revoke_stale()).await;
+        _ => f(),
     }
 }
 

@@ -5,8 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use state_core::{ErrorKind, Store};
+use state_service::ErrorKind as Kind;
 
-use crate::commands::COMMANDS;
+use crate::cmd::COMMANDS;
 
 /// Upper bounds of the latency histogram's buckets, in seconds.
 const LATENCY_BOUNDS: [f64; 10] = [
@@ -22,7 +23,7 @@ pub struct Metrics {
     pub connections_open: AtomicU64,
     /// Connections refused at the connection limit.
     pub connections_refused: AtomicU64,
-    /// Commands (RESP) by index in [`COMMANDS`]; the last slot counts unknown ones.
+    /// Commands (RESP) by index in the command table; the last slot counts unknown ones.
     commands: Vec<AtomicU64>,
     /// HTTP requests to `/v1/...`.
     pub http_requests: AtomicU64,
@@ -62,8 +63,15 @@ impl Default for Local {
     }
 }
 
+impl Metrics {
+    /// Commands run, known or not (INFO's `total_commands_processed`).
+    pub fn commands_total(&self) -> u64 {
+        self.commands.iter().map(|c| c.load(Relaxed)).sum()
+    }
+}
+
 impl Local {
-    /// Counts a command by its index in [`COMMANDS`] (`None`: unknown).
+    /// Counts a command by its index in the command table (`None`: unknown).
     pub fn command(&mut self, index: Option<usize>) {
         let i = index.unwrap_or(COMMANDS.len());
         if let Some(c) = self.commands.get_mut(i) {
@@ -130,12 +138,12 @@ pub enum ErrorClass {
 const ERROR_NAMES: [&str; 6] = ["protocol", "auth", "invalid", "quota", "too_large", "store"];
 
 impl ErrorClass {
-    /// The class of a core error.
-    pub fn of(kind: ErrorKind) -> ErrorClass {
+    /// The class of a service error.
+    pub fn of(kind: Kind) -> ErrorClass {
         match kind {
-            ErrorKind::InvalidArgument => ErrorClass::Invalid,
-            ErrorKind::QuotaExceeded => ErrorClass::Quota,
-            ErrorKind::TooLarge => ErrorClass::TooLarge,
+            Kind::Store(ErrorKind::InvalidArgument) => ErrorClass::Invalid,
+            Kind::QuotaExceeded => ErrorClass::Quota,
+            Kind::Store(ErrorKind::TooLarge) => ErrorClass::TooLarge,
             _ => ErrorClass::Store,
         }
     }
@@ -184,7 +192,7 @@ impl Metrics {
         self.counting.store(false, Relaxed);
     }
 
-    /// Counts a command by its index in [`COMMANDS`] (`None`: unknown).
+    /// Counts a command by its index in the command table (`None`: unknown).
     pub fn command(&self, index: Option<usize>) {
         let i = index.unwrap_or(COMMANDS.len());
         if let Some(c) = self.commands.get(i) {
@@ -204,92 +212,110 @@ impl Metrics {
             .fetch_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX), Relaxed);
     }
 
-    /// The Prometheus text exposition, with the store's bucket and record counts.
+    /// The Prometheus text exposition: the build, the process (`/proc`,
+    /// `getrusage`), the server's counters (kept as requests run) and the store's
+    /// bucket and record counts as last counted in the background (see
+    /// [`Metrics::claim_store_count`]). Rendering reads no record.
     pub fn render(&self) -> String {
         let mut o = String::new();
         let g = |o: &mut String, name: &str, kind: &str, help: &str, v: u64| {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
         };
+        let _ = writeln!(
+            o,
+            "# HELP libstate_build_info The running build: libstate's version and the Redis version it follows.\n\
+             # TYPE libstate_build_info gauge\n\
+             libstate_build_info{{version=\"{}\",redis_version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION"),
+            crate::REDIS_VERSION
+        );
+        process_metrics(&mut o);
         g(
             &mut o,
-            "state_connections_total",
+            "libstate_connections_total",
             "counter",
             "Connections accepted.",
             self.connections_total.load(Relaxed),
         );
         g(
             &mut o,
-            "state_connections_open",
+            "libstate_connections_open",
             "gauge",
             "Connections open now.",
             self.connections_open.load(Relaxed),
         );
         g(
             &mut o,
-            "state_connections_refused_total",
+            "libstate_connections_refused_total",
             "counter",
             "Connections refused at the connection limit.",
             self.connections_refused.load(Relaxed),
         );
         g(
             &mut o,
-            "state_http_requests_total",
+            "libstate_http_requests_total",
             "counter",
             "HTTP API requests.",
             self.http_requests.load(Relaxed),
         );
-        let _ = writeln!(o, "# HELP state_commands_total Redis-protocol commands by name.\n# TYPE state_commands_total counter");
+        let _ = writeln!(o, "# HELP libstate_commands_total Redis-protocol commands by name.\n# TYPE libstate_commands_total counter");
         for (i, c) in self.commands.iter().enumerate() {
             let n = c.load(Relaxed);
             if n > 0 {
                 let name = COMMANDS.get(i).map_or("unknown", |s| s.name);
-                let _ = writeln!(o, "state_commands_total{{command=\"{name}\"}} {n}");
+                let _ = writeln!(o, "libstate_commands_total{{command=\"{name}\"}} {n}");
             }
         }
         let _ = writeln!(
             o,
-            "# HELP state_errors_total Errors by kind.\n# TYPE state_errors_total counter"
+            "# HELP libstate_errors_total Errors by kind.\n# TYPE libstate_errors_total counter"
         );
         for (i, name) in ERROR_NAMES.iter().enumerate() {
             let _ = writeln!(
                 o,
-                "state_errors_total{{kind=\"{name}\"}} {}",
+                "libstate_errors_total{{kind=\"{name}\"}} {}",
                 self.errors[i].load(Relaxed)
             );
         }
-        let _ = writeln!(o, "# HELP state_quota_refusals_total Writes refused over a client's quota.\n# TYPE state_quota_refusals_total counter\nstate_quota_refusals_total {}", self.errors[ErrorClass::Quota as usize].load(Relaxed));
-        let _ = writeln!(o, "# HELP state_request_seconds Time to run a request, excluding the network.\n# TYPE state_request_seconds histogram");
+        let _ = writeln!(o, "# HELP libstate_quota_refusals_total Writes refused over a client's quota.\n# TYPE libstate_quota_refusals_total counter\nlibstate_quota_refusals_total {}", self.errors[ErrorClass::Quota as usize].load(Relaxed));
+        let _ = writeln!(o, "# HELP libstate_request_duration_seconds Time to run a request, excluding the network.\n# TYPE libstate_request_duration_seconds histogram");
         let mut cum = 0u64;
         for (i, b) in LATENCY_BOUNDS.iter().enumerate() {
             cum += self.latency[i].load(Relaxed);
-            let _ = writeln!(o, "state_request_seconds_bucket{{le=\"{b}\"}} {cum}");
+            let _ = writeln!(
+                o,
+                "libstate_request_duration_seconds_bucket{{le=\"{b}\"}} {cum}"
+            );
         }
         cum += self.latency[LATENCY_BOUNDS.len()].load(Relaxed);
-        let _ = writeln!(o, "state_request_seconds_bucket{{le=\"+Inf\"}} {cum}");
         let _ = writeln!(
             o,
-            "state_request_seconds_sum {}",
+            "libstate_request_duration_seconds_bucket{{le=\"+Inf\"}} {cum}"
+        );
+        let _ = writeln!(
+            o,
+            "libstate_request_duration_seconds_sum {}",
             self.latency_sum_ns.load(Relaxed) as f64 / 1e9
         );
-        let _ = writeln!(o, "state_request_seconds_count {cum}");
+        let _ = writeln!(o, "libstate_request_duration_seconds_count {cum}");
         if let Some((at, buckets, records)) = *self.store_figures.lock() {
             g(
                 &mut o,
-                "state_buckets",
+                "libstate_buckets",
                 "gauge",
-                "Buckets in the store (as counted state_store_count_age_seconds ago).",
+                "Buckets in the store (as counted libstate_store_count_age_seconds ago).",
                 buckets,
             );
             g(
                 &mut o,
-                "state_records",
+                "libstate_records",
                 "gauge",
-                "Live records in the store (as counted state_store_count_age_seconds ago).",
+                "Live records in the store (as counted libstate_store_count_age_seconds ago).",
                 records,
             );
             g(
                 &mut o,
-                "state_store_count_age_seconds",
+                "libstate_store_count_age_seconds",
                 "gauge",
                 "Age of the bucket and record counts.",
                 at.elapsed().as_secs(),
@@ -298,6 +324,83 @@ impl Metrics {
         o
     }
 }
+
+/// The standard process metrics (the names Prometheus client libraries use): CPU
+/// time, resident memory, open and allowed file descriptors, start time. A figure
+/// that cannot be read on this system is left out.
+fn process_metrics(o: &mut String) {
+    let mut f = |name: &str, kind: &str, help: &str, v: f64| {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+    };
+    use nix::sys::resource::{getrlimit, getrusage, Resource, UsageWho};
+    if let Ok(u) = getrusage(UsageWho::RUSAGE_SELF) {
+        let secs = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+        f(
+            "process_cpu_seconds_total",
+            "counter",
+            "User and system CPU time spent, in seconds.",
+            secs(u.user_time()) + secs(u.system_time()),
+        );
+    }
+    if let Some(kb) = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+    {
+        f(
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+            (kb * 1024) as f64,
+        );
+    }
+    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+        f(
+            "process_open_fds",
+            "gauge",
+            "Open file descriptors.",
+            dir.count() as f64,
+        );
+    }
+    if let Ok((soft, _)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        f(
+            "process_max_fds",
+            "gauge",
+            "The most file descriptors the process may open.",
+            soft as f64,
+        );
+    }
+    if let Some(start) = *PROCESS_START {
+        f(
+            "process_start_time_seconds",
+            "gauge",
+            "Start time of the process since the unix epoch, in seconds.",
+            start,
+        );
+    }
+}
+
+/// When this process started, in unix seconds: the boot time (`btime` in
+/// `/proc/stat`) plus the process's start in clock ticks (`/proc/self/stat`, field
+/// 22). Read once.
+static PROCESS_START: std::sync::LazyLock<Option<f64>> = std::sync::LazyLock::new(|| {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces; fields after its `)` are plain.
+    let after = stat.rsplit_once(')')?.1;
+    let ticks: f64 = after.split_whitespace().nth(19)?.parse().ok()?;
+    let btime: f64 = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
+    Some(btime + ticks / hz as f64)
+});
 
 /// A rate limit for one kind of log line: at most `burst` lines per `period`; the
 /// lines it holds back are counted and reported with the next one let through.

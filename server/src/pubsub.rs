@@ -3,8 +3,10 @@
 //! and `__keyevent@0__:<event>` (message: the key), fed by a core watcher on the
 //! connection's own bucket, so a client only ever hears of its own keys.
 //!
-//! Event names are Redis's: `set`, `del`, `expired`. Other channels may be
-//! subscribed to (as in Redis) but never carry a message: PUBLISH is not served.
+//! Event names are Redis's: `set`, `del`, `expired`, filtered by the client's
+//! `notify-keyspace-events` classes (CONFIG SET, per client: every connection of
+//! the client shares them). Other channels may be subscribed to (as in Redis) but
+//! never carry a message: PUBLISH is not served.
 //! A connection that falls so far behind that its watcher's queue overflows is
 //! closed, as Redis closes a pub/sub client over its output buffer limit.
 
@@ -28,6 +30,115 @@ const QUEUE_BYTES: usize = 1 << 20;
 pub(crate) const KEYSPACE: &[u8] = b"__keyspace@0__:";
 /// The keyevent channel prefix of database 0.
 pub(crate) const KEYEVENT: &[u8] = b"__keyevent@0__:";
+
+/// The classes of `notify-keyspace-events` (Redis's flags, same bits' meaning).
+pub(crate) mod class {
+    /// `g`: generic commands (DEL, EXPIRE, RENAME, ...).
+    pub const GENERIC: u32 = 1 << 0;
+    /// `$`: string commands.
+    pub const STRING: u32 = 1 << 1;
+    /// `l`: list commands (no lists in libstate).
+    pub const LIST: u32 = 1 << 2;
+    /// `s`: set commands (no sets in libstate).
+    pub const SET: u32 = 1 << 3;
+    /// `h`: hash commands (no hashes in libstate).
+    pub const HASH: u32 = 1 << 4;
+    /// `z`: sorted-set commands (no sorted sets in libstate).
+    pub const ZSET: u32 = 1 << 5;
+    /// `x`: expired keys.
+    pub const EXPIRED: u32 = 1 << 6;
+    /// `e`: evicted keys (libstate never evicts).
+    pub const EVICTED: u32 = 1 << 7;
+    /// `t`: stream commands (no streams in libstate).
+    pub const STREAM: u32 = 1 << 8;
+    /// `d`: module key types (no modules).
+    pub const MODULE: u32 = 1 << 9;
+    /// `n`: new keys.
+    pub const NEW: u32 = 1 << 10;
+    /// `K`: keyspace channels.
+    pub const KEYSPACE: u32 = 1 << 11;
+    /// `E`: keyevent channels.
+    pub const KEYEVENT: u32 = 1 << 12;
+    /// `m`: key misses.
+    pub const MISS: u32 = 1 << 13;
+    /// `A`: every class but `n` and `m`.
+    pub const ALL: u32 =
+        GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
+    /// What a client hears until it sets its own: its keys' `set`, `del` and
+    /// `expired` on both kinds of channel ("g$xKE"; Redis's default is none).
+    pub const DEFAULT: u32 = GENERIC | STRING | EXPIRED | KEYSPACE | KEYEVENT;
+}
+
+/// Parses `notify-keyspace-events` classes as Redis does; `None` for a character
+/// Redis refuses.
+pub(crate) fn parse_classes(s: &[u8]) -> Option<u32> {
+    use class::*;
+    s.iter().try_fold(0, |flags, c| {
+        Some(
+            flags
+                | match c {
+                    b'A' => ALL,
+                    b'g' => GENERIC,
+                    b'$' => STRING,
+                    b'l' => LIST,
+                    b's' => SET,
+                    b'h' => HASH,
+                    b'z' => ZSET,
+                    b'x' => EXPIRED,
+                    b'e' => EVICTED,
+                    b'K' => KEYSPACE,
+                    b'E' => KEYEVENT,
+                    b't' => STREAM,
+                    b'm' => MISS,
+                    b'd' => MODULE,
+                    b'n' => NEW,
+                    _ => return None,
+                },
+        )
+    })
+}
+
+/// `notify-keyspace-events` classes as Redis writes them back (CONFIG GET).
+pub(crate) fn classes_string(flags: u32) -> String {
+    use class::*;
+    let mut s = String::new();
+    if flags & ALL == ALL {
+        s.push('A');
+    } else {
+        for (bit, c) in [
+            (GENERIC, 'g'),
+            (STRING, '$'),
+            (LIST, 'l'),
+            (SET, 's'),
+            (HASH, 'h'),
+            (ZSET, 'z'),
+            (EXPIRED, 'x'),
+            (EVICTED, 'e'),
+            (STREAM, 't'),
+            (MODULE, 'd'),
+            (NEW, 'n'),
+        ] {
+            if flags & bit != 0 {
+                s.push(c);
+            }
+        }
+    }
+    for (bit, c) in [(KEYSPACE, 'K'), (KEYEVENT, 'E'), (MISS, 'm')] {
+        if flags & bit != 0 {
+            s.push(c);
+        }
+    }
+    s
+}
+
+/// The class of an event kind.
+fn event_class(kind: EventKind) -> u32 {
+    match kind {
+        EventKind::Set => class::STRING,
+        EventKind::Expire => class::EXPIRED,
+        _ => class::GENERIC,
+    }
+}
 
 /// Redis's name for an event kind.
 pub(crate) fn redis_event_name(kind: EventKind) -> &'static str {
@@ -205,24 +316,31 @@ impl Subscriptions {
         self.sync_watcher(Some(bucket))
     }
 
-    /// Writes a message for every queued event that a subscription matches.
+    /// Writes a message for every queued event that a subscription matches and
+    /// the client's `notify-keyspace-events` classes (`flags`) let through.
     ///
     /// # Errors
     /// [`Broken`] when the watcher overflowed or ended: the connection must close.
-    pub(crate) fn drain(&mut self, out: &mut Out) -> Result<(), Broken> {
+    pub(crate) fn drain(&mut self, flags: u32, out: &mut Out) -> Result<(), Broken> {
         let Some((_, w)) = &self.watcher else {
             return Ok(());
         };
         loop {
             match w.try_recv() {
                 Ok(Notice::Change(e)) => {
+                    if flags & event_class(e.kind()) == 0 {
+                        continue;
+                    }
                     let event = redis_event_name(e.kind()).as_bytes();
-                    let mut space = KEYSPACE.to_vec();
-                    space.extend_from_slice(e.key().as_bytes());
-                    let mut keyevent = KEYEVENT.to_vec();
-                    keyevent.extend_from_slice(event);
-                    for (channel, message) in [(&space, event), (&keyevent, e.key().as_bytes())] {
-                        self.deliver(channel, message, out);
+                    if flags & class::KEYSPACE != 0 {
+                        let mut space = KEYSPACE.to_vec();
+                        space.extend_from_slice(e.key().as_bytes());
+                        self.deliver(&space, event, out);
+                    }
+                    if flags & class::KEYEVENT != 0 {
+                        let mut keyevent = KEYEVENT.to_vec();
+                        keyevent.extend_from_slice(event);
+                        self.deliver(&keyevent, e.key().as_bytes(), out);
                     }
                 }
                 Ok(Notice::Lagged(n)) => return Err(Broken::Lagged(n)),

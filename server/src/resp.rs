@@ -3,7 +3,8 @@
 //!
 //! The parser is incremental and zero-copy: [`parse`] looks at the bytes received so
 //! far and either returns one complete request, as ranges into the buffer, or says
-//! that more bytes are needed. Lengths are checked before anything is buffered, so a
+//! that more bytes are needed. (An inline command's arguments are decoded, quotes
+//! and escapes as Redis reads them, over the line's own bytes in the buffer.) Lengths are checked before anything is buffered, so a
 //! peer announcing a 4 GiB bulk or a billion-element array is refused at once.
 
 use std::ops::Range;
@@ -160,13 +161,15 @@ impl Parser {
     }
 
     /// Parses one request from the start of `buf`, resuming where the last call that
-    /// returned [`Parsed::Incomplete`] stopped.
+    /// returned [`Parsed::Incomplete`] stopped. A complete inline command's bytes are
+    /// overwritten with its decoded arguments (which the returned ranges point at);
+    /// nothing else in `buf` is changed.
     ///
     /// # Errors
     /// A [`ProtocolError`] for malformed framing or a length over `limits`; the bytes
     /// of the bad request are never run. After an error the parser must not be used
     /// again (the connection closes).
-    pub fn parse(&mut self, buf: &[u8], limits: &ParseLimits) -> Result<Parsed, ProtocolError> {
+    pub fn parse(&mut self, buf: &mut [u8], limits: &ParseLimits) -> Result<Parsed, ProtocolError> {
         self.awaiting = 0;
         let Some(&first) = buf.first() else {
             return Ok(Parsed::Incomplete);
@@ -255,7 +258,11 @@ impl Parser {
         })
     }
 
-    fn parse_inline(&mut self, buf: &[u8], limits: &ParseLimits) -> Result<Parsed, ProtocolError> {
+    fn parse_inline(
+        &mut self,
+        buf: &mut [u8],
+        limits: &ParseLimits,
+    ) -> Result<Parsed, ProtocolError> {
         let from = self.inline_scanned.min(buf.len());
         let Some(nl) = buf[from..]
             .iter()
@@ -279,7 +286,7 @@ impl Parser {
         } else {
             nl
         };
-        let args = split_inline(&buf[..line_end], limits)?;
+        let args = split_inline(&mut buf[..line_end], limits)?;
         if args.is_empty() {
             return Ok(Parsed::Empty(nl + 1));
         }
@@ -292,42 +299,120 @@ impl Parser {
 ///
 /// # Errors
 /// As [`Parser::parse`].
-pub fn parse(buf: &[u8], limits: &ParseLimits) -> Result<Parsed, ProtocolError> {
+pub fn parse(buf: &mut [u8], limits: &ParseLimits) -> Result<Parsed, ProtocolError> {
     Parser::new().parse(buf, limits)
 }
 
-/// Splits an inline command line into arguments.
-fn split_inline(line: &[u8], limits: &ParseLimits) -> Result<Vec<Range<usize>>, ProtocolError> {
+/// C's `isspace` in the "C" locale, which Redis's `sdssplitargs` uses.
+fn is_c_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Splits an inline command line into arguments as Redis's `sdssplitargs` does,
+/// writing the decoded arguments over the start of `line` (they are never longer
+/// than the text they come from) and returning where each one is.
+///
+/// Arguments are separated by blanks. In double quotes `\xHH` is a byte,
+/// `\n \r \t \b \a` are control characters and `\` before any other byte is
+/// that byte; in single quotes only `\'` is an escape. A quote may start in the
+/// middle of an argument (`a"b c"` is `ab c`), but a closing quote must be
+/// followed by a blank or the end of the line. An unterminated quote, or a
+/// closing quote followed by something else, is a protocol error ("unbalanced
+/// quotes"), and so is a NUL byte anywhere in the line.
+fn split_inline(line: &mut [u8], limits: &ParseLimits) -> Result<Vec<Range<usize>>, ProtocolError> {
+    let unbalanced = || ProtocolError("unbalanced quotes in request".into());
+    // Redis reads the line as a C string: it never finds the end of a line with a
+    // NUL in it and waits for ever. Here that is a protocol error.
+    if line.contains(&0) {
+        return Err(ProtocolError("NUL byte in an inline request".into()));
+    }
+    let end = line.len();
+    let at = |i: usize| if i < end { line[i] } else { 0 };
+    let mut decoded: Vec<u8> = Vec::with_capacity(end);
     let mut args = Vec::new();
-    let mut i = 0;
-    while i < line.len() {
-        while i < line.len() && line[i].is_ascii_whitespace() {
-            i += 1;
+    let mut p = 0;
+    loop {
+        while p < end && is_c_space(line[p]) {
+            p += 1;
         }
-        if i >= line.len() {
+        if p >= end {
             break;
         }
-        if line[i] == b'"' || line[i] == b'\'' {
-            // Quoted arguments as redis-cli's inline syntax: no escapes inside beyond
-            // the closing quote; binary data should use the RESP framing.
-            let q = line[i];
-            let start = i + 1;
-            let Some(close) = line[start..].iter().position(|&c| c == q) else {
-                return Err(ProtocolError("unbalanced quotes in request".into()));
-            };
-            args.push(start..start + close);
-            i = start + close + 1;
-        } else {
-            let start = i;
-            while i < line.len() && !line[i].is_ascii_whitespace() {
-                i += 1;
+        let start = decoded.len();
+        let (mut inq, mut insq) = (false, false);
+        loop {
+            let c = at(p);
+            if inq {
+                if c == b'\\' && at(p + 1) == b'x' {
+                    if let (Some(h), Some(l)) = (hex_val(at(p + 2)), hex_val(at(p + 3))) {
+                        decoded.push(h * 16 + l);
+                        p += 4;
+                        continue;
+                    }
+                }
+                if c == b'\\' && at(p + 1) != 0 {
+                    decoded.push(match at(p + 1) {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 0x08,
+                        b'a' => 0x07,
+                        other => other,
+                    });
+                    p += 2;
+                } else if c == b'"' {
+                    if at(p + 1) != 0 && !is_c_space(at(p + 1)) {
+                        return Err(unbalanced());
+                    }
+                    p += 1;
+                    break;
+                } else if c == 0 {
+                    return Err(unbalanced());
+                } else {
+                    decoded.push(c);
+                    p += 1;
+                }
+            } else if insq {
+                if c == b'\\' && at(p + 1) == b'\'' {
+                    decoded.push(b'\'');
+                    p += 2;
+                } else if c == b'\'' {
+                    if at(p + 1) != 0 && !is_c_space(at(p + 1)) {
+                        return Err(unbalanced());
+                    }
+                    p += 1;
+                    break;
+                } else if c == 0 {
+                    return Err(unbalanced());
+                } else {
+                    decoded.push(c);
+                    p += 1;
+                }
+            } else {
+                match c {
+                    b' ' | b'\n' | b'\r' | b'\t' | 0 => break,
+                    b'"' => inq = true,
+                    b'\'' => insq = true,
+                    _ => decoded.push(c),
+                }
+                p += 1;
             }
-            args.push(start..i);
         }
+        args.push(start..decoded.len());
         if args.len() > limits.max_args {
             return Err(ProtocolError("invalid multibulk length".into()));
         }
     }
+    line[..decoded.len()].copy_from_slice(&decoded);
     Ok(args)
 }
 
@@ -503,6 +588,11 @@ fn itoa_buf(n: i64) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    /// A one-shot parse of a copy (inline commands are decoded in place).
+    fn parse(buf: &[u8], limits: &ParseLimits) -> Result<Parsed, ProtocolError> {
+        super::parse(&mut buf.to_vec(), limits)
+    }
+
     const L: ParseLimits = ParseLimits {
         max_args: 1024,
         max_bulk: 1 << 20,
@@ -511,9 +601,11 @@ mod tests {
     };
 
     fn args(buf: &[u8]) -> Vec<Vec<u8>> {
-        match parse(buf, &L).unwrap() {
+        let mut buf = buf.to_vec();
+        let total = buf.len();
+        match super::parse(&mut buf, &L).unwrap() {
             Parsed::Request { args, len } => {
-                assert_eq!(len, buf.len());
+                assert_eq!(len, total);
                 args.into_iter().map(|r| buf[r].to_vec()).collect()
             }
             other => panic!("{other:?}"),
@@ -550,6 +642,68 @@ mod tests {
         );
         assert_eq!(parse(b"\r\n", &L).unwrap(), Parsed::Empty(2));
         assert!(parse(b"set \"a\n", &L).is_err());
+    }
+
+    /// Each line's arguments as redis-server 7.0.15 reads them (checked by sending
+    /// `RPUSH l LINE` and `LRANGE l 0 -1` to it).
+    #[test]
+    fn inline_quoting_follows_redis_sdssplitargs() {
+        let v = |xs: &[&[u8]]| xs.iter().map(|x| x.to_vec()).collect::<Vec<_>>();
+        let cases: &[(&[u8], &[&[u8]])] = &[
+            (b"a \"b c\" d", &[b"a", b"b c", b"d"]),
+            (
+                b"\"\\x41\\x4a\\x4\" \"\\n\\r\\t\\b\\a\\z\\\\\"",
+                &[b"AJx4", b"\n\r\t\x08\x07z\\"],
+            ),
+            (b"'a\\'b' 'c\\nd'", &[b"a'b", b"c\\nd"]),
+            (b"a\"b c\"", &[b"ab c"]),
+            (b"\"\"  '' x", &[b"", b"", b"x"]),
+            (b"a\x0bb", &[b"a\x0bb"]),
+            (b"\x0ba b", &[b"a", b"b"]),
+            (b"\"\\xZZ\\x4\"", &[b"xZZx4"]),
+            (b"\"a\\\"b\"", &[b"a\"b"]),
+            (b"x \"\\\\x41\"", &[b"x", b"\\x41"]),
+        ];
+        for (line, want) in cases {
+            let mut req = line.to_vec();
+            req.extend_from_slice(b"\r\n");
+            assert_eq!(args(&req), v(want), "{}", line.escape_ascii());
+        }
+    }
+
+    #[test]
+    fn unbalanced_inline_quotes_are_a_protocol_error() {
+        for line in [
+            &b"\"ab\"c\r\n"[..],
+            b"'ab'c\r\n",
+            b"\"abc\r\n",
+            b"'abc\r\n",
+            b"a\\\"b\r\n",
+            b"set \"\"\"test-key\"\"\" test-value\r\n",
+        ] {
+            let e = parse(line, &L).unwrap_err();
+            assert_eq!(
+                e.0,
+                "unbalanced quotes in request",
+                "{}",
+                line.escape_ascii()
+            );
+        }
+        assert!(parse(b"a\0b c\r\n", &L).is_err());
+        assert!(parse(b"\"a\0b\"\r\n", &L).is_err());
+    }
+
+    /// The decoded arguments are written over the line itself; the bytes after the
+    /// line (the next request) are untouched.
+    #[test]
+    fn inline_decoding_stays_within_its_line() {
+        let mut buf = b"set k \"\\x41\\x42\"\r\nGET k\r\n".to_vec();
+        let Parsed::Request { args, len } = super::parse(&mut buf, &L).unwrap() else {
+            panic!("a request");
+        };
+        let got: Vec<&[u8]> = args.iter().map(|r| &buf[r.clone()]).collect();
+        assert_eq!(got, [&b"set"[..], b"k", b"AB"]);
+        assert_eq!(&buf[len..], b"GET k\r\n");
     }
 
     #[test]
@@ -596,12 +750,12 @@ mod tests {
         let mut p = Parser::new();
         for cut in 1..req.len() {
             assert_eq!(
-                p.parse(&req[..cut], &l).unwrap(),
+                p.parse(&mut req[..cut], &l).unwrap(),
                 Parsed::Incomplete,
                 "{cut}"
             );
         }
-        match p.parse(&req, &l).unwrap() {
+        match p.parse(&mut req, &l).unwrap() {
             Parsed::Request { args, len } => {
                 assert_eq!(len, req.len());
                 assert_eq!(args.len(), n);
@@ -617,10 +771,10 @@ mod tests {
         let bound = (req.len() as u64) * (super::MAX_HEADER as u64 + 2);
         assert!(p.scanned() <= bound, "scanned {} > {bound}", p.scanned());
         // And an inline line trickled byte by byte is searched once.
-        let line = vec![b'a'; 10_000];
+        let mut line = vec![b'a'; 10_000];
         let mut p = Parser::new();
         for cut in 1..=line.len() {
-            assert_eq!(p.parse(&line[..cut], &L).unwrap(), Parsed::Incomplete);
+            assert_eq!(p.parse(&mut line[..cut], &L).unwrap(), Parsed::Incomplete);
         }
         assert!(p.scanned() <= line.len() as u64);
     }

@@ -9,7 +9,8 @@
 //! (mode 0700, made with a random name next to the final path, on the same file
 //! system), set to 0600 there, where no other user can reach it, and then renamed
 //! into place with rename(2), which is atomic: the path appears already 0600. The
-//! private directory is removed.
+//! private directory is removed. A wider mode or another group asked for
+//! (`--unix-mode`, `--unix-group`) is set the same way, before the rename.
 
 use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -17,10 +18,10 @@ use std::path::Path;
 
 use tokio::net::UnixListener;
 
-/// Binds a listening Unix socket at `path`, mode 0600 from the moment the path
-/// exists. A socket left at `path` by a server that died is replaced; a live one, or
-/// a file that is not a socket, is an error.
-pub(crate) fn bind(path: &Path) -> io::Result<UnixListener> {
+/// Binds a listening Unix socket at `path`, with `mode` (0600 by default) and group
+/// `group` from the moment the path exists. A socket left at `path` by a server
+/// that died is replaced; a live one, or a file that is not a socket, is an error.
+pub(crate) fn bind(path: &Path, mode: u32, group: Option<u32>) -> io::Result<UnixListener> {
     let err = |e: io::Error, what: &str| {
         io::Error::new(
             e.kind(),
@@ -62,7 +63,15 @@ pub(crate) fn bind(path: &Path) -> io::Result<UnixListener> {
         .map_err(|e| err(e, "cannot create a private directory for the bind: "))?;
     let tmp = private.path().join("s");
     let listener = std::os::unix::net::UnixListener::bind(&tmp).map_err(|e| err(e, ""))?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+    if let Some(gid) = group {
+        nix::unistd::chown(&tmp, None, Some(nix::unistd::Gid::from_raw(gid))).map_err(|e| {
+            err(
+                io::Error::from(e),
+                &format!("cannot give the socket group {gid}: "),
+            )
+        })?;
+    }
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode & 0o777))
         .map_err(|e| err(e, ""))?;
     std::fs::rename(&tmp, path).map_err(|e| err(e, "cannot move the socket into place: "))?;
     if let Err(e) = private.close() {

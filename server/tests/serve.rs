@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-use state_core::{Engine, Quota, StateService, Store};
+use state_core::{Engine, Store};
 use state_server::auth::{clients_path, ClientsFile};
 use state_server::{Config, Server};
+use state_service::{Quota, StateService};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpStream, UnixStream};
 
@@ -198,6 +199,125 @@ async fn a_non_loopback_listener_needs_tls_or_insecure() {
         .unwrap_err();
     assert!(e.to_string().contains("not a loopback address"), "{e}");
     store.close().unwrap();
+}
+
+/// `dev_no_auth` is refused when any TCP listener is off loopback (even with
+/// `insecure`, even for HTTP alone), and for a `unix:` name; on loopback a new
+/// connection acts as the named client at once, and RESET returns to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_no_auth_only_on_loopback() {
+    let f = fixture(Quota::default());
+    let store = Store::builder()
+        .engine(Engine::Memfile)
+        .open(&f.store_dir)
+        .unwrap();
+    let dev = Some("alice".to_string());
+    for (resp, http) in [("0.0.0.0:0", "127.0.0.1:0"), ("127.0.0.1:0", "0.0.0.0:0")] {
+        let cfg = Config {
+            resp: Some(resp.parse().unwrap()),
+            http: Some(http.parse().unwrap()),
+            insecure: true,
+            dev_no_auth: dev.clone(),
+            ..Config::default()
+        };
+        let e = Server::bind(StateService::new(store.clone()), cfg)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("--dev-no-auth"), "{e}");
+        assert!(e.to_string().contains("0.0.0.0"), "{e}");
+    }
+    let cfg = Config {
+        dev_no_auth: Some("unix:root".into()),
+        ..tcp_config()
+    };
+    let e = Server::bind(StateService::new(store.clone()), cfg)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("unix:"), "{e}");
+    store.close().unwrap();
+
+    let (server, store) = start(
+        &f,
+        Config {
+            dev_no_auth: dev,
+            ..tcp_config()
+        },
+    )
+    .await;
+    let addr = server.addrs().resp.unwrap();
+    let stop = server.shutdown_token();
+    let run = tokio::spawn(server.run_until(std::future::pending()));
+    let mut c = BufReader::new(TcpStream::connect(addr).await.unwrap());
+    assert_eq!(
+        exchange(&mut c, b"SET k v\r\nRESET\r\nGET k\r\n", 4).await,
+        "+OK\r\n+RESET\r\n$1\r\nv\r\n"
+    );
+    stop.cancel();
+    run.await.unwrap().unwrap();
+    let reopened = Store::builder()
+        .engine(Engine::Memfile)
+        .open(&f.store_dir)
+        .unwrap();
+    assert_eq!(
+        reopened
+            .bucket("alice")
+            .unwrap()
+            .get("k")
+            .unwrap()
+            .as_deref(),
+        Some(&b"v"[..])
+    );
+    drop(store);
+    reopened.close().unwrap();
+}
+
+/// WATCH sees a write made through the embedded API of the same store (not
+/// through the server) and an expiry: EXEC then replies null and runs nothing; an
+/// untouched key lets it run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_sees_the_embedded_api_and_expiry() {
+    let f = fixture(Quota::default());
+    let (server, store) = start(
+        &f,
+        Config {
+            dev_no_auth: Some("alice".into()),
+            ..tcp_config()
+        },
+    )
+    .await;
+    let addr = server.addrs().resp.unwrap();
+    let stop = server.shutdown_token();
+    let run = tokio::spawn(server.run_until(std::future::pending()));
+    let mut c = BufReader::new(TcpStream::connect(addr).await.unwrap());
+    assert_eq!(
+        exchange(&mut c, b"SET k 1\r\nWATCH k\r\n", 2).await,
+        "+OK\r\n+OK\r\n"
+    );
+    store.bucket("alice").unwrap().set("k", "2").unwrap();
+    assert_eq!(
+        exchange(&mut c, b"MULTI\r\nINCR k\r\nEXEC\r\nGET k\r\n", 5).await,
+        "+OK\r\n+QUEUED\r\n*-1\r\n$1\r\n2\r\n"
+    );
+    // Expiry after WATCH is a change too.
+    assert_eq!(
+        exchange(&mut c, b"SET e 1 PX 50\r\nWATCH e\r\n", 2).await,
+        "+OK\r\n+OK\r\n"
+    );
+    let b = store.bucket("alice").unwrap();
+    while b.get("e").unwrap().is_some() {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        exchange(&mut c, b"MULTI\r\nSET x 1\r\nEXEC\r\nEXISTS x\r\n", 4).await,
+        "+OK\r\n+QUEUED\r\n*-1\r\n:0\r\n"
+    );
+    // Nothing changed: EXEC runs.
+    assert_eq!(
+        exchange(&mut c, b"WATCH k\r\nMULTI\r\nINCR k\r\nEXEC\r\n", 5).await,
+        "+OK\r\n+OK\r\n+QUEUED\r\n*1\r\n:3\r\n"
+    );
+    stop.cancel();
+    run.await.unwrap().unwrap();
 }
 
 /// What the server answers to raw request heads `reqs` (one connection each).

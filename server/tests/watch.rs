@@ -2,9 +2,10 @@
 //! Server-Sent Events over HTTP, in-process: each client hears of its own keys
 //! only, and shutdown ends subscribed connections and event streams.
 
-use state_core::{Engine, Quota, StateService, Store};
+use state_core::{Engine, Store};
 use state_server::auth::{clients_path, ClientsFile};
 use state_server::{Config, Server};
+use state_service::{Quota, StateService};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 

@@ -44,7 +44,6 @@ pub(crate) fn to_py_err(e: Error) -> PyErr {
         }
         ErrorKind::TooLarge => exc::TooLarge::new_err(msg),
         ErrorKind::Closed => exc::StoreClosed::new_err(msg),
-        ErrorKind::QuotaExceeded => exc::QuotaExceeded::new_err(msg),
         ErrorKind::Conflict => exc::Conflict::new_err(msg),
         // Internal, and any kind a newer core adds before this mapping learns it
         // (the tests iterate `ErrorKind::ALL` through `_error_kinds`, so such a kind
@@ -64,6 +63,17 @@ pub(crate) fn _error_kinds(py: Python<'_>) -> Vec<(&'static str, Py<PyAny>)> {
             (k.as_str(), class.into_any().unbind())
         })
         .collect()
+}
+
+/// Maps a service error to its Python exception: the core's kinds as
+/// [`to_py_err`], and the service's own *quota exceeded* as `QuotaExceeded`.
+pub(crate) fn service_to_py_err(e: state_service::Error) -> PyErr {
+    match e {
+        state_service::Error::Store(e) => to_py_err(e),
+        state_service::Error::QuotaExceeded(_) => exc::QuotaExceeded::new_err(e.to_string()),
+        // A kind a newer service adds before this mapping learns it.
+        _ => exc::InternalError::new_err(e.to_string()),
+    }
 }
 
 fn panic_to_py_err(payload: Box<dyn Any + Send>) -> PyErr {
@@ -101,6 +111,18 @@ pub(crate) fn detached<T: Send>(
     match py.detach(|| catch_unwind(AssertUnwindSafe(f))) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(to_py_err(e)),
+        Err(p) => Err(panic_to_py_err(p)),
+    }
+}
+
+/// [`detached`] for the service's calls, whose errors are the service's.
+pub(crate) fn detached_service<T: Send>(
+    py: Python<'_>,
+    f: impl FnOnce() -> state_service::Result<T> + Send,
+) -> PyResult<T> {
+    match py.detach(|| catch_unwind(AssertUnwindSafe(f))) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(service_to_py_err(e)),
         Err(p) => Err(panic_to_py_err(p)),
     }
 }

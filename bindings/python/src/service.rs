@@ -1,9 +1,9 @@
 //! `StateService`: the per-client RPC layer of the original state service.
 
 use pyo3::prelude::*;
-use state_core::StateService;
+use state_service::StateService;
 
-use crate::boundary::detached;
+use crate::boundary::detached_service;
 use crate::store::PyStore;
 
 /// The state service over a store: each client reaches only the bucket named by its
@@ -31,11 +31,10 @@ impl PyStateService {
         self.store.clone_ref(py)
     }
 
-    /// Handles one RPC message for `client_id` and returns the JSON response:
-    /// `get {key}` -> `{key, found, value}`, `set {key, value}` -> `{}`,
-    /// `delete {key}` -> `{key, found}`, `getMultiple {keys}` -> `{kv}`,
-    /// `setMultiple {kv}` -> `{}`; values are base64 strings. An unknown method or
-    /// malformed arguments raise `InvalidArgument`.
+    /// Handles one RPC message for `client_id` and returns the JSON response. The
+    /// methods are the state service's, listed in docs/service.md ("HTTP"); values
+    /// are base64 strings. An unknown method or malformed arguments raise
+    /// `InvalidArgument`, a write over the client's quota `QuotaExceeded`.
     fn handle(
         &self,
         py: Python<'_>,
@@ -43,6 +42,6 @@ impl PyStateService {
         method: &str,
         args: &str,
     ) -> PyResult<String> {
-        detached(py, || self.inner.handle(client_id, method, args))
+        detached_service(py, || self.inner.handle(client_id, method, args))
     }
 }

@@ -156,6 +156,18 @@ impl PyStore {
         Ok((r.before_bytes, r.after_bytes, r.buckets, r.records))
     }
 
+    /// `(path, buckets, records, bytes, write_pause_seconds)`: see `Store.backup()`.
+    fn _backup(&self, py: Python<'_>, dest: PathBuf) -> PyResult<(PathBuf, u64, u64, u64, f64)> {
+        let r = detached(py, || self.inner.backup(&dest))?;
+        Ok((
+            r.path,
+            r.buckets,
+            r.records,
+            r.bytes,
+            r.write_pause.as_secs_f64(),
+        ))
+    }
+
     /// Exports to a file path (atomically); returns `(buckets, records, with_ttl)`.
     #[pyo3(signature = (path, format, buckets = None))]
     fn _export_path(

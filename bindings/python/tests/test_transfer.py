@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -52,6 +54,46 @@ def test_compact_refuses_over_a_leftover_copy(
     with pytest.raises(libstate.StoreIOError, match="interrupted"):
         store.compact()
     assert store.bucket("user1")["layout"] == b'{"cols":3}'
+
+
+def test_backup_of_a_store_being_written_is_point_in_time(
+    store: libstate.Store, tmp_path: Path, open_store: OpenStore
+) -> None:
+    _seed(store)
+    bulk = store.bucket("bulk")
+    bulk.set_many({f"r{i:06}": b"x" * 64 for i in range(20_000)})
+    pairs = store.bucket("pairs")
+    stop = threading.Event()
+    written = [0]
+
+    def writer() -> None:
+        # Each batch sets both keys to the same number: a copy must never split one.
+        while not stop.is_set():
+            written[0] += 1
+            n = str(written[0]).encode()
+            pairs.set_many({"a": n, "b": n})
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        while written[0] < 100:
+            time.sleep(0.001)
+        report = store.backup(tmp_path / "copy")
+    finally:
+        stop.set()
+        t.join()
+    assert report.path == str(tmp_path / "copy")
+    assert report.buckets == 4 and report.write_pause < 0.05
+    with pytest.raises(libstate.StoreIOError, match="already exists"):
+        store.backup(tmp_path / "copy")
+    with open_store(at=tmp_path / "copy") as copy:
+        assert copy.check().ok
+        assert len(copy.bucket("bulk")) == 20_000
+        got = copy.bucket("pairs")
+        assert got["a"] == got["b"]
+        assert int(got["a"]) <= written[0]
+        ttl = copy.bucket("user1").ttl("session")
+        assert ttl is not None and 3500 < ttl <= 3600
 
 
 def test_jsonl_export_and_import_round_trip_through_paths_with_ttls(

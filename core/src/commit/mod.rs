@@ -16,7 +16,7 @@
 //!  │ 1. (rmw, or watched blind write) read what each key holds: a Reader       │
 //!  │ 2. derive(ops): encoded records (record), expiry-index puts and deletes   │
 //!  │    (expiry), watch changes (watch::Change) — one function                 │
-//!  │ 3. engine.write(batch), or write_if_unchanged(version) for an engine      │
+//!  │ 3. engine.write(batch) (through a running backup's tap), or              │
 //!  │    shared between processes; a lost race goes back to 1, and too many    │
 //!  │    lost races in a row are a *conflict* error                             │
 //!  │ 4. only after the engine accepted it: Hub::publish(changes)               │
@@ -31,8 +31,10 @@
 //! engine's removal succeeded.
 
 mod group_commit;
+pub(crate) mod tap;
 
 pub(crate) use self::group_commit::GroupSync;
+use self::tap::Tap;
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -387,6 +389,8 @@ pub(crate) struct Committer {
     /// Sync mode: every write waits until it is durable.
     durable: bool,
     clock: Arc<dyn Clock>,
+    /// A running online backup's hold on the engine writes (see [`tap`]).
+    tap: Tap,
 }
 
 impl Committer {
@@ -399,7 +403,13 @@ impl Committer {
             sync: GroupSync::new(),
             durable,
             clock,
+            tap: Tap::default(),
         }
+    }
+
+    /// Where a running online backup captures what writes overwrite.
+    pub(crate) fn tap(&self) -> &Tap {
+        &self.tap
     }
 
     /// The store's watchers.
@@ -464,6 +474,16 @@ impl Committer {
         })
     }
 
+    /// Writes `ops` to libstate's own internal buckets (no user bucket: nothing to
+    /// derive, no event), the way every write goes: under the lock, through a
+    /// running backup's tap, with the durability mode.
+    pub(crate) fn internal(&self, engine: &dyn StorageEngine, ops: &[WriteOp<'_>]) -> Result<()> {
+        self.durably(engine, || {
+            self.tap.run(engine, |engine| engine.write(ops))?;
+            Ok(((), true))
+        })
+    }
+
     /// Removes `bucket` and its expiry index. Its watchers learn of each record it
     /// held (a delete, or an expiry for one already expired). Returns whether it
     /// held any record.
@@ -490,10 +510,13 @@ impl Committer {
                     },
                 )?;
             }
-            let removed = engine.remove_bucket(bucket)?;
-            // Its expiry index goes with it (after the records: a crash between the
-            // two leaves index entries the sweeper drops as stale).
-            engine.remove_bucket(&expiry::index_bucket(bucket))?;
+            let removed = self.tap.run(engine, |engine| {
+                let removed = engine.remove_bucket(bucket)?;
+                // Its expiry index goes with it (after the records: a crash between
+                // the two leaves index entries the sweeper drops as stale).
+                engine.remove_bucket(&expiry::index_bucket(bucket))?;
+                Ok(removed)
+            })?;
             let changes: Vec<Change<'_>> = gone.iter().filter_map(change_of).collect();
             self.hub.publish(bucket, &changes);
             Ok((removed, removed))
@@ -568,9 +591,11 @@ impl Committer {
             } else {
                 String::new()
             };
-            let committed = with_write_ops(bucket, &index_bucket, ops, s, |w| match version {
-                Some(v) => engine.write_if_unchanged(bucket, v, w),
-                None => engine.write(w).map(|()| true),
+            let committed = with_write_ops(bucket, &index_bucket, ops, s, |w| {
+                self.tap.run(engine, |engine| match version {
+                    Some(v) => engine.write_if_unchanged(bucket, v, w),
+                    None => engine.write(w).map(|()| true),
+                })
             })?;
             if !committed {
                 return Ok(None);

@@ -250,6 +250,14 @@ impl Shared {
         self.commit.apply(&*engine, bucket, ops)
     }
 
+    /// Writes `ops` to libstate's internal buckets through the commit point (see
+    /// [`Committer::internal`]).
+    pub(crate) fn write_internal(&self, ops: &[crate::engine::WriteOp<'_>]) -> Result<()> {
+        lend::refuse(self, "write to the store")?;
+        let engine = self.engine()?;
+        self.commit.internal(&*engine, ops)
+    }
+
     /// Runs the read-modify-write `f` of `bucket` and commits the ops it returns
     /// (see [`Committer::rmw`]).
     pub(crate) fn rmw<'o, T>(
@@ -260,6 +268,16 @@ impl Shared {
         lend::refuse(self, "write to the store")?;
         let engine = self.engine()?;
         self.commit.rmw(&*engine, bucket, f)
+    }
+
+    /// Runs `f` with the store's write lock held: no write runs meanwhile.
+    pub(crate) fn exclude_writers<T>(&self, f: impl FnOnce() -> T) -> T {
+        self.commit.exclusive(f)
+    }
+
+    /// A running online backup's hold on the write path (see `crate::backup`).
+    pub(crate) fn backup_tap(&self) -> &crate::commit::tap::Tap {
+        self.commit.tap()
     }
 
     /// Runs `register` under the store's write lock, so a new watcher sees exactly
@@ -603,8 +621,9 @@ impl Store {
         self.handle.shared.opts.max_value_size
     }
 
-    /// The store clock's reading, in unix milliseconds.
-    pub(crate) fn clock_now_ms(&self) -> u64 {
+    /// The store clock's reading, in unix milliseconds (the clock TTLs and
+    /// deadlines are measured by).
+    pub fn clock_now_ms(&self) -> u64 {
         self.handle.shared.opts.clock.now_ms()
     }
 

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::thread;
 
-use state_core::{EngineConfig, ErrorKind, Position, StateService, Store};
+use state_core::{EngineConfig, ErrorKind, Position, Store};
 use tempfile::TempDir;
 
 fn tmp() -> TempDir {
@@ -521,93 +521,6 @@ pub fn json_round_trip_and_type_mismatch(engine: &EngineConfig) {
     let err = b.get_json::<Layout>("raw").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     assert!(err.to_string().contains("\"raw\""), "{err}");
-}
-
-pub fn service_methods_speak_the_original_json(engine: &EngineConfig) {
-    let dir = tmp();
-    let svc = StateService::new(open(engine, dir.path()));
-    // "value" is base64 of b"value", as Go's encoding/json writes a []byte.
-    assert_eq!(
-        svc.handle("u1", "set", r#"{"key":"k","value":"dmFsdWU="}"#)
-            .unwrap(),
-        "{}"
-    );
-    assert_eq!(
-        svc.client("u1").unwrap().get("k").unwrap().unwrap(),
-        b"value"
-    );
-    let got: serde_json::Value =
-        serde_json::from_str(&svc.handle("u1", "get", r#"{"key":"k"}"#).unwrap()).unwrap();
-    assert_eq!(
-        got,
-        serde_json::json!({"key":"k","found":true,"value":"dmFsdWU="})
-    );
-    let got: serde_json::Value =
-        serde_json::from_str(&svc.handle("u1", "get", r#"{"key":"nope"}"#).unwrap()).unwrap();
-    assert_eq!(
-        got,
-        serde_json::json!({"key":"nope","found":false,"value":null})
-    );
-    svc.handle(
-        "u1",
-        "setMultiple",
-        r#"{"kv":{"a":"MQ==","b":"Mg==","n":null}}"#,
-    )
-    .unwrap();
-    let got: serde_json::Value = serde_json::from_str(
-        &svc.handle("u1", "getMultiple", r#"{"keys":["a","b","n","zz"]}"#)
-            .unwrap(),
-    )
-    .unwrap();
-    assert_eq!(
-        got,
-        serde_json::json!({"kv":{"a":"MQ==","b":"Mg==","n":""}})
-    );
-    let got: serde_json::Value =
-        serde_json::from_str(&svc.handle("u1", "delete", r#"{"key":"a"}"#).unwrap()).unwrap();
-    assert_eq!(got, serde_json::json!({"key":"a","found":true}));
-    let got: serde_json::Value =
-        serde_json::from_str(&svc.handle("u1", "delete", r#"{"key":"a"}"#).unwrap()).unwrap();
-    assert_eq!(got, serde_json::json!({"key":"a","found":false}));
-}
-
-pub fn service_rejects_unknown_methods_and_bad_json(engine: &EngineConfig) {
-    let dir = tmp();
-    let svc = StateService::new(open(engine, dir.path()));
-    let cases = [
-        ("frobnicate", "{}", "unknown method"),
-        ("get", "{not json", "malformed"),
-        ("get", r#"{"keys":["a"]}"#, "malformed"),
-        ("set", r#"{"key":"k","value":"***"}"#, "malformed"),
-        ("set", r#"{"key":"","value":"MQ=="}"#, "empty"),
-        ("getMultiple", r#"{"keys":"a"}"#, "malformed"),
-        ("setMultiple", r#"[1,2]"#, "malformed"),
-    ];
-    for (method, args, want) in cases {
-        let err = svc.handle("u1", method, args).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{method} {args}");
-        assert!(err.to_string().contains(want), "{method} {args}: {err}");
-    }
-    assert_eq!(
-        svc.handle("", "get", r#"{"key":"k"}"#).unwrap_err().kind(),
-        ErrorKind::InvalidArgument
-    );
-    assert!(svc.store().bucket_names().unwrap().is_empty());
-}
-
-pub fn service_clients_are_isolated(engine: &EngineConfig) {
-    let dir = tmp();
-    let svc = StateService::new(open(engine, dir.path()));
-    svc.handle("alice", "set", r#"{"key":"secret","value":"YQ=="}"#)
-        .unwrap();
-    let got: serde_json::Value =
-        serde_json::from_str(&svc.handle("bob", "get", r#"{"key":"secret"}"#).unwrap()).unwrap();
-    assert_eq!(got["found"], false);
-    svc.handle("bob", "delete", r#"{"key":"secret"}"#).unwrap();
-    assert_eq!(
-        svc.client("alice").unwrap().get("secret").unwrap().unwrap(),
-        b"a"
-    );
 }
 
 pub fn use_after_close_is_a_closed_error(engine: &EngineConfig) {
@@ -1148,7 +1061,6 @@ fn _assert_send_sync() {
     is::<Store>();
     is::<state_core::Bucket>();
     is::<state_core::Cursor>();
-    is::<Arc<StateService>>();
 }
 
 pub fn large_values_survive_a_sync_mode_reopen(engine: &EngineConfig) {

@@ -60,9 +60,6 @@ macro_rules! engine_suite {
                 iterators_full_reverse_range_prefix,
                 iterator_ends_meet_in_the_middle,
                 json_round_trip_and_type_mismatch,
-                service_methods_speak_the_original_json,
-                service_rejects_unknown_methods_and_bad_json,
-                service_clients_are_isolated,
                 use_after_close_is_a_closed_error,
                 second_open_in_process_shares_the_store,
                 store_closes_with_its_last_handle,
@@ -94,7 +91,6 @@ macro_rules! engine_suite {
                 delete_removes_the_ttl_too,
                 background_sweeper_removes_expired_records,
                 sweeping_100k_expiring_among_1m_persistent,
-                service_ttl_methods,
             );
             module_cases!(
                 watch:

@@ -4,7 +4,8 @@
 use std::error::Error;
 
 use serde::{Deserialize, Serialize};
-use state_core::{StateService, Store};
+use state_core::Store;
+use state_service::StateService;
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 struct Layout {

@@ -113,7 +113,7 @@ def start_state(
             tokens[c] = subprocess.run([str(STATE_BIN), *where, "client", *cl, "add", c], capture_output=True, text=True, check=True).stdout.strip()
     sock = None if url else store / "state.sock"
     unix = ["--unix", str(sock)] if sock else ["--unix", "off"]
-    args = [str(STATE_BIN), *where, "serve", "--resp", "127.0.0.1:0", "--http", "127.0.0.1:0", *unix, *cl, *extra]
+    args = [str(STATE_BIN), *where, "serve", "--create", "--resp", "127.0.0.1:0", "--http", "127.0.0.1:0", *unix, *cl, *extra]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     resp = http = None

@@ -511,12 +511,12 @@ def test_metrics_cost_no_scan_per_scrape_and_can_require_a_token(tmp_path: Path)
         # The counts arrive (counted once, in the background).
         for _ in range(100):
             text = httpx.get(f"{s.http}/metrics", headers=h).text
-            if m := re.search(r"^state_records (\d+)$", text, re.M):
+            if m := re.search(r"^libstate_records (\d+)$", text, re.M):
                 assert int(m.group(1)) == 100_000
                 break
             time.sleep(0.05)
         else:
-            pytest.fail("state_records never appeared")
+            pytest.fail("libstate_records never appeared")
     finally:
         assert s.stop() == 0
 

@@ -87,7 +87,7 @@ def test_a_body_over_the_limit_is_413_and_quota_is_507(tmp_path: Path) -> None:
         r = httpx.post(f"{s.http}/v1/set", content=f'{{"key":"x","value":"{big}"}}', headers={"Authorization": f"Bearer {tok}"}, timeout=60)
         assert r.status_code == 413
         metrics = httpx.get(f"{s.http}/metrics").text
-        assert "state_quota_refusals_total 1" in metrics
+        assert "libstate_quota_refusals_total 1" in metrics
     finally:
         assert s.stop() == 0
 
@@ -106,16 +106,16 @@ def test_healthz_metrics_and_cors(tmp_path: Path) -> None:
         assert httpx.get(f"{s.http}/healthz").text == "ok\n"
         s.client().set("k", "v")
         m = httpx.get(f"{s.http}/metrics").text
-        assert 'state_commands_total{command="set"} 1' in m, m
-        assert "state_connections_total" in m and "state_request_seconds_bucket" in m
+        assert 'libstate_commands_total{command="set"} 1' in m, m
+        assert "libstate_connections_total" in m and "libstate_request_duration_seconds_bucket" in m
         # The record count comes from a background count that the first scrape
         # starts: it appears within a bounded number of scrapes.
         for _ in range(200):
-            if "state_records 1" in m:
+            if "libstate_records 1" in m:
                 break
             time.sleep(0.01)
             m = httpx.get(f"{s.http}/metrics").text
-        assert "state_records 1" in m
+        assert "libstate_records 1" in m
         pre = httpx.options(f"{s.http}/v1/get", headers={"Origin": "http://app.example", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"})
         assert pre.headers.get("access-control-allow-origin") == "http://app.example"
         other = httpx.options(f"{s.http}/v1/get", headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
@@ -144,7 +144,7 @@ def test_a_non_loopback_address_needs_tls_or_insecure(tmp_path: Path) -> None:
     from conftest import STATE_BIN
 
     r = subprocess.run(
-        [str(STATE_BIN), "--store", str(tmp_path / "s"), "serve", "--resp", "0.0.0.0:0", "--http", "off", "--unix", "off"],
+        [str(STATE_BIN), "--store", str(tmp_path / "s"), "serve", "--create", "--resp", "0.0.0.0:0", "--http", "off", "--unix", "off"],
         capture_output=True, text=True, timeout=30,
     )
     assert r.returncode == 2 and "not a loopback address" in r.stderr

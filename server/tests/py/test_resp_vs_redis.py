@@ -254,6 +254,219 @@ SCRIPTS: dict[str, list[Cmd]] = {
         ("EXEC",),
         ("GET", "t"),
     ],
+    # Issue 25's commands, each with its edge cases and errors.
+    "ranges": [
+        ("SETRANGE", "r", "0", ""),
+        ("EXISTS", "r"),
+        ("SETRANGE", "r", "5", "hello"),
+        ("GET", "r"),
+        ("SETRANGE", "r", "0", "HE"),
+        ("SETRANGE", "r", "-1", "x"),
+        ("SETRANGE", "r", "x", "x"),
+        ("GETRANGE", "r", "0", "-1"),
+        ("GETRANGE", "r", "-3", "-1"),
+        ("GETRANGE", "r", "5", "2"),
+        ("GETRANGE", "r", "-1", "-5"),
+        ("GETRANGE", "r", "0", "4294967297"),
+        ("GETRANGE", "r", "-9223372036854775808", "-9223372036854775807"),
+        ("GETRANGE", "missing", "0", "-1"),
+        ("GETRANGE", "r", "a", "1"),
+        ("SUBSTR", "r", "1", "3"),
+        ("SET", "n", "1234"),
+        ("SETRANGE", "n", "1", "x"),
+        ("GET", "n"),
+        ("SET", "e", "v", "EX", "100"),
+        ("SETRANGE", "e", "1", "w"),
+        ("TTL", "e"),
+        ("SET", "a", "ohmytext"),
+        ("SET", "b", "mynewtext"),
+        ("LCS", "a", "b"),
+        ("LCS", "a", "b", "LEN"),
+        ("LCS", "a", "b", "IDX"),
+        ("LCS", "a", "b", "IDX", "WITHMATCHLEN"),
+        ("LCS", "a", "b", "IDX", "MINMATCHLEN", "4", "WITHMATCHLEN"),
+        ("LCS", "a", "b", "IDX", "MINMATCHLEN", "-4"),
+        ("LCS", "a", "b", "LEN", "IDX"),
+        ("LCS", "a", "b", "FOO"),
+        ("LCS", "a", "b", "MINMATCHLEN"),
+        ("LCS", "a", "missing"),
+        ("LCS", "missing", "missing2", "IDX"),
+    ],
+    "bits": [
+        ("SETBIT", "b", "7", "1"),
+        ("GET", "b"),
+        ("SETBIT", "b", "7", "0"),
+        ("SETBIT", "b", "100", "1"),
+        ("STRLEN", "b"),
+        ("GETBIT", "b", "100"),
+        ("GETBIT", "b", "101"),
+        ("GETBIT", "b", "99999"),
+        ("GETBIT", "missing", "0"),
+        ("SETBIT", "b", "-1", "1"),
+        ("SETBIT", "b", "4294967296", "1"),
+        ("SETBIT", "b", "1", "2"),
+        ("SETBIT", "b", "1", "-1"),
+        ("SETBIT", "b", "1", "01"),
+        ("GETBIT", "b", "x"),
+        ("SET", "fb", "foobar"),
+        ("BITCOUNT", "fb"),
+        ("BITCOUNT", "fb", "0", "0"),
+        ("BITCOUNT", "fb", "1", "1"),
+        ("BITCOUNT", "fb", "1", "1", "BYTE"),
+        ("BITCOUNT", "fb", "5", "30", "BIT"),
+        ("BITCOUNT", "fb", "-1", "-2"),
+        ("BITCOUNT", "fb", "0"),
+        ("BITCOUNT", "fb", "0", "1", "FOO"),
+        ("BITCOUNT", "fb", "a", "1"),
+        ("BITCOUNT", "missing", "a", "b"),
+        ("SET", "p", b"\x00\xff\xf0"),
+        ("BITPOS", "p", "0"),
+        ("BITPOS", "p", "1"),
+        ("BITPOS", "p", "1", "2"),
+        ("BITPOS", "p", "1", "2", "-1", "BYTE"),
+        ("BITPOS", "p", "1", "7", "15", "BIT"),
+        ("BITPOS", "p", "0", "1", "-1", "BIT"),
+        ("BITPOS", "p", "1", "-1"),
+        ("BITPOS", "p", "2"),
+        ("BITPOS", "p", "1", "x"),
+        ("BITPOS", "missing", "0"),
+        ("BITPOS", "missing", "1", "x"),
+        ("SET", "ff", b"\xff\xff\xff"),
+        ("BITPOS", "ff", "0"),
+        ("BITPOS", "ff", "0", "0", "-1"),
+        ("SET", "x1", b"\x0f\xf0"),
+        ("SET", "x2", b"\xff"),
+        ("BITOP", "AND", "d", "x1", "x2"),
+        ("GET", "d"),
+        ("BITOP", "OR", "d", "x1", "missing"),
+        ("GET", "d"),
+        ("BITOP", "XOR", "d", "x1", "x2", "fb"),
+        ("GET", "d"),
+        ("BITOP", "NOT", "d", "x1"),
+        ("GET", "d"),
+        ("BITOP", "NOT", "d", "x1", "x2"),
+        ("BITOP", "FOO", "d", "x1"),
+        ("BITOP", "AND", "d", "missing", "missing2"),
+        ("EXISTS", "d"),
+    ],
+    "incrbyfloat": [
+        ("INCRBYFLOAT", "f", "1"),
+        ("INCRBYFLOAT", "f", "0.25"),
+        ("INCRBYFLOAT", "f", "-1.1"),
+        ("INCRBYFLOAT", "f", "3.0e3"),
+        ("INCRBYFLOAT", "f", "1e20"),
+        ("INCRBYFLOAT", "f", "1.5e-5"),
+        ("SET", "g", "10.5"),
+        ("INCRBYFLOAT", "g", "0.1"),
+        ("INCRBYFLOAT", "g", "12345678.9"),
+        ("INCRBYFLOAT", "g", "-12345678.9"),
+        ("INCRBYFLOAT", "g", "1e300"),
+        ("INCRBYFLOAT", "g", "-1e300"),
+        ("SET", "h", "17179869184"),
+        ("INCRBYFLOAT", "h", "1.5"),
+        ("SET", "z", "0.024390243902439025"),
+        ("INCRBYFLOAT", "z", "-0.024390243902439025"),
+        ("INCRBYFLOAT", "z", "+inf"),
+        ("INCRBYFLOAT", "z", "nan"),
+        ("INCRBYFLOAT", "z", " 1"),
+        ("INCRBYFLOAT", "z", "1 "),
+        ("INCRBYFLOAT", "z", "abc"),
+        ("INCRBYFLOAT", "z", "1e5000"),
+        ("SET", "s", "text"),
+        ("INCRBYFLOAT", "s", "1"),
+        ("SET", "t", "5", "EX", "100"),
+        ("INCRBYFLOAT", "t", "0.5"),
+        ("TTL", "t"),
+    ],
+    "key_commands": [
+        ("SET", "a", "1", "EX", "100"),
+        ("SET", "b", "2"),
+        ("RENAME", "a", "c"),
+        ("GET", "c"),
+        ("TTL", "c"),
+        ("EXISTS", "a"),
+        ("RENAME", "missing", "x"),
+        ("RENAME", "c", "c"),
+        ("RENAMENX", "c", "c"),
+        ("RENAMENX", "c", "b"),
+        ("RENAMENX", "c", "d"),
+        ("RENAMENX", "missing", "x"),
+        ("RENAME", "d", "b"),
+        ("GET", "b"),
+        ("TTL", "b"),
+        ("COPY", "b", "e"),
+        ("TTL", "e"),
+        ("COPY", "b", "e"),
+        ("COPY", "b", "e", "REPLACE"),
+        ("COPY", "b", "e", "DB", "0", "REPLACE"),
+        ("COPY", "b", "e", "DB", "x"),
+        ("COPY", "b", "b"),
+        ("COPY", "missing", "f"),
+        ("COPY", "b", "f", "FOO"),
+        ("TOUCH", "b", "e", "missing"),
+        ("DEL", "e"),
+        ("RANDOMKEY",),
+        ("OBJECT", "ENCODING", "b"),
+        ("SET", "i", "12345"),
+        ("OBJECT", "ENCODING", "i"),
+        ("SET", "long", "x" * 100),
+        ("OBJECT", "ENCODING", "long"),
+        ("OBJECT", "ENCODING", "missing"),
+        ("OBJECT", "REFCOUNT", "long"),
+        ("OBJECT", "FREQ", "long"),
+        ("OBJECT", "FOO", "b"),
+        ("OBJECT", "ENCODING"),
+        ("FLUSHALL",),
+        ("RANDOMKEY",),
+        ("FLUSHALL", "SYNC"),
+        ("FLUSHALL", "FOO"),
+    ],
+    "transactions": [
+        ("SET", "w", "1"),
+        ("WATCH", "w"),
+        ("SET", "w", "2"),
+        ("MULTI",),
+        ("INCR", "w"),
+        ("EXEC",),
+        ("GET", "w"),
+        ("WATCH", "w"),
+        ("MULTI",),
+        ("WATCH", "w"),
+        ("PING",),
+        ("ECHO", "e"),
+        ("INCR", "w"),
+        ("EXEC",),
+        ("WATCH", "w", "missing"),
+        ("UNWATCH",),
+        ("SET", "w", "10"),
+        ("MULTI",),
+        ("INCR", "w"),
+        ("EXEC",),
+        ("WATCH", "w"),
+        ("MULTI",),
+        ("UNWATCH",),
+        ("EXEC",),
+        ("MULTI",),
+        ("NOSUCH",),
+        ("SET", "w", "0"),
+        ("INCR", "w"),
+        ("EXEC",),
+        ("WATCH", "w"),
+        ("DISCARD",),
+        ("UNWATCH",),
+        ("WATCH",),
+    ],
+    "notify_config": [
+        ("CONFIG", "SET", "notify-keyspace-events", "KEA"),
+        ("CONFIG", "GET", "notify-keyspace-events"),
+        ("CONFIG", "SET", "notify-keyspace-events", "gKE"),
+        ("CONFIG", "GET", "notify-keyspace-events"),
+        ("CONFIG", "SET", "notify-keyspace-events", "$lshzxeKE"),
+        ("CONFIG", "GET", "notify-keyspace-events"),
+        ("CONFIG", "SET", "notify-keyspace-events", "Q"),
+        ("CONFIG", "SET", "notify-keyspace-events", ""),
+        ("CONFIG", "GET", "notify-keyspace-events"),
+    ],
 }
 
 
@@ -308,3 +521,46 @@ def test_ttl_in_milliseconds_matches_within_the_elapsed_time(server: StateServer
     assert abs(int(r.pttl("k")) - int(s.pttl("k"))) < 5_000
     assert 999_000 < int(s.pttl("k")) <= 1_000_000
     assert int(s.execute_command("PEXPIRETIME", "k")) - int(r.execute_command("PEXPIRETIME", "k")) in range(-5000, 5000)
+
+
+def test_watch_sees_another_connections_write(server: StateServer, real_redis: RedisServer) -> None:
+    """WATCH on one connection, a write on another: EXEC fails (None) on both
+    servers; without the write it runs."""
+    for srv in (real_redis, server):
+        a = srv.client(single_connection_client=True)
+        b = srv.client(single_connection_client=True)
+        a.flushdb()
+        a.set("k", "1")
+        a.execute_command("WATCH", "k")
+        b.set("k", "2")
+        a.execute_command("MULTI")
+        a.execute_command("INCR", "k")
+        assert a.execute_command("EXEC") is None, srv
+        assert a.get("k") == b"2"
+        a.execute_command("WATCH", "k")
+        b.get("k")
+        a.execute_command("MULTI")
+        a.execute_command("INCR", "k")
+        assert a.execute_command("EXEC") == [3], srv
+
+
+def test_time_is_the_clock(server: StateServer) -> None:
+    import time
+
+    secs, micros = server.client().execute_command("TIME")
+    assert abs(int(secs) + int(micros) / 1e6 - time.time()) < 5
+    assert 0 <= int(micros) < 1_000_000
+
+
+def test_setrange_and_setbit_past_the_largest_value_are_refused_first(server: StateServer) -> None:
+    """Redis's limit is 512 MiB (its message names proto-max-bulk-len); libstate's
+    is the store's maximum value size (16 MiB by default), checked before the
+    value is built: nothing is written."""
+    c = server.client()
+    for offset in ("16777216", "536870908", "9223372036854775807"):
+        with pytest.raises(redis.ResponseError, match="string exceeds maximum allowed size"):
+            c.execute_command("SETRANGE", "big", offset, "x")
+    with pytest.raises(redis.ResponseError, match="bit offset is not an integer or out of range"):
+        c.execute_command("SETBIT", "big", str(16 << 23), "1")
+    assert c.exists("big") == 0
+    assert c.execute_command("SETRANGE", "big", str((16 << 20) - 1), "x") == 16 << 20

@@ -65,6 +65,7 @@ __all__ = [
     "CheckReport",
     "BucketCheck",
     "CompactReport",
+    "BackupReport",
     "ExportReport",
     "ImportReport",
     "StateError",
@@ -241,6 +242,21 @@ class CompactReport(NamedTuple):
     records: int
 
 
+class BackupReport(NamedTuple):
+    """What :meth:`Store.backup` wrote."""
+
+    #: The copy's directory.
+    path: str
+    #: Buckets in the copy holding a record.
+    buckets: int
+    #: Records in the copy (expired ones not yet swept included).
+    records: int
+    #: Bytes of the copy's files.
+    bytes: int
+    #: The longest time the backup held writers up, in seconds.
+    write_pause: float
+
+
 class ExportReport(NamedTuple):
     """What :meth:`Store.export` wrote."""
 
@@ -322,6 +338,23 @@ class Store(_native.Store):
         :raises CorruptStore: the copy did not verify (the store is untouched).
         """
         return CompactReport(*self._compact())
+
+    def backup(self, dest: str | PathLike[str]) -> BackupReport:
+        """Writes a point-in-time copy of this open store to the new directory
+        ``dest`` while other threads go on reading and writing it: the copy holds
+        every write that returned before the call and none that began after it, and
+        opens as a store of the same engine. Readers are never blocked; writers
+        wait only while the backup swaps a pointer, twice. The copy is built beside
+        ``dest`` and renamed into place once complete. The GIL is released meanwhile.
+
+        :raises StoreIOError: ``dest`` exists, or I/O failed (nothing is left at
+            ``dest``).
+        :raises InvalidArgument: a store kept on a Redis server (back it up with
+            Redis's tools: ``BGSAVE``, ``redis-cli --rdb FILE``), ``dest`` inside
+            the store, or another backup of the store running.
+        """
+        path, buckets, records, size, pause = self._backup(dest)
+        return BackupReport(str(path), buckets, records, size, pause)
 
     def export(
         self,
@@ -606,7 +639,9 @@ class StateService(_native.StateService):
     """The state service over a store: each client reaches exactly one bucket, named
     by its authenticated client id, and can never address another client's state.
 
-    :meth:`handle` speaks the original service's JSON messages (values base64).
+    :meth:`handle` speaks the original service's JSON messages (values base64);
+    the methods and their messages are in docs/service.md ("HTTP"). A write over the
+    client's quota raises :class:`QuotaExceeded`.
     """
 
     __slots__ = ()

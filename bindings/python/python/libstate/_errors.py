@@ -1,7 +1,8 @@
 """The exception hierarchy of libstate.
 
 Every error libstate raises is a :class:`StateError`; each subclass stands for one
-kind of the core's errors (``state_core::ErrorKind``). The mapping from kinds to
+kind of the core's errors (``state_core::ErrorKind``), or of the state service's
+(``state_service::ErrorKind``: :class:`QuotaExceeded`). The mapping from kinds to
 these classes lives in one place, ``bindings/python/src/boundary.rs``.
 """
 
@@ -55,11 +56,6 @@ class TooLarge(StateError):
     the store's ``max_batch_size``. Nothing was written."""
 
 
-class QuotaExceeded(StateError):
-    """A write would take a service client over its quota (records, bytes or value
-    size). Nothing was written."""
-
-
 class Conflict(StateError):
     """A read-modify-write (a transaction, ``delete``, ``expire``, ...) on a store
     that other processes write at the same time (a Redis URL) lost the race to their
@@ -68,3 +64,8 @@ class Conflict(StateError):
 
 class InternalError(StateError):
     """A bug in libstate (for example a caught panic). Please report it."""
+
+
+class QuotaExceeded(StateError):
+    """A write through the :class:`StateService` would take the client over its
+    quota (records, bytes or value size). Nothing was written."""

@@ -1,10 +1,11 @@
-//! What the service keeps per client besides its bucket: quotas with the usage they
-//! are checked against, and server-side cursors (the original's cursor cache).
+//! What the service keeps per client besides its bucket: the usage its quota is
+//! checked against, and server-side cursors (the original's cursor cache).
 //!
-//! Both front ends of `state serve` (the Redis protocol and HTTP) use these, so the
-//! rules live here once: a write over quota writes nothing; a cursor belongs to the
-//! client that made it, is dropped after an idle lifespan, and each client holds a
-//! bounded number of them (the least recently used goes first).
+//! Every front end (`state serve`'s Redis protocol and HTTP, the C and Python
+//! bindings) uses these, so the rules live here once: a write over quota writes
+//! nothing; a cursor belongs to the client that made it, is dropped after an idle
+//! lifespan, and each client holds a bounded number of them (the least recently
+//! used goes first).
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
@@ -15,37 +16,14 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::cursor::Cursor;
+use state_core::{Cursor, Txn, Usage, UsageDelta};
+
 use crate::error::{Error, Result};
-use crate::txn::{Txn, Usage, UsageDelta};
-
-/// Limits on what one client may store. `None` is unlimited.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Quota {
-    /// Most live records the client's bucket may hold.
-    pub max_records: Option<u64>,
-    /// Most bytes of keys plus values the client's bucket may hold.
-    pub max_bytes: Option<u64>,
-    /// Largest value the client may write, in bytes (the store's own maximum
-    /// applies too).
-    pub max_value_size: Option<u64>,
-}
-
-impl Quota {
-    /// Whether the quota limits anything.
-    pub fn is_unlimited(&self) -> bool {
-        self.max_records.is_none() && self.max_bytes.is_none() && self.max_value_size.is_none()
-    }
-}
-
-/// How long an unused server-side cursor lives by default.
-pub const DEFAULT_CURSOR_LIFESPAN: Duration = Duration::from_secs(60);
-/// How many server-side cursors one client may hold by default.
-pub const DEFAULT_MAX_CURSORS: usize = 100;
+use crate::quota::Quota;
+use crate::{DEFAULT_CURSOR_LIFESPAN, DEFAULT_MAX_CURSORS};
 
 #[derive(Debug, Default)]
 struct ClientState {
-    quota: Quota,
     /// An upper bound of the bucket's usage, kept from the writes made through the
     /// service since it was first counted (a record that expired since is still in
     /// it). `None` until a quota-checked write needs it.
@@ -59,7 +37,7 @@ struct ClientState {
 /// time: after a recount that took `t`, the next waits `RECOUNT_DUTY * t`.
 const RECOUNT_DUTY: u32 = 100;
 
-struct CursorSlot {
+struct HeldCursor {
     owner: Arc<str>,
     cursor: Cursor,
     last_used_ms: u64,
@@ -68,10 +46,7 @@ struct CursorSlot {
 /// The service's per-client state.
 pub(crate) struct Clients {
     clients: Mutex<HashMap<Arc<str>, ClientState>>,
-    /// How many clients have a quota that limits something: while none does, the
-    /// write path skips the (shared) map entirely.
-    limited: std::sync::atomic::AtomicUsize,
-    cursors: Mutex<HashMap<u64, CursorSlot>>,
+    cursors: Mutex<HashMap<u64, HeldCursor>>,
     next_cursor: AtomicU64,
     id_hasher: RandomState,
     pub(crate) cursor_lifespan: Mutex<Duration>,
@@ -91,7 +66,6 @@ impl Clients {
     pub(crate) fn new() -> Clients {
         Clients {
             clients: Mutex::new(HashMap::new()),
-            limited: std::sync::atomic::AtomicUsize::new(0),
             cursors: Mutex::new(HashMap::new()),
             next_cursor: AtomicU64::new(1),
             id_hasher: RandomState::new(),
@@ -100,42 +74,15 @@ impl Clients {
         }
     }
 
-    pub(crate) fn set_quota(&self, client: &str, quota: Quota) {
-        let mut map = self.clients.lock();
-        let old = match map.get_mut(client) {
-            Some(c) => std::mem::replace(&mut c.quota, quota),
-            None => {
-                map.entry(Arc::from(client)).or_default().quota = quota;
-                Quota::default()
-            }
-        };
-        // Counted under the map's lock, so the count always matches the map.
-        match (old.is_unlimited(), quota.is_unlimited()) {
-            (true, false) => {
-                self.limited.fetch_add(1, Ordering::Release);
-            }
-            (false, true) => {
-                self.limited.fetch_sub(1, Ordering::Release);
-            }
-            _ => {}
-        }
-    }
-
-    pub(crate) fn quota(&self, client: &str) -> Quota {
-        if self.limited.load(Ordering::Acquire) == 0 {
-            return Quota::default();
-        }
-        self.clients
-            .lock()
-            .get(client)
-            .map(|c| c.quota)
-            .unwrap_or_default()
-    }
-
-    /// Checks a transaction's change against the client's quota (called under the
+    /// Checks a transaction's change against the client's `quota` (called under the
     /// store's write lock, before the commit), and records the new usage bound.
-    pub(crate) fn check(&self, client: &str, tx: &Txn<'_>, d: UsageDelta) -> Result<()> {
-        let quota = self.quota(client);
+    pub(crate) fn check(
+        &self,
+        client: &str,
+        quota: Quota,
+        tx: &Txn<'_>,
+        d: UsageDelta,
+    ) -> Result<()> {
         if quota.is_unlimited() {
             return Ok(());
         }
@@ -232,7 +179,7 @@ impl Clients {
         }
         map.insert(
             id,
-            CursorSlot {
+            HeldCursor {
                 owner: Arc::from(owner),
                 cursor,
                 last_used_ms: now_ms,
@@ -265,7 +212,7 @@ impl Clients {
     pub(crate) fn put_back(&self, owner: &str, id: u64, cursor: Cursor, now_ms: u64) {
         self.cursors.lock().insert(
             id,
-            CursorSlot {
+            HeldCursor {
                 owner: Arc::from(owner),
                 cursor,
                 last_used_ms: now_ms,
@@ -297,9 +244,9 @@ fn ms(d: Duration) -> u64 {
 }
 
 fn unknown_cursor(id: u64) -> Error {
-    Error::invalid(format!(
+    Error::Store(state_core::Error::InvalidArgument(format!(
         "no cursor {id}: it was released, expired after being idle, or was never yours"
-    ))
+    )))
 }
 
 fn over(q: &Quota, u: Usage) -> Option<String> {

@@ -23,23 +23,25 @@ use state_core::{Notice, RecvError, WatchOptions, Watcher};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::http::json_error;
-use crate::metrics::ErrorClass;
+use super::common::{
+    bearer, count_request, error_response, json_error, log_refused, mark_signed_in, ConnId,
+};
 use crate::Shared;
 
 /// How often an idle stream sends a comment line.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-pub(crate) async fn watch(
+/// `GET /v1/watch?prefix=P`: the event stream of the token's client.
+pub(super) async fn watch(
     State(shared): State<Arc<Shared>>,
-    conn: Option<Extension<crate::http::ConnId>>,
+    conn: Option<Extension<ConnId>>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    crate::http::count_request(&shared);
-    let token = crate::http::bearer(&headers).or(query.get("token").map(String::as_str));
+    count_request(&shared);
+    let token = bearer(&headers).or(query.get("token").map(String::as_str));
     let Some(client) = token.and_then(|t| shared.registry.verify(None, t)) else {
-        crate::http::log_refused(&shared, "watch request");
+        log_refused(&shared, "watch request");
         return json_error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -47,7 +49,7 @@ pub(crate) async fn watch(
         );
     };
     let token_hash = crate::auth::hash_token(token.unwrap_or_default());
-    crate::http::mark_signed_in(
+    mark_signed_in(
         &shared,
         conn.as_ref().map(|c| &c.0),
         &client,
@@ -58,18 +60,10 @@ pub(crate) async fn watch(
     let watcher = match shared
         .svc
         .client(&client)
-        .and_then(|b| b.watch_with(prefix, opts))
+        .and_then(|b| b.watch_with(prefix, opts).map_err(Into::into))
     {
         Ok(w) => w,
-        Err(e) => {
-            shared.metrics.error(ErrorClass::of(e.kind()));
-            let status = match e.kind() {
-                state_core::ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
-                state_core::ErrorKind::Closed => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            return json_error(status, e.kind().as_str(), &e.to_string());
-        }
+        Err(e) => return error_response(&shared, &e, format_args!("watch for client {client}")),
     };
     let ready = Arc::new(Notify::new());
     {
