@@ -57,7 +57,8 @@
 #define STATE_NO_EXPIRY -1
 
 /**
- * `state_event.kind`: the key was set; `value` holds its new value.
+ * `state_event.kind`: the key was set; `value` holds its new value and `is_new`
+ * says whether the key was created (it had no live record before).
  */
 #define STATE_EVENT_SET 1
 
@@ -67,16 +68,29 @@
 #define STATE_EVENT_DELETE 2
 
 /**
- * `state_event.kind`: the key expired and was removed (by the sweeper, up to its
- * interval after the deadline, or by a write that found it expired).
+ * `state_event.kind`: the key's deadline had passed and its record was removed (by
+ * the sweeper, up to its interval after the deadline, or by a write that found it
+ * expired). Redis's `expired` event.
  */
-#define STATE_EVENT_EXPIRE 3
+#define STATE_EVENT_EXPIRED 3
 
 /**
  * `state_event.kind`: the watch fell behind and `missed` changes were dropped at
  * this point (`key` is NULL); read the keys again to catch up.
  */
 #define STATE_EVENT_LAGGED 4
+
+/**
+ * `state_event.kind`: the key's deadline was set or changed, its value kept
+ * (`state_expire`). Redis's `expire` event.
+ */
+#define STATE_EVENT_EXPIRE 5
+
+/**
+ * `state_event.kind`: the key's deadline was removed, its value kept
+ * (`state_persist`). Redis's `persist` event.
+ */
+#define STATE_EVENT_PERSIST 6
 
 /**
  * The result of every fallible libstate call.
@@ -133,6 +147,12 @@ typedef enum state_status {
    * (records, bytes or value size). Nothing was written.
    */
   STATE_QUOTA_EXCEEDED = 9,
+  /**
+   * A read-modify-write (a transaction, `state_delete`, `state_expire`, ...) on a
+   * store other processes write at the same time (a Redis URL) lost the race to
+   * their writes too many times in a row. Nothing was written; retry the call.
+   */
+  STATE_CONFLICT = 10,
 } state_status;
 
 /**
@@ -250,9 +270,15 @@ typedef struct state_strings {
 } state_strings;
 
 /**
- * What `state_check` found. Release it with `state_check_report_free`.
+ * What `state_check` found. Set `struct_size` to `sizeof(state_check_report)`
+ * before the call. Release it with `state_check_report_free`.
  */
 typedef struct state_check_report {
+  /**
+   * Set by the caller to `sizeof(state_check_report)`; later releases append
+   * fields and fill only those that `struct_size` covers.
+   */
+  size_t struct_size;
   /**
    * Buckets read.
    */
@@ -285,9 +311,15 @@ typedef struct state_check_report {
 } state_check_report;
 
 /**
- * What `state_compact` did.
+ * What `state_compact` did. Set `struct_size` to `sizeof(state_compact_report)`
+ * before the call.
  */
 typedef struct state_compact_report {
+  /**
+   * Set by the caller to `sizeof(state_compact_report)`; later releases append
+   * fields and fill only those that `struct_size` covers.
+   */
+  size_t struct_size;
   /**
    * Bytes of the store's files before.
    */
@@ -307,9 +339,15 @@ typedef struct state_compact_report {
 } state_compact_report;
 
 /**
- * What `state_backup` wrote.
+ * What `state_backup` wrote. Set `struct_size` to `sizeof(state_backup_report)`
+ * before the call.
  */
 typedef struct state_backup_report {
+  /**
+   * Set by the caller to `sizeof(state_backup_report)`; later releases append
+   * fields and fill only those that `struct_size` covers.
+   */
+  size_t struct_size;
   /**
    * Buckets in the copy holding a record.
    */
@@ -393,16 +431,24 @@ typedef struct state_options {
 } state_options;
 
 /**
- * Figures describing an open store, filled by `state_store_info`. Release with
- * `state_info_free`.
+ * Figures describing an open store, filled by `state_store_info`: the fields of
+ * the core's `StoreInfo`, in its order. Set `struct_size` to `sizeof(state_info)`
+ * before the call. Release with `state_info_free`.
  */
 typedef struct state_info {
   /**
-   * The store directory (canonical path), NUL-terminated.
+   * Set by the caller to `sizeof(state_info)`; later releases append fields and
+   * fill only those that `struct_size` covers.
+   */
+  size_t struct_size;
+  /**
+   * The store directory (canonical path), NUL-terminated; for a store on a
+   * server, its location (URL without password, and namespace).
    */
   char *path;
   /**
-   * The engine's name (`"sled"`), NUL-terminated.
+   * The engine's name (`"sled"`, `"memfile"`, `"redis"`, or a custom engine's
+   * `"custom"`), NUL-terminated.
    */
   char *engine;
   /**
@@ -414,9 +460,19 @@ typedef struct state_info {
    */
   uint64_t records;
   /**
-   * Bytes the store occupies on disk.
+   * Number of live records that have a time to live.
+   */
+  uint64_t expiring;
+  /**
+   * Bytes the store occupies on disk (0 for a store kept on a server).
    */
   uint64_t disk_bytes;
+  /**
+   * What the engine says about where its data lives (the Redis engine: server
+   * version, standalone or cluster, persistence settings), NUL-terminated; NULL
+   * when it says nothing.
+   */
+  char *engine_details;
 } state_info;
 
 /**
@@ -425,8 +481,14 @@ typedef struct state_info {
  */
 typedef struct state_event {
   /**
-   * `STATE_EVENT_SET`, `STATE_EVENT_DELETE`, `STATE_EVENT_EXPIRE` or
-   * `STATE_EVENT_LAGGED`.
+   * `sizeof(state_event)` as the library was built: a field appended by a later
+   * release is there only if `struct_size` covers it.
+   */
+  size_t struct_size;
+  /**
+   * `STATE_EVENT_SET`, `STATE_EVENT_DELETE`, `STATE_EVENT_EXPIRE`,
+   * `STATE_EVENT_PERSIST`, `STATE_EVENT_EXPIRED` or `STATE_EVENT_LAGGED`. Later
+   * releases may add kinds: ignore one you do not know.
    */
   uint32_t kind;
   /**
@@ -450,6 +512,10 @@ typedef struct state_event {
    * For `STATE_EVENT_LAGGED`: how many changes were dropped; 0 otherwise.
    */
   uint64_t missed;
+  /**
+   * For `STATE_EVENT_SET`: whether the key was created; false otherwise.
+   */
+  bool is_new;
 } state_event;
 
 /**
@@ -819,11 +885,13 @@ enum state_status state_cursor_prev_n(struct state_cursor *cursor,
  * Thread-safe; other threads may read and write meanwhile.
  *
  * # Errors
- * `STATE_INVALID_ARGUMENT` (NULL `report`, not a store handle), `STATE_CLOSED`,
- * `STATE_IO`, `STATE_CORRUPT` if the scan itself cannot proceed.
+ * `STATE_INVALID_ARGUMENT` (NULL `report`, a `struct_size` smaller than this
+ * library's struct, not a store handle), `STATE_CLOSED`, `STATE_IO`,
+ * `STATE_CORRUPT` if the scan itself cannot proceed.
  *
  * # Safety
- * `store` is only looked up; `report` is NULL or valid for a write.
+ * `store` is only looked up; `report` is NULL or valid for a read of its
+ * `struct_size` field and a write of `struct_size` bytes.
  */
 enum state_status state_check(struct state_store *store,
                               struct state_check_report *report);
@@ -850,11 +918,13 @@ void state_check_report_free(struct state_check_report *report);
  * # Errors
  * `STATE_IO` (also when a `.NAME.compact` left by an interrupted compaction
  * exists: delete it once no compaction runs), `STATE_CORRUPT` (the copy did not
- * verify; the store is untouched), `STATE_INVALID_ARGUMENT` (not a store handle, or
- * called from inside a `state_get_with` callback), `STATE_CLOSED`.
+ * verify; the store is untouched), `STATE_INVALID_ARGUMENT` (not a store handle, a
+ * `report` whose `struct_size` is smaller than this library's struct, or called
+ * from inside a `state_get_with` callback), `STATE_CLOSED`.
  *
  * # Safety
- * `store` is only looked up; `report` is NULL or valid for a write.
+ * `store` is only looked up; `report` is NULL or valid for a read of its
+ * `struct_size` field and a write of `struct_size` bytes.
  */
 enum state_status state_compact(struct state_store *store,
                                 struct state_compact_report *report);
@@ -878,7 +948,8 @@ enum state_status state_compact(struct state_store *store,
  *
  * # Safety
  * `store` is only looked up; `dest` is NULL or a NUL-terminated string; `report` is
- * NULL or valid for a write.
+ * NULL or valid for a read of its `struct_size` field and a write of `struct_size`
+ * bytes.
  */
 enum state_status state_backup(struct state_store *store,
                                const char *dest,
@@ -1065,16 +1136,19 @@ enum state_status state_close(struct state_store *store);
 enum state_status state_flush(struct state_store *store);
 
 /**
- * Writes the store's figures to `*info`. Counting records reads every key
- * (O(records)). Release the result with `state_info_free`.
+ * Writes the store's figures to `*info`, whose `struct_size` the caller set to
+ * `sizeof(state_info)`. Counting records reads every key (O(records)). Release the
+ * result with `state_info_free`.
  *
  * Thread-safe.
  *
  * # Errors
- * `STATE_INVALID_ARGUMENT` (NULL `info`, not a store handle), `STATE_CLOSED`, `STATE_IO`.
+ * `STATE_INVALID_ARGUMENT` (NULL `info`, a `struct_size` smaller than this
+ * library's `state_info`, not a store handle), `STATE_CLOSED`, `STATE_IO`.
  *
  * # Safety
- * `store` is only looked up; `info` is NULL or valid for a write.
+ * `store` is only looked up; `info` is NULL or valid for a read of its
+ * `struct_size` field and a write of `struct_size` bytes.
  */
 enum state_status state_store_info(struct state_store *store,
                                    struct state_info *info);
@@ -1241,8 +1315,8 @@ const char *state_last_error_message(void);
 /**
  * Watches the keys of `bucket` that start with `prefix` (`""`: every key) and calls
  * `callback(ctx, event)` for each change committed after this call returns: sets,
- * deletes and expiries, in commit order, a batch as its events in order, each once
- * the write is visible to reads. Changing only a key's TTL is no event. Writes a
+ * deletes, deadlines set or removed, and expired keys removed, in commit order, a
+ * batch as its events in order, each once the write is visible to reads. Writes a
  * new watch handle to `*watch`; release it with `state_unwatch`.
  *
  * **The callback** runs on one thread libstate starts for this watch, never on the

@@ -12,21 +12,13 @@ TEST_TARGETS += c-header-check c-test c-test-asan c-install-test
 
 CC ?= cc
 CXX ?= c++
-PREFIX ?= /usr/local
 VALGRIND ?= valgrind
 
-STATE_LIB_VERSION := $(shell sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' Cargo.toml)
-STATE_LIB_MAJOR := $(word 1,$(subst ., ,$(STATE_LIB_VERSION)))
-STATE_LIB_MINOR := $(word 2,$(subst ., ,$(STATE_LIB_VERSION)))
-# Must match ffi/build.rs: below 1.0 a minor release may break the ABI.
-STATE_ABI := $(if $(filter 0,$(STATE_LIB_MAJOR)),0.$(STATE_LIB_MINOR),$(STATE_LIB_MAJOR))
-STATE_SONAME := libstate.so.$(STATE_ABI)
+# STATE_LIB_VERSION, STATE_SONAME, C_BUILD, C_LIB, C_BIN and the install
+# directories are shared: the top-level Makefile defines them.
 # Native libraries a static libstate.a needs (rustc --print native-static-libs on Linux).
 STATE_LIBS_PRIVATE := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 
-C_BUILD := $(CURDIR)/target/c
-C_LIB := $(C_BUILD)/lib
-C_BIN := $(C_BUILD)/bin
 C_WARN := -std=c99 -Wall -Wextra -Werror -pedantic
 C_FLAGS := $(C_WARN) -O1 -g -D_GNU_SOURCE -I$(CURDIR)/include
 C_LINK := -L$(C_LIB) -lstate -Wl,-rpath,$(C_LIB) -lpthread
@@ -82,13 +74,6 @@ c-test-asan: c-lib
 # the installed files. Install builds nothing: it copies what `make` built, so it can
 # run as root without compiling as root; it fails, naming the file, when something is
 # missing.
-BINDIR ?= $(PREFIX)/bin
-LIBDIR ?= $(PREFIX)/lib
-INCLUDEDIR ?= $(PREFIX)/include
-DATADIR ?= $(PREFIX)/share
-MANDIR ?= $(DATADIR)/man
-PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
-CMAKEDIR ?= $(LIBDIR)/cmake/libstate
 C_ARTEFACTS := $(C_LIB)/libstate.so.$(STATE_LIB_VERSION) $(C_LIB)/libstate.a
 # A directory as written into state.pc and the CMake files: under PREFIX it is given
 # relative to it (${prefix}/lib, ${_libstate_prefix}/lib), so a relocated tree still

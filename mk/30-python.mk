@@ -4,9 +4,6 @@
 # fills itself. The package is installed the way users install it,
 # `pip install ./bindings/python`, and reinstalled only when its sources change.
 
-PYTHON ?= python3
-VENV := $(CURDIR)/.venv
-VPY := $(VENV)/bin/python
 PYDIR := bindings/python
 PY_TOOLS := "maturin>=1.9.4,<2" "pytest>=8" "hypothesis>=6.100" "mypy>=1.10"
 PY_BENCH_PEERS := lmdb plyvel rocksdict diskcache sqlitedict

@@ -1,8 +1,8 @@
 # Soak: the SIGKILL crash tests of both engines with many more kills, and the memfile
 # engine's disk-fault and power-loss tests with many more cases (opt-in, not part of
 # `make test`). STATE_CRASH_KILLS sets kills per test (4 tests); STATE_FAULT_CASES the
-# random fault schedules of core/tests/memfile_fault_schedule.rs; STATE_CRASH_IMAGES
-# the power-loss images of core/tests/memfile_power_loss.rs. Each of those two prints
+# random fault schedules of core/tests/memfile/fault_schedule.rs; STATE_CRASH_IMAGES
+# the power-loss images of core/tests/memfile/power_loss.rs. Each of those two prints
 # its count (faults injected, images checked).
 
 SOAK_KILLS ?= 500
@@ -16,5 +16,4 @@ soak: soak-memfile-faults
 
 soak-memfile-faults:
 	STATE_FAULT_CASES=$(SOAK_FAULT_CASES) STATE_CRASH_IMAGES=$(SOAK_CRASH_IMAGES) \
-		$(CARGO) test --release -p state-core \
-		--test memfile_fault_schedule --test memfile_power_loss
+		$(CARGO) test --release -p state-core --test memfile -- fault_schedule:: power_loss::

@@ -10,8 +10,6 @@
 ALL_TARGETS += cli-demo
 TEST_TARGETS += cli-install-test
 
-PREFIX ?= /usr/local
-CLI_BIN := $(CURDIR)/target/release/state
 CLI_DEMO := $(CURDIR)/target/cli-demo
 
 .PHONY: cli-build cli-demo cli-test cli-install-test install-cli uninstall-cli bench-cli

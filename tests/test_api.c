@@ -517,7 +517,8 @@ static void test_buckets_names_remove_info(void) {
     state_store *st = open_store("buckets");
     state_bucket *b1, *b2, *b = SENTINEL;
     state_strings names;
-    state_info info;
+    state_info info = {.struct_size = sizeof info};
+    state_info old_caller = {.struct_size = sizeof info - 1};
     bool existed = true;
     char long_name[300];
 
@@ -540,13 +541,21 @@ static void test_buckets_names_remove_info(void) {
     CHECK(names.items == NULL && names.len == 0);
     state_strings_free(&names);
 
+    CHECK_OK(state_set_with_ttl(b2, "t", "v", 1, 3600000));
     CHECK_OK(state_store_info(st, &info));
-    CHECK(info.records == 3 && info.buckets == 2);
+    CHECK(info.struct_size == sizeof info);
+    CHECK(info.records == 4 && info.buckets == 2 && info.expiring == 1);
     CHECK(strcmp(info.engine, "sled") == 0);
     CHECK(contains(info.path, "buckets"));
+    CHECK(info.engine_details == NULL);
     state_info_free(&info);
     CHECK(info.path == NULL && info.engine == NULL);
     state_info_free(&info);
+    CHECK_OK(state_delete(b2, "t", NULL));
+    /* A struct_size short of this library's state_info is refused, nothing written. */
+    CHECK_RC(state_store_info(st, &old_caller), STATE_INVALID_ARGUMENT);
+    CHECK(contains(state_last_error_message(), "struct_size"));
+    CHECK(old_caller.path == NULL);
 
     CHECK_OK(state_bucket_remove(st, "beta", &existed));
     CHECK(existed == true);
@@ -851,7 +860,7 @@ static void test_closed_and_invalid_handles(void) {
     state_entry e;
     state_entries list;
     state_strings names;
-    state_info info;
+    state_info info = {.struct_size = sizeof info};
     uint8_t *v;
     size_t n;
     char *r;
@@ -937,8 +946,9 @@ static void test_check_compact_export_import(void) {
     state_store *st = open_store("maint");
     state_store *st2 = open_store("maint-copy");
     state_bucket *b, *b2;
-    state_check_report rep;
-    state_compact_report comp = {0, 0, 0, 0};
+    state_check_report rep = {.struct_size = sizeof rep};
+    state_compact_report comp = {.struct_size = sizeof comp};
+    state_compact_report short_comp = {.struct_size = sizeof comp - 8};
     uint64_t seen = 0, records = 0;
     uint8_t *v;
     size_t n;
@@ -966,6 +976,7 @@ static void test_check_compact_export_import(void) {
     CHECK_OK(state_compact(st, &comp));
     CHECK(comp.records == 51 && comp.buckets == 1 && comp.after_bytes > 0);
     CHECK_OK(state_compact(st, NULL));
+    CHECK_RC(state_compact(st, &short_comp), STATE_INVALID_ARGUMENT);
     CHECK_OK(state_get(b, "k07", &v, &n));
     CHECK(n == 5);
     state_free(v);
@@ -1011,7 +1022,7 @@ static void test_backup_of_an_open_store(void) {
     state_store *st = open_store("live");
     state_store *copy = NULL;
     state_bucket *b, *cb;
-    state_backup_report rep = {0, 0, 0, 0};
+    state_backup_report rep = {.struct_size = sizeof rep};
     state_check_report chk;
     char dest[512], inner[512];
     uint8_t *v;

@@ -145,7 +145,7 @@ static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *
 int main(void) {
     pthread_t t[THREADS];
     struct worker w[THREADS];
-    state_info info;
+    state_info info = {.struct_size = sizeof info};
     int i, failures = 0;
     long ops = 0;
 

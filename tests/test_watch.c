@@ -16,6 +16,7 @@ static char store_dir[512];
 
 struct seen {
     unsigned kind;
+    int is_new;
     char key[64];
     char value[64];
     uint64_t missed;
@@ -60,6 +61,8 @@ static void record(void *ctx, const state_event *ev) {
         struct seen *s = &r->events[r->n];
         s->kind = ev->kind;
         s->missed = ev->missed;
+        CHECK(ev->struct_size >= sizeof *ev);
+        s->is_new = ev->is_new;
         if (ev->key != NULL) snprintf(s->key, sizeof s->key, "%s", ev->key);
         if (ev->value != NULL)
             snprintf(s->value, sizeof s->value, "%.*s", (int)ev->value_len, (const char *)ev->value);
@@ -114,14 +117,22 @@ static void test_events_arrive_in_commit_order(void) {
     CHECK_OK(state_set(b, "x", (const uint8_t *)"not watched", 11));
     CHECK_OK(state_set_multiple(b, batch, 2));
     CHECK_OK(state_delete(b, "k1", NULL));
-    wait_for(&r, 4, NULL);
+    CHECK_OK(state_set(b, "k2", (const uint8_t *)"2b", 2));
+    CHECK_OK(state_expire(b, "k2", 60000));
+    CHECK_OK(state_persist(b, "k2", NULL));
+    wait_for(&r, 7, NULL);
     CHECK_OK(state_unwatch(w));
-    CHECK(r.n == 4);
+    CHECK(r.n == 7);
     CHECK(r.events[0].kind == STATE_EVENT_SET && strcmp(r.events[0].key, "k1") == 0 &&
-          strcmp(r.events[0].value, "1") == 0);
+          strcmp(r.events[0].value, "1") == 0 && r.events[0].is_new);
     CHECK(r.events[1].kind == STATE_EVENT_SET && strcmp(r.events[1].key, "k2") == 0);
     CHECK(r.events[2].kind == STATE_EVENT_SET && strcmp(r.events[2].key, "k3") == 0);
     CHECK(r.events[3].kind == STATE_EVENT_DELETE && strcmp(r.events[3].key, "k1") == 0);
+    /* An overwrite is a set of a key that is not new; deadlines have their own kinds. */
+    CHECK(r.events[4].kind == STATE_EVENT_SET && !r.events[4].is_new &&
+          strcmp(r.events[4].value, "2b") == 0);
+    CHECK(r.events[5].kind == STATE_EVENT_EXPIRE && strcmp(r.events[5].key, "k2") == 0);
+    CHECK(r.events[6].kind == STATE_EVENT_PERSIST && strcmp(r.events[6].key, "k2") == 0);
     CHECK_RC(state_unwatch(w), STATE_CLOSED);
     CHECK_RC(state_watch(b, "k", NULL, &r, &w), STATE_INVALID_ARGUMENT);
     CHECK_RC(state_watch(b, NULL, record, &r, &w), STATE_INVALID_ARGUMENT);

@@ -329,3 +329,22 @@ fn a_reader_that_stops_early_is_not_an_error() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
+
+/// The Redis engine chosen by name needs the server's URL as `--store`: given a
+/// directory, `state` fails with the core's one message and creates nothing (it
+/// once made a sled store there).
+#[test]
+fn engine_redis_without_a_url_fails_and_creates_nothing() {
+    let env = Env::new();
+    env.state(&["--engine", "redis", "set", "u", "k", "v"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "engine \"redis\" needs the server's URL as the store path",
+        ));
+    assert!(
+        !env.store.exists(),
+        "nothing was created at {:?}",
+        env.store
+    );
+}

@@ -9,16 +9,15 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::cursor::Cursor;
-use crate::engine::{BucketHint, StorageEngine, Visit, WriteOp};
+use crate::commit::{Op, Prior, PutKind};
+use crate::engine::{BucketHint, Reader, StorageEngine, Visit};
 use crate::error::{Error, Result};
 use crate::expiry::{self, Ttl};
-use crate::iter::Iter;
 use crate::lend::Lending;
-use crate::limits;
+use crate::limits::{self, MAX_KEY_LEN};
 use crate::record::{self, Stored};
-use crate::store::{Shared, Store, Written};
-use crate::watch::{Change, EventKind};
+use crate::store::{Shared, Store};
+use crate::watch::{WatchOptions, Watcher};
 
 /// A named bucket: an ordered map from string keys to byte values.
 ///
@@ -164,13 +163,10 @@ impl Bucket {
         let shared = self.shared()?;
         limits::check_key(key)?;
         limits::check_value(key, value, shared.opts.max_value_size)?;
-        record::with_encoded(value, None, |stored| {
-            shared.write(&[WriteOp::Put {
-                bucket: &self.name,
-                key: key.as_bytes(),
-                value: stored,
-            }])
-        })
+        shared.apply(
+            &self.name,
+            &[Op::put(key.as_bytes(), value, None, Prior::Unknown)],
+        )
     }
 
     /// Sets `key` to `value` with a time to live: from `ttl` from now on, the key is
@@ -188,10 +184,9 @@ impl Bucket {
     pub fn delete(&self, key: &str) -> Result<bool> {
         limits::check_key(key)?;
         let shared = self.shared()?;
-        let index_bucket = expiry::index_bucket(&self.name);
-        shared.rmw(&self.name, |engine| {
+        shared.rmw(&self.name, |reader| {
             let mut found = Stored::Missing;
-            engine.get(&self.name, key.as_bytes(), &mut |raw| {
+            reader.get(&self.name, key.as_bytes(), &mut |raw| {
                 found = match stored(shared, raw, &mut None) {
                     Ok(s) => s.map(drop),
                     // A record with a damaged header is still removed.
@@ -201,40 +196,15 @@ impl Bucket {
                     },
                 };
             })?;
-            if found.is_stored() {
-                let index = found
-                    .deadline_ms()
-                    .map(|d| expiry::index_key(d, key.as_bytes()));
-                let mut ops = vec![WriteOp::Delete {
-                    bucket: &self.name,
-                    key: key.as_bytes(),
-                }];
-                if let Some(index) = &index {
-                    ops.push(WriteOp::Delete {
-                        bucket: &index_bucket,
-                        key: index,
-                    });
-                }
-                engine.write(&ops)?;
-            }
             let existed = found.live().is_some();
-            if found.is_stored() && shared.watch.active() {
-                shared.watch.publish(&[Change {
-                    bucket: &self.name,
-                    key: key.as_bytes(),
-                    kind: if existed {
-                        EventKind::Delete
-                    } else {
-                        EventKind::Expire
-                    },
-                    value: None,
-                }]);
-            }
-            Ok(if found.is_stored() {
-                Written::changed(existed)
-            } else {
-                Written::unchanged(existed)
-            })
+            let ops = match found {
+                Stored::Missing => Vec::new(),
+                _ => vec![Op::Delete {
+                    key: key.as_bytes().into(),
+                    prior: Prior::of(&found),
+                }],
+            };
+            Ok((existed, ops))
         })
     }
 
@@ -357,12 +327,9 @@ impl Bucket {
         let shared = self.shared()?;
         let max_value = shared.opts.max_value_size;
         let max_batch = shared.opts.max_batch_size;
-        // Every value encoded into one buffer (not an allocation each); per item, its
-        // key, where its encoding ends in `values`, and its expiry-index key.
-        let mut values: Vec<u8> = Vec::new();
-        let mut encoded: Vec<(K, usize, Option<Vec<u8>>)> = Vec::new();
+        let items: Vec<(K, V)> = items.into_iter().collect();
         let mut total = 0usize;
-        for (k, v) in items {
+        for (k, v) in &items {
             let (key, value) = (k.as_ref(), v.as_ref());
             limits::check_key(key)?;
             limits::check_value(key, value, max_value)?;
@@ -373,32 +340,15 @@ impl Bucket {
                     &*self.name
                 )));
             }
-            let index = deadline.map(|d| expiry::index_key(d, key.as_bytes()));
-            record::encode_into(&mut values, value, deadline);
-            encoded.push((k, values.len(), index));
         }
-        if encoded.is_empty() {
+        if items.is_empty() {
             return Ok(());
         }
-        let index_bucket = expiry::index_bucket(&self.name);
-        let mut ops: Vec<WriteOp<'_>> = Vec::with_capacity(encoded.len() * 2);
-        let mut start = 0;
-        for (k, end, index) in &encoded {
-            ops.push(WriteOp::Put {
-                bucket: &self.name,
-                key: k.as_ref().as_bytes(),
-                value: &values[start..*end],
-            });
-            start = *end;
-            if let Some(index) = index {
-                ops.push(WriteOp::Put {
-                    bucket: &index_bucket,
-                    key: index,
-                    value: &[],
-                });
-            }
-        }
-        shared.write(&ops)
+        let ops: Vec<Op<'_>> = items
+            .iter()
+            .map(|(k, v)| Op::put(k.as_ref().as_bytes(), v.as_ref(), deadline, Prior::Unknown))
+            .collect();
+        shared.apply(&self.name, &ops)
     }
 
     /// Gives an existing key a time to live of `ttl` from now, replacing any it had.
@@ -421,7 +371,8 @@ impl Bucket {
         self.rewrite_deadline(shared, key, None, |old| old.is_some())
     }
 
-    /// Rewrites a live record's deadline (and its index entry) if `wanted(old)`.
+    /// Rewrites a live record's deadline (the commit point moves its index entry)
+    /// if `wanted(old)`.
     fn rewrite_deadline(
         &self,
         shared: &Shared,
@@ -429,43 +380,30 @@ impl Bucket {
         deadline: Option<u64>,
         wanted: impl Fn(Option<u64>) -> bool,
     ) -> Result<bool> {
-        let index_bucket = expiry::index_bucket(&self.name);
-        shared.rmw(&self.name, |engine| {
+        shared.rmw(&self.name, |reader| {
             let mut found = Ok(Stored::Missing);
-            engine.get(&self.name, key.as_bytes(), &mut |raw| {
+            reader.get(&self.name, key.as_bytes(), &mut |raw| {
                 found = stored(shared, raw, &mut None).map(|s| s.map(<[u8]>::to_vec));
             })?;
             let found = found?;
+            let prior = Prior::of(&found);
             let old = found.deadline_ms();
             let Some(value) = found.live() else {
-                return Ok(Written::unchanged(false));
+                return Ok((false, Vec::new()));
             };
             if !wanted(old) {
-                return Ok(Written::unchanged(false));
+                return Ok((false, Vec::new()));
             }
-            let stored = record::encode(&value, deadline);
-            let old_index = old.map(|d| expiry::index_key(d, key.as_bytes()));
-            let new_index = deadline.map(|d| expiry::index_key(d, key.as_bytes()));
-            let mut ops = vec![WriteOp::Put {
-                bucket: &self.name,
-                key: key.as_bytes(),
-                value: &stored,
-            }];
-            if let Some(k) = &old_index {
-                ops.push(WriteOp::Delete {
-                    bucket: &index_bucket,
-                    key: k,
-                });
-            }
-            if let Some(k) = &new_index {
-                ops.push(WriteOp::Put {
-                    bucket: &index_bucket,
-                    key: k,
-                    value: &[],
-                });
-            }
-            engine.write(&ops)?;
-            Ok(Written::changed(true))
+            Ok((
+                true,
+                vec![Op::Put {
+                    key: key.as_bytes().into(),
+                    value: value.into(),
+                    deadline,
+                    prior,
+                    kind: PutKind::Deadline,
+                }],
+            ))
         })
     }
 
@@ -502,7 +440,9 @@ impl Bucket {
         let engine = shared.engine()?;
         let stored = engine.count(&self.name)?;
         // Expired records not yet swept are still stored: count them out.
-        let expired = expiry::expired_in_bucket(shared, &*engine, &self.name)?;
+        let now = shared.opts.clock.now_ms();
+        let expired =
+            expiry::expired_in_bucket(Reader::new(&*engine), &shared.path, &self.name, now)?;
         Ok(stored.saturating_sub(expired))
     }
 
@@ -535,37 +475,6 @@ impl Bucket {
             ))
         })?;
         self.set(key, bytes)
-    }
-
-    /// A cursor positioned before the first key.
-    pub fn cursor(&self) -> Result<Cursor> {
-        self.shared()?;
-        Ok(Cursor::new(self.clone()))
-    }
-
-    /// All live records in key order; `.rev()` for descending order.
-    pub fn iter(&self) -> Iter {
-        Iter::new(self.clone(), Bound::Unbounded, Bound::Unbounded)
-    }
-
-    /// Live records with keys in `range` (e.g. `"a".."m"`, `"k"..`), in key order.
-    pub fn range<'r, R: RangeBounds<&'r str>>(&self, range: R) -> Iter {
-        let own = |b: Bound<&&str>| match b {
-            Bound::Included(s) => Bound::Included((*s).to_string()),
-            Bound::Excluded(s) => Bound::Excluded((*s).to_string()),
-            Bound::Unbounded => Bound::Unbounded,
-        };
-        Iter::new(
-            self.clone(),
-            own(range.start_bound()),
-            own(range.end_bound()),
-        )
-    }
-
-    /// Live records whose keys start with `prefix`, in key order.
-    pub fn prefix(&self, prefix: &str) -> Iter {
-        let (lower, upper) = prefix_bounds(prefix);
-        Iter::new(self.clone(), lower, upper)
     }
 
     /// Up to `limit` live entries within the bounds, in key order (descending if
@@ -651,6 +560,90 @@ impl Bucket {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+}
+
+impl Store {
+    /// A bucket by name. Buckets need no creating: a bucket exists while it holds a
+    /// record. Cheap; the returned [`Bucket`] is `Clone + Send + Sync`.
+    ///
+    /// # Errors
+    /// *invalid argument* if the name is empty, longer than 255 bytes or contains a
+    /// control character; *closed* if this handle was closed.
+    pub fn bucket(&self, name: &str) -> Result<Bucket> {
+        self.shared()?;
+        limits::check_bucket_name(name)?;
+        Ok(Bucket::new(self.clone(), name))
+    }
+
+    /// Number of live watchers on this store (all handles), for tests and metrics.
+    ///
+    /// # Errors
+    /// *closed* if this handle was closed.
+    pub fn watcher_count(&self) -> Result<usize> {
+        Ok(self.shared()?.watch().count())
+    }
+}
+
+impl Bucket {
+    /// Watches the keys of this bucket that start with `prefix` (`""`: every key).
+    /// The watcher receives an [`Event`](crate::Event) for every change committed
+    /// after this call returns, in commit order, a batch (`set_multiple`, a
+    /// transaction) as its events in order, each only after the write is visible to
+    /// reads (in sync mode possibly before it is durable). Each event has a kind
+    /// ([`EventKind`](crate::EventKind)): a set (with the new value, and whether it
+    /// created the key), a delete, an *expire* or *persist* when only the key's
+    /// deadline was set, changed or removed, and *expired* when a record whose
+    /// deadline passed was removed.
+    ///
+    /// *Expired* events come when the expired record is removed: by the background
+    /// sweeper, so up to one sweep interval (default 1 s) after the deadline, or at
+    /// [`crate::Store::sweep_expired`], or earlier if a write (a `delete`, a
+    /// transaction) touches the expired key. Reads do not remove expired records and
+    /// send no event.
+    ///
+    /// The queue holds [`DEFAULT_WATCH_CAPACITY`](crate::DEFAULT_WATCH_CAPACITY) notices; see
+    /// [`Bucket::watch_with_capacity`].
+    ///
+    /// # Errors
+    /// *invalid argument* for a prefix longer than the longest key (1024 bytes);
+    /// *closed*.
+    pub fn watch(&self, prefix: &str) -> Result<Watcher> {
+        self.watch_with(prefix, WatchOptions::default())
+    }
+
+    /// Like [`Bucket::watch`] with a queue of `capacity` notices (at least 1).
+    ///
+    /// # Errors
+    /// As [`Bucket::watch`], and *invalid argument* for a zero capacity.
+    pub fn watch_with_capacity(&self, prefix: &str, capacity: usize) -> Result<Watcher> {
+        self.watch_with(
+            prefix,
+            WatchOptions {
+                capacity,
+                ..WatchOptions::default()
+            },
+        )
+    }
+
+    /// Like [`Bucket::watch`] with the queue's bounds and contents chosen by `opts`.
+    ///
+    /// # Errors
+    /// As [`Bucket::watch`], and *invalid argument* for a zero capacity.
+    pub fn watch_with(&self, prefix: &str, opts: WatchOptions) -> Result<Watcher> {
+        let capacity = opts.capacity;
+        if prefix.len() > MAX_KEY_LEN {
+            return Err(Error::invalid(format!(
+                "watch prefix is {} bytes, more than the longest key ({MAX_KEY_LEN})",
+                prefix.len()
+            )));
+        }
+        if capacity == 0 {
+            return Err(Error::invalid("watch capacity must be at least 1"));
+        }
+        let handle = self.store().handle_id();
+        let shared = self.shared()?;
+        shared.register_watch(|hub| hub.register(self.name(), prefix, handle, opts))
     }
 }
 

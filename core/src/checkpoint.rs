@@ -20,9 +20,34 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{StorageEngine, WriteOp};
+use crate::engine::{Engine, StorageEngine, WriteOp};
 use crate::error::{Error, Result};
 use crate::fileio::Io;
+
+impl Engine {
+    /// The engine the store in `dir` was created with, as recorded in its marker
+    /// file; `None` if `dir` does not exist or holds no libstate store. Lets a tool
+    /// open an existing store without being told its engine.
+    ///
+    /// # Errors
+    /// *corrupt* if the marker cannot be parsed or names an engine that is not built
+    /// into `state-core`; *I/O* if it exists but cannot be read.
+    pub fn detect(dir: impl AsRef<Path>) -> Result<Option<Engine>> {
+        let dir = dir.as_ref();
+        if !dir.is_dir() {
+            return Ok(None);
+        }
+        let Some(marker) = read_marker(dir)? else {
+            return Ok(None);
+        };
+        marker.engine.parse().map(Some).map_err(|_| {
+            Error::corrupt(
+                &dir.join(MARKER_FILE),
+                format!("store marker names an unknown engine {:?}", marker.engine),
+            )
+        })
+    }
+}
 
 /// The marker file's name inside the store directory.
 pub(crate) const MARKER_FILE: &str = "libstate.meta";

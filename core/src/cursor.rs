@@ -197,3 +197,11 @@ impl Cursor {
         entry
     }
 }
+
+impl Bucket {
+    /// A cursor positioned before the first key.
+    pub fn cursor(&self) -> Result<Cursor> {
+        self.shared()?;
+        Ok(Cursor::new(self.clone()))
+    }
+}

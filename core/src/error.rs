@@ -12,7 +12,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The stable category of an [`Error`].
 ///
-/// Bindings map these one to one: C `state_status` codes, Python exception classes.
+/// Each binding maps every kind to its own C `state_status` code and Python
+/// exception class ([`ErrorKind::ALL`] lists them for their tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
@@ -32,11 +33,31 @@ pub enum ErrorKind {
     TooLarge,
     /// The store handle (or the bucket or cursor taken from it) was closed.
     Closed,
+    /// A read-modify-write (a transaction, `delete`, `expire`, a sweep) on a store
+    /// that other processes write at the same time (the Redis engine) lost the race
+    /// to their writes too many times in a row. Nothing was written; retrying is
+    /// safe.
+    Conflict,
     /// A bug in libstate or an engine (for example a caught panic). Please report it.
     Internal,
 }
 
 impl ErrorKind {
+    /// Every kind, for the bindings and their tests: each binding maps every kind
+    /// listed here to a code or exception of its own (only *internal* to its
+    /// internal one), and its tests iterate this list, so a kind added here fails
+    /// them until they learn it.
+    pub const ALL: &'static [ErrorKind] = &[
+        ErrorKind::InvalidArgument,
+        ErrorKind::Locked,
+        ErrorKind::Corrupt,
+        ErrorKind::Io,
+        ErrorKind::TooLarge,
+        ErrorKind::Closed,
+        ErrorKind::Conflict,
+        ErrorKind::Internal,
+    ];
+
     /// A short lowercase name, stable across releases (used by bindings and the CLI).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -46,8 +67,14 @@ impl ErrorKind {
             ErrorKind::Io => "I/O",
             ErrorKind::TooLarge => "too large",
             ErrorKind::Closed => "closed",
+            ErrorKind::Conflict => "conflict",
             ErrorKind::Internal => "internal",
         }
+    }
+
+    /// Whether the operation may succeed if tried again unchanged (a *conflict*).
+    pub fn is_retryable(self) -> bool {
+        matches!(self, ErrorKind::Conflict)
     }
 }
 
@@ -94,6 +121,9 @@ pub enum Error {
     /// See [`ErrorKind::Closed`].
     #[error("the store is closed")]
     Closed,
+    /// See [`ErrorKind::Conflict`].
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// See [`ErrorKind::Internal`].
     #[error("internal error: {0}")]
     Internal(String),
@@ -109,7 +139,31 @@ impl Error {
             Error::Io { .. } => ErrorKind::Io,
             Error::TooLarge(_) => ErrorKind::TooLarge,
             Error::Closed => ErrorKind::Closed,
+            Error::Conflict(_) => ErrorKind::Conflict,
             Error::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// An error of `kind` with `message`, for the bindings' tests of their mapping
+    /// of kinds (see [`ErrorKind::ALL`]). Not a stable API.
+    #[doc(hidden)]
+    pub fn example(kind: ErrorKind, message: &str) -> Error {
+        let path = PathBuf::from(message);
+        match kind {
+            ErrorKind::InvalidArgument => Error::InvalidArgument(message.into()),
+            ErrorKind::Locked => Error::Locked { path },
+            ErrorKind::Corrupt => Error::Corrupt {
+                path,
+                detail: message.into(),
+            },
+            ErrorKind::Io => Error::Io {
+                path,
+                source: io::Error::other(message),
+            },
+            ErrorKind::TooLarge => Error::TooLarge(message.into()),
+            ErrorKind::Closed => Error::Closed,
+            ErrorKind::Conflict => Error::Conflict(message.into()),
+            ErrorKind::Internal => Error::Internal(message.into()),
         }
     }
 
@@ -142,6 +196,7 @@ impl Error {
                 source: io::Error::new(source.kind(), source.to_string()),
             },
             Error::TooLarge(m) => Error::TooLarge(m.clone()),
+            Error::Conflict(m) => Error::Conflict(m.clone()),
             Error::Closed => Error::Closed,
             Error::Internal(m) => Error::Internal(m.clone()),
         }
@@ -238,6 +293,29 @@ mod tests {
     /// What sled 0.34's `Clone` makes of an I/O error.
     fn sled_copy(e: &io::Error) -> io::Error {
         io::Error::new(e.kind(), format!("{e:?}"))
+    }
+
+    /// `ErrorKind::ALL` holds every kind once: a kind added to the enum does not
+    /// compile here until it has a position, and the length check then fails until
+    /// it is listed.
+    #[test]
+    fn all_lists_every_kind_once() {
+        for (i, &k) in ErrorKind::ALL.iter().enumerate() {
+            let position = match k {
+                ErrorKind::InvalidArgument => 0,
+                ErrorKind::Locked => 1,
+                ErrorKind::Corrupt => 2,
+                ErrorKind::Io => 3,
+                ErrorKind::TooLarge => 4,
+                ErrorKind::Closed => 5,
+                ErrorKind::Conflict => 6,
+                ErrorKind::Internal => 7,
+            };
+            assert_eq!(position, i, "{k}");
+            assert_eq!(Error::example(k, "m").kind(), k);
+            assert_eq!(k.is_retryable(), k == ErrorKind::Conflict);
+        }
+        assert_eq!(ErrorKind::ALL.len(), 8);
     }
 
     #[test]

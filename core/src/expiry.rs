@@ -1,11 +1,14 @@
-//! Expiry (TTL): the deadline index and the sweeper.
+//! Expiry (TTL): the deadline index, and what the sweeper finds due. A leaf: it reads
+//! through an engine [`Reader`] and names the index's keys; the commit point
+//! (`crate::commit`) derives the index operations of every write from these keys, and
+//! the store's sweeper commits the removals of what [`due`] returns.
 //!
 //! A record with a TTL carries its absolute deadline (unix ms) in its header (see
 //! `record`), which is what every read checks: an expired record is invisible from
 //! the moment its deadline passes. Physical removal is the sweeper's job. It walks an
 //! index ordered by deadline, kept per bucket in an internal companion bucket
 //! ([`index_bucket`]) with entries `deadline(u64 BE) key -> ""`, written in the same
-//! atomic batch as the record. So a sweep costs O(expired keys), never O(store
+//! atomic batch as the record (the commit point writes both). So a sweep costs O(expired keys), never O(store
 //! size), records without a TTL have no index entry at all, and every batch stays
 //! within one bucket and its companions (an engine that shards by bucket, such as
 //! Redis Cluster, keeps them on one shard).
@@ -21,13 +24,12 @@
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::path::Path;
 use std::time::Duration;
 
-use crate::engine::{self, StorageEngine, Visit, WriteOp};
+use crate::engine::{self, Reader, StorageEngine, Visit, WriteOp};
 use crate::error::{Error, Result};
 use crate::record;
-use crate::store::{Shared, Written};
-use crate::watch::{Change, EventKind};
 
 /// The single index bucket of the old layout, spanning every bucket. It starts with
 /// a control character, which user bucket names cannot contain.
@@ -37,7 +39,7 @@ pub(crate) const OLD_INDEX_BUCKET: &str = "\u{1}expiry";
 const INDEX_KIND: &str = "expiry";
 
 /// Index entries handled per write batch by the sweeper and the migration.
-const SWEEP_BATCH: usize = 1000;
+pub(crate) const SWEEP_BATCH: usize = 1000;
 /// The remaining time to live of a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ttl {
@@ -100,11 +102,16 @@ fn indexed_bucket(name: &str) -> Option<&str> {
     (home != name && name == index_bucket(home)).then_some(home)
 }
 
+/// Appends the index key of (deadline, key) within a bucket's index to `out`.
+pub(crate) fn index_key_into(out: &mut Vec<u8>, deadline_ms: u64, key: &[u8]) {
+    out.extend_from_slice(&deadline_ms.to_be_bytes());
+    out.extend_from_slice(key);
+}
+
 /// The index key of (deadline, key) within a bucket's index.
-pub(crate) fn index_key(deadline_ms: u64, key: &[u8]) -> Vec<u8> {
+fn index_key(deadline_ms: u64, key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(8 + key.len());
-    k.extend_from_slice(&deadline_ms.to_be_bytes());
-    k.extend_from_slice(key);
+    index_key_into(&mut k, deadline_ms, key);
     k
 }
 
@@ -130,18 +137,19 @@ fn parse_old_index_key(k: &[u8]) -> Option<(u64, &str, &[u8])> {
 }
 
 /// An index entry together with whether it still describes its record.
-struct IndexEntry {
-    raw: Vec<u8>,
-    key: Vec<u8>,
+pub(crate) struct IndexEntry {
+    pub deadline: u64,
+    pub key: Vec<u8>,
     /// The record exists and carries exactly this entry's deadline.
-    current: bool,
+    pub current: bool,
 }
 
 /// Reads the index entries of `bucket` with deadlines in `(lower..upper)` and checks
-/// each against its record. `limit` bounds how many are read.
+/// each against its record (a damaged record names `path`). `limit` bounds how many
+/// are read.
 fn index_entries(
-    shared: &Shared,
-    engine: &dyn StorageEngine,
+    engine: Reader<'_>,
+    path: &Path,
     bucket: &str,
     lower: Bound<&[u8]>,
     upper: Bound<&[u8]>,
@@ -160,7 +168,7 @@ fn index_entries(
     let mut keys: Vec<&[u8]> = Vec::with_capacity(raw_keys.len());
     for raw in &raw_keys {
         let Some((deadline, key)) = parse_index_key(raw) else {
-            return Err(Error::corrupt(&shared.path, "malformed expiry index entry"));
+            return Err(Error::corrupt(path, "malformed expiry index entry"));
         };
         deadlines.push(deadline);
         keys.push(key);
@@ -168,15 +176,15 @@ fn index_entries(
     // One batched lookup of the records, not one read per entry.
     let mut current = vec![false; keys.len()];
     engine.get_many(bucket, &keys, &mut |i, v| {
-        current[i] =
-            record::decode(v, &shared.path).is_ok_and(|r| r.deadline_ms == Some(deadlines[i]));
+        current[i] = record::decode(v, path).is_ok_and(|r| r.deadline_ms == Some(deadlines[i]));
     })?;
     Ok(raw_keys
         .iter()
+        .zip(deadlines)
         .zip(current)
-        .map(|(raw, current)| IndexEntry {
+        .map(|((raw, deadline), current)| IndexEntry {
+            deadline,
             key: raw[8..].to_vec(),
-            raw: raw.clone(),
             current,
         })
         .collect())
@@ -188,7 +196,7 @@ fn upto(now_ms: u64) -> [u8; 8] {
 }
 
 /// The user buckets that have an expiry index (entries, due or not).
-fn indexed_buckets(engine: &dyn StorageEngine) -> Result<Vec<String>> {
+pub(crate) fn indexed_buckets(engine: Reader<'_>) -> Result<Vec<String>> {
     Ok(engine
         .bucket_names()?
         .iter()
@@ -197,102 +205,37 @@ fn indexed_buckets(engine: &dyn StorageEngine) -> Result<Vec<String>> {
         .collect())
 }
 
-/// One batch of a sweep.
-struct SweptBatch {
-    /// Records removed.
-    removed: u64,
-    /// Whether the batch was full, so more index entries may be due.
-    more: bool,
-}
-
-/// Removes every record whose deadline has passed, and stale index entries, in
-/// batches, bucket by bucket (each batch is one read-modify-write of one bucket).
-/// Returns the number of records removed.
-pub(crate) fn sweep(shared: &Shared) -> Result<u64> {
-    let buckets = {
-        let engine = shared.engine()?;
-        indexed_buckets(&*engine)?
-    };
-    let mut removed = 0u64;
-    for bucket in &buckets {
-        removed += sweep_bucket(shared, bucket)?;
-    }
-    Ok(removed)
-}
-
-/// [`sweep`] for one bucket.
-fn sweep_bucket(shared: &Shared, bucket: &str) -> Result<u64> {
-    let index = index_bucket(bucket);
-    let mut removed = 0u64;
-    loop {
-        let now = shared.opts.clock.now_ms();
-        let upper = upto(now);
-        let batch = shared.rmw(bucket, |engine| {
-            let entries = index_entries(
-                shared,
-                engine,
-                bucket,
-                Bound::Unbounded,
-                Bound::Excluded(&upper),
-                SWEEP_BATCH,
-            )?;
-            if entries.is_empty() {
-                return Ok(Written::unchanged(SweptBatch {
-                    removed: 0,
-                    more: false,
-                }));
-            }
-            let mut ops = Vec::with_capacity(entries.len() * 2);
-            let mut n = 0u64;
-            for e in &entries {
-                ops.push(WriteOp::Delete {
-                    bucket: &index,
-                    key: &e.raw,
-                });
-                if e.current {
-                    n += 1;
-                    ops.push(WriteOp::Delete {
-                        bucket,
-                        key: &e.key,
-                    });
-                }
-            }
-            engine.write(&ops)?;
-            if shared.watch.active() {
-                let changes: Vec<Change<'_>> = entries
-                    .iter()
-                    .filter(|e| e.current)
-                    .map(|e| Change {
-                        bucket,
-                        key: &e.key,
-                        kind: EventKind::Expire,
-                        value: None,
-                    })
-                    .collect();
-                shared.watch.publish(&changes);
-            }
-            Ok(Written::changed(SweptBatch {
-                removed: n,
-                more: entries.len() == SWEEP_BATCH,
-            }))
-        })?;
-        removed += batch.removed;
-        if !batch.more {
-            return Ok(removed);
-        }
-    }
+/// Up to [`SWEEP_BATCH`] index entries of `bucket` due at `now_ms` (deadline at or
+/// before it), each checked against its record: the sweeper removes the records of
+/// the current ones and drops the stale ones.
+pub(crate) fn due(
+    engine: Reader<'_>,
+    path: &Path,
+    bucket: &str,
+    now_ms: u64,
+) -> Result<Vec<IndexEntry>> {
+    let upper = upto(now_ms);
+    index_entries(
+        engine,
+        path,
+        bucket,
+        Bound::Unbounded,
+        Bound::Excluded(&upper),
+        SWEEP_BATCH,
+    )
 }
 
 /// Number of records that have expired but are still stored, per bucket (buckets
 /// without any are absent). One pass over the due part of each index: O(buckets +
 /// expired).
 pub(crate) fn expired_by_bucket(
-    shared: &Shared,
-    engine: &dyn StorageEngine,
+    engine: Reader<'_>,
+    path: &Path,
+    now_ms: u64,
 ) -> Result<BTreeMap<String, u64>> {
     let mut out = BTreeMap::new();
     for bucket in indexed_buckets(engine)? {
-        let n = expired_in_bucket(shared, engine, &bucket)?;
+        let n = expired_in_bucket(engine, path, &bucket, now_ms)?;
         if n > 0 {
             out.insert(bucket, n);
         }
@@ -302,14 +245,15 @@ pub(crate) fn expired_by_bucket(
 
 /// Number of records of `bucket` that have expired but are still stored.
 pub(crate) fn expired_in_bucket(
-    shared: &Shared,
-    engine: &dyn StorageEngine,
+    engine: Reader<'_>,
+    path: &Path,
     bucket: &str,
+    now_ms: u64,
 ) -> Result<u64> {
-    let upper = upto(shared.opts.clock.now_ms());
+    let upper = upto(now_ms);
     let entries = index_entries(
-        shared,
         engine,
+        path,
         bucket,
         Bound::Unbounded,
         Bound::Excluded(&upper),
@@ -319,13 +263,13 @@ pub(crate) fn expired_in_bucket(
 }
 
 /// Number of live records that have a TTL, over all buckets.
-pub(crate) fn expiring(shared: &Shared, engine: &dyn StorageEngine) -> Result<u64> {
-    let lower = upto(shared.opts.clock.now_ms());
+pub(crate) fn expiring(engine: Reader<'_>, path: &Path, now_ms: u64) -> Result<u64> {
+    let lower = upto(now_ms);
     let mut n = 0u64;
     for bucket in indexed_buckets(engine)? {
         let entries = index_entries(
-            shared,
             engine,
+            path,
             &bucket,
             Bound::Included(&lower),
             Bound::Unbounded,
@@ -338,12 +282,12 @@ pub(crate) fn expiring(shared: &Shared, engine: &dyn StorageEngine) -> Result<u6
 
 /// Number of records, expired or not, that have a TTL and an index entry matching
 /// it (what `Store::check` compares with the records that carry a deadline).
-pub(crate) fn indexed(shared: &Shared, engine: &dyn StorageEngine) -> Result<u64> {
+pub(crate) fn indexed(engine: Reader<'_>, path: &Path) -> Result<u64> {
     let mut n = 0u64;
     for bucket in indexed_buckets(engine)? {
         let entries = index_entries(
-            shared,
             engine,
+            path,
             &bucket,
             Bound::Unbounded,
             Bound::Unbounded,
@@ -363,7 +307,7 @@ pub(crate) fn indexed(shared: &Shared, engine: &dyn StorageEngine) -> Result<u64
 /// # Errors
 /// *corrupt* for an entry that cannot be parsed (nothing of that batch is written);
 /// engine errors.
-pub(crate) fn migrate(path: &std::path::Path, engine: &dyn StorageEngine) -> Result<u64> {
+pub(crate) fn migrate(path: &Path, engine: &dyn StorageEngine) -> Result<u64> {
     let mut moved = 0u64;
     loop {
         let mut raw_keys: Vec<Vec<u8>> = Vec::new();

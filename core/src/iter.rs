@@ -1,9 +1,9 @@
 //! [`Iter`]: Rust iterators over a bucket (full, range, prefix; both directions).
 
 use std::collections::VecDeque;
-use std::ops::Bound;
+use std::ops::{Bound, RangeBounds};
 
-use crate::bucket::{Bucket, Entry};
+use crate::bucket::{prefix_bounds, Bucket, Entry};
 use crate::error::Result;
 
 const FIRST_CHUNK: usize = 16;
@@ -133,3 +133,30 @@ impl DoubleEndedIterator for Iter {
 }
 
 impl std::iter::FusedIterator for Iter {}
+
+impl Bucket {
+    /// All live records in key order; `.rev()` for descending order.
+    pub fn iter(&self) -> Iter {
+        Iter::new(self.clone(), Bound::Unbounded, Bound::Unbounded)
+    }
+
+    /// Live records with keys in `range` (e.g. `"a".."m"`, `"k"..`), in key order.
+    pub fn range<'r, R: RangeBounds<&'r str>>(&self, range: R) -> Iter {
+        let own = |b: Bound<&&str>| match b {
+            Bound::Included(s) => Bound::Included((*s).to_string()),
+            Bound::Excluded(s) => Bound::Excluded((*s).to_string()),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        Iter::new(
+            self.clone(),
+            own(range.start_bound()),
+            own(range.end_bound()),
+        )
+    }
+
+    /// Live records whose keys start with `prefix`, in key order.
+    pub fn prefix(&self, prefix: &str) -> Iter {
+        let (lower, upper) = prefix_bounds(prefix);
+        Iter::new(self.clone(), lower, upper)
+    }
+}

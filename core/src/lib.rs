@@ -38,10 +38,11 @@
 #![deny(unsafe_code)]
 
 mod backup;
-mod batch;
+mod batch_reads;
 mod bucket;
 mod checkpoint;
 mod clock;
+mod commit;
 mod cursor;
 pub mod engine;
 mod error;
@@ -71,7 +72,7 @@ pub mod fuzzing {
 }
 
 pub use backup::BackupReport;
-pub use batch::{FoundValues, ScanRange};
+pub use batch_reads::{FoundValues, ScanRange};
 pub use bucket::{prefix_bounds, Bucket, Entry};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use cursor::{Cursor, Position};

@@ -1,4 +1,5 @@
-//! The size and character rules for keys, bucket names and values (design.md §3),
+//! The size and character rules for keys, bucket names and values (docs/guarantees.md,
+//! "Keys, names, values"),
 //! checked once here before anything reaches an engine.
 
 use crate::error::{Error, Result};

@@ -175,7 +175,7 @@ impl Store {
         let with_ttl = report.with_ttl();
         let indexed = shared
             .engine()
-            .and_then(|engine| expiry::indexed(shared, &*engine));
+            .and_then(|engine| expiry::indexed(engine::Reader::new(&*engine), &shared.path));
         match indexed {
             Ok(n) => {
                 if n != with_ttl {

@@ -22,7 +22,7 @@ impl Store {
     pub fn probe_write(&self) -> Result<()> {
         let shared = self.shared()?;
         let now = shared.opts.clock.now_ms().to_be_bytes();
-        shared.write(&[WriteOp::Put {
+        shared.write_internal(&[WriteOp::Put {
             bucket: META_BUCKET,
             key: PROBE_KEY,
             value: &now,

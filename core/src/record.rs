@@ -14,6 +14,7 @@ const EXPIRING: u8 = 1;
 const DEADLINE_LEN: usize = 8;
 
 /// Encodes a value with an optional absolute deadline (unix milliseconds).
+#[cfg(test)]
 pub(crate) fn encode(value: &[u8], deadline_ms: Option<u64>) -> Vec<u8> {
     let header = match deadline_ms {
         None => 1,
@@ -35,42 +36,6 @@ pub(crate) fn encode_into(out: &mut Vec<u8>, value: &[u8], deadline_ms: Option<u
         }
     }
     out.extend_from_slice(value);
-}
-
-/// Values up to this size are encoded in a reused per-thread buffer; larger ones get
-/// their own allocation so a thread never keeps a huge buffer alive.
-const REUSE_MAX: usize = 64 << 10;
-
-thread_local! {
-    static ENCODE_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Calls `f` with the encoded form of `value`, without allocating for small values
-/// (engines copy what they store, so the encoding only lives for the call).
-pub(crate) fn with_encoded<R>(
-    value: &[u8],
-    deadline_ms: Option<u64>,
-    f: impl FnOnce(&[u8]) -> R,
-) -> R {
-    if value.len() > REUSE_MAX {
-        return f(&encode(value, deadline_ms));
-    }
-    ENCODE_BUF.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buf) => {
-            buf.clear();
-            match deadline_ms {
-                None => buf.push(PLAIN),
-                Some(d) => {
-                    buf.push(EXPIRING);
-                    buf.extend_from_slice(&d.to_be_bytes());
-                }
-            }
-            buf.extend_from_slice(value);
-            f(&buf)
-        }
-        // Only if `f` itself encodes again (it does not today): stay correct.
-        Err(_) => f(&encode(value, deadline_ms)),
-    })
 }
 
 /// A decoded stored value.
@@ -123,11 +88,6 @@ impl<V> Stored<V> {
             Stored::Live { value, .. } => Some(value),
             Stored::Missing | Stored::Expired { .. } => None,
         }
-    }
-
-    /// Whether a record is stored, live or expired.
-    pub(crate) fn is_stored(&self) -> bool {
-        !matches!(self, Stored::Missing)
     }
 
     /// The stored record's deadline, live or expired.
@@ -222,23 +182,6 @@ mod tests {
             Stored::of(&a, p, no_clock).unwrap().live(),
             Some(&b"hello"[..])
         );
-    }
-
-    #[test]
-    fn reused_buffer_encodes_like_encode() {
-        for (v, d) in [
-            (&b"abc"[..], None),
-            (&b""[..], Some(7u64)),
-            (&[9u8; 70_000][..], Some(1)),
-        ] {
-            with_encoded(v, d, |e| assert_eq!(e, encode(v, d).as_slice()));
-            with_encoded(v, d, |e| {
-                with_encoded(b"x", None, |inner| {
-                    assert_eq!(e, encode(v, d).as_slice());
-                    assert_eq!(inner, encode(b"x", None).as_slice());
-                })
-            });
-        }
     }
 
     #[test]

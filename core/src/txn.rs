@@ -16,13 +16,12 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use crate::bucket::Bucket;
-use crate::engine::{StorageEngine, Visit, WriteOp};
+use crate::commit::{Op, Prior, PutKind};
+use crate::engine::{Reader, Visit};
 use crate::error::{Error, Result};
-use crate::expiry;
 use crate::limits;
 use crate::record::{self, Stored};
-use crate::store::{Shared, Written};
-use crate::watch::{Change, EventKind};
+use crate::store::Shared;
 
 /// A live record as a transaction sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,11 +74,11 @@ impl Usage {
     }
 }
 
-/// One key's state: what was stored when the transaction first read it (its raw
-/// deadline, even if expired, so the index entry can be removed), and what the
-/// transaction has made of it.
+/// One key's state in a transaction: what was stored when the transaction first
+/// read it (its raw deadline, even if expired, so the index entry can be removed),
+/// and what the transaction has made of it.
 #[derive(Debug)]
-struct Slot {
+struct KeyState {
     /// The record as stored before the transaction: `None` if absent; the deadline
     /// is kept even when the record has expired.
     original: Option<(Option<u64>, usize)>,
@@ -89,15 +88,17 @@ struct Slot {
     current: Option<Record>,
     /// Whether the transaction wrote this key.
     dirty: bool,
+    /// Whether it wrote the value (not only the deadline).
+    value_written: bool,
 }
 
 /// An open transaction on one bucket; see [`Bucket::transaction`].
 pub struct Txn<'a> {
     bucket: &'a Bucket,
     shared: &'a Shared,
-    engine: &'a dyn StorageEngine,
+    reader: Reader<'a>,
     now: u64,
-    slots: BTreeMap<String, Slot>,
+    keys: BTreeMap<String, KeyState>,
 }
 
 impl std::fmt::Debug for Txn<'_> {
@@ -105,7 +106,7 @@ impl std::fmt::Debug for Txn<'_> {
         f.debug_struct("Txn")
             .field("bucket", &self.bucket.name())
             .field("now", &self.now)
-            .field("keys", &self.slots.len())
+            .field("keys", &self.keys.len())
             .finish()
     }
 }
@@ -122,14 +123,14 @@ impl<'a> Txn<'a> {
         self.bucket
     }
 
-    fn slot(&mut self, key: &str) -> Result<&mut Slot> {
+    fn state(&mut self, key: &str) -> Result<&mut KeyState> {
         limits::check_key(key)?;
-        match self.slots.entry(key.to_string()) {
+        match self.keys.entry(key.to_string()) {
             MapEntry::Occupied(o) => Ok(o.into_mut()),
             MapEntry::Vacant(v) => {
                 let now = self.now;
                 let mut found: Option<Result<Stored<Vec<u8>>>> = None;
-                self.engine
+                self.reader
                     .get(self.bucket.name(), key.as_bytes(), &mut |raw| {
                         found = Some(
                             record::Stored::of(raw, &self.shared.path, || now)
@@ -137,20 +138,22 @@ impl<'a> Txn<'a> {
                         );
                     })?;
                 let stored = found.transpose()?.unwrap_or(Stored::Missing);
-                let slot = match stored {
-                    Stored::Missing => Slot {
+                let state = match stored {
+                    Stored::Missing => KeyState {
                         original: None,
                         original_live: false,
                         current: None,
                         dirty: false,
+                        value_written: false,
                     },
-                    Stored::Expired { deadline_ms } => Slot {
+                    Stored::Expired { deadline_ms } => KeyState {
                         original: Some((Some(deadline_ms), 0)),
                         original_live: false,
                         current: None,
                         dirty: false,
+                        value_written: false,
                     },
-                    Stored::Live { value, deadline_ms } => Slot {
+                    Stored::Live { value, deadline_ms } => KeyState {
                         original: Some((deadline_ms, value.len())),
                         original_live: true,
                         current: Some(Record {
@@ -158,9 +161,10 @@ impl<'a> Txn<'a> {
                             expires_at_ms: deadline_ms,
                         }),
                         dirty: false,
+                        value_written: false,
                     },
                 };
-                Ok(v.insert(slot))
+                Ok(v.insert(state))
             }
         }
     }
@@ -171,7 +175,7 @@ impl<'a> Txn<'a> {
     /// *invalid argument* for a bad key; *corrupt* for an undecodable record; engine
     /// errors.
     pub fn get(&mut self, key: &str) -> Result<Option<&Record>> {
-        Ok(self.slot(key)?.current.as_ref())
+        Ok(self.state(key)?.current.as_ref())
     }
 
     /// Lends the live value of `key` to `f` without copying it (this transaction's
@@ -183,14 +187,14 @@ impl<'a> Txn<'a> {
     /// As [`Txn::get`].
     pub fn get_with<T>(&mut self, key: &str, f: impl FnOnce(&[u8]) -> T) -> Result<Option<T>> {
         limits::check_key(key)?;
-        if let Some(slot) = self.slots.get(key) {
-            return Ok(slot.current.as_ref().map(|r| f(&r.value)));
+        if let Some(state) = self.keys.get(key) {
+            return Ok(state.current.as_ref().map(|r| f(&r.value)));
         }
         let now = self.now;
         let path = &self.shared.path;
         let mut f = Some(f);
         let mut result: Result<Option<T>> = Ok(None);
-        self.engine
+        self.reader
             .get(self.bucket.name(), key.as_bytes(), &mut |raw| {
                 result = record::Stored::of(raw, path, || now).map(|s| match s {
                     Stored::Live { value, .. } => f.take().map(|f| f(value)),
@@ -217,22 +221,23 @@ impl<'a> Txn<'a> {
         limits::check_key(key)?;
         limits::check_value(key, &value, self.shared.opts.max_value_size)?;
         let now = self.now;
-        let slot = self.slot(key)?;
+        let state = self.state(key)?;
         let deadline = match expiry {
             Expiry::Never => None,
-            Expiry::Keep => slot.current.as_ref().and_then(|s| s.expires_at_ms),
+            Expiry::Keep => state.current.as_ref().and_then(|s| s.expires_at_ms),
             Expiry::At(d) if d <= now => {
-                slot.current = None;
-                slot.dirty = true;
+                state.current = None;
+                state.dirty = true;
                 return Ok(());
             }
             Expiry::At(d) => Some(d),
         };
-        slot.current = Some(Record {
+        state.current = Some(Record {
             value,
             expires_at_ms: deadline,
         });
-        slot.dirty = true;
+        state.dirty = true;
+        state.value_written = true;
         Ok(())
     }
 
@@ -241,9 +246,9 @@ impl<'a> Txn<'a> {
     /// # Errors
     /// As [`Txn::get`].
     pub fn delete(&mut self, key: &str) -> Result<bool> {
-        let slot = self.slot(key)?;
-        let existed = slot.current.take().is_some();
-        slot.dirty |= existed || slot.original.is_some();
+        let state = self.state(key)?;
+        let existed = state.current.take().is_some();
+        state.dirty |= existed || state.original.is_some();
         Ok(existed)
     }
 
@@ -255,15 +260,15 @@ impl<'a> Txn<'a> {
     /// As [`Txn::get`].
     pub fn set_expiry(&mut self, key: &str, expires_at_ms: Option<u64>) -> Result<bool> {
         let now = self.now;
-        let slot = self.slot(key)?;
-        let Some(current) = slot.current.as_mut() else {
+        let state = self.state(key)?;
+        let Some(current) = state.current.as_mut() else {
             return Ok(false);
         };
         match expires_at_ms {
-            Some(d) if d <= now => slot.current = None,
+            Some(d) if d <= now => state.current = None,
             other => current.expires_at_ms = other,
         }
-        slot.dirty = true;
+        state.dirty = true;
         Ok(true)
     }
 
@@ -281,8 +286,8 @@ impl<'a> Txn<'a> {
         let now = self.now;
         let mut bad = None;
         // Enough stored keys to fill `limit` even if some were deleted here.
-        let want = limit.saturating_add(self.slots.len());
-        self.engine.scan(
+        let want = limit.saturating_add(self.keys.len());
+        self.reader.scan(
             self.bucket.name(),
             lower,
             Bound::Unbounded,
@@ -317,13 +322,13 @@ impl<'a> Txn<'a> {
         let last_scanned = stored.last().cloned();
         let mut keys: Vec<String> = stored
             .into_iter()
-            .filter(|k| self.slots.get(k).is_none_or(|s| s.current.is_some()))
+            .filter(|k| self.keys.get(k).is_none_or(|s| s.current.is_some()))
             .collect();
         // Keys this transaction created within the scanned range.
-        for (k, slot) in &self.slots {
+        for (k, state) in &self.keys {
             let in_range = after.is_none_or(|a| k.as_str() > a)
                 && (scanned_all || last_scanned.as_ref().is_some_and(|l| k <= l));
-            if in_range && slot.current.is_some() && !slot.original_live {
+            if in_range && state.current.is_some() && !state.original_live {
                 keys.push(k.clone());
             }
         }
@@ -358,12 +363,12 @@ impl<'a> Txn<'a> {
     /// The change in live records and bytes that committing now would make.
     pub fn usage_delta(&self) -> UsageDelta {
         let mut d = UsageDelta::default();
-        for (k, slot) in self.slots.iter().filter(|(_, s)| s.dirty) {
-            if let (true, Some((_, len))) = (slot.original_live, slot.original) {
+        for (k, state) in self.keys.iter().filter(|(_, s)| s.dirty) {
+            if let (true, Some((_, len))) = (state.original_live, state.original) {
                 d.records -= 1;
                 d.bytes -= to_i64(k.len() + len);
             }
-            if let Some(s) = &slot.current {
+            if let Some(s) = &state.current {
                 d.records += 1;
                 d.bytes += to_i64(k.len() + s.value.len());
             }
@@ -380,7 +385,7 @@ impl<'a> Txn<'a> {
     pub fn stored_usage(&self) -> Result<Usage> {
         let now = self.now;
         let mut u = Usage::default();
-        self.engine.scan(
+        self.reader.scan(
             self.bucket.name(),
             Bound::Unbounded,
             Bound::Unbounded,
@@ -400,7 +405,7 @@ impl<'a> Txn<'a> {
 
     /// The key and length of the largest value this transaction writes, if any.
     pub fn largest_new_value(&self) -> Option<(&str, usize)> {
-        self.slots
+        self.keys
             .iter()
             .filter(|(_, s)| s.dirty)
             .filter_map(|(k, s)| s.current.as_ref().map(|c| (k.as_str(), c.value.len())))
@@ -409,105 +414,70 @@ impl<'a> Txn<'a> {
 
     /// Whether the transaction has anything to write.
     pub fn is_dirty(&self) -> bool {
-        self.slots.values().any(|s| s.dirty)
+        self.keys.values().any(|s| s.dirty)
     }
 
-    /// Writes every change as one atomic batch. Returns whether anything was written.
-    fn commit(self) -> Result<bool> {
-        let name = self.bucket.name();
-        let mut values: Vec<Vec<u8>> = Vec::new();
-        let mut index_keys: Vec<(Vec<u8>, bool)> = Vec::new();
+    /// The transaction's changes as the commit point's ops, one per key it wrote
+    /// (a key created and deleted again, or given back the deadline it had, is
+    /// none).
+    ///
+    /// # Errors
+    /// *too large* if the values written exceed the store's `max_batch_size`.
+    fn into_ops(self) -> Result<Vec<Op<'static>>> {
         let mut total = 0usize;
-        let dirty: Vec<(&String, &Slot)> = self.slots.iter().filter(|(_, s)| s.dirty).collect();
-        if dirty.is_empty() {
-            return Ok(false);
-        }
-        for (k, slot) in &dirty {
-            let old_deadline = slot.original.and_then(|(d, _)| d);
-            let new_deadline = slot.current.as_ref().and_then(|s| s.expires_at_ms);
-            if let Some(s) = &slot.current {
-                total = total.saturating_add(k.len() + s.value.len());
-                values.push(record::encode(&s.value, s.expires_at_ms));
+        let mut ops = Vec::new();
+        for (k, state) in self.keys {
+            if !state.dirty {
+                continue;
             }
-            if old_deadline != new_deadline || slot.current.is_none() {
-                if let Some(d) = old_deadline {
-                    index_keys.push((expiry::index_key(d, k.as_bytes()), false));
+            let prior = match (state.original, state.original_live) {
+                (None, _) => Prior::Missing,
+                (Some((deadline, _)), true) => Prior::Live { deadline },
+                (Some((deadline, _)), false) => Prior::Expired {
+                    deadline: deadline.unwrap_or(0),
+                },
+            };
+            let key = k.into_bytes();
+            match state.current {
+                Some(rec) => {
+                    let kind = if state.value_written {
+                        PutKind::Value
+                    } else {
+                        PutKind::Deadline
+                    };
+                    if kind == PutKind::Deadline
+                        && prior
+                            == (Prior::Live {
+                                deadline: rec.expires_at_ms,
+                            })
+                    {
+                        continue;
+                    }
+                    total = total.saturating_add(key.len() + rec.value.len());
+                    ops.push(Op::Put {
+                        key: key.into(),
+                        value: rec.value.into(),
+                        deadline: rec.expires_at_ms,
+                        prior,
+                        kind,
+                    });
                 }
-                if let Some(d) = new_deadline {
-                    index_keys.push((expiry::index_key(d, k.as_bytes()), true));
-                }
+                None if prior == Prior::Missing => {}
+                None => ops.push(Op::Delete {
+                    key: key.into(),
+                    prior,
+                }),
             }
         }
         let max_batch = self.shared.opts.max_batch_size;
         if total > max_batch {
             return Err(Error::TooLarge(format!(
-                "a transaction on bucket {name:?} writes more than the store's \
-                 max_batch_size of {max_batch} bytes"
+                "a transaction on bucket {:?} writes more than the store's \
+                 max_batch_size of {max_batch} bytes",
+                self.bucket.name()
             )));
         }
-        let mut ops: Vec<WriteOp<'_>> = Vec::with_capacity(dirty.len() + index_keys.len());
-        let mut v = values.iter();
-        for (k, slot) in &dirty {
-            let key = k.as_bytes();
-            if slot.current.is_some() {
-                let value = v
-                    .next()
-                    .ok_or_else(|| Error::Internal("transaction lost a value".into()))?;
-                ops.push(WriteOp::Put {
-                    bucket: name,
-                    key,
-                    value,
-                });
-            } else {
-                ops.push(WriteOp::Delete { bucket: name, key });
-            }
-        }
-        let index_bucket = expiry::index_bucket(name);
-        for (ik, put) in &index_keys {
-            ops.push(if *put {
-                WriteOp::Put {
-                    bucket: &index_bucket,
-                    key: ik,
-                    value: &[],
-                }
-            } else {
-                WriteOp::Delete {
-                    bucket: &index_bucket,
-                    key: ik,
-                }
-            });
-        }
-        self.engine.write(&ops)?;
-        if self.shared.watch.active() {
-            self.publish(&dirty);
-        }
-        Ok(true)
-    }
-}
-
-impl Txn<'_> {
-    /// Tells the watchers what the committed batch changed: a set per record
-    /// written, a delete per live record removed, an expiry per expired record
-    /// removed (a key created and deleted within the transaction is no change).
-    fn publish(&self, dirty: &[(&String, &Slot)]) {
-        let changes: Vec<Change<'_>> = dirty
-            .iter()
-            .filter_map(|(k, slot)| {
-                let kind = match (&slot.current, slot.original_live, slot.original) {
-                    (Some(_), _, _) => EventKind::Set,
-                    (None, true, _) => EventKind::Delete,
-                    (None, false, Some(_)) => EventKind::Expire,
-                    (None, false, None) => return None,
-                };
-                Some(Change {
-                    bucket: self.bucket.name(),
-                    key: k.as_bytes(),
-                    kind,
-                    value: slot.current.as_ref().map(|r| r.value.as_slice()),
-                })
-            })
-            .collect();
-        self.shared.watch.publish(&changes);
+        Ok(ops)
     }
 }
 
@@ -568,23 +538,19 @@ impl Bucket {
         mut check: impl FnMut(&Txn<'_>, UsageDelta) -> Result<()>,
     ) -> Result<T> {
         let shared = self.shared()?;
-        shared.rmw(self.name(), |engine| {
+        shared.rmw(self.name(), |reader| {
             let mut tx = Txn {
                 bucket: self,
                 shared,
-                engine,
+                reader,
                 now: shared.opts.clock.now_ms(),
-                slots: BTreeMap::new(),
+                keys: BTreeMap::new(),
             };
             let out = f(&mut tx)?;
             if tx.is_dirty() {
                 check(&tx, tx.usage_delta())?;
             }
-            Ok(if tx.commit()? {
-                Written::changed(out)
-            } else {
-                Written::unchanged(out)
-            })
+            Ok((out, tx.into_ops()?))
         })
     }
 }

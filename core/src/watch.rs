@@ -1,17 +1,18 @@
-//! Change notifications: [`Bucket::watch`] hands out a [`Watcher`] that receives an
+//! Change notifications: [`Bucket::watch`](crate::Bucket::watch) hands out a [`Watcher`] that receives an
 //! [`Event`] for every committed change to the keys of one bucket under a prefix.
 //!
-//! Events are published by the writer, under the store's write lock, right after the
-//! engine applied a write: so every watcher sees the changes of a bucket in commit
-//! order, a batch as its events in batch order, and none before the write is
-//! visible to reads. Publishing only copies the event into each matching watcher's
+//! A leaf of the write path: the commit point (`crate::commit`) derives a batch's
+//! changes and publishes them here, under the store's write lock, once the engine
+//! has applied the write (never for a write the engine refused): so every watcher
+//! sees the changes of a bucket in commit order, a batch as its events in batch
+//! order, and none before the write is visible to reads. Publishing only copies the event into each matching watcher's
 //! bounded queue (one allocation shared by all of them); it never waits for a
 //! watcher. A watcher whose queue is full misses events, and learns how many from a
 //! [`Notice::Lagged`] in the place where they would have been.
 //!
 //! A store without watchers pays one relaxed atomic load per write. Watchers are
 //! registered under the write lock, so a watcher sees every write that commits
-//! after [`Bucket::watch`] returns, and none that committed before.
+//! after [`Bucket::watch`](crate::Bucket::watch) returns, and none that committed before.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -21,36 +22,53 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::bucket::Bucket;
-use crate::engine::WriteOp;
-use crate::error::{Error, Result};
-use crate::limits::MAX_KEY_LEN;
-use crate::record;
-use crate::store::{is_user_bucket, Store};
-
 /// Default number of notices a watcher's queue holds before it starts missing events.
 pub const DEFAULT_WATCH_CAPACITY: usize = 1024;
 
-/// What happened to a key.
+/// What happened to a key. The names are those of Redis's keyspace events where
+/// Redis has one (`set`, `del` is `delete` here, `expire`, `persist`, `expired`), so
+/// a front end can name its notifications after them; whether a `Set` created the
+/// key is [`Event::is_new`] (Redis's `new` event).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum EventKind {
-    /// The key was set (created or overwritten); the event carries the new value.
+    /// The key's value was set (created or overwritten, by `set`, a batch, a
+    /// transaction or an import); the event carries the new value, and
+    /// [`Event::is_new`] says whether the key was absent (or expired) before.
     Set,
     /// The key was deleted (by `delete`, a transaction, or removing its bucket).
     Delete,
-    /// The key expired and was removed: by the sweeper, or by a write that found it
-    /// expired (a `delete` of it, a transaction touching it).
+    /// The key's deadline was set or changed without changing its value
+    /// ([`crate::Bucket::expire`], a transaction's `set_expiry` with a deadline).
     Expire,
+    /// The key's deadline was removed without changing its value
+    /// ([`crate::Bucket::persist`], a transaction's `set_expiry(None)`).
+    Persist,
+    /// The key's deadline had passed and its record was removed: by the sweeper, up
+    /// to one sweep interval after the deadline, or by a write that found it expired
+    /// (a `delete` of it, a transaction deleting it, removing its bucket).
+    Expired,
 }
 
 impl EventKind {
-    /// The kind's name: `"set"`, `"delete"` or `"expire"`.
+    /// Every kind, in the order of their C constants (`STATE_EVENT_*`), for bindings
+    /// and their tests.
+    pub const ALL: &'static [EventKind] = &[
+        EventKind::Set,
+        EventKind::Delete,
+        EventKind::Expired,
+        EventKind::Expire,
+        EventKind::Persist,
+    ];
+
+    /// The kind's name: `"set"`, `"delete"`, `"expire"`, `"persist"` or `"expired"`.
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::Set => "set",
             EventKind::Delete => "delete",
             EventKind::Expire => "expire",
+            EventKind::Persist => "persist",
+            EventKind::Expired => "expired",
         }
     }
 }
@@ -64,6 +82,7 @@ impl fmt::Display for EventKind {
 struct EventInner {
     key: Box<str>,
     kind: EventKind,
+    new: bool,
     value: Option<Box<[u8]>>,
 }
 
@@ -75,11 +94,12 @@ pub struct Event {
 }
 
 impl Event {
-    fn new(key: &str, kind: EventKind, value: Option<&[u8]>) -> Event {
+    fn new(key: &str, kind: EventKind, new: bool, value: Option<&[u8]>) -> Event {
         Event {
             inner: Arc::new(EventInner {
                 key: key.into(),
                 kind,
+                new,
                 value: value.map(Box::from),
             }),
         }
@@ -95,6 +115,12 @@ impl Event {
         self.inner.kind
     }
 
+    /// For [`EventKind::Set`]: whether the key was created (it had no live record
+    /// before); `false` for an overwrite and for the other kinds.
+    pub fn is_new(&self) -> bool {
+        self.inner.new
+    }
+
     /// The new value for [`EventKind::Set`]; `None` for the other kinds.
     pub fn value(&self) -> Option<&[u8]> {
         self.inner.value.as_deref()
@@ -106,6 +132,7 @@ impl fmt::Debug for Event {
         f.debug_struct("Event")
             .field("key", &self.key())
             .field("kind", &self.kind())
+            .field("new", &self.is_new())
             .field("value", &self.value().map(String::from_utf8_lossy))
             .finish()
     }
@@ -113,7 +140,10 @@ impl fmt::Debug for Event {
 
 impl PartialEq for Event {
     fn eq(&self, other: &Event) -> bool {
-        self.key() == other.key() && self.kind() == other.kind() && self.value() == other.value()
+        self.key() == other.key()
+            && self.kind() == other.kind()
+            && self.is_new() == other.is_new()
+            && self.value() == other.value()
     }
 }
 
@@ -181,7 +211,7 @@ struct Queue {
 
 impl Queue {
     fn matches(&self, c: &Change<'_>) -> bool {
-        c.bucket == &*self.bucket && c.key.starts_with(self.prefix.as_bytes())
+        c.key.starts_with(self.prefix.as_bytes())
     }
 
     /// Marks the queue ended and wakes whoever waits on it.
@@ -201,39 +231,16 @@ impl Queue {
     }
 }
 
-/// One change as the write paths report it, before it becomes an [`Event`].
+/// One change as the commit point derives it (`crate::commit`), before it becomes
+/// an [`Event`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Change<'a> {
-    pub bucket: &'a str,
     pub key: &'a [u8],
     pub kind: EventKind,
+    /// A `Set` that created the key.
+    pub new: bool,
     /// The new value (user bytes, not the stored encoding) of a `Set`.
     pub value: Option<&'a [u8]>,
-}
-
-/// A [`Change`] held back by [`Hub::capture`] until its write is committed.
-pub(crate) struct OwnedChange {
-    bucket: String,
-    key: Vec<u8>,
-    kind: EventKind,
-    value: Option<Vec<u8>>,
-}
-
-impl From<&Change<'_>> for OwnedChange {
-    fn from(c: &Change<'_>) -> OwnedChange {
-        OwnedChange {
-            bucket: c.bucket.to_string(),
-            key: c.key.to_vec(),
-            kind: c.kind,
-            value: c.value.map(<[u8]>::to_vec),
-        }
-    }
-}
-
-thread_local! {
-    /// Changes published on this thread while [`Hub::capture`] runs.
-    static CAPTURED: std::cell::RefCell<Option<Vec<OwnedChange>>> =
-        const { std::cell::RefCell::new(None) };
 }
 
 /// The watchers of one store. Lives in the store's shared state.
@@ -252,41 +259,18 @@ impl Hub {
         self.count.load(Ordering::Relaxed) != 0
     }
 
-    /// Runs `f`, holding back what it publishes on this thread, and returns it: a
-    /// read-modify-write on an engine shared between processes runs its writes
-    /// deferred and may run again after a conflict, so its changes are published
-    /// (with [`Hub::publish_owned`]) only once its commit has succeeded.
-    pub(crate) fn capture<T>(&self, f: impl FnOnce() -> T) -> (T, Vec<OwnedChange>) {
-        let outer = CAPTURED.with(|c| c.borrow_mut().replace(Vec::new()));
-        let out = f();
-        let captured = CAPTURED.with(|c| std::mem::replace(&mut *c.borrow_mut(), outer));
-        (out, captured.unwrap_or_default())
-    }
-
-    /// Publishes changes held back by [`Hub::capture`].
-    pub(crate) fn publish_owned(&self, changes: &[OwnedChange]) {
-        if changes.is_empty() {
-            return;
-        }
-        let refs: Vec<Change<'_>> = changes
-            .iter()
-            .map(|c| Change {
-                bucket: &c.bucket,
-                key: &c.key,
-                kind: c.kind,
-                value: c.value.as_deref(),
-            })
-            .collect();
-        self.publish(&refs);
-    }
-
     /// Whether some watcher watches bucket `name`.
     pub(crate) fn watches_bucket(&self, name: &str) -> bool {
         self.active() && self.watchers.lock().iter().any(|q| &*q.bucket == name)
     }
 
+    /// Number of registered watchers.
+    pub(crate) fn count(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
     /// Registers a watcher. The caller holds the store's write lock.
-    fn register(
+    pub(crate) fn register(
         self: &Arc<Hub>,
         bucket: &str,
         prefix: &str,
@@ -346,20 +330,11 @@ impl Hub {
         ended.iter().for_each(|q| q.end());
     }
 
-    /// Publishes the changes of one committed write, in order. The caller holds the
-    /// store's write lock (that is what makes the order the commit order) and has
-    /// checked [`Hub::active`].
-    pub(crate) fn publish(&self, changes: &[Change<'_>]) {
-        if CAPTURED.with(|c| {
-            let mut c = c.borrow_mut();
-            match c.as_mut() {
-                Some(buf) => {
-                    buf.extend(changes.iter().map(OwnedChange::from));
-                    true
-                }
-                None => false,
-            }
-        }) {
+    /// Publishes the changes one committed write made to `bucket`, in order. The
+    /// commit point calls it under the store's write lock (that is what makes the
+    /// order the commit order) once the engine has applied the write.
+    pub(crate) fn publish(&self, bucket: &str, changes: &[Change<'_>]) {
+        if changes.is_empty() {
             return;
         }
         let mut wakers: Vec<Waker> = Vec::new();
@@ -369,6 +344,9 @@ impl Hub {
             // watchers that take keys only).
             let mut events: Vec<[Option<Event>; 2]> = vec![[None, None]; changes.len()];
             for q in list.iter() {
+                if &*q.bucket != bucket {
+                    continue;
+                }
                 let mut queued = false;
                 let mut s = q.state.lock();
                 if s.ended {
@@ -394,7 +372,7 @@ impl Hub {
                         s.items.push_back(Notice::Lagged(missed));
                     }
                     let slot = &mut slots[usize::from(q.values)];
-                    let ev = slot.get_or_insert_with(|| Event::new(key, c.kind, value));
+                    let ev = slot.get_or_insert_with(|| Event::new(key, c.kind, c.new, value));
                     s.items.push_back(Notice::Change(ev.clone()));
                     s.bytes += size;
                     queued = true;
@@ -412,46 +390,12 @@ impl Hub {
             w();
         }
     }
-
-    /// Publishes a batch of engine writes to user buckets: a put is a `Set` of the
-    /// decoded value (even one whose TTL ran out while it was written: its expiry
-    /// event follows when it is swept), a delete is a `Delete`.
-    pub(crate) fn publish_ops(&self, ops: &[WriteOp<'_>]) {
-        let mut changes = Vec::with_capacity(ops.len());
-        for op in ops {
-            match *op {
-                WriteOp::Put { bucket, key, value } if is_user_bucket(bucket) => {
-                    let Ok(rec) = record::decode(value, std::path::Path::new("")) else {
-                        continue;
-                    };
-                    changes.push(Change {
-                        bucket,
-                        key,
-                        kind: EventKind::Set,
-                        value: Some(rec.value),
-                    });
-                }
-                WriteOp::Delete { bucket, key } if is_user_bucket(bucket) => {
-                    changes.push(Change {
-                        bucket,
-                        key,
-                        kind: EventKind::Delete,
-                        value: None,
-                    });
-                }
-                _ => {}
-            }
-        }
-        if !changes.is_empty() {
-            self.publish(&changes);
-        }
-    }
 }
 
-/// Receives the changes under a key prefix of one bucket; made by [`Bucket::watch`].
+/// Receives the changes under a key prefix of one bucket; made by [`Bucket::watch`](crate::Bucket::watch).
 ///
 /// How a [`Watcher`] queues the notices it has not received yet
-/// ([`Bucket::watch_with`]).
+/// ([`Bucket::watch_with`](crate::Bucket::watch_with)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WatchOptions {
@@ -663,74 +607,5 @@ impl Iterator for &Watcher {
 impl Drop for Watcher {
     fn drop(&mut self) {
         self.end();
-    }
-}
-
-impl Store {
-    /// Number of live watchers on this store (all handles), for tests and metrics.
-    ///
-    /// # Errors
-    /// *closed* if this handle was closed.
-    pub fn watcher_count(&self) -> Result<usize> {
-        Ok(self.shared()?.watch.count.load(Ordering::Relaxed))
-    }
-}
-
-impl Bucket {
-    /// Watches the keys of this bucket that start with `prefix` (`""`: every key).
-    /// The watcher receives an [`Event`] for every change committed after this call
-    /// returns: sets (with the new value), deletes and expiries, in commit order, a
-    /// batch (`set_multiple`, a transaction) as its events in order, each only after
-    /// the write is visible to reads (in sync mode possibly before it is durable).
-    /// Changing only a key's TTL (`expire`, `persist`) is no event.
-    ///
-    /// Expiry events come when the expired record is removed: by the background
-    /// sweeper, so up to one sweep interval (default 1 s) after the deadline, or at
-    /// [`crate::Store::sweep_expired`], or earlier if a write (a `delete`, a
-    /// transaction) touches the expired key. Reads do not remove expired records and
-    /// send no event.
-    ///
-    /// The queue holds [`DEFAULT_WATCH_CAPACITY`] notices; see
-    /// [`Bucket::watch_with_capacity`].
-    ///
-    /// # Errors
-    /// *invalid argument* for a prefix longer than the longest key (1024 bytes);
-    /// *closed*.
-    pub fn watch(&self, prefix: &str) -> Result<Watcher> {
-        self.watch_with(prefix, WatchOptions::default())
-    }
-
-    /// Like [`Bucket::watch`] with a queue of `capacity` notices (at least 1).
-    ///
-    /// # Errors
-    /// As [`Bucket::watch`], and *invalid argument* for a zero capacity.
-    pub fn watch_with_capacity(&self, prefix: &str, capacity: usize) -> Result<Watcher> {
-        self.watch_with(
-            prefix,
-            WatchOptions {
-                capacity,
-                ..WatchOptions::default()
-            },
-        )
-    }
-
-    /// Like [`Bucket::watch`] with the queue's bounds and contents chosen by `opts`.
-    ///
-    /// # Errors
-    /// As [`Bucket::watch`], and *invalid argument* for a zero capacity.
-    pub fn watch_with(&self, prefix: &str, opts: WatchOptions) -> Result<Watcher> {
-        let capacity = opts.capacity;
-        if prefix.len() > MAX_KEY_LEN {
-            return Err(Error::invalid(format!(
-                "watch prefix is {} bytes, more than the longest key ({MAX_KEY_LEN})",
-                prefix.len()
-            )));
-        }
-        if capacity == 0 {
-            return Err(Error::invalid("watch capacity must be at least 1"));
-        }
-        let handle = self.store().handle_id();
-        let shared = self.shared()?;
-        shared.register_watch(|hub| hub.register(self.name(), prefix, handle, opts))
     }
 }

@@ -1,7 +1,8 @@
-//! SIGKILL crash tests for the sled engine (harness: `crash_support/mod.rs`).
+//! SIGKILL crash tests for the sled engine (harness: `support/crash.rs`).
 
-#[path = "crash_support/mod.rs"]
-mod crash_support;
+mod support;
+
+use support::crash as crash_support;
 
 use state_core::Engine;
 

@@ -39,3 +39,23 @@ fn detect_reports_an_unreadable_marker_as_corrupt() {
     assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
     assert!(err.to_string().contains("lmdb"), "{err}");
 }
+
+/// The Redis engine chosen by name has no server: the store's path must be the
+/// URL. A directory is refused with the builder's one message, before anything is
+/// created (it once silently made a sled store there).
+#[test]
+fn the_redis_engine_by_name_needs_a_url_and_creates_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("not-a-url");
+    let e = Store::builder()
+        .engine(Engine::Redis)
+        .open(&dir)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    assert!(
+        e.to_string()
+            .contains("engine \"redis\" needs the server's URL as the store path"),
+        "{e}"
+    );
+    assert!(!dir.exists());
+}

@@ -2,7 +2,9 @@
 //! suite: opening by URL, two OS processes doing read-modify-writes on one bucket,
 //! the sync-mode check, a server killed under load, a server that stops answering.
 
-mod redis_support;
+mod support;
+
+use support::redis as redis_support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

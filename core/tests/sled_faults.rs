@@ -6,15 +6,16 @@
 //! is reopened, reads keep working, and the store reopens with what was
 //! acknowledged.
 
-#[path = "fault_support/mod.rs"]
 mod support;
 
+use support::fault;
+
+use fault::{assert_io, get, model, os_text, set, Call, Fault, FaultIo, EIO, SLED};
 use state_core::ErrorKind;
-use support::{assert_io, get, model, os_text, set, Call, Fault, FaultIo, EIO, SLED};
 
 #[test]
 fn a_failed_sync_of_sleds_log_fails_the_write_and_refuses_writes_until_reopen() {
-    support::failed_sync_refuses_writes_until_reopen(&support::SLED, |store, _| {
+    fault::failed_sync_refuses_writes_until_reopen(&fault::SLED, |store, _| {
         // Removing a bucket is a write too.
         let e = store.remove_bucket("b").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Io, "{e}");
@@ -47,5 +48,5 @@ fn a_failed_flush_in_periodic_mode_is_not_retried_into_a_success() {
 
 #[test]
 fn a_failed_marker_write_fails_the_checkpoint_naming_the_marker() {
-    support::failed_marker_write_fails_only_that_checkpoint(&support::SLED);
+    fault::failed_marker_write_fails_only_that_checkpoint(&fault::SLED);
 }

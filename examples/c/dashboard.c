@@ -40,7 +40,7 @@ int main(int argc, char **argv) {
     state_entry e;
     state_entries list;
     state_strings names;
-    state_info info;
+    state_info info = {.struct_size = sizeof info};
     uint8_t *value;
     size_t len, i;
     char *reply;

@@ -176,6 +176,75 @@ pub(crate) fn arg_out<T>(p: *mut T, name: impl Display) -> Result<*mut T, Fail> 
     Ok(p)
 }
 
+/// An out-struct that starts with `size_t struct_size` (docs/versioning.md, "Structs
+/// that grow"): the caller sets it to `sizeof` the struct as the caller was compiled.
+pub(crate) trait StructSize {
+    /// Sets the struct's `struct_size` field.
+    fn set_struct_size(&mut self, n: usize);
+}
+
+/// A checked sized out-struct: where to write, and the caller's `struct_size`.
+pub(crate) struct SizedOut<T> {
+    p: *mut T,
+    size: usize,
+}
+
+/// Checks a sized out-struct (see [`StructSize`]) that may be NULL: `None` for
+/// NULL, else its `struct_size`, which must cover every field of this release
+/// (a caller compiled against an older, shorter layout gets
+/// `STATE_INVALID_ARGUMENT`, never a write past its struct).
+///
+/// # Safety
+/// `p` is NULL or points to a `T` whose first field, `struct_size`, the caller set
+/// (valid for a read of a `usize` at `p`).
+pub(crate) unsafe fn arg_sized_out_opt<T: StructSize>(
+    p: *mut T,
+    name: impl Display,
+) -> Result<Option<SizedOut<T>>, Fail> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: non-NULL; `T` is `#[repr(C)]` with `struct_size: usize` first (every
+    // StructSize implementor), so the first usize of `*p` is that field, which the
+    // caller set and which is aligned as `T` is.
+    let size = unsafe { p.cast::<usize>().read() };
+    let needed = std::mem::size_of::<T>();
+    if size < needed {
+        return Err(Fail::Invalid(format!(
+            "{name}->struct_size is {size}, less than this library's {needed} bytes: \
+             set it to sizeof the struct, from this library's state.h"
+        )));
+    }
+    Ok(Some(SizedOut { p, size }))
+}
+
+/// [`arg_sized_out_opt`] for a required out-struct.
+///
+/// # Safety
+/// As [`arg_sized_out_opt`].
+pub(crate) unsafe fn arg_sized_out<T: StructSize>(
+    p: *mut T,
+    name: impl Display,
+) -> Result<SizedOut<T>, Fail> {
+    // SAFETY: the same contract.
+    match unsafe { arg_sized_out_opt(p, &name) }? {
+        Some(out) => Ok(out),
+        None => Err(Fail::Invalid(format!("{name} is NULL"))),
+    }
+}
+
+/// Writes a result through a checked sized out-struct, keeping the caller's
+/// `struct_size` (the bytes past this release's fields are left alone).
+///
+/// # Safety
+/// `out` came from [`arg_sized_out`] and the caller guarantees its pointer is
+/// valid for a write of `struct_size` (at least `size_of::<T>()`) bytes.
+pub(crate) unsafe fn put_sized<T: StructSize>(out: SizedOut<T>, mut value: T) {
+    value.set_struct_size(out.size);
+    // SAFETY: guaranteed by this function's contract.
+    unsafe { out.p.write(value) }
+}
+
 /// Writes a result through a checked out-parameter.
 ///
 /// # Safety

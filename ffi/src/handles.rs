@@ -13,6 +13,7 @@
 //! so the copy is small and rare). Cursors, services and watches, opened and closed
 //! far more often, live in a map behind a read-write lock.
 
+use std::any::{Any, TypeId};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -47,28 +48,40 @@ pub struct state_service {
     _private: [u8; 0],
 }
 
-/// What a handle names.
+/// What a handle names: its value, type-erased (the rustls-ffi pattern of casting
+/// handles: each module declares its own handle type with [`Handle`], and the
+/// registry knows none of them), with the handle type it was registered as.
 ///
-/// Values sit behind an `Arc` so that a lookup costs one reference-count increment.
+/// The value sits behind an `Arc` so that copying the map of hot handles and
+/// looking a handle up cost a reference count, not a copy.
 #[derive(Clone)]
-pub(crate) enum Object {
-    Store(Arc<Store>),
-    Bucket(Arc<Bucket>),
-    // Calls on one cursor are serialized, so sharing it between threads is safe.
-    Cursor(Arc<Mutex<Cursor>>),
-    Service(Arc<StateService>),
-    Watch(Arc<crate::watch::WatchState>),
+pub(crate) struct Object {
+    /// `TypeId` of the C handle type (`state_store`, ...): a lookup through another
+    /// handle type is the wrong type even if the value types were the same.
+    handle: TypeId,
+    /// "a store", ... for messages.
+    type_name: &'static str,
+    value: Arc<dyn Any + Send + Sync>,
 }
 
 impl Object {
-    fn type_name(&self) -> &'static str {
-        match self {
-            Object::Store(_) => "a store",
-            Object::Bucket(_) => "a bucket",
-            Object::Cursor(_) => "a cursor",
-            Object::Service(_) => "a service",
-            Object::Watch(_) => "a watch",
+    fn wrap<H: Handle>(v: H::Value) -> Object {
+        Object {
+            handle: TypeId::of::<H>(),
+            type_name: H::TYPE_NAME,
+            value: Arc::new(v),
         }
+    }
+
+    fn unwrap<H: Handle>(&self) -> Option<&H::Value> {
+        if self.handle != TypeId::of::<H>() {
+            return None;
+        }
+        self.value.downcast_ref::<H::Value>()
+    }
+
+    fn type_name(&self) -> &'static str {
+        self.type_name
     }
 }
 
@@ -99,54 +112,35 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Registry {
     next: AtomicUsize::new(1),
 });
 
-/// A C handle type and the Rust value it names.
-pub(crate) trait Handle: Sized {
+/// A C handle type and the Rust value it names. The module that defines a handle
+/// type implements this for it (see [`handle_type!`]); the registry needs nothing
+/// else.
+pub(crate) trait Handle: Sized + 'static {
     /// The value held for the handle.
-    type Value: Clone;
+    type Value: Clone + Send + Sync + 'static;
     /// "a store", "a bucket", ... for messages.
     const TYPE_NAME: &'static str;
     /// Whether the handle lives in the lock-free map (see the module docs).
     const HOT: bool;
-    fn wrap(v: Self::Value) -> Object;
-    fn unwrap(o: &Object) -> Option<&Self::Value>;
 }
 
+/// Declares `$c` a handle type naming a `$v`, named `$name` in messages, in the
+/// lock-free map if `$hot`.
 macro_rules! handle_type {
-    ($c:ty, $v:ty, $variant:ident, $name:literal, $hot:literal) => {
-        impl Handle for $c {
+    ($c:ty, $v:ty, $name:literal, $hot:literal) => {
+        impl $crate::handles::Handle for $c {
             type Value = $v;
             const TYPE_NAME: &'static str = $name;
             const HOT: bool = $hot;
-            fn wrap(v: $v) -> Object {
-                Object::$variant(v)
-            }
-            fn unwrap(o: &Object) -> Option<&$v> {
-                match o {
-                    Object::$variant(v) => Some(v),
-                    _ => None,
-                }
-            }
         }
     };
 }
+pub(crate) use handle_type;
 
-handle_type!(state_store, Arc<Store>, Store, "a store", true);
-handle_type!(state_bucket, Arc<Bucket>, Bucket, "a bucket", true);
-handle_type!(state_cursor, Arc<Mutex<Cursor>>, Cursor, "a cursor", false);
-handle_type!(
-    state_service,
-    Arc<StateService>,
-    Service,
-    "a service",
-    false
-);
-handle_type!(
-    crate::watch::state_watcher,
-    Arc<crate::watch::WatchState>,
-    Watch,
-    "a watch",
-    false
-);
+handle_type!(state_store, Arc<Store>, "a store", true);
+handle_type!(state_bucket, Arc<Bucket>, "a bucket", true);
+handle_type!(state_cursor, Arc<Mutex<Cursor>>, "a cursor", false);
+handle_type!(state_service, Arc<StateService>, "a service", false);
 
 /// Registers `value` and returns its new handle.
 pub(crate) fn register<H: Handle>(value: H::Value) -> Result<*mut H, Fail> {
@@ -162,10 +156,10 @@ pub(crate) fn register<H: Handle>(value: H::Value) -> Result<*mut H, Fail> {
     if H::HOT {
         let mut owner = reg.hot_owner.lock();
         let mut map = IdMap::clone(&owner);
-        map.insert(id, H::wrap(value));
+        map.insert(id, Object::wrap::<H>(value));
         publish(&mut owner, map);
     } else {
-        reg.live.write().insert(id, H::wrap(value));
+        reg.live.write().insert(id, Object::wrap::<H>(value));
     }
     // A token, never dereferenced: see the module docs.
     Ok(id as *mut H)
@@ -218,7 +212,7 @@ pub(crate) fn with<H: Handle, T>(
     if H::HOT {
         let map = REGISTRY.hot.load();
         match map.get(&id) {
-            Some(o) => match H::unwrap(o) {
+            Some(o) => match o.unwrap::<H>() {
                 Some(v) => f(v),
                 None => Err(wrong_type(name, H::TYPE_NAME, o)),
             },
@@ -226,7 +220,7 @@ pub(crate) fn with<H: Handle, T>(
         }
     } else {
         let found = REGISTRY.live.read().get(&id).map(|o| {
-            H::unwrap(o)
+            o.unwrap::<H>()
                 .cloned()
                 .ok_or_else(|| wrong_type(name, H::TYPE_NAME, o))
         });
@@ -246,7 +240,8 @@ pub(crate) fn unregister<H: Handle>(h: *const H, name: &str) -> Result<H::Value,
     if H::HOT {
         let mut owner = reg.hot_owner.lock();
         let value = match owner.get(&id) {
-            Some(o) => H::unwrap(o)
+            Some(o) => o
+                .unwrap::<H>()
                 .cloned()
                 .ok_or_else(|| wrong_type(name, H::TYPE_NAME, o))?,
             None => {
@@ -261,7 +256,7 @@ pub(crate) fn unregister<H: Handle>(h: *const H, name: &str) -> Result<H::Value,
     }
     let removed = {
         let mut live = reg.live.write();
-        match live.get(&id).map(|o| H::unwrap(o).is_some()) {
+        match live.get(&id).map(|o| o.unwrap::<H>().is_some()) {
             Some(true) => live.remove(&id),
             Some(false) => {
                 return Err(live
@@ -273,7 +268,8 @@ pub(crate) fn unregister<H: Handle>(h: *const H, name: &str) -> Result<H::Value,
         }
     };
     match removed {
-        Some(o) => H::unwrap(&o)
+        Some(o) => o
+            .unwrap::<H>()
             .cloned()
             .ok_or_else(|| wrong_type(name, H::TYPE_NAME, &o)),
         // Not under the lock: `not_live` looks in every map.

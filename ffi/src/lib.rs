@@ -64,5 +64,6 @@ pub use ttl::{
 pub use version::{state_last_error_message, state_version, state_version_number};
 pub use watch::{
     state_event, state_unwatch, state_watch, state_watch_fn, state_watcher, STATE_EVENT_DELETE,
-    STATE_EVENT_EXPIRE, STATE_EVENT_LAGGED, STATE_EVENT_SET,
+    STATE_EVENT_EXPIRE, STATE_EVENT_EXPIRED, STATE_EVENT_LAGGED, STATE_EVENT_PERSIST,
+    STATE_EVENT_SET,
 };

@@ -6,7 +6,9 @@ use std::ptr;
 
 use state_core::{ExportProgress, Format, ImportProgress};
 
-use crate::boundary::{arg_cstr, arg_out, put, run, run_void, Fail};
+use crate::boundary::{
+    arg_cstr, arg_sized_out, arg_sized_out_opt, put, put_sized, run, run_void, Fail, StructSize,
+};
 use crate::buffers::{buf_free, buf_from};
 use crate::handles::{get, state_store};
 use crate::status::state_status;
@@ -26,10 +28,14 @@ pub const STATE_FORMAT_JSON_LINES: u32 = 1;
 /// `state_export` / `state_import` / `state_compact`.
 pub type state_progress_fn = Option<unsafe extern "C" fn(ctx: *mut c_void, records_done: u64)>;
 
-/// What `state_check` found. Release it with `state_check_report_free`.
+/// What `state_check` found. Set `struct_size` to `sizeof(state_check_report)`
+/// before the call. Release it with `state_check_report_free`.
 #[repr(C)]
 #[derive(Debug)]
 pub struct state_check_report {
+    /// Set by the caller to `sizeof(state_check_report)`; later releases append
+    /// fields and fill only those that `struct_size` covers.
+    pub struct_size: usize,
     /// Buckets read.
     pub buckets: u64,
     /// Records that could be read (expired ones not yet swept included).
@@ -47,10 +53,14 @@ pub struct state_check_report {
     pub problems_len: usize,
 }
 
-/// What `state_compact` did.
+/// What `state_compact` did. Set `struct_size` to `sizeof(state_compact_report)`
+/// before the call.
 #[repr(C)]
 #[derive(Debug, Default)]
 pub struct state_compact_report {
+    /// Set by the caller to `sizeof(state_compact_report)`; later releases append
+    /// fields and fill only those that `struct_size` covers.
+    pub struct_size: usize,
     /// Bytes of the store's files before.
     pub before_bytes: u64,
     /// Bytes of the store's files after.
@@ -61,10 +71,26 @@ pub struct state_compact_report {
     pub records: u64,
 }
 
-/// What `state_backup` wrote.
+impl StructSize for state_check_report {
+    fn set_struct_size(&mut self, n: usize) {
+        self.struct_size = n;
+    }
+}
+
+impl StructSize for state_compact_report {
+    fn set_struct_size(&mut self, n: usize) {
+        self.struct_size = n;
+    }
+}
+
+/// What `state_backup` wrote. Set `struct_size` to `sizeof(state_backup_report)`
+/// before the call.
 #[repr(C)]
 #[derive(Debug, Default)]
 pub struct state_backup_report {
+    /// Set by the caller to `sizeof(state_backup_report)`; later releases append
+    /// fields and fill only those that `struct_size` covers.
+    pub struct_size: usize,
     /// Buckets in the copy holding a record.
     pub buckets: u64,
     /// Records in the copy (expired ones not yet swept included).
@@ -73,6 +99,12 @@ pub struct state_backup_report {
     pub bytes: u64,
     /// The longest time the backup held writers up, in nanoseconds.
     pub write_pause_ns: u64,
+}
+
+impl StructSize for state_backup_report {
+    fn set_struct_size(&mut self, n: usize) {
+        self.struct_size = n;
+    }
 }
 
 /// The core's progress callback calling the C one (if any) with the records done.
@@ -114,19 +146,22 @@ fn format_of(format: u32) -> Result<Format, Fail> {
 /// Thread-safe; other threads may read and write meanwhile.
 ///
 /// # Errors
-/// `STATE_INVALID_ARGUMENT` (NULL `report`, not a store handle), `STATE_CLOSED`,
-/// `STATE_IO`, `STATE_CORRUPT` if the scan itself cannot proceed.
+/// `STATE_INVALID_ARGUMENT` (NULL `report`, a `struct_size` smaller than this
+/// library's struct, not a store handle), `STATE_CLOSED`, `STATE_IO`,
+/// `STATE_CORRUPT` if the scan itself cannot proceed.
 ///
 /// # Safety
-/// `store` is only looked up; `report` is NULL or valid for a write.
+/// `store` is only looked up; `report` is NULL or valid for a read of its
+/// `struct_size` field and a write of `struct_size` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn state_check(
     store: *mut state_store,
     report: *mut state_check_report,
 ) -> state_status {
     run(|| {
+        // SAFETY: NULL, or its struct_size readable, by the contract.
+        let out = unsafe { arg_sized_out(report, "report") }?;
         let s = get(store, "store")?;
-        let out = arg_out(report, "report")?;
         let r = s.check()?;
         let mut text = String::new();
         for p in r.problem_messages() {
@@ -134,6 +169,7 @@ pub unsafe extern "C" fn state_check(
             text.push('\n');
         }
         let value = state_check_report {
+            struct_size: 0,
             buckets: r.buckets.len() as u64,
             records: r.records(),
             with_ttl: r.with_ttl(),
@@ -142,8 +178,8 @@ pub unsafe extern "C" fn state_check(
             problems: buf_from(text.as_bytes()).cast(),
             problems_len: text.len(),
         };
-        // SAFETY: checked non-NULL, writable by the contract.
-        unsafe { put(out, value) };
+        // SAFETY: checked, writable for struct_size bytes by the contract.
+        unsafe { put_sized(out, value) };
         Ok(state_status::STATE_OK)
     })
 }
@@ -180,28 +216,33 @@ pub unsafe extern "C" fn state_check_report_free(report: *mut state_check_report
 /// # Errors
 /// `STATE_IO` (also when a `.NAME.compact` left by an interrupted compaction
 /// exists: delete it once no compaction runs), `STATE_CORRUPT` (the copy did not
-/// verify; the store is untouched), `STATE_INVALID_ARGUMENT` (not a store handle, or
-/// called from inside a `state_get_with` callback), `STATE_CLOSED`.
+/// verify; the store is untouched), `STATE_INVALID_ARGUMENT` (not a store handle, a
+/// `report` whose `struct_size` is smaller than this library's struct, or called
+/// from inside a `state_get_with` callback), `STATE_CLOSED`.
 ///
 /// # Safety
-/// `store` is only looked up; `report` is NULL or valid for a write.
+/// `store` is only looked up; `report` is NULL or valid for a read of its
+/// `struct_size` field and a write of `struct_size` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn state_compact(
     store: *mut state_store,
     report: *mut state_compact_report,
 ) -> state_status {
     run(|| {
+        // SAFETY: NULL, or its struct_size readable, by the contract.
+        let out = unsafe { arg_sized_out_opt(report, "report") }?;
         let s = get(store, "store")?;
         let r = s.compact()?;
-        if !report.is_null() {
+        if let Some(out) = out {
             let value = state_compact_report {
+                struct_size: 0,
                 before_bytes: r.before_bytes,
                 after_bytes: r.after_bytes,
                 buckets: r.buckets,
                 records: r.records,
             };
-            // SAFETY: non-NULL, writable by the contract.
-            unsafe { put(report, value) };
+            // SAFETY: checked, writable for struct_size bytes by the contract.
+            unsafe { put_sized(out, value) };
         }
         Ok(state_status::STATE_OK)
     })
@@ -225,7 +266,8 @@ pub unsafe extern "C" fn state_compact(
 ///
 /// # Safety
 /// `store` is only looked up; `dest` is NULL or a NUL-terminated string; `report` is
-/// NULL or valid for a write.
+/// NULL or valid for a read of its `struct_size` field and a write of `struct_size`
+/// bytes.
 #[no_mangle]
 pub unsafe extern "C" fn state_backup(
     store: *mut state_store,
@@ -233,19 +275,22 @@ pub unsafe extern "C" fn state_backup(
     report: *mut state_backup_report,
 ) -> state_status {
     run(|| {
+        // SAFETY: NULL, or its struct_size readable, by the contract.
+        let out = unsafe { arg_sized_out_opt(report, "report") }?;
         let s = get(store, "store")?;
         // SAFETY: forwarded contract.
         let dest = path_from(unsafe { arg_cstr(dest, "dest") }?)?;
         let r = s.backup(&dest)?;
-        if !report.is_null() {
+        if let Some(out) = out {
             let value = state_backup_report {
+                struct_size: 0,
                 buckets: r.buckets,
                 records: r.records,
                 bytes: r.bytes,
                 write_pause_ns: u64::try_from(r.write_pause.as_nanos()).unwrap_or(u64::MAX),
             };
-            // SAFETY: non-NULL, writable by the contract.
-            unsafe { put(report, value) };
+            // SAFETY: checked, writable for struct_size bytes by the contract.
+            unsafe { put_sized(out, value) };
         }
         Ok(state_status::STATE_OK)
     })

@@ -10,7 +10,10 @@ use std::time::Duration;
 use state_core::limits::{DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_VALUE_SIZE};
 use state_core::{Engine, Store, DEFAULT_CACHE_SIZE, DEFAULT_FLUSH_INTERVAL};
 
-use crate::boundary::{arg_cstr, arg_out, arg_str, put, put_opt, run, run_void, Fail};
+use crate::boundary::{
+    arg_cstr, arg_out, arg_sized_out, arg_str, put, put_opt, put_sized, run, run_void, Fail,
+    StructSize,
+};
 use crate::buffers::{buf_free, buf_from, state_strings, strings_from};
 use crate::handles::{get, register, state_store, unregister};
 use crate::status::state_status;
@@ -146,25 +149,6 @@ unsafe fn builder_from(opts: *const state_options) -> Result<state_core::StoreBu
         .max_batch_size(o.max_batch_size))
 }
 
-/// Whether `opts` names the Redis engine.
-///
-/// # Safety
-/// As `builder_from` (already checked by it when this runs).
-fn redis_requested(opts: *const state_options) -> Result<bool, Fail> {
-    if opts.is_null() {
-        return Ok(false);
-    }
-    // SAFETY: non-NULL and initialized by state_options_init per state_open's
-    // contract; builder_from has read it already.
-    let o = unsafe { &*opts };
-    if o.engine.is_null() {
-        return Ok(false);
-    }
-    // SAFETY: a non-NULL engine is a NUL-terminated string by the struct's contract.
-    let name = unsafe { arg_str(o.engine, "opts->engine") }?;
-    Ok(name == "redis")
-}
-
 pub(crate) fn path_from(c: &CStr) -> Result<PathBuf, Fail> {
     #[cfg(unix)]
     {
@@ -212,13 +196,6 @@ pub unsafe extern "C" fn state_open(
             // SAFETY: non-NULL and initialized by state_options_init per the contract.
             unsafe { builder_from(opts) }?
         };
-        if redis_requested(opts)? && !path.to_str().is_some_and(state_core::engine::is_redis_url) {
-            return Err(Fail::Invalid(format!(
-                "engine \"redis\" needs the server's URL as path (redis://host:port/db, \
-                 rediss://, redis+unix:///socket or redis+cluster://h1:p1,h2:p2), not {}",
-                path.display()
-            )));
-        }
         let s = builder.open(&path)?;
         let h = match register::<state_store>(Arc::new(s.clone())) {
             Ok(h) => h,
@@ -268,52 +245,79 @@ pub unsafe extern "C" fn state_flush(store: *mut state_store) -> state_status {
     })
 }
 
-/// Figures describing an open store, filled by `state_store_info`. Release with
-/// `state_info_free`.
+/// Figures describing an open store, filled by `state_store_info`: the fields of
+/// the core's `StoreInfo`, in its order. Set `struct_size` to `sizeof(state_info)`
+/// before the call. Release with `state_info_free`.
 #[repr(C)]
 #[derive(Debug)]
 pub struct state_info {
-    /// The store directory (canonical path), NUL-terminated.
+    /// Set by the caller to `sizeof(state_info)`; later releases append fields and
+    /// fill only those that `struct_size` covers.
+    pub struct_size: usize,
+    /// The store directory (canonical path), NUL-terminated; for a store on a
+    /// server, its location (URL without password, and namespace).
     pub path: *mut c_char,
-    /// The engine's name (`"sled"`), NUL-terminated.
+    /// The engine's name (`"sled"`, `"memfile"`, `"redis"`, or a custom engine's
+    /// `"custom"`), NUL-terminated.
     pub engine: *mut c_char,
     /// Number of buckets holding at least one live record.
     pub buckets: u64,
     /// Number of live (not expired) records over all buckets.
     pub records: u64,
-    /// Bytes the store occupies on disk.
+    /// Number of live records that have a time to live.
+    pub expiring: u64,
+    /// Bytes the store occupies on disk (0 for a store kept on a server).
     pub disk_bytes: u64,
+    /// What the engine says about where its data lives (the Redis engine: server
+    /// version, standalone or cluster, persistence settings), NUL-terminated; NULL
+    /// when it says nothing.
+    pub engine_details: *mut c_char,
 }
 
-/// Writes the store's figures to `*info`. Counting records reads every key
-/// (O(records)). Release the result with `state_info_free`.
+impl StructSize for state_info {
+    fn set_struct_size(&mut self, n: usize) {
+        self.struct_size = n;
+    }
+}
+
+/// Writes the store's figures to `*info`, whose `struct_size` the caller set to
+/// `sizeof(state_info)`. Counting records reads every key (O(records)). Release the
+/// result with `state_info_free`.
 ///
 /// Thread-safe.
 ///
 /// # Errors
-/// `STATE_INVALID_ARGUMENT` (NULL `info`, not a store handle), `STATE_CLOSED`, `STATE_IO`.
+/// `STATE_INVALID_ARGUMENT` (NULL `info`, a `struct_size` smaller than this
+/// library's `state_info`, not a store handle), `STATE_CLOSED`, `STATE_IO`.
 ///
 /// # Safety
-/// `store` is only looked up; `info` is NULL or valid for a write.
+/// `store` is only looked up; `info` is NULL or valid for a read of its
+/// `struct_size` field and a write of `struct_size` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn state_store_info(
     store: *mut state_store,
     info: *mut state_info,
 ) -> state_status {
     run(|| {
+        // SAFETY: NULL, or its struct_size readable, by the contract.
+        let out = unsafe { arg_sized_out(info, "info") }?;
         let s = get(store, "store")?;
-        let out = arg_out(info, "info")?;
         let i = s.info()?;
         let path = i.path.as_os_str().as_encoded_bytes();
         let value = state_info {
+            struct_size: 0,
             path: buf_from(path).cast(),
             engine: buf_from(i.engine.as_str().as_bytes()).cast(),
             buckets: i.buckets,
             records: i.records,
+            expiring: i.expiring,
             disk_bytes: i.disk_bytes,
+            engine_details: i
+                .engine_details
+                .map_or(ptr::null_mut(), |d| buf_from(d.as_bytes()).cast()),
         };
-        // SAFETY: checked non-NULL, writable by the contract.
-        unsafe { put(out, value) };
+        // SAFETY: checked, writable for struct_size bytes by the contract.
+        unsafe { put_sized(out, value) };
         Ok(state_status::STATE_OK)
     })
 }
@@ -333,7 +337,7 @@ pub unsafe extern "C" fn state_info_free(info: *mut state_info) {
         }
         // SAFETY: non-NULL and valid by the contract.
         let i = unsafe { &mut *info };
-        for p in [&mut i.path, &mut i.engine] {
+        for p in [&mut i.path, &mut i.engine, &mut i.engine_details] {
             if !p.is_null() {
                 // SAFETY: made by buf_from, not freed yet (set to NULL below).
                 unsafe { buf_free(p.cast()) };

@@ -11,26 +11,51 @@ use parking_lot::Mutex;
 use state_core::{EventKind, Notice, Watcher};
 
 use crate::boundary::{arg_out, arg_str, put, run, Fail};
-use crate::handles::{get, register, state_bucket, unregister};
+use crate::handles::{get, handle_type, register, state_bucket, unregister};
 use crate::status::state_status;
 
-/// `state_event.kind`: the key was set; `value` holds its new value.
+/// `state_event.kind`: the key was set; `value` holds its new value and `is_new`
+/// says whether the key was created (it had no live record before).
 pub const STATE_EVENT_SET: u32 = 1;
 /// `state_event.kind`: the key was deleted.
 pub const STATE_EVENT_DELETE: u32 = 2;
-/// `state_event.kind`: the key expired and was removed (by the sweeper, up to its
-/// interval after the deadline, or by a write that found it expired).
-pub const STATE_EVENT_EXPIRE: u32 = 3;
+/// `state_event.kind`: the key's deadline had passed and its record was removed (by
+/// the sweeper, up to its interval after the deadline, or by a write that found it
+/// expired). Redis's `expired` event.
+pub const STATE_EVENT_EXPIRED: u32 = 3;
 /// `state_event.kind`: the watch fell behind and `missed` changes were dropped at
 /// this point (`key` is NULL); read the keys again to catch up.
 pub const STATE_EVENT_LAGGED: u32 = 4;
+/// `state_event.kind`: the key's deadline was set or changed, its value kept
+/// (`state_expire`). Redis's `expire` event.
+pub const STATE_EVENT_EXPIRE: u32 = 5;
+/// `state_event.kind`: the key's deadline was removed, its value kept
+/// (`state_persist`). Redis's `persist` event.
+pub const STATE_EVENT_PERSIST: u32 = 6;
+
+/// The `state_event.kind` of a core event kind: the one mapping.
+fn kind_code(kind: EventKind) -> u32 {
+    match kind {
+        EventKind::Set => STATE_EVENT_SET,
+        EventKind::Delete => STATE_EVENT_DELETE,
+        EventKind::Expired => STATE_EVENT_EXPIRED,
+        EventKind::Expire => STATE_EVENT_EXPIRE,
+        EventKind::Persist => STATE_EVENT_PERSIST,
+        // EventKind is non_exhaustive; the test below fails for a kind left out.
+        _ => 0,
+    }
+}
 
 /// One change, lent to a `state_watch_fn` for the duration of the call (copy what
 /// you keep).
 #[repr(C)]
 pub struct state_event {
-    /// `STATE_EVENT_SET`, `STATE_EVENT_DELETE`, `STATE_EVENT_EXPIRE` or
-    /// `STATE_EVENT_LAGGED`.
+    /// `sizeof(state_event)` as the library was built: a field appended by a later
+    /// release is there only if `struct_size` covers it.
+    pub struct_size: usize,
+    /// `STATE_EVENT_SET`, `STATE_EVENT_DELETE`, `STATE_EVENT_EXPIRE`,
+    /// `STATE_EVENT_PERSIST`, `STATE_EVENT_EXPIRED` or `STATE_EVENT_LAGGED`. Later
+    /// releases may add kinds: ignore one you do not know.
     pub kind: u32,
     /// The key, NUL-terminated (NULL for `STATE_EVENT_LAGGED`).
     pub key: *const c_char,
@@ -43,6 +68,8 @@ pub struct state_event {
     pub value_len: usize,
     /// For `STATE_EVENT_LAGGED`: how many changes were dropped; 0 otherwise.
     pub missed: u64,
+    /// For `STATE_EVENT_SET`: whether the key was created; false otherwise.
+    pub is_new: bool,
 }
 
 /// A watch started by `state_watch`, released with `state_unwatch`.
@@ -52,6 +79,8 @@ pub struct state_watcher {
 
 /// The callback of `state_watch`: receives the caller's `ctx` and one event.
 pub type state_watch_fn = Option<unsafe extern "C" fn(ctx: *mut c_void, event: *const state_event)>;
+
+handle_type!(state_watcher, Arc<WatchState>, "a watch", false);
 
 /// A watch's state, named by its handle.
 pub(crate) struct WatchState {
@@ -92,25 +121,25 @@ impl Callback {
                     None => (std::ptr::null(), 0),
                 };
                 state_event {
-                    kind: match e.kind() {
-                        EventKind::Set => STATE_EVENT_SET,
-                        EventKind::Delete => STATE_EVENT_DELETE,
-                        _ => STATE_EVENT_EXPIRE,
-                    },
+                    struct_size: std::mem::size_of::<state_event>(),
+                    kind: kind_code(e.kind()),
                     key: key_buf.as_ptr().cast(),
                     key_len: e.key().len(),
                     value,
                     value_len,
                     missed: 0,
+                    is_new: e.is_new(),
                 }
             }
             Notice::Lagged(missed) => state_event {
+                struct_size: std::mem::size_of::<state_event>(),
                 kind: STATE_EVENT_LAGGED,
                 key: std::ptr::null(),
                 key_len: 0,
                 value: std::ptr::null(),
                 value_len: 0,
                 missed: *missed,
+                is_new: false,
             },
         };
         // SAFETY: the contract allows calling `f` with `ctx` on this thread; `event`
@@ -122,8 +151,8 @@ impl Callback {
 
 /// Watches the keys of `bucket` that start with `prefix` (`""`: every key) and calls
 /// `callback(ctx, event)` for each change committed after this call returns: sets,
-/// deletes and expiries, in commit order, a batch as its events in order, each once
-/// the write is visible to reads. Changing only a key's TTL is no event. Writes a
+/// deletes, deadlines set or removed, and expired keys removed, in commit order, a
+/// batch as its events in order, each once the write is visible to reads. Writes a
 /// new watch handle to `*watch`; release it with `state_unwatch`.
 ///
 /// **The callback** runs on one thread libstate starts for this watch, never on the
@@ -229,4 +258,20 @@ pub unsafe extern "C" fn state_unwatch(watch: *mut state_watcher) -> state_statu
         }
         Ok(state_status::STATE_OK)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every event kind the core has (`EventKind::ALL`) has a code of its own.
+    #[test]
+    fn every_event_kind_has_its_own_code() {
+        let mut seen = std::collections::HashSet::from([STATE_EVENT_LAGGED]);
+        for &kind in EventKind::ALL {
+            let code = kind_code(kind);
+            assert_ne!(code, 0, "{kind} has no code");
+            assert!(seen.insert(code), "{kind} shares code {code}");
+        }
+    }
 }

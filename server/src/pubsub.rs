@@ -145,7 +145,9 @@ pub(crate) fn redis_event_name(kind: EventKind) -> &'static str {
     match kind {
         EventKind::Set => "set",
         EventKind::Delete => "del",
-        EventKind::Expire => "expired",
+        EventKind::Expired => "expired",
+        EventKind::Expire => "expire",
+        EventKind::Persist => "persist",
         _ => "changed",
     }
 }

@@ -17,8 +17,9 @@ mod exc {
     pyo3::import_exception!(libstate._errors, StoreIOError);
     pyo3::import_exception!(libstate._errors, TooLarge);
     pyo3::import_exception!(libstate._errors, StoreClosed);
-    pyo3::import_exception!(libstate._errors, InternalError);
     pyo3::import_exception!(libstate._errors, QuotaExceeded);
+    pyo3::import_exception!(libstate._errors, Conflict);
+    pyo3::import_exception!(libstate._errors, InternalError);
 }
 
 pub(crate) use exc::{InvalidArgument, StoreClosed};
@@ -43,9 +44,25 @@ pub(crate) fn to_py_err(e: Error) -> PyErr {
         }
         ErrorKind::TooLarge => exc::TooLarge::new_err(msg),
         ErrorKind::Closed => exc::StoreClosed::new_err(msg),
-        // Internal, and any kind a newer core adds before this mapping learns it.
+        ErrorKind::Conflict => exc::Conflict::new_err(msg),
+        // Internal, and any kind a newer core adds before this mapping learns it
+        // (the tests iterate `ErrorKind::ALL` through `_error_kinds`, so such a kind
+        // fails them).
         _ => exc::InternalError::new_err(msg),
     }
+}
+
+/// `[(kind name, exception class)]` for every kind of the core's `ErrorKind::ALL`,
+/// as [`to_py_err`] maps it: the tests check that every kind has its own class.
+#[pyfunction]
+pub(crate) fn _error_kinds(py: Python<'_>) -> Vec<(&'static str, Py<PyAny>)> {
+    ErrorKind::ALL
+        .iter()
+        .map(|&k| {
+            let class = to_py_err(Error::example(k, "example")).get_type(py);
+            (k.as_str(), class.into_any().unbind())
+        })
+        .collect()
 }
 
 /// Maps a service error to its Python exception: the core's kinds as

@@ -37,6 +37,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<iter::PyBucketIterator>()?;
     m.add_class::<service::PyStateService>()?;
     m.add_class::<watch::PyWatcher>()?;
+    m.add_function(wrap_pyfunction!(boundary::_error_kinds, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add(
         "DEFAULT_FLUSH_INTERVAL",

@@ -52,16 +52,6 @@ impl PyStore {
             .map(|s| seconds("sweep_interval", s))
             .transpose()?;
         let engine: Engine = attached(|| engine.parse())?;
-        let is_url = path.to_str().is_some_and(state_core::engine::is_redis_url);
-        if engine == Engine::Redis && !is_url {
-            return attached(|| {
-                Err(state_core::Error::InvalidArgument(format!(
-                    "engine \"redis\" needs the server's URL as path (redis://, rediss://, \
-                     redis+unix:// or redis+cluster://), not {}",
-                    path.display()
-                )))
-            });
-        }
         let builder = Store::builder()
             .engine(engine)
             .sync(sync)
@@ -116,7 +106,8 @@ impl PyStore {
         detached(py, || self.inner.sweep_expired())
     }
 
-    /// `(path, engine, buckets, records, disk_bytes)`; `Store.info()` wraps it in a
+    /// `(path, engine, buckets, records, expiring, disk_bytes, engine_details)`, the
+    /// fields of the core's `StoreInfo` in its order; `Store.info()` wraps it in a
     /// named tuple. Counting records reads every key.
     fn _info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let info = detached(py, || self.inner.info())?;
@@ -126,7 +117,9 @@ impl PyStore {
             info.engine.as_str(),
             info.buckets,
             info.records,
+            info.expiring,
             info.disk_bytes,
+            info.engine_details,
         )
             .into_pyobject(py)
     }

@@ -17,9 +17,10 @@ use crate::bucket::PyBucket;
 /// (so Ctrl-C interrupts a blocked `for event in watcher`).
 const WAIT_SLICE: Duration = Duration::from_millis(100);
 
-/// What `_recv` returns: `(kind, key, value, missed)`; kind is `"set"`, `"delete"`,
-/// `"expire"`, `"lagged"` or `"ended"`.
-type Raw = (&'static str, Option<String>, Option<Vec<u8>>, u64);
+/// What `_recv` returns: `(kind, key, value, missed, new)`; kind is an
+/// `EventKind`'s name (`"set"`, `"delete"`, `"expire"`, `"persist"`, `"expired"`),
+/// `"lagged"` or `"ended"`.
+type Raw = (&'static str, Option<String>, Option<Vec<u8>>, u64, bool);
 
 fn raw(n: Notice) -> Raw {
     match n {
@@ -28,12 +29,13 @@ fn raw(n: Notice) -> Raw {
             Some(e.key().to_string()),
             e.value().map(<[u8]>::to_vec),
             0,
+            e.is_new(),
         ),
-        Notice::Lagged(missed) => ("lagged", None, None, missed),
+        Notice::Lagged(missed) => ("lagged", None, None, missed, false),
     }
 }
 
-const ENDED: Raw = ("ended", None, None, 0);
+const ENDED: Raw = ("ended", None, None, 0, false);
 
 /// The changes under a key prefix of one bucket; get one with `Bucket.watch`.
 /// The public `libstate.Watcher` subclass makes it an iterator and an async

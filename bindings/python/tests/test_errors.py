@@ -15,9 +15,23 @@ ALL = [
     libstate.StoreClosed,
     libstate.StoreIOError,
     libstate.TooLarge,
-    libstate.InternalError,
     libstate.QuotaExceeded,
+    libstate.Conflict,
+    libstate.InternalError,
 ]
+
+
+def test_every_core_error_kind_has_its_own_exception() -> None:
+    """The mapping covers every kind of the core's ``ErrorKind::ALL``: only
+    *internal* becomes InternalError, and no two kinds share a class."""
+    kinds = libstate._native._error_kinds()
+    assert len(kinds) >= 8
+    classes = [cls for _, cls in kinds]
+    assert len(set(classes)) == len(classes), kinds
+    for name, cls in kinds:
+        assert cls in ALL, (name, cls)
+        assert (cls is libstate.InternalError) == (name == "internal"), (name, cls)
+    assert dict(kinds)["conflict"] is libstate.Conflict
 
 
 @pytest.mark.parametrize("cls", ALL)

@@ -154,7 +154,7 @@ class BucketModel(RuleBasedStateMachine):
         want = [(k, self.model[k]) for k in order(self.model) if k.startswith(p)]
         assert list(self.bucket.prefix(p)) == want
 
-    # ---- cursor (the model follows design.md §3)
+    # ---- cursor (the model follows docs/guarantees.md, "Cursors")
     def _after(self, pos: str) -> str | None:
         ks = order(self.model)
         if pos == AFTER:

@@ -149,13 +149,19 @@ def test_remove_bucket_reports_whether_it_held_records(store: libstate.Store) ->
 def test_flush_and_info(store: libstate.Store) -> None:
     store.bucket("a").set_many({"x": b"1", "y": b"2"})
     store.bucket("b")["z"] = b"3"
+    store.bucket("b").set("t", b"4", ttl=3600)
     store.flush()
     info = store.info()
     assert isinstance(info, libstate.StoreInfo)
     assert info.path == store.path
     assert info.engine == store.engine
-    assert (info.buckets, info.records) == (2, 3)
+    assert (info.buckets, info.records, info.expiring) == (2, 4, 1)
     assert info.disk_bytes > 0
+    assert info.engine_details is None
+    # The fields of the core's StoreInfo, in its order.
+    assert libstate.StoreInfo._fields == (
+        "path", "engine", "buckets", "records", "expiring", "disk_bytes", "engine_details"
+    )
 
 
 def test_context_manager_closes_and_propagates_exceptions(store_path: Path, open_store: OpenStore) -> None:

@@ -24,7 +24,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::checkpoint;
 use crate::error::{Error, Result};
 
 pub(crate) mod memfile;
@@ -32,6 +31,7 @@ pub(crate) mod redis;
 pub(crate) mod sled;
 
 pub use self::memfile::MemfileConfig;
+pub(crate) use self::redis::needs_url as redis_needs_url;
 pub use self::redis::{is_url as is_redis_url, RedisConfig, DEFAULT_NAMESPACE, DEFAULT_TIMEOUT};
 pub use self::sled::{SledConfig, DEFAULT_CACHE_SIZE};
 
@@ -276,6 +276,59 @@ pub trait StorageEngine: Send + Sync {
     }
 }
 
+/// The read side of an engine, all a read-modify-write may use: what it reads
+/// through a `Reader` it cannot write, so its writes are only the batch it returns to
+/// the commit point (`crate::commit`), which applies them once.
+#[derive(Clone, Copy)]
+pub(crate) struct Reader<'a> {
+    engine: &'a dyn StorageEngine,
+}
+
+impl<'a> Reader<'a> {
+    /// Reads through `engine`.
+    pub(crate) fn new(engine: &'a dyn StorageEngine) -> Reader<'a> {
+        Reader { engine }
+    }
+
+    /// [`StorageEngine::get`].
+    #[inline]
+    pub(crate) fn get(
+        &self,
+        bucket: &str,
+        key: &[u8],
+        visit: &mut dyn FnMut(&[u8]),
+    ) -> Result<bool> {
+        self.engine.get(bucket, key, visit)
+    }
+
+    /// [`StorageEngine::get_many`].
+    pub(crate) fn get_many(
+        &self,
+        bucket: &str,
+        keys: &[&[u8]],
+        visit: &mut dyn FnMut(usize, &[u8]),
+    ) -> Result<()> {
+        self.engine.get_many(bucket, keys, visit)
+    }
+
+    /// [`StorageEngine::scan`].
+    pub(crate) fn scan(
+        &self,
+        bucket: &str,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        reverse: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
+    ) -> Result<()> {
+        self.engine.scan(bucket, lower, upper, reverse, visit)
+    }
+
+    /// [`StorageEngine::bucket_names`].
+    pub(crate) fn bucket_names(&self) -> Result<Vec<String>> {
+        self.engine.bucket_names()
+    }
+}
+
 /// The internal bucket of kind `kind` that belongs to user bucket `bucket` (its
 /// *companion*, such as its expiry index). Every batch the store writes touches one
 /// user bucket and its companions only, so an engine that places buckets on shards
@@ -399,29 +452,6 @@ impl Engine {
             Engine::Custom => "custom",
         }
     }
-
-    /// The engine the store in `dir` was created with, as recorded in its marker
-    /// file; `None` if `dir` does not exist or holds no libstate store. Lets a tool
-    /// open an existing store without being told its engine.
-    ///
-    /// # Errors
-    /// *corrupt* if the marker cannot be parsed or names an engine that is not built
-    /// into `state-core`; *I/O* if it exists but cannot be read.
-    pub fn detect(dir: impl AsRef<Path>) -> Result<Option<Engine>> {
-        let dir = dir.as_ref();
-        if !dir.is_dir() {
-            return Ok(None);
-        }
-        let Some(marker) = checkpoint::read_marker(dir)? else {
-            return Ok(None);
-        };
-        marker.engine.parse().map(Some).map_err(|_| {
-            Error::corrupt(
-                &dir.join(checkpoint::MARKER_FILE),
-                format!("store marker names an unknown engine {:?}", marker.engine),
-            )
-        })
-    }
 }
 
 impl fmt::Display for Engine {
@@ -522,15 +552,15 @@ impl EngineConfig {
 }
 
 impl From<Engine> for EngineConfig {
-    /// The engine with its default options. [`Engine::Custom`] names no factory and
-    /// [`Engine::Redis`] no server: both convert to the default engine's config; use
-    /// [`EngineConfig::Custom`], or a [`RedisConfig`] (or open by URL), instead.
+    /// The engine with its default options. [`Engine::Redis`] names no server: a
+    /// store opened with it must be given the server's URL as its path (any other
+    /// path is an *invalid argument* error). [`Engine::Custom`] names no factory and
+    /// converts to the default engine's config; use [`EngineConfig::Custom`].
     fn from(engine: Engine) -> EngineConfig {
         match engine {
             Engine::Memfile => EngineConfig::Memfile(MemfileConfig::default()),
-            Engine::Sled | Engine::Redis | Engine::Custom => {
-                EngineConfig::Sled(SledConfig::default())
-            }
+            Engine::Redis => EngineConfig::Redis(RedisConfig::unset()),
+            Engine::Sled | Engine::Custom => EngineConfig::Sled(SledConfig::default()),
         }
     }
 }

@@ -9,7 +9,6 @@ use parking_lot::{Condvar, Mutex};
 
 use super::Shared;
 use crate::error::{Error, Result};
-use crate::expiry;
 
 /// The store's background threads: the periodic flush and the expiry sweeper.
 pub(super) struct Background {
@@ -33,7 +32,7 @@ impl Background {
         if let Some(interval) = shared.opts.sweep_interval {
             bg.spawn(shared, "libstate-sweep", interval, |s| {
                 // Errors here (e.g. the store closing) are retried at the next tick.
-                let _ = expiry::sweep(s);
+                let _ = s.sweep();
             })?;
         }
         Ok(bg)

@@ -2,13 +2,11 @@
 //! open stores. Group commit and the background threads have modules of their own.
 
 mod background;
-mod group_commit;
-mod slot;
+mod engine_cell;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -17,22 +15,18 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use self::background::Background;
-use self::group_commit::GroupSync;
-pub(crate) use self::slot::EngineRef;
-use self::slot::EngineSlot;
+use self::engine_cell::EngineCell;
+pub(crate) use self::engine_cell::EngineRef;
 
-use crate::bucket::Bucket;
 use crate::checkpoint;
 use crate::clock::{Clock, SystemClock};
-use crate::engine::{
-    self, BucketHint, Engine, EngineConfig, RedisConfig, StorageEngine, StoreContext, Visit,
-    WriteOp,
-};
+use crate::commit::{Committer, Op, Prior};
+use crate::engine::{self, Engine, EngineConfig, Reader, RedisConfig, StorageEngine, StoreContext};
 use crate::error::{Error, Result};
 use crate::expiry;
 use crate::lend;
 use crate::limits::{self, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_VALUE_SIZE};
-use crate::watch::{Change, EventKind, Hub};
+use crate::watch::Hub;
 
 /// Default interval of the background flush in periodic durability mode.
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(500);
@@ -220,19 +214,14 @@ const LOCK_RELEASE_WAIT: Duration = Duration::from_secs(5);
 pub(crate) struct Shared {
     pub(crate) path: PathBuf,
     pub(crate) opts: Options,
-    engine: EngineSlot,
-    /// Serializes writes: engines see one write at a time, and read-modify-write
-    /// operations (delete's report, expiry changes) are atomic.
-    write_lock: Mutex<()>,
+    engine: EngineCell,
+    /// The write side: the write lock, the watchers and the group sync. Every write
+    /// to a user bucket goes through it.
+    commit: Committer,
     handles: Mutex<usize>,
-    sync: GroupSync,
     background: Mutex<Option<Background>>,
     /// The last checkpoint: its generation and the write sequence it covered.
     checkpoint: Mutex<Checkpoint>,
-    /// Watchers, to which writes publish their changes under `write_lock`.
-    pub(crate) watch: Arc<Hub>,
-    /// A running online backup's hold on the write path (see `crate::backup`).
-    pub(crate) backup_tap: crate::backup::Tap,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -241,50 +230,54 @@ struct Checkpoint {
     seq: u64,
 }
 
-/// What a read-modify-write under the store's write lock returns: its result, and
-/// whether it changed the store (only then does the durability mode apply).
-pub(crate) struct Written<T> {
-    pub out: T,
-    pub changed: bool,
-}
-
-impl<T> Written<T> {
-    /// `out`, from an operation that wrote to the engine.
-    pub(crate) fn changed(out: T) -> Written<T> {
-        Written { out, changed: true }
-    }
-
-    /// `out`, from an operation that found nothing to write.
-    pub(crate) fn unchanged(out: T) -> Written<T> {
-        Written {
-            out,
-            changed: false,
-        }
-    }
-}
-
 impl Shared {
-    /// The engine, without taking a lock (see [`slot`]); *closed* once closed.
+    /// The engine, without taking a lock (see [`engine_cell`]); *closed* once closed.
     #[inline]
     pub(crate) fn engine(&self) -> Result<EngineRef<'_>> {
         self.engine.load(|| lend::lending(self))
     }
 
-    /// Applies `ops` atomically and, in sync mode, waits until they are durable.
-    pub(crate) fn write(&self, ops: &[WriteOp<'_>]) -> Result<()> {
-        self.write_with(|engine| {
-            engine.write(ops)?;
-            if self.watch.active() {
-                self.watch.publish_ops(ops);
-            }
-            Ok(Written::changed(()))
-        })
+    /// The store's watchers.
+    pub(crate) fn watch(&self) -> &Arc<Hub> {
+        self.commit.hub()
+    }
+
+    /// Commits `ops` to `bucket` (see [`Committer::apply`]) and, in sync mode, waits
+    /// until they are durable.
+    pub(crate) fn apply(&self, bucket: &str, ops: &[Op<'_>]) -> Result<()> {
+        lend::refuse(self, "write to the store")?;
+        let engine = self.engine()?;
+        self.commit.apply(&*engine, bucket, ops)
+    }
+
+    /// Writes `ops` to libstate's internal buckets through the commit point (see
+    /// [`Committer::internal`]).
+    pub(crate) fn write_internal(&self, ops: &[crate::engine::WriteOp<'_>]) -> Result<()> {
+        lend::refuse(self, "write to the store")?;
+        let engine = self.engine()?;
+        self.commit.internal(&*engine, ops)
+    }
+
+    /// Runs the read-modify-write `f` of `bucket` and commits the ops it returns
+    /// (see [`Committer::rmw`]).
+    pub(crate) fn rmw<'o, T>(
+        &self,
+        bucket: &str,
+        f: impl FnMut(Reader<'_>) -> Result<(T, Vec<Op<'o>>)>,
+    ) -> Result<T> {
+        lend::refuse(self, "write to the store")?;
+        let engine = self.engine()?;
+        self.commit.rmw(&*engine, bucket, f)
     }
 
     /// Runs `f` with the store's write lock held: no write runs meanwhile.
     pub(crate) fn exclude_writers<T>(&self, f: impl FnOnce() -> T) -> T {
-        let _w = self.write_lock.lock();
-        f()
+        self.commit.exclusive(f)
+    }
+
+    /// A running online backup's hold on the write path (see `crate::backup`).
+    pub(crate) fn backup_tap(&self) -> &crate::commit::tap::Tap {
+        self.commit.tap()
     }
 
     /// Runs `register` under the store's write lock, so a new watcher sees exactly
@@ -292,128 +285,67 @@ impl Shared {
     pub(crate) fn register_watch<T>(&self, register: impl FnOnce(&Arc<Hub>) -> T) -> Result<T> {
         lend::refuse(self, "watch the store")?;
         let _engine = self.engine()?;
-        let _w = self.write_lock.lock();
-        Ok(register(&self.watch))
-    }
-
-    /// Runs a read-modify-write `f` under the store's write lock, then, if it
-    /// changed the store, applies the durability mode.
-    pub(crate) fn write_with<T>(
-        &self,
-        f: impl FnOnce(&dyn StorageEngine) -> Result<Written<T>>,
-    ) -> Result<T> {
-        lend::refuse(self, "write to the store")?;
-        let _durable = self.opts.sync.then(|| self.sync.begin());
-        let engine = self.engine()?;
-        let written = {
-            let _w = self.write_lock.lock();
-            self.backup_tap.run(&*engine, f)?
-        };
-        if written.changed {
-            self.after_write(&*engine)?;
-        }
-        Ok(written.out)
-    }
-
-    /// Runs a read-modify-write `f` of `bucket` (and its companion buckets): atomic
-    /// against every other writer of the store, in this process (the write lock) and,
-    /// for an engine that other processes share (its `version` is `Some`), in those
-    /// too: `f`'s reads go to the engine, its writes are held back and committed with
-    /// `write_if_unchanged`, and `f` runs again from the start if another process
-    /// wrote to the bucket in between. `f` must write at most once, after its reads.
-    pub(crate) fn rmw<T>(
-        &self,
-        bucket: &str,
-        mut f: impl FnMut(&dyn StorageEngine) -> Result<Written<T>>,
-    ) -> Result<T> {
-        self.write_with(|engine| {
-            for _ in 0..MAX_RMW_ATTEMPTS {
-                let Some(version) = engine.version(bucket)? else {
-                    return f(engine);
-                };
-                let deferred = Deferred::new(engine);
-                // Watchers hear of the changes only once the commit succeeded (an
-                // attempt that conflicts is run again and must tell them nothing).
-                let (written, changes) = self.watch.capture(|| f(&deferred));
-                let written = written?;
-                let ops = deferred.into_ops();
-                if ops.is_empty() {
-                    return Ok(written);
-                }
-                let ops: Vec<WriteOp<'_>> = ops.iter().map(OwnedOp::as_op).collect();
-                if engine.write_if_unchanged(bucket, version, &ops)? {
-                    self.watch.publish_owned(&changes);
-                    return Ok(written);
-                }
-            }
-            Err(Error::Internal(format!(
-                "a read-modify-write of bucket {bucket:?} conflicted with other processes' \
-                 writes {MAX_RMW_ATTEMPTS} times in a row; retry it"
-            )))
-        })
-    }
-
-    fn after_write(&self, engine: &dyn StorageEngine) -> Result<()> {
-        if self.opts.sync {
-            let seq = self.sync.note_durable_write();
-            self.sync.sync_through(seq, || engine.sync())?;
-        } else {
-            self.sync.note_write();
-        }
-        Ok(())
+        Ok(self.commit.exclusive(|| register(self.commit.hub())))
     }
 
     pub(crate) fn remove_bucket(&self, name: &str) -> Result<bool> {
-        self.write_with(|e| {
-            // Watchers of the bucket learn of each record it held.
-            let mut gone: Vec<(Vec<u8>, EventKind)> = Vec::new();
-            if self.watch.watches_bucket(name) {
+        lend::refuse(self, "write to the store")?;
+        let engine = self.engine()?;
+        self.commit.remove_bucket(&*engine, name)
+    }
+
+    /// Removes every record whose deadline has passed, and stale index entries, in
+    /// batches, bucket by bucket (each batch one read-modify-write of one bucket).
+    /// Returns the number of records removed.
+    pub(crate) fn sweep(&self) -> Result<u64> {
+        let buckets = {
+            let engine = self.engine()?;
+            expiry::indexed_buckets(Reader::new(&*engine))?
+        };
+        let mut removed = 0u64;
+        for bucket in &buckets {
+            loop {
                 let now = self.opts.clock.now_ms();
-                e.scan(
-                    name,
-                    Bound::Unbounded,
-                    Bound::Unbounded,
-                    false,
-                    &mut |k, raw| {
-                        let kind = match crate::record::Stored::of(raw, &self.path, || now) {
-                            Ok(crate::record::Stored::Expired { .. }) => EventKind::Expire,
-                            _ => EventKind::Delete,
-                        };
-                        gone.push((k.to_vec(), kind));
-                        Visit::Continue
-                    },
-                )?;
+                let (n, more) = self.rmw(bucket, |reader| {
+                    let due = expiry::due(reader, &self.path, bucket, now)?;
+                    let more = due.len() == expiry::SWEEP_BATCH;
+                    let mut n = 0u64;
+                    let ops: Vec<Op<'static>> = due
+                        .into_iter()
+                        .map(|e| {
+                            if e.current {
+                                n += 1;
+                                Op::Delete {
+                                    key: e.key.into(),
+                                    prior: Prior::Expired {
+                                        deadline: e.deadline,
+                                    },
+                                }
+                            } else {
+                                Op::DropIndex {
+                                    key: e.key.into(),
+                                    deadline: e.deadline,
+                                }
+                            }
+                        })
+                        .collect();
+                    Ok(((n, more), ops))
+                })?;
+                removed += n;
+                if !more {
+                    break;
+                }
             }
-            let removed = e.remove_bucket(name)?;
-            // Its expiry index goes with it (after the records: a crash between the
-            // two leaves index entries the sweeper drops as stale).
-            e.remove_bucket(&expiry::index_bucket(name))?;
-            if !gone.is_empty() {
-                let changes: Vec<Change<'_>> = gone
-                    .iter()
-                    .map(|(key, kind)| Change {
-                        bucket: name,
-                        key,
-                        kind: *kind,
-                        value: None,
-                    })
-                    .collect();
-                self.watch.publish(&changes);
-            }
-            Ok(if removed {
-                Written::changed(true)
-            } else {
-                Written::unchanged(false)
-            })
-        })
+        }
+        Ok(removed)
     }
 
     /// Makes every write so far durable.
     pub(crate) fn flush(&self) -> Result<()> {
         lend::refuse(self, "flush the store")?;
         let engine = self.engine()?;
-        self.sync
-            .sync_through(self.sync.written(), || engine.sync())
+        let sync = self.commit.sync();
+        sync.sync_through(sync.written(), || engine.sync())
     }
 
     /// Makes every write so far durable and records a checkpoint (see
@@ -425,24 +357,23 @@ impl Shared {
 
     fn checkpoint_on(&self, engine: &dyn StorageEngine) -> Result<()> {
         let mut cp = self.checkpoint.lock();
-        if self.sync.written() <= cp.seq {
+        let sync = self.commit.sync();
+        if sync.written() <= cp.seq {
             return Ok(());
         }
         if self.opts.shared_engine {
             // Generations count one process's checkpoints; with several processes
             // writing, a lower one would look like lost data. Only sync.
-            let seq = self.sync.written();
-            self.sync.sync_through(seq, || engine.sync())?;
+            let seq = sync.written();
+            sync.sync_through(seq, || engine.sync())?;
             cp.seq = seq;
             return Ok(());
         }
         let generation = cp.generation + 1;
-        {
-            let _w = self.write_lock.lock();
-            checkpoint::write_generation(engine, generation)?;
-        }
-        let seq = self.sync.note_write();
-        self.sync.sync_through(seq, || engine.sync())?;
+        self.commit
+            .exclusive(|| checkpoint::write_generation(engine, generation))?;
+        let seq = sync.note_write();
+        sync.sync_through(seq, || engine.sync())?;
         checkpoint::write_marker(
             &engine.file_io(),
             &self.path,
@@ -481,7 +412,7 @@ impl Shared {
         // Waits for in-flight operations (they hold read guards), then drops the
         // engine so its files and lock are released before the registry lock is.
         let engine = self.engine.exclusive(Option::take).ok().flatten();
-        self.watch.end_all();
+        self.watch().end_all();
         match engine {
             Some(engine) => {
                 let r = self.checkpoint_on(&*engine);
@@ -494,118 +425,6 @@ impl Shared {
             }
             None => Ok(()),
         }
-    }
-}
-
-/// How often a read-modify-write is tried before a conflict with other processes is
-/// reported (each failed try means another process's write to the bucket committed).
-const MAX_RMW_ATTEMPTS: usize = 1000;
-
-/// An owned [`WriteOp`], held back by [`Deferred`].
-enum OwnedOp {
-    Put(String, Vec<u8>, Vec<u8>),
-    Delete(String, Vec<u8>),
-}
-
-impl OwnedOp {
-    fn as_op(&self) -> WriteOp<'_> {
-        match self {
-            OwnedOp::Put(bucket, key, value) => WriteOp::Put { bucket, key, value },
-            OwnedOp::Delete(bucket, key) => WriteOp::Delete { bucket, key },
-        }
-    }
-}
-
-/// An engine whose reads go to `inner` and whose writes are held back, for an
-/// optimistic read-modify-write ([`Shared::rmw`]).
-struct Deferred<'a> {
-    inner: &'a dyn StorageEngine,
-    ops: Mutex<Vec<OwnedOp>>,
-}
-
-impl<'a> Deferred<'a> {
-    fn new(inner: &'a dyn StorageEngine) -> Deferred<'a> {
-        Deferred {
-            inner,
-            ops: Mutex::new(Vec::new()),
-        }
-    }
-
-    fn into_ops(self) -> Vec<OwnedOp> {
-        self.ops.into_inner()
-    }
-}
-
-impl StorageEngine for Deferred<'_> {
-    fn get(&self, bucket: &str, key: &[u8], visit: &mut dyn FnMut(&[u8])) -> Result<bool> {
-        self.inner.get(bucket, key, visit)
-    }
-
-    fn get_hinted(
-        &self,
-        bucket: &str,
-        hint: &BucketHint,
-        key: &[u8],
-        visit: &mut dyn FnMut(&[u8]),
-    ) -> Result<bool> {
-        self.inner.get_hinted(bucket, hint, key, visit)
-    }
-
-    fn get_many(
-        &self,
-        bucket: &str,
-        keys: &[&[u8]],
-        visit: &mut dyn FnMut(usize, &[u8]),
-    ) -> Result<()> {
-        self.inner.get_many(bucket, keys, visit)
-    }
-
-    fn write(&self, ops: &[WriteOp<'_>]) -> Result<()> {
-        let mut held = self.ops.lock();
-        for op in ops {
-            held.push(match *op {
-                WriteOp::Put { bucket, key, value } => {
-                    OwnedOp::Put(bucket.to_string(), key.to_vec(), value.to_vec())
-                }
-                WriteOp::Delete { bucket, key } => {
-                    OwnedOp::Delete(bucket.to_string(), key.to_vec())
-                }
-            });
-        }
-        Ok(())
-    }
-
-    fn scan(
-        &self,
-        bucket: &str,
-        lower: std::ops::Bound<&[u8]>,
-        upper: std::ops::Bound<&[u8]>,
-        reverse: bool,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> engine::Visit,
-    ) -> Result<()> {
-        self.inner.scan(bucket, lower, upper, reverse, visit)
-    }
-
-    fn count(&self, bucket: &str) -> Result<u64> {
-        self.inner.count(bucket)
-    }
-
-    fn bucket_names(&self) -> Result<Vec<String>> {
-        self.inner.bucket_names()
-    }
-
-    fn remove_bucket(&self, _bucket: &str) -> Result<bool> {
-        Err(Error::Internal(
-            "a bucket cannot be removed inside a read-modify-write".into(),
-        ))
-    }
-
-    fn sync(&self) -> Result<()> {
-        Ok(())
-    }
-
-    fn disk_size(&self) -> Result<u64> {
-        self.inner.disk_size()
     }
 }
 
@@ -642,7 +461,7 @@ impl Handle {
 impl Drop for Handle {
     fn drop(&mut self) {
         if !self.closed.swap(true, Ordering::SeqCst) {
-            self.shared.watch.end_handle(self.id());
+            self.shared.watch().end_handle(self.id());
             // Drop cannot report errors; close() exists for callers who want them.
             let _ = self.shared.release();
         }
@@ -698,6 +517,11 @@ impl Store {
             }
             b.engine = config.into();
         }
+        if let EngineConfig::Redis(given) = &b.engine {
+            if !given.has_server() {
+                return Err(engine::redis_needs_url(path));
+            }
+        }
         let config = match b.cache_size {
             Some(bytes) => b.engine.clone().with_cache_size(bytes),
             None => b.engine.clone(),
@@ -748,18 +572,15 @@ impl Store {
                 config: config.clone(),
                 max_value_size: b.max_value_size,
                 max_batch_size: b.max_batch_size,
-                clock: b.clock,
+                clock: Arc::clone(&b.clock),
                 sweep_interval: b.sweep_interval,
                 shared_engine,
             },
-            engine: EngineSlot::new(engine),
-            write_lock: Mutex::new(()),
+            engine: EngineCell::new(engine),
+            commit: Committer::new(b.sync, Arc::clone(&b.clock)),
             handles: Mutex::new(1),
-            sync: GroupSync::new(),
             background: Mutex::new(None),
             checkpoint: Mutex::new(Checkpoint { generation, seq: 0 }),
-            watch: Arc::default(),
-            backup_tap: crate::backup::Tap::default(),
         });
         *shared.background.lock() = Some(Background::start(&shared)?);
         registry.insert(dir, Arc::clone(&shared));
@@ -818,18 +639,6 @@ impl Store {
         &self.handle.shared.opts.engine_name
     }
 
-    /// A bucket by name. Buckets need no creating: a bucket exists while it holds a
-    /// record. Cheap; the returned [`Bucket`] is `Clone + Send + Sync`.
-    ///
-    /// # Errors
-    /// *invalid argument* if the name is empty, longer than 255 bytes or contains a
-    /// control character; *closed* if this handle was closed.
-    pub fn bucket(&self, name: &str) -> Result<Bucket> {
-        self.shared()?;
-        limits::check_bucket_name(name)?;
-        Ok(Bucket::new(self.clone(), name))
-    }
-
     /// Names of the buckets that hold at least one record, in byte order. A bucket
     /// whose records have all expired is listed until the sweeper removes them.
     pub fn bucket_names(&self) -> Result<Vec<String>> {
@@ -858,9 +667,11 @@ impl Store {
     pub fn info(&self) -> Result<StoreInfo> {
         let shared = self.shared()?;
         let engine = shared.engine()?;
+        let reader = Reader::new(&*engine);
+        let now = shared.opts.clock.now_ms();
         // One pass over the expired part of the index for all buckets, not one per
         // bucket: O(buckets + expired), plus the engine's counts.
-        let expired = expiry::expired_by_bucket(shared, &*engine)?;
+        let expired = expiry::expired_by_bucket(reader, &shared.path, now)?;
         let mut buckets = 0;
         let mut records = 0;
         for name in engine.bucket_names()? {
@@ -879,7 +690,7 @@ impl Store {
             engine: shared.opts.engine,
             buckets,
             records,
-            expiring: expiry::expiring(shared, &*engine)?,
+            expiring: expiry::expiring(reader, &shared.path, now)?,
             disk_bytes: engine.disk_size()?,
             engine_details: engine.details()?,
         })
@@ -889,7 +700,7 @@ impl Store {
     /// sweep interval). Returns how many records were removed. Costs time in
     /// proportion to the number of expired records, not to the store's size.
     pub fn sweep_expired(&self) -> Result<u64> {
-        expiry::sweep(self.shared()?)
+        self.shared()?.sweep()
     }
 
     /// Closes this handle (and its clones, buckets and cursors). When it is the
@@ -900,7 +711,7 @@ impl Store {
         if self.handle.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        self.handle.shared.watch.end_handle(self.handle.id());
+        self.handle.shared.watch().end_handle(self.handle.id());
         self.handle.shared.release()
     }
 }

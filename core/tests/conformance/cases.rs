@@ -970,7 +970,7 @@ const READY: &str = "LIBSTATE-CHILD-READY";
 
 /// Body of the `lock_holder_child` test: when started by `locked_by_another_process`,
 /// opens the store, says so, and holds it until its stdin closes. `engine_named`
-/// gives the config of the engine whose name the parent passed.
+/// gives the config of the engine suite whose name the parent passed.
 pub fn lock_holder_child_main(engine_named: impl Fn(&str) -> EngineConfig) {
     let (Ok(dir), Ok(engine)) = (std::env::var(CHILD_DIR), std::env::var(CHILD_ENGINE)) else {
         return;
@@ -1009,7 +1009,7 @@ pub fn locked_by_another_process(engine: &EngineConfig) {
             "--test-threads=1",
         ])
         .env(CHILD_DIR, dir.path())
-        .env(CHILD_ENGINE, engine.name())
+        .env(CHILD_ENGINE, crate::suite::current())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -1092,7 +1092,7 @@ pub fn another_process_opens_right_after_close(engine: &EngineConfig) {
                 "--test-threads=1",
             ])
             .env(CHILD_DIR, dir.path())
-            .env(CHILD_ENGINE, engine.name())
+            .env(CHILD_ENGINE, crate::suite::current())
             .env(CHILD_MODE, "open-once")
             .output()
             .unwrap();

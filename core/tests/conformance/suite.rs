@@ -1,18 +1,14 @@
 //! The conformance suite's list of cases, and the macros that run them against one
-//! engine. Every engine runs the same list: the built-in ones from `main.rs`, an
-//! engine defined outside `state-core` from a test file of its own (see
-//! `core/tests/custom_engine.rs`), which declares the case modules at its crate root:
+//! engine. Every engine runs the same list, each as a module of the one test binary
+//! (`main.rs`): one line per engine, and one arm of `lock_holder_child`:
 //!
 //! ```ignore
-//! #[path = "conformance/cases.rs"] mod cases;
-//! #[path = "conformance/lending.rs"] mod lending;
-//! #[path = "conformance/model.rs"] mod model;
-//! #[path = "conformance/ttl.rs"] mod ttl;
-//! #[macro_use] #[path = "conformance/suite.rs"] mod suite;
-//!
 //! engine_suite!(mine, EngineConfig::Custom(Arc::new(MyFactory)));
-//! lock_holder_child!(|_name| EngineConfig::Custom(Arc::new(MyFactory)));
+//! lock_holder_child!(|suite: &str| match suite { "mine" => ..., ... });
 //! ```
+//!
+//! `custom.rs` is such an engine, defined outside `state-core` through the public
+//! seam alone (an engine of another crate copies these files and does the same).
 //!
 //! A new case is a `pub fn name(engine: &EngineConfig)` in `cases.rs`, `ttl.rs`,
 //! `watch.rs` or `lending.rs`, listed in [`engine_suite`]; a case left out of the list fails
@@ -29,8 +25,10 @@ macro_rules! engine_suite {
             #[allow(unused_imports)]
             use super::*;
 
-            /// The engine under test, with its options.
+            /// The engine under test, with its options; notes this suite's name for
+            /// the cases that run this binary again in a child process.
             fn engine() -> state_core::EngineConfig {
+                crate::suite::enter(stringify!($module));
                 ($engine).into()
             }
             suite_cases!(
@@ -102,6 +100,7 @@ macro_rules! engine_suite {
                 events_follow_visibility,
                 concurrent_writers_replay_to_the_stored_state,
                 expiry_events_come_from_the_sweep_and_from_writes,
+                events_say_whether_a_set_is_new_and_name_deadline_changes,
                 a_stalled_watcher_gets_a_lag_notice_and_writers_go_on,
                 a_watcher_is_bounded_in_bytes_and_may_take_keys_only,
                 watchers_end_when_the_store_closes,
@@ -175,8 +174,8 @@ macro_rules! module_cases {
 /// Adds the `lock_holder_child` test: not a test of its own but the child process of
 /// `locked_by_another_process` and `another_process_opens_right_after_close`, which
 /// run this test binary again. It acts only when started by them (environment
-/// variables set); otherwise it returns. `$engine_named` maps the engine name the
-/// parent passes to the engine's config.
+/// variables set); otherwise it returns. `$engine_named` maps the suite name the
+/// parent passes (the first argument of [`engine_suite`]) to the engine's config.
 macro_rules! lock_holder_child {
     ($engine_named:expr) => {
         #[test]
@@ -184,6 +183,23 @@ macro_rules! lock_holder_child {
             crate::cases::lock_holder_child_main($engine_named);
         }
     };
+}
+
+thread_local! {
+    /// The engine suite (the first argument of [`engine_suite`]) whose case runs on
+    /// this thread.
+    static SUITE: std::cell::Cell<&'static str> = const { std::cell::Cell::new("") };
+}
+
+/// Notes that a case of suite `name` runs on this thread.
+pub fn enter(name: &'static str) {
+    SUITE.with(|s| s.set(name));
+}
+
+/// The suite whose case runs on this thread: what a case passes to the child
+/// process it starts, whose `lock_holder_child` maps it back to the engine.
+pub fn current() -> &'static str {
+    SUITE.with(std::cell::Cell::get)
 }
 
 /// Fails unless `listed` names every case written in `source` (the text of case

@@ -283,21 +283,32 @@ pub fn expiry_events_come_from_the_sweep_and_from_writes(engine: &EngineConfig) 
     b.set_with_ttl("s2", "b", Duration::from_secs(10)).unwrap();
     b.set_with_ttl("s3", "c", Duration::from_secs(10)).unwrap();
     assert!(b.expire("s2", Duration::from_secs(5)).unwrap());
-    let got: Vec<_> = (0..3).map(|_| summary(&next(&w))).collect();
-    assert_eq!(got, vec![set("s1", "a"), set("s2", "b"), set("s3", "c")]);
-    assert_empty(&w); // a TTL change is no event
+    let got: Vec<_> = (0..4).map(|_| summary(&next(&w))).collect();
+    assert_eq!(
+        got,
+        vec![
+            set("s1", "a"),
+            set("s2", "b"),
+            set("s3", "c"),
+            gone("s2", EventKind::Expire)
+        ]
+    );
+    assert_empty(&w);
     clock.advance(10_000);
     // Reading an expired key sends nothing; deleting it reports the expiry.
     assert_eq!(b.get("s1").unwrap(), None);
     assert_empty(&w);
     assert!(!b.delete("s1").unwrap());
-    assert_eq!(summary(&next(&w)), gone("s1", EventKind::Expire));
+    assert_eq!(summary(&next(&w)), gone("s1", EventKind::Expired));
     assert_eq!(store.sweep_expired().unwrap(), 2);
     let mut swept: Vec<_> = (0..2).map(|_| summary(&next(&w))).collect();
     swept.sort();
     assert_eq!(
         swept,
-        vec![gone("s2", EventKind::Expire), gone("s3", EventKind::Expire)]
+        vec![
+            gone("s2", EventKind::Expired),
+            gone("s3", EventKind::Expired)
+        ]
     );
     // A transaction that overwrites an expired key is a set; a stale one it
     // deletes is an expiry.
@@ -305,8 +316,73 @@ pub fn expiry_events_come_from_the_sweep_and_from_writes(engine: &EngineConfig) 
     assert_eq!(summary(&next(&w)), set("s4", "d"));
     clock.advance(1_000);
     b.transaction(|tx| tx.delete("s4")).unwrap();
-    assert_eq!(summary(&next(&w)), gone("s4", EventKind::Expire));
+    assert_eq!(summary(&next(&w)), gone("s4", EventKind::Expired));
     assert_empty(&w);
+}
+
+/// Each event names what happened, as Redis's keyspace events do: a set says
+/// whether it created the key, a deadline set or changed without a new value is an
+/// expire, a deadline removed a persist.
+pub fn events_say_whether_a_set_is_new_and_name_deadline_changes(engine: &EngineConfig) {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let store = open_at(engine, dir.path(), &clock);
+    let b = store.bucket("b").unwrap();
+    b.set("old", "0").unwrap();
+    b.set_with_ttl("gone", "0", Duration::from_secs(1)).unwrap();
+    clock.advance(1_000);
+    let w = b.watch("").unwrap();
+    let new = |e: &Event| (e.key().to_string(), e.kind(), e.is_new());
+    b.set("k", "1").unwrap();
+    assert_eq!(new(&next(&w)), ("k".into(), EventKind::Set, true));
+    b.set("k", "2").unwrap();
+    assert_eq!(new(&next(&w)), ("k".into(), EventKind::Set, false));
+    b.set("gone", "3").unwrap(); // over an expired record: created again
+    assert_eq!(new(&next(&w)), ("gone".into(), EventKind::Set, true));
+    // In a batch, a key repeated is new only the first time.
+    b.set_multiple([("m", "1"), ("m", "2"), ("old", "3")])
+        .unwrap();
+    let got: Vec<_> = (0..3).map(|_| new(&next(&w))).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("m".into(), EventKind::Set, true),
+            ("m".into(), EventKind::Set, false),
+            ("old".into(), EventKind::Set, false)
+        ]
+    );
+    b.set_with_ttl("t", "4", Duration::from_secs(60)).unwrap();
+    assert_eq!(new(&next(&w)), ("t".into(), EventKind::Set, true));
+    assert!(b.expire("k", Duration::from_secs(60)).unwrap());
+    assert_eq!(summary(&next(&w)), gone("k", EventKind::Expire));
+    assert!(b.persist("k").unwrap());
+    assert_eq!(summary(&next(&w)), gone("k", EventKind::Persist));
+    assert!(!b.persist("k").unwrap()); // no deadline: nothing changes, no event
+    assert!(!b.expire("nope", Duration::from_secs(1)).unwrap());
+    b.transaction(|tx| {
+        tx.set_expiry("t", None)?;
+        tx.set_expiry("m", Some(T0 + 90_000))?;
+        tx.set_expiry("old", None)?; // had none: no change
+        tx.put("n", b"5".to_vec(), Expiry::Never)
+    })
+    .unwrap();
+    let got: Vec<_> = (0..3).map(|_| new(&next(&w))).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("m".into(), EventKind::Expire, false),
+            ("n".into(), EventKind::Set, true),
+            ("t".into(), EventKind::Persist, false)
+        ]
+    );
+    assert_empty(&w);
+    assert_eq!(
+        b.ttl("m").unwrap(),
+        state_core::Ttl::Expires(Duration::from_secs(89))
+    );
+    assert_eq!(b.ttl("t").unwrap(), state_core::Ttl::NoExpiry);
+    let names: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+    assert_eq!(names, ["set", "delete", "expired", "expire", "persist"]);
 }
 
 pub fn a_stalled_watcher_gets_a_lag_notice_and_writers_go_on(engine: &EngineConfig) {
@@ -521,7 +597,7 @@ pub fn removing_a_bucket_deletes_each_watched_key(engine: &EngineConfig) {
         got,
         vec![
             gone("a", EventKind::Delete),
-            gone("e", EventKind::Expire),
+            gone("e", EventKind::Expired),
             gone("x/y", EventKind::Delete)
         ]
     );

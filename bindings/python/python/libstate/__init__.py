@@ -38,6 +38,7 @@ from typing import IO, Any, Literal, NamedTuple, cast
 
 from . import _native
 from ._errors import (
+    Conflict,
     CorruptStore,
     InternalError,
     InvalidArgument,
@@ -74,8 +75,9 @@ __all__ = [
     "StoreClosed",
     "StoreIOError",
     "TooLarge",
-    "InternalError",
     "QuotaExceeded",
+    "Conflict",
+    "InternalError",
     "DEFAULT_FLUSH_INTERVAL",
     "DEFAULT_SWEEP_INTERVAL",
     "DEFAULT_CACHE_SIZE",
@@ -177,8 +179,13 @@ class StoreInfo(NamedTuple):
     buckets: int
     #: Number of live (not expired) records over all buckets.
     records: int
-    #: Bytes the store occupies on disk.
+    #: Number of live records that have a time to live.
+    expiring: int
+    #: Bytes the store occupies on disk (0 for a store kept on a server).
     disk_bytes: int
+    #: What the engine says about where its data lives (the Redis engine: server
+    #: version, standalone or cluster, persistence settings), or ``None``.
+    engine_details: str | None
 
 
 class BucketCheck(NamedTuple):
@@ -516,19 +523,27 @@ class Bucket(_native.Bucket, MutableMapping[str, bytes]):
         return Watcher(self, prefix, capacity)
 
 
+EventKindName = Literal["set", "delete", "expire", "persist", "expired", "lagged"]
+
+
 class Event(NamedTuple):
     """One notice from a :class:`Watcher`.
 
-    ``kind`` is ``"set"`` (``value`` is the new value), ``"delete"``, ``"expire"``
-    (``value`` is ``None``), or ``"lagged"``: the watcher fell behind and
-    ``missed`` changes were dropped here (``key`` is ``None``); read the keys again
-    to catch up.
+    ``kind`` is ``"set"`` (``value`` is the new value; ``new`` says whether the
+    key was created), ``"delete"``, ``"expire"`` (the key's deadline was set or
+    changed, its value kept), ``"persist"`` (its deadline removed), ``"expired"``
+    (its deadline passed and the record was removed; ``value`` is ``None`` for all
+    but ``"set"``), or ``"lagged"``: the watcher fell behind and ``missed``
+    changes were dropped here (``key`` is ``None``); read the keys again to catch
+    up. The names are those of Redis's keyspace events (its ``del`` is
+    ``"delete"``).
     """
 
-    kind: Literal["set", "delete", "expire", "lagged"]
+    kind: EventKindName
     key: str | None
     value: bytes | None
     missed: int = 0
+    new: bool = False
 
 
 class Watcher(_native.Watcher):
@@ -537,10 +552,10 @@ class Watcher(_native.Watcher):
     Iterating blocks with the GIL released (Ctrl-C interrupts it); ``async for``
     waits on the event loop without a thread. Writers never wait for a watcher:
     one that falls ``capacity`` events behind gets an ``Event("lagged", ...)``
-    with the number it missed, in their place. Expiry events come when the expired
-    key is removed: by the background sweeper, so up to ``sweep_interval`` (1 s by
-    default) after its deadline, or when a write touches the key. Changing only a
-    key's TTL is no event.
+    with the number it missed, in their place. ``"expired"`` events come when the
+    expired key is removed: by the background sweeper, so up to ``sweep_interval``
+    (1 s by default) after its deadline, or when a write touches the key. Changing
+    only a key's TTL is an ``"expire"`` or ``"persist"`` event.
 
     The iteration ends when the store is closed or :meth:`close` is called (after
     the events queued before). A watcher is also a context manager that closes it.
@@ -612,12 +627,12 @@ class Watcher(_native.Watcher):
         self.close()
 
 
-def _event(raw: tuple[str, str | None, bytes | None, int] | None) -> Event | None:
+def _event(raw: tuple[str, str | None, bytes | None, int, bool] | None) -> Event | None:
     """The Event of a native notice; None for none (a timeout) or the end."""
     if raw is None or raw[0] == "ended":
         return None
-    kind, key, value, missed = raw
-    return Event(cast('Literal["set", "delete", "expire", "lagged"]', kind), key, value, missed)
+    kind, key, value, missed, new = raw
+    return Event(cast("EventKindName", kind), key, value, missed, new)
 
 
 class StateService(_native.StateService):

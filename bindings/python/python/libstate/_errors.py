@@ -14,8 +14,9 @@ __all__ = [
     "StoreClosed",
     "StoreIOError",
     "TooLarge",
-    "InternalError",
     "QuotaExceeded",
+    "Conflict",
+    "InternalError",
 ]
 
 
@@ -53,6 +54,12 @@ class StoreIOError(StateError, OSError):
 class TooLarge(StateError):
     """A request exceeded a configured size limit, such as a ``set_many`` batch above
     the store's ``max_batch_size``. Nothing was written."""
+
+
+class Conflict(StateError):
+    """A read-modify-write (a transaction, ``delete``, ``expire``, ...) on a store
+    that other processes write at the same time (a Redis URL) lost the race to their
+    writes too many times in a row. Nothing was written; retrying is safe."""
 
 
 class InternalError(StateError):

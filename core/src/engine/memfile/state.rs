@@ -545,12 +545,14 @@ fn range_is_empty(lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> bool {
 #[derive(Default)]
 pub(super) struct Buckets {
     by_name: HashMap<Box<str>, u32, Hasher_>,
-    slots: Vec<Option<Slot>>,
+    slots: Vec<Option<NamedBucket>>,
     /// Empty slots, reused before the vector grows.
     free: Vec<u32>,
 }
 
-struct Slot {
+/// A bucket in its numbered place of [`Buckets`]: its name (to check a hint
+/// against) and its records.
+struct NamedBucket {
     name: Box<str>,
     map: BucketMap,
 }
@@ -578,7 +580,7 @@ impl Buckets {
         self.slot(i).map(|s| &s.map)
     }
 
-    fn slot(&self, i: u32) -> Option<&Slot> {
+    fn slot(&self, i: u32) -> Option<&NamedBucket> {
         self.slots.get(i as usize).and_then(Option::as_ref)
     }
 
@@ -606,7 +608,7 @@ impl Buckets {
 
     /// Adds a bucket not present; returns its slot.
     fn add(&mut self, name: Box<str>, map: BucketMap) -> usize {
-        let slot = Some(Slot {
+        let slot = Some(NamedBucket {
             name: name.clone(),
             map,
         });

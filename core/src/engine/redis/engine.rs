@@ -128,6 +128,7 @@ impl RedisEngine {
                     .build()
                     .map_err(|e| invalid_url(&location, &e))?,
             ),
+            Target::Unset => return Err(super::needs_url(&location)),
         };
         let mut engine = RedisEngine {
             client,

@@ -90,9 +90,39 @@ impl fmt::Debug for RedisConfig {
 enum Target {
     Single(String),
     Cluster(Vec<String>),
+    /// No server: the engine was chosen by name ([`crate::Engine::Redis`]) and the
+    /// store's path must be the URL; a store opened otherwise is refused with
+    /// [`needs_url`].
+    Unset,
+}
+
+/// The one refusal of the Redis engine chosen by name without a server's URL (the
+/// core's builder, so the CLI, the C library and Python all say this).
+pub(crate) fn needs_url(path: &Path) -> Error {
+    Error::invalid(format!(
+        "engine \"redis\" needs the server's URL as the store path (redis://host:port/db, \
+         rediss://, redis+unix:///socket or redis+cluster://host1:port1,host2:port2), not {}",
+        path.display()
+    ))
 }
 
 impl RedisConfig {
+    /// The engine chosen by name, without a server: usable only with a URL as the
+    /// store's path (which supplies the server).
+    pub(crate) fn unset() -> RedisConfig {
+        RedisConfig {
+            target: Target::Unset,
+            location: String::new(),
+            namespace: DEFAULT_NAMESPACE.to_string(),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Whether this config names a server (every config but [`RedisConfig::unset`]).
+    pub(crate) fn has_server(&self) -> bool {
+        !matches!(self.target, Target::Unset)
+    }
+
     /// The config for the server or cluster at `url` (see [`RedisConfig`] for the
     /// forms), with the default namespace and timeout unless the URL sets them.
     ///

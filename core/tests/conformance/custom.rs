@@ -1,24 +1,10 @@
-//! An engine defined outside `state-core` runs the whole conformance suite through
-//! the public seam alone: `EngineConfig::Custom` with an `EngineFactory`.
+//! An engine defined outside `state-core`, run through the whole conformance suite
+//! by the public seam alone: `EngineConfig::Custom` with an `EngineFactory`.
 //!
 //! The engine is deliberately small: one `BTreeMap` per bucket in memory, written
 //! whole to one file on every `sync` (temp file, fsync, rename, fsync of the
 //! directory), and an exclusive `flock` on a lock file while open. That is all the
 //! suite needs to see the behaviour libstate promises.
-
-#[path = "conformance/cases.rs"]
-mod cases;
-#[path = "conformance/lending.rs"]
-mod lending;
-#[path = "conformance/model.rs"]
-mod model;
-#[macro_use]
-#[path = "conformance/suite.rs"]
-mod suite;
-#[path = "conformance/ttl.rs"]
-mod ttl;
-#[path = "conformance/watch.rs"]
-mod watch;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions, TryLockError};
@@ -42,7 +28,7 @@ type Buckets = BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>;
 #[derive(Debug)]
 struct BTreeFactory;
 
-fn btree() -> EngineConfig {
+pub fn btree() -> EngineConfig {
     EngineConfig::Custom(Arc::new(BTreeFactory))
 }
 
@@ -289,6 +275,3 @@ fn range_is_empty(lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> bool {
         _ => false,
     }
 }
-
-engine_suite!(btree, btree());
-lock_holder_child!(|_name: &str| btree());

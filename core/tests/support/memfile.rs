@@ -114,7 +114,8 @@ pub fn child_hook() {
 
 /// Sets `key` in a child process that is then killed with SIGKILL: the write reaches
 /// the log but the store is never closed (no flush, no checkpoint), as in a crash.
-/// `test_name` is the calling test, which must call [`child_hook`] first.
+/// `test_name` is the calling test with its module path in the `memfile` binary
+/// (`torn_tail::name`), which must call [`child_hook`] first.
 pub fn write_in_killed_child(test_name: &str, dir: &Path, bucket: &str, key: &str, value: &str) {
     use std::io::BufRead;
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())

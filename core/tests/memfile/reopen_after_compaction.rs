@@ -2,12 +2,11 @@
 //! gives back exactly what was written, before and after the compaction, and the
 //! files the snapshot covers are gone.
 
-#[path = "memfile_support/mod.rs"]
-mod support;
+use crate::support::memfile as support;
 
 use std::collections::BTreeMap;
 
-use support::{churn, files, gen_of, open, snapshot_gen, wait_for_snapshot};
+use self::support::{churn, files, gen_of, open, snapshot_gen, wait_for_snapshot};
 
 type Model = BTreeMap<String, BTreeMap<String, Vec<u8>>>;
 

@@ -1,5 +1,5 @@
 //! Power loss, simulated: every write and sync of the memfile engine (and of the
-//! store's marker file) is recorded (`fault_support::Recorder`), and crash images are
+//! store's marker file) is recorded (`support::fault::Recorder`), and crash images are
 //! made in which any subset of the pages written since their file's last sync
 //! reached the disk (the others keep their synced content, zeros past the synced
 //! length), the file's length is the synced or the current one, and directory
@@ -11,17 +11,16 @@
 //! `make test` checks 200 images; `STATE_CRASH_IMAGES=5000` (as `make soak` does)
 //! more. The number of images is printed.
 
-#[path = "fault_support/mod.rs"]
-mod support;
+use crate::support::fault as support;
 
 use std::io::Write;
 use std::sync::Arc;
 
+use self::support::{contents, env_count, reopen_contents, Images, Model, Recorder, PAGE};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use state_core::engine::MemfileConfig;
 use state_core::{ErrorKind, Store};
-use support::{contents, env_count, reopen_contents, Images, Model, Recorder, PAGE};
 
 const BUCKETS: [&str; 2] = ["alpha", "beta"];
 

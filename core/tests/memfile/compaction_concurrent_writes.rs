@@ -1,15 +1,14 @@
 //! Compactions run while several threads write and read: no write is lost, readers
 //! always see a value some writer wrote, and the reopened store equals the model.
 
-#[path = "memfile_support/mod.rs"]
-mod support;
+use crate::support::memfile as support;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 
-use support::{open, snapshot_gen};
+use self::support::{open, snapshot_gen};
 
 const WRITERS: usize = 4;
 const KEYS_PER_WRITER: usize = 50;

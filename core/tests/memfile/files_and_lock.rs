@@ -1,11 +1,10 @@
 //! The memfile engine's files are private (0600), its directory refuses a second
 //! process (see the conformance suite) and it will not open a sled store's directory.
 
-#[path = "memfile_support/mod.rs"]
-mod support;
+use crate::support::memfile as support;
 
+use self::support::{churn, open, wait_for_snapshot};
 use state_core::{Engine, ErrorKind, Store};
-use support::{churn, open, wait_for_snapshot};
 
 #[cfg(unix)]
 #[test]

@@ -4,15 +4,14 @@
 //! the write calls (a damaged or cut last record is a torn tail, dropped). Never a
 //! panic, never garbage values.
 
-#[path = "memfile_support/mod.rs"]
-mod support;
+use crate::support::memfile as support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use self::support::{churn, dir_contents, files, open, wait_for_snapshot};
 use proptest::prelude::*;
 use state_core::{Engine, ErrorKind, Store};
-use support::{churn, dir_contents, files, open, wait_for_snapshot};
 
 /// Bucket -> key -> value.
 type Model = BTreeMap<String, BTreeMap<String, Vec<u8>>>;

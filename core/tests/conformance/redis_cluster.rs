@@ -1,27 +1,9 @@
-//! The whole conformance suite and TTL suite against the Redis engine on a
-//! three-master Redis Cluster the test creates (three `redis-server
-//! --cluster-enabled yes` processes joined by `redis-cli --cluster create`): every
-//! batch must stay on one slot, or the cluster refuses it with CROSSSLOT.
+//! Redis Cluster beyond the suite (which runs against a three-master cluster the
+//! test creates, as engine `cluster`): buckets spread over the masters, and a
+//! master killed fails over to its replica.
 
-#[path = "conformance/cases.rs"]
-mod cases;
-#[path = "conformance/lending.rs"]
-mod lending;
-#[path = "conformance/model.rs"]
-mod model;
-#[macro_use]
-#[path = "conformance/suite.rs"]
-mod suite;
-mod redis_support;
-#[path = "conformance/ttl.rs"]
-mod ttl;
-#[path = "conformance/watch.rs"]
-mod watch;
-
-use redis_support::{engine_for, shared_cluster_url};
-
-engine_suite!(cluster, engine_for(&shared_cluster_url()));
-lock_holder_child!(|_name: &str| engine_for(&shared_cluster_url()));
+use crate::redis_support;
+use redis_support::shared_cluster_url;
 
 #[test]
 fn buckets_spread_over_the_masters_and_each_stays_on_one_slot() {

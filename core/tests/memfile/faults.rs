@@ -4,17 +4,16 @@
 //! sync is never followed by a write reported durable before the store is reopened,
 //! and after the fault clears the store reopens with what was acknowledged.
 
-#[path = "fault_support/mod.rs"]
-mod support;
+use crate::support::fault as support;
 
 use std::path::Path;
 use std::sync::Arc;
 
-use state_core::Store;
-use support::{
+use self::support::{
     assert_io, builder, contents, get, model, os_text, reopen_contents, set, Call, Fault, FaultIo,
     Model, EDQUOT, EIO, ENOSPC,
 };
+use state_core::Store;
 
 fn open_with(io: &Arc<FaultIo>, dir: &Path, sync: bool) -> Store {
     builder(io.clone(), sync).open(dir).unwrap()

@@ -8,8 +8,7 @@
 //! `make test` runs 32 cases; `STATE_FAULT_CASES=2000` (as `make soak` does) runs
 //! more. The number of faults injected is printed.
 
-#[path = "fault_support/mod.rs"]
-mod support;
+use crate::support::fault as support;
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -17,9 +16,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use self::support::{builder, contents, env_count, reopen_contents, FaultIo, Model};
 use proptest::prelude::*;
 use state_core::{ErrorKind, Store};
-use support::{builder, contents, env_count, reopen_contents, FaultIo, Model};
 
 const BUCKETS: [&str; 2] = ["alpha", "beta"];
 

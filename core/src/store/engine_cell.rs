@@ -1,15 +1,15 @@
-//! [`EngineSlot`]: where a store keeps its engine, and how reads reach it without a
+//! [`EngineCell`]: where a store keeps its engine, and how reads reach it without a
 //! lock.
 //!
-//! A point read is the store's most common call, so the slot costs it no lock: the
+//! A point read is the store's most common call, so the cell costs it no lock: the
 //! engine is published through an atomically swapped pointer ([`arc_swap`]), whose
 //! load touches only this thread's own cache line (a shared reader count or RwLock
 //! is a contended cache line under concurrent readers). What needs exclusivity —
 //! closing, and a compaction that swaps in another engine — goes through
-//! [`EngineSlot::exclusive`]: it unpublishes the engine, waits until every read that
+//! [`EngineCell::exclusive`]: it unpublishes the engine, waits until every read that
 //! holds it has finished, and only then hands it over.
 //!
-//! A reader that finds the slot empty waits for the exclusive operation behind the
+//! A reader that finds the cell empty waits for the exclusive operation behind the
 //! gate and looks again. One exception: a read nested inside a lending callback of
 //! the same store (see [`crate::lend`]) must not wait, since the exclusive operation
 //! is waiting for that callback's own read to end; it is given the engine being
@@ -28,14 +28,14 @@ use crate::error::{Error, Result};
 type Boxed = Box<dyn StorageEngine>;
 
 /// The store's engine, readable without a lock.
-pub(crate) struct EngineSlot {
+pub(crate) struct EngineCell {
     /// The engine reads use; `None` while an exclusive operation runs, and once the
     /// store is closed.
     current: ArcSwapOption<Boxed>,
     /// While an exclusive operation waits for reads to end: the engine it took, for
     /// reads nested inside those reads' lending callbacks.
     lent: ArcSwapOption<Boxed>,
-    /// Held exclusively by [`EngineSlot::exclusive`]; a reader that finds `current`
+    /// Held exclusively by [`EngineCell::exclusive`]; a reader that finds `current`
     /// empty takes it shared, to wait for the exclusive operation to finish.
     gate: RwLock<()>,
     /// The engine `current` publishes, held here too: arc-swap keeps a pointer into
@@ -44,11 +44,11 @@ pub(crate) struct EngineSlot {
     owner: Mutex<Option<Arc<Boxed>>>,
 }
 
-/// A borrowed engine, valid while it lives: an exclusive operation on the slot waits
+/// A borrowed engine, valid while it lives: an exclusive operation on the cell waits
 /// until every `EngineRef` to the engine it takes is dropped.
 pub(crate) struct EngineRef<'a> {
     guard: Guard<Option<Arc<Boxed>>>,
-    _slot: std::marker::PhantomData<&'a EngineSlot>,
+    _slot: std::marker::PhantomData<&'a EngineCell>,
 }
 
 impl Deref for EngineRef<'_> {
@@ -63,10 +63,10 @@ impl Deref for EngineRef<'_> {
     }
 }
 
-impl EngineSlot {
-    pub(crate) fn new(engine: Boxed) -> EngineSlot {
+impl EngineCell {
+    pub(crate) fn new(engine: Boxed) -> EngineCell {
         let engine = Arc::new(engine);
-        EngineSlot {
+        EngineCell {
             current: ArcSwapOption::new(Some(Arc::clone(&engine))),
             lent: ArcSwapOption::empty(),
             gate: RwLock::new(()),
@@ -82,7 +82,7 @@ impl EngineSlot {
     }
 
     /// The engine; *closed* once the store is closed. `lending` tells whether this
-    /// thread is inside a lending callback of this store (asked only when the slot
+    /// thread is inside a lending callback of this store (asked only when the cell
     /// is empty, which is rare).
     #[inline]
     pub(crate) fn load(&self, lending: impl FnOnce() -> bool) -> Result<EngineRef<'_>> {
@@ -105,10 +105,10 @@ impl EngineSlot {
         Self::wrap(self.current.load()).ok_or(Error::Closed)
     }
 
-    /// Runs `f` with the engine taken out of the slot, once every read that held it
+    /// Runs `f` with the engine taken out of the cell, once every read that held it
     /// has ended; reads that start meanwhile wait until `f` returns. `f` may put
-    /// another engine in, or leave the slot empty, which closes the store. *closed* if
-    /// the slot is already empty.
+    /// another engine in, or leave the cell empty, which closes the store. *closed* if
+    /// the cell is already empty.
     pub(crate) fn exclusive<T>(&self, f: impl FnOnce(&mut Option<Boxed>) -> T) -> Result<T> {
         let _gate = self.gate.write();
         let mut owner = self.owner.lock();
@@ -208,10 +208,10 @@ mod tests {
         }
     }
 
-    fn probe() -> (EngineSlot, Arc<AtomicBool>) {
+    fn probe() -> (EngineCell, Arc<AtomicBool>) {
         let dropped = Arc::new(AtomicBool::new(false));
         (
-            EngineSlot::new(Box::new(Probe(Arc::clone(&dropped)))),
+            EngineCell::new(Box::new(Probe(Arc::clone(&dropped)))),
             dropped,
         )
     }

@@ -6,11 +6,10 @@
 //! names the log and offset the engine would have cut at. Damage that a later record
 //! proves synced is *corrupt* in the engine itself: `memfile_power_loss.rs`.)
 
-#[path = "memfile_support/mod.rs"]
-mod support;
+use crate::support::memfile as support;
 
+use self::support::{dir_contents, only_log, open};
 use state_core::ErrorKind;
-use support::{dir_contents, only_log, open};
 
 fn store_with_marked_middle_record(dir: &std::path::Path) -> std::path::PathBuf {
     let store = open(dir);

@@ -1,13 +1,12 @@
 //! A snapshot is only ever renamed into place complete, so any defect in one is
 //! damage: *corrupt* naming the snapshot file, files untouched, never an empty store.
 
-#[path = "memfile_support/mod.rs"]
-mod support;
+use crate::support::memfile as support;
 
 use std::path::{Path, PathBuf};
 
+use self::support::{churn, dir_contents, files, open, wait_for_snapshot};
 use state_core::{Engine, ErrorKind, Store};
-use support::{churn, dir_contents, files, open, wait_for_snapshot};
 
 /// A closed store whose state lives in a snapshot (after one compaction).
 fn compacted_store(dir: &Path) -> PathBuf {

@@ -1,14 +1,13 @@
 //! A crash during an append leaves a torn last record: it is dropped, the log is cut
 //! back to the last good record, and the store opens with everything before it.
 
-#[path = "memfile_support/mod.rs"]
-mod support;
+use crate::support::memfile as support;
 
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::Path;
 
-use support::{child_hook, dir_contents, only_log, open, write_in_killed_child};
+use self::support::{child_hook, dir_contents, only_log, open, write_in_killed_child};
 
 /// Writes a and b (closing the store: they are durable and checkpointed), then c in
 /// a process that is killed (c is the log's last record, written after the last
@@ -22,7 +21,7 @@ fn three_records(test_name: &str, dir: &Path) -> (u64, u64) {
     b.set("b", b"value b").unwrap();
     store.close().unwrap();
     let after_b = std::fs::metadata(only_log(dir)).unwrap().len();
-    write_in_killed_child(test_name, dir, "b", "c", "value c");
+    write_in_killed_child(&format!("torn_tail::{test_name}"), dir, "b", "c", "value c");
     let log = only_log(dir);
     let after_c = records_end(&log);
     assert!(after_c > after_b);
@@ -154,7 +153,7 @@ fn a_killed_writer_leaves_a_zero_tail_that_reads_as_the_end() {
     store.bucket("b").unwrap().set("a", b"value a").unwrap();
     store.close().unwrap();
     write_in_killed_child(
-        "a_killed_writer_leaves_a_zero_tail_that_reads_as_the_end",
+        "torn_tail::a_killed_writer_leaves_a_zero_tail_that_reads_as_the_end",
         dir.path(),
         "b",
         "c",
