@@ -17,9 +17,9 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::{Mutex, OnceLock};
 
 use base64::Engine as _;
-use state_service::{Quota, StateService};
 use state_server::fuzzing::{HttpHarness, HttpResponse};
 use state_server::ClientsFile;
+use state_service::{Quota, StateService};
 
 /// The only origin the server allows (`--cors`).
 const ORIGIN: &str = "https://app.example";

@@ -3,8 +3,8 @@
 
 use std::sync::OnceLock;
 
-use state_service::StateService;
 use state_server::fuzzing::Harness;
+use state_service::StateService;
 
 fn harness() -> &'static Harness {
     static H: OnceLock<(tempfile::TempDir, Harness)> = OnceLock::new();
