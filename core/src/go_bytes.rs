@@ -60,7 +60,9 @@ impl<'de> serde::Deserialize<'de> for GoBytes {
                 d.deserialize_any(V)
             }
         }
-        d.deserialize_option(V)
+        // Not `deserialize_option`: serde reads a missing field as `None` through it,
+        // and a missing value is an error, not an empty one.
+        d.deserialize_any(V)
     }
 }
 
@@ -142,6 +144,15 @@ mod tests {
         let e = serde_json::from_str::<GoBytes>("\"***\"").unwrap_err();
         assert!(e.to_string().contains("not base64"), "{e}");
         assert!(serde_json::from_str::<GoBytes>("12").is_err());
+        // null is an empty value; a missing one is an error.
+        #[derive(serde::Deserialize)]
+        struct V {
+            #[allow(dead_code)]
+            value: GoBytes,
+        }
+        assert!(serde_json::from_str::<V>(r#"{"value":null}"#).is_ok());
+        let e = serde_json::from_str::<V>("{}").err().unwrap();
+        assert!(e.to_string().contains("missing field `value`"), "{e}");
     }
 
     #[test]

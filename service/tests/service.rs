@@ -121,6 +121,7 @@ fn service_rejects_unknown_methods_and_bad_json(engine: Engine) {
         ("get", "{not json", "malformed"),
         ("get", r#"{"keys":["a"]}"#, "malformed"),
         ("set", r#"{"key":"k","value":"***"}"#, "malformed"),
+        ("set", r#"{"key":"k"}"#, "missing field `value`"),
         ("set", r#"{"key":"","value":"MQ=="}"#, "empty"),
         ("getMultiple", r#"{"keys":"a"}"#, "malformed"),
         ("setMultiple", r#"[1,2]"#, "malformed"),
