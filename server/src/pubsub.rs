@@ -131,11 +131,13 @@ pub(crate) fn classes_string(flags: u32) -> String {
     s
 }
 
-/// The class of an event kind.
+/// The class of an event kind, as Redis files it: `set` is a string event (`$`),
+/// `expired` (removed after its deadline) is `x`, and `del`, `expire` and
+/// `persist` are generic (`g`).
 fn event_class(kind: EventKind) -> u32 {
     match kind {
         EventKind::Set => class::STRING,
-        EventKind::Expire => class::EXPIRED,
+        EventKind::Expired => class::EXPIRED,
         _ => class::GENERIC,
     }
 }
@@ -328,19 +330,24 @@ impl Subscriptions {
         loop {
             match w.try_recv() {
                 Ok(Notice::Change(e)) => {
-                    if flags & event_class(e.kind()) == 0 {
-                        continue;
-                    }
-                    let event = redis_event_name(e.kind()).as_bytes();
-                    if flags & class::KEYSPACE != 0 {
-                        let mut space = KEYSPACE.to_vec();
-                        space.extend_from_slice(e.key().as_bytes());
-                        self.deliver(&space, event, out);
-                    }
-                    if flags & class::KEYEVENT != 0 {
-                        let mut keyevent = KEYEVENT.to_vec();
-                        keyevent.extend_from_slice(event);
-                        self.deliver(&keyevent, e.key().as_bytes(), out);
+                    // A key that did not exist gets Redis's `new` (class `n`) first.
+                    let new = e.is_new().then_some(("new", class::NEW));
+                    let main = (redis_event_name(e.kind()), event_class(e.kind()));
+                    for (name, cls) in new.into_iter().chain([main]) {
+                        if flags & cls == 0 {
+                            continue;
+                        }
+                        let event = name.as_bytes();
+                        if flags & class::KEYSPACE != 0 {
+                            let mut space = KEYSPACE.to_vec();
+                            space.extend_from_slice(e.key().as_bytes());
+                            self.deliver(&space, event, out);
+                        }
+                        if flags & class::KEYEVENT != 0 {
+                            let mut keyevent = KEYEVENT.to_vec();
+                            keyevent.extend_from_slice(event);
+                            self.deliver(&keyevent, e.key().as_bytes(), out);
+                        }
                     }
                 }
                 Ok(Notice::Lagged(n)) => return Err(Broken::Lagged(n)),
