@@ -43,6 +43,7 @@ const OTHER_FLAGS: &[(&str, &str)] = &[
     ("--system", "adduser"),
     ("--zig", "maturin build"),
     ("--host-whitelist", "etcd"),
+    ("--edges", "scripts/module_graph.py"),
 ];
 
 fn repo() -> PathBuf {
