@@ -1023,7 +1023,7 @@ static void test_backup_of_an_open_store(void) {
     state_store *copy = NULL;
     state_bucket *b, *cb;
     state_backup_report rep = {.struct_size = sizeof rep};
-    state_check_report chk;
+    state_check_report chk = {.struct_size = sizeof chk};
     char dest[512], inner[512];
     uint8_t *v;
     size_t n;
