@@ -523,7 +523,6 @@ class Bucket(_native.Bucket, MutableMapping[str, bytes]):
         return Watcher(self, prefix, capacity)
 
 
-EventKindName = Literal["set", "delete", "expire", "persist", "expired", "lagged"]
 
 
 class Event(NamedTuple):
@@ -539,7 +538,7 @@ class Event(NamedTuple):
     ``"delete"``).
     """
 
-    kind: EventKindName
+    kind: Literal["set", "delete", "expire", "persist", "expired", "lagged"]
     key: str | None
     value: bytes | None
     missed: int = 0
@@ -632,7 +631,7 @@ def _event(raw: tuple[str, str | None, bytes | None, int, bool] | None) -> Event
     if raw is None or raw[0] == "ended":
         return None
     kind, key, value, missed, new = raw
-    return Event(cast("EventKindName", kind), key, value, missed, new)
+    return Event(cast('Literal["set", "delete", "expire", "persist", "expired", "lagged"]', kind), key, value, missed, new)
 
 
 class StateService(_native.StateService):

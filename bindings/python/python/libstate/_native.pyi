@@ -28,6 +28,7 @@ __all__ = [
     "MAX_KEY_LEN",
     "DEFAULT_WATCH_CAPACITY",
     "MAX_BUCKET_NAME_LEN",
+    "_error_kinds",
 ]
 
 __version__: str
