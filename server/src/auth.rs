@@ -612,7 +612,9 @@ impl Registry {
         let now = Some(stamp(&self.path));
         match ClientsFile::load(&self.path) {
             Ok(file) => {
-                *self.state.write() = (now, file);
+                let mut state = self.state.write();
+                self.any_quota.store(file.any_quota(), Ordering::Release);
+                *state = (now, file);
                 Ok(())
             }
             Err(e) => {
