@@ -46,7 +46,7 @@ else
   bin=$1
   store=$tmp/store
   mkfifo "$tmp/out"
-  "$bin" --store "$store" --engine memfile serve --dev-no-auth --resp 127.0.0.1:0 \
+  "$bin" --store "$store" --engine memfile serve --create --dev-no-auth --resp 127.0.0.1:0 \
     --http off --unix off >"$tmp/out" 2>"$tmp/log" &
   pid=$!
   port=
