@@ -8,8 +8,11 @@ TEST_TARGETS += rust-lint rust-unused-deps rust-test
 # it builds them all, the others find them built. Cargo resolves features per
 # invocation, so `cargo build -p state-ffi` (or `cargo run -p ...`) would compile
 # the core and its dependencies again with other features. The Python extension is
-# maturin's to build (mk/30-python.mk), so it is left out here.
-RELEASE_BUILD = $(CARGO) build --release --workspace --exclude libstate-python
+# built here too, though maturin builds the wheel (mk/30-python.mk): with it in this
+# invocation, the features resolved here are the ones maturin's build of that crate
+# alone resolves (bindings/python/Cargo.toml, "Build alignment"), so the wheel build
+# compiles only pyo3 and the extension instead of the core and ~90 crates again.
+RELEASE_BUILD = $(CARGO) build --release --workspace
 
 .PHONY: rust-build rust-example rust-lint rust-unused-deps rust-test redis-packages
 rust-build:
@@ -18,8 +21,11 @@ rust-build:
 rust-example: rust-build
 	target/release/dashboard-example "$(STATE_DIR)"
 
+# scripts/feature_alignment.py keeps the wheel build from compiling the core a second
+# time (see RELEASE_BUILD above): a dependency change that breaks that is reported here.
 rust-lint:
 	$(CARGO) fmt --all -- --check
+	$(PYTHON) scripts/feature_alignment.py
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # Unused dependencies ([dependencies], [dev-dependencies] and [build-dependencies]) of
@@ -32,9 +38,14 @@ SHEAR_VERSION := 1.11.0
 SHEAR_ROOT ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/libstate/cargo-shear-$(SHEAR_VERSION)
 SHEAR := $(SHEAR_ROOT)/bin/cargo-shear
 
+# Its own release profile asks for fat LTO and one codegen unit, which on CI's two
+# cores made the one-time install cost about 165 CPU seconds; a tool that reads a few
+# hundred files needs neither, so the install overrides them (TOOL_PROFILE).
+TOOL_PROFILE := CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+	CARGO_PROFILE_RELEASE_OPT_LEVEL=1
 $(SHEAR):
 	@echo "rust-unused-deps: installing cargo-shear $(SHEAR_VERSION) (crates.io) into $(SHEAR_ROOT)"
-	$(CARGO) install --locked --quiet --version $(SHEAR_VERSION) --root "$(SHEAR_ROOT)" cargo-shear
+	$(TOOL_PROFILE) $(CARGO) install --locked --quiet --version $(SHEAR_VERSION) --root "$(SHEAR_ROOT)" cargo-shear
 
 rust-unused-deps: $(SHEAR)
 	$(SHEAR) --color never .
