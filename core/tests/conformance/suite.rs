@@ -90,7 +90,7 @@ macro_rules! engine_suite {
                 expiry_survives_reopen_as_absolute_time,
                 delete_removes_the_ttl_too,
                 background_sweeper_removes_expired_records,
-                sweeping_100k_expiring_among_1m_persistent,
+                sweeping_expiring_among_persistent,
             );
             module_cases!(
                 watch:

@@ -17,3 +17,11 @@ pub mod fault;
 pub mod memfile;
 #[cfg(feature = "redis")]
 pub mod redis;
+
+/// Whether the volume cases run at their full size: `LIBSTATE_TEST_SCALE=full`, as
+/// `make soak` sets it. `make test` runs them at a tenth of it (and the Redis engines'
+/// model check with fewer cases), which exercises the same code paths within CI's
+/// time budget; the full size is for finding what only volume shows.
+pub fn full_scale() -> bool {
+    std::env::var("LIBSTATE_TEST_SCALE").is_ok_and(|v| v == "full")
+}
