@@ -408,6 +408,37 @@ fn transactions(b: &RemoteBucket) {
     clear(b);
 }
 
+fn watch(b: &RemoteBucket) {
+    use state_core::EventKind;
+    let mut w = b.watch("w/").unwrap();
+    b.set("w/a", b"1").unwrap();
+    b.set("other", b"not watched").unwrap();
+    b.set("w/a", b"2").unwrap();
+    b.expire("w/a", Duration::from_secs(60)).unwrap();
+    b.persist("w/a").unwrap();
+    b.delete("w/a").unwrap();
+    let got: Vec<(String, EventKind, bool)> = (0..5)
+        .map(|_| {
+            let e = w.recv_timeout(Duration::from_secs(10)).unwrap().expect("an event");
+            (e.key, e.kind, e.new)
+        })
+        .collect();
+    // `new` comes only with the `n` class of notify-keyspace-events, which the
+    // server's default (g$xKE, as Redis's A) leaves out.
+    let want = [
+        (EventKind::Set, false),
+        (EventKind::Set, false),
+        (EventKind::Expire, false),
+        (EventKind::Persist, false),
+        (EventKind::Delete, false),
+    ];
+    for ((key, kind, new), (wk, wn)) in got.iter().zip(want) {
+        assert_eq!((key.as_str(), *kind, *new), ("w/a", wk, wn), "{got:?}");
+    }
+    assert_eq!(w.recv_timeout(Duration::from_millis(50)).unwrap(), None);
+    clear(b);
+}
+
 fn run_cases(b: &RemoteBucket) {
     clear(b);
     write_read_delete(b);
@@ -418,6 +449,7 @@ fn run_cases(b: &RemoteBucket) {
     cursors(b);
     iterators(b);
     transactions(b);
+    watch(b);
 }
 
 #[test]

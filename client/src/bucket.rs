@@ -15,6 +15,7 @@ use crate::cursor::{RemoteCursor, RemoteIter};
 use crate::errors::Doing;
 use crate::target::Target;
 use crate::txn::{self, RemoteTxn};
+use crate::watch::RemoteWatcher;
 use crate::{Options, Result};
 
 /// The signed-in client's bucket on a server: the embedded bucket's API over the
@@ -363,6 +364,17 @@ impl RemoteBucket {
         f: impl FnMut(&mut RemoteTxn<'_>) -> state_core::Result<T>,
     ) -> Result<T> {
         txn::run(&self.pool, f)
+    }
+
+    /// The changes to keys starting with `prefix` (all keys: `""`), from now on,
+    /// through the server's keyspace notifications on a connection of the
+    /// watcher's own. Once this returns, every later change reaches it.
+    ///
+    /// # Errors
+    /// *I/O* if the server cannot be reached.
+    pub fn watch(&self, prefix: &str) -> Result<RemoteWatcher> {
+        let conn = self.pool.open()?;
+        RemoteWatcher::subscribe(conn, &self.pool.endpoint, prefix)
     }
 
     /// Reads `key`, computes its new value with `f` (`None`: delete it) and writes

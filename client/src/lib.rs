@@ -54,6 +54,7 @@ mod cursor;
 mod errors;
 mod target;
 mod txn;
+mod watch;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -64,6 +65,7 @@ pub use state_core::{Entry, Expiry, Position, Record, Ttl};
 pub use state_service::{Error, ErrorKind, Result};
 pub use target::Target;
 pub use txn::RemoteTxn;
+pub use watch::{RemoteEvent, RemoteWatcher};
 
 /// How long a connection attempt, and a reply, may take by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
