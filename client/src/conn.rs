@@ -87,9 +87,7 @@ impl Pool {
             None => redis::Client::open(info),
         }
         .map_err(|e| {
-            state_core::Error::InvalidArgument(format!(
-                "cannot use the server URL {endpoint}: {e}"
-            ))
+            state_core::Error::InvalidArgument(format!("cannot use the server URL {endpoint}: {e}"))
         })?;
         Ok(Pool {
             client,
@@ -162,12 +160,7 @@ impl Pool {
     }
 
     /// Keeps the connection if it is still in step, and maps the error.
-    pub(crate) fn finish<T>(
-        &self,
-        conn: Connection,
-        doing: Doing,
-        r: RedisResult<T>,
-    ) -> Result<T> {
+    pub(crate) fn finish<T>(&self, conn: Connection, doing: Doing, r: RedisResult<T>) -> Result<T> {
         match r {
             Ok(v) => {
                 self.give_back(conn);

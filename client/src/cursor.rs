@@ -174,9 +174,7 @@ impl RemoteCursor {
             return Ok(Vec::new());
         }
         let from = match (&self.pos, back) {
-            (Position::AfterLast, false) | (Position::BeforeFirst, true) => {
-                return Ok(Vec::new())
-            }
+            (Position::AfterLast, false) | (Position::BeforeFirst, true) => return Ok(Vec::new()),
             (Position::BeforeFirst, false) | (Position::AfterLast, true) => Bound::Unbounded,
             (Position::At(k), _) => Bound::Excluded(k.as_str()),
         };

@@ -158,7 +158,11 @@ impl<'c> RemoteTxn<'c> {
         let deadline = match expiry {
             Expiry::Never => None,
             Expiry::At(d) => Some(d),
-            Expiry::Keep => self.state(key)?.current.as_ref().and_then(|r| r.expires_at_ms),
+            Expiry::Keep => self
+                .state(key)?
+                .current
+                .as_ref()
+                .and_then(|r| r.expires_at_ms),
         };
         let current = match deadline {
             Some(d) if d <= self.now => None,
@@ -193,7 +197,11 @@ impl<'c> RemoteTxn<'c> {
     ///
     /// # Errors
     /// As [`RemoteTxn::get`].
-    pub fn set_expiry(&mut self, key: &str, expires_at_ms: Option<u64>) -> state_core::Result<bool> {
+    pub fn set_expiry(
+        &mut self,
+        key: &str,
+        expires_at_ms: Option<u64>,
+    ) -> state_core::Result<bool> {
         let now = self.now;
         let s = self.state(key)?;
         let Some(current) = s.current.as_mut() else {

@@ -29,7 +29,7 @@ use crate::resp::Out;
 use crate::Shared;
 
 /// One bound of `STATE.RANGE` in ZRANGEBYLEX's notation, or the error reply.
-fn bound(arg: &[u8], unbounded: &[u8]) -> Result<Bound<&str>, String> {
+fn bound<'a>(arg: &'a [u8], unbounded: &[u8]) -> Result<Bound<&'a str>, String> {
     const BAD: &str =
         "ERR min or max not valid string range item: use [key, (key, - (lowest) or + (highest)";
     if arg == unbounded {
@@ -142,7 +142,9 @@ fn abort(msg: impl Into<String>) -> Fail {
 /// STATE.BATCH op [op ...]: every op applied in one transaction, or none.
 pub(super) fn batch(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
     let key = |a: &mut Args<'_>| -> Result<String, Fail> {
-        let k = a.next().ok_or_else(|| abort("STATE.BATCH: an op lacks its key"))?;
+        let k = a
+            .next()
+            .ok_or_else(|| abort("STATE.BATCH: an op lacks its key"))?;
         match key_arg(k) {
             Ok(k) => Ok(k.to_string()),
             Err(msg) => Err(abort(msg.trim_start_matches("ERR ").to_string())),
@@ -162,7 +164,11 @@ pub(super) fn batch(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
         let is = |name: &[u8]| op.eq_ignore_ascii_case(name);
         let r = if is(b"set") || is(b"setkeep") {
             let (k, v) = (key(a)?, value(a)?);
-            let e = if is(b"set") { Expiry::Never } else { Expiry::Keep };
+            let e = if is(b"set") {
+                Expiry::Never
+            } else {
+                Expiry::Keep
+            };
             tx.put(&k, v, e)
         } else if is(b"setpx") {
             let (k, v) = (key(a)?, value(a)?);
