@@ -304,21 +304,19 @@ fn attempt<T>(
     };
     let out = f(&mut tx);
     match (tx.failed, out) {
-        (Some(true), Err(e)) => return Ok(Attempt::LostWhileReading(e.into())),
-        (Some(_), Err(e)) => return Err((e.into(), false)),
+        (Some(true), Err(e)) => Ok(Attempt::LostWhileReading(e.into())),
+        (Some(_), Err(e)) => Err((e.into(), false)),
         // The closure went on after a failed read: never commit on that connection.
-        (Some(_), Ok(_)) => {
-            return Err((
-                pool.io_error(
-                    io::ErrorKind::ConnectionReset,
-                    "the connection failed during the transaction; nothing was written".into(),
-                ),
-                false,
-            ))
-        }
+        (Some(_), Ok(_)) => Err((
+            pool.io_error(
+                io::ErrorKind::ConnectionReset,
+                "the connection failed during the transaction; nothing was written".into(),
+            ),
+            false,
+        )),
         (None, Err(e)) => {
             let clean = !tx.watched || cmd("UNWATCH").query::<()>(&mut *tx.conn).is_ok();
-            return Err((e.into(), clean));
+            Err((e.into(), clean))
         }
         (None, Ok(v)) => {
             let batch = tx.batch();
