@@ -205,3 +205,33 @@ pub(super) fn batch(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
     out.ok();
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_are_zrangebylex_items() {
+        assert_eq!(bound(b"-", b"-"), Ok(Bound::Unbounded));
+        assert_eq!(bound(b"+", b"+"), Ok(Bound::Unbounded));
+        assert_eq!(bound(b"[a/b", b"-"), Ok(Bound::Included("a/b")));
+        assert_eq!(bound(b"(a", b"+"), Ok(Bound::Excluded("a")));
+        // `+` is no lower bound, a bare key is no item, an empty key is no key.
+        for bad in [&b"+"[..], b"a", b"[", b"(", b""] {
+            assert!(bound(bad, b"-").is_err(), "{bad:?}");
+        }
+        assert!(bound(b"[\xff", b"-").unwrap_err().starts_with("ERR invalid key"));
+    }
+
+    #[test]
+    fn a_range_whose_min_is_above_its_max_is_empty() {
+        use Bound::{Excluded as E, Included as I, Unbounded as U};
+        assert!(is_empty(I("b"), I("a")));
+        assert!(!is_empty(I("a"), I("a")));
+        assert!(is_empty(I("a"), E("a")));
+        assert!(is_empty(E("a"), I("a")));
+        assert!(is_empty(E("a"), E("a")));
+        assert!(!is_empty(E("a"), E("b")));
+        assert!(!is_empty(U, I("a")) && !is_empty(I("z"), U));
+    }
+}
