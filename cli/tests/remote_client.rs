@@ -633,3 +633,133 @@ fn a_killed_and_restarted_server_loses_no_acknowledged_write() {
         Some(&b"restart"[..])
     );
 }
+
+/// One RESP request, encoded.
+fn resp(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// One reply, flattened to its lines (bulk strings as their text).
+fn reply(r: &mut BufReader<std::os::unix::net::UnixStream>) -> Vec<String> {
+    use std::io::Read;
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let line = line.trim_end().to_string();
+    match line.as_bytes().first() {
+        Some(b'*') => {
+            let n: i64 = line[1..].parse().unwrap();
+            let mut out = vec![line.clone()];
+            for _ in 0..n.max(0) {
+                out.extend(reply(r));
+            }
+            out
+        }
+        Some(b'$') if line != "$-1" => {
+            let n: usize = line[1..].parse().unwrap();
+            let mut b = vec![0; n + 2];
+            r.read_exact(&mut b).unwrap();
+            vec![String::from_utf8_lossy(&b[..n]).into_owned()]
+        }
+        _ => vec![line],
+    }
+}
+
+#[test]
+fn state_batch_is_all_or_nothing_and_state_range_checks_its_bounds() {
+    let f = fixture("memfile", &[]);
+    let s = std::os::unix::net::UnixStream::connect(&f.sock).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut ask = |args: &[&[u8]]| -> Vec<String> {
+        (&s).write_all(&resp(args)).unwrap();
+        reply(&mut r)
+    };
+    use std::io::Write;
+    // A bad op after good ones: nothing is written.
+    let out = ask(&[b"STATE.BATCH", b"SET", b"a", b"1", b"SET", b"", b"2"]);
+    assert!(out[0].starts_with("-ERR invalid key"), "{out:?}");
+    let out = ask(&[b"STATE.BATCH", b"SET", b"a", b"1", b"NOPE", b"b"]);
+    assert!(
+        out[0].starts_with("-ERR STATE.BATCH: unknown op"),
+        "{out:?}"
+    );
+    assert_eq!(ask(&[b"EXISTS", b"a"]), [":0"]);
+    // Inside MULTI its failure fails the whole EXEC: the SET before it is not applied.
+    assert_eq!(ask(&[b"MULTI"]), ["+OK"]);
+    assert_eq!(ask(&[b"SET", b"before", b"x"]), ["+QUEUED"]);
+    assert_eq!(
+        ask(&[b"STATE.BATCH", b"SETPX", b"a", b"1", b"0"]),
+        ["+QUEUED"]
+    );
+    let out = ask(&[b"EXEC"]);
+    assert!(
+        out[0].starts_with("-ERR STATE.BATCH: a SETPX time"),
+        "{out:?}"
+    );
+    assert_eq!(ask(&[b"EXISTS", b"before", b"a"]), [":0"]);
+    // Every op, applied together.
+    let out = ask(&[
+        b"STATE.BATCH",
+        b"SET",
+        b"a",
+        b"1",
+        b"SETPX",
+        b"b",
+        b"2",
+        b"60000",
+        b"SETPXAT",
+        b"c",
+        b"3",
+        b"1",
+        b"SETKEEP",
+        b"b",
+        b"22",
+        b"PEXPIREAT",
+        b"a",
+        b"99999999999999",
+        b"PERSIST",
+        b"a",
+        b"SET",
+        b"d",
+        b"4",
+        b"DEL",
+        b"d",
+    ]);
+    assert_eq!(out, ["+OK"]);
+    assert_eq!(
+        ask(&[b"MGET", b"a", b"b", b"c", b"d"]),
+        ["*4", "1", "22", "$-1", "$-1"]
+    );
+    assert_eq!(ask(&[b"PTTL", b"a"]), [":-1"]);
+    let ttl = ask(&[b"PTTL", b"b"]);
+    assert!(
+        ttl[0].starts_with(':') && ttl[0] != ":-1",
+        "SETKEEP kept b's deadline: {ttl:?}"
+    );
+    // STATE.RANGE: bounds, order, limit; errors for bad bounds.
+    assert_eq!(
+        ask(&[b"STATE.RANGE", b"-", b"+"]),
+        ["*4", "a", "1", "b", "22"]
+    );
+    assert_eq!(
+        ask(&[b"STATE.RANGE", b"(a", b"+", b"LIMIT", b"5"]),
+        ["*2", "b", "22"]
+    );
+    assert_eq!(
+        ask(&[b"STATE.RANGE", b"-", b"[b", b"REV", b"LIMIT", b"1"]),
+        ["*2", "b", "22"]
+    );
+    assert_eq!(ask(&[b"STATE.RANGE", b"[b", b"(a"]), ["*0"]);
+    let out = ask(&[b"STATE.RANGE", b"a", b"+"]);
+    assert!(out[0].starts_with("-ERR min or max not valid"), "{out:?}");
+    let out = ask(&[b"STATE.RANGE", b"-", b"+", b"LIMIT", b"-1"]);
+    assert!(out[0].starts_with("-ERR"), "{out:?}");
+    // COMMAND lists both.
+    let names = ask(&[b"COMMAND"]);
+    assert!(names.iter().any(|l| l == "state.range") && names.iter().any(|l| l == "state.batch"));
+}

@@ -43,7 +43,10 @@ pub(crate) fn is_lost(e: &RedisError) -> bool {
 /// Whether the connection that produced `e` can still be used: the server
 /// replied (with an error), so the replies are still in step with the requests.
 pub(crate) fn connection_usable(e: &RedisError) -> bool {
-    e.code().is_some()
+    // After `-ERR Protocol error: ...` (a request over the server's limits) the
+    // server closes the connection.
+    let closed_by_server = e.detail().is_some_and(|d| d.starts_with("Protocol error"));
+    (e.code().is_some() && !closed_by_server)
         || matches!(
             e.kind(),
             redis::ErrorKind::TypeError | redis::ErrorKind::ExecAbortError
@@ -133,6 +136,7 @@ pub(crate) fn from_reply(endpoint: &str, code: &str, detail: &str) -> CoreOrQuot
         return Core(CoreError::TooLarge(m));
     }
     if detail.starts_with("the reply would exceed the output limit")
+        || detail.starts_with("Protocol error: ")
         || detail.starts_with("the MULTI queue would exceed")
     {
         return Core(CoreError::TooLarge(detail.to_string()));

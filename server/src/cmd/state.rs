@@ -220,7 +220,9 @@ mod tests {
         for bad in [&b"+"[..], b"a", b"[", b"(", b""] {
             assert!(bound(bad, b"-").is_err(), "{bad:?}");
         }
-        assert!(bound(b"[\xff", b"-").unwrap_err().starts_with("ERR invalid key"));
+        assert!(bound(b"[\xff", b"-")
+            .unwrap_err()
+            .starts_with("ERR invalid key"));
     }
 
     #[test]
