@@ -763,3 +763,108 @@ fn state_batch_is_all_or_nothing_and_state_range_checks_its_bounds() {
     let names = ask(&[b"COMMAND"]);
     assert!(names.iter().any(|l| l == "state.range") && names.iter().any(|l| l == "state.batch"));
 }
+
+/// `openssl` with `args`, in `dir`.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Proc::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl is needed to make the test's certificates (make test installs it)");
+    assert!(out.status.success(), "openssl {args:?}: {out:?}");
+}
+
+#[test]
+fn states_urls_connect_over_tls_to_a_server_whose_ca_is_given() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // A CA, and a server certificate for 127.0.0.1 that it signed.
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        d,
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-days",
+                "1",
+                "-subj",
+                "/CN=test CA",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        d,
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "req.csr",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        d.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "req.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "cert.pem",
+        ],
+    );
+    let cert = d.join("cert.pem").display().to_string();
+    let key = d.join("key.pem").display().to_string();
+    let f = fixture("memfile", &["--tls-cert", &cert, "--tls-key", &key]);
+    let url = format!("states://alice:{}@127.0.0.1:{}", f.alice, f.server.port);
+    let opts = Options {
+        ca_file: Some(d.join("ca.pem")),
+        ..Options::default()
+    };
+    let b = state_client::connect_with(Some(&url), opts).unwrap();
+    b.set("k", b"over tls").unwrap();
+    assert_eq!(b.get("k").unwrap().as_deref(), Some(&b"over tls"[..]));
+    assert!(b.endpoint().starts_with("states://alice@127.0.0.1:"));
+    // Without the CA the server's certificate is not trusted: nothing is sent.
+    let e = state_client::connect(&url).unwrap_err();
+    assert_eq!(kind(&e), store_kind(CoreKind::Io), "{e}");
+    // Plain text to a TLS listener gets nowhere either.
+    let plain = format!("state://alice:{}@127.0.0.1:{}", f.alice, f.server.port);
+    let opts = Options {
+        timeout: Duration::from_secs(2),
+        ..Options::default()
+    };
+    assert!(state_client::connect_with(Some(&plain), opts).is_err());
+}

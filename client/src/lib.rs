@@ -106,7 +106,8 @@ impl Default for Options {
 /// Connects to the server at `url` (see the crate's docs for the URL forms) and
 /// returns the signed-in client's bucket.
 ///
-/// The connection is made and checked (a PING) before this returns, so a server
+/// The connection is made and checked (an ECHO, refused to a client that is not
+/// signed in) before this returns, so a server
 /// that is not there, or refuses the credentials, is reported here.
 ///
 /// # Errors
