@@ -72,8 +72,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many idle connections a bucket handle keeps by default.
 pub const DEFAULT_MAX_IDLE: usize = 16;
 
-/// Connection options for [`connect_with`].
-#[derive(Debug, Clone)]
+/// Connection options for [`connect_with`]. Its `Debug` output leaves the token
+/// out.
+#[derive(Clone)]
 pub struct Options {
     /// The longest a connection attempt, a request's sending or its reply may take
     /// ([`DEFAULT_TIMEOUT`]); past it the call fails with an *I/O* error.
@@ -89,6 +90,18 @@ pub struct Options {
     pub name: Option<String>,
     /// How many idle connections the handle keeps for reuse ([`DEFAULT_MAX_IDLE`]).
     pub max_idle: usize,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("timeout", &self.timeout)
+            .field("ca_file", &self.ca_file)
+            .field("token", &self.token.as_ref().map(|_| "…"))
+            .field("name", &self.name)
+            .field("max_idle", &self.max_idle)
+            .finish()
+    }
 }
 
 impl Default for Options {
@@ -136,4 +149,18 @@ pub fn connect_with(url: Option<&str>, options: Options) -> Result<RemoteBucket>
         None => Target::default_socket(),
     };
     RemoteBucket::open(target, options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_never_show_the_token() {
+        let o = Options {
+            token: Some("s3cret".into()),
+            ..Options::default()
+        };
+        assert!(!format!("{o:?}").contains("s3cret"));
+    }
 }
