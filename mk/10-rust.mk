@@ -51,9 +51,10 @@ rust-unused-deps: $(SHEAR)
 	$(SHEAR) --color never .
 	$(SHEAR) --color never fuzz
 
-# The Redis engine's tests (core/tests/redis_*.rs) start real redis-server processes.
+# The Redis engine's tests (core/tests/redis_*.rs) start real redis-server processes;
+# the client's TLS test (cli/tests/remote_client.rs) makes its certificates with openssl.
 redis-packages:
-	scripts/ensure-packages.sh redis-server redis-tools
+	scripts/ensure-packages.sh redis-server redis-tools openssl
 
 rust-test: redis-packages
 	$(CARGO) test --workspace

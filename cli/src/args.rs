@@ -25,8 +25,8 @@ pub struct Cli {
         long,
         short = 's',
         global = true,
-        env = "STATE_STORE",
-        default_value = "state-data",
+        env = state_service::STORE_ENV,
+        default_value = state_service::DEFAULT_STORE_DIR,
         value_name = "DIR"
     )]
     pub store: PathBuf,

@@ -57,8 +57,9 @@ pub const REDIS_VERSION: &str = "7.0.0";
 pub const DEFAULT_RESP_ADDR: &str = "127.0.0.1:7379";
 /// Default TCP address of the HTTP listener.
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:7380";
-/// The Unix socket's file name inside the store directory.
-pub const SOCKET_NAME: &str = "state.sock";
+/// The Unix socket's file name inside the store directory (the service's rule,
+/// shared with the CLI and the libstate client).
+pub const SOCKET_NAME: &str = state_service::SOCKET_NAME;
 
 /// Limits before a connection has signed in (Redis's, from CVE-2021-32675): a
 /// request of at most this many arguments...

@@ -34,6 +34,7 @@
 
 mod clients;
 mod error;
+mod location;
 mod methods;
 mod quota;
 mod service;
@@ -41,6 +42,9 @@ mod service;
 use std::time::Duration;
 
 pub use error::{Error, ErrorKind, Result};
+pub use location::{
+    default_socket, default_store_dir, socket_in, DEFAULT_STORE_DIR, SOCKET_NAME, STORE_ENV,
+};
 pub use methods::{markdown_table, method_named, Method, MAX_CURSOR_N, METHODS};
 pub use quota::{Quota, QuotaSource, QuotaTable, Unlimited};
 pub use service::StateService;

@@ -20,6 +20,7 @@ mod keys;
 mod pubsub;
 mod scan;
 mod server;
+mod state;
 mod strings;
 mod transactions;
 
@@ -369,6 +370,11 @@ pub(crate) static COMMANDS: &[Spec] = &[
     Spec::session("time", 1, server::time).in_multi(),
     Spec::session("watch", -2, transactions::watch).txn_control(),
     Spec::session("unwatch", 1, transactions::unwatch).in_multi(),
+    // libstate's own commands (cmd/state.rs, docs/service.md "libstate's commands").
+    Spec::session("state.range", -3, state::range).heavy(),
+    Spec::data("state.batch", -2, state::batch)
+        .keys(Keys::NONE)
+        .write(),
 ];
 
 /// The table index and entry of a command name (any case).
