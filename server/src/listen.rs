@@ -221,13 +221,13 @@ async fn bind_tcp(a: SocketAddr, what: &str) -> io::Result<TcpListener> {
 /// Counts a new connection against the limit, or `None` at the limit.
 fn admit(shared: &Arc<Shared>) -> Option<Admitted> {
     let open = shared.metrics.connections_open.fetch_add(1, Relaxed);
-    let slot = Admitted(shared.clone());
+    let admitted = Admitted(shared.clone());
     if open >= shared.cfg.max_connections as u64 {
         shared.metrics.connections_refused.fetch_add(1, Relaxed);
         return None;
     }
     shared.metrics.connections_total.fetch_add(1, Relaxed);
-    Some(slot)
+    Some(admitted)
 }
 
 async fn refuse<S: AsyncWrite + Unpin>(mut s: S, http: bool) {
@@ -253,7 +253,7 @@ async fn accept_unix(shared: Arc<Shared>, l: UnixListener, tasks: TaskTracker) {
                 continue;
             }
         };
-        let Some(slot) = admit(&shared) else {
+        let Some(admitted) = admit(&shared) else {
             tasks.spawn(refuse(stream, false));
             continue;
         };
@@ -268,7 +268,7 @@ async fn accept_unix(shared: Arc<Shared>, l: UnixListener, tasks: TaskTracker) {
         let sh = shared.clone();
         tasks.spawn(async move {
             conn::serve(sh, stream, sess).await;
-            drop(slot);
+            drop(admitted);
         });
     }
 }
@@ -294,7 +294,7 @@ async fn accept_tcp(
             }
         };
         let _ = stream.set_nodelay(true);
-        let Some(slot) = admit(&shared) else {
+        let Some(admitted) = admit(&shared) else {
             tasks.spawn(refuse(stream, http));
             continue;
         };
@@ -315,7 +315,7 @@ async fn accept_tcp(
                 }
                 None => serve_stream(sh, stream, peer, router).await,
             }
-            drop(slot);
+            drop(admitted);
         });
     }
 }
