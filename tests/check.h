@@ -1,11 +1,17 @@
-/* A tiny assertion kit for the libstate C tests: CHECK keeps going and counts
- * failures; CHECK_RC compares a status and prints libstate's message on mismatch. */
+/* What the libstate C tests share (each includes this header and uses the parts it
+ * needs): a tiny assertion kit (CHECK keeps going and counts failures; CHECK_RC
+ * compares a status and prints libstate's message on mismatch) and the test's
+ * temporary directory (made by test_dir_make, removed whole by rm_tree). Built with
+ * -D_GNU_SOURCE (nftw). */
 #ifndef STATE_TEST_CHECK_H
 #define STATE_TEST_CHECK_H
 
 #include <state.h>
 
+#include <ftw.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 
 static int check_failures;
 static int check_count;
@@ -43,6 +49,28 @@ static int check_count;
 static int check_summary(const char *suite) {
     fprintf(stderr, "%s: %d checks, %d failed\n", suite, check_count, check_failures);
     return check_failures == 0 ? 0 : 1;
+}
+
+/* Makes the test's directory from `tmpl` (a path ending in XXXXXX, rewritten in
+ * place by mkdtemp). 0, or -1 after printing why. */
+static inline int test_dir_make(char *tmpl) {
+    if (mkdtemp(tmpl) == NULL) {
+        perror("mkdtemp");
+        return -1;
+    }
+    return 0;
+}
+
+static inline int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+/* Removes `dir` and everything below it (links are removed, not followed). */
+static inline void rm_tree(const char *dir) {
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 #endif

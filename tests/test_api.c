@@ -5,7 +5,6 @@
 #include "check.h"
 
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -24,17 +23,6 @@ static char sentinel_byte;
 
 static void path_in(char *buf, size_t size, const char *name) {
     snprintf(buf, size, "%s/%s", base_dir, name);
-}
-
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
-static void rm_tree(const char *dir) {
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static int contains(const char *hay, const char *needle) {
@@ -1103,8 +1091,7 @@ int main(int argc, char **argv) {
         return hold_store(argv[2]);
     }
     self_path = argv[0];
-    if (mkdtemp(base_dir) == NULL) {
-        perror("mkdtemp");
+    if (test_dir_make(base_dir) != 0) {
         return 2;
     }
     fprintf(stderr, "test_api (libstate %s) in %s\n", state_version(), base_dir);

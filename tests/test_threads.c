@@ -4,7 +4,6 @@
  * valgrind and with ASan + UBSan. */
 #include "check.h"
 
-#include <ftw.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,13 +134,6 @@ static void *until_closed(void *arg) {
     return NULL;
 }
 
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
 int main(void) {
     pthread_t t[THREADS];
     struct worker w[THREADS];
@@ -149,8 +141,7 @@ int main(void) {
     int i, failures = 0;
     long ops = 0;
 
-    if (mkdtemp(base_dir) == NULL) {
-        perror("mkdtemp");
+    if (test_dir_make(base_dir) != 0) {
         return 2;
     }
     snprintf(store_dir, sizeof store_dir, "%s/store", base_dir);
@@ -193,6 +184,6 @@ int main(void) {
     CHECK_RC(state_bucket_close(shared_bucket), STATE_CLOSED);
 
     fprintf(stderr, "test_threads: %d threads, %ld operations in phase one\n", THREADS, ops);
-    nftw(base_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    rm_tree(base_dir);
     return check_summary("test_threads");
 }

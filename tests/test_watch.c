@@ -4,7 +4,6 @@
  * mutexes and condition variables, never sleeps. Run under valgrind and ASan. */
 #include "check.h"
 
-#include <ftw.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,16 +274,8 @@ static void test_closing_the_store_ends_the_watch(void) {
     recorder_destroy(&r);
 }
 
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
 int main(void) {
-    if (mkdtemp(base_dir) == NULL) {
-        perror("mkdtemp");
+    if (test_dir_make(base_dir) != 0) {
         return 2;
     }
     snprintf(store_dir, sizeof store_dir, "%s/store", base_dir);
@@ -293,6 +284,6 @@ int main(void) {
     RUN(test_unwatch_waits_for_a_running_callback);
     RUN(test_unwatch_from_inside_the_callback);
     RUN(test_closing_the_store_ends_the_watch);
-    nftw(base_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    rm_tree(base_dir);
     return check_summary("test_watch");
 }

@@ -17,6 +17,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 
+use crate::session::Session;
 use crate::{conn, http, socket, Addrs, Config, Shared, TlsFiles, CLIENTS_RELOAD_EVERY};
 
 /// Listening sockets the server is handed instead of binding its own: systemd's
@@ -220,13 +221,13 @@ async fn bind_tcp(a: SocketAddr, what: &str) -> io::Result<TcpListener> {
 /// Counts a new connection against the limit, or `None` at the limit.
 fn admit(shared: &Arc<Shared>) -> Option<Admitted> {
     let open = shared.metrics.connections_open.fetch_add(1, Relaxed);
-    let slot = Admitted(shared.clone());
+    let admitted = Admitted(shared.clone());
     if open >= shared.cfg.max_connections as u64 {
         shared.metrics.connections_refused.fetch_add(1, Relaxed);
         return None;
     }
     shared.metrics.connections_total.fetch_add(1, Relaxed);
-    Some(slot)
+    Some(admitted)
 }
 
 async fn refuse<S: AsyncWrite + Unpin>(mut s: S, http: bool) {
@@ -252,7 +253,7 @@ async fn accept_unix(shared: Arc<Shared>, l: UnixListener, tasks: TaskTracker) {
                 continue;
             }
         };
-        let Some(slot) = admit(&shared) else {
+        let Some(admitted) = admit(&shared) else {
             tasks.spawn(refuse(stream, false));
             continue;
         };
@@ -262,12 +263,12 @@ async fn accept_unix(shared: Arc<Shared>, l: UnixListener, tasks: TaskTracker) {
             .and_then(|u| shared.registry.unix_client(u))
             .or_else(|| shared.cfg.dev_no_auth.clone());
         let id = shared.next_id();
-        let mut sess = conn::Session::new(id, "unix".into(), client, "unix");
+        let mut sess = Session::new(id, "unix".into(), client, "unix", shared.metrics.local());
         sess.peer_uid = uid;
         let sh = shared.clone();
         tasks.spawn(async move {
             conn::serve(sh, stream, sess).await;
-            drop(slot);
+            drop(admitted);
         });
     }
 }
@@ -293,7 +294,7 @@ async fn accept_tcp(
             }
         };
         let _ = stream.set_nodelay(true);
-        let Some(slot) = admit(&shared) else {
+        let Some(admitted) = admit(&shared) else {
             tasks.spawn(refuse(stream, http));
             continue;
         };
@@ -314,7 +315,7 @@ async fn accept_tcp(
                 }
                 None => serve_stream(sh, stream, peer, router).await,
             }
-            drop(slot);
+            drop(admitted);
         });
     }
 }
@@ -330,8 +331,13 @@ async fn serve_stream<S>(
     match router {
         None => {
             let id = shared.next_id();
-            let sess =
-                conn::Session::new(id, peer.to_string(), shared.cfg.dev_no_auth.clone(), "tcp");
+            let sess = Session::new(
+                id,
+                peer.to_string(),
+                shared.cfg.dev_no_auth.clone(),
+                "tcp",
+                shared.metrics.local(),
+            );
             conn::serve(shared, stream, sess).await;
         }
         Some(router) => {

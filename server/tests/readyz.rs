@@ -3,6 +3,8 @@
 //! recovers: the engine refuses writes until the store is reopened). `/livez`
 //! answers throughout.
 
+mod support;
+
 use std::fs::File;
 use std::io;
 use std::path::Path;
@@ -14,8 +16,7 @@ use state_core::fileio::FileIo;
 use state_core::Store;
 use state_server::{Config, Server};
 use state_service::StateService;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use support::{http, run};
 
 /// Real file calls, except that syncs fail while `fail` is set.
 #[derive(Default)]
@@ -46,11 +47,8 @@ impl FileIo for FlakySync {
 }
 
 async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).await.unwrap();
     let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut reply = String::new();
-    s.read_to_string(&mut reply).await.unwrap();
+    let reply = http(addr, &req).await;
     let status = reply
         .split_whitespace()
         .nth(1)
@@ -80,23 +78,21 @@ async fn readyz_turns_503_when_a_failed_fsync_poisons_the_store() {
     let server = Server::bind(StateService::new(store.clone()), cfg)
         .await
         .unwrap();
-    let http = server.addrs().http.unwrap();
-    let stop = server.shutdown_token();
-    let run = tokio::spawn(server.run_until(std::future::pending()));
+    let addr = server.addrs().http.unwrap();
+    let running = run(server);
 
-    assert_eq!(get(http, "/readyz").await, (200, "ready\n".to_string()));
+    assert_eq!(get(addr, "/readyz").await, (200, "ready\n".to_string()));
     io.fail.store(true, Ordering::SeqCst);
-    let (status, body) = get(http, "/readyz").await;
+    let (status, body) = get(addr, "/readyz").await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("injected fsync failure"), "{body}");
     // The disk is back, but the store stays poisoned until it is reopened.
     io.fail.store(false, Ordering::SeqCst);
-    let (status, body) = get(http, "/readyz").await;
+    let (status, body) = get(addr, "/readyz").await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("refuses writes"), "{body}");
-    assert_eq!(get(http, "/livez").await, (200, "ok\n".to_string()));
+    assert_eq!(get(addr, "/livez").await, (200, "ok\n".to_string()));
 
-    stop.cancel();
     // Closing a poisoned store reports its failed sync; the server still stops.
-    let _ = run.await.unwrap();
+    let _ = running.stop().await;
 }

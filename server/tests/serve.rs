@@ -1,51 +1,20 @@
 //! The server in-process: bound on port 0 and a socket in a temporary directory,
 //! driven over raw RESP and HTTP/1.1, stopped through its shutdown token.
 
+mod support;
+
 use std::time::Duration;
 
-use state_core::{Engine, Store};
-use state_server::auth::{clients_path, ClientsFile};
+use state_server::auth::clients_path;
 use state_server::{Config, Server};
 use state_service::{Quota, StateService};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpStream, UnixStream};
+use support::{chmod, exchange, http, run, tcp, tcp_config, Fixture};
+use tokio::io::{AsyncReadExt, BufReader};
+use tokio::net::UnixStream;
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    store_dir: std::path::PathBuf,
-    token: String,
-}
-
-fn fixture(quota: Quota) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let store_dir = dir.path().join("s");
-    std::fs::create_dir_all(&store_dir).unwrap();
-    // As the store would make it: only its owner may write the client list's directory.
-    chmod(&store_dir, 0o700);
-    let mut clients = ClientsFile::default();
-    let token = clients.add("alice", quota).unwrap();
-    clients.save(&clients_path(&store_dir)).unwrap();
-    Fixture {
-        _dir: dir,
-        store_dir,
-        token,
-    }
-}
-
-async fn start(f: &Fixture, cfg: Config) -> (Server, Store) {
-    let store = Store::builder()
-        .engine(Engine::Memfile)
-        .open(&f.store_dir)
-        .unwrap();
-    let server = Server::bind(StateService::new(store.clone()), cfg)
-        .await
-        .unwrap();
-    (server, store)
-}
-
-fn chmod(p: &std::path::Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+/// A store directory whose client list names alice, with `quota`.
+fn alice(quota: Quota) -> Fixture {
+    Fixture::new(&[("alice", quota)])
 }
 
 fn entries(dir: &std::path::Path) -> Vec<String> {
@@ -64,55 +33,28 @@ fn my_user_name() -> String {
         .name
 }
 
-fn tcp_config() -> Config {
-    Config {
-        resp: Some("127.0.0.1:0".parse().unwrap()),
-        http: Some("127.0.0.1:0".parse().unwrap()),
-        ..Config::default()
-    }
-}
-
-/// Sends raw bytes and reads `lines` reply lines.
-async fn exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
-    s: &mut BufReader<S>,
-    req: &[u8],
-    lines: usize,
-) -> String {
-    s.get_mut().write_all(req).await.unwrap();
-    let mut out = String::new();
-    for _ in 0..lines {
-        s.read_line(&mut out).await.unwrap();
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_then_commands_then_graceful_shutdown_flushes_and_closes() {
-    let f = fixture(Quota::default());
-    let (server, store) = start(&f, tcp_config()).await;
+    let f = alice(Quota::default());
+    let (server, store) = f.start(tcp_config()).await;
     let addr = server.addrs().resp.unwrap();
-    let stop = server.shutdown_token();
-    let run = tokio::spawn(server.run_until(std::future::pending()));
-    let mut c = BufReader::new(TcpStream::connect(addr).await.unwrap());
+    let running = run(server);
+    let mut c = tcp(addr).await;
     assert_eq!(
         exchange(&mut c, b"GET k\r\n", 1).await,
         "-NOAUTH Authentication required.\r\n"
     );
-    let auth = format!("AUTH alice {}\r\n", f.token);
+    let auth = format!("AUTH alice {}\r\n", f.token("alice"));
     assert_eq!(exchange(&mut c, auth.as_bytes(), 1).await, "+OK\r\n");
     // A pipeline in one write: every reply, in order.
     assert_eq!(
         exchange(&mut c, b"SET k v\r\nINCR n\r\nGET k\r\n", 4).await,
         "+OK\r\n:1\r\n$1\r\nv\r\n"
     );
-    stop.cancel();
-    run.await.unwrap().unwrap();
+    running.stop().await.unwrap();
     // The server closed the store: it is flushed and closed.
     assert!(store.bucket("alice").is_err());
-    let reopened = Store::builder()
-        .engine(Engine::Memfile)
-        .open(&f.store_dir)
-        .unwrap();
+    let reopened = f.open_store();
     let b = reopened.bucket("alice").unwrap();
     assert_eq!(b.get("k").unwrap().as_deref(), Some(&b"v"[..]));
     assert_eq!(b.get("n").unwrap().as_deref(), Some(&b"1"[..]));
@@ -121,50 +63,44 @@ async fn auth_then_commands_then_graceful_shutdown_flushes_and_closes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quota_over_resp_and_http() {
-    let f = fixture(Quota {
+    let f = alice(Quota {
         max_records: Some(1),
         ..Quota::default()
     });
-    let (server, _store) = start(&f, tcp_config()).await;
-    let (resp, http) = (server.addrs().resp.unwrap(), server.addrs().http.unwrap());
-    let stop = server.shutdown_token();
-    let run = tokio::spawn(server.run_until(std::future::pending()));
-    let mut c = BufReader::new(TcpStream::connect(resp).await.unwrap());
-    let auth = format!("AUTH {}\r\nSET a 1\r\nSET b 2\r\n", f.token);
+    let (server, _store) = f.start(tcp_config()).await;
+    let (resp, http_addr) = (server.addrs().resp.unwrap(), server.addrs().http.unwrap());
+    let running = run(server);
+    let mut c = tcp(resp).await;
+    let auth = format!("AUTH {}\r\nSET a 1\r\nSET b 2\r\n", f.token("alice"));
     let out = exchange(&mut c, auth.as_bytes(), 3).await;
     assert!(
         out.starts_with("+OK\r\n+OK\r\n-ERR quota exceeded: client \"alice\""),
         "{out}"
     );
 
-    let mut h = TcpStream::connect(http).await.unwrap();
     let body = r#"{"key":"c","value":"MQ=="}"#;
     let req = format!(
         "POST /v1/set HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        f.token,
+        f.token("alice"),
         body.len()
     );
-    h.write_all(req.as_bytes()).await.unwrap();
-    let mut reply = String::new();
-    h.read_to_string(&mut reply).await.unwrap();
+    let reply = http(http_addr, &req).await;
     assert!(reply.starts_with("HTTP/1.1 507"), "{reply}");
     assert!(reply.contains(r#""kind":"quota exceeded""#), "{reply}");
-    stop.cancel();
-    run.await.unwrap().unwrap();
+    running.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unix_socket_uses_peer_credentials_and_idle_timeout_closes() {
-    let f = fixture(Quota::default());
+    let f = alice(Quota::default());
     let sock = f.store_dir.join("state.sock");
     let cfg = Config {
         unix: Some(sock.clone()),
         idle_timeout: Some(Duration::from_millis(200)),
         ..Config::default()
     };
-    let (server, _store) = start(&f, cfg).await;
-    let stop = server.shutdown_token();
-    let run = tokio::spawn(server.run_until(std::future::pending()));
+    let (server, _store) = f.start(cfg).await;
+    let running = run(server);
     let mut c = BufReader::new(UnixStream::connect(&sock).await.unwrap());
     // No AUTH: the peer's user (the server's own) is the client unix:USER.
     assert_eq!(exchange(&mut c, b"SET k v\r\n", 1).await, "+OK\r\n");
@@ -178,18 +114,14 @@ async fn unix_socket_uses_peer_credentials_and_idle_timeout_closes() {
     let mut rest = Vec::new();
     let n = c.read_to_end(&mut rest).await.unwrap();
     assert_eq!(n, 0);
-    stop.cancel();
-    run.await.unwrap().unwrap();
+    running.stop().await.unwrap();
     assert!(!sock.exists(), "the socket is removed on shutdown");
 }
 
 #[tokio::test]
 async fn a_non_loopback_listener_needs_tls_or_insecure() {
-    let f = fixture(Quota::default());
-    let store = Store::builder()
-        .engine(Engine::Memfile)
-        .open(&f.store_dir)
-        .unwrap();
+    let f = alice(Quota::default());
+    let store = f.open_store();
     let cfg = Config {
         resp: Some("0.0.0.0:0".parse().unwrap()),
         ..Config::default()
@@ -206,11 +138,8 @@ async fn a_non_loopback_listener_needs_tls_or_insecure() {
 /// connection acts as the named client at once, and RESET returns to it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_no_auth_only_on_loopback() {
-    let f = fixture(Quota::default());
-    let store = Store::builder()
-        .engine(Engine::Memfile)
-        .open(&f.store_dir)
-        .unwrap();
+    let f = alice(Quota::default());
+    let store = f.open_store();
     let dev = Some("alice".to_string());
     for (resp, http) in [("0.0.0.0:0", "127.0.0.1:0"), ("127.0.0.1:0", "0.0.0.0:0")] {
         let cfg = Config {
@@ -236,28 +165,21 @@ async fn dev_no_auth_only_on_loopback() {
     assert!(e.to_string().contains("unix:"), "{e}");
     store.close().unwrap();
 
-    let (server, store) = start(
-        &f,
-        Config {
+    let (server, store) = f
+        .start(Config {
             dev_no_auth: dev,
             ..tcp_config()
-        },
-    )
-    .await;
+        })
+        .await;
     let addr = server.addrs().resp.unwrap();
-    let stop = server.shutdown_token();
-    let run = tokio::spawn(server.run_until(std::future::pending()));
-    let mut c = BufReader::new(TcpStream::connect(addr).await.unwrap());
+    let running = run(server);
+    let mut c = tcp(addr).await;
     assert_eq!(
         exchange(&mut c, b"SET k v\r\nRESET\r\nGET k\r\n", 4).await,
         "+OK\r\n+RESET\r\n$1\r\nv\r\n"
     );
-    stop.cancel();
-    run.await.unwrap().unwrap();
-    let reopened = Store::builder()
-        .engine(Engine::Memfile)
-        .open(&f.store_dir)
-        .unwrap();
+    running.stop().await.unwrap();
+    let reopened = f.open_store();
     assert_eq!(
         reopened
             .bucket("alice")
@@ -276,19 +198,16 @@ async fn dev_no_auth_only_on_loopback() {
 /// untouched key lets it run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_sees_the_embedded_api_and_expiry() {
-    let f = fixture(Quota::default());
-    let (server, store) = start(
-        &f,
-        Config {
+    let f = alice(Quota::default());
+    let (server, store) = f
+        .start(Config {
             dev_no_auth: Some("alice".into()),
             ..tcp_config()
-        },
-    )
-    .await;
+        })
+        .await;
     let addr = server.addrs().resp.unwrap();
-    let stop = server.shutdown_token();
-    let run = tokio::spawn(server.run_until(std::future::pending()));
-    let mut c = BufReader::new(TcpStream::connect(addr).await.unwrap());
+    let running = run(server);
+    let mut c = tcp(addr).await;
     assert_eq!(
         exchange(&mut c, b"SET k 1\r\nWATCH k\r\n", 2).await,
         "+OK\r\n+OK\r\n"
@@ -316,27 +235,20 @@ async fn watch_sees_the_embedded_api_and_expiry() {
         exchange(&mut c, b"WATCH k\r\nMULTI\r\nINCR k\r\nEXEC\r\n", 5).await,
         "+OK\r\n+OK\r\n+QUEUED\r\n*1\r\n:3\r\n"
     );
-    stop.cancel();
-    run.await.unwrap().unwrap();
+    running.stop().await.unwrap();
 }
 
 /// What the server answers to raw request heads `reqs` (one connection each).
 async fn raw_http(cfg: Config, reqs: &[&str]) -> Vec<String> {
-    let f = fixture(Quota::default());
-    let (server, _store) = start(&f, cfg).await;
-    let http = server.addrs().http.unwrap();
-    let stop = server.shutdown_token();
-    let run = tokio::spawn(server.run_until(std::future::pending()));
+    let f = alice(Quota::default());
+    let (server, _store) = f.start(cfg).await;
+    let addr = server.addrs().http.unwrap();
+    let running = run(server);
     let mut out = Vec::new();
     for req in reqs {
-        let mut h = TcpStream::connect(http).await.unwrap();
-        h.write_all(req.as_bytes()).await.unwrap();
-        let mut reply = String::new();
-        h.read_to_string(&mut reply).await.unwrap();
-        out.push(reply);
+        out.push(http(addr, req).await);
     }
-    stop.cancel();
-    run.await.unwrap().unwrap();
+    running.stop().await.unwrap();
     out
 }
 
@@ -380,11 +292,8 @@ async fn web_dir_answers_bad_targets_with_4xx() {
 async fn the_socket_appears_by_rename_already_0600_and_nothing_else_is_left() {
     use nix::sys::inotify::{AddWatchFlags as W, InitFlags, Inotify};
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let f = fixture(Quota::default());
-    let store = Store::builder()
-        .engine(Engine::Memfile)
-        .open(&f.store_dir)
-        .unwrap();
+    let f = alice(Quota::default());
+    let store = f.open_store();
     let sock = f.store_dir.join("state.sock");
     let before = entries(&f.store_dir);
     // Every name created, moved in, deleted or chmod-ed in the store directory while
@@ -441,21 +350,16 @@ async fn the_socket_appears_by_rename_already_0600_and_nothing_else_is_left() {
     after.push("state.sock".to_string());
     after.sort();
     assert_eq!(entries(&f.store_dir), after);
-    let stop = server.shutdown_token();
-    let run = tokio::spawn(server.run_until(std::future::pending()));
+    let running = run(server);
     let mut c = BufReader::new(UnixStream::connect(&sock).await.unwrap());
     assert_eq!(exchange(&mut c, b"PING\r\n", 1).await, "+PONG\r\n");
-    stop.cancel();
-    run.await.unwrap().unwrap();
+    running.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_socket_is_replaced_a_live_one_or_another_file_is_refused() {
-    let f = fixture(Quota::default());
-    let store = Store::builder()
-        .engine(Engine::Memfile)
-        .open(&f.store_dir)
-        .unwrap();
+    let f = alice(Quota::default());
+    let store = f.open_store();
     let bind = |p: &std::path::Path| {
         Server::bind(
             StateService::new(store.clone()),
@@ -475,20 +379,15 @@ async fn a_stale_socket_is_replaced_a_live_one_or_another_file_is_refused() {
     let server = bind(&sock).await.unwrap();
     let e = bind(&sock).await.unwrap_err().to_string();
     assert!(e.contains("in use by a running server"), "{e}");
-    let stop = server.shutdown_token();
-    let run = tokio::spawn(server.run_until(std::future::pending()));
+    let running = run(server);
     UnixStream::connect(&sock).await.unwrap();
-    stop.cancel();
-    run.await.unwrap().unwrap();
+    running.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn the_server_refuses_a_client_list_others_could_write() {
-    let f = fixture(Quota::default());
-    let store = Store::builder()
-        .engine(Engine::Memfile)
-        .open(&f.store_dir)
-        .unwrap();
+    let f = alice(Quota::default());
+    let store = f.open_store();
     let bind = || Server::bind(StateService::new(store.clone()), tcp_config());
     let list = clients_path(&f.store_dir);
     chmod(&f.store_dir, 0o777);

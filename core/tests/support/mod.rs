@@ -2,6 +2,8 @@
 //! declares `mod support;`, or `#[path = "../support/mod.rs"] mod support;` from a
 //! directory of its own) and uses the parts it needs:
 //!
+//! - `arbitrary`: arbitrary JSON and a store's whole contents, for the bad-input
+//!   property tests (also used by `service/tests/bad_input.rs`);
 //! - `crash`: SIGKILL crash tests, a writer killed in a child process many times;
 //! - `fault`: file I/O that injects faults (failed or short calls, ENOSPC, EIO) or
 //!   records every call for power-loss images, for memfile and sled;
@@ -12,6 +14,7 @@
 
 #![allow(dead_code)]
 
+pub mod arbitrary;
 pub mod crash;
 pub mod fault;
 pub mod memfile;
