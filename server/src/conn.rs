@@ -49,16 +49,16 @@ pub(crate) struct Session {
     pub(crate) local: crate::metrics::Local,
     /// Keyspace-notification subscriptions (SUBSCRIBE, PSUBSCRIBE).
     pub(crate) subs: Subscriptions,
-    /// WATCHed keys: the client they belong to, and each key with a fingerprint
-    /// of its record (value and deadline) when it was watched (`None`: missing).
+    /// WATCHed keys: the client they belong to, and the core's key watch of
+    /// each WATCH command.
     pub(crate) watched: Option<(String, Vec<Watched>)>,
     /// CLIENT REPLY: replies are sent (`On`), not sent (`Off`), or not sent for
     /// the next command (`Skip`). Pub/sub confirmations and messages always are.
     pub(crate) reply: Reply,
 }
 
-/// A WATCHed key and the fingerprint of its record then (`None`: missing).
-pub(crate) type Watched = (String, Option<[u8; 32]>);
+/// The keys of one WATCH (see [`state_core::Bucket::watch_keys`]).
+pub(crate) type Watched = state_core::KeyWatch;
 
 /// CLIENT REPLY's modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +100,7 @@ fn limits_for(shared: &Shared, sess: &Session) -> ParseLimits {
     if sess.client.is_some() {
         ParseLimits {
             max_args: shared.cfg.max_multibulk,
-            max_bulk: shared.max_bulk(),
+            max_bulk: shared.max_bulk_for(sess.client.as_deref().unwrap_or_default()),
             max_inline: 64 << 10,
             max_request: shared.cfg.max_query_bytes,
         }
@@ -270,6 +270,7 @@ async fn serve_tracked<S>(
             request_deadline = Some(tokio::time::Instant::now() + shared.cfg.read_timeout);
         }
         sess.local.flush(&shared.metrics);
+        shared.metrics.lookups(out.take_lookups());
         let flags = if sess.subs.active() {
             shared.notify_flags(sess.client.as_deref().unwrap_or_default())
         } else {
