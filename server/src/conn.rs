@@ -1,6 +1,7 @@
 //! One Redis-protocol connection: the loop that reads requests (pipelined), runs
 //! them through [`crate::cmd::request`] and writes the replies, with its timeouts
-//! and buffer limits; and the session state the commands read and change.
+//! and buffer limits. The state the commands read and change is its
+//! [`Session`] (session.rs).
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -9,91 +10,16 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-use state_core::Bucket;
-
 use crate::cmd::{request, After};
 use crate::metrics::ErrorClass;
-use crate::pubsub::{Broken, Subscriptions};
+use crate::pubsub::Broken;
 use crate::resp::{Out, ParseLimits, Parsed, Parser};
+use crate::session::Session;
 use crate::Shared;
 
 /// Replies are written out once this many bytes are pending, even in the middle of
 /// a pipeline, so a long pipeline needs no unbounded buffer.
 const FLUSH_AT: usize = 64 << 10;
-
-/// A connection's state.
-pub(crate) struct Session {
-    /// The connection's id (CLIENT ID, logs).
-    pub(crate) id: u64,
-    /// The peer's address (`unix` on the Unix socket).
-    pub(crate) peer: String,
-    /// The client this connection acts as, once authenticated (or by peer
-    /// credentials on the Unix socket).
-    pub(crate) client: Option<String>,
-    /// The client's bucket, resolved once.
-    pub(crate) bucket: Option<Bucket>,
-    /// The name CLIENT SETNAME gave.
-    pub(crate) name: Option<String>,
-    /// RESP3 (after `HELLO 3`).
-    pub(crate) resp3: bool,
-    /// Queued commands after MULTI, and whether one was refused while queueing.
-    pub(crate) multi: Option<(Vec<Vec<Vec<u8>>>, bool)>,
-    /// Bytes of the queued commands' arguments (counted against
-    /// `max_query_bytes`).
-    pub(crate) multi_bytes: usize,
-    /// The peer's Unix user (on the Unix socket).
-    pub(crate) peer_uid: Option<u32>,
-    /// The listener: `unix`, `tcp` (or `fuzz`).
-    pub(crate) protocol: &'static str,
-    /// This connection's counts, flushed to the shared metrics after each batch.
-    pub(crate) local: crate::metrics::Local,
-    /// Keyspace-notification subscriptions (SUBSCRIBE, PSUBSCRIBE).
-    pub(crate) subs: Subscriptions,
-    /// WATCHed keys: the client they belong to, and the core's key watch of
-    /// each WATCH command.
-    pub(crate) watched: Option<(String, Vec<Watched>)>,
-    /// CLIENT REPLY: replies are sent (`On`), not sent (`Off`), or not sent for
-    /// the next command (`Skip`). Pub/sub confirmations and messages always are.
-    pub(crate) reply: Reply,
-}
-
-/// The keys of one WATCH (see [`state_core::Bucket::watch_keys`]).
-pub(crate) type Watched = state_core::KeyWatch;
-
-/// CLIENT REPLY's modes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Reply {
-    On,
-    Off,
-    /// No reply for CLIENT REPLY SKIP itself nor for the command after it.
-    Skip,
-}
-
-impl Session {
-    pub(crate) fn new(
-        id: u64,
-        peer: String,
-        client: Option<String>,
-        protocol: &'static str,
-    ) -> Session {
-        Session {
-            id,
-            peer,
-            client,
-            bucket: None,
-            name: None,
-            resp3: false,
-            multi: None,
-            multi_bytes: 0,
-            watched: None,
-            reply: Reply::On,
-            peer_uid: None,
-            protocol,
-            local: crate::metrics::Local::default(),
-            subs: Subscriptions::default(),
-        }
-    }
-}
 
 /// The framing limits for a session: small ones until it has signed in.
 fn limits_for(shared: &Shared, sess: &Session) -> ParseLimits {

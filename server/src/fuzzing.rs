@@ -13,7 +13,8 @@ use state_service::StateService;
 use tower::ServiceExt;
 
 use crate::resp::{self, Out, ParseLimits, Parsed};
-use crate::{cmd, conn, Config, Registry, Shared};
+use crate::session::Session;
+use crate::{cmd, Config, Registry, Shared};
 
 /// A server context with no listeners and no clients file.
 pub struct Harness {
@@ -39,7 +40,13 @@ impl Harness {
             max_inline: 64 << 10,
             max_request: self.shared.cfg.max_query_bytes,
         };
-        let mut sess = conn::Session::new(0, "fuzz".into(), Some(client.to_string()), "fuzz");
+        let mut sess = Session::new(
+            0,
+            "fuzz".into(),
+            Some(client.to_string()),
+            "fuzz",
+            self.shared.metrics.local(),
+        );
         let mut out = Out::new(false);
         // Inline commands are decoded in place: the parser gets its own copy.
         let mut data = data.to_vec();

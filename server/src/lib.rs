@@ -33,6 +33,7 @@ mod listen;
 pub mod metrics;
 mod pubsub;
 pub mod resp;
+mod session;
 mod socket;
 mod strops;
 
@@ -121,7 +122,8 @@ impl Shared {
         Shared {
             svc: svc.with_quotas(Arc::new(quotas)),
             registry,
-            metrics: metrics::Metrics::default(),
+            // Counted by index in the command table, named by it in `/metrics`.
+            metrics: metrics::Metrics::new(cmd::COMMANDS.iter().map(|c| c.name).collect()),
             cfg,
             shutdown: CancellationToken::new(),
             next_id: AtomicU64::new(1),

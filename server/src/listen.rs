@@ -17,6 +17,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 
+use crate::session::Session;
 use crate::{conn, http, socket, Addrs, Config, Shared, TlsFiles, CLIENTS_RELOAD_EVERY};
 
 /// Listening sockets the server is handed instead of binding its own: systemd's
@@ -262,7 +263,7 @@ async fn accept_unix(shared: Arc<Shared>, l: UnixListener, tasks: TaskTracker) {
             .and_then(|u| shared.registry.unix_client(u))
             .or_else(|| shared.cfg.dev_no_auth.clone());
         let id = shared.next_id();
-        let mut sess = conn::Session::new(id, "unix".into(), client, "unix");
+        let mut sess = Session::new(id, "unix".into(), client, "unix", shared.metrics.local());
         sess.peer_uid = uid;
         let sh = shared.clone();
         tasks.spawn(async move {
@@ -330,8 +331,13 @@ async fn serve_stream<S>(
     match router {
         None => {
             let id = shared.next_id();
-            let sess =
-                conn::Session::new(id, peer.to_string(), shared.cfg.dev_no_auth.clone(), "tcp");
+            let sess = Session::new(
+                id,
+                peer.to_string(),
+                shared.cfg.dev_no_auth.clone(),
+                "tcp",
+                shared.metrics.local(),
+            );
             conn::serve(shared, stream, sess).await;
         }
         Some(router) => {

@@ -7,8 +7,6 @@ use std::time::Duration;
 use state_core::{ErrorKind, Store};
 use state_service::ErrorKind as Kind;
 
-use crate::cmd::COMMANDS;
-
 /// Upper bounds of the latency histogram's buckets, in seconds.
 const LATENCY_BOUNDS: [f64; 10] = [
     0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.005, 0.025, 0.1,
@@ -23,6 +21,9 @@ pub struct Metrics {
     pub connections_open: AtomicU64,
     /// Connections refused at the connection limit.
     pub connections_refused: AtomicU64,
+    /// The names of the Redis-protocol commands, by their index in the server's
+    /// command table (the index [`Local::command`] counts by).
+    command_names: Vec<&'static str>,
     /// Commands (RESP) by index in the command table; the last slot counts unknown ones.
     commands: Vec<AtomicU64>,
     /// HTTP requests to `/v1/...`.
@@ -49,22 +50,14 @@ pub const STORE_FIGURES_MAX_AGE: Duration = Duration::from_secs(30);
 
 /// One connection's counts, added to the shared [`Metrics`] in one go by
 /// [`Local::flush`] (after each batch of pipelined requests), so connections on
-/// different threads do not contend on shared counters for every request.
+/// different threads do not contend on shared counters for every request. Made by
+/// [`Metrics::local`].
 #[derive(Debug)]
 pub struct Local {
+    /// By index in the command table; the last slot counts unknown commands.
     commands: Vec<u64>,
     latency: [u64; LATENCY_BOUNDS.len() + 1],
     latency_sum_ns: u64,
-}
-
-impl Default for Local {
-    fn default() -> Self {
-        Local {
-            commands: vec![0; COMMANDS.len() + 1],
-            latency: [0; LATENCY_BOUNDS.len() + 1],
-            latency_sum_ns: 0,
-        }
-    }
 }
 
 impl Metrics {
@@ -83,12 +76,21 @@ impl Metrics {
     pub fn commands_total(&self) -> u64 {
         self.commands.iter().map(|c| c.load(Relaxed)).sum()
     }
+
+    /// Counts for one connection, to be added to these by [`Local::flush`].
+    pub fn local(&self) -> Local {
+        Local {
+            commands: vec![0; self.commands.len()],
+            latency: [0; LATENCY_BOUNDS.len() + 1],
+            latency_sum_ns: 0,
+        }
+    }
 }
 
 impl Local {
     /// Counts a command by its index in the command table (`None`: unknown).
     pub fn command(&mut self, index: Option<usize>) {
-        let i = index.unwrap_or(COMMANDS.len());
+        let i = index.unwrap_or(self.commands.len().saturating_sub(1));
         if let Some(c) = self.commands.get_mut(i) {
             *c += 1;
         }
@@ -164,13 +166,19 @@ impl ErrorClass {
     }
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
+impl Metrics {
+    /// The counters of a server whose Redis-protocol commands are `command_names`,
+    /// in the order of its command table: a command is counted by its index there,
+    /// and `/metrics` names it by the name at that index.
+    pub fn new(command_names: Vec<&'static str>) -> Metrics {
         Metrics {
             connections_total: AtomicU64::new(0),
             connections_open: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
-            commands: (0..=COMMANDS.len()).map(|_| AtomicU64::new(0)).collect(),
+            commands: (0..=command_names.len())
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            command_names,
             http_requests: AtomicU64::new(0),
             errors: Default::default(),
             latency: Default::default(),
@@ -211,7 +219,7 @@ impl Metrics {
 
     /// Counts a command by its index in the command table (`None`: unknown).
     pub fn command(&self, index: Option<usize>) {
-        let i = index.unwrap_or(COMMANDS.len());
+        let i = index.unwrap_or(self.command_names.len());
         if let Some(c) = self.commands.get(i) {
             c.fetch_add(1, Relaxed);
         }
@@ -279,7 +287,7 @@ impl Metrics {
         for (i, c) in self.commands.iter().enumerate() {
             let n = c.load(Relaxed);
             if n > 0 {
-                let name = COMMANDS.get(i).map_or("unknown", |s| s.name);
+                let name = self.command_names.get(i).copied().unwrap_or("unknown");
                 let _ = writeln!(o, "libstate_commands_total{{command=\"{name}\"}} {n}");
             }
         }

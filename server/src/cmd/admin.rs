@@ -7,8 +7,8 @@
 use super::args::Args;
 use super::After;
 use crate::config::AdminRequest;
-use crate::conn::Session;
 use crate::resp::Out;
+use crate::session::Session;
 use crate::Shared;
 
 /// Whether the connection is the store's owner: on the Unix socket, as the

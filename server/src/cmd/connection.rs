@@ -2,9 +2,9 @@
 
 use super::args::{parse_i64, Args, NOT_INTEGER, SYNTAX};
 use super::{bucket, wrong_arity, After};
-use crate::conn::Session;
 use crate::metrics::ErrorClass;
 use crate::resp::Out;
+use crate::session::Session;
 use crate::Shared;
 
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
@@ -72,7 +72,7 @@ pub(super) fn reset(shared: &Shared, sess: &mut Session, _: &mut Args<'_>, out: 
     sess.multi = None;
     sess.multi_bytes = 0;
     sess.watched = None;
-    sess.reply = crate::conn::Reply::On;
+    sess.reply = crate::session::Reply::On;
     sess.resp3 = false;
     sess.name = None;
     if sess.protocol != "unix" {
@@ -112,13 +112,13 @@ pub(super) fn client(_: &Shared, sess: &mut Session, a: &mut Args<'_>, out: &mut
     } else if is(b"reply") && n == 1 {
         let mode = a.next().unwrap_or_default();
         if mode.eq_ignore_ascii_case(b"on") {
-            sess.reply = crate::conn::Reply::On;
+            sess.reply = crate::session::Reply::On;
             out.ok();
         } else if mode.eq_ignore_ascii_case(b"off") {
-            sess.reply = crate::conn::Reply::Off;
+            sess.reply = crate::session::Reply::Off;
         } else if mode.eq_ignore_ascii_case(b"skip") {
             // This command's reply is not sent, nor the next one's.
-            sess.reply = crate::conn::Reply::Skip;
+            sess.reply = crate::session::Reply::Skip;
         } else {
             out.error("ERR syntax error");
         }

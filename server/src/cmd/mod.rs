@@ -29,9 +29,9 @@ use state_service::{Error as SvcError, StateService};
 
 use args::{arity_message, strip_kind, Args, Fail, Res};
 
-use crate::conn::Session;
 use crate::metrics::ErrorClass;
 use crate::resp::Out;
+use crate::session::Session;
 use crate::Shared;
 
 /// What the connection does after a request.
@@ -461,7 +461,7 @@ fn bucket<'s>(shared: &Shared, sess: &'s mut Session) -> state_service::Result<&
 /// Runs one request, writing its reply: looks the command up, checks it against
 /// the session (arity, sign-in, subscribed mode, MULTI) and runs it.
 pub(crate) fn request(shared: &Shared, sess: &mut Session, args: &[&[u8]], out: &mut Out) -> After {
-    use crate::conn::Reply;
+    use crate::session::Reply;
     let mark = out.buf.len();
     let skipping = sess.reply == Reply::Skip;
     let after = request_inner(shared, sess, args, out);

@@ -4,8 +4,8 @@
 
 use super::args::Args;
 use super::{bucket, store_error, After};
-use crate::conn::Session;
 use crate::resp::Out;
+use crate::session::Session;
 use crate::Shared;
 
 /// SUBSCRIBE channel [channel ...]

@@ -4,9 +4,9 @@ use state_service::{Error, StateService};
 
 use super::args::{parse_i64, Args, NOT_INTEGER, SYNTAX};
 use super::{store_error, After};
-use crate::conn::Session;
 use crate::glob;
 use crate::resp::Out;
+use crate::session::Session;
 use crate::Shared;
 
 /// SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]: keys in key order, each key

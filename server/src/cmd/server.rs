@@ -4,8 +4,8 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::args::Args;
 use super::{After, COMMANDS};
-use crate::conn::Session;
 use crate::resp::Out;
+use crate::session::Session;
 use crate::Shared;
 
 /// COMMAND [COUNT | DOCS]: the table's names, arities, flags and key positions.

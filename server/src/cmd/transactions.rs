@@ -18,9 +18,9 @@ use state_core::Bucket;
 
 use super::args::Args;
 use super::{bucket, lookup, run_in_txn, store_error, After, Handler};
-use crate::conn::Session;
 use crate::metrics::ErrorClass;
 use crate::resp::Out;
+use crate::session::Session;
 use crate::Shared;
 
 /// MULTI
