@@ -744,7 +744,7 @@ pub fn a_key_watch_sees_every_write_even_an_identical_one(engine: &EngineConfig)
     store.remove_bucket("b").unwrap();
     assert!(changed(&w));
     drop(w);
-    assert_eq!(b.watcher_count().unwrap(), 0, "key watches are no watchers");
+    assert_eq!(store.watcher_count().unwrap(), 0, "key watches are no watchers");
 
     // A watch of another bucket is refused inside a transaction.
     let w = other.watch_keys(&["k"]).unwrap();

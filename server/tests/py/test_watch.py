@@ -58,6 +58,7 @@ def test_resp3_pubsub_and_expired_events(server: StateServer) -> None:
     assert next_message(p)["type"] == "psubscribe"
     r.set("session", b"x", px=50)
     assert next_message(p)["data"] == b"set"
+    assert next_message(p)["data"] == b"expire"  # as Redis: SET PX sends both
     # The sweeper removes it within about a second; the event comes then.
     m = next_message(p)
     assert (m["type"], m["channel"], m["data"]) == ("pmessage", b"__keyspace@0__:session", b"expired")
@@ -77,6 +78,7 @@ def test_sweep_interval_sets_when_expired_events_come(tmp_path: Path) -> None:
         assert next_message(p)["type"] == "psubscribe"
         r.set("session", b"x", px=50)
         assert next_message(p)["data"] == b"set"
+        assert next_message(p)["data"] == b"expire"
         assert p.get_message(timeout=2.5) is None, "no sweep ran, so no expired event"
         p.close()
     finally:
