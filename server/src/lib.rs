@@ -251,7 +251,11 @@ impl Shared {
     pub(crate) fn max_bulk_for(&self, client: &str) -> usize {
         let store = self.max_bulk();
         match self.svc.quota(client).max_value_size {
-            Some(q) => store.min(usize::try_from(q).unwrap_or(usize::MAX).max(CLIENT_BULK_FLOOR)),
+            Some(q) => store.min(
+                usize::try_from(q)
+                    .unwrap_or(usize::MAX)
+                    .max(CLIENT_BULK_FLOOR),
+            ),
             None => store,
         }
     }

@@ -233,12 +233,15 @@ impl Inbox {
     }
 }
 
+/// A connection's queue and its patterns, each compiled once.
+type PatternSubs = (Arc<Inbox>, Vec<(Arc<[u8]>, Pattern)>);
+
 /// One client's subscribed connections, by channel and by pattern.
 #[derive(Default)]
 struct ClientSubs {
     channels: HashMap<Vec<u8>, Vec<(u64, Arc<Inbox>)>>,
     /// Per connection: its patterns, each compiled once.
-    patterns: BTreeMap<u64, (Arc<Inbox>, Vec<(Arc<[u8]>, Pattern)>)>,
+    patterns: BTreeMap<u64, PatternSubs>,
 }
 
 impl ClientSubs {

@@ -658,7 +658,15 @@ impl Committer {
             }
             let expired = ops
                 .iter()
-                .filter(|op| matches!(op, Op::Delete { prior: Prior::Expired { .. }, .. }))
+                .filter(|op| {
+                    matches!(
+                        op,
+                        Op::Delete {
+                            prior: Prior::Expired { .. },
+                            ..
+                        }
+                    )
+                })
                 .count();
             if expired > 0 {
                 self.expired.fetch_add(expired as u64, Ordering::Relaxed);

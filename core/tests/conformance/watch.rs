@@ -707,7 +707,10 @@ pub fn a_key_watch_sees_every_write_even_an_identical_one(engine: &EngineConfig)
     let w = b.watch_keys(&["k", "missing"]).unwrap();
     b.set("unwatched", "1").unwrap();
     other.set("k", "1").unwrap();
-    assert!(!changed(&w), "writes to other keys and buckets are no change");
+    assert!(
+        !changed(&w),
+        "writes to other keys and buckets are no change"
+    );
     b.set("k", "v").unwrap(); // the same value again
     assert!(w.touched());
     assert!(changed(&w));
@@ -732,7 +735,8 @@ pub fn a_key_watch_sees_every_write_even_an_identical_one(engine: &EngineConfig)
     assert!(!w.touched(), "nothing was written yet");
 
     // A key already expired when watched: removing its record is no change.
-    b.set_with_ttl("stale", "1", Duration::from_secs(1)).unwrap();
+    b.set_with_ttl("stale", "1", Duration::from_secs(1))
+        .unwrap();
     clock.advance(1_000);
     let w = b.watch_keys(&["stale"]).unwrap();
     assert_eq!(store.sweep_expired().unwrap(), 2, "t and stale");
@@ -744,7 +748,11 @@ pub fn a_key_watch_sees_every_write_even_an_identical_one(engine: &EngineConfig)
     store.remove_bucket("b").unwrap();
     assert!(changed(&w));
     drop(w);
-    assert_eq!(store.watcher_count().unwrap(), 0, "key watches are no watchers");
+    assert_eq!(
+        store.watcher_count().unwrap(),
+        0,
+        "key watches are no watchers"
+    );
 
     // A watch of another bucket is refused inside a transaction.
     let w = other.watch_keys(&["k"]).unwrap();

@@ -37,10 +37,14 @@ fn add(shared: &Shared, sess: &mut Session, a: &Args<'_>, pattern: bool, out: &m
         }
     };
     let link = (&shared.broker, sess.id);
-    if let Err(e) =
-        sess.subs
-            .subscribe(&b, link, a.rest(), pattern, shared.cfg.max_subscriptions, out)
-    {
+    if let Err(e) = sess.subs.subscribe(
+        &b,
+        link,
+        a.rest(),
+        pattern,
+        shared.cfg.max_subscriptions,
+        out,
+    ) {
         store_error(shared, sess, &e.into(), out);
     }
     After::Continue
@@ -70,7 +74,12 @@ pub(super) fn punsubscribe(
 
 /// PUBLISH channel message: to the subscribed connections of this client only;
 /// replies how many received it.
-pub(super) fn publish(shared: &Shared, sess: &mut Session, a: &mut Args<'_>, out: &mut Out) -> After {
+pub(super) fn publish(
+    shared: &Shared,
+    sess: &mut Session,
+    a: &mut Args<'_>,
+    out: &mut Out,
+) -> After {
     let client = sess.client.as_deref().unwrap_or_default();
     let (channel, message) = (a.next().unwrap_or_default(), a.next().unwrap_or_default());
     out.int(shared.broker.publish(client, channel, message));
@@ -79,7 +88,12 @@ pub(super) fn publish(shared: &Shared, sess: &mut Session, a: &mut Args<'_>, out
 
 /// PUBSUB CHANNELS [pattern] | NUMSUB [channel ...] | NUMPAT | HELP, over this
 /// client's connections.
-pub(super) fn pubsub(shared: &Shared, sess: &mut Session, a: &mut Args<'_>, out: &mut Out) -> After {
+pub(super) fn pubsub(
+    shared: &Shared,
+    sess: &mut Session,
+    a: &mut Args<'_>,
+    out: &mut Out,
+) -> After {
     let client = sess.client.as_deref().unwrap_or_default();
     let given = a.next().unwrap_or_default();
     let sub = given.to_ascii_lowercase();

@@ -201,14 +201,14 @@ pub(super) fn getex(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
         out.null();
         return Ok(());
     };
+    // Only a deadline removed is an event (and a write).
+    let had_deadline = tx.get(k)?.is_some_and(|r| r.expires_at_ms.is_some());
     match change {
         None => {}
-        Some(None) => {
-            // Only a deadline removed is an event (and a write).
-            if tx.get(k)?.is_some_and(|r| r.expires_at_ms.is_some()) {
-                events::set_expiry(tx, k, None)?;
-            }
+        Some(None) if had_deadline => {
+            events::set_expiry(tx, k, None)?;
         }
+        Some(None) => {}
         Some(Some(d)) => {
             events::set_expiry(tx, k, Some(u64::try_from(d.max(0)).unwrap_or(0)))?;
         }

@@ -100,12 +100,7 @@ pub(super) fn discard(_: &Shared, sess: &mut Session, _: &mut Args<'_>, out: &mu
 
 /// Queues a command after MULTI: every command but the transaction's own
 /// (MULTI, EXEC, DISCARD, WATCH, QUIT, RESET run at once), as in Redis.
-pub(super) fn queue(
-    shared: &Shared,
-    sess: &mut Session,
-    args: &[&[u8]],
-    out: &mut Out,
-) -> After {
+pub(super) fn queue(shared: &Shared, sess: &mut Session, args: &[&[u8]], out: &mut Out) -> After {
     let Some((queued, refused)) = sess.multi.as_mut() else {
         return After::Continue;
     };
