@@ -17,7 +17,7 @@ use crate::lend::Lending;
 use crate::limits::{self, MAX_KEY_LEN};
 use crate::record::{self, Stored};
 use crate::store::{Shared, Store};
-use crate::watch::{WatchOptions, Watcher};
+use crate::watch::{KeyWatch, Seen, WatchOptions, Watcher};
 
 /// A named bucket: an ordered map from string keys to byte values.
 ///
@@ -644,6 +644,48 @@ impl Bucket {
         let handle = self.store().handle_id();
         let shared = self.shared()?;
         shared.register_watch(|hub| hub.register(self.name(), prefix, handle, opts))
+    }
+
+    /// Watches `keys` of this bucket for optimistic locking, as Redis's WATCH: the
+    /// returned [`KeyWatch`] notes every write to one of them that commits after
+    /// this call returns (see [`KeyWatch`] for exactly what counts), and
+    /// [`Txn::watched_changed`](crate::Txn::watched_changed) tells a transaction
+    /// whether any happened. What each key holds is read under the store's write
+    /// lock, so no write falls between the read and the registration.
+    ///
+    /// # Errors
+    /// *invalid argument* for a bad key; *corrupt* for an undecodable record;
+    /// *closed*; engine errors.
+    pub fn watch_keys(&self, keys: &[&str]) -> Result<KeyWatch> {
+        for k in keys {
+            limits::check_key(k)?;
+        }
+        let shared = self.shared()?;
+        let bucket = self.name();
+        shared.register_watch(|hub| {
+            use std::hash::BuildHasher;
+            let engine = shared.engine()?;
+            let hasher = crate::watch::digest_hasher();
+            // Another process's writes pass through no hub of this one: keep a
+            // hash of each record to compare.
+            let digests = engine.version(bucket)?.is_some();
+            let now = shared.opts.clock.now_ms();
+            let mut seen = std::collections::HashMap::with_capacity(keys.len());
+            for k in keys {
+                let mut found = Ok(Seen::Gone);
+                engine.get(bucket, k.as_bytes(), &mut |raw| {
+                    found = Stored::of(raw, &shared.path, || now).map(|s| match s {
+                        Stored::Live { deadline_ms, .. } => Seen::Live {
+                            deadline: deadline_ms,
+                            digest: digests.then(|| hasher.hash_one(raw)),
+                        },
+                        _ => Seen::Gone,
+                    });
+                })?;
+                seen.insert(Box::from(k.as_bytes()), found?);
+            }
+            Ok(hub.register_keys(bucket, hasher, digests, seen))
+        })?
     }
 }
 

@@ -87,6 +87,6 @@ pub use transfer::{
 };
 pub use txn::{Expiry, Record, Txn, Usage, UsageDelta};
 pub use watch::{
-    Event, EventKind, Notice, RecvError, WatchOptions, Watcher, DEFAULT_WATCH_CAPACITY,
+    Event, EventKind, KeyWatch, Notice, RecvError, WatchOptions, Watcher, DEFAULT_WATCH_CAPACITY,
     DEFAULT_WATCH_MAX_BYTES,
 };

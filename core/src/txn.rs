@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::limits;
 use crate::record::{self, Stored};
 use crate::store::Shared;
+use crate::watch::Seen;
 
 /// A live record as a transaction sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +100,8 @@ pub struct Txn<'a> {
     reader: Reader<'a>,
     now: u64,
     keys: BTreeMap<String, KeyState>,
+    /// The labels given ([`Txn::label`]), in order.
+    labels: Vec<(String, Option<&'static str>)>,
 }
 
 impl std::fmt::Debug for Txn<'_> {
@@ -270,6 +273,88 @@ impl<'a> Txn<'a> {
         }
         state.dirty = true;
         Ok(true)
+    }
+
+    /// Labels the change this transaction makes to `key` with `label`, for
+    /// watchers that take labels ([`crate::WatchOptions::labels`]): they get one
+    /// event per label, in the order labels were given across the whole
+    /// transaction, each carrying its label and the key's change (the final one:
+    /// a transaction makes one change per key). A front end names its
+    /// notifications with it (the Redis server labels an `INCR` `"incrby"`, a
+    /// `RENAME` `"rename_from"` and `"rename_to"`). A label of a key the
+    /// transaction ends up not changing is dropped; watchers without labels get
+    /// the change as if unlabelled.
+    ///
+    /// # Errors
+    /// *invalid argument* for a bad key.
+    pub fn label(&mut self, key: &str, label: &'static str) -> Result<()> {
+        limits::check_key(key)?;
+        self.labels.push((key.to_string(), Some(label)));
+        Ok(())
+    }
+
+    /// Labels the change this transaction makes to `key` with nothing: watchers
+    /// that take labels are not told of it (unless another label of it is
+    /// given); watchers without labels are (the Redis server's FLUSHDB, which
+    /// Redis announces with no keyspace event).
+    ///
+    /// # Errors
+    /// *invalid argument* for a bad key.
+    pub fn label_none(&mut self, key: &str) -> Result<()> {
+        limits::check_key(key)?;
+        self.labels.push((key.to_string(), None));
+        Ok(())
+    }
+
+    /// Whether a key of `watch` (made by [`Bucket::watch_keys`] on this bucket)
+    /// has changed since it was watched: a write of this process to it committed,
+    /// a key live then has passed its deadline by this transaction's clock, or
+    /// (on an engine other processes share) its stored record differs from the
+    /// one then. Checked inside the transaction, so a transaction that goes on
+    /// only when nothing changed is atomic with the check.
+    ///
+    /// # Errors
+    /// *invalid argument* for a watch of another bucket; engine errors.
+    pub fn watched_changed(&mut self, watch: &crate::KeyWatch) -> Result<bool> {
+        if watch.bucket_name() != self.bucket.name() {
+            return Err(Error::invalid(format!(
+                "a key watch of bucket {:?} checked in a transaction on {:?}",
+                watch.bucket_name(),
+                self.bucket.name()
+            )));
+        }
+        if watch.touched() {
+            return Ok(true);
+        }
+        for (key, seen) in watch.seen() {
+            if let Seen::Live {
+                deadline: Some(d), ..
+            } = seen
+            {
+                if d <= self.now {
+                    return Ok(true);
+                }
+            }
+            if !watch.digests() {
+                continue;
+            }
+            let now = self.now;
+            let mut live = None;
+            self.reader.get(self.bucket.name(), key, &mut |raw| {
+                live = match record::Stored::of(raw, &self.shared.path, || now) {
+                    Ok(Stored::Live { .. }) | Err(_) => Some(watch.digest(raw)),
+                    Ok(_) => None,
+                };
+            })?;
+            let then = match seen {
+                Seen::Live { digest, .. } => digest,
+                Seen::Gone => None,
+            };
+            if live != then {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Live keys of the bucket as this transaction sees them, in key order, from
@@ -469,6 +554,20 @@ impl<'a> Txn<'a> {
                 }),
             }
         }
+        // The labels of the keys that change, in the order given (the changes are
+        // in key order).
+        let changes = ops.len();
+        for (key, label) in self.labels {
+            let changed = ops[..changes]
+                .binary_search_by(|op| op.key().cmp(key.as_bytes()))
+                .is_ok();
+            if changed {
+                ops.push(Op::Label {
+                    key: key.into_bytes().into(),
+                    label,
+                });
+            }
+        }
         let max_batch = self.shared.opts.max_batch_size;
         if total > max_batch {
             return Err(Error::TooLarge(format!(
@@ -545,6 +644,7 @@ impl Bucket {
                 reader,
                 now: shared.opts.clock.now_ms(),
                 keys: BTreeMap::new(),
+                labels: Vec::new(),
             };
             let out = f(&mut tx)?;
             if tx.is_dirty() {

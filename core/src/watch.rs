@@ -14,9 +14,9 @@
 //! registered under the write lock, so a watcher sees every write that commits
 //! after [`Bucket::watch`](crate::Bucket::watch) returns, and none that committed before.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -84,6 +84,7 @@ struct EventInner {
     kind: EventKind,
     new: bool,
     value: Option<Box<[u8]>>,
+    label: Option<&'static str>,
 }
 
 /// One committed change to a key. Cheap to clone: every watcher that receives the
@@ -94,13 +95,20 @@ pub struct Event {
 }
 
 impl Event {
-    fn new(key: &str, kind: EventKind, new: bool, value: Option<&[u8]>) -> Event {
+    fn new(
+        key: &str,
+        kind: EventKind,
+        new: bool,
+        value: Option<&[u8]>,
+        label: Option<&'static str>,
+    ) -> Event {
         Event {
             inner: Arc::new(EventInner {
                 key: key.into(),
                 kind,
                 new,
                 value: value.map(Box::from),
+                label,
             }),
         }
     }
@@ -125,6 +133,14 @@ impl Event {
     pub fn value(&self) -> Option<&[u8]> {
         self.inner.value.as_deref()
     }
+
+    /// For a watcher that takes labels ([`WatchOptions::labels`]): the label the
+    /// writer gave this step of the change ([`crate::Txn::label`]), e.g. the name a
+    /// front end gives its notification (`"incrby"`, `"rename_from"`). `None` for
+    /// an unlabelled change and for every event of a watcher without labels.
+    pub fn label(&self) -> Option<&'static str> {
+        self.inner.label
+    }
 }
 
 impl fmt::Debug for Event {
@@ -134,6 +150,7 @@ impl fmt::Debug for Event {
             .field("kind", &self.kind())
             .field("new", &self.is_new())
             .field("value", &self.value().map(String::from_utf8_lossy))
+            .field("label", &self.label())
             .finish()
     }
 }
@@ -144,6 +161,7 @@ impl PartialEq for Event {
             && self.kind() == other.kind()
             && self.is_new() == other.is_new()
             && self.value() == other.value()
+            && self.label() == other.label()
     }
 }
 
@@ -205,6 +223,8 @@ struct Queue {
     max_bytes: usize,
     /// Whether set events carry the value.
     values: bool,
+    /// Whether it takes labelled events (see [`WatchOptions::labels`]).
+    labels: bool,
     state: Mutex<QueueState>,
     ready: Condvar,
 }
@@ -241,14 +261,31 @@ pub(crate) struct Change<'a> {
     pub new: bool,
     /// The new value (user bytes, not the stored encoding) of a `Set`.
     pub value: Option<&'a [u8]>,
+    /// Whether this is a change itself or one label of it.
+    pub role: Role,
+}
+
+/// What a [`Change`] is to the watchers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// The change a write made to a key (what every watcher without labels gets).
+    /// `labelled`: its writer labelled it in the same batch, so watchers that take
+    /// labels get its [`Role::Label`] entries instead.
+    Change { labelled: bool },
+    /// One label of the key's change in the same batch, in the order the writer
+    /// gave them (`None`: labelled with nothing, which watchers that take labels
+    /// are not told). Only watchers that take labels get these.
+    Label(Option<&'static str>),
 }
 
 /// The watchers of one store. Lives in the store's shared state.
 #[derive(Default)]
 pub(crate) struct Hub {
-    /// Number of registered watchers: the writers' fast check.
+    /// Number of registered watchers and key watches: the writers' fast check.
     count: AtomicUsize,
     watchers: Mutex<Vec<Arc<Queue>>>,
+    /// Registered key watches ([`KeyWatch`]).
+    key_watches: Mutex<Vec<Arc<KeyWatchInner>>>,
 }
 
 impl Hub {
@@ -259,14 +296,77 @@ impl Hub {
         self.count.load(Ordering::Relaxed) != 0
     }
 
-    /// Whether some watcher watches bucket `name`.
+    /// Whether some watcher or key watch watches bucket `name`.
     pub(crate) fn watches_bucket(&self, name: &str) -> bool {
-        self.active() && self.watchers.lock().iter().any(|q| &*q.bucket == name)
+        self.active()
+            && (self.watchers.lock().iter().any(|q| &*q.bucket == name)
+                || self.key_watches.lock().iter().any(|w| &*w.bucket == name))
     }
 
-    /// Number of registered watchers.
+    /// Number of registered watchers (key watches not counted).
     pub(crate) fn count(&self) -> usize {
-        self.count.load(Ordering::Relaxed)
+        self.watchers.lock().len()
+    }
+
+    /// Recounts watchers and key watches for [`Hub::active`].
+    fn recount(&self, watchers: usize) {
+        let keys = self.key_watches.lock().len();
+        self.count.store(watchers + keys, Ordering::Relaxed);
+    }
+
+    /// Registers a key watch. The caller holds the store's write lock.
+    pub(crate) fn register_keys(
+        self: &Arc<Hub>,
+        bucket: &str,
+        hasher: DigestHasher,
+        digests: bool,
+        keys: HashMap<Box<[u8]>, Seen>,
+    ) -> KeyWatch {
+        let inner = Arc::new(KeyWatchInner {
+            bucket: bucket.into(),
+            keys,
+            hasher,
+            digests,
+            touched: AtomicBool::new(false),
+        });
+        let watchers = self.watchers.lock();
+        self.key_watches.lock().push(Arc::clone(&inner));
+        self.recount(watchers.len());
+        KeyWatch {
+            inner,
+            hub: Arc::clone(self),
+        }
+    }
+
+    fn unregister_keys(&self, inner: &Arc<KeyWatchInner>) {
+        let watchers = self.watchers.lock();
+        self.key_watches.lock().retain(|w| !Arc::ptr_eq(w, inner));
+        self.recount(watchers.len());
+    }
+
+    /// Marks the key watches of `bucket` whose keys `changes` wrote.
+    fn touch_keys(&self, bucket: &str, changes: &[Change<'_>]) {
+        let list = self.key_watches.lock();
+        for w in list.iter().filter(|w| &*w.bucket == bucket) {
+            if w.touched.load(Ordering::Relaxed) {
+                continue;
+            }
+            let hit = changes.iter().any(|c| {
+                if !matches!(c.role, Role::Change { .. }) {
+                    return false;
+                }
+                match w.keys.get(c.key) {
+                    // Removing a record that had already expired when the key was
+                    // watched changes nothing the watcher saw (as in Redis).
+                    Some(Seen::Gone) => c.kind != EventKind::Expired,
+                    Some(Seen::Live { .. }) => true,
+                    None => false,
+                }
+            });
+            if hit {
+                w.touched.store(true, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Registers a watcher. The caller holds the store's write lock.
@@ -284,6 +384,7 @@ impl Hub {
             capacity: opts.capacity,
             max_bytes: opts.max_bytes,
             values: opts.values,
+            labels: opts.labels,
             state: Mutex::new(QueueState {
                 items: VecDeque::new(),
                 missed: 0,
@@ -295,7 +396,7 @@ impl Hub {
         });
         let mut list = self.watchers.lock();
         list.push(Arc::clone(&queue));
-        self.count.store(list.len(), Ordering::Relaxed);
+        self.recount(list.len());
         Watcher {
             queue,
             hub: Arc::clone(self),
@@ -305,7 +406,7 @@ impl Hub {
     fn unregister(&self, queue: &Arc<Queue>) {
         let mut list = self.watchers.lock();
         list.retain(|q| !Arc::ptr_eq(q, queue));
-        self.count.store(list.len(), Ordering::Relaxed);
+        self.recount(list.len());
     }
 
     /// Ends the watchers made through store handle `handle` (that handle closed).
@@ -314,7 +415,7 @@ impl Hub {
             let mut list = self.watchers.lock();
             let (ended, kept) = list.drain(..).partition(|q| q.handle == handle);
             *list = kept;
-            self.count.store(list.len(), Ordering::Relaxed);
+            self.recount(list.len());
             ended
         };
         ended.iter().for_each(|q| q.end());
@@ -324,8 +425,9 @@ impl Hub {
     pub(crate) fn end_all(&self) {
         let ended: Vec<Arc<Queue>> = {
             let mut list = self.watchers.lock();
-            self.count.store(0, Ordering::Relaxed);
-            std::mem::take(&mut *list)
+            let ended = std::mem::take(&mut *list);
+            self.recount(0);
+            ended
         };
         ended.iter().for_each(|q| q.end());
     }
@@ -337,6 +439,7 @@ impl Hub {
         if changes.is_empty() {
             return;
         }
+        self.touch_keys(bucket, changes);
         let mut wakers: Vec<Waker> = Vec::new();
         {
             let list = self.watchers.lock();
@@ -353,6 +456,11 @@ impl Hub {
                     continue;
                 }
                 for (c, slots) in changes.iter().zip(events.iter_mut()) {
+                    let label = match c.role {
+                        Role::Change { labelled } if !(labelled && q.labels) => None,
+                        Role::Label(Some(l)) if q.labels => Some(l),
+                        _ => continue,
+                    };
                     if !q.matches(c) {
                         continue;
                     }
@@ -372,7 +480,8 @@ impl Hub {
                         s.items.push_back(Notice::Lagged(missed));
                     }
                     let slot = &mut slots[usize::from(q.values)];
-                    let ev = slot.get_or_insert_with(|| Event::new(key, c.kind, c.new, value));
+                    let ev =
+                        slot.get_or_insert_with(|| Event::new(key, c.kind, c.new, value, label));
                     s.items.push_back(Notice::Change(ev.clone()));
                     s.bytes += size;
                     queued = true;
@@ -389,6 +498,108 @@ impl Hub {
         for w in wakers {
             w();
         }
+    }
+}
+
+/// What a key held when a [`KeyWatch`] was registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Seen {
+    /// No live record (none, or one whose deadline had passed).
+    Gone,
+    /// A live record with this deadline; `digest` is a hash of its stored bytes,
+    /// kept only for an engine other processes share (their writes do not pass
+    /// through this process's hub).
+    Live {
+        deadline: Option<u64>,
+        digest: Option<u64>,
+    },
+}
+
+/// The hash of a [`KeyWatch`]'s record digests: seeded at random per watch.
+pub(crate) type DigestHasher = foldhash::quality::RandomState;
+
+/// A fresh [`DigestHasher`].
+pub(crate) fn digest_hasher() -> DigestHasher {
+    DigestHasher::default()
+}
+
+pub(crate) struct KeyWatchInner {
+    bucket: Box<str>,
+    keys: HashMap<Box<[u8]>, Seen>,
+    hasher: DigestHasher,
+    /// Whether live records were digested (an engine other processes share).
+    digests: bool,
+    /// Set (under the store's write lock) by the first write to a watched key.
+    touched: AtomicBool,
+}
+
+/// Optimistic locking on keys of one bucket, as Redis's WATCH: made by
+/// [`Bucket::watch_keys`](crate::Bucket::watch_keys), it notes every write that
+/// commits to one of its keys after it was made, by anyone (another thread, a
+/// transaction, the expiry sweeper, removing the bucket), even a write that leaves
+/// the value and deadline exactly as they were; and a key that was live then and
+/// whose deadline has passed since counts as changed even before its record is
+/// removed. Removing a record that had already expired when the key was watched
+/// is no change. [`Txn::watched_changed`](crate::Txn::watched_changed) checks it
+/// inside the transaction that is to depend on it, so the check and that
+/// transaction's writes are one atomic step.
+///
+/// On an engine other processes share (Redis), their writes are seen by comparing
+/// each watched live record with what was stored then (a 64-bit hash): a change of
+/// value, deadline or existence is seen, a write of the very same record by
+/// another process is not.
+///
+/// Dropping it unregisters it; while any is registered, blind writes of the store
+/// read each key's prior record first (as they do while a [`Watcher`] exists).
+pub struct KeyWatch {
+    inner: Arc<KeyWatchInner>,
+    hub: Arc<Hub>,
+}
+
+impl fmt::Debug for KeyWatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyWatch")
+            .field("bucket", &&*self.inner.bucket)
+            .field("keys", &self.inner.keys.len())
+            .field("touched", &self.inner.touched.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl KeyWatch {
+    /// The watched bucket's name.
+    pub fn bucket_name(&self) -> &str {
+        &self.inner.bucket
+    }
+
+    /// Whether a write of this process to a watched key has committed since the
+    /// watch was made (the check that needs no read; see
+    /// [`Txn::watched_changed`](crate::Txn::watched_changed) for the whole one).
+    pub fn touched(&self) -> bool {
+        self.inner.touched.load(Ordering::Relaxed)
+    }
+
+    /// The watched keys and what each held when watched.
+    pub(crate) fn seen(&self) -> impl Iterator<Item = (&[u8], Seen)> {
+        self.inner.keys.iter().map(|(k, s)| (&**k, *s))
+    }
+
+    /// Whether other processes' writes must be looked for by reading the records
+    /// again (an engine they share), and the digest of a stored record.
+    pub(crate) fn digests(&self) -> bool {
+        self.inner.digests
+    }
+
+    /// The digest of stored record `raw`, comparable with [`Seen::Live`]'s.
+    pub(crate) fn digest(&self, raw: &[u8]) -> u64 {
+        use std::hash::BuildHasher;
+        self.inner.hasher.hash_one(raw)
+    }
+}
+
+impl Drop for KeyWatch {
+    fn drop(&mut self) {
+        self.hub.unregister_keys(&self.inner);
     }
 }
 
@@ -409,6 +620,14 @@ pub struct WatchOptions {
     /// without, [`Event::value`] is `None` and a watcher that needs only keys pins
     /// no values.
     pub values: bool,
+    /// Whether the watcher takes labelled events (`false` by default): for a
+    /// change its writer labelled ([`crate::Txn::label`]), one event per label, in
+    /// the order the writer gave them across the batch, each with its
+    /// [`Event::label`] (and the kind, value and newness of the key's change), and
+    /// none for a change labelled with nothing ([`crate::Txn::label_none`]);
+    /// unlabelled changes as usual. A front end that names its notifications per
+    /// command (the Redis server's keyspace events) uses this.
+    pub labels: bool,
 }
 
 /// Default [`WatchOptions::max_bytes`]: 64 MiB.
@@ -420,6 +639,7 @@ impl Default for WatchOptions {
             capacity: DEFAULT_WATCH_CAPACITY,
             max_bytes: DEFAULT_WATCH_MAX_BYTES,
             values: true,
+            labels: false,
         }
     }
 }
@@ -431,7 +651,13 @@ impl WatchOptions {
             capacity,
             max_bytes,
             values,
+            labels: false,
         }
+    }
+
+    /// These options with labelled events or not (see [`WatchOptions::labels`]).
+    pub fn with_labels(self, labels: bool) -> WatchOptions {
+        WatchOptions { labels, ..self }
     }
 }
 

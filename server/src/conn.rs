@@ -26,7 +26,7 @@ fn limits_for(shared: &Shared, sess: &Session) -> ParseLimits {
     if sess.client.is_some() {
         ParseLimits {
             max_args: shared.cfg.max_multibulk,
-            max_bulk: shared.max_bulk(),
+            max_bulk: shared.max_bulk_for(sess.client.as_deref().unwrap_or_default()),
             max_inline: 64 << 10,
             max_request: shared.cfg.max_query_bytes,
         }
@@ -196,6 +196,7 @@ async fn serve_tracked<S>(
             request_deadline = Some(tokio::time::Instant::now() + shared.cfg.read_timeout);
         }
         sess.local.flush(&shared.metrics);
+        shared.metrics.lookups(out.take_lookups());
         let flags = if sess.subs.active() {
             shared.notify_flags(sess.client.as_deref().unwrap_or_default())
         } else {

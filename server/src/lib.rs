@@ -105,6 +105,8 @@ pub(crate) struct Shared {
     /// Each client's `notify-keyspace-events` classes, once it set them (CONFIG
     /// SET; until a restart); [`pubsub::class::DEFAULT`] otherwise.
     pub(crate) notify: parking_lot::Mutex<BTreeMap<String, u32>>,
+    /// Who is subscribed to what, for PUBLISH (per client).
+    pub(crate) broker: Arc<pubsub::Broker>,
     /// When the server started (INFO's uptime).
     pub(crate) started: std::time::Instant,
     /// The TLS configuration new TCP connections get (replaced by a reload).
@@ -130,6 +132,7 @@ impl Shared {
             tracked: parking_lot::Mutex::new(BTreeMap::new()),
             auth_log: metrics::LogLimiter::new(10, Duration::from_secs(10)),
             notify: parking_lot::Mutex::new(BTreeMap::new()),
+            broker: Arc::default(),
             started: std::time::Instant::now(),
             tls: parking_lot::RwLock::new(None),
         }
@@ -240,7 +243,29 @@ impl Shared {
     pub(crate) fn max_bulk(&self) -> usize {
         self.svc.store().max_value_size()
     }
+
+    /// Longest argument a request of `client` may carry: the store's limit,
+    /// lowered to the client's own `max_value_size` quota (but not below
+    /// [`CLIENT_BULK_FLOOR`], so keys and patterns always fit), so a value over
+    /// the client's quota is refused while the request is parsed, before it is
+    /// buffered, as one over the store's limit is.
+    pub(crate) fn max_bulk_for(&self, client: &str) -> usize {
+        let store = self.max_bulk();
+        match self.svc.quota(client).max_value_size {
+            Some(q) => store.min(
+                usize::try_from(q)
+                    .unwrap_or(usize::MAX)
+                    .max(CLIENT_BULK_FLOOR),
+            ),
+            None => store,
+        }
+    }
 }
+
+/// The smallest argument limit a client's `max_value_size` quota lowers parsing
+/// to ([`Shared::max_bulk_for`]): smaller values over the quota are refused when
+/// the write commits.
+const CLIENT_BULK_FLOOR: usize = 64 << 10;
 
 /// A running server.
 pub struct Server {

@@ -28,6 +28,10 @@ pub struct Metrics {
     commands: Vec<AtomicU64>,
     /// HTTP requests to `/v1/...`.
     pub http_requests: AtomicU64,
+    /// Key lookups of read commands that found the key (INFO's `keyspace_hits`).
+    pub keyspace_hits: AtomicU64,
+    /// Key lookups of read commands that did not (INFO's `keyspace_misses`).
+    pub keyspace_misses: AtomicU64,
     /// Errors by kind: protocol, auth, invalid, quota, too_large, store.
     errors: [AtomicU64; 6],
     latency: [AtomicU64; LATENCY_BOUNDS.len() + 1],
@@ -57,6 +61,17 @@ pub struct Local {
 }
 
 impl Metrics {
+    /// Adds a connection's key lookups (see [`crate::resp::Out::lookup`]): hits
+    /// and misses.
+    pub fn lookups(&self, (hits, misses): (u64, u64)) {
+        if hits > 0 {
+            self.keyspace_hits.fetch_add(hits, Relaxed);
+        }
+        if misses > 0 {
+            self.keyspace_misses.fetch_add(misses, Relaxed);
+        }
+    }
+
     /// Commands run, known or not (INFO's `total_commands_processed`).
     pub fn commands_total(&self) -> u64 {
         self.commands.iter().map(|c| c.load(Relaxed)).sum()
@@ -168,6 +183,8 @@ impl Metrics {
             errors: Default::default(),
             latency: Default::default(),
             latency_sum_ns: AtomicU64::new(0),
+            keyspace_hits: AtomicU64::new(0),
+            keyspace_misses: AtomicU64::new(0),
             store_figures: parking_lot::Mutex::new(None),
             counting: std::sync::atomic::AtomicBool::new(false),
         }

@@ -430,6 +430,9 @@ pub struct Out {
     pub resp3: bool,
     limit: usize,
     overflow: bool,
+    /// Key lookups of read commands since the last [`Out::take_lookups`]: hits,
+    /// misses.
+    lookups: (u64, u64),
 }
 
 impl Default for Out {
@@ -446,7 +449,29 @@ impl Out {
             resp3,
             limit: usize::MAX,
             overflow: false,
+            lookups: (0, 0),
         }
+    }
+
+    /// Counts a read command's key lookup (Redis's keyspace hits and misses):
+    /// whether the key was found.
+    pub fn lookup(&mut self, found: bool) {
+        if found {
+            self.lookups.0 += 1;
+        } else {
+            self.lookups.1 += 1;
+        }
+    }
+
+    /// Counts `hits` lookups that found their key and `misses` that did not.
+    pub fn lookups(&mut self, hits: u64, misses: u64) {
+        self.lookups.0 += hits;
+        self.lookups.1 += misses;
+    }
+
+    /// The lookups counted since the last call (hits, misses), and zero again.
+    pub fn take_lookups(&mut self) -> (u64, u64) {
+        std::mem::take(&mut self.lookups)
     }
 
     /// Sets the most bytes the buffer may hold, and clears the overflow mark.

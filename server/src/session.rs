@@ -36,16 +36,16 @@ pub(crate) struct Session {
     pub(crate) local: Local,
     /// Keyspace-notification subscriptions (SUBSCRIBE, PSUBSCRIBE).
     pub(crate) subs: Subscriptions,
-    /// WATCHed keys: the client they belong to, and each key with a fingerprint
-    /// of its record (value and deadline) when it was watched (`None`: missing).
+    /// WATCHed keys: the client they belong to, and the core's key watch of
+    /// each WATCH command.
     pub(crate) watched: Option<(String, Vec<Watched>)>,
     /// CLIENT REPLY: replies are sent (`On`), not sent (`Off`), or not sent for
     /// the next command (`Skip`). Pub/sub confirmations and messages always are.
     pub(crate) reply: Reply,
 }
 
-/// A WATCHed key and the fingerprint of its record then (`None`: missing).
-pub(crate) type Watched = (String, Option<[u8; 32]>);
+/// The keys of one WATCH (see [`state_core::Bucket::watch_keys`]).
+pub(crate) type Watched = state_core::KeyWatch;
 
 /// CLIENT REPLY's modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -41,6 +41,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ops::{Bound, Range};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -50,7 +51,7 @@ use crate::engine::{Reader, StorageEngine, Visit, WriteOp};
 use crate::error::{Error, Result};
 use crate::expiry;
 use crate::record::{self, Stored};
-use crate::watch::{Change, EventKind, Hub};
+use crate::watch::{Change, EventKind, Hub, Role};
 
 /// How often a read-modify-write is tried before a conflict with other processes is
 /// reported (each failed try means another process's write to the bucket committed).
@@ -121,6 +122,14 @@ pub(crate) enum Op<'a> {
     /// Remove the index entry (`deadline`, `key`), which no longer describes its
     /// record (the sweeper's stale entries). No event.
     DropIndex { key: Cow<'a, [u8]>, deadline: u64 },
+    /// No write: labels the change a `Put` or `Delete` of the same batch makes to
+    /// `key` (`None`: labelled with nothing). Watchers that take labels get one
+    /// event per label, in op order, instead of the change's own; a label of a key
+    /// the batch does not change is dropped. See [`crate::Txn::label`].
+    Label {
+        key: Cow<'a, [u8]>,
+        label: Option<&'static str>,
+    },
 }
 
 impl<'a> Op<'a> {
@@ -140,16 +149,20 @@ impl<'a> Op<'a> {
         }
     }
 
-    fn key(&self) -> &[u8] {
+    /// The key the op is about.
+    pub(crate) fn key(&self) -> &[u8] {
         match self {
-            Op::Put { key, .. } | Op::Delete { key, .. } | Op::DropIndex { key, .. } => key,
+            Op::Put { key, .. }
+            | Op::Delete { key, .. }
+            | Op::DropIndex { key, .. }
+            | Op::Label { key, .. } => key,
         }
     }
 
     fn prior(&self) -> Option<Prior> {
         match self {
             Op::Put { prior, .. } | Op::Delete { prior, .. } => Some(*prior),
-            Op::DropIndex { .. } => None,
+            Op::DropIndex { .. } | Op::Label { .. } => None,
         }
     }
 
@@ -160,13 +173,16 @@ impl<'a> Op<'a> {
                 deadline: *deadline,
             }),
             Op::Delete { .. } => Some(Prior::Missing),
-            Op::DropIndex { .. } => None,
+            Op::DropIndex { .. } | Op::Label { .. } => None,
         }
     }
 }
 
 /// The watch change an op makes, if any: the one place that names event kinds.
+/// (A [`Op::Label`] is made a change by [`labelled_changes`], which knows the
+/// key's change.)
 pub(crate) fn change_of<'o>(op: &'o Op<'_>) -> Option<Change<'o>> {
+    let role = Role::Change { labelled: false };
     match op {
         Op::Put {
             key,
@@ -179,6 +195,7 @@ pub(crate) fn change_of<'o>(op: &'o Op<'_>) -> Option<Change<'o>> {
             kind: EventKind::Set,
             new: matches!(prior, Prior::Missing | Prior::Expired { .. }),
             value: Some(value),
+            role,
         }),
         Op::Put {
             key,
@@ -194,6 +211,7 @@ pub(crate) fn change_of<'o>(op: &'o Op<'_>) -> Option<Change<'o>> {
             },
             new: false,
             value: None,
+            role,
         }),
         Op::Delete { key, prior } => {
             let kind = match prior {
@@ -206,10 +224,38 @@ pub(crate) fn change_of<'o>(op: &'o Op<'_>) -> Option<Change<'o>> {
                 kind,
                 new: false,
                 value: None,
+                role,
             })
         }
-        Op::DropIndex { .. } => None,
+        Op::DropIndex { .. } | Op::Label { .. } => None,
     }
+}
+
+/// The changes of a batch in op order: each `Put`'s and `Delete`'s (marked
+/// labelled when the batch labels its key), and each [`Op::Label`] as a label
+/// entry carrying its key's change.
+fn labelled_changes<'o>(ops: &'o [Op<'_>]) -> Vec<Change<'o>> {
+    let mut changes: Vec<Change<'o>> = ops.iter().filter_map(change_of).collect();
+    if !ops.iter().any(|op| matches!(op, Op::Label { .. })) {
+        return changes;
+    }
+    let mut out = Vec::with_capacity(ops.len());
+    for op in ops {
+        if let Op::Label { key, label } = op {
+            let Some(c) = changes.iter_mut().find(|c| c.key == &**key) else {
+                continue;
+            };
+            c.role = Role::Change { labelled: true };
+            out.push(Change {
+                role: Role::Label(*label),
+                ..*c
+            });
+        }
+    }
+    // The changes themselves first (watchers without labels take these), then
+    // the label entries in the writer's order.
+    changes.extend(out);
+    changes
 }
 
 /// One engine write of a derived batch, pointing into the [`Scratch`] buffers and
@@ -286,7 +332,6 @@ fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
 /// and expiry-index operations (planned into `s`), and, if `watched`, the watch
 /// changes in op order.
 fn derive<'o>(ops: &'o [Op<'_>], s: &mut Scratch, watched: bool) -> Vec<Change<'o>> {
-    let mut changes = Vec::new();
     for (i, op) in ops.iter().enumerate() {
         match op {
             Op::Put {
@@ -322,12 +367,14 @@ fn derive<'o>(ops: &'o [Op<'_>], s: &mut Scratch, watched: bool) -> Vec<Change<'
                 }
             }
             Op::DropIndex { key, deadline } => s.index_op(false, *deadline, key),
-        }
-        if watched {
-            changes.extend(change_of(op));
+            Op::Label { .. } => {}
         }
     }
-    changes
+    if watched {
+        labelled_changes(ops)
+    } else {
+        Vec::new()
+    }
 }
 
 /// Calls `f` with the engine batch planned in `s` (on the stack for a few writes).
@@ -391,6 +438,9 @@ pub(crate) struct Committer {
     clock: Arc<dyn Clock>,
     /// A running online backup's hold on the engine writes (see [`tap`]).
     tap: Tap,
+    /// Records removed after their deadline passed (by the sweeper or a write
+    /// that found them expired) since the store opened in this process.
+    expired: AtomicU64,
 }
 
 impl Committer {
@@ -404,7 +454,13 @@ impl Committer {
             durable,
             clock,
             tap: Tap::default(),
+            expired: AtomicU64::new(0),
         }
+    }
+
+    /// Records removed after their deadline passed since the store opened here.
+    pub(crate) fn expired(&self) -> u64 {
+        self.expired.load(Ordering::Relaxed)
     }
 
     /// Where a running online backup captures what writes overwrite.
@@ -600,6 +656,21 @@ impl Committer {
             if !committed {
                 return Ok(None);
             }
+            let expired = ops
+                .iter()
+                .filter(|op| {
+                    matches!(
+                        op,
+                        Op::Delete {
+                            prior: Prior::Expired { .. },
+                            ..
+                        }
+                    )
+                })
+                .count();
+            if expired > 0 {
+                self.expired.fetch_add(expired as u64, Ordering::Relaxed);
+            }
             if watched {
                 self.hub.publish(bucket, &changes);
             }
@@ -632,7 +703,7 @@ impl Committer {
                 };
                 match &mut op {
                     Op::Put { prior: p, .. } | Op::Delete { prior: p, .. } => *p = prior,
-                    Op::DropIndex { .. } => {}
+                    Op::DropIndex { .. } | Op::Label { .. } => {}
                 }
             }
             if let Some(after) = op.after() {

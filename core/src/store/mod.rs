@@ -228,6 +228,9 @@ pub(crate) struct Shared {
 struct Checkpoint {
     generation: u64,
     seq: u64,
+    /// When (unix ms, by the store's clock) everything written up to `seq` was
+    /// last found durable: the last checkpoint that synced, or the open.
+    saved_ms: u64,
 }
 
 impl Shared {
@@ -367,6 +370,7 @@ impl Shared {
             let seq = sync.written();
             sync.sync_through(seq, || engine.sync())?;
             cp.seq = seq;
+            cp.saved_ms = self.opts.clock.now_ms();
             return Ok(());
         }
         let generation = cp.generation + 1;
@@ -380,7 +384,11 @@ impl Shared {
             &self.opts.engine_name,
             generation,
         )?;
-        *cp = Checkpoint { generation, seq };
+        *cp = Checkpoint {
+            generation,
+            seq,
+            saved_ms: self.opts.clock.now_ms(),
+        };
         Ok(())
     }
 
@@ -580,7 +588,11 @@ impl Store {
             commit: Committer::new(b.sync, Arc::clone(&b.clock)),
             handles: Mutex::new(1),
             background: Mutex::new(None),
-            checkpoint: Mutex::new(Checkpoint { generation, seq: 0 }),
+            checkpoint: Mutex::new(Checkpoint {
+                generation,
+                seq: 0,
+                saved_ms: b.clock.now_ms(),
+            }),
         });
         *shared.background.lock() = Some(Background::start(&shared)?);
         registry.insert(dir, Arc::clone(&shared));
@@ -694,6 +706,27 @@ impl Store {
             disk_bytes: engine.disk_size()?,
             engine_details: engine.details()?,
         })
+    }
+
+    /// When (unix milliseconds, by the store's clock) everything written to the
+    /// store was last made durable by a checkpoint (the periodic flush,
+    /// [`Store::flush`]), or when this process opened it if none has run since:
+    /// Redis's LASTSAVE.
+    ///
+    /// # Errors
+    /// *closed*.
+    pub fn last_checkpoint_ms(&self) -> Result<u64> {
+        Ok(self.shared()?.checkpoint.lock().saved_ms)
+    }
+
+    /// How many records this process has removed after their deadline passed
+    /// since the store was opened here (by the sweeper, [`Store::sweep_expired`],
+    /// or a write that found the record expired): Redis's `expired_keys`.
+    ///
+    /// # Errors
+    /// *closed*.
+    pub fn expired_removed(&self) -> Result<u64> {
+        Ok(self.shared()?.commit.expired())
     }
 
     /// Removes every expired record now (the background sweeper does this every

@@ -107,6 +107,8 @@ macro_rules! engine_suite {
                 ending_or_dropping_a_watcher_unregisters_it,
                 removing_a_bucket_deletes_each_watched_key,
                 watch_arguments_are_checked,
+                labelled_events_come_in_the_writers_order,
+                a_key_watch_sees_every_write_even_an_identical_one,
             );
             module_cases!(
                 lending:

@@ -626,3 +626,140 @@ pub fn watch_arguments_are_checked(engine: &EngineConfig) {
         Err(RecvError::Empty)
     );
 }
+
+/// A transaction's labels reach watchers that take them, one event per label in
+/// the order given across keys; watchers without labels get the changes as ever;
+/// a key labelled with nothing is not told to labelled watchers.
+pub fn labelled_events_come_in_the_writers_order(engine: &EngineConfig) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(engine, dir.path());
+    let b = store.bucket("b").unwrap();
+    b.set("src", "v").unwrap();
+    b.set("quiet", "q").unwrap();
+    let plain = b.watch("").unwrap();
+    let labelled = b
+        .watch_with("", WatchOptions::default().with_labels(true))
+        .unwrap();
+    b.transaction(|tx| {
+        // As the Redis server labels RENAME src dst (in Redis's order).
+        let rec = tx.get("src")?.cloned().unwrap();
+        tx.label("dst", "new")?;
+        tx.put("dst", rec.value, Expiry::Never)?;
+        tx.label("src", "rename_from")?;
+        tx.delete("src")?;
+        tx.label("dst", "rename_to")?;
+        tx.delete("quiet")?;
+        tx.label_none("quiet")?;
+        // A label of a key the transaction does not change is dropped.
+        tx.label("untouched", "set")
+    })
+    .unwrap();
+    let got: Vec<_> = (0..3)
+        .map(|_| {
+            let e = next(&labelled);
+            (e.key().to_string(), e.kind(), e.label())
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("dst".into(), EventKind::Set, Some("new")),
+            ("src".into(), EventKind::Delete, Some("rename_from")),
+            ("dst".into(), EventKind::Set, Some("rename_to")),
+        ]
+    );
+    assert_empty(&labelled);
+    // Without labels: one event per key, in the batch's (key) order.
+    let got: Vec<_> = (0..3)
+        .map(|_| {
+            let e = next(&plain);
+            (summary(&e), e.label())
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (set("dst", "v"), None),
+            (gone("quiet", EventKind::Delete), None),
+            (gone("src", EventKind::Delete), None),
+        ]
+    );
+    assert_empty(&plain);
+    // Unlabelled writes reach both kinds of watcher unlabelled.
+    b.set("x", "1").unwrap();
+    assert_eq!(next(&labelled).label(), None);
+    assert_eq!(summary(&next(&plain)), set("x", "1"));
+}
+
+/// A key watch (Redis's WATCH) sees every committed write to its keys, even one
+/// that leaves the value and deadline exactly as they were, and a deadline that
+/// passes; not writes to other keys, nor the removal of a record that had already
+/// expired when watched.
+pub fn a_key_watch_sees_every_write_even_an_identical_one(engine: &EngineConfig) {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let store = open_at(engine, dir.path(), &clock);
+    let b = store.bucket("b").unwrap();
+    let other = store.bucket("other").unwrap();
+    b.set("k", "v").unwrap();
+    let changed = |w: &state_core::KeyWatch| b.transaction(|tx| tx.watched_changed(w)).unwrap();
+
+    let w = b.watch_keys(&["k", "missing"]).unwrap();
+    b.set("unwatched", "1").unwrap();
+    other.set("k", "1").unwrap();
+    assert!(
+        !changed(&w),
+        "writes to other keys and buckets are no change"
+    );
+    b.set("k", "v").unwrap(); // the same value again
+    assert!(w.touched());
+    assert!(changed(&w));
+
+    let w = b.watch_keys(&["missing"]).unwrap();
+    b.set("missing", "1").unwrap();
+    b.delete("missing").unwrap();
+    assert!(changed(&w), "created and deleted again is a change");
+
+    // A transaction that writes the same value is seen too.
+    let w = b.watch_keys(&["k"]).unwrap();
+    b.transaction(|tx| tx.put("k", b"v".to_vec(), Expiry::Keep))
+        .unwrap();
+    assert!(changed(&w));
+
+    // A live key whose deadline passes is changed before anything removes it.
+    b.set_with_ttl("t", "1", Duration::from_secs(1)).unwrap();
+    let w = b.watch_keys(&["t"]).unwrap();
+    assert!(!changed(&w));
+    clock.advance(1_000);
+    assert!(changed(&w));
+    assert!(!w.touched(), "nothing was written yet");
+
+    // A key already expired when watched: removing its record is no change.
+    b.set_with_ttl("stale", "1", Duration::from_secs(1))
+        .unwrap();
+    clock.advance(1_000);
+    let w = b.watch_keys(&["stale"]).unwrap();
+    assert_eq!(store.sweep_expired().unwrap(), 2, "t and stale");
+    assert!(!changed(&w));
+    assert!(store.expired_removed().unwrap() >= 2);
+
+    // Removing the bucket changes its live keys.
+    let w = b.watch_keys(&["k"]).unwrap();
+    store.remove_bucket("b").unwrap();
+    assert!(changed(&w));
+    drop(w);
+    assert_eq!(
+        store.watcher_count().unwrap(),
+        0,
+        "key watches are no watchers"
+    );
+
+    // A watch of another bucket is refused inside a transaction.
+    let w = other.watch_keys(&["k"]).unwrap();
+    let e = b.transaction(|tx| tx.watched_changed(&w)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert_eq!(
+        b.watch_keys(&[""]).unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+}

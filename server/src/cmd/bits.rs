@@ -6,6 +6,7 @@
 use state_core::{Expiry, Txn};
 
 use super::args::{key_arg, parse_i64, Args, Fail, Res, NOT_INTEGER, SYNTAX};
+use super::events;
 use crate::resp::Out;
 use crate::strops;
 
@@ -65,7 +66,7 @@ pub(super) fn setrange(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res
     let mut v = tx.get(k)?.map(|s| s.value.clone()).unwrap_or_default();
     v.reserve(new_len.saturating_sub(v.len()));
     strops::setrange(&mut v, offset as usize, src);
-    tx.put(k, v, exp)?;
+    events::put(tx, k, v, exp, "setrange")?;
     out.int(new_len as i64);
     Ok(())
 }
@@ -75,10 +76,11 @@ pub(super) fn getrange(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res
     let k = a.bytes()?;
     let (start, end) = (a.int()?, a.int()?);
     let k = key_arg(k).map_err(|m| Fail::Reply(m.into()))?;
-    if tx
+    let found = tx
         .get_with(k, |v| out.bulk(strops::getrange(v, start, end)))?
-        .is_none()
-    {
+        .is_some();
+    out.lookup(found);
+    if !found {
         out.bulk(b"");
     }
     Ok(())
@@ -104,12 +106,17 @@ pub(super) fn setbit(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
         b"1" => true,
         _ => return Err("ERR bit is not an integer or out of range".into()),
     };
-    let (mut v, exp) = match tx.get(k)? {
-        Some(s) => (s.value.clone(), Expiry::Keep),
-        None => (Vec::new(), Expiry::Never),
+    let (mut v, exp, existed) = match tx.get(k)? {
+        Some(s) => (s.value.clone(), Expiry::Keep, true),
+        None => (Vec::new(), Expiry::Never, false),
     };
+    let len = v.len();
     let old = strops::setbit(&mut v, offset, on);
-    tx.put(k, v, exp)?;
+    // As Redis: a bit set to what it was, in a key that neither was created nor
+    // grew, is no write (no event, and no change for WATCH).
+    if !existed || v.len() != len || (old == 1) != on {
+        events::put(tx, k, v, exp, "setbit")?;
+    }
     out.int(i64::from(old));
     Ok(())
 }
@@ -119,6 +126,7 @@ pub(super) fn getbit(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
     let k = a.key()?;
     let offset = bit_offset(tx, a.bytes()?)?;
     let bit = tx.get_with(k, |v| strops::getbit(v, offset))?;
+    out.lookup(bit.is_some());
     out.int(i64::from(bit.unwrap_or(0)));
     Ok(())
 }
@@ -138,7 +146,9 @@ fn bit_unit(b: &[u8]) -> Result<bool, Fail> {
 /// read, as in Redis 7.0).
 pub(super) fn bitcount(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
     let k = a.key()?;
-    let Some(v) = tx.get(k)?.map(|s| s.value.clone()) else {
+    let v = tx.get(k)?.map(|s| s.value.clone());
+    out.lookup(v.is_some());
+    let Some(v) = v else {
         out.int(0);
         return Ok(());
     };
@@ -167,7 +177,9 @@ pub(super) fn bitpos(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
         Some(_) => return Err("ERR The bit argument must be 1 or 0.".into()),
         None => return Err(NOT_INTEGER.into()),
     };
-    let Some(v) = tx.get(k)?.map(|s| s.value.clone()) else {
+    let v = tx.get(k)?.map(|s| s.value.clone());
+    out.lookup(v.is_some());
+    let Some(v) = v else {
         // A missing key is zeros without end.
         out.int(if bit { -1 } else { 0 });
         return Ok(());
@@ -217,9 +229,9 @@ pub(super) fn bitop(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
     let v = strops::bitop(op, &views);
     let len = v.len();
     if len == 0 {
-        tx.delete(dest)?;
+        events::delete(tx, dest)?;
     } else {
-        tx.put(dest, v, Expiry::Never)?;
+        events::put(tx, dest, v, Expiry::Never, events::SET)?;
     }
     out.int(len as i64);
     Ok(())

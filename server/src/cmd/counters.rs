@@ -4,6 +4,7 @@
 use state_core::{Expiry, Txn};
 
 use super::args::{parse_i64, Args, Fail, Res, NOT_INTEGER};
+use super::events;
 use crate::resp::Out;
 
 /// INCR key
@@ -45,7 +46,7 @@ fn add(tx: &mut Txn<'_>, k: &str, out: &mut Out, by: i64) -> Res {
     let new = old.checked_add(by).ok_or(Fail::Reply(
         "ERR increment or decrement would overflow".into(),
     ))?;
-    tx.put(k, new.to_string().into_bytes(), exp)?;
+    events::put(tx, k, new.to_string().into_bytes(), exp, "incrby")?;
     out.int(new);
     Ok(())
 }
@@ -63,7 +64,7 @@ pub(super) fn incrbyfloat(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> 
         crate::strops::FloatError::NotFloat => "ERR value is not a valid float",
         crate::strops::FloatError::NotFinite => "ERR increment would produce NaN or Infinity",
     })?;
-    tx.put(k, new.clone().into_bytes(), exp)?;
+    events::put(tx, k, new.clone().into_bytes(), exp, "incrbyfloat")?;
     out.bulk(new.as_bytes());
     Ok(())
 }

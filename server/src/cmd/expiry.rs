@@ -5,6 +5,7 @@ use state_core::{Bucket, Error, Expiry, Ttl, Txn};
 use state_service::StateService;
 
 use super::args::{key_arg, Args, Fail, Res};
+use super::events;
 use crate::resp::Out;
 
 /// The transaction's clock, in ms since the epoch.
@@ -89,9 +90,9 @@ pub(super) fn expire(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
         return Ok(());
     }
     if when <= now(tx) {
-        tx.delete(k)?;
+        events::delete(tx, k)?;
     } else {
-        tx.set_expiry(k, Some(u64::try_from(when).unwrap_or(u64::MAX)))?;
+        events::set_expiry(tx, k, Some(u64::try_from(when).unwrap_or(u64::MAX)))?;
     }
     out.int(1);
     Ok(())
@@ -101,6 +102,8 @@ pub(super) fn expire(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
 pub(super) fn ttl(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
     let name = a.name();
     let k = a.key()?;
+    let found = tx.get(k)?.is_some();
+    out.lookup(found);
     let reply = match tx.get(k)? {
         None => -2,
         Some(s) => match s.expires_at_ms {
@@ -139,7 +142,9 @@ pub(super) fn ttl_fast(
         }
         None => return Ok(false),
     };
-    let reply = match bucket.ttl(k)? {
+    let ttl = bucket.ttl(k)?;
+    out.lookup(ttl != Ttl::Missing);
+    let reply = match ttl {
         Ttl::Missing => -2,
         Ttl::NoExpiry => -1,
         Ttl::Expires(d) => {
@@ -160,7 +165,7 @@ pub(super) fn persist(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res 
     let k = a.key()?;
     let had = tx.get(k)?.is_some_and(|s| s.expires_at_ms.is_some());
     if had {
-        tx.set_expiry(k, None)?;
+        events::set_expiry(tx, k, None)?;
     }
     out.int(i64::from(had));
     Ok(())

@@ -7,6 +7,7 @@ use state_core::{Bucket, Error, Expiry, Txn};
 use state_service::StateService;
 
 use super::args::{key_arg, parse_i64, Args, Fail, Res, SYNTAX};
+use super::events;
 use crate::glob;
 use crate::resp::Out;
 
@@ -14,7 +15,7 @@ use crate::resp::Out;
 pub(super) fn del(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
     let mut n = 0;
     for k in a.filter_map(|k| key_arg(k).ok()) {
-        if tx.delete(k)? {
+        if events::delete(tx, k)? {
             n += 1;
         }
     }
@@ -26,7 +27,9 @@ pub(super) fn del(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
 pub(super) fn exists(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
     let mut n = 0;
     for k in a.filter_map(|k| key_arg(k).ok()) {
-        if tx.contains(k)? {
+        let found = tx.contains(k)?;
+        out.lookup(found);
+        if found {
             n += 1;
         }
     }
@@ -40,6 +43,7 @@ pub(super) fn type_(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
         Ok(k) => tx.contains(k)?,
         Err(_) => false,
     };
+    out.lookup(present);
     out.simple(if present { "string" } else { "none" });
     Ok(())
 }
@@ -150,7 +154,19 @@ pub(super) fn flushdb(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res 
     if a.remaining() > 0 {
         return Err(SYNTAX.into());
     }
-    tx.clear()?;
+    // Redis sends no keyspace event for a flush (WATCH still sees it).
+    let mut after: Option<String> = None;
+    loop {
+        let keys = tx.keys(after.as_deref(), 1024)?;
+        let Some(last) = keys.last().cloned() else {
+            break;
+        };
+        for k in &keys {
+            tx.delete(k)?;
+            tx.label_none(k)?;
+        }
+        after = Some(last);
+    }
     out.ok();
     Ok(())
 }
@@ -178,9 +194,14 @@ pub(super) fn rename(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
         done(out, false);
         return Ok(());
     }
+    // Redis's order: the destination is created (`new`, even over an existing
+    // key), then `rename_from` on the source and `rename_to` on the destination.
     let exp = rec.expires_at_ms.map_or(Expiry::Never, Expiry::At);
     tx.put(dst, rec.value, exp)?;
+    tx.label(dst, events::NEW)?;
     tx.delete(src)?;
+    tx.label(src, "rename_from")?;
+    tx.label(dst, "rename_to")?;
     done(out, true);
     Ok(())
 }
@@ -213,8 +234,11 @@ pub(super) fn copy(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
         out.int(0);
         return Ok(());
     }
+    // As Redis: `new` (even over an existing key), then `copy_to`.
     let exp = rec.expires_at_ms.map_or(Expiry::Never, Expiry::At);
     tx.put(dst, rec.value, exp)?;
+    tx.label(dst, events::NEW)?;
+    tx.label(dst, "copy_to")?;
     out.int(1);
     Ok(())
 }

@@ -15,6 +15,7 @@ mod args;
 mod bits;
 mod connection;
 mod counters;
+mod events;
 mod expiry;
 mod keys;
 mod pubsub;
@@ -53,7 +54,9 @@ type SessionFn = fn(&Shared, &mut Session, &mut Args<'_>, &mut Out) -> After;
 #[derive(Clone, Copy)]
 pub(crate) enum Handler {
     /// On the connection's session: connection, server, pub/sub, MULTI control
-    /// and SCAN (its cursor is the service's). Never queued by MULTI.
+    /// and SCAN (its cursor is the service's). Queued by MULTI like the rest
+    /// (except MULTI control), run by EXEC outside the queue's transaction unless
+    /// it only replies ([`Spec::in_multi`]).
     Session(SessionFn),
     /// On the client's keys, inside a transaction (queued by MULTI), with an
     /// optional fast path outside MULTI.
@@ -124,9 +127,14 @@ pub(crate) struct Spec {
     pub(crate) txn_control: bool,
     /// Its reply is the values of its keys (EXEC measures them before it runs).
     pub(crate) returns_values: bool,
-    /// A session command MULTI queues anyway, as Redis does (it only replies, so
-    /// EXEC can run it in the queue's place).
+    /// A session command that only replies, so EXEC runs it in its place inside
+    /// the queue's transaction. (MULTI queues every command but the
+    /// `txn_control` ones, as Redis does; EXEC runs the other session commands
+    /// right after the queue's data commands committed, in queue order.)
     pub(crate) in_multi: bool,
+    /// Refused inside MULTI, and the transaction with it (Redis's `no-multi`
+    /// commands: SAVE, SHUTDOWN).
+    pub(crate) no_multi: bool,
     /// Key positions.
     pub(crate) keys: Keys,
     /// The handler.
@@ -145,6 +153,7 @@ impl Spec {
             txn_control: false,
             returns_values: false,
             in_multi: false,
+            no_multi: false,
             keys,
             run,
         }
@@ -222,11 +231,19 @@ impl Spec {
         }
     }
 
+    const fn no_multi(self) -> Spec {
+        Spec {
+            no_multi: true,
+            ..self
+        }
+    }
+
     const fn keys(self, keys: Keys) -> Spec {
         Spec { keys, ..self }
     }
 
-    /// Whether MULTI queues it.
+    /// Whether it runs inside a transaction (a data command; EXEC runs it in the
+    /// queue's transaction).
     pub(crate) fn queued(&self) -> bool {
         matches!(self.run, Handler::Data { .. })
     }
@@ -370,6 +387,11 @@ pub(crate) static COMMANDS: &[Spec] = &[
     Spec::session("time", 1, server::time).in_multi(),
     Spec::session("watch", -2, transactions::watch).txn_control(),
     Spec::session("unwatch", 1, transactions::unwatch).in_multi(),
+    Spec::session("lastsave", 1, server::lastsave),
+    Spec::session("save", 1, server::save).heavy().no_multi(),
+    Spec::session("shutdown", -1, server::shutdown).no_multi(),
+    Spec::session("publish", 3, pubsub::publish),
+    Spec::session("pubsub", -2, pubsub::pubsub),
     // libstate's own commands (cmd/state.rs, docs/service.md "libstate's commands").
     Spec::session("state.range", -3, state::range).heavy(),
     Spec::data("state.batch", -2, state::batch)
@@ -496,8 +518,16 @@ fn request_inner(shared: &Shared, sess: &mut Session, args: &[&[u8]], out: &mut 
         ));
         return After::Continue;
     }
+    if sess.multi.is_some() && spec.no_multi {
+        if let Some((_, refused)) = sess.multi.as_mut() {
+            *refused = true;
+        }
+        shared.metrics.error(ErrorClass::Invalid);
+        out.error("ERR Command not allowed inside a transaction");
+        return After::Continue;
+    }
     if sess.multi.is_some() && !spec.txn_control {
-        return transactions::queue(shared, sess, spec, args, out);
+        return transactions::queue(shared, sess, args, out);
     }
     // Work that grows with the data or the arguments, and every request of a store
     // whose writes wait for fsync, runs where it cannot stall other connections.

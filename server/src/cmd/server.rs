@@ -49,7 +49,10 @@ pub(super) fn config(
     if sub.eq_ignore_ascii_case(b"set") && a.remaining() == 2 {
         let (name, value) = (a.next().unwrap_or_default(), a.next().unwrap_or_default());
         if !name.eq_ignore_ascii_case(b"notify-keyspace-events") {
-            out.error("ERR CONFIG SET is limited to notify-keyspace-events on libstate");
+            out.error(&format!(
+                "ERR CONFIG SET failed (possibly related to argument '{}') - libstate sets only notify-keyspace-events",
+                String::from_utf8_lossy(name)
+            ));
             return After::Continue;
         }
         match crate::pubsub::parse_classes(value) {
@@ -98,6 +101,36 @@ pub(super) fn time(_: &Shared, _: &mut Session, _: &mut Args<'_>, out: &mut Out)
     out.array(2);
     out.bulk(now.as_secs().to_string().as_bytes());
     out.bulk(now.subsec_micros().to_string().as_bytes());
+    After::Continue
+}
+
+/// When the store last made everything written durable, in unix seconds (see
+/// [`state_core::Store::last_checkpoint_ms`]).
+fn last_save_secs(shared: &Shared) -> u64 {
+    shared.svc.store().last_checkpoint_ms().unwrap_or(0) / 1000
+}
+
+/// LASTSAVE: when the store last made everything written durable (its last
+/// checkpoint; libstate persists on its own, there is no SAVE), in unix seconds.
+pub(super) fn lastsave(shared: &Shared, _: &mut Session, _: &mut Args<'_>, out: &mut Out) -> After {
+    out.int(i64::try_from(last_save_secs(shared)).unwrap_or(i64::MAX));
+    After::Continue
+}
+
+/// SAVE: makes everything written so far durable now (a checkpoint, what the
+/// periodic flush does; libstate has no snapshot file to write).
+pub(super) fn save(shared: &Shared, sess: &mut Session, _: &mut Args<'_>, out: &mut Out) -> After {
+    match shared.svc.store().flush() {
+        Ok(()) => out.ok(),
+        Err(e) => super::store_error(shared, sess, &e.into(), out),
+    }
+    After::Continue
+}
+
+/// SHUTDOWN [...]: refused. One client cannot stop a server other clients share
+/// (the operator stops `state serve` with SIGTERM).
+pub(super) fn shutdown(_: &Shared, _: &mut Session, _: &mut Args<'_>, out: &mut Out) -> After {
+    out.error("ERR SHUTDOWN is not served: one client cannot stop a server other clients share (stop state serve with SIGTERM)");
     After::Continue
 }
 
@@ -219,14 +252,18 @@ fn text(shared: &Shared, sess: &Session, wanted: &[String]) -> String {
                 )
             }
             "persistence" => format!(
-                "engine:{}\r\nloading:0\r\n",
-                shared.svc.store().engine().as_str()
+                "engine:{}\r\nloading:0\r\nrdb_last_save_time:{}\r\n",
+                shared.svc.store().engine().as_str(),
+                last_save_secs(shared),
             ),
             "stats" => format!(
-                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\n",
+                "total_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\n",
                 shared.metrics.connections_total.load(Relaxed),
                 shared.metrics.commands_total(),
                 shared.metrics.connections_refused.load(Relaxed),
+                shared.svc.store().expired_removed().unwrap_or(0),
+                shared.metrics.keyspace_hits.load(Relaxed),
+                shared.metrics.keyspace_misses.load(Relaxed),
             ),
             "replication" => "role:master\r\nconnected_slaves:0\r\n".to_string(),
             "cluster" => "cluster_enabled:0\r\n".to_string(),

@@ -24,7 +24,7 @@ use state_core::{Error, Expiry, Txn};
 
 use super::args::{key_arg, parse_i64, Args, Fail, Res, NOT_INTEGER, SYNTAX};
 use super::{bucket, store_error, After};
-use crate::conn::Session;
+use crate::session::Session;
 use crate::resp::Out;
 use crate::Shared;
 

@@ -5,12 +5,15 @@ use state_service::StateService;
 
 use super::args::{arity_message, key_arg, Args, Res, SYNTAX};
 use super::error_reply;
+use super::events;
 use super::expiry::{deadline, expiry_at, ttl_option};
 use crate::resp::Out;
 
 /// GET key
 pub(super) fn get(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
-    if tx.get_with(a.key()?, |v| out.bulk(v))?.is_none() {
+    let found = tx.get_with(a.key()?, |v| out.bulk(v))?.is_some();
+    out.lookup(found);
+    if !found {
         out.null();
     }
     Ok(())
@@ -31,7 +34,9 @@ pub(super) fn get_fast(
         }
         None => return Ok(false),
     };
-    if bucket.get_with(k, |v| out.bulk(v))?.is_none() {
+    let found = bucket.get_with(k, |v| out.bulk(v))?.is_some();
+    out.lookup(found);
+    if !found {
         out.null();
     }
     Ok(true)
@@ -66,6 +71,9 @@ pub(super) fn set(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
         }
     }
     let old = tx.get(k)?.map(|s| s.value.clone());
+    if get {
+        out.lookup(old.is_some());
+    }
     let go = !(nx && old.is_some() || xx && old.is_none());
     if go {
         let e = match (exp, keepttl) {
@@ -73,7 +81,10 @@ pub(super) fn set(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
             (None, true) => Expiry::Keep,
             (None, false) => Expiry::Never,
         };
-        tx.put(k, value.to_vec(), e)?;
+        events::put(tx, k, value.to_vec(), e, events::SET)?;
+        if exp.is_some() {
+            tx.label(k, events::EXPIRE)?;
+        }
     }
     if get {
         match old {
@@ -120,7 +131,7 @@ pub(super) fn setnx(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
     if tx.contains(k)? {
         out.int(0);
     } else {
-        tx.put(k, v.to_vec(), Expiry::Never)?;
+        events::put(tx, k, v.to_vec(), Expiry::Never, events::SET)?;
         out.int(1);
     }
     Ok(())
@@ -144,7 +155,8 @@ fn set_with_ttl(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out, unit: i64) ->
         return Err(format!("ERR invalid expire time in '{name}' command").into());
     }
     let d = deadline(tx, n, unit, false, name)?;
-    tx.put(k, a.bytes()?.to_vec(), expiry_at(d))?;
+    events::put(tx, k, a.bytes()?.to_vec(), expiry_at(d), events::SET)?;
+    tx.label(k, events::EXPIRE)?;
     out.ok();
     Ok(())
 }
@@ -152,9 +164,11 @@ fn set_with_ttl(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out, unit: i64) ->
 /// GETDEL key
 pub(super) fn getdel(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
     let k = a.key()?;
-    match tx.get(k)?.map(|s| s.value.clone()) {
+    let old = tx.get(k)?.map(|s| s.value.clone());
+    out.lookup(old.is_some());
+    match old {
         Some(v) => {
-            tx.delete(k)?;
+            events::delete(tx, k)?;
             out.bulk(&v);
         }
         None => out.null(),
@@ -181,17 +195,22 @@ pub(super) fn getex(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
             return Err(SYNTAX.into());
         }
     }
-    let Some(value) = tx.get(k)?.map(|s| s.value.clone()) else {
+    let value = tx.get(k)?.map(|s| s.value.clone());
+    out.lookup(value.is_some());
+    let Some(value) = value else {
         out.null();
         return Ok(());
     };
+    // Only a deadline removed is an event (and a write).
+    let had_deadline = tx.get(k)?.is_some_and(|r| r.expires_at_ms.is_some());
     match change {
         None => {}
-        Some(None) => {
-            tx.set_expiry(k, None)?;
+        Some(None) if had_deadline => {
+            events::set_expiry(tx, k, None)?;
         }
+        Some(None) => {}
         Some(Some(d)) => {
-            tx.set_expiry(k, Some(u64::try_from(d.max(0)).unwrap_or(0)))?;
+            events::set_expiry(tx, k, Some(u64::try_from(d.max(0)).unwrap_or(0)))?;
         }
     }
     out.bulk(&value);
@@ -203,7 +222,8 @@ pub(super) fn getset(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
     let k = a.key()?;
     let v = a.bytes()?;
     let old = tx.get(k)?.map(|s| s.value.clone());
-    tx.put(k, v.to_vec(), Expiry::Never)?;
+    out.lookup(old.is_some());
+    events::put(tx, k, v.to_vec(), Expiry::Never, events::SET)?;
     match old {
         Some(v) => out.bulk(&v),
         None => out.null(),
@@ -221,11 +241,16 @@ pub(super) fn mget(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
         }
         match k {
             Ok(k) => {
-                if tx.get_with(k, |v| out.bulk(v))?.is_none() {
+                let found = tx.get_with(k, |v| out.bulk(v))?.is_some();
+                out.lookup(found);
+                if !found {
                     out.null();
                 }
             }
-            Err(_) => out.null(),
+            Err(_) => {
+                out.lookup(false);
+                out.null();
+            }
         }
     }
     Ok(())
@@ -257,6 +282,7 @@ pub(super) fn mget_fast(
     out.buf.reserve(size);
     out.array(n);
     let mut next = 0;
+    let mut hits = 0;
     bucket.get_multiple_with(&keys, |j, v| {
         let i = valid[j].0;
         while next < i {
@@ -264,12 +290,14 @@ pub(super) fn mget_fast(
             next += 1;
         }
         out.bulk(v);
+        hits += 1;
         next = i + 1;
     })?;
     while next < n {
         out.null();
         next += 1;
     }
+    out.lookups(hits, n as u64 - hits);
     Ok(true)
 }
 
@@ -288,7 +316,7 @@ fn pairs<'a>(a: &mut Args<'a>) -> Result<Vec<(&'a str, &'a [u8])>, super::Fail> 
 /// MSET key value [key value ...]
 pub(super) fn mset(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
     for (k, v) in pairs(a)? {
-        tx.put(k, v.to_vec(), Expiry::Never)?;
+        events::put(tx, k, v.to_vec(), Expiry::Never, events::SET)?;
     }
     out.ok();
     Ok(())
@@ -330,7 +358,7 @@ pub(super) fn msetnx(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
         }
     }
     for (k, v) in pairs {
-        tx.put(k, v.to_vec(), Expiry::Never)?;
+        events::put(tx, k, v.to_vec(), Expiry::Never, events::SET)?;
     }
     out.int(1);
     Ok(())
@@ -338,7 +366,9 @@ pub(super) fn msetnx(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
 
 /// STRLEN key
 pub(super) fn strlen(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
-    let n = tx.get(a.key()?)?.map_or(0, |s| s.value.len());
+    let n = tx.get(a.key()?)?.map(|s| s.value.len());
+    out.lookup(n.is_some());
+    let n = n.unwrap_or(0);
     out.int(i64::try_from(n).unwrap_or(i64::MAX));
     Ok(())
 }
@@ -353,7 +383,7 @@ pub(super) fn append(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
     };
     v.extend_from_slice(tail);
     let len = v.len();
-    tx.put(k, v, exp)?;
+    events::put(tx, k, v, exp, "append")?;
     out.int(i64::try_from(len).unwrap_or(i64::MAX));
     Ok(())
 }

@@ -2,20 +2,22 @@
 //! them. The queued commands run in one core transaction: all of them are applied
 //! or none.
 //!
-//! WATCH is optimistic locking as in Redis: WATCH notes a fingerprint (SHA-256 of
-//! the value and the deadline) of each key's record, and EXEC, inside the very
-//! transaction that runs the queue, compares them with the records as they are
-//! then; if any differs the queue is not run and EXEC replies null. So a change by
-//! anyone counts (another connection or client of the bucket, the embedded API,
-//! another server on a shared Redis engine, and expiry), and the check and the
-//! queue are one atomic step. A write that leaves a key's value and deadline
-//! exactly as they were is not seen (Redis would fail the EXEC).
+//! WATCH is optimistic locking as in Redis, on the core's key watches
+//! ([`state_core::Bucket::watch_keys`]): every write committed to a watched key
+//! after WATCH counts, by anyone (another connection or client of the bucket, the
+//! embedded API, the HTTP API, expiry), even one that leaves the value and
+//! deadline exactly as they were; so does a watched key whose deadline passes.
+//! EXEC checks them inside the very transaction that runs the queue
+//! ([`state_core::Txn::watched_changed`]), so the check and the queue are one
+//! atomic step; if any changed, the queue is not run and EXEC replies null. On a
+//! Redis engine other servers share, their writes are seen when they change a
+//! watched key's value, deadline or existence (a write of the very same record by
+//! another process is not).
 
-use sha2::{Digest, Sha256};
-use state_core::{Bucket, Record, Txn};
+use state_core::Bucket;
 
 use super::args::Args;
-use super::{bucket, lookup, run_in_txn, store_error, After, Handler, Spec};
+use super::{bucket, lookup, run_in_txn, store_error, After, Handler};
 use crate::metrics::ErrorClass;
 use crate::resp::Out;
 use crate::session::Session;
@@ -32,18 +34,7 @@ pub(super) fn multi(_: &Shared, sess: &mut Session, _: &mut Args<'_>, out: &mut 
     After::Continue
 }
 
-/// A fingerprint of a record: its value and deadline.
-fn fingerprint(r: Option<&Record>) -> Option<[u8; 32]> {
-    r.map(|r| {
-        let mut h = Sha256::new();
-        h.update(r.expires_at_ms.unwrap_or(0).to_le_bytes());
-        h.update([u8::from(r.expires_at_ms.is_some())]);
-        h.update(&r.value);
-        h.finalize().into()
-    })
-}
-
-/// WATCH key [key ...]: remembers the keys' records for EXEC to compare.
+/// WATCH key [key ...]: watches the keys for EXEC to check.
 pub(super) fn watch(shared: &Shared, sess: &mut Session, a: &mut Args<'_>, out: &mut Out) -> After {
     if sess.multi.is_some() {
         // Refused without spoiling the transaction, as in Redis.
@@ -68,30 +59,22 @@ pub(super) fn watch(shared: &Shared, sess: &mut Session, a: &mut Args<'_>, out: 
             return After::Continue;
         }
     };
-    let seen = shared.svc.transaction_in(&b, |tx| {
-        keys.iter()
-            .map(|k| Ok((k.clone(), fingerprint(tx.get(k)?))))
-            .collect::<state_core::Result<Vec<_>>>()
-    });
-    match seen {
-        Ok(seen) => {
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    match b.watch_keys(&keys) {
+        Ok(w) => {
+            // Each WATCH adds to the ones before (as in Redis, a key watched
+            // again is still watched from the first time on).
             let list = match sess.watched.take() {
                 Some((c, mut old)) if c == client => {
-                    // A key watched again keeps its first fingerprint (Redis keeps
-                    // the first WATCH too).
-                    for (k, f) in seen {
-                        if !old.iter().any(|(o, _)| *o == k) {
-                            old.push((k, f));
-                        }
-                    }
+                    old.push(w);
                     old
                 }
-                _ => seen,
+                _ => vec![w],
             };
             sess.watched = Some((client, list));
             out.ok();
         }
-        Err(e) => store_error(shared, sess, &e, out),
+        Err(e) => store_error(shared, sess, &e.into(), out),
     }
     After::Continue
 }
@@ -101,20 +84,6 @@ pub(super) fn unwatch(_: &Shared, sess: &mut Session, _: &mut Args<'_>, out: &mu
     sess.watched = None;
     out.ok();
     After::Continue
-}
-
-/// Whether every watched key's record is as it was when watched (checked inside
-/// the transaction that would run the queue).
-fn watched_unchanged(
-    tx: &mut Txn<'_>,
-    watched: &[(String, Option<[u8; 32]>)],
-) -> state_core::Result<bool> {
-    for (k, f) in watched {
-        if fingerprint(tx.get(k)?) != *f {
-            return Ok(false);
-        }
-    }
-    Ok(true)
 }
 
 /// DISCARD
@@ -129,26 +98,12 @@ pub(super) fn discard(_: &Shared, sess: &mut Session, _: &mut Args<'_>, out: &mu
     After::Continue
 }
 
-/// Queues a command after MULTI (only the table's data commands are), or refuses
-/// it and marks the transaction refused.
-pub(super) fn queue(
-    shared: &Shared,
-    sess: &mut Session,
-    spec: &Spec,
-    args: &[&[u8]],
-    out: &mut Out,
-) -> After {
+/// Queues a command after MULTI: every command but the transaction's own
+/// (MULTI, EXEC, DISCARD, WATCH, QUIT, RESET run at once), as in Redis.
+pub(super) fn queue(shared: &Shared, sess: &mut Session, args: &[&[u8]], out: &mut Out) -> After {
     let Some((queued, refused)) = sess.multi.as_mut() else {
         return After::Continue;
     };
-    if !spec.queued() && !spec.in_multi {
-        *refused = true;
-        out.error(&format!(
-            "ERR '{}' inside MULTI is not supported by libstate (only key commands are queued)",
-            spec.name
-        ));
-        return After::Continue;
-    }
     if *refused {
         // EXEC will refuse the transaction: nothing more is kept, but the reply is
         // Redis's.
@@ -233,15 +188,23 @@ fn run_queue(shared: &Shared, sess: &mut Session, out: &mut Out) {
         None => Vec::new(),
     };
     let mut replies = Out::new(sess.resp3);
+    // Where each queued command's reply is in `replies` (empty for one that runs
+    // after the commit).
+    let mut marks: Vec<std::ops::Range<usize>> = Vec::with_capacity(queued.len());
     let mut touched = false;
     let r = shared.svc.transaction(&client, |tx| {
         replies.buf.clear();
         replies.set_limit(out.room());
-        touched = !watched_unchanged(tx, &watched)?;
-        if touched {
-            return Ok(());
+        marks.clear();
+        touched = false;
+        for w in &watched {
+            if tx.watched_changed(w)? {
+                touched = true;
+                return Ok(());
+            }
         }
         for cmd in &queued {
+            let start = replies.buf.len();
             let argv: Vec<&[u8]> = cmd.iter().map(Vec::as_slice).collect();
             if let Some((_, spec)) = argv.first().and_then(|name| lookup(name)) {
                 match spec.run {
@@ -250,11 +213,14 @@ fn run_queue(shared: &Shared, sess: &mut Session, out: &mut Out) {
                     }
                     // PING, ECHO, TIME, UNWATCH: replies only (idempotent if a
                     // shared engine runs the transaction again).
-                    Handler::Session(f) => {
+                    Handler::Session(f) if spec.in_multi => {
                         f(shared, sess, &mut Args::new(spec.name, &argv), &mut replies);
                     }
+                    // The rest run once the queue's data commands committed.
+                    Handler::Session(_) => {}
                 }
             }
+            marks.push(start..replies.buf.len());
             if replies.overflowed() {
                 // The replies would pass the output limit: nothing is applied.
                 return Err(state_core::Error::TooLarge("EXEC reply".into()));
@@ -262,11 +228,26 @@ fn run_queue(shared: &Shared, sess: &mut Session, out: &mut Out) {
         }
         Ok(())
     });
+    let (hits, misses) = replies.take_lookups();
+    out.lookups(hits, misses);
     match r {
         Ok(()) if touched => out.null_array(),
         Ok(()) => {
             out.array(queued.len());
-            out.buf.extend_from_slice(&replies.buf);
+            for (cmd, mark) in queued.iter().zip(marks) {
+                let argv: Vec<&[u8]> = cmd.iter().map(Vec::as_slice).collect();
+                match argv.first().and_then(|name| lookup(name)) {
+                    // A session command that uses the store, the server or the
+                    // session (SCAN, INFO, CONFIG, CLIENT, AUTH, SUBSCRIBE, ...):
+                    // run now, outside the store's write lock, in queue order.
+                    Some((_, spec)) if !spec.queued() && !spec.in_multi => {
+                        if let Handler::Session(f) = spec.run {
+                            f(shared, sess, &mut Args::new(spec.name, &argv), out);
+                        }
+                    }
+                    _ => out.buf.extend_from_slice(&replies.buf[mark]),
+                }
+            }
         }
         Err(_) if replies.overflowed() => out.refuse(),
         Err(e) => store_error(shared, sess, &e, out),

@@ -564,3 +564,109 @@ def test_setrange_and_setbit_past_the_largest_value_are_refused_first(server: St
         c.execute_command("SETBIT", "big", str(16 << 23), "1")
     assert c.exists("big") == 0
     assert c.execute_command("SETRANGE", "big", str((16 << 20) - 1), "x") == 16 << 20
+
+
+def test_watch_sees_a_write_of_the_same_value(server: StateServer, real_redis: RedisServer) -> None:
+    """Redis fails EXEC for any write to a watched key, even one that changes
+    nothing; so does libstate (its key watches see every committed write)."""
+    for srv in (real_redis, server):
+        a = srv.client(single_connection_client=True)
+        b = srv.client(single_connection_client=True)
+        a.set("same", "v")
+        a.execute_command("WATCH", "same")
+        b.set("same", "v")
+        a.execute_command("MULTI")
+        a.execute_command("PING")
+        assert a.execute_command("EXEC") is None, srv
+        a.execute_command("WATCH", "same")
+        b.set("other", "v")
+        a.execute_command("MULTI")
+        a.execute_command("PING")
+        assert a.execute_command("EXEC") == [b"PONG"], srv
+
+
+def test_multi_queues_what_redis_queues(server: StateServer, real_redis: RedisServer) -> None:
+    cmds: list[Cmd] = [
+        ("SET", "q:a", "1"),
+        ("MULTI",),
+        ("SCAN", "0", "MATCH", "q:*"),
+        ("ECHO", "e"),
+        ("PUBLISH", "ch", "m"),
+        ("PUBSUB", "NUMSUB", "ch"),
+        ("DBSIZE",),
+        ("EXEC",),
+        ("MULTI",),
+        ("SET", "q:b", "2"),
+        ("SAVE",),
+        ("EXEC",),
+        ("EXISTS", "q:b"),
+        ("MULTI",),
+        ("SHUTDOWN",),
+        ("DISCARD",),
+    ]
+    rc = real_redis.client(single_connection_client=True)
+    rc.flushdb()
+    sc = server.client(single_connection_client=True)
+    for c in (rc, sc):
+        c.response_callbacks.clear()  # raw replies: SCAN's parser would read QUEUED
+    assert run(sc, cmds) == run(rc, cmds)
+
+
+def test_publish_reaches_the_clients_own_connections_only(server: StateServer) -> None:
+    alice_sub = server.client("alice").pubsub()
+    bob_sub = server.client("bob").pubsub()
+    for p in (alice_sub, bob_sub):
+        p.subscribe("news")
+        assert p.get_message(timeout=30)["type"] == "subscribe"
+    assert server.client("alice").publish("news", "hi") == 1
+    m = alice_sub.get_message(timeout=30)
+    assert (m["type"], m["channel"], m["data"]) == ("message", b"news", b"hi")
+    assert bob_sub.get_message(timeout=0.5) is None, "another client's PUBLISH is not heard"
+    assert server.client("bob").execute_command("PUBSUB", "NUMSUB", "news") == [b"news", 1]
+
+
+def test_info_counts_hits_misses_and_expired_keys_and_lastsave(server: StateServer) -> None:
+    import time
+
+    c = server.client()
+    before = c.info("stats")
+    c.set("h", "1")
+    c.get("h")
+    c.get("nope")
+    c.mget("h", "nope", "nope2")
+    c.set("gone", "x", px=20)
+    deadline = time.time() + 30
+    while c.info("stats")["expired_keys"] <= before["expired_keys"]:
+        assert time.time() < deadline, "the sweeper did not count the expired key"
+        time.sleep(0.05)
+    after = c.info("stats")
+    assert after["keyspace_hits"] - before["keyspace_hits"] == 2
+    assert after["keyspace_misses"] - before["keyspace_misses"] == 3
+    assert abs(int(c.lastsave().timestamp()) - time.time()) < 60
+    assert c.save() is True
+
+
+def test_a_clients_max_value_size_is_refused_while_parsing(server: StateServer) -> None:
+    """bob's quota allows 100000-byte values: a longer argument is refused as soon
+    as its length arrives (nothing buffered), as one over the store's maximum is."""
+    import socket
+    import subprocess
+
+    from conftest import STATE_BIN, read_line
+
+    subprocess.run(
+        [str(STATE_BIN), "--store", str(server.store), "client", "quota", "bob", "--max-value-size", "100000"],
+        check=True,
+        capture_output=True,
+    )
+    for name, refused in (("bob", True), ("alice", False)):
+        with socket.create_connection(("127.0.0.1", server.resp_port), timeout=30) as s:
+            tok = server.tokens[name]
+            s.sendall(f"*3\r\n$4\r\nAUTH\r\n${len(name)}\r\n{name}\r\n${len(tok)}\r\n{tok}\r\n".encode())
+            assert read_line(s) == b"+OK\r\n"
+            s.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$200000\r\n")
+            if refused:
+                assert read_line(s) == b"-ERR Protocol error: invalid bulk length\r\n"
+            else:
+                s.sendall(b"x" * 200000 + b"\r\n")
+                assert read_line(s) == b"+OK\r\n"

@@ -58,6 +58,7 @@ def test_resp3_pubsub_and_expired_events(server: StateServer) -> None:
     assert next_message(p)["type"] == "psubscribe"
     r.set("session", b"x", px=50)
     assert next_message(p)["data"] == b"set"
+    assert next_message(p)["data"] == b"expire"  # as Redis: SET PX sends both
     # The sweeper removes it within about a second; the event comes then.
     m = next_message(p)
     assert (m["type"], m["channel"], m["data"]) == ("pmessage", b"__keyspace@0__:session", b"expired")
@@ -77,6 +78,7 @@ def test_sweep_interval_sets_when_expired_events_come(tmp_path: Path) -> None:
         assert next_message(p)["type"] == "psubscribe"
         r.set("session", b"x", px=50)
         assert next_message(p)["data"] == b"set"
+        assert next_message(p)["data"] == b"expire"
         assert p.get_message(timeout=2.5) is None, "no sweep ran, so no expired event"
         p.close()
     finally:
@@ -137,3 +139,105 @@ def test_sse_takes_the_token_as_a_query_parameter_only_there(server: StateServer
     # The JSON API does not accept a token in the URL.
     r = httpx.post(f"{server.http}/v1/get", params={"token": server.tokens["alice"]}, json={"key": "k"}, timeout=30)
     assert r.status_code == 401
+
+
+# Each command's keyspace events, as Redis 7.0 names and orders them (the
+# command's own name where Redis gives one: incrby, append, rename_from, ...;
+# `new` first for a key created; nothing for FLUSHDB). Run on both servers with
+# `notify-keyspace-events KEAn`; the message streams must be the same.
+EVENT_SCRIPT: list[tuple[str, ...]] = [
+    ("SET", "ev:a", "1"),
+    ("SET", "ev:a", "2", "EX", "100"),
+    ("SET", "ev:a", "3", "KEEPTTL"),
+    ("SET", "ev:a", "3", "NX"),
+    ("INCR", "ev:n"),
+    ("INCRBY", "ev:n", "5"),
+    ("DECR", "ev:n"),
+    ("DECRBY", "ev:n", "2"),
+    ("INCRBYFLOAT", "ev:f", "1.5"),
+    ("APPEND", "ev:s", "hello"),
+    ("APPEND", "ev:s", "x"),
+    ("SETRANGE", "ev:s", "0", "J"),
+    ("SETRANGE", "ev:s", "0", ""),
+    ("SETRANGE", "ev:nothing", "3", ""),
+    ("SETBIT", "ev:b", "3", "1"),
+    ("SETBIT", "ev:b", "3", "1"),
+    ("SETBIT", "ev:b", "3", "0"),
+    ("SETBIT", "ev:b", "20", "0"),
+    ("RENAME", "ev:a", "ev:r"),
+    ("RENAME", "ev:r", "ev:r"),
+    ("SET", "ev:c", "v"),
+    ("RENAME", "ev:s", "ev:c"),
+    ("RENAMENX", "ev:c", "ev:r"),
+    ("COPY", "ev:c", "ev:d"),
+    ("COPY", "ev:c", "ev:d"),
+    ("COPY", "ev:c", "ev:d", "REPLACE"),
+    ("EXPIRE", "ev:d", "100"),
+    ("PERSIST", "ev:d"),
+    ("PERSIST", "ev:d"),
+    ("GETEX", "ev:d", "EX", "50"),
+    ("GETEX", "ev:d", "PERSIST"),
+    ("GETEX", "ev:d", "PERSIST"),
+    ("GETDEL", "ev:d"),
+    ("SETEX", "ev:e", "100", "v"),
+    ("PSETEX", "ev:e", "100000", "v"),
+    ("SETNX", "ev:g", "v"),
+    ("SETNX", "ev:g", "v"),
+    ("MSET", "ev:m2", "1", "ev:m1", "2"),
+    ("MSETNX", "ev:m4", "1", "ev:m3", "2"),
+    ("GETSET", "ev:m1", "3"),
+    ("BITOP", "OR", "ev:bo", "ev:b"),
+    ("BITOP", "OR", "ev:bo", "ev:none"),
+    ("DEL", "ev:m1", "ev:m2", "ev:none"),
+    ("EXPIRE", "ev:e", "0"),
+    ("PEXPIREAT", "ev:g", "1"),
+    ("MULTI",),
+    ("SET", "ev:x", "1"),
+    ("INCR", "ev:x"),
+    ("SET", "ev:y", "1"),
+    ("APPEND", "ev:x", "z"),
+    ("EXPIRE", "ev:x", "100"),
+    ("EXEC",),
+    ("FLUSHDB",),
+    ("SET", "ev:end", "1"),
+]
+
+
+def event_stream(r: redis.Redis) -> list[tuple[bytes, bytes]]:
+    """Runs EVENT_SCRIPT on `r` (one connection) while a pubsub connection of its
+    pool listens; returns the
+    (channel, message) pairs heard, up to the closing SET's keyevent."""
+    p = r.pubsub()
+    p.psubscribe("__keyspace@0__:ev:*", "__keyevent@0__:*")
+    assert [next_message(p)["type"] for _ in range(2)] == ["psubscribe", "psubscribe"]
+    for cmd in EVENT_SCRIPT:
+        try:
+            r.execute_command(*cmd)
+        except redis.ResponseError:
+            pass
+    got: list[tuple[bytes, bytes]] = []
+    while True:
+        m = next_message(p)
+        assert m["type"] == "pmessage", m
+        got.append((m["channel"], m["data"]))
+        if got[-1] == (b"__keyevent@0__:set", b"ev:end"):
+            break
+    p.close()
+    return got
+
+
+def test_every_commands_events_match_a_real_redis(server: StateServer, real_redis: RedisServer) -> None:
+    real = real_redis.client(single_connection_client=True)
+    real.flushdb()
+    real.config_set("notify-keyspace-events", "KEAn")
+    try:
+        expected = event_stream(real_redis.client(single_connection_client=True))
+    finally:
+        real.config_set("notify-keyspace-events", "")
+        real.flushdb()
+    s = server.client(single_connection_client=True)
+    s.config_set("notify-keyspace-events", "KEAn")
+    got = event_stream(server.client(single_connection_client=True))
+    for i, (w, g) in enumerate(zip(expected, got)):
+        assert g == w, f"event {i}: redis {w!r}, libstate {g!r}; redis sent {expected[max(0, i - 4) : i + 4]!r}"
+    assert len(got) == len(expected)
