@@ -4,7 +4,8 @@
 //!
 //! Rows: get; set (the engine's script: record plus index update, vs the same
 //! SET + ZADD in one raw script); get_multiple of 1000 (vs one MGET); a 1000-entry
-//! ordered scan (vs ZRANGE BYLEX + MGET); set_multiple of 1000 (its commands counted
+//! ordered scan by an iterator, a lending scan and a cursor's `next_n` (vs ZRANGE
+//! BYLEX + MGET); set_multiple of 1000 (its commands counted
 //! on the server: one round trip is the goal); gets from 8 threads vs 1.
 
 use std::process::{Child, Command, Stdio};
@@ -202,6 +203,24 @@ fn main() {
         assert_eq!(n, 1000);
     });
     rows.push(("ordered scan of 1000, lending (Bucket::scan)", lib, rw));
+    // The same scan by a caller that says how many it wants: the engine reads the
+    // 1000 in one chunk (one ZRANGE and one MGET).
+    let lib = per_call(200, |_| {
+        let mut c = b.cursor().unwrap();
+        assert_eq!(c.next_n(1000).unwrap().len(), 1000);
+    });
+    rows.push(("ordered scan of 1000 (Cursor::next_n)", lib, rw));
+    let lib = per_call(200, |_| {
+        let mut c = b.cursor().unwrap();
+        let mut n = 0;
+        c.next_n_with(1000, |_, _| n += 1).unwrap();
+        assert_eq!(n, 1000);
+    });
+    rows.push((
+        "ordered scan of 1000, lending (Cursor::next_n_with)",
+        lib,
+        rw,
+    ));
 
     let items: Vec<(String, Vec<u8>)> = (0..1000).map(|i| (key(i), value.clone())).collect();
     b.set_multiple(items.clone()).unwrap();

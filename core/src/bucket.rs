@@ -146,6 +146,7 @@ impl Bucket {
             bound(range.end_bound()),
             reverse,
             true,
+            None,
             &mut |k, v| match f(k, v) {
                 ControlFlow::Continue(()) => Visit::Continue,
                 ControlFlow::Break(()) => Visit::Stop,
@@ -511,7 +512,7 @@ impl Bucket {
             return Ok(0);
         }
         let mut taken = 0usize;
-        self.visit_live(lower, upper, reverse, lending, &mut |k, v| {
+        self.visit_live(lower, upper, reverse, lending, Some(n), &mut |k, v| {
             taken += 1;
             visit(k, v, taken == n);
             if taken == n {
@@ -524,14 +525,17 @@ impl Bucket {
     }
 
     /// Visits the live entries within the bounds in key order (descending if
-    /// `reverse`) until `visit` says stop. With `lending`, `visit` runs user code:
-    /// the store is marked as lending on this thread meanwhile (see `crate::lend`).
+    /// `reverse`) until `visit` says stop (which it does after `limit` visits, if
+    /// given: the engine reads that many ahead). With `lending`, `visit` runs user
+    /// code: the store is marked as lending on this thread meanwhile (see
+    /// `crate::lend`).
     pub(crate) fn visit_live(
         &self,
         lower: Bound<&str>,
         upper: Bound<&str>,
         reverse: bool,
         lending: bool,
+        limit: Option<usize>,
         visit: &mut dyn FnMut(&str, &[u8]) -> Visit,
     ) -> Result<()> {
         let shared = self.shared()?;
@@ -541,7 +545,7 @@ impl Bucket {
         let mut failure: Option<Error> = None;
         let mut now: Option<u64> = None;
         let _lending = lending.then(|| Lending::start(shared));
-        engine.scan(&self.name, lower, upper, reverse, &mut |k, raw| {
+        let mut each = |k: &[u8], raw: &[u8]| {
             let value = match stored(shared, raw, &mut now).map(Stored::live) {
                 Ok(Some(v)) => v,
                 Ok(None) => return Visit::Continue,
@@ -555,7 +559,11 @@ impl Bucket {
                 return Visit::Stop;
             };
             visit(key, value)
-        })?;
+        };
+        match limit {
+            Some(n) => engine.scan_limited(&self.name, lower, upper, reverse, n, &mut each)?,
+            None => engine.scan(&self.name, lower, upper, reverse, &mut each)?,
+        }
         match failure {
             Some(e) => Err(e),
             None => Ok(()),

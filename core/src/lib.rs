@@ -60,6 +60,7 @@ mod record;
 mod store;
 mod transfer;
 mod txn;
+mod update;
 mod watch;
 
 /// The memfile snapshot format reached without a store, for the fuzz targets (fuzz/)
@@ -86,6 +87,7 @@ pub use transfer::{
     encode_value, ExportProgress, ExportReport, Format, ImportProgress, ImportReport,
 };
 pub use txn::{Expiry, Record, Txn, Usage, UsageDelta};
+pub use update::Update;
 pub use watch::{
     Event, EventKind, KeyWatch, Notice, RecvError, WatchOptions, Watcher, DEFAULT_WATCH_CAPACITY,
     DEFAULT_WATCH_MAX_BYTES,

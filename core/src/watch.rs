@@ -210,6 +210,11 @@ struct QueueState {
     waker: Option<Waker>,
     /// Bytes of keys and values queued (see [`notice_bytes`]).
     bytes: usize,
+    /// Threads waiting on `ready` (in `recv` or `recv_timeout`).
+    sleepers: usize,
+    /// Whether a wake-up of those threads is on its way since the last of them
+    /// went to sleep (so a stream of writes asks for one, not one each).
+    woken: bool,
 }
 
 /// One watcher's side of the hub: its filter and its bounded queue.
@@ -230,6 +235,27 @@ struct Queue {
 }
 
 impl Queue {
+    /// Waits on `ready` (the caller holds `s`, the lock of `state`) until woken or
+    /// `deadline`; returns whether it timed out. Writers learn from `sleepers` that
+    /// a wake-up is needed.
+    fn sleep(
+        &self,
+        s: &mut parking_lot::MutexGuard<'_, QueueState>,
+        deadline: Option<Instant>,
+    ) -> bool {
+        s.sleepers += 1;
+        s.woken = false;
+        let timed_out = match deadline {
+            Some(d) => self.ready.wait_until(s, d).timed_out(),
+            None => {
+                self.ready.wait(s);
+                false
+            }
+        };
+        s.sleepers -= 1;
+        timed_out
+    }
+
     fn matches(&self, c: &Change<'_>) -> bool {
         c.key.starts_with(self.prefix.as_bytes())
     }
@@ -286,6 +312,101 @@ pub(crate) struct Hub {
     watchers: Mutex<Vec<Arc<Queue>>>,
     /// Registered key watches ([`KeyWatch`]).
     key_watches: Mutex<Vec<Arc<KeyWatchInner>>>,
+    /// Wakes watcher threads for writers that have several to wake.
+    notifier: Arc<Notifier>,
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        self.notifier.stop();
+    }
+}
+
+/// The store's one notifier: a thread that wakes the watcher threads a write left
+/// something for (those asleep in [`Watcher::recv`] or [`Watcher::recv_timeout`]),
+/// so that a writer never wakes them one by one. A writer with one such thread to
+/// wake wakes it itself (one futex call either way, and one hop less); with more, it
+/// hands them all to the notifier and wakes it once, or not at all while the
+/// notifier is still awake working through earlier ones. Started on first use; ends
+/// with the store's hub.
+#[derive(Default)]
+struct Notifier {
+    state: Mutex<NotifierState>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct NotifierState {
+    /// Queues whose sleeping threads are to be woken.
+    pending: Vec<Arc<Queue>>,
+    /// Whether the thread runs.
+    started: bool,
+    /// Whether the thread is awake (or about to be): no need to wake it.
+    awake: bool,
+    stop: bool,
+}
+
+impl Notifier {
+    /// Has the threads waiting on `queues` woken.
+    fn wake(self: &Arc<Notifier>, queues: &mut Vec<Arc<Queue>>) {
+        let mut s = self.state.lock();
+        if s.stop {
+            drop(s);
+            queues.drain(..).for_each(|q| {
+                q.ready.notify_all();
+            });
+            return;
+        }
+        s.pending.append(queues);
+        if !s.started {
+            let me = Arc::clone(self);
+            let spawned = std::thread::Builder::new()
+                .name("libstate-watch".into())
+                .spawn(move || me.run());
+            if spawned.is_err() {
+                // No thread to be had: wake them here.
+                let pending = std::mem::take(&mut s.pending);
+                drop(s);
+                pending.iter().for_each(|q| {
+                    q.ready.notify_all();
+                });
+                return;
+            }
+            s.started = true;
+            s.awake = true;
+        } else if !s.awake {
+            s.awake = true;
+            self.ready.notify_one();
+        }
+    }
+
+    fn run(&self) {
+        let mut batch: Vec<Arc<Queue>> = Vec::new();
+        let mut s = self.state.lock();
+        loop {
+            if s.pending.is_empty() {
+                if s.stop {
+                    return;
+                }
+                s.awake = false;
+                self.ready.wait(&mut s);
+                continue;
+            }
+            std::mem::swap(&mut batch, &mut s.pending);
+            parking_lot::MutexGuard::unlocked(&mut s, || {
+                for q in batch.drain(..) {
+                    q.ready.notify_all();
+                }
+            });
+        }
+    }
+
+    /// Ends the thread once it has woken what is pending.
+    fn stop(&self) {
+        let mut s = self.state.lock();
+        s.stop = true;
+        self.ready.notify_one();
+    }
 }
 
 impl Hub {
@@ -391,6 +512,8 @@ impl Hub {
                 ended: false,
                 waker: None,
                 bytes: 0,
+                sleepers: 0,
+                woken: false,
             }),
             ready: Condvar::new(),
         });
@@ -441,11 +564,19 @@ impl Hub {
         }
         self.touch_keys(bucket, changes);
         let mut wakers: Vec<Waker> = Vec::new();
+        let mut sleeping: Vec<Arc<Queue>> = Vec::new();
         {
             let list = self.watchers.lock();
             // One shared copy of each event with its value, and one without (for
-            // watchers that take keys only).
-            let mut events: Vec<[Option<Event>; 2]> = vec![[None, None]; changes.len()];
+            // watchers that take keys only); on the stack for a single change.
+            let mut one: [[Option<Event>; 2]; 1] = [[None, None]];
+            let mut many: Vec<[Option<Event>; 2]>;
+            let events: &mut [[Option<Event>; 2]] = if changes.len() == 1 {
+                &mut one
+            } else {
+                many = vec![[None, None]; changes.len()];
+                &mut many
+            };
             for q in list.iter() {
                 if &*q.bucket != bucket {
                     continue;
@@ -490,10 +621,19 @@ impl Hub {
                     if let Some(w) = &s.waker {
                         wakers.push(Arc::clone(w));
                     }
-                    drop(s);
-                    q.ready.notify_one();
+                    if s.sleepers > 0 && !s.woken {
+                        s.woken = true;
+                        sleeping.push(Arc::clone(q));
+                    }
                 }
             }
+        }
+        match sleeping.len() {
+            0 => {}
+            1 => {
+                sleeping[0].ready.notify_all();
+            }
+            _ => self.notifier.wake(&mut sleeping),
         }
         for w in wakers {
             w();
@@ -712,12 +852,12 @@ impl Watcher {
             if !yielded {
                 // Give the writers one turn before sleeping: under a stream of
                 // writes the queue refills meanwhile and this watcher takes a
-                // batch without the writer paying a futex wake per event.
+                // batch without anyone paying a futex wake per event.
                 yielded = true;
                 parking_lot::MutexGuard::unlocked(&mut s, std::thread::yield_now);
                 continue;
             }
-            self.queue.ready.wait(&mut s);
+            self.queue.sleep(&mut s, None);
         }
     }
 
@@ -750,17 +890,12 @@ impl Watcher {
             if s.ended {
                 return Err(RecvError::Ended);
             }
-            match deadline {
-                Some(d) => {
-                    if self.queue.ready.wait_until(&mut s, d).timed_out() {
-                        return match take(&mut s) {
-                            Some(n) => Ok(n),
-                            None if s.ended => Err(RecvError::Ended),
-                            None => Err(RecvError::Empty),
-                        };
-                    }
-                }
-                None => self.queue.ready.wait(&mut s),
+            if self.queue.sleep(&mut s, deadline) {
+                return match take(&mut s) {
+                    Some(n) => Ok(n),
+                    None if s.ended => Err(RecvError::Ended),
+                    None => Err(RecvError::Empty),
+                };
             }
         }
     }
@@ -833,5 +968,74 @@ impl Iterator for &Watcher {
 impl Drop for Watcher {
     fn drop(&mut self) {
         self.end();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set_change(key: &[u8]) -> Change<'_> {
+        Change {
+            key,
+            kind: EventKind::Set,
+            new: true,
+            value: Some(b"v"),
+            role: Role::Change { labelled: false },
+        }
+    }
+
+    /// Waits (yielding, bounded) until the consumer of `w` sleeps in its queue.
+    fn until_asleep(w: &Watcher) {
+        for _ in 0..10_000_000 {
+            if w.queue.state.lock().sleepers > 0 {
+                return;
+            }
+            std::thread::yield_now();
+        }
+        panic!("the consumer never went to sleep");
+    }
+
+    #[test]
+    fn sleeping_consumers_are_woken_by_the_notifier_or_directly() {
+        let hub = Arc::new(Hub::default());
+        let watchers: Vec<Arc<Watcher>> = (0..3)
+            .map(|_| Arc::new(hub.register("b", "k", 1, WatchOptions::default())))
+            .collect();
+        let consumers: Vec<_> = watchers
+            .iter()
+            .map(|w| {
+                let w = Arc::clone(w);
+                std::thread::spawn(move || match w.recv() {
+                    Some(Notice::Change(e)) => e.key().to_string(),
+                    other => panic!("{other:?}"),
+                })
+            })
+            .collect();
+        watchers.iter().for_each(|w| until_asleep(w));
+        // Three asleep: one wake-up of the notifier, which wakes them all.
+        hub.publish("b", &[set_change(b"k1")]);
+        for c in consumers {
+            assert_eq!(c.join().unwrap(), "k1");
+        }
+        assert!(hub.notifier.state.lock().started, "the notifier ran");
+
+        // One asleep: the writer wakes it itself; the others' queues just fill.
+        let w = Arc::clone(&watchers[0]);
+        let one = std::thread::spawn(move || w.recv().map(|n| format!("{n:?}")));
+        until_asleep(&watchers[0]);
+        hub.publish("b", &[set_change(b"k2")]);
+        assert!(one.join().unwrap().unwrap().contains("k2"));
+        for w in &watchers[1..] {
+            assert!(matches!(w.try_recv(), Ok(Notice::Change(e)) if e.key() == "k2"));
+        }
+        assert!(hub.notifier.state.lock().pending.is_empty());
+        drop(watchers);
+        let notifier = Arc::clone(&hub.notifier);
+        drop(hub);
+        assert!(
+            notifier.state.lock().stop,
+            "the hub's end stops the notifier"
+        );
     }
 }

@@ -18,8 +18,21 @@ use state_core::{ErrorKind, Expiry, Store};
 const CHILD_URL: &str = "LIBSTATE_TEST_INCR_URL";
 const CHILD_ROUNDS: &str = "LIBSTATE_TEST_INCR_ROUNDS";
 
-/// Adds one to the decimal counter `n` in one transaction.
-fn incr(b: &state_core::Bucket) {
+/// Adds one to the decimal counter `n`, in one transaction or, with `update`, one
+/// single-key read-modify-write (`Bucket::update`): both are optimistic across
+/// processes, and they must not lose each other's increments either.
+fn incr(b: &state_core::Bucket, update: bool) {
+    if update {
+        b.update("n", |u| {
+            let n = u.value().map_or(0, |v| {
+                String::from_utf8_lossy(v).parse::<u64>().unwrap_or(0)
+            });
+            u.put((n + 1).to_string().as_bytes(), Expiry::Keep);
+            Ok(())
+        })
+        .unwrap();
+        return;
+    }
     b.transaction(|tx| {
         let n = match tx.get("n")? {
             Some(r) => String::from_utf8_lossy(&r.value)
@@ -45,8 +58,8 @@ fn incr_child() {
     // Start together: the parent writes a line when both children are ready.
     let mut line = String::new();
     std::io::stdin().read_line(&mut line).unwrap();
-    for _ in 0..rounds.parse::<usize>().unwrap() {
-        incr(&b);
+    for i in 0..rounds.parse::<usize>().unwrap() {
+        incr(&b, i % 2 == 1);
     }
     store.close().unwrap();
 }
@@ -82,8 +95,8 @@ fn two_processes_incrementing_one_key_lose_no_update() {
     // This process increments too, through its own Store.
     let store = Store::open(&url).unwrap();
     let b = store.bucket("counters").unwrap();
-    for _ in 0..rounds {
-        incr(&b);
+    for i in 0..rounds {
+        incr(&b, i % 2 == 0);
     }
     for (mut child, lines) in children.into_iter().zip(outputs) {
         lines.for_each(drop);
@@ -93,6 +106,42 @@ fn two_processes_incrementing_one_key_lose_no_update() {
         b.get("n").unwrap().unwrap(),
         (3 * rounds).to_string().as_bytes()
     );
+    store.close().unwrap();
+}
+
+/// Calls of `command` the server has run so far (INFO commandstats).
+fn calls(c: &mut redis::Connection, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO").arg("commandstats").query(c).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+#[test]
+fn a_scan_that_says_how_many_it_wants_reads_them_in_one_chunk() {
+    let server = RedisServer::start_unix();
+    let store = Store::open(&server.url).unwrap();
+    let b = store.bucket("b").unwrap();
+    b.set_multiple((0..3000).map(|i| (format!("k{i:05}"), b"v".to_vec())))
+        .unwrap();
+    let mut raw = server.connection();
+    let before = (calls(&mut raw, "zrange"), calls(&mut raw, "mget"));
+    let mut c = b.cursor().unwrap();
+    let page = c.next_n(1000).unwrap();
+    assert_eq!(page.len(), 1000);
+    assert_eq!(page[999].0, "k00999");
+    let after = (calls(&mut raw, "zrange"), calls(&mut raw, "mget"));
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1),
+        (1, 1),
+        "next_n(1000): one ZRANGE and one MGET"
+    );
+    // Backwards too, and an iterator's chunks (16, 32, ...) are one each.
+    let before = calls(&mut raw, "zrange");
+    assert_eq!(c.prev_n(500).unwrap().len(), 500);
+    assert_eq!(b.iter().take(16 + 32).count(), 48);
+    assert_eq!(calls(&mut raw, "zrange") - before, 3);
     store.close().unwrap();
 }
 

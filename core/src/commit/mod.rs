@@ -377,6 +377,46 @@ fn derive<'o>(ops: &'o [Op<'_>], s: &mut Scratch, watched: bool) -> Vec<Change<'
     }
 }
 
+/// What a single-key read-modify-write ([`Committer::update`]) writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum One {
+    /// Nothing.
+    Nothing,
+    /// The value buffer, expiring at `deadline`; the key held `prior`.
+    Put { deadline: Option<u64>, prior: Prior },
+    /// A delete of what the key held (`prior`, not [`Prior::Missing`]).
+    Delete { prior: Prior },
+}
+
+thread_local! {
+    static VALUE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's value buffer for [`Committer::update`] (a fresh one
+/// if it is in use further up the stack: an update of another store from inside
+/// an update's closure).
+fn with_value_buffer<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    VALUE.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            let out = f(&mut buf);
+            if buf.capacity() > SCRATCH_KEEP {
+                *buf = Vec::new();
+            }
+            out
+        }
+        Err(_) => f(&mut Vec::new()),
+    })
+}
+
+/// The error of a read-modify-write that lost the race to other processes
+/// [`MAX_RMW_ATTEMPTS`] times in a row.
+fn conflict(bucket: &str) -> Error {
+    Error::Conflict(format!(
+        "a read-modify-write of bucket {bucket:?} conflicted with other processes' \
+         writes {MAX_RMW_ATTEMPTS} times in a row; retry it"
+    ))
+}
+
 /// Calls `f` with the engine batch planned in `s` (on the stack for a few writes).
 fn with_write_ops<R>(
     bucket: &str,
@@ -530,6 +570,50 @@ impl Committer {
         })
     }
 
+    /// A read-modify-write of the single key `key` of `bucket`: `f` reads through
+    /// the [`Reader`], may fill the value buffer it is given (cleared before each
+    /// try) and says what to write ([`One`]); the put's value is that buffer. Atomic
+    /// as [`Committer::rmw`] is (`f` runs again after a lost race with another
+    /// process), without its list of ops: on an engine that overwrites a same-length
+    /// value in place (memfile) and with nobody watching, a steady stream of updates
+    /// allocates nothing.
+    ///
+    /// # Errors
+    /// As [`Committer::rmw`].
+    pub(crate) fn update<T>(
+        &self,
+        engine: &dyn StorageEngine,
+        bucket: &str,
+        key: &[u8],
+        mut f: impl FnMut(Reader<'_>, &mut Vec<u8>) -> Result<(T, One)>,
+    ) -> Result<T> {
+        self.durably(engine, || {
+            let watched = self.hub.active();
+            with_value_buffer(|buf| {
+                for _ in 0..MAX_RMW_ATTEMPTS {
+                    let version = engine.version(bucket)?;
+                    buf.clear();
+                    let (out, one) = f(Reader::new(engine), buf)?;
+                    let op = match one {
+                        One::Nothing => return Ok((out, false)),
+                        One::Put { deadline, prior } => {
+                            Op::put(key, buf.as_slice(), deadline, prior)
+                        }
+                        One::Delete { prior } => Op::Delete {
+                            key: key.into(),
+                            prior,
+                        },
+                    };
+                    let ops = std::slice::from_ref(&op);
+                    if let Some(wrote) = self.commit_ops(engine, bucket, version, ops, watched)? {
+                        return Ok((out, wrote));
+                    }
+                }
+                Err(conflict(bucket))
+            })
+        })
+    }
+
     /// Writes `ops` to libstate's own internal buckets (no user bucket: nothing to
     /// derive, no event), the way every write goes: under the lock, through a
     /// running backup's tap, with the durability mode.
@@ -620,10 +704,7 @@ impl Committer {
                 return Ok((out, wrote));
             }
         }
-        Err(Error::Conflict(format!(
-            "a read-modify-write of bucket {bucket:?} conflicted with other processes' \
-             writes {MAX_RMW_ATTEMPTS} times in a row; retry it"
-        )))
+        Err(conflict(bucket))
     }
 
     /// Derives and writes one batch, conditionally on `version` if given, then

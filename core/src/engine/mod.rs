@@ -201,6 +201,25 @@ pub trait StorageEngine: Send + Sync {
         visit: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
     ) -> Result<()>;
 
+    /// [`StorageEngine::scan`] for a caller that expects to stop after about `limit`
+    /// visits (a cursor's `next_n`, an iterator's chunk). Only a hint: the engine
+    /// still visits until the visitor says stop or the range ends. An engine that
+    /// reads ahead in chunks (the Redis engine: one round trip per chunk) reads
+    /// `limit` entries first, so such a scan is one round trip. The default ignores
+    /// the hint.
+    fn scan_limited(
+        &self,
+        bucket: &str,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        reverse: bool,
+        limit: usize,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
+    ) -> Result<()> {
+        let _ = limit;
+        self.scan(bucket, lower, upper, reverse, visit)
+    }
+
     /// Number of stored entries in `bucket` (expired or not: expiry is libstate's).
     fn count(&self, bucket: &str) -> Result<u64>;
 

@@ -20,7 +20,7 @@ pub(crate) use self::engine_cell::EngineRef;
 
 use crate::checkpoint;
 use crate::clock::{Clock, SystemClock};
-use crate::commit::{Committer, Op, Prior};
+use crate::commit::{Committer, One, Op, Prior};
 use crate::engine::{self, Engine, EngineConfig, Reader, RedisConfig, StorageEngine, StoreContext};
 use crate::error::{Error, Result};
 use crate::expiry;
@@ -271,6 +271,19 @@ impl Shared {
         lend::refuse(self, "write to the store")?;
         let engine = self.engine()?;
         self.commit.rmw(&*engine, bucket, f)
+    }
+
+    /// The single-key read-modify-write `f` of `key` in `bucket` (see
+    /// [`Committer::update`]).
+    pub(crate) fn update<T>(
+        &self,
+        bucket: &str,
+        key: &[u8],
+        f: impl FnMut(Reader<'_>, &mut Vec<u8>) -> Result<(T, One)>,
+    ) -> Result<T> {
+        lend::refuse(self, "write to the store")?;
+        let engine = self.engine()?;
+        self.commit.update(&*engine, bucket, key, f)
     }
 
     /// Runs `f` with the store's write lock held: no write runs meanwhile.

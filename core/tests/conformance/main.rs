@@ -18,6 +18,7 @@ mod suite;
 #[path = "../support/mod.rs"]
 mod support;
 mod ttl;
+mod update;
 mod watch;
 
 use state_core::{Engine, EngineConfig};

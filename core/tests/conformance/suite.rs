@@ -11,7 +11,7 @@
 //! seam alone (an engine of another crate copies these files and does the same).
 //!
 //! A new case is a `pub fn name(engine: &EngineConfig)` in `cases.rs`, `ttl.rs`,
-//! `watch.rs` or `lending.rs`, listed in [`engine_suite`]; a case left out of the list fails
+//! `watch.rs`, `update.rs` or `lending.rs`, listed in [`engine_suite`]; a case left out of the list fails
 //! `every_written_case_is_listed`.
 
 /// Instantiates every conformance case as a `#[test]` for one engine: `$engine` is
@@ -109,6 +109,14 @@ macro_rules! engine_suite {
                 watch_arguments_are_checked,
                 labelled_events_come_in_the_writers_order,
                 a_key_watch_sees_every_write_even_an_identical_one,
+            );
+            module_cases!(
+                update:
+                update_reads_computes_and_writes_once,
+                update_keeps_or_sets_the_deadline,
+                update_deletes_and_names_its_events,
+                update_checks_its_arguments_and_refuses_writes_from_inside,
+                concurrent_updates_lose_no_increment,
             );
             module_cases!(
                 lending:

@@ -319,6 +319,70 @@ impl RedisEngine {
         }
     }
 
+    /// Visits the entries of `bucket` within the bounds (see
+    /// [`StorageEngine::scan`]), reading `first` entries in the first chunk (one
+    /// `ZRANGE ... BYLEX` and one `MGET`), then chunks that double up to
+    /// `MAX_SCAN_CHUNK`.
+    fn scan_chunks(
+        &self,
+        bucket: &str,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        reverse: bool,
+        first: usize,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
+    ) -> Result<()> {
+        let prefix = self.prefix(bucket);
+        let zk = Self::index_key(&prefix);
+        let mut rk = Self::record_key(&prefix, b"");
+        let at = rk.len();
+        let mut lo = lex_bound(lower, b"-");
+        let mut hi = lex_bound(upper, b"+");
+        let mut chunk = first.clamp(1, MAX_SCAN_CHUNK);
+        loop {
+            let mut range = redis::cmd("ZRANGE");
+            range.arg(&zk);
+            if reverse {
+                range.arg(&hi).arg(&lo).arg("BYLEX").arg("REV");
+            } else {
+                range.arg(&lo).arg(&hi).arg("BYLEX");
+            }
+            range.arg("LIMIT").arg(0).arg(chunk);
+            let members: Vec<Vec<u8>> = self.with_conn(|c| range.query(c.like()))?;
+            if members.is_empty() {
+                return Ok(());
+            }
+            let mut mget = redis::cmd("MGET");
+            for m in &members {
+                rk.truncate(at);
+                rk.extend_from_slice(m);
+                mget.arg(&rk[..]);
+            }
+            let values: Vec<Option<Vec<u8>>> = self.with_conn(|c| mget.query(c.like()))?;
+            for (m, v) in members.iter().zip(&values) {
+                // A key deleted between the two reads is skipped.
+                if let Some(v) = v {
+                    if visit(m, v) == Visit::Stop {
+                        return Ok(());
+                    }
+                }
+            }
+            if members.len() < chunk {
+                return Ok(());
+            }
+            let Some(last) = members.last() else {
+                return Ok(());
+            };
+            let next = lex_bound(Bound::Excluded(last), b"");
+            if reverse {
+                hi = next;
+            } else {
+                lo = next;
+            }
+            chunk = (chunk * 2).clamp(FIRST_SCAN_CHUNK, MAX_SCAN_CHUNK);
+        }
+    }
+
     fn record_key(prefix: &str, key: &[u8]) -> Vec<u8> {
         let mut k = Vec::with_capacity(prefix.len() + 3 + key.len());
         k.extend_from_slice(prefix.as_bytes());
@@ -491,10 +555,14 @@ impl StorageEngine for RedisEngine {
         if keys.is_empty() {
             return Ok(());
         }
-        let prefix = self.prefix(bucket);
         let mut cmd = redis::cmd("MGET");
+        // Each record key is built in one reused buffer (the command copies it).
+        let mut rk = Self::record_key(&self.prefix(bucket), b"");
+        let at = rk.len();
         for k in keys {
-            cmd.arg(Self::record_key(&prefix, k));
+            rk.truncate(at);
+            rk.extend_from_slice(k);
+            cmd.arg(&rk[..]);
         }
         let values: Vec<Option<Vec<u8>>> = self.with_conn(|c| cmd.query(c.like()))?;
         for (i, v) in values.iter().enumerate() {
@@ -517,51 +585,19 @@ impl StorageEngine for RedisEngine {
         reverse: bool,
         visit: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
     ) -> Result<()> {
-        let prefix = self.prefix(bucket);
-        let zk = Self::index_key(&prefix);
-        let mut lo = lex_bound(lower, b"-");
-        let mut hi = lex_bound(upper, b"+");
-        let mut chunk = FIRST_SCAN_CHUNK;
-        loop {
-            let mut range = redis::cmd("ZRANGE");
-            range.arg(&zk);
-            if reverse {
-                range.arg(&hi).arg(&lo).arg("BYLEX").arg("REV");
-            } else {
-                range.arg(&lo).arg(&hi).arg("BYLEX");
-            }
-            range.arg("LIMIT").arg(0).arg(chunk);
-            let members: Vec<Vec<u8>> = self.with_conn(|c| range.query(c.like()))?;
-            if members.is_empty() {
-                return Ok(());
-            }
-            let mut mget = redis::cmd("MGET");
-            for m in &members {
-                mget.arg(Self::record_key(&prefix, m));
-            }
-            let values: Vec<Option<Vec<u8>>> = self.with_conn(|c| mget.query(c.like()))?;
-            for (m, v) in members.iter().zip(&values) {
-                // A key deleted between the two reads is skipped.
-                if let Some(v) = v {
-                    if visit(m, v) == Visit::Stop {
-                        return Ok(());
-                    }
-                }
-            }
-            if members.len() < chunk {
-                return Ok(());
-            }
-            let Some(last) = members.last() else {
-                return Ok(());
-            };
-            let next = lex_bound(Bound::Excluded(last), b"");
-            if reverse {
-                hi = next;
-            } else {
-                lo = next;
-            }
-            chunk = (chunk * 2).min(MAX_SCAN_CHUNK);
-        }
+        self.scan_chunks(bucket, lower, upper, reverse, FIRST_SCAN_CHUNK, visit)
+    }
+
+    fn scan_limited(
+        &self,
+        bucket: &str,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        reverse: bool,
+        limit: usize,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
+    ) -> Result<()> {
+        self.scan_chunks(bucket, lower, upper, reverse, limit, visit)
     }
 
     fn count(&self, bucket: &str) -> Result<u64> {
