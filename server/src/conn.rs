@@ -55,6 +55,8 @@ pub(crate) struct Session {
     /// CLIENT REPLY: replies are sent (`On`), not sent (`Off`), or not sent for
     /// the next command (`Skip`). Pub/sub confirmations and messages always are.
     pub(crate) reply: Reply,
+    /// A `state load` this connection is sending the input of (LIBSTATE.LOAD).
+    pub(crate) load: Option<crate::config::LoadJob>,
 }
 
 /// A WATCHed key and the fingerprint of its record then (`None`: missing).
@@ -91,6 +93,7 @@ impl Session {
             protocol,
             local: crate::metrics::Local::default(),
             subs: Subscriptions::default(),
+            load: None,
         }
     }
 }

@@ -47,7 +47,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use auth::{ClientsFile, Registry};
-pub use config::{Addrs, AdminReply, AdminRequest, AdminRunner, Config, TlsFiles};
+pub use config::{
+    Addrs, AdminInput, AdminReply, AdminRequest, AdminRunner, Config, TlsFiles, LOAD_CHUNK_MAX,
+};
 pub use listen::Inherited;
 
 /// The Redis version the server reports (HELLO, INFO): the Redis 7.0 command set
