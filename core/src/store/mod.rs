@@ -688,8 +688,7 @@ impl Store {
     /// commit: after the first call, each call costs O(1) (a lock and two numbers).
     ///
     /// The first call on an open store counts once, with writes held off meanwhile:
-    /// O(buckets) on memfile, a read of every key on sled (about a second per
-    /// million records). From then on every write adds its change, and a plain
+    /// O(buckets) on memfile, a read of every key on sled. From then on every write adds its change, and a plain
     /// [`Bucket::set`](crate::Bucket::set) or `set_multiple` reads whether each of
     /// its keys existed (one engine read per key, which it otherwise skips).
     /// Expired records count until the sweeper removes them ([`StoreCounts`]).
