@@ -37,6 +37,13 @@
 /** MAJOR * 1000000 + MINOR * 1000 + PATCH; compare with state_version_number(). */
 #define STATE_VERSION_NUMBER 1000
 
+/**
+ * The entry at index `i` of the list `*list` (a pointer to a `state_entries` that
+ * the library filled): steps through `items` by the library's `entry_size`, so it
+ * stays right when a later release appends fields to `state_entry` (docs/versioning.md).
+ */
+#define STATE_ENTRY_AT(list, i) \
+  ((state_entry *)(void *)((char *)(list)->items + (size_t)(i) * (list)->entry_size))
 
 /**
  * `format` of `state_export` / `state_import`: the original state service's JSON
@@ -218,14 +225,32 @@ typedef struct state_entry {
 } state_entry;
 
 /**
- * A list of entries in key order (descending for `state_cursor_prev_n`).
+ * A list of entries in key order (descending for `state_cursor_prev_n`). Set
+ * `struct_size` to `sizeof(state_entries)` before the call that fills it
+ * (`state_entries list = {.struct_size = sizeof list};`).
+ *
+ * Step through `items` by `entry_size` bytes, not by `sizeof(state_entry)`:
+ * `STATE_ENTRY_AT(&list, i)` is the `i`th entry. A later release may append fields
+ * to `state_entry`; its lists then have a larger `entry_size`, and a program built
+ * against this header still finds every entry and reads the fields it knows.
  *
  * Owned by the caller; release it with `state_entries_free`, which frees every
  * entry. `items` is NULL when `len` is 0.
  */
 typedef struct state_entries {
   /**
-   * The entries.
+   * Set by the caller to `sizeof(state_entries)`; later releases append fields
+   * and fill only those that `struct_size` covers.
+   */
+  size_t struct_size;
+  /**
+   * Set by the library: the size in bytes of each element of `items` (the
+   * library's `sizeof(state_entry)`, never smaller than this header's), the
+   * stride to step through the list with.
+   */
+  size_t entry_size;
+  /**
+   * The entries, `entry_size` bytes apart.
    */
   struct state_entry *items;
   /**
@@ -253,12 +278,19 @@ typedef struct state_kv {
 } state_kv;
 
 /**
- * A list of NUL-terminated UTF-8 strings (bucket names).
+ * A list of NUL-terminated UTF-8 strings (bucket names). Set `struct_size` to
+ * `sizeof(state_strings)` before the call that fills it
+ * (`state_strings names = {.struct_size = sizeof names};`).
  *
  * Owned by the caller; release it with `state_strings_free`. `items` is NULL when
  * `len` is 0.
  */
 typedef struct state_strings {
+  /**
+   * Set by the caller to `sizeof(state_strings)`; later releases append fields
+   * and fill only those that `struct_size` covers.
+   */
+  size_t struct_size;
   /**
    * The strings.
    */
@@ -649,12 +681,14 @@ enum state_status state_delete(struct state_bucket *bucket,
  * Thread-safe.
  *
  * # Errors
- * `STATE_INVALID_ARGUMENT` (NULL argument or key, a bad key), `STATE_CLOSED`,
- * `STATE_IO`.
+ * `STATE_INVALID_ARGUMENT` (NULL argument or key, a bad key, an
+ * `entries->struct_size` smaller than this library's `state_entries`),
+ * `STATE_CLOSED`, `STATE_IO`.
  *
  * # Safety
  * `bucket` is only looked up; `keys` is valid for reads of `n_keys` pointers, each a
- * NUL-terminated string; `entries` is valid for a write.
+ * NUL-terminated string; `entries` is NULL or valid for a read of its `struct_size`
+ * field and a write of `struct_size` bytes.
  */
 enum state_status state_get_multiple(struct state_bucket *bucket,
                                      const char *const *keys,
@@ -849,10 +883,12 @@ enum state_status state_cursor_seek(struct state_cursor *cursor,
  * Thread-safe (calls on one cursor are serialized).
  *
  * # Errors
- * As `state_cursor_first`.
+ * As `state_cursor_first`, and `STATE_INVALID_ARGUMENT` for an
+ * `entries->struct_size` smaller than this library's `state_entries`.
  *
  * # Safety
- * `cursor` is only looked up; `entries` is valid for a write.
+ * `cursor` is only looked up; `entries` is NULL or valid for a read of its
+ * `struct_size` field and a write of `struct_size` bytes.
  */
 enum state_status state_cursor_next_n(struct state_cursor *cursor,
                                       size_t n,
@@ -867,10 +903,12 @@ enum state_status state_cursor_next_n(struct state_cursor *cursor,
  * Thread-safe (calls on one cursor are serialized).
  *
  * # Errors
- * As `state_cursor_first`.
+ * As `state_cursor_first`, and `STATE_INVALID_ARGUMENT` for an
+ * `entries->struct_size` smaller than this library's `state_entries`.
  *
  * # Safety
- * `cursor` is only looked up; `entries` is valid for a write.
+ * `cursor` is only looked up; `entries` is NULL or valid for a read of its
+ * `struct_size` field and a write of `struct_size` bytes.
  */
 enum state_status state_cursor_prev_n(struct state_cursor *cursor,
                                       size_t n,
@@ -1171,10 +1209,12 @@ void state_info_free(struct state_info *info);
  * Thread-safe.
  *
  * # Errors
- * `STATE_INVALID_ARGUMENT` (NULL `names`, not a store handle), `STATE_CLOSED`, `STATE_IO`.
+ * `STATE_INVALID_ARGUMENT` (NULL `names`, a `names->struct_size` smaller than this
+ * library's `state_strings`, not a store handle), `STATE_CLOSED`, `STATE_IO`.
  *
  * # Safety
- * `store` is only looked up; `names` is NULL or valid for a write.
+ * `store` is only looked up; `names` is NULL or valid for a read of its
+ * `struct_size` field and a write of `struct_size` bytes.
  */
 enum state_status state_bucket_names(struct state_store *store,
                                      struct state_strings *names);

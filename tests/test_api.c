@@ -439,7 +439,13 @@ static void test_get_multiple_and_set_multiple(void) {
     state_options o;
     state_store *st;
     state_bucket *b;
-    state_entries list;
+    state_entries list = {.struct_size = sizeof list};
+    state_entries old_list = {.struct_size = sizeof old_list - 1};
+    /* A caller built against a later header, whose state_entries has one more field. */
+    struct {
+        state_entries list;
+        size_t appended;
+    } newer = {{.struct_size = sizeof newer}, 7};
     uint8_t *v;
     size_t n;
     const char *keys[] = {"c", "missing", "a", "c"};
@@ -462,14 +468,32 @@ static void test_get_multiple_and_set_multiple(void) {
 
     CHECK_OK(state_get_multiple(b, keys, 4, &list));
     CHECK(list.len == 2);
+    /* The library keeps the caller's struct_size and says how far apart its entries
+     * are; STATE_ENTRY_AT steps by that, as a program must. */
+    CHECK(list.struct_size == sizeof list);
+    CHECK(list.entry_size == sizeof(state_entry));
     if (list.len == 2) {
-        CHECK(strcmp(list.items[0].key, "a") == 0 && list.items[0].key_len == 1);
-        CHECK(list.items[0].value_len == 1 && memcmp(list.items[0].value, "1", 1) == 0);
-        CHECK(strcmp(list.items[1].key, "c") == 0 && list.items[1].value_len == 0);
+        CHECK(STATE_ENTRY_AT(&list, 0) == &list.items[0]);
+        CHECK(STATE_ENTRY_AT(&list, 1) == &list.items[1]);
+        CHECK(strcmp(STATE_ENTRY_AT(&list, 0)->key, "a") == 0 && STATE_ENTRY_AT(&list, 0)->key_len == 1);
+        CHECK(STATE_ENTRY_AT(&list, 0)->value_len == 1 &&
+              memcmp(STATE_ENTRY_AT(&list, 0)->value, "1", 1) == 0);
+        CHECK(strcmp(STATE_ENTRY_AT(&list, 1)->key, "c") == 0 && STATE_ENTRY_AT(&list, 1)->value_len == 0);
     }
     state_entries_free(&list);
-    CHECK(list.items == NULL && list.len == 0);
+    CHECK(list.items == NULL && list.len == 0 && list.struct_size == sizeof list);
     state_entries_free(&list); /* twice: nothing happens */
+
+    /* A longer struct (a newer caller): filled up to this library's fields, its own
+     * tail left alone. A shorter one (an older caller): refused, nothing written. */
+    CHECK_OK(state_get_multiple(b, keys, 4, &newer.list));
+    CHECK(newer.list.struct_size == sizeof newer && newer.appended == 7);
+    CHECK(newer.list.len == 2 && newer.list.entry_size == sizeof(state_entry));
+    state_entries_free(&newer.list);
+    old_list.items = SENTINEL;
+    CHECK_RC(state_get_multiple(b, keys, 4, &old_list), STATE_INVALID_ARGUMENT);
+    CHECK(contains(state_last_error_message(), "entries->struct_size"));
+    CHECK(old_list.items == SENTINEL && old_list.entry_size == 0);
 
     CHECK_OK(state_get_multiple(b, NULL, 0, &list));
     CHECK(list.len == 0 && list.items == NULL);
@@ -504,7 +528,8 @@ static void test_get_multiple_and_set_multiple(void) {
 static void test_buckets_names_remove_info(void) {
     state_store *st = open_store("buckets");
     state_bucket *b1, *b2, *b = SENTINEL;
-    state_strings names;
+    state_strings names = {.struct_size = sizeof names};
+    state_strings old_names = {.struct_size = sizeof old_names - 1};
     state_info info = {.struct_size = sizeof info};
     state_info old_caller = {.struct_size = sizeof info - 1};
     bool existed = true;
@@ -525,9 +550,15 @@ static void test_buckets_names_remove_info(void) {
     if (names.len == 2) {
         CHECK(strcmp(names.items[0], "alpha") == 0 && strcmp(names.items[1], "beta") == 0);
     }
+    CHECK(names.struct_size == sizeof names);
     state_strings_free(&names);
     CHECK(names.items == NULL && names.len == 0);
     state_strings_free(&names);
+    /* A struct_size short of this library's state_strings: refused, nothing written. */
+    old_names.items = SENTINEL;
+    CHECK_RC(state_bucket_names(st, &old_names), STATE_INVALID_ARGUMENT);
+    CHECK(contains(state_last_error_message(), "names->struct_size"));
+    CHECK(old_names.items == SENTINEL);
 
     CHECK_OK(state_set_with_ttl(b2, "t", "v", 1, 3600000));
     CHECK_OK(state_store_info(st, &info));
@@ -589,7 +620,7 @@ static void test_cursor(void) {
     state_bucket *b, *empty;
     state_cursor *c, *ce;
     state_entry e;
-    state_entries list;
+    state_entries list = {.struct_size = sizeof list};
     state_kv items[4] = {{"b", "2", 1}, {"d", "4", 1}, {"f", "6", 1}, {"h", "8", 1}};
 
     CHECK_OK(state_bucket_open(st, "c", &b));
@@ -646,11 +677,11 @@ static void test_cursor(void) {
     CHECK_OK(state_cursor_next_n(c, 2, &list));
     CHECK(list.len == 2);
     if (list.len == 2) {
-        CHECK(entry_is(&list.items[0], "d", "4") && entry_is(&list.items[1], "f", "6"));
+        CHECK(entry_is(STATE_ENTRY_AT(&list, 0), "d", "4") && entry_is(STATE_ENTRY_AT(&list, 1), "f", "6"));
     }
     state_entries_free(&list);
     CHECK_OK(state_cursor_next_n(c, 10, &list)); /* fewer: end reached */
-    CHECK(list.len == 1 && entry_is(&list.items[0], "h", "8"));
+    CHECK(list.len == 1 && entry_is(STATE_ENTRY_AT(&list, 0), "h", "8"));
     state_entries_free(&list);
     CHECK_OK(state_cursor_next_n(c, 10, &list));
     CHECK(list.len == 0 && list.items == NULL);
@@ -658,15 +689,15 @@ static void test_cursor(void) {
     CHECK_OK(state_cursor_prev_n(c, 3, &list));
     CHECK(list.len == 3);
     if (list.len == 3) {
-        CHECK(entry_is(&list.items[0], "h", "8") && entry_is(&list.items[1], "f", "6") &&
-              entry_is(&list.items[2], "d", "4"));
+        CHECK(entry_is(STATE_ENTRY_AT(&list, 0), "h", "8") && entry_is(STATE_ENTRY_AT(&list, 1), "f", "6") &&
+              entry_is(STATE_ENTRY_AT(&list, 2), "d", "4"));
     }
     state_entries_free(&list);
     CHECK_OK(state_cursor_prev_n(c, 0, &list)); /* n == 0: no move */
     CHECK(list.len == 0);
     state_entries_free(&list);
     CHECK_OK(state_cursor_prev_n(c, 5, &list));
-    CHECK(list.len == 1 && entry_is(&list.items[0], "b", "2"));
+    CHECK(list.len == 1 && entry_is(STATE_ENTRY_AT(&list, 0), "b", "2"));
     state_entries_free(&list);
 
     /* A cursor steps by key, so it stays valid while the bucket changes. */
@@ -846,8 +877,8 @@ static void test_closed_and_invalid_handles(void) {
     state_cursor *c;
     state_service *svc;
     state_entry e;
-    state_entries list;
-    state_strings names;
+    state_entries list = {.struct_size = sizeof list};
+    state_strings names = {.struct_size = sizeof names};
     state_info info = {.struct_size = sizeof info};
     uint8_t *v;
     size_t n;

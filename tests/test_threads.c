@@ -39,7 +39,7 @@ static void *hammer(void *arg) {
     state_bucket *own, *mine;
     state_store *again;
     state_cursor *cur;
-    state_entries list;
+    state_entries list = {.struct_size = sizeof list};
     state_entry e;
     char name[32], key[64], val[64], keys_buf[5][64];
     const char *keys[5];
@@ -84,7 +84,7 @@ static void *hammer(void *arg) {
             }
             WCHECK(w, state_cursor_next_n(cur, 20, &list) == STATE_OK);
             for (i = 1; i < (int)list.len; i++) {
-                WCHECK(w, strcmp(list.items[i - 1].key, list.items[i].key) < 0);
+                WCHECK(w, strcmp(STATE_ENTRY_AT(&list, i - 1)->key, STATE_ENTRY_AT(&list, i)->key) < 0);
             }
             state_entries_free(&list);
             WCHECK(w, state_cursor_close(cur) == STATE_OK);

@@ -1,5 +1,7 @@
 //! `state load`: `Store::import_from` from a file or standard input, with a
-//! progress display on a terminal.
+//! progress display on a terminal. While `state serve` holds the store, the CLI
+//! reads the input and sends it to the server in chunks (`remote::forward_load`),
+//! and the server runs this same command on what it receives.
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Read};
@@ -21,15 +23,18 @@ pub fn load(target: &Target, file: &Path, format: Option<Format>, out: &mut Outp
     let start = Instant::now();
     let format = format.map_or_else(|| state_core::Format::from_path(file), core_format);
     let shown = display_name(file);
-    let (input, size): (Box<dyn Read>, Option<u64>) = if is_stdin(file) {
-        (Box::new(io::stdin().lock()), None)
-    } else {
-        let f = File::open(file).map_err(|e| Failure::input(file, e))?;
-        let len = f.metadata().map(|m| m.len()).ok();
-        (Box::new(f), len)
-    };
+    // Run by `state serve` for a caller: the input is what the caller sends (the
+    // server opens no path a caller names), and the caller shows the progress.
+    let (input, size, bar): (Box<dyn Read>, Option<u64>, Option<ProgressBar>) =
+        match crate::remote::take_input() {
+            Some(sent) => (Box::new(sent), None, Some(ProgressBar::hidden())),
+            None => {
+                let (input, size) = open_input(file)?;
+                (input, size, None)
+            }
+        };
     let store = target.open(Access::Create, Time::Live)?;
-    let bar = progress_bar(format, size, &shown);
+    let bar = bar.unwrap_or_else(|| progress_bar(format, size, &shown));
     let mut last = ImportProgress::default();
     let result = open::with_store(store, |store| {
         Ok(store.import_from(input, format, |p| {
@@ -99,7 +104,19 @@ fn failure(e: Error, shown: &str, format: state_core::Format, last: &ImportProgr
     }
 }
 
-fn display_name(file: &Path) -> String {
+/// The input of `state load FILE`: the file (with its size) or standard input.
+pub fn open_input(file: &Path) -> CmdResult<(Box<dyn Read>, Option<u64>)> {
+    Ok(if is_stdin(file) {
+        (Box::new(io::stdin().lock()), None)
+    } else {
+        let f = File::open(file).map_err(|e| Failure::input(file, e))?;
+        let len = f.metadata().map(|m| m.len()).ok();
+        (Box::new(f), len)
+    })
+}
+
+/// How messages name the input: its path as given, or "standard input".
+pub fn display_name(file: &Path) -> String {
     if is_stdin(file) {
         "standard input".into()
     } else {
@@ -109,6 +126,12 @@ fn display_name(file: &Path) -> String {
 
 fn is_stdin(file: &Path) -> bool {
     file.as_os_str() == "-"
+}
+
+/// The progress of sending the input to `state serve` (bytes sent, a bar when the
+/// size is known), on standard error when it is a terminal.
+pub fn sending_bar(size: Option<u64>, shown: &str) -> ProgressBar {
+    progress_bar(state_core::Format::JsonLines, size, shown)
 }
 
 /// A progress display on standard error when it is a terminal, else a hidden one:

@@ -7,6 +7,10 @@
 //! or root, by peer credentials) and the server runs the very same command on its
 //! open store ([`runner`]) and sends back what it printed and its exit code. So the
 //! output and the exit codes are those of the command on a closed store.
+//!
+//! `state load` reads its input here, with the caller's rights, and sends it over
+//! the socket in chunks (LIBSTATE.LOAD, [`forward_load`]); the server never opens a
+//! path a caller names.
 
 use std::cell::RefCell;
 use std::ffi::OsString;
@@ -15,7 +19,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use state_server::{AdminReply, AdminRequest, AdminRunner, SOCKET_NAME};
+use state_server::{AdminInput, AdminReply, AdminRequest, AdminRunner, SOCKET_NAME};
 
 use crate::args::{Cli, Command};
 use crate::fail::{CmdResult, Failure};
@@ -25,6 +29,14 @@ thread_local! {
     /// Standard input sent by the administrator's `state`, for the command the
     /// server runs on this thread.
     static STDIN: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
+    /// The input a remote caller of `state load` sends, for the load the server
+    /// runs on this thread.
+    static INPUT: RefCell<Option<AdminInput>> = const { RefCell::new(None) };
+}
+
+/// The input a remote caller of `state load` sends, if this thread runs its load.
+pub fn take_input() -> Option<AdminInput> {
+    INPUT.with(|s| s.borrow_mut().take())
 }
 
 /// The standard input a remote caller sent, if this thread runs its command.
@@ -50,6 +62,7 @@ pub fn remotable(cmd: &Command) -> bool {
             | Command::Check
             | Command::Compact
             | Command::Backup { .. }
+            | Command::Load { .. }
             | Command::Client(_)
     )
 }
@@ -70,15 +83,67 @@ fn reads_stdin(cmd: &Command) -> bool {
     }
 }
 
-/// Sends the command line (`args`, without the program name) to the server at
-/// `sock`, prints what the command printed there, and returns its exit code.
-pub fn forward(sock: &Path, cli: &Cli, args: &[OsString]) -> CmdResult<u8> {
-    let unreachable = |e: std::io::Error| {
+/// The failure for a server that cannot be reached at `sock`.
+fn unreachable(sock: &Path) -> impl Fn(std::io::Error) -> Failure + '_ {
+    move |e| {
         Failure::store(format!(
             "the store is held by the server listening on {}, which cannot be reached: {e}",
             sock.display()
         ))
-    };
+    }
+}
+
+/// The failure for a command the server refused (`msg`, its error reply).
+fn refused(msg: &str) -> Failure {
+    Failure::store(format!(
+        "the server holding the store refused the command: {msg}"
+    ))
+    .with_hint(
+        "commands go through `state serve` for the store's owner (the server's Unix user) \
+         or root; run this as that user, or stop the server",
+    )
+}
+
+/// A RESP request of `parts`.
+fn request(parts: &[&[u8]]) -> Vec<u8> {
+    let mut req = format!("*{}\r\n", parts.len()).into_bytes();
+    for p in parts {
+        req.extend_from_slice(format!("${}\r\n", p.len()).as_bytes());
+        req.extend_from_slice(p);
+        req.extend_from_slice(b"\r\n");
+    }
+    req
+}
+
+/// The arguments as UTF-8 bytes (the server parses them as the CLI does).
+fn utf8_args(args: &[OsString]) -> CmdResult<Vec<&[u8]>> {
+    args.iter()
+        .map(|a| {
+            a.to_str()
+                .map(str::as_bytes)
+                .ok_or_else(|| Failure::usage(format!("{a:?} is not UTF-8")))
+        })
+        .collect()
+}
+
+/// Prints what the command printed on the server and returns its exit code.
+fn print_reply(reply: &AdminReply) -> CmdResult<u8> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(&reply.stdout)
+        .and_then(|()| out.flush())
+        .map_err(crate::output::stdout_failure)?;
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(&reply.stderr);
+    Ok(reply.code)
+}
+
+/// Sends the command line (`args`, without the program name) to the server at
+/// `sock`, prints what the command printed there, and returns its exit code.
+pub fn forward(sock: &Path, cli: &Cli, args: &[OsString]) -> CmdResult<u8> {
+    if let Command::Load { file, .. } = &cli.command {
+        return forward_load(sock, file, args);
+    }
+    let unreachable = unreachable(sock);
     let mut stdin = Vec::new();
     if reads_stdin(&cli.command) {
         std::io::stdin()
@@ -88,43 +153,100 @@ pub fn forward(sock: &Path, cli: &Cli, args: &[OsString]) -> CmdResult<u8> {
     }
     let cwd = std::env::current_dir()
         .map_err(|e| Failure::store(format!("the working directory: {e}")))?;
-    let mut parts: Vec<Vec<u8>> = vec![
-        b"LIBSTATE.RUN".to_vec(),
-        cwd.as_os_str().as_encoded_bytes().to_vec(),
-        stdin,
-    ];
-    for a in args {
-        let s = a
-            .to_str()
-            .ok_or_else(|| Failure::usage(format!("{a:?} is not UTF-8")))?;
-        parts.push(s.as_bytes().to_vec());
-    }
-    let mut req = format!("*{}\r\n", parts.len()).into_bytes();
-    for p in &parts {
-        req.extend_from_slice(format!("${}\r\n", p.len()).as_bytes());
-        req.extend_from_slice(p);
-        req.extend_from_slice(b"\r\n");
-    }
-    let mut stream = UnixStream::connect(sock).map_err(unreachable)?;
-    stream.write_all(&req).map_err(unreachable)?;
+    let mut parts: Vec<&[u8]> = vec![b"LIBSTATE.RUN", cwd.as_os_str().as_encoded_bytes(), &stdin];
+    parts.extend(utf8_args(args)?);
+    let mut stream = UnixStream::connect(sock).map_err(&unreachable)?;
+    stream.write_all(&request(&parts)).map_err(&unreachable)?;
     let mut r = BufReader::new(stream);
-    let reply = read_reply(&mut r).map_err(unreachable)?;
-    let reply = reply.map_err(|msg| {
-        Failure::store(format!(
-            "the server holding the store refused the command: {msg}"
-        ))
-        .with_hint(
-            "commands go through `state serve` for the store's owner (the server's Unix user) \
-             or root; run this as that user, or stop the server",
-        )
-    })?;
-    let mut out = std::io::stdout().lock();
-    out.write_all(&reply.stdout)
-        .and_then(|()| out.flush())
-        .map_err(crate::output::stdout_failure)?;
-    let mut err = std::io::stderr().lock();
-    let _ = err.write_all(&reply.stderr);
-    Ok(reply.code)
+    let reply = read_reply(&mut r).map_err(&unreachable)?;
+    let reply = reply.map_err(|msg| refused(&msg))?;
+    print_reply(&reply)
+}
+
+/// `state load FILE` through the server at `sock`: reads the input here (the file,
+/// with this user's rights, or standard input) and sends it in chunks of the size
+/// the server names (LIBSTATE.LOAD BEGIN, DATA..., END), showing the bytes sent;
+/// then prints what the load printed on the server and returns its exit code. A
+/// read error ends the connection before END, so the server's load fails too (the
+/// records it loaded before stay, as on a closed store), and is reported as on a
+/// closed store.
+fn forward_load(sock: &Path, file: &Path, args: &[OsString]) -> CmdResult<u8> {
+    let unreachable = unreachable(sock);
+    let shown = crate::load::display_name(file);
+    let (mut input, size) = crate::load::open_input(file)?;
+    let cwd = std::env::current_dir()
+        .map_err(|e| Failure::store(format!("the working directory: {e}")))?;
+    let mut parts: Vec<&[u8]> = vec![
+        b"LIBSTATE.LOAD",
+        b"BEGIN",
+        cwd.as_os_str().as_encoded_bytes(),
+    ];
+    parts.extend(utf8_args(args)?);
+    let mut stream = UnixStream::connect(sock).map_err(&unreachable)?;
+    let mut r = BufReader::new(stream.try_clone().map_err(&unreachable)?);
+    stream.write_all(&request(&parts)).map_err(&unreachable)?;
+    let chunk = match read_int(&mut r).map_err(&unreachable)? {
+        Ok(n) => usize::try_from(n)
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| unreachable(bad_reply("a chunk size")))?,
+        Err(msg) => return Err(refused(&msg)),
+    };
+    let bar = crate::load::sending_bar(size, &shown);
+    // At most `chunk` bytes (the server's figure, at most LOAD_CHUNK_MAX) of input
+    // are held here at a time.
+    let mut buf = vec![0u8; chunk.min(state_server::LOAD_CHUNK_MAX)];
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                bar.finish_and_clear();
+                // Closing the connection without END fails the server's load.
+                drop(stream);
+                return Err(Failure::input(Path::new(&shown), e));
+            }
+        };
+        stream
+            .write_all(&request(&[b"LIBSTATE.LOAD", b"DATA", &buf[..n]]))
+            .map_err(&unreachable)?;
+        bar.inc(n as u64);
+        match read_int(&mut r).map_err(&unreachable)? {
+            Ok(1) => {}
+            // The load stopped reading (it failed): END brings its output.
+            Ok(_) => break,
+            Err(msg) => return Err(refused(&msg)),
+        }
+    }
+    bar.finish_and_clear();
+    stream
+        .write_all(&request(&[b"LIBSTATE.LOAD", b"END"]))
+        .map_err(&unreachable)?;
+    let reply = read_reply(&mut r).map_err(&unreachable)?;
+    let reply = reply.map_err(|msg| refused(&msg))?;
+    print_reply(&reply)
+}
+
+fn bad_reply(what: &str) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("an unexpected reply in place of {what}"),
+    )
+}
+
+/// Reads `:n`, or an error line (`Err(message)`).
+fn read_int(r: &mut impl BufRead) -> std::io::Result<Result<i64, String>> {
+    let mut l = String::new();
+    r.read_line(&mut l)?;
+    let l = l.trim_end_matches(['\r', '\n']);
+    if let Some(msg) = l.strip_prefix('-') {
+        return Ok(Err(msg.to_string()));
+    }
+    l.strip_prefix(':')
+        .and_then(|n| n.parse().ok())
+        .map(Ok)
+        .ok_or_else(|| bad_reply("a number"))
 }
 
 /// Reads `*3 :code $stdout $stderr`, or an error line (`Err(message)`).
@@ -217,6 +339,15 @@ fn run_for_admin(dir: &Path, req: AdminRequest) -> AdminReply {
             ..AdminReply::default()
         };
     }
+    // `state load` reads only what its caller sends (LIBSTATE.LOAD), never a path.
+    let input = req.input;
+    if matches!(cli.command, Command::Load { .. }) && input.is_none() {
+        return usage(
+            "state: load runs through the server with its input sent by the caller \
+             (LIBSTATE.LOAD), not through LIBSTATE.RUN\n"
+                .into(),
+        );
+    }
     cli.store = dir.to_path_buf();
     let at = |p: &mut PathBuf| {
         if p.is_relative() && p.as_os_str() != "-" {
@@ -244,8 +375,10 @@ fn run_for_admin(dir: &Path, req: AdminRequest) -> AdminReply {
         Box::new(Captured(notes.clone())),
     );
     STDIN.with(|s| *s.borrow_mut() = Some(req.stdin));
+    INPUT.with(|s| *s.borrow_mut() = input);
     let result = crate::run(cli, true, &mut out).and_then(|()| out.flush());
     STDIN.with(|s| s.borrow_mut().take());
+    INPUT.with(|s| s.borrow_mut().take());
     drop(out);
     let stdout = buf.lock().map(|v| v.clone()).unwrap_or_default();
     let mut stderr = notes.lock().map(|v| v.clone()).unwrap_or_default();

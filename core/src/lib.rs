@@ -82,7 +82,9 @@ pub use error::{Error, ErrorKind, Result};
 pub use expiry::{deadline, ttl_from_millis, ttl_from_secs_f64, Ttl};
 pub use iter::Iter;
 pub use maintenance::{BucketCheck, CheckReport, CompactReport, RecordProblem};
-pub use store::{Store, StoreBuilder, StoreInfo, DEFAULT_FLUSH_INTERVAL, DEFAULT_SWEEP_INTERVAL};
+pub use store::{
+    Store, StoreBuilder, StoreCounts, StoreInfo, DEFAULT_FLUSH_INTERVAL, DEFAULT_SWEEP_INTERVAL,
+};
 pub use transfer::{
     encode_value, ExportProgress, ExportReport, Format, ImportProgress, ImportReport,
 };

@@ -38,8 +38,8 @@ int main(int argc, char **argv) {
     state_cursor *cur;
     state_service *svc;
     state_entry e;
-    state_entries list;
-    state_strings names;
+    state_entries list = {.struct_size = sizeof list};
+    state_strings names = {.struct_size = sizeof names};
     state_info info = {.struct_size = sizeof info};
     uint8_t *value;
     size_t len, i;
@@ -109,7 +109,7 @@ int main(int argc, char **argv) {
         check(state_get_multiple(alice, keys, 3, &list), "state_get_multiple");
         printf("get_multiple: %zu of 3 keys present:", list.len);
         for (i = 0; i < list.len; i++) {
-            printf(" %s", list.items[i].key);
+            printf(" %s", STATE_ENTRY_AT(&list, i)->key);
         }
         printf("\n");
         state_entries_free(&list);

@@ -4,7 +4,9 @@
 use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 
-use crate::boundary::{arg_array, arg_bytes, arg_out, arg_str, put, put_opt, run, Fail};
+use crate::boundary::{
+    arg_array, arg_bytes, arg_out, arg_sized_out, arg_str, put, put_opt, put_sized, run, Fail,
+};
 use crate::buffers::{buf_from, entries_from, state_entries};
 use crate::handles::{get, register, state_bucket, state_store, unregister, with};
 use crate::status::state_status;
@@ -216,12 +218,14 @@ pub unsafe extern "C" fn state_delete(
 /// Thread-safe.
 ///
 /// # Errors
-/// `STATE_INVALID_ARGUMENT` (NULL argument or key, a bad key), `STATE_CLOSED`,
-/// `STATE_IO`.
+/// `STATE_INVALID_ARGUMENT` (NULL argument or key, a bad key, an
+/// `entries->struct_size` smaller than this library's `state_entries`),
+/// `STATE_CLOSED`, `STATE_IO`.
 ///
 /// # Safety
 /// `bucket` is only looked up; `keys` is valid for reads of `n_keys` pointers, each a
-/// NUL-terminated string; `entries` is valid for a write.
+/// NUL-terminated string; `entries` is NULL or valid for a read of its `struct_size`
+/// field and a write of `struct_size` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn state_get_multiple(
     bucket: *mut state_bucket,
@@ -233,7 +237,8 @@ pub unsafe extern "C" fn state_get_multiple(
         let b = get(bucket, "bucket")?;
         // SAFETY: forwarded contract.
         let raw = unsafe { arg_array(keys, n_keys, "keys") }?;
-        let out = arg_out(entries, "entries")?;
+        // SAFETY: NULL, or its struct_size readable, by the contract.
+        let out = unsafe { arg_sized_out(entries, "entries") }?;
         let keys = raw
             .iter()
             .enumerate()
@@ -241,8 +246,8 @@ pub unsafe extern "C" fn state_get_multiple(
             .map(|(i, &k)| unsafe { arg_str(k, format_args!("keys[{i}]")) })
             .collect::<Result<Vec<&str>, _>>()?;
         let found = b.get_multiple(keys)?;
-        // SAFETY: checked non-NULL, writable by the contract.
-        unsafe { put(out, entries_from(found)) };
+        // SAFETY: checked, writable for struct_size bytes by the contract.
+        unsafe { put_sized(out, entries_from(found)) };
         Ok(state_status::STATE_OK)
     })
 }

@@ -13,7 +13,7 @@ use std::ptr;
 
 use state_core::Entry;
 
-use crate::boundary::run_void;
+use crate::boundary::{run_void, StructSize};
 
 /// A key with its value, returned by cursors and `state_get_multiple`.
 ///
@@ -33,30 +33,61 @@ pub struct state_entry {
     pub value_len: usize,
 }
 
-/// A list of entries in key order (descending for `state_cursor_prev_n`).
+/// A list of entries in key order (descending for `state_cursor_prev_n`). Set
+/// `struct_size` to `sizeof(state_entries)` before the call that fills it
+/// (`state_entries list = {.struct_size = sizeof list};`).
+///
+/// Step through `items` by `entry_size` bytes, not by `sizeof(state_entry)`:
+/// `STATE_ENTRY_AT(&list, i)` is the `i`th entry. A later release may append fields
+/// to `state_entry`; its lists then have a larger `entry_size`, and a program built
+/// against this header still finds every entry and reads the fields it knows.
 ///
 /// Owned by the caller; release it with `state_entries_free`, which frees every
 /// entry. `items` is NULL when `len` is 0.
 #[repr(C)]
 #[derive(Debug)]
 pub struct state_entries {
-    /// The entries.
+    /// Set by the caller to `sizeof(state_entries)`; later releases append fields
+    /// and fill only those that `struct_size` covers.
+    pub struct_size: usize,
+    /// Set by the library: the size in bytes of each element of `items` (the
+    /// library's `sizeof(state_entry)`, never smaller than this header's), the
+    /// stride to step through the list with.
+    pub entry_size: usize,
+    /// The entries, `entry_size` bytes apart.
     pub items: *mut state_entry,
     /// Number of entries.
     pub len: usize,
 }
 
-/// A list of NUL-terminated UTF-8 strings (bucket names).
+impl StructSize for state_entries {
+    fn set_struct_size(&mut self, n: usize) {
+        self.struct_size = n;
+    }
+}
+
+/// A list of NUL-terminated UTF-8 strings (bucket names). Set `struct_size` to
+/// `sizeof(state_strings)` before the call that fills it
+/// (`state_strings names = {.struct_size = sizeof names};`).
 ///
 /// Owned by the caller; release it with `state_strings_free`. `items` is NULL when
 /// `len` is 0.
 #[repr(C)]
 #[derive(Debug)]
 pub struct state_strings {
+    /// Set by the caller to `sizeof(state_strings)`; later releases append fields
+    /// and fill only those that `struct_size` covers.
+    pub struct_size: usize,
     /// The strings.
     pub items: *mut *mut c_char,
     /// Number of strings.
     pub len: usize,
+}
+
+impl StructSize for state_strings {
+    fn set_struct_size(&mut self, n: usize) {
+        self.struct_size = n;
+    }
 }
 
 /// Bytes in front of every buffer: its length, so `state_free` needs none from the
@@ -124,37 +155,38 @@ pub(crate) fn entry_from((key, value): Entry) -> state_entry {
     }
 }
 
-/// Converts entries into a C list (new buffers).
+/// Converts entries into a C list (new buffers); `struct_size` is set when it is
+/// written (`put_sized`).
 pub(crate) fn entries_from(entries: impl IntoIterator<Item = Entry>) -> state_entries {
     let items: Box<[state_entry]> = entries.into_iter().map(entry_from).collect();
     let len = items.len();
-    if len == 0 {
-        return state_entries {
-            items: ptr::null_mut(),
-            len: 0,
-        };
-    }
     state_entries {
-        items: Box::into_raw(items).cast(),
+        struct_size: 0,
+        entry_size: std::mem::size_of::<state_entry>(),
+        items: if len == 0 {
+            ptr::null_mut()
+        } else {
+            Box::into_raw(items).cast()
+        },
         len,
     }
 }
 
-/// Converts strings into a C list (new buffers).
+/// Converts strings into a C list (new buffers); `struct_size` is set when it is
+/// written (`put_sized`).
 pub(crate) fn strings_from(strings: Vec<String>) -> state_strings {
     let items: Box<[*mut c_char]> = strings
         .iter()
         .map(|s| buf_from(s.as_bytes()).cast())
         .collect();
     let len = items.len();
-    if len == 0 {
-        return state_strings {
-            items: ptr::null_mut(),
-            len: 0,
-        };
-    }
     state_strings {
-        items: Box::into_raw(items).cast(),
+        struct_size: 0,
+        items: if len == 0 {
+            ptr::null_mut()
+        } else {
+            Box::into_raw(items).cast()
+        },
         len,
     }
 }

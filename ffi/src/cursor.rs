@@ -12,7 +12,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use state_core::{Cursor, Entry};
 
-use crate::boundary::{arg_out, arg_str, put, run, Fail};
+use crate::boundary::{arg_out, arg_sized_out, arg_str, put, put_sized, run, Fail};
 use crate::buffers::{entries_from, entry_from, state_entries, state_entry};
 use crate::handles::{get, register, state_bucket, state_cursor, unregister};
 use crate::status::state_status;
@@ -85,10 +85,11 @@ fn steps(
 ) -> state_status {
     run(|| {
         let c = get(cursor, "cursor")?;
-        let out = arg_out(entries, "entries")?;
+        // SAFETY: NULL, or its struct_size readable, by the caller's contract.
+        let out = unsafe { arg_sized_out(entries, "entries") }?;
         let list = mv(&mut c.lock())?;
-        // SAFETY: checked non-NULL; writable by the caller's contract.
-        unsafe { put(out, entries_from(list)) };
+        // SAFETY: checked; writable for struct_size bytes by the caller's contract.
+        unsafe { put_sized(out, entries_from(list)) };
         Ok(state_status::STATE_OK)
     })
 }
@@ -206,10 +207,12 @@ pub unsafe extern "C" fn state_cursor_seek(
 /// Thread-safe (calls on one cursor are serialized).
 ///
 /// # Errors
-/// As `state_cursor_first`.
+/// As `state_cursor_first`, and `STATE_INVALID_ARGUMENT` for an
+/// `entries->struct_size` smaller than this library's `state_entries`.
 ///
 /// # Safety
-/// `cursor` is only looked up; `entries` is valid for a write.
+/// `cursor` is only looked up; `entries` is NULL or valid for a read of its
+/// `struct_size` field and a write of `struct_size` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn state_cursor_next_n(
     cursor: *mut state_cursor,
@@ -227,10 +230,12 @@ pub unsafe extern "C" fn state_cursor_next_n(
 /// Thread-safe (calls on one cursor are serialized).
 ///
 /// # Errors
-/// As `state_cursor_first`.
+/// As `state_cursor_first`, and `STATE_INVALID_ARGUMENT` for an
+/// `entries->struct_size` smaller than this library's `state_entries`.
 ///
 /// # Safety
-/// `cursor` is only looked up; `entries` is valid for a write.
+/// `cursor` is only looked up; `entries` is NULL or valid for a read of its
+/// `struct_size` field and a write of `struct_size` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn state_cursor_prev_n(
     cursor: *mut state_cursor,

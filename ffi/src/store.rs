@@ -353,10 +353,12 @@ pub unsafe extern "C" fn state_info_free(info: *mut state_info) {
 /// Thread-safe.
 ///
 /// # Errors
-/// `STATE_INVALID_ARGUMENT` (NULL `names`, not a store handle), `STATE_CLOSED`, `STATE_IO`.
+/// `STATE_INVALID_ARGUMENT` (NULL `names`, a `names->struct_size` smaller than this
+/// library's `state_strings`, not a store handle), `STATE_CLOSED`, `STATE_IO`.
 ///
 /// # Safety
-/// `store` is only looked up; `names` is NULL or valid for a write.
+/// `store` is only looked up; `names` is NULL or valid for a read of its
+/// `struct_size` field and a write of `struct_size` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn state_bucket_names(
     store: *mut state_store,
@@ -364,10 +366,11 @@ pub unsafe extern "C" fn state_bucket_names(
 ) -> state_status {
     run(|| {
         let s = get(store, "store")?;
-        let out = arg_out(names, "names")?;
+        // SAFETY: NULL, or its struct_size readable, by the contract.
+        let out = unsafe { arg_sized_out(names, "names") }?;
         let list = strings_from(s.bucket_names()?);
-        // SAFETY: checked non-NULL, writable by the contract.
-        unsafe { put(out, list) };
+        // SAFETY: checked, writable for struct_size bytes by the contract.
+        unsafe { put_sized(out, list) };
         Ok(state_status::STATE_OK)
     })
 }

@@ -56,7 +56,9 @@ fn generate() -> String {
     let dir = manifest_dir();
     let mut config =
         cbindgen::Config::from_file(dir.join("cbindgen.toml")).expect("read cbindgen.toml");
-    config.after_includes = Some(version_macros());
+    // The version macros, then what cbindgen.toml puts there (STATE_ENTRY_AT).
+    let configured = config.after_includes.take().unwrap_or_default();
+    config.after_includes = Some(version_macros() + &configured);
     let bindings = cbindgen::Builder::new()
         .with_config(config)
         .with_src(dir.join("src").join("lib.rs"))

@@ -15,18 +15,100 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
-/// A `state` command an administrator asks the server to run (LIBSTATE.RUN).
-#[derive(Debug, Clone)]
+/// A `state` command an administrator asks the server to run (LIBSTATE.RUN, or
+/// LIBSTATE.LOAD for `state load`).
+#[derive(Debug)]
 pub struct AdminRequest {
     /// The caller's working directory, for relative paths among the arguments.
     pub cwd: PathBuf,
     /// The caller's standard input, for a command that reads it (`set B K -`).
     pub stdin: Vec<u8>,
+    /// The input a `state load` reads (LIBSTATE.LOAD): what the caller sends, chunk
+    /// by chunk, never a file the server opens. `None` for every other command.
+    pub input: Option<AdminInput>,
     /// The arguments after `state`.
     pub args: Vec<String>,
     /// Whether the caller is the store's owner (on the Unix socket); otherwise it
     /// is a client added with `--admin`, allowed `state client ...` only.
     pub owner: bool,
+}
+
+/// Most bytes of one chunk of a `state load`'s input (LIBSTATE.LOAD DATA).
+pub const LOAD_CHUNK_MAX: usize = 1 << 20;
+
+/// Chunks of a `state load`'s input the server holds at most: a caller sending
+/// faster than the store writes waits for the reply to its chunk, so a load holds
+/// at most this many chunks of [`LOAD_CHUNK_MAX`] in memory.
+pub(crate) const LOAD_QUEUE: usize = 4;
+
+/// One message to a running `state load`.
+#[derive(Debug)]
+pub(crate) enum LoadChunk {
+    /// More input.
+    Data(Vec<u8>),
+    /// The input is complete.
+    End,
+}
+
+/// The input of a `state load` run by the server ([`AdminRequest::input`]): the
+/// bytes its caller sends over the connection, in order. Reading it waits for the
+/// next chunk; it ends where the caller says the input ends, and fails (*unexpected
+/// end of file*) if the caller goes away before saying so, so that a cut connection
+/// is never taken for a complete input.
+#[derive(Debug)]
+pub struct AdminInput {
+    rx: std::sync::mpsc::Receiver<LoadChunk>,
+    buf: Vec<u8>,
+    pos: usize,
+    ended: bool,
+}
+
+impl AdminInput {
+    /// An input fed through `rx`.
+    pub(crate) fn new(rx: std::sync::mpsc::Receiver<LoadChunk>) -> AdminInput {
+        AdminInput {
+            rx,
+            buf: Vec::new(),
+            pos: 0,
+            ended: false,
+        }
+    }
+}
+
+impl std::io::Read for AdminInput {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.buf.len() {
+            if self.ended || out.is_empty() {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(LoadChunk::Data(d)) => {
+                    self.buf = d;
+                    self.pos = 0;
+                }
+                Ok(LoadChunk::End) => self.ended = true,
+                Err(_) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the caller went away before sending the whole input",
+                    ))
+                }
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// A `state load` running for a connection (LIBSTATE.LOAD): where its input goes,
+/// and the thread that runs it. Dropping it (the connection closed) ends its input
+/// with an error.
+#[derive(Debug)]
+pub(crate) struct LoadJob {
+    pub(crate) tx: std::sync::mpsc::SyncSender<LoadChunk>,
+    pub(crate) done: std::thread::JoinHandle<AdminReply>,
 }
 
 /// What a command run for an administrator printed, and its exit code.
@@ -172,4 +254,32 @@ pub struct Addrs {
     pub resp: Option<SocketAddr>,
     /// The HTTP address.
     pub http: Option<SocketAddr>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    #[test]
+    fn a_load_input_ends_where_the_caller_says_and_fails_if_it_goes_away_first() {
+        let (tx, rx) = std::sync::mpsc::sync_channel(LOAD_QUEUE);
+        let mut input = AdminInput::new(rx);
+        tx.send(LoadChunk::Data(b"abc".to_vec())).unwrap();
+        tx.send(LoadChunk::Data(b"de".to_vec())).unwrap();
+        tx.send(LoadChunk::End).unwrap();
+        let mut all = Vec::new();
+        input.read_to_end(&mut all).unwrap();
+        assert_eq!(all, b"abcde");
+
+        let (tx, rx) = std::sync::mpsc::sync_channel(LOAD_QUEUE);
+        let mut input = AdminInput::new(rx);
+        tx.send(LoadChunk::Data(b"{}".to_vec())).unwrap();
+        drop(tx);
+        let mut all = Vec::new();
+        let e = input.read_to_end(&mut all).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert_eq!(all, b"{}");
+    }
 }

@@ -48,7 +48,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use auth::{ClientsFile, Registry};
-pub use config::{Addrs, AdminReply, AdminRequest, AdminRunner, Config, TlsFiles};
+pub use config::{
+    Addrs, AdminInput, AdminReply, AdminRequest, AdminRunner, Config, TlsFiles, LOAD_CHUNK_MAX,
+};
 pub use listen::Inherited;
 
 /// The Redis version the server reports (HELLO, INFO): the Redis 7.0 command set
@@ -367,6 +369,12 @@ impl Server {
             }
         };
         let registry = Registry::open(clients).map_err(|e| io::Error::other(e.0))?;
+        // `/metrics` reads the store's bucket and record counts on every scrape, in
+        // O(1) once counting has started: start it now (one count; on sled a read of
+        // every key), so no scrape pays for it.
+        if let Err(e) = svc.store().counts() {
+            tracing::warn!("cannot count the store's records for /metrics: {e}");
+        }
         let listeners = listen::Listeners::bind(&cfg, inherited).await?;
         let addrs = listeners.addrs();
         let owns_socket = listeners.owns_socket;

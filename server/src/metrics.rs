@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use state_core::{ErrorKind, Store};
+use state_core::{ErrorKind, StoreCounts};
 use state_service::ErrorKind as Kind;
 
 /// Upper bounds of the latency histogram's buckets, in seconds.
@@ -36,17 +36,7 @@ pub struct Metrics {
     errors: [AtomicU64; 6],
     latency: [AtomicU64; LATENCY_BOUNDS.len() + 1],
     latency_sum_ns: AtomicU64,
-    /// The store's bucket and record counts as last counted, and when: counting is
-    /// O(records) on some engines, so a scrape never counts; it reports this figure
-    /// and, when it is older than [`STORE_FIGURES_MAX_AGE`], asks for a new count in
-    /// the background (one at a time).
-    store_figures: parking_lot::Mutex<Option<(std::time::Instant, u64, u64)>>,
-    counting: std::sync::atomic::AtomicBool,
 }
-
-/// How old the store's counts in `/metrics` may get before a scrape starts a new
-/// count in the background.
-pub const STORE_FIGURES_MAX_AGE: Duration = Duration::from_secs(30);
 
 /// One connection's counts, added to the shared [`Metrics`] in one go by
 /// [`Local::flush`] (after each batch of pipelined requests), so connections on
@@ -185,38 +175,11 @@ impl Metrics {
             latency_sum_ns: AtomicU64::new(0),
             keyspace_hits: AtomicU64::new(0),
             keyspace_misses: AtomicU64::new(0),
-            store_figures: parking_lot::Mutex::new(None),
-            counting: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
 
 impl Metrics {
-    /// Whether the store's counts are missing or older than
-    /// [`STORE_FIGURES_MAX_AGE`] and no count is running: the caller should run
-    /// [`Metrics::count_store`] (off the connections' threads). Claims the count.
-    pub fn claim_store_count(&self) -> bool {
-        let stale = self
-            .store_figures
-            .lock()
-            .is_none_or(|(at, _, _)| at.elapsed() >= STORE_FIGURES_MAX_AGE);
-        stale
-            && self
-                .counting
-                .compare_exchange(false, true, Relaxed, Relaxed)
-                .is_ok()
-    }
-
-    /// Counts the store's buckets and records (O(records) on some engines; not under
-    /// any lock that writers take) and keeps the figures for the next scrapes.
-    pub fn count_store(&self, store: &Store) {
-        if let Ok(info) = store.info() {
-            *self.store_figures.lock() =
-                Some((std::time::Instant::now(), info.buckets, info.records));
-        }
-        self.counting.store(false, Relaxed);
-    }
-
     /// Counts a command by its index in the command table (`None`: unknown).
     pub fn command(&self, index: Option<usize>) {
         let i = index.unwrap_or(self.command_names.len());
@@ -239,9 +202,9 @@ impl Metrics {
 
     /// The Prometheus text exposition: the build, the process (`/proc`,
     /// `getrusage`), the server's counters (kept as requests run) and the store's
-    /// bucket and record counts as last counted in the background (see
-    /// [`Metrics::claim_store_count`]). Rendering reads no record.
-    pub fn render(&self) -> String {
+    /// bucket and record counts (`store`: [`state_core::Store::counts`], kept as
+    /// writes commit; `None` leaves them out). Rendering reads no record.
+    pub fn render(&self, store: Option<StoreCounts>) -> String {
         let mut o = String::new();
         let g = |o: &mut String, name: &str, kind: &str, help: &str, v: u64| {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
@@ -323,27 +286,20 @@ impl Metrics {
             self.latency_sum_ns.load(Relaxed) as f64 / 1e9
         );
         let _ = writeln!(o, "libstate_request_duration_seconds_count {cum}");
-        if let Some((at, buckets, records)) = *self.store_figures.lock() {
+        if let Some(counts) = store {
             g(
                 &mut o,
                 "libstate_buckets",
                 "gauge",
-                "Buckets in the store (as counted libstate_store_count_age_seconds ago).",
-                buckets,
+                "Buckets holding at least one record.",
+                counts.buckets,
             );
             g(
                 &mut o,
                 "libstate_records",
                 "gauge",
-                "Live records in the store (as counted libstate_store_count_age_seconds ago).",
-                records,
-            );
-            g(
-                &mut o,
-                "libstate_store_count_age_seconds",
-                "gauge",
-                "Age of the bucket and record counts.",
-                at.elapsed().as_secs(),
+                "Records stored (expired ones count until the sweeper removes them).",
+                counts.records,
             );
         }
         o

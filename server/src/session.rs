@@ -42,6 +42,8 @@ pub(crate) struct Session {
     /// CLIENT REPLY: replies are sent (`On`), not sent (`Off`), or not sent for
     /// the next command (`Skip`). Pub/sub confirmations and messages always are.
     pub(crate) reply: Reply,
+    /// A `state load` this connection is sending the input of (LIBSTATE.LOAD).
+    pub(crate) load: Option<crate::config::LoadJob>,
 }
 
 /// The keys of one WATCH (see [`state_core::Bucket::watch_keys`]).
@@ -81,6 +83,7 @@ impl Session {
             protocol,
             local,
             subs: Subscriptions::default(),
+            load: None,
         }
     }
 }

@@ -29,10 +29,15 @@
 //! engine drops the bucket and its index whole); it goes through the same lock,
 //! derives its watch changes with the same [`change_of`], and publishes after the
 //! engine's removal succeeded.
+//!
+//! Each commit also adds its change to the store's record counts ([`counts`]), once
+//! something asked for them.
 
+mod counts;
 mod group_commit;
 pub(crate) mod tap;
 
+use self::counts::Counts;
 pub(crate) use self::group_commit::GroupSync;
 use self::tap::Tap;
 
@@ -481,6 +486,8 @@ pub(crate) struct Committer {
     /// Records removed after their deadline passed (by the sweeper or a write
     /// that found them expired) since the store opened in this process.
     expired: AtomicU64,
+    /// Bucket and record counts kept as writes commit (see [`counts`]).
+    counts: Counts,
 }
 
 impl Committer {
@@ -495,12 +502,54 @@ impl Committer {
             clock,
             tap: Tap::default(),
             expired: AtomicU64::new(0),
+            counts: Counts::default(),
         }
     }
 
     /// Records removed after their deadline passed since the store opened here.
     pub(crate) fn expired(&self) -> u64 {
         self.expired.load(Ordering::Relaxed)
+    }
+
+    /// The number of buckets holding a record and the number of stored records
+    /// (expired ones not yet swept included), kept as writes commit. The first call
+    /// counts once, with writes held off (O(buckets) on an engine that counts a
+    /// bucket in O(1), O(records) on others); later calls cost O(1). `None` for an
+    /// engine other processes write to (`shared`): their writes are not seen here.
+    pub(crate) fn counts(
+        &self,
+        engine: &dyn StorageEngine,
+        shared: bool,
+    ) -> Result<Option<(u64, u64)>> {
+        if shared {
+            return Ok(None);
+        }
+        if let Some(totals) = self.counts.totals() {
+            return Ok(Some(totals));
+        }
+        let _w = self.lock.lock();
+        if !self.counts.on() {
+            let mut counted = Vec::new();
+            for name in engine.bucket_names()? {
+                if crate::store::is_user_bucket(&name) {
+                    let n = engine.count(&name)?;
+                    counted.push((name, n));
+                }
+            }
+            self.counts.start(counted);
+        }
+        Ok(self.counts.totals())
+    }
+
+    /// Whether commits keep the counts (they stop only when a change is unknown).
+    #[cfg(test)]
+    pub(crate) fn counting(&self) -> bool {
+        self.counts.on()
+    }
+
+    /// Each bucket's stored records, if [`Committer::counts`] started counting.
+    pub(crate) fn bucket_counts(&self) -> Option<HashMap<String, u64>> {
+        self.counts.per_bucket()
     }
 
     /// Where a running online backup captures what writes overwrite.
@@ -537,7 +586,11 @@ impl Committer {
     ) -> Result<()> {
         self.durably(engine, || {
             let watched = self.hub.active();
-            if watched && ops.iter().any(|op| op.prior() == Some(Prior::Unknown)) {
+            // Watchers need to know whether each key is new; the counts, whether it
+            // existed.
+            if (watched || self.counts.on())
+                && ops.iter().any(|op| op.prior() == Some(Prior::Unknown))
+            {
                 let ((), wrote) = self.retry(engine, bucket, watched, |reader| {
                     Ok(((), self.resolve(reader, bucket, ops)?))
                 })?;
@@ -650,13 +703,20 @@ impl Committer {
                     },
                 )?;
             }
-            let removed = self.tap.run(engine, |engine| {
-                let removed = engine.remove_bucket(bucket)?;
-                // Its expiry index goes with it (after the records: a crash between
-                // the two leaves index entries the sweeper drops as stale).
-                engine.remove_bucket(&expiry::index_bucket(bucket))?;
-                Ok(removed)
-            })?;
+            let removed = self
+                .tap
+                .run(engine, |engine| {
+                    let removed = engine.remove_bucket(bucket)?;
+                    // Its expiry index goes with it (after the records: a crash between
+                    // the two leaves index entries the sweeper drops as stale).
+                    engine.remove_bucket(&expiry::index_bucket(bucket))?;
+                    Ok(removed)
+                })
+                .inspect_err(|_| {
+                    // An engine may have removed part of the bucket: count again.
+                    self.counts.stop();
+                })?;
+            self.counts.removed(bucket);
             let changes: Vec<Change<'_>> = gone.iter().filter_map(change_of).collect();
             self.hub.publish(bucket, &changes);
             Ok((removed, removed))
@@ -752,6 +812,7 @@ impl Committer {
             if expired > 0 {
                 self.expired.fetch_add(expired as u64, Ordering::Relaxed);
             }
+            self.counts.committed(bucket, ops);
             if watched {
                 self.hub.publish(bucket, &changes);
             }

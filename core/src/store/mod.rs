@@ -181,6 +181,20 @@ pub struct StoreInfo {
     pub engine_details: Option<String>,
 }
 
+/// Bucket and record counts of an open store, kept as writes commit
+/// ([`Store::counts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreCounts {
+    /// Number of buckets holding at least one stored record (the buckets
+    /// [`Store::bucket_names`] lists).
+    pub buckets: u64,
+    /// Number of stored records over all buckets: the live ones and those expired
+    /// but not yet removed by the sweeper (which removes them within a sweep
+    /// interval, 1 s by default).
+    pub records: u64,
+}
+
 /// Resolved options shared by every handle on one store.
 #[derive(Debug)]
 pub(crate) struct Options {
@@ -302,6 +316,14 @@ impl Shared {
         lend::refuse(self, "watch the store")?;
         let _engine = self.engine()?;
         Ok(self.commit.exclusive(|| register(self.commit.hub())))
+    }
+
+    /// The store's counts (see [`Store::counts`]).
+    pub(crate) fn counts(&self) -> Result<Option<StoreCounts>> {
+        lend::refuse(self, "count the store's records")?;
+        let engine = self.engine()?;
+        let totals = self.commit.counts(&*engine, self.opts.shared_engine)?;
+        Ok(totals.map(|(buckets, records)| StoreCounts { buckets, records }))
     }
 
     pub(crate) fn remove_bucket(&self, name: &str) -> Result<bool> {
@@ -687,8 +709,29 @@ impl Store {
         self.shared()?.flush()
     }
 
+    /// The number of buckets holding a record and of records stored, kept as writes
+    /// commit: after the first call, each call costs O(1) (a lock and two numbers).
+    ///
+    /// The first call on an open store counts once, with writes held off meanwhile:
+    /// O(buckets) on memfile, a read of every key on sled. From then on every write adds its change, and a plain
+    /// [`Bucket::set`](crate::Bucket::set) or `set_multiple` reads whether each of
+    /// its keys existed (one engine read per key, which it otherwise skips).
+    /// Expired records count until the sweeper removes them ([`StoreCounts`]).
+    ///
+    /// `Ok(None)` for a store that other processes may write to at the same time
+    /// (the Redis engine): this process does not see their writes.
+    ///
+    /// # Errors
+    /// *closed*; *invalid argument* from inside a lending callback; engine errors
+    /// of the first count.
+    pub fn counts(&self) -> Result<Option<StoreCounts>> {
+        self.shared()?.counts()
+    }
+
     /// Counts and sizes. Counting records costs what the engine's count costs
-    /// (O(records) for an engine that reads every key to count).
+    /// (O(records) for an engine that reads every key to count), unless
+    /// [`Store::counts`] was called on the open store: then the stored records of
+    /// each bucket are known and `info` costs O(buckets + expired records).
     pub fn info(&self) -> Result<StoreInfo> {
         let shared = self.shared()?;
         let engine = shared.engine()?;
@@ -697,13 +740,22 @@ impl Store {
         // One pass over the expired part of the index for all buckets, not one per
         // bucket: O(buckets + expired), plus the engine's counts.
         let expired = expiry::expired_by_bucket(reader, &shared.path, now)?;
+        let stored: Vec<(String, u64)> = match shared.commit.bucket_counts() {
+            Some(kept) => kept.into_iter().collect(),
+            None => {
+                let mut counted = Vec::new();
+                for name in engine.bucket_names()? {
+                    if is_user_bucket(&name) {
+                        let n = engine.count(&name)?;
+                        counted.push((name, n));
+                    }
+                }
+                counted
+            }
+        };
         let mut buckets = 0;
         let mut records = 0;
-        for name in engine.bucket_names()? {
-            if !is_user_bucket(&name) {
-                continue;
-            }
-            let stored = engine.count(&name)?;
+        for (name, stored) in stored {
             let live = stored.saturating_sub(expired.get(&name).copied().unwrap_or(0));
             if live > 0 {
                 buckets += 1;
@@ -810,4 +862,57 @@ fn prepare_dir(path: &Path) -> Result<PathBuf> {
         Err(e) => return Err(Error::io(path, e)),
     }
     fs::canonicalize(path).map_err(|e| Error::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Engine, Expiry, Format};
+
+    /// Every kind of write keeps the counts without a recount: each knows what it
+    /// replaced, so counting never stops (a stop would make the next call count
+    /// again, which `tests/counts.rs` could not tell from keeping them).
+    #[test]
+    fn every_write_keeps_the_counts_without_a_recount() {
+        for engine in [Engine::Sled, Engine::Memfile] {
+            let tmp = tempfile::tempdir().unwrap();
+            let clock = Arc::new(crate::ManualClock::new(1_000_000));
+            let store = Store::builder()
+                .engine(engine)
+                .clock(clock.clone())
+                .sweep_interval(None)
+                .open(tmp.path().join("s"))
+                .unwrap();
+            let counting = || store.shared().unwrap().commit.counting();
+            assert!(!counting(), "off until asked for");
+            assert_eq!(store.counts().unwrap().unwrap().records, 0);
+            let b = store.bucket("b").unwrap();
+            b.set("k", b"v").unwrap();
+            b.set("k", b"v2").unwrap();
+            b.set_multiple([("k", &b"1"[..]), ("k2", b"2"), ("k", b"3")])
+                .unwrap();
+            b.set_with_ttl("t", b"v", Duration::from_secs(1)).unwrap();
+            b.expire("k2", Duration::from_secs(1)).unwrap();
+            b.persist("k2").unwrap();
+            b.delete("k2").unwrap();
+            b.transaction(|tx| {
+                tx.put("x", b"x".to_vec(), Expiry::Never)?;
+                tx.delete("k")
+            })
+            .unwrap();
+            clock.advance(5_000);
+            assert_eq!(store.sweep_expired().unwrap(), 1);
+            store
+                .import_from(&br#"{"c": {"k": "MQ=="}}"#[..], Format::Json, |_| {})
+                .unwrap();
+            store.remove_bucket("c").unwrap();
+            let watcher = b.watch("").unwrap();
+            b.set("w", b"v").unwrap();
+            drop(watcher);
+            assert!(counting(), "{engine:?}: a write stopped the counts");
+            let c = store.counts().unwrap().unwrap();
+            assert_eq!((c.buckets, c.records), (1, 2), "{engine:?}");
+            store.close().unwrap();
+        }
+    }
 }

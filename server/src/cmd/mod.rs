@@ -280,6 +280,7 @@ pub(crate) static COMMANDS: &[Spec] = &[
     Spec::session("config", -2, server::config),
     Spec::session("info", -1, server::info).heavy(),
     Spec::session("libstate.run", -3, admin::run).heavy(),
+    Spec::session("libstate.load", -2, admin::load).heavy(),
     Spec::session("multi", 1, transactions::multi).txn_control(),
     Spec::session("exec", 1, transactions::exec)
         .txn_control()

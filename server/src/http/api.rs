@@ -164,6 +164,7 @@ pub(super) async fn admin_run(
     let req = crate::config::AdminRequest {
         cwd: std::path::PathBuf::from("/"),
         stdin: Vec::new(),
+        input: None,
         args: parsed.args,
         owner: false,
     };
@@ -245,10 +246,9 @@ pub(super) async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMa
             );
         }
     }
-    if shared.metrics.claim_store_count() {
-        let sh = shared.clone();
-        tokio::task::spawn_blocking(move || sh.metrics.count_store(sh.svc.store()));
-    }
-    let text = shared.metrics.render();
+    // O(1): the counts are kept as writes commit (counted once as the server
+    // started); `None` for an engine other processes write to.
+    let counts = shared.svc.store().counts().ok().flatten();
+    let text = shared.metrics.render(counts);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

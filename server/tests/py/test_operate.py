@@ -517,6 +517,13 @@ def test_libstate_run_is_for_the_owner_and_admin_clients_only(tmp_path: Path) ->
             raise AssertionError("alice ran an admin command")
         except redis.exceptions.NoPermissionError:
             pass
+        # `state load` through the server (LIBSTATE.LOAD) is the owner's alone.
+        for who in ("ops", "alice"):
+            try:
+                tcp(who).execute_command("LIBSTATE.LOAD", "BEGIN", "/", "load", "-")
+                raise AssertionError(f"{who} started a load")
+            except redis.exceptions.NoPermissionError:
+                pass
         # Raw RESP from the system's python (the test's venv is not readable by
         # that user): the reply's first line.
         probe = (
