@@ -62,6 +62,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         state_core::limits::DEFAULT_MAX_BATCH_SIZE,
     )?;
     m.add("DEFAULT_WATCH_CAPACITY", state_core::DEFAULT_WATCH_CAPACITY)?;
+    m.add(
+        "DEFAULT_TIMEOUT",
+        state_client::DEFAULT_TIMEOUT.as_secs_f64(),
+    )?;
     m.add("MAX_KEY_LEN", state_core::limits::MAX_KEY_LEN)?;
     m.add(
         "MAX_BUCKET_NAME_LEN",

@@ -357,16 +357,6 @@ impl PyRemoteBucket {
         })
     }
 
-    /// Watches the keys starting with `prefix` on a connection of its own.
-    #[pyo3(signature = (prefix = ""))]
-    fn _watch(&self, py: Python<'_>, prefix: &str) -> PyResult<PyRemoteWatcher> {
-        let w = self.call(py, |b| b.watch(prefix))?;
-        Ok(PyRemoteWatcher {
-            inner: Mutex::new(Some(w)),
-            prefix: prefix.to_string(),
-        })
-    }
-
     /// Closes the handle: its idle connections are dropped, and every later call
     /// on it (and on its cursors and iterators) raises `StoreClosed`. Idempotent.
     fn close(&self) {
@@ -577,6 +567,18 @@ pub(crate) struct PyRemoteWatcher {
 
 #[pymethods]
 impl PyRemoteWatcher {
+    /// Watches the keys of `bucket` starting with `prefix`, on a connection of
+    /// its own (`libstate.RemoteBucket.watch` is the documented way in).
+    #[new]
+    #[pyo3(signature = (bucket, prefix = ""))]
+    fn py_new(py: Python<'_>, bucket: &PyRemoteBucket, prefix: &str) -> PyResult<PyRemoteWatcher> {
+        let w = bucket.call(py, |b| b.watch(prefix))?;
+        Ok(PyRemoteWatcher {
+            inner: Mutex::new(Some(w)),
+            prefix: prefix.to_string(),
+        })
+    }
+
     /// The next notice, waiting at most `timeout` seconds (`None`: until one
     /// comes) with the GIL released; `None` if none came in time; kind `"ended"`
     /// once closed. A lost connection raises `StoreIOError` (the watcher has ended).
