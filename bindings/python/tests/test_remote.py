@@ -346,8 +346,9 @@ def test_watch_yields_the_changes_under_a_prefix(remote: libstate.RemoteBucket) 
         assert w.prefix == "w/"
         remote["w/a"] = b"1"
         remote["other"] = b"x"
-        remote.set("w/b", b"2", ttl=60)
-        remote.persist("w/b")
+        remote["w/b"] = b"2"
+        assert remote.expire("w/b", 60)
+        assert remote.persist("w/b")
         del remote["w/a"]
         got = [next(w) for _ in range(5)]
         assert [(e.kind, e.key, e.value) for e in got] == [
