@@ -53,14 +53,17 @@ class Server:
             self.proc.wait(timeout=10)
 
 
-def start_server(d: Path, engine: str) -> Server:
+def start_server(d: Path, engine: str, token: str | None = None) -> Server:
+    """Starts `state serve` on the store in `d` (adding the client alice unless
+    her `token` is given: a restart)."""
     if not STATE_BIN.is_file():
         pytest.fail(f"{STATE_BIN} is missing: build it with `make cli-build` (or set STATE_BIN)")
     store = d / "store"
-    token = subprocess.run(
-        [str(STATE_BIN), "--store", str(store), "--engine", engine, "client", "add", "alice"],
-        check=True, capture_output=True, text=True, timeout=60,
-    ).stdout.strip()
+    if token is None:
+        token = subprocess.run(
+            [str(STATE_BIN), "--store", str(store), "--engine", engine, "client", "add", "alice"],
+            check=True, capture_output=True, text=True, timeout=60,
+        ).stdout.strip()
     sock = d / "s.sock"
     proc = subprocess.Popen(
         [str(STATE_BIN), "--store", str(store), "--engine", engine, "serve", "--create",
@@ -303,7 +306,7 @@ def test_a_lost_server_is_an_io_error_and_the_handle_reconnects() -> None:
                 b["after"] = b"x"
             with pytest.raises(libstate.StoreIOError):
                 b.get("kept")
-            s = start_server(d, "memfile")
+            s = start_server(d, "memfile", s.token)
             # The next call connects again; the acknowledged write survived.
             assert b["kept"] == b"1"
         s.stop()
