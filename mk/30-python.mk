@@ -41,10 +41,12 @@ python-example: python-install
 # Stubs against the runtime, the example under mypy --strict, then the test suite.
 python-lint: python-install
 	cd $(PYDIR) && $(VPY) -m mypy.stubtest libstate
-	$(VPY) -m mypy --strict examples/python/dashboard.py $(PYDIR)/python/libstate
+	$(VPY) -m mypy --strict examples/python/dashboard.py examples/python/remote_record.py \
+		$(PYDIR)/python/libstate
 
-python-test: python-lint redis-packages
-	cd $(PYDIR) && $(VPY) -m pytest -q -p no:cacheprovider tests
+# cli-build: tests/test_remote.py starts the `state serve` of target/release/state.
+python-test: python-lint redis-packages cli-build
+	cd $(PYDIR) && STATE_BIN=$(CLI_BIN) $(VPY) -m pytest -q -p no:cacheprovider tests
 
 # Opt-in: libstate against the Python stores people use today, in one run
 # (docs/bench-python.md). BENCH_N=1000000 for the 1M-record table.

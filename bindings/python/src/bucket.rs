@@ -375,7 +375,7 @@ impl PyBucket {
 }
 
 /// The items of `items` if it is a list of 2-tuples.
-fn list_of_pairs<'py>(items: &Bound<'py, PyAny>) -> Option<Vec<Bound<'py, PyTuple>>> {
+pub(crate) fn list_of_pairs<'py>(items: &Bound<'py, PyAny>) -> Option<Vec<Bound<'py, PyTuple>>> {
     let list = items.cast::<PyList>().ok()?;
     list.iter()
         .map(|item| item.cast_into::<PyTuple>().ok().filter(|t| t.len() == 2))
@@ -384,11 +384,11 @@ fn list_of_pairs<'py>(items: &Bound<'py, PyAny>) -> Option<Vec<Bound<'py, PyTupl
 
 /// A batch to write: keys and values, borrowed from the caller's objects when they
 /// can be.
-type Batch<'a> = Vec<(&'a str, Cow<'a, [u8]>)>;
+pub(crate) type Batch<'a> = Vec<(&'a str, Cow<'a, [u8]>)>;
 
 /// Checks and converts `(key, value)` pairs for a batch, prefetching each key object
 /// [`PREFETCH_AHEAD`] items before it is read.
-fn convert_pairs<'a, 'py: 'a>(
+pub(crate) fn convert_pairs<'a, 'py: 'a>(
     pairs: impl Iterator<Item = (&'a Bound<'py, PyAny>, &'a Bound<'py, PyAny>)> + Clone,
 ) -> PyResult<Batch<'a>> {
     let mut ahead = pairs.clone().skip(PREFETCH_AHEAD);
@@ -427,14 +427,14 @@ fn prefetch(p: *const i8) {
 }
 
 /// A `ttl=` argument in seconds, checked by the core's rule (> 0, finite).
-fn ttl_arg(ttl: Option<f64>) -> PyResult<Option<Duration>> {
+pub(crate) fn ttl_arg(ttl: Option<f64>) -> PyResult<Option<Duration>> {
     ttl.map(|secs| attached(|| ttl_from_secs_f64(secs)))
         .transpose()
 }
 
 /// The `(key, value)` pairs of a mapping (through `.items()`) or of an iterable of
 /// pairs, as Python objects (converted by the caller).
-fn collect_pairs<'py>(
+pub(crate) fn collect_pairs<'py>(
     items: &Bound<'py, PyAny>,
 ) -> PyResult<Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
     if let Ok(d) = items.cast::<PyDict>() {

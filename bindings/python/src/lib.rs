@@ -1,5 +1,5 @@
 //! `libstate._native`: the pyo3 glue between the `libstate` Python package and
-//! `state-core`.
+//! `state-core` (and `state-client`, for `libstate.connect`).
 //!
 //! This crate only translates: Python arguments into core calls, core results into
 //! Python objects, and core errors into the exception tree of `libstate._errors`
@@ -20,6 +20,7 @@ mod clock;
 mod convert;
 mod cursor;
 mod iter;
+mod remote;
 mod service;
 mod store;
 mod transfer;
@@ -37,6 +38,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<iter::PyBucketIterator>()?;
     m.add_class::<service::PyStateService>()?;
     m.add_class::<watch::PyWatcher>()?;
+    m.add_class::<remote::PyRemoteBucket>()?;
+    m.add_class::<remote::PyRemoteCursor>()?;
+    m.add_class::<remote::PyRemoteIterator>()?;
+    m.add_class::<remote::PyRemoteWatcher>()?;
     m.add_function(wrap_pyfunction!(boundary::_error_kinds, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add(
@@ -57,6 +62,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         state_core::limits::DEFAULT_MAX_BATCH_SIZE,
     )?;
     m.add("DEFAULT_WATCH_CAPACITY", state_core::DEFAULT_WATCH_CAPACITY)?;
+    m.add(
+        "DEFAULT_TIMEOUT",
+        state_client::DEFAULT_TIMEOUT.as_secs_f64(),
+    )?;
     m.add("MAX_KEY_LEN", state_core::limits::MAX_KEY_LEN)?;
     m.add(
         "MAX_BUCKET_NAME_LEN",

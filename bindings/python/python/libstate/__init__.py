@@ -49,10 +49,11 @@ from ._errors import (
     StoreLocked,
     TooLarge,
 )
-from ._native import BucketIterator, Cursor, ManualClock
+from ._native import BucketIterator, Cursor, ManualClock, RemoteCursor, RemoteIterator
 
 __all__ = [
     "open",
+    "connect",
     "Store",
     "Bucket",
     "Cursor",
@@ -61,6 +62,11 @@ __all__ = [
     "StateService",
     "Watcher",
     "Event",
+    "RemoteBucket",
+    "RemoteCursor",
+    "RemoteIterator",
+    "RemoteWatcher",
+    "DEFAULT_TIMEOUT",
     "StoreInfo",
     "CheckReport",
     "BucketCheck",
@@ -106,6 +112,8 @@ MAX_KEY_LEN: int = _native.MAX_KEY_LEN
 DEFAULT_WATCH_CAPACITY: int = _native.DEFAULT_WATCH_CAPACITY
 #: Longest bucket name, in bytes of UTF-8.
 MAX_BUCKET_NAME_LEN: int = _native.MAX_BUCKET_NAME_LEN
+#: Seconds :func:`connect` waits by default for a connection, a request or a reply.
+DEFAULT_TIMEOUT: float = _native.DEFAULT_TIMEOUT
 
 
 def open(  # noqa: A001 - the conventional name, as gzip.open and dbm.open
@@ -408,7 +416,7 @@ class _Keys(KeysView[str]):
     """The keys of a bucket, in key order (a live view)."""
 
     __slots__ = ()
-    _mapping: Bucket
+    _mapping: Bucket | RemoteBucket
 
     def __iter__(self) -> Iterator[str]:
         return self._mapping._iterate(0)
@@ -421,7 +429,7 @@ class _Values(ValuesView[bytes]):
     """The values of a bucket, in key order (a live view)."""
 
     __slots__ = ()
-    _mapping: Bucket
+    _mapping: Bucket | RemoteBucket
 
     def __iter__(self) -> Iterator[bytes]:
         return self._mapping._iterate(1)
@@ -434,13 +442,33 @@ class _Items(ItemsView[str, bytes]):
     """The ``(key, value)`` pairs of a bucket, in key order (a live view)."""
 
     __slots__ = ()
-    _mapping: Bucket
+    _mapping: Bucket | RemoteBucket
 
     def __iter__(self) -> Iterator[tuple[str, bytes]]:
         return self._mapping._iterate(2)
 
     def __reversed__(self) -> Iterator[tuple[str, bytes]]:
         return self._mapping._iterate(2, True)
+
+
+def _get_json(raw: bytes | None, key: str, where: str, default: Any) -> Any:
+    """``raw`` decoded from JSON (``default`` for ``None``); the rule of every
+    bucket's ``get_json``. ``where`` names the bucket in the error."""
+    if raw is None:
+        return default
+    try:
+        return _json.loads(raw)
+    except ValueError as e:
+        raise InvalidArgument(f"invalid argument: value of key {key!r} {where} is not JSON: {e}") from e
+
+
+def _to_json(key: str, value: Any) -> bytes:
+    """``value`` as compact UTF-8 JSON; the rule of every bucket's ``set_json``."""
+    try:
+        data = _json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise InvalidArgument(f"invalid argument: value for key {key!r} cannot be encoded as JSON: {e}") from e
+    return data.encode()
 
 
 class Bucket(_native.Bucket, MutableMapping[str, bytes]):
@@ -483,15 +511,7 @@ class Bucket(_native.Bucket, MutableMapping[str, bytes]):
 
         :raises InvalidArgument: the stored value is not valid JSON.
         """
-        raw = self.get(key)
-        if raw is None:
-            return default
-        try:
-            return _json.loads(raw)
-        except ValueError as e:
-            raise InvalidArgument(
-                f"invalid argument: value of key {key!r} in bucket {self.name!r} is not JSON: {e}"
-            ) from e
+        return _get_json(self.get(key), key, f"in bucket {self.name!r}", default)
 
     def set_json(self, key: str, value: Any, ttl: float | None = None) -> None:
         """Store ``value`` encoded as compact UTF-8 JSON; ``ttl`` as in :meth:`set`.
@@ -500,13 +520,7 @@ class Bucket(_native.Bucket, MutableMapping[str, bytes]):
             :class:`TypeError` or :class:`ValueError` from :mod:`json` is chained),
             or the key is invalid.
         """
-        try:
-            data = _json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        except (TypeError, ValueError) as e:
-            raise InvalidArgument(
-                f"invalid argument: value for key {key!r} cannot be encoded as JSON: {e}"
-            ) from e
-        self.set(key, data.encode(), ttl)
+        self.set(key, _to_json(key, value), ttl)
 
     def watch(self, prefix: str = "", capacity: int = DEFAULT_WATCH_CAPACITY) -> Watcher:
         """Watch the keys of this bucket that start with ``prefix`` (``""``: all).
@@ -652,3 +666,155 @@ class StateService(_native.StateService):
         """
         return Bucket(self.store, client_id)
 
+
+
+def connect(url: str | None = None, *, token: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> RemoteBucket:
+    """Connect to a ``state serve`` and return the signed-in client's bucket: a
+    :class:`RemoteBucket`, with :class:`Bucket`'s interface, so a program moves from
+    an embedded store to the shared service by changing one line::
+
+        b = libstate.open("state-data").bucket("user1")          # embedded
+        b = libstate.connect("state+unix:///srv/app/state-data/state.sock")  # shared
+
+    :param url: ``state+unix:///path/to/state.sock`` (signs in as the process's
+        Unix user, by peer credentials), ``state://[NAME:TOKEN@]host:port`` (TCP,
+        as the client NAME) or ``states://...`` (the same over TLS); ``None``: the
+        default store's socket, ``$STATE_STORE/state.sock``, else
+        ``./state-data/state.sock`` (the ``state`` CLI's rule).
+    :param token: a client token to sign in with when the URL carries none (on a
+        Unix socket: act as that token's client instead of the Unix user).
+    :param timeout: seconds (> 0) a connection attempt, a request or a reply may
+        take before the call raises :class:`StoreIOError`.
+    :returns: a :class:`RemoteBucket`; use it in a ``with`` block or call ``close()``.
+    :raises InvalidArgument: a malformed URL, a timeout <= 0, or credentials the
+        server refuses.
+    :raises StoreIOError: the server cannot be reached.
+
+    The connection is made and checked before this returns. A token never
+    appears in an error message or ``repr``.
+    """
+    return RemoteBucket(url, token=token, timeout=timeout)
+
+
+class RemoteBucket(_native.RemoteBucket, MutableMapping[str, bytes]):
+    """The bucket of the client a ``state serve`` signed the connection in as; get
+    one with :func:`connect`.
+
+    The same interface as :class:`Bucket`, as far as it makes sense over a network:
+    a :class:`collections.abc.MutableMapping` (``b[k]``, ``b[k] = v``,
+    ``del b[k]``, ``in``, ``len``, iteration in key order, ``keys()``, ``values()``,
+    ``items()``, ...), :meth:`set` with ``ttl``, :meth:`get_many` (one round
+    trip), :meth:`set_many` (one atomic batch), :meth:`range`, :meth:`prefix`,
+    :meth:`cursor` (a :class:`RemoteCursor`), :meth:`get_json` / :meth:`set_json`,
+    :meth:`ttl` / :meth:`expire` / :meth:`persist`, :meth:`watch`, and the same
+    exceptions (:class:`InvalidArgument` for the same bad keys, values and TTLs,
+    checked before anything is sent; :class:`QuotaExceeded` over the client's
+    quota). There is no store: no ``name`` (the server chose the bucket),
+    ``Store`` methods or ``clear()`` in one call (``MutableMapping.clear`` deletes
+    key by key).
+
+    A server that cannot be reached, or a lost connection, raises
+    :class:`StoreIOError` naming the server. A read is retried once on a fresh
+    connection; a write never is (its error says the outcome is unknown). Every
+    call releases the GIL while it waits for the network. Safe to share between
+    threads: each call takes a pooled connection of its own. A context manager: the
+    ``with`` block closes it; after :meth:`close` every call on it, and on its
+    cursors and iterators, raises :class:`StoreClosed`.
+    """
+
+    __slots__ = ()
+
+    def keys(self) -> KeysView[str]:
+        """A live view of the keys, in ascending key order."""
+        return _Keys(self)
+
+    def values(self) -> ValuesView[bytes]:
+        """A live view of the values, in ascending key order."""
+        return _Values(self)
+
+    def items(self) -> ItemsView[str, bytes]:
+        """A live view of the ``(key, value)`` pairs, in ascending key order."""
+        return _Items(self)
+
+    def get_json(self, key: str, default: Any = None) -> Any:
+        """The value of ``key`` decoded from JSON, or ``default`` if it is missing
+        (the original's typed ``Get``).
+
+        :raises InvalidArgument: the stored value is not valid JSON.
+        """
+        return _get_json(self.get(key), key, f"at {self.endpoint}", default)
+
+    def set_json(self, key: str, value: Any, ttl: float | None = None) -> None:
+        """Store ``value`` encoded as compact UTF-8 JSON (the original's typed
+        ``Put``); ``ttl`` as in :meth:`set`.
+
+        :raises InvalidArgument: ``value`` cannot be encoded as JSON, or the key is
+            invalid.
+        """
+        self.set(key, _to_json(key, value), ttl)
+
+    def watch(self, prefix: str = "") -> RemoteWatcher:
+        """Watch the keys of this bucket that start with ``prefix`` (``""``: all),
+        through the server's keyspace notifications on a connection of the
+        watcher's own. Every change committed once this returns reaches it. See
+        :class:`RemoteWatcher` for how it differs from :class:`Watcher`.
+
+        :raises StoreIOError: the server cannot be reached.
+        :raises StoreClosed: the bucket is closed.
+        """
+        return RemoteWatcher(self, prefix)
+
+
+class RemoteWatcher(_native.RemoteWatcher):
+    """The changes under a key prefix of a :class:`RemoteBucket`; get one with
+    :meth:`RemoteBucket.watch`. An iterator and an async iterator of :class:`Event`,
+    as :class:`Watcher`, with these differences: an event carries no ``value``
+    (the server's notifications carry none: read the key), ``new`` is ``True``
+    only when the client's ``notify-keyspace-events`` includes ``n``, and there
+    is no ``"lagged"``: a watcher the server drops (1024 events behind) or whose
+    connection is lost raises :class:`StoreIOError`; watch again and reread what
+    matters. ``async for`` waits in the event loop's default executor, 0.1 s at a
+    time. The iteration ends when :meth:`close` is called; a ``with`` block
+    closes it.
+    """
+
+    __slots__ = ()
+
+    def __iter__(self) -> Iterator[Event]:
+        """The watcher itself: iterating yields its events until it ends."""
+        return self
+
+    def __next__(self) -> Event:
+        """The next event, waiting for one with the GIL released."""
+        ev = _event(self._recv(None))
+        if ev is None:
+            raise StopIteration
+        return ev
+
+    def recv(self, timeout: float | None = None) -> Event | None:
+        """The next event, waiting at most ``timeout`` seconds (``None``: until
+        one comes); ``None`` if none came in time or the watcher has ended."""
+        return _event(self._recv(timeout))
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        """The watcher itself: ``async for`` yields its events until it ends."""
+        return self
+
+    async def __anext__(self) -> Event:
+        """The next event, waited for in the loop's default executor."""
+        loop = _asyncio.get_running_loop()
+        while True:
+            raw = await loop.run_in_executor(None, self._recv, 0.1)
+            if raw is not None:
+                ev = _event(raw)
+                if ev is None:
+                    raise StopAsyncIteration
+                return ev
+
+    def __enter__(self) -> RemoteWatcher:
+        """The watcher itself; leaving the ``with`` block closes it."""
+        return self
+
+    def __exit__(self, *_args: object) -> None:
+        """Closes the watcher."""
+        self.close()
