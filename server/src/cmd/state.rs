@@ -24,8 +24,8 @@ use state_core::{Error, Expiry, Txn};
 
 use super::args::{key_arg, parse_i64, Args, Fail, Res, NOT_INTEGER, SYNTAX};
 use super::{bucket, store_error, After};
-use crate::session::Session;
 use crate::resp::Out;
+use crate::session::Session;
 use crate::Shared;
 
 /// One bound of `STATE.RANGE` in ZRANGEBYLEX's notation, or the error reply.
