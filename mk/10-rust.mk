@@ -8,11 +8,13 @@ TEST_TARGETS += rust-lint rust-unused-deps rust-test
 # it builds them all, the others find them built. Cargo resolves features per
 # invocation, so `cargo build -p state-ffi` (or `cargo run -p ...`) would compile
 # the core and its dependencies again with other features. The Python extension is
-# built here too, though maturin builds the wheel (mk/30-python.mk): with it in this
-# invocation, the features resolved here are the ones maturin's build of that crate
-# alone resolves (bindings/python/Cargo.toml, "Build alignment"), so the wheel build
-# compiles only pyo3 and the extension instead of the core and ~90 crates again.
-RELEASE_BUILD = $(CARGO) build --release --workspace
+# maturin's to build (mk/30-python.mk), so it is left out here (built here too, it would
+# be rebuilt by every release build after maturin's, which sets pyo3's environment).
+# Its features are aligned with this build's (bindings/python/Cargo.toml and
+# examples/rust/Cargo.toml, "Build alignment"; scripts/feature_alignment.py checks
+# them), so the wheel build compiles only pyo3 and the extension, not the core and ~90
+# crates again.
+RELEASE_BUILD = $(CARGO) build --release --workspace --exclude libstate-python
 
 .PHONY: rust-build rust-example rust-lint rust-unused-deps rust-test redis-packages
 rust-build:

@@ -28,7 +28,7 @@ def features(*selection: str) -> dict[str, set[str]]:
 
 
 def main() -> int:
-    workspace = features("--workspace")
+    workspace = features("--workspace", "--exclude", "libstate-python")
     python = features("-p", "libstate-python")
     differ = 0
     for pkg in sorted(python.keys() & workspace.keys()):
