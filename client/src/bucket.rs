@@ -64,10 +64,6 @@ impl RemoteBucket {
         self.read(cmd("ECHO").arg("state-client").to_owned(), |_: Vec<u8>| ())
     }
 
-    pub(crate) fn pool(&self) -> &Pool {
-        &self.pool
-    }
-
     fn read<R: redis::FromRedisValue, T>(&self, c: Cmd, then: impl FnOnce(R) -> T) -> Result<T> {
         self.pool
             .run(Doing::Read, |conn: &mut Connection| c.query::<R>(conn))
@@ -316,13 +312,13 @@ impl RemoteBucket {
     /// # Errors
     /// None today; a `Result` as the embedded `Bucket::cursor` returns one.
     pub fn cursor(&self) -> Result<RemoteCursor> {
-        Ok(RemoteCursor::new(self.clone()))
+        Ok(RemoteCursor::new(Arc::clone(&self.pool)))
     }
 
     /// All live records in key order (fetched in growing chunks); `.rev()` for
     /// descending order.
     pub fn iter(&self) -> RemoteIter {
-        RemoteIter::new(self.clone(), Bound::Unbounded, Bound::Unbounded)
+        RemoteIter::new(Arc::clone(&self.pool), Bound::Unbounded, Bound::Unbounded)
     }
 
     /// Live records with keys in `range` (e.g. `"a".."m"`), in key order.
@@ -333,7 +329,7 @@ impl RemoteBucket {
             Bound::Unbounded => Bound::Unbounded,
         };
         RemoteIter::new(
-            self.clone(),
+            Arc::clone(&self.pool),
             own(range.start_bound()),
             own(range.end_bound()),
         )
@@ -342,7 +338,7 @@ impl RemoteBucket {
     /// Live records whose keys start with `prefix`, in key order.
     pub fn prefix(&self, prefix: &str) -> RemoteIter {
         let (lower, upper) = state_core::prefix_bounds(prefix);
-        RemoteIter::new(self.clone(), lower, upper)
+        RemoteIter::new(Arc::clone(&self.pool), lower, upper)
     }
 
     /// Runs `f` as one atomic read-modify-write transaction, as the embedded

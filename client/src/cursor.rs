@@ -8,7 +8,9 @@ use std::ops::Bound;
 use redis::{cmd, Connection};
 use state_core::{limits, Entry, Position};
 
-use crate::bucket::RemoteBucket;
+use std::sync::Arc;
+
+use crate::conn::Pool;
 use crate::errors::Doing;
 use crate::Result;
 
@@ -29,7 +31,7 @@ fn bound_arg(b: Bound<&str>, unbounded: &str) -> String {
 /// Up to `limit` live entries within the bounds, in key order (descending if
 /// `back`).
 pub(crate) fn fetch(
-    bucket: &RemoteBucket,
+    pool: &Pool,
     lower: Bound<&str>,
     upper: Bound<&str>,
     back: bool,
@@ -44,16 +46,14 @@ pub(crate) fn fetch(
         c.arg("REV");
     }
     c.arg("LIMIT").arg(limit);
-    let flat: Vec<Vec<u8>> = bucket
-        .pool()
-        .run(Doing::Read, |conn: &mut Connection| c.query(conn))?;
+    let flat: Vec<Vec<u8>> = pool.run(Doing::Read, |conn: &mut Connection| c.query(conn))?;
     let mut out = Vec::with_capacity(flat.len() / 2);
     let mut it = flat.into_iter();
     while let (Some(k), Some(v)) = (it.next(), it.next()) {
         let k = String::from_utf8(k).map_err(|_| {
             state_core::Error::Internal(format!(
                 "the server at {} sent a key that is not UTF-8",
-                bucket.endpoint()
+                pool.endpoint
             ))
         })?;
         out.push((k, v));
@@ -67,14 +67,14 @@ pub(crate) fn fetch(
 /// while others write (and across reconnections: it holds nothing on the server).
 #[derive(Debug, Clone)]
 pub struct RemoteCursor {
-    bucket: RemoteBucket,
+    pool: Arc<Pool>,
     pos: Position,
 }
 
 impl RemoteCursor {
-    pub(crate) fn new(bucket: RemoteBucket) -> RemoteCursor {
+    pub(crate) fn new(pool: Arc<Pool>) -> RemoteCursor {
         RemoteCursor {
-            bucket,
+            pool,
             pos: Position::BeforeFirst,
         }
     }
@@ -119,14 +119,7 @@ impl RemoteCursor {
     /// *invalid argument* for a bad key; *I/O*.
     pub fn seek(&mut self, key: &str) -> Result<Option<Entry>> {
         limits::check_key(key)?;
-        let found = fetch(
-            &self.bucket,
-            Bound::Included(key),
-            Bound::Unbounded,
-            false,
-            1,
-        )?
-        .pop();
+        let found = fetch(&self.pool, Bound::Included(key), Bound::Unbounded, false, 1)?.pop();
         self.pos = match &found {
             Some((k, _)) => Position::At(k.clone()),
             None => Position::AfterLast,
@@ -179,9 +172,9 @@ impl RemoteCursor {
             (Position::At(k), _) => Bound::Excluded(k.as_str()),
         };
         let got = if back {
-            fetch(&self.bucket, Bound::Unbounded, from, true, n)?
+            fetch(&self.pool, Bound::Unbounded, from, true, n)?
         } else {
-            fetch(&self.bucket, from, Bound::Unbounded, false, n)?
+            fetch(&self.pool, from, Bound::Unbounded, false, n)?
         };
         self.pos = match got.last() {
             Some((k, _)) if got.len() == n => Position::At(k.clone()),
@@ -199,7 +192,7 @@ impl RemoteCursor {
 /// reported once, then the iterator ends.
 #[derive(Debug)]
 pub struct RemoteIter {
-    bucket: RemoteBucket,
+    pool: Arc<Pool>,
     lower: Bound<String>,
     upper: Bound<String>,
     front: VecDeque<Entry>,
@@ -219,9 +212,9 @@ fn as_str(b: &Bound<String>) -> Bound<&str> {
 }
 
 impl RemoteIter {
-    pub(crate) fn new(bucket: RemoteBucket, lower: Bound<String>, upper: Bound<String>) -> Self {
+    pub(crate) fn new(pool: Arc<Pool>, lower: Bound<String>, upper: Bound<String>) -> Self {
         RemoteIter {
-            bucket,
+            pool,
             lower,
             upper,
             front: VecDeque::new(),
@@ -242,7 +235,7 @@ impl RemoteIter {
         let limit = *chunk;
         *chunk = (*chunk * 2).min(MAX_CHUNK);
         let got = fetch(
-            &self.bucket,
+            &self.pool,
             as_str(&self.lower),
             as_str(&self.upper),
             back,

@@ -31,6 +31,12 @@ pub fn check_key(key: &str) -> Result<()> {
     Ok(())
 }
 
+/// Buckets whose names start with a control character are libstate's own (user
+/// bucket names cannot contain one: [`check_bucket_name`]).
+pub(crate) fn is_user_bucket(name: &str) -> bool {
+    !name.starts_with(|c: char| c.is_control())
+}
+
 /// Checks a bucket name: 1..=255 bytes, no NUL or other control characters.
 pub fn check_bucket_name(name: &str) -> Result<()> {
     if name.is_empty() {

@@ -531,7 +531,7 @@ impl Committer {
         if !self.counts.on() {
             let mut counted = Vec::new();
             for name in engine.bucket_names()? {
-                if crate::store::is_user_bucket(&name) {
+                if crate::limits::is_user_bucket(&name) {
                     let n = engine.count(&name)?;
                     counted.push((name, n));
                 }

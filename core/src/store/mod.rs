@@ -814,11 +814,7 @@ impl Store {
     }
 }
 
-/// Buckets whose names start with a control character are libstate's own (user
-/// bucket names cannot contain one).
-pub(crate) fn is_user_bucket(name: &str) -> bool {
-    !name.starts_with(|c: char| c.is_control())
-}
+pub(crate) use crate::limits::is_user_bucket;
 
 fn check_options(b: &StoreBuilder) -> Result<()> {
     if b.flush_interval.is_zero() {
