@@ -57,6 +57,7 @@ pub fn serve(target: &Target, store_given: bool, a: ServeArgs) -> CmdResult {
     // First, while this process has one thread: it removes LISTEN_* from the
     // environment.
     let inherited = supervise::inherited()?;
+    state_server::tune_allocator();
     check_store_exists(target, store_given, a.create)?;
     let unix_group = a.unix_group.as_deref().map(group_id).transpose()?;
     let engine = target.engine_for(Access::Create)?;

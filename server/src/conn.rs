@@ -41,7 +41,7 @@ fn limits_for(shared: &Shared, sess: &Session) -> ParseLimits {
 }
 
 /// How long a write to the peer may still take once the server is shutting down.
-const SHUTDOWN_WRITE_GRACE: Duration = Duration::from_secs(1);
+pub(crate) const SHUTDOWN_WRITE_GRACE: Duration = Duration::from_secs(1);
 
 /// Writes `bytes` to the peer within the write timeout (or, once `kill` fires, within
 /// [`SHUTDOWN_WRITE_GRACE`]). `false` if the write failed or timed out: close.

@@ -18,6 +18,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 
 use crate::session::Session;
+use crate::stall::WriteDeadline;
 use crate::{conn, http, socket, Addrs, Config, Shared, TlsFiles, CLIENTS_RELOAD_EVERY};
 
 /// Listening sockets the server is handed instead of binding its own: systemd's
@@ -349,6 +350,8 @@ async fn serve_stream<S>(
             builder
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(shared.cfg.read_timeout);
+            // hyper drives the writes: the write timeout is kept by the stream itself.
+            let stream = WriteDeadline::new(stream, shared.cfg.write_timeout, kill.clone());
             let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
             tokio::pin!(conn);
             let auth_deadline = tokio::time::sleep(shared.cfg.auth_timeout);

@@ -148,8 +148,9 @@ async fn sse_streams_the_clients_changes_under_a_prefix() {
     alice.set("other", b"x").unwrap();
     alice.set("layout", b"{\"cols\":3}").unwrap();
     alice.delete("layout").unwrap();
+    alice.set("layout/\"é\"", b"").unwrap();
     let mut body = String::new();
-    while body.matches("data: ").count() < 2 {
+    while body.matches("data: ").count() < 3 {
         assert!(es.read_line(&mut body).await.unwrap() > 0);
     }
     assert!(
@@ -158,6 +159,11 @@ async fn sse_streams_the_clients_changes_under_a_prefix() {
     );
     assert!(
         body.contains(r#"data: {"key":"layout","kind":"delete"}"#),
+        "{body}"
+    );
+    // A key is JSON-escaped; an empty value is an empty string.
+    assert!(
+        body.contains(r#"data: {"key":"layout/\"é\"","kind":"set","value":""}"#),
         "{body}"
     );
     assert!(!body.contains("bob") && !body.contains("other"), "{body}");

@@ -119,24 +119,15 @@ struct Stream {
 }
 
 impl Stream {
-    /// The next chunk: every notice queued now, or a keep-alive comment; `None` at
-    /// the end.
+    /// The next chunk: the notices queued now (up to [`SSE_CHUNK_BYTES`], and at
+    /// least one), or a keep-alive comment; `None` at the end.
     async fn next(mut self) -> Option<(Result<Bytes, std::io::Error>, Stream)> {
         if self.done {
             return None;
         }
         loop {
-            let mut chunk = String::new();
-            loop {
-                match self.watcher.try_recv() {
-                    Ok(n) => message(&mut chunk, &n),
-                    Err(RecvError::Empty) => break,
-                    Err(RecvError::Ended) => {
-                        self.done = true;
-                        break;
-                    }
-                }
-            }
+            let (chunk, ended) = gather(&self.watcher);
+            self.done = ended;
             if !chunk.is_empty() || self.done {
                 return if chunk.is_empty() {
                     None
@@ -155,19 +146,98 @@ impl Stream {
     }
 }
 
-/// Appends one SSE message for `n`.
-fn message(out: &mut String, n: &Notice) {
-    let json = match n {
-        Notice::Change(e) => {
-            let mut m = serde_json::json!({ "key": e.key(), "kind": e.kind().as_str() });
-            if let Some(v) = e.value() {
-                m["value"] = base64::engine::general_purpose::STANDARD.encode(v).into();
-            }
-            m
+/// The messages of the notices queued on `w` now, up to [`SSE_CHUNK_BYTES`] (and
+/// at least one), and whether the watcher has ended. Bounded: a writer that keeps
+/// the queue filling as fast as this drains it must not grow one chunk without end.
+fn gather(w: &Watcher) -> (String, bool) {
+    let mut chunk = String::new();
+    while chunk.len() < SSE_CHUNK_BYTES {
+        match w.try_recv() {
+            Ok(n) => message(&mut chunk, &n),
+            Err(RecvError::Empty) => break,
+            Err(RecvError::Ended) => return (chunk, true),
         }
-        Notice::Lagged(missed) => serde_json::json!({ "kind": "lagged", "missed": missed }),
-    };
+    }
+    (chunk, false)
+}
+
+/// Most bytes of messages one chunk gathers before it is handed to the connection
+/// (a single message may be larger: it is never split).
+const SSE_CHUNK_BYTES: usize = 1 << 20;
+
+/// Appends one SSE message for `n`, written in place: a value is copied once, as
+/// its base64 text.
+fn message(out: &mut String, n: &Notice) {
     out.push_str("data: ");
-    out.push_str(&json.to_string());
+    match n {
+        Notice::Change(e) => {
+            out.push_str("{\"key\":");
+            // A key is a JSON string; its escaping is serde_json's.
+            out.push_str(&serde_json::Value::from(e.key()).to_string());
+            out.push_str(",\"kind\":\"");
+            out.push_str(e.kind().as_str());
+            out.push('"');
+            if let Some(v) = e.value() {
+                out.push_str(",\"value\":\"");
+                base64::engine::general_purpose::STANDARD.encode_string(v, out);
+                out.push('"');
+            }
+            out.push('}');
+        }
+        Notice::Lagged(missed) => {
+            out.push_str("{\"kind\":\"lagged\",\"missed\":");
+            out.push_str(&missed.to_string());
+            out.push('}');
+        }
+    }
     out.push_str("\n\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A chunk stops gathering at its bound; the rest stays queued for the next.
+    #[test]
+    fn a_chunk_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = state_core::Store::open(dir.path().join("s")).unwrap();
+        let b = store.bucket("alice").unwrap();
+        let w = b
+            .watch_with(
+                "",
+                WatchOptions::new(SSE_QUEUE_NOTICES, SSE_QUEUE_BYTES, true),
+            )
+            .unwrap();
+        let value = vec![b'v'; 10_000];
+        for i in 0..300 {
+            b.set(&format!("k{i}"), &value).unwrap();
+        }
+        let one = 13_400; // a message: its key, its value's base64, the JSON around them
+        let (first, ended) = gather(&w);
+        assert!(!ended);
+        assert!(first.len() >= SSE_CHUNK_BYTES && first.len() < SSE_CHUNK_BYTES + one);
+        let mut total = first.matches("data: ").count();
+        loop {
+            let (next, _) = gather(&w);
+            if next.is_empty() {
+                break;
+            }
+            assert!(next.len() < SSE_CHUNK_BYTES + one);
+            total += next.matches("data: ").count();
+        }
+        assert_eq!(total, 300);
+    }
+
+    /// The hand-written JSON is what serde_json reads back, keys escaped.
+    #[test]
+    fn messages_are_json() {
+        let mut out = String::new();
+        message(&mut out, &Notice::Lagged(7));
+        let body = out
+            .strip_prefix("data: ")
+            .and_then(|s| s.strip_suffix("\n\n"));
+        let v: serde_json::Value = serde_json::from_str(body.unwrap_or_default()).unwrap();
+        assert_eq!(v, serde_json::json!({"kind": "lagged", "missed": 7}));
+    }
 }

@@ -423,7 +423,11 @@ def test_a_watch_stream_that_is_never_read_pins_no_values(srv: StateServer) -> N
     with bounded_rss(srv):
         for i in range(24):  # 384 MiB of values written under the watched prefix
             c.set("big", value[:-1] + bytes([i]))
+    # Neither reader ever read: shutdown still ends (their writes get the shutdown
+    # grace), and cleanly.
+    assert srv.stop() == 0
     sock.close()
+    sub.close()
 
 
 def test_subscriptions_are_bounded_in_number_and_pattern_length(srv: StateServer) -> None:
