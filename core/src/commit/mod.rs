@@ -591,6 +591,13 @@ impl Committer {
             if (watched || self.counts.on())
                 && ops.iter().any(|op| op.prior() == Some(Prior::Unknown))
             {
+                // A single blind put while only counting: the engine says what it
+                // replaced as it writes, where it can, so no read comes first.
+                if !watched {
+                    if let Some(wrote) = self.put_counted(engine, bucket, ops)? {
+                        return Ok(((), wrote));
+                    }
+                }
                 let ((), wrote) = self.retry(engine, bucket, watched, |reader| {
                     Ok(((), self.resolve(reader, bucket, ops)?))
                 })?;
@@ -820,22 +827,89 @@ impl Committer {
         })
     }
 
+    /// Commits `ops` if they are one blind put of a record without a deadline and
+    /// the engine reports what its single write replaced
+    /// ([`StorageEngine::write_one`]): the put's prior for the counts comes from
+    /// the write, not from a read before it. `None` (nothing written) otherwise.
+    /// Only for an unwatched store: watchers need the prior before publishing, and
+    /// the expiry index needs a replaced record's deadline, which a put without a
+    /// deadline leaves behind stale either way (see [`Prior::Unknown`]).
+    fn put_counted(
+        &self,
+        engine: &dyn StorageEngine,
+        bucket: &str,
+        ops: &[Op<'_>],
+    ) -> Result<Option<bool>> {
+        let [op @ Op::Put {
+            prior: Prior::Unknown,
+            deadline: None,
+            ..
+        }] = ops
+        else {
+            return Ok(None);
+        };
+        if !engine.reports_prior() {
+            return Ok(None);
+        }
+        with_scratch(|s| {
+            derive(ops, s, false);
+            if s.writes.len() != 1 || s.indexed {
+                return Ok(None);
+            }
+            let replaced = with_write_ops(bucket, "", ops, s, |w| {
+                self.tap.run(engine, |engine| engine.write_one(&w[0]))
+            })?;
+            let prior = match replaced {
+                Some(true) => Prior::Live { deadline: None },
+                Some(false) => Prior::Missing,
+                // Written, but what it replaced is unknown: the counts stop.
+                None => Prior::Unknown,
+            };
+            let mut resolved = op.clone();
+            if let Op::Put { prior: p, .. } = &mut resolved {
+                *p = prior;
+            }
+            self.counts
+                .committed(bucket, std::slice::from_ref(&resolved));
+            Ok(Some(true))
+        })
+    }
+
     /// `ops` with every unknown prior read from the engine (a later op on a key
     /// sees what the earlier ones left).
+    ///
+    /// This runs for every blind put while the store is watched or counted (as
+    /// under `state serve`), so it stays cheap: an earlier op on the same key is
+    /// found by a look back through the ops already resolved (a short batch, the
+    /// common case, needs no map and copies no key), and the clock is read once,
+    /// only if a record read has a deadline.
     fn resolve<'o>(&self, reader: Reader<'_>, bucket: &str, ops: &[Op<'o>]) -> Result<Vec<Op<'o>>> {
-        let now = self.clock.now_ms();
-        let mut known: HashMap<Vec<u8>, Prior> = HashMap::new();
-        let mut out = Vec::with_capacity(ops.len());
-        for op in ops {
+        /// Past this many ops, earlier keys are found through a map instead.
+        const LOOK_BACK: usize = 16;
+        let mut now = None;
+        let mut known: HashMap<&[u8], Prior> = HashMap::new();
+        let mut out: Vec<Op<'o>> = Vec::with_capacity(ops.len());
+        for (i, op) in ops.iter().enumerate() {
             let mut op = op.clone();
-            let key = op.key().to_vec();
             if op.prior() == Some(Prior::Unknown) {
-                let prior = match known.get(&key) {
-                    Some(p) => *p,
+                let key = op.key();
+                let earlier = if ops.len() <= LOOK_BACK {
+                    ops[..i]
+                        .iter()
+                        .rev()
+                        .find(|o| o.key() == key && o.after().is_some())
+                        .and_then(Op::after)
+                } else {
+                    known.get(key).copied()
+                };
+                let prior = match earlier {
+                    Some(p) => p,
                     None => {
                         let mut prior = Prior::Missing;
-                        reader.get(bucket, &key, &mut |raw| {
-                            prior = match Stored::of(raw, Path::new(""), || now) {
+                        let clock = &self.clock;
+                        reader.get(bucket, key, &mut |raw| {
+                            let now = || *now.get_or_insert_with(|| clock.now_ms());
+                            prior = match Stored::of(raw, Path::new(""), now) {
                                 Ok(s) => Prior::of(&s),
                                 Err(_) => Prior::Live { deadline: None },
                             };
@@ -848,8 +922,10 @@ impl Committer {
                     Op::DropIndex { .. } | Op::Label { .. } => {}
                 }
             }
-            if let Some(after) = op.after() {
-                known.insert(key, after);
+            if ops.len() > LOOK_BACK {
+                if let Some(after) = op.after() {
+                    known.insert(ops[i].key(), after);
+                }
             }
             out.push(op);
         }

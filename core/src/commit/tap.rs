@@ -120,6 +120,16 @@ impl StorageEngine for Tapped<'_> {
         self.inner.write(ops)
     }
 
+    fn write_one(&self, op: &WriteOp<'_>) -> Result<Option<bool>> {
+        self.capture
+            .before_write(self.inner, std::slice::from_ref(op))?;
+        self.inner.write_one(op)
+    }
+
+    fn reports_prior(&self) -> bool {
+        self.inner.reports_prior()
+    }
+
     fn scan(
         &self,
         bucket: &str,

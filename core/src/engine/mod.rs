@@ -189,6 +189,20 @@ pub trait StorageEngine: Send + Sync {
     /// a crash either all or none are present.
     fn write(&self, ops: &[WriteOp<'_>]) -> Result<()>;
 
+    /// Writes the single op `op` as [`StorageEngine::write`] does and says whether
+    /// its key was stored before (`Some`), where the engine learns that in the write
+    /// itself (memfile's map, sled's insert and remove return what they replaced).
+    /// `None` (the default, after writing) where it would cost a read: the commit
+    /// point then reads priors first instead (see [`StorageEngine::reports_prior`]).
+    fn write_one(&self, op: &WriteOp<'_>) -> Result<Option<bool>> {
+        self.write(std::slice::from_ref(op)).map(|()| None)
+    }
+
+    /// Whether [`StorageEngine::write_one`] always reports what it replaced.
+    fn reports_prior(&self) -> bool {
+        false
+    }
+
     /// Visits the entries of `bucket` with keys within the bounds, in key order
     /// (descending if `reverse`), until the visitor says stop or the range ends.
     /// A missing bucket is an empty range.

@@ -405,15 +405,7 @@ impl StorageEngine for SledEngine {
         self.check_synced()?;
         // A single write skips sled's batch machinery (it takes a global write lock).
         if let [op] = ops {
-            let r = match *op {
-                WriteOp::Put { bucket, key, value } => {
-                    with_full_key(bucket, key, |k| self.db.insert(k, value).map(drop))
-                }
-                WriteOp::Delete { bucket, key } => {
-                    with_full_key(bucket, key, |k| self.db.remove(k).map(drop))
-                }
-            };
-            return r.map_err(|e| self.map_err(e));
+            return self.write_one(op).map(drop);
         }
         let mut batch = sled::Batch::default();
         for op in ops {
@@ -425,6 +417,22 @@ impl StorageEngine for SledEngine {
         let r = self.db.apply_batch(batch).map_err(|e| self.map_err(e));
         collect_garbage(ops.len());
         r
+    }
+
+    fn write_one(&self, op: &WriteOp<'_>) -> Result<Option<bool>> {
+        self.check_synced()?;
+        let r = match *op {
+            WriteOp::Put { bucket, key, value } => {
+                with_full_key(bucket, key, |k| self.db.insert(k, value))
+            }
+            WriteOp::Delete { bucket, key } => with_full_key(bucket, key, |k| self.db.remove(k)),
+        };
+        r.map(|old| Some(old.is_some()))
+            .map_err(|e| self.map_err(e))
+    }
+
+    fn reports_prior(&self) -> bool {
+        true
     }
 
     fn scan(

@@ -684,13 +684,16 @@ pub(super) struct State {
 
 impl State {
     /// Inserts or replaces the entry encoded in `encoded` (see
-    /// [`BucketMap::put_encoded`]), creating the bucket if needed.
-    pub(super) fn put_encoded(&mut self, bucket: &str, encoded: &[u8]) {
+    /// [`BucketMap::put_encoded`]), creating the bucket if needed. Returns whether
+    /// it replaced one.
+    pub(super) fn put_encoded(&mut self, bucket: &str, encoded: &[u8]) -> bool {
         let w = weight_of(encoded.len());
-        if let Some(old) = self.in_bucket(bucket, |m| m.put_encoded(encoded)) {
+        let old = self.in_bucket(bucket, |m| m.put_encoded(encoded));
+        if let Some(old) = old {
             self.live_bytes -= old;
         }
         self.live_bytes += w;
+        old.is_some()
     }
 
     /// Looks up the entries that the writes `ops` will replace or remove and asks the
@@ -728,17 +731,21 @@ impl State {
         f(map)
     }
 
-    pub(super) fn delete(&mut self, bucket: &str, key: &[u8]) {
+    /// Removes `key` from `bucket` (the bucket with its last key). Returns whether
+    /// the key was there.
+    pub(super) fn delete(&mut self, bucket: &str, key: &[u8]) -> bool {
         let Some(map) = self.buckets.get_mut(bucket) else {
-            return;
+            return false;
         };
-        if let Some(old) = map.delete(key) {
+        let old = map.delete(key);
+        if let Some(old) = &old {
             self.live_bytes -= old.weight();
         }
         if map.len() == 0 {
             self.buckets.remove(bucket);
             self.live_bytes -= bucket.len() as u64 + BUCKET_OVERHEAD;
         }
+        old.is_some()
     }
 
     /// Removes a bucket; returns whether it held entries.
