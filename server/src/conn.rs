@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt as _;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
@@ -53,6 +54,11 @@ async fn write_out<S: AsyncWrite + Unpin>(
 ) -> bool {
     let write = stream.write_all(bytes);
     tokio::pin!(write);
+    // The common case: the socket takes the whole reply at once, and no timer is
+    // armed (a timer per reply cost more than the reply's own write).
+    if let Some(r) = write.as_mut().now_or_never() {
+        return r.is_ok();
+    }
     let deadline = tokio::time::sleep(shared.cfg.write_timeout);
     tokio::pin!(deadline);
     let mut killed = kill.is_cancelled();
@@ -131,6 +137,9 @@ async fn serve_tracked<S>(
     let mut out = Out::new(false);
     // When the request being received must be complete (from its first byte).
     let mut request_deadline: Option<tokio::time::Instant> = None;
+    // Registered once for the connection's life, not once per request.
+    let killed = kill.clone().cancelled_owned();
+    tokio::pin!(killed);
     loop {
         // Run every complete request received so far.
         let mut consumed = 0;
@@ -272,20 +281,33 @@ async fn serve_tracked<S>(
                 None => Some(stream.read_buf(&mut buf).await),
             }
         };
-        let ready = Arc::clone(&sess.subs.ready);
-        let subscribed = sess.subs.active();
-        tokio::select! {
-            () = ready.notified(), if subscribed => {}
-            r = read => match r {
-                Some(Ok(0)) | Some(Err(_)) => return,
-                Some(Ok(_)) => {}
-                None => {
-                    let why = if sess.client.is_none() { "did not sign in within --auth-timeout" } else if partial { "a request did not arrive whole within --read-timeout" } else { "idle timeout" };
-                    tracing::info!(conn = sess.id, peer = %sess.peer, "closing a connection: {why}");
-                    return;
-                }
-            },
-            () = kill.cancelled() => return,
+        let r = if sess.subs.active() {
+            let ready = Arc::clone(&sess.subs.ready);
+            tokio::select! {
+                () = ready.notified() => continue,
+                r = read => r,
+                () = &mut killed => return,
+            }
+        } else {
+            tokio::select! {
+                r = read => r,
+                () = &mut killed => return,
+            }
+        };
+        match r {
+            Some(Ok(0)) | Some(Err(_)) => return,
+            Some(Ok(_)) => {}
+            None => {
+                let why = if sess.client.is_none() {
+                    "did not sign in within --auth-timeout"
+                } else if partial {
+                    "a request did not arrive whole within --read-timeout"
+                } else {
+                    "idle timeout"
+                };
+                tracing::info!(conn = sess.id, peer = %sess.peer, "closing a connection: {why}");
+                return;
+            }
         }
     }
 }

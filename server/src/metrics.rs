@@ -46,6 +46,10 @@ pub struct Metrics {
 pub struct Local {
     /// By index in the command table; the last slot counts unknown commands.
     commands: Vec<u64>,
+    /// The indexes of `commands` counted since the last flush, so a flush visits
+    /// those only (the table has over a hundred commands; a flush follows every
+    /// batch of requests).
+    touched: Vec<usize>,
     latency: [u64; LATENCY_BOUNDS.len() + 1],
     latency_sum_ns: u64,
 }
@@ -71,6 +75,7 @@ impl Metrics {
     pub fn local(&self) -> Local {
         Local {
             commands: vec![0; self.commands.len()],
+            touched: Vec::new(),
             latency: [0; LATENCY_BOUNDS.len() + 1],
             latency_sum_ns: 0,
         }
@@ -82,6 +87,9 @@ impl Local {
     pub fn command(&mut self, index: Option<usize>) {
         let i = index.unwrap_or(self.commands.len().saturating_sub(1));
         if let Some(c) = self.commands.get_mut(i) {
+            if *c == 0 {
+                self.touched.push(i);
+            }
             *c += 1;
         }
     }
@@ -96,8 +104,8 @@ impl Local {
 
     /// Adds the counts to `m` and starts again from zero.
     pub fn flush(&mut self, m: &Metrics) {
-        for (i, c) in self.commands.iter_mut().enumerate() {
-            if *c > 0 {
+        for i in self.touched.drain(..) {
+            if let Some(c) = self.commands.get_mut(i) {
                 if let Some(shared) = m.commands.get(i) {
                     shared.fetch_add(*c, Relaxed);
                 }

@@ -402,17 +402,26 @@ pub(crate) static COMMANDS: &[Spec] = &[
 
 /// The table index and entry of a command name (any case).
 pub(crate) fn lookup(name: &[u8]) -> Option<(usize, &'static Spec)> {
-    if name.len() > 16 {
-        return None;
-    }
+    /// The table's indexes by name length: a lookup compares a few names of the
+    /// right length, not the whole table (this runs for every request).
+    static BY_LEN: std::sync::LazyLock<[Vec<usize>; 17]> = std::sync::LazyLock::new(|| {
+        let mut by_len: [Vec<usize>; 17] = Default::default();
+        for (i, s) in COMMANDS.iter().enumerate() {
+            if let Some(v) = by_len.get_mut(s.name.len()) {
+                v.push(i);
+            }
+        }
+        by_len
+    });
+    let candidates = BY_LEN.get(name.len())?;
     let mut lower = [0u8; 16];
-    let lower = &mut lower[..name.len()];
+    let lower = lower.get_mut(..name.len())?;
     lower.copy_from_slice(name);
     lower.make_ascii_lowercase();
-    COMMANDS
+    candidates
         .iter()
-        .enumerate()
-        .find(|(_, s)| s.name.len() == lower.len() && s.name.as_bytes() == lower)
+        .map(|&i| (i, &COMMANDS[i]))
+        .find(|(_, s)| s.name.as_bytes() == lower)
 }
 
 /// `-ERR unknown command ...` as Redis words it.
@@ -471,13 +480,13 @@ pub(crate) fn request(shared: &Shared, sess: &mut Session, args: &[&[u8]], out: 
     use crate::session::Reply;
     let mark = out.buf.len();
     let skipping = sess.reply == Reply::Skip;
-    let after = request_inner(shared, sess, args, out);
+    let found = lookup(args[0]);
+    let after = request_inner(shared, sess, found, args, out);
     // CLIENT REPLY OFF / SKIP: the reply is dropped, except pub/sub confirmations
     // (pushes, which Redis sends whatever the mode).
-    let push = lookup(args[0]).is_some_and(|(_, s)| s.subscribed && s.name.ends_with("subscribe"));
     match sess.reply {
         Reply::On => {}
-        _ if push => {}
+        _ if found.is_some_and(|(_, s)| s.subscribed && s.name.ends_with("subscribe")) => {}
         Reply::Off => out.buf.truncate(mark),
         Reply::Skip if !skipping => out.buf.truncate(mark),
         Reply::Skip => {
@@ -488,9 +497,14 @@ pub(crate) fn request(shared: &Shared, sess: &mut Session, args: &[&[u8]], out: 
     after
 }
 
-fn request_inner(shared: &Shared, sess: &mut Session, args: &[&[u8]], out: &mut Out) -> After {
+fn request_inner(
+    shared: &Shared,
+    sess: &mut Session,
+    found: Option<(usize, &'static Spec)>,
+    args: &[&[u8]],
+    out: &mut Out,
+) -> After {
     out.resp3 = sess.resp3;
-    let found = lookup(args[0]);
     sess.local.command(found.map(|(i, _)| i));
     let Some((_, spec)) = found else {
         if let Some((_, refused)) = sess.multi.as_mut() {
