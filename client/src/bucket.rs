@@ -368,8 +368,10 @@ impl RemoteBucket {
     /// watcher's own. Once this returns, every later change reaches it.
     ///
     /// # Errors
+    /// *invalid argument* for a prefix longer than the longest key (as embedded);
     /// *I/O* if the server cannot be reached.
     pub fn watch(&self, prefix: &str) -> Result<RemoteWatcher> {
+        limits::check_watch_prefix(prefix)?;
         let conn = self.pool.open()?;
         RemoteWatcher::subscribe(conn, &self.pool.endpoint, prefix)
     }
