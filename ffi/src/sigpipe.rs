@@ -1,16 +1,24 @@
 //! No SIGPIPE from a remote bucket's calls.
 //!
-//! Writing to a Unix socket whose server went away raises SIGPIPE in the writing
-//! thread (Rust's std sends on TCP sockets with `MSG_NOSIGNAL`, but writes Unix
-//! sockets with `write`), and a C program's default action for it is to die. A
-//! Rust or Python program ignores SIGPIPE at startup; a C program linking libstate
-//! has not asked for anything, so a remote call must not kill it: a lost connection
-//! is `STATE_IO`, as documented. Each remote call therefore runs with SIGPIPE
-//! blocked in its thread, takes back a SIGPIPE it caused, and restores the
-//! thread's mask; the process's signal handlers are never touched.
+//! Writing to a socket whose server went away raises SIGPIPE in the writing thread
+//! unless the write is a `send` with `MSG_NOSIGNAL`, and a C program's default
+//! action for SIGPIPE is to die. A Rust or Python program ignores SIGPIPE at
+//! startup; a C program linking libstate has not asked for anything, so a remote
+//! call must not kill it: a lost connection is `STATE_IO`, as documented.
+//!
+//! Rust's std sends on TCP sockets (and so TLS) with `MSG_NOSIGNAL`; on Unix
+//! sockets only since a 2025 release (rust-lang/rust#140005; earlier ones `write`).
+//! So the first remote call of the process finds out which std it was built with
+//! ([`needed`]: one write to a closed socket pair, SIGPIPE blocked); only if that
+//! raises SIGPIPE does each remote call run with SIGPIPE blocked in its thread
+//! ([`NoSigpipe`]), take back a SIGPIPE it caused and restore the thread's mask.
+//! The process's signal handlers are never touched.
 
+use std::io::Write;
 use std::mem::MaybeUninit;
+use std::os::unix::net::UnixStream;
 use std::ptr;
+use std::sync::OnceLock;
 
 /// Blocks SIGPIPE in the calling thread until dropped; on drop, discards a SIGPIPE
 /// raised meanwhile and restores the thread's signal mask.
@@ -31,8 +39,47 @@ fn sigpipe_set() -> libc::sigset_t {
     }
 }
 
+/// Whether a write to a Unix socket whose peer is gone raises SIGPIPE with the std
+/// this library was built with (found out once per process).
+fn needed() -> bool {
+    static NEEDED: OnceLock<bool> = OnceLock::new();
+    *NEEDED.get_or_init(|| {
+        let _blocked = NoSigpipe::block();
+        let Ok((mut a, b)) = UnixStream::pair() else {
+            return true;
+        };
+        drop(b);
+        // Fails with EPIPE either way; the question is whether SIGPIPE came too.
+        let _ = a.write(b"x");
+        take_pending()
+    })
+}
+
+/// Takes a pending SIGPIPE of this thread (blocked, so only pending); whether
+/// there was one.
+fn take_pending() -> bool {
+    let set = sigpipe_set();
+    let zero = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `set` and `zero` are initialized; sigtimedwait with a zero timeout
+    // takes a pending SIGPIPE or returns -1 at once; the info pointer may be NULL.
+    unsafe { libc::sigtimedwait(&set, ptr::null_mut(), &zero) == libc::SIGPIPE }
+}
+
 impl NoSigpipe {
+    /// For one remote call: blocks SIGPIPE if this std's socket writes can raise it.
     pub(crate) fn new() -> NoSigpipe {
+        if needed() {
+            NoSigpipe::block()
+        } else {
+            NoSigpipe { old: None }
+        }
+    }
+
+    /// Blocks SIGPIPE in this thread until dropped.
+    fn block() -> NoSigpipe {
         let set = sigpipe_set();
         let mut old = MaybeUninit::<libc::sigset_t>::uninit();
         // SAFETY: `set` is an initialized signal set; `old` is written by the call
@@ -54,18 +101,9 @@ impl NoSigpipe {
 impl Drop for NoSigpipe {
     fn drop(&mut self) {
         let Some(old) = self.old else { return };
-        let set = sigpipe_set();
-        let zero = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `set`, `zero` and `old` are initialized; sigtimedwait with a zero
-        // timeout takes a pending SIGPIPE (blocked here, so it is only pending) or
-        // returns -1 at once; the info pointer may be NULL.
-        unsafe {
-            libc::sigtimedwait(&set, ptr::null_mut(), &zero);
-            libc::pthread_sigmask(libc::SIG_SETMASK, &old, ptr::null_mut());
-        }
+        take_pending();
+        // SAFETY: `old` is an initialized signal set (the thread's mask before).
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, ptr::null_mut()) };
     }
 }
 
@@ -79,7 +117,7 @@ mod tests {
         // SAFETY: setting a signal's disposition to its default.
         let before = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
         {
-            let _g = NoSigpipe::new();
+            let _g = NoSigpipe::block();
             // SAFETY: raising a signal that is blocked in this thread only makes it
             // pending (pthread_kill directs it at this thread).
             unsafe { libc::pthread_kill(libc::pthread_self(), libc::SIGPIPE) };
@@ -95,12 +133,20 @@ mod tests {
             now.assume_init()
         };
         // SAFETY: `now` is initialized.
-        assert_eq!(
-            unsafe { libc::sigismember(&now, libc::SIGPIPE) },
-            0,
-            "mask restored"
-        );
+        let blocked = unsafe { libc::sigismember(&now, libc::SIGPIPE) };
+        assert_eq!(blocked, 0, "mask restored");
         // SAFETY: restoring the disposition found above.
+        unsafe { libc::signal(libc::SIGPIPE, before) };
+    }
+
+    #[test]
+    fn the_probe_answers_without_leaving_a_signal_behind() {
+        // SAFETY: as above.
+        let before = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+        // Either answer is right for some std; the process must survive it.
+        let _ = needed();
+        drop(NoSigpipe::new());
+        // SAFETY: as above.
         unsafe { libc::signal(libc::SIGPIPE, before) };
     }
 }
