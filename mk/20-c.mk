@@ -77,6 +77,10 @@ c-test-asan: c-lib
 	  echo "asan+ubsan $$t"; \
 	  ASAN_OPTIONS=detect_leaks=1 $(C_BIN)/$$t-asan || exit 1; \
 	done
+	$(CC) $(C_FLAGS) -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
+	  tests/test_remote.c -o $(C_BIN)/test_remote-asan $(C_LINK)
+	@echo "asan+ubsan test_remote"
+	ASAN_OPTIONS=detect_leaks=1 $(C_BIN)/test_remote-asan $(CLI_BIN)
 
 # Installation (`make install`, docs/c.md). Directories are GNU's names; DESTDIR is
 # put in front of each when copying (staged installs, packaging) and never written into
