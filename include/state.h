@@ -1139,7 +1139,8 @@ enum state_status state_connect_options_init(struct state_connect_options *opts,
  * (`value` NULL, `value_len` 0, `is_new` false) and, after the watch's connection
  * was lost, the watch subscribes again by itself and delivers one
  * `STATE_EVENT_LAGGED` with `missed` 0 (unknown: read the keys again); a
- * `state_unwatch` of a remote watch may wait up to about 50 ms. `state_bucket_close`
+ * `state_unwatch` of a remote watch may wait up to about 50 ms (up to `timeout_ms`
+ * while the watch is subscribing again). `state_bucket_close`
  * closes the idle connections (cursors taken from the bucket keep working);
  * store functions (`state_close`, `state_bucket_names`, ...) take stores, not
  * buckets, and do not apply.
@@ -1492,7 +1493,8 @@ const char *state_last_error_message(void);
  * (the server restarted, or disconnected a watch 1024 events behind), the watch
  * subscribes again by itself, every 100 ms until it succeeds, and then delivers one
  * `STATE_EVENT_LAGGED` with `missed` 0 (unknown): read the keys again. Its
- * `state_unwatch` may wait up to about 50 ms.
+ * `state_unwatch` may wait up to about 50 ms (while it is subscribing again, up to
+ * the connection's timeout).
  *
  * Thread-safe.
  *

@@ -183,7 +183,8 @@ unsafe fn options_from(opts: *const state_connect_options) -> Result<Options, Fa
 /// (`value` NULL, `value_len` 0, `is_new` false) and, after the watch's connection
 /// was lost, the watch subscribes again by itself and delivers one
 /// `STATE_EVENT_LAGGED` with `missed` 0 (unknown: read the keys again); a
-/// `state_unwatch` of a remote watch may wait up to about 50 ms. `state_bucket_close`
+/// `state_unwatch` of a remote watch may wait up to about 50 ms (up to `timeout_ms`
+/// while the watch is subscribing again). `state_bucket_close`
 /// closes the idle connections (cursors taken from the bucket keep working);
 /// store functions (`state_close`, `state_bucket_names`, ...) take stores, not
 /// buckets, and do not apply.

@@ -13,10 +13,9 @@ use state_client::{RemoteBucket, RemoteWatcher};
 use state_core::{EventKind, Notice, Watcher};
 
 use crate::any::AnyBucket;
-use crate::sigpipe::NoSigpipe;
-
 use crate::boundary::{arg_out, arg_str, put, run, Fail};
 use crate::handles::{get, handle_type, register, state_bucket, unregister};
+use crate::sigpipe::NoSigpipe;
 use crate::status::state_status;
 
 /// `state_event.kind`: the key was set; `value` holds its new value and `is_new`
@@ -233,7 +232,8 @@ fn remote_watch_loop(
 /// (the server restarted, or disconnected a watch 1024 events behind), the watch
 /// subscribes again by itself, every 100 ms until it succeeds, and then delivers one
 /// `STATE_EVENT_LAGGED` with `missed` 0 (unknown): read the keys again. Its
-/// `state_unwatch` may wait up to about 50 ms.
+/// `state_unwatch` may wait up to about 50 ms (while it is subscribing again, up to
+/// the connection's timeout).
 ///
 /// Thread-safe.
 ///
