@@ -163,8 +163,8 @@ typedef enum state_status {
 } state_status;
 
 /**
- * A bucket of a store. Obtained from `state_bucket_open`, released with
- * `state_bucket_close`.
+ * A bucket: of a store (from `state_bucket_open`) or of a server's client (from
+ * `state_connect`). Released with `state_bucket_close`.
  */
 typedef struct state_bucket state_bucket;
 
@@ -408,6 +408,49 @@ typedef void (*state_progress_fn)(void *ctx,
                                   uint64_t records_done);
 
 /**
+ * Options for `state_connect`. Prepare one with `state_connect_options_init`, then
+ * set the fields you need:
+ *
+ * ```c
+ * state_connect_options co;
+ * state_connect_options_init(&co, sizeof co);
+ * co.token = getenv("STATE_TOKEN");
+ * co.timeout_ms = 2000;
+ * state_connect("state://127.0.0.1:6380", &co, &bucket);
+ * ```
+ *
+ * Later versions only append fields; `struct_size` works as in `state_options`.
+ * The strings are read during `state_connect` only.
+ */
+typedef struct state_connect_options {
+  /**
+   * `sizeof(state_connect_options)` as the program sees it; set by
+   * `state_connect_options_init`.
+   */
+  size_t struct_size;
+  /**
+   * A client's token to sign in with when the URL carries none (on a Unix socket:
+   * to act as that client rather than as the process's Unix user), or NULL.
+   */
+  const char *token;
+  /**
+   * The client name that goes with `token`, or NULL (the server then finds the
+   * client by its token).
+   */
+  const char *name;
+  /**
+   * The longest a connection attempt, a request's sending or its reply may take,
+   * in milliseconds (default 10000; > 0). Past it the call fails with `STATE_IO`.
+   */
+  uint64_t timeout_ms;
+  /**
+   * A PEM file of the CA certificate(s) a `states://` server's certificate must
+   * chain to, instead of the system's roots; or NULL.
+   */
+  const char *ca_file;
+} state_connect_options;
+
+/**
  * Options for `state_open`. Always prepare one with `state_options_init`, then change
  * the fields you need:
  *
@@ -532,8 +575,8 @@ typedef struct state_event {
    */
   size_t key_len;
   /**
-   * The new value for `STATE_EVENT_SET` (never NULL then, even when empty);
-   * NULL otherwise.
+   * The new value for `STATE_EVENT_SET` (never NULL then, even when empty, except
+   * on a bucket of `state_connect`, whose events carry no value); NULL otherwise.
    */
   const uint8_t *value;
   /**
@@ -541,7 +584,8 @@ typedef struct state_event {
    */
   size_t value_len;
   /**
-   * For `STATE_EVENT_LAGGED`: how many changes were dropped; 0 otherwise.
+   * For `STATE_EVENT_LAGGED`: how many changes were dropped (0: unknown, after a
+   * remote watch's connection was lost); 0 otherwise.
    */
   uint64_t missed;
   /**
@@ -579,7 +623,9 @@ enum state_status state_bucket_open(struct state_store *store,
                                     struct state_bucket **bucket);
 
 /**
- * Releases a bucket handle. Its data stays in the store.
+ * Releases a bucket handle, of `state_bucket_open` or `state_connect`. Its data
+ * stays in the store (on the server); a remote bucket's idle connections are
+ * closed.
  *
  * Thread-safe. A handle that is already closed gives `STATE_CLOSED` (never a crash).
  *
@@ -620,7 +666,8 @@ enum state_status state_get(struct state_bucket *bucket,
  * (`state_get`, cursors, ...); a write, flush or close of the same store from inside
  * it fails with `STATE_INVALID_ARGUMENT` (it would deadlock), and a slow `visit`
  * delays writers. It must return normally: no `longjmp` out of it, no C++ exception
- * through it.
+ * through it. On a bucket of `state_connect`, `value` is the reply's bytes and no
+ * lock is held (writes from inside `visit` work).
  *
  * Thread-safe.
  *
@@ -1046,6 +1093,76 @@ enum state_status state_import(struct state_store *store,
                                uint64_t *records);
 
 /**
+ * Fills `opts` with the default connection options (no token, no name, a timeout
+ * of 10000 ms, the system's CA roots) and sets `opts->struct_size` to
+ * `struct_size`, which must be `sizeof *opts`.
+ *
+ * Thread-safe.
+ *
+ * # Errors
+ * `STATE_INVALID_ARGUMENT` if `opts` is NULL or `struct_size` is smaller than the
+ * first version of the struct.
+ *
+ * # Safety
+ * `opts` is NULL or points to `struct_size` writable bytes.
+ */
+enum state_status state_connect_options_init(struct state_connect_options *opts,
+                                             size_t struct_size);
+
+/**
+ * Connects to the `state serve` at `url` and writes a bucket handle for the
+ * signed-in client's bucket to `*bucket`: every bucket function accepts it (get,
+ * set, delete, get/set multiple, the TTL functions, cursors, watch; see "Remote
+ * buckets" below) with the same results, status codes and free rules as for a
+ * bucket of `state_bucket_open`. Release it with `state_bucket_close`.
+ *
+ * `url`: `state+unix:///path/to/state.sock` (signs in as the process's Unix user by
+ * the socket's peer credentials, or as `options->token`'s client),
+ * `state://[NAME:TOKEN@]host:port` (TCP; a client's name and token, in the URL or
+ * in `options`) or `states://...` (the same over TLS). NULL: the default store's
+ * socket, `$STATE_STORE/state.sock`, else `./state-data/state.sock` (the `state`
+ * CLI's rule). `options` may be NULL for the defaults (`state_connect_options_init`).
+ *
+ * The connection is made and checked before this returns, so a server that is not
+ * there, or refuses the credentials, is reported here.
+ *
+ * **Remote buckets.** Each call is one request to the server (a `get_multiple` of
+ * any number of keys is one request). Argument checks are the embedded ones, made
+ * before anything is sent. A lost connection, or a server that does not answer
+ * within `timeout_ms`, is `STATE_IO` with a message naming the server: a read is
+ * first retried once on a fresh connection (so the first read after a server
+ * restart succeeds), a write never is (its message says the outcome is unknown),
+ * and the next call connects again. A refused sign-in is `STATE_INVALID_ARGUMENT`;
+ * a write over the client's quota `STATE_QUOTA_EXCEEDED`. Differences from an
+ * embedded bucket: `state_get_with` lends the reply's bytes and holds no lock
+ * (writes from inside `visit` work); the events of `state_watch` carry no value
+ * (`value` NULL, `value_len` 0, `is_new` false) and, after the watch's connection
+ * was lost, the watch subscribes again by itself and delivers one
+ * `STATE_EVENT_LAGGED` with `missed` 0 (unknown: read the keys again); a
+ * `state_unwatch` of a remote watch may wait up to about 50 ms (up to `timeout_ms`
+ * while the watch is subscribing again). `state_bucket_close`
+ * closes the idle connections (cursors taken from the bucket keep working);
+ * store functions (`state_close`, `state_bucket_names`, ...) take stores, not
+ * buckets, and do not apply.
+ *
+ * Thread-safe; the handle may be shared between threads (each call takes a
+ * connection of its own from the handle's pool).
+ *
+ * # Errors
+ * `STATE_INVALID_ARGUMENT` (a malformed URL, NULL `bucket`, bad options, refused
+ * credentials), `STATE_IO` (the server cannot be reached or does not answer in
+ * time).
+ *
+ * # Safety
+ * `url` is NULL or a NUL-terminated string; `options` is NULL or points to an
+ * initialized `state_connect_options` of `options->struct_size` bytes whose
+ * strings are NULL or NUL-terminated; `bucket` is valid for a write.
+ */
+enum state_status state_connect(const char *url,
+                                const struct state_connect_options *options,
+                                struct state_bucket **bucket);
+
+/**
  * Opens the state service over `store` and writes its handle to `*service`. Each
  * client reaches only the bucket named by its client id. Release with
  * `state_service_close`; closing the store makes the service report `STATE_CLOSED`.
@@ -1369,6 +1486,15 @@ const char *state_last_error_message(void);
  *
  * **Ending**: when the store is closed, the callback receives the events queued
  * before and is then not called again; the handle still needs `state_unwatch`.
+ *
+ * **A bucket of `state_connect`** is watched through the server's keyspace
+ * notifications on a connection of the watch's own: the events carry no value
+ * (`value` NULL, `value_len` 0) and `is_new` is false. When that connection is lost
+ * (the server restarted, or disconnected a watch 1024 events behind), the watch
+ * subscribes again by itself, every 100 ms until it succeeds, and then delivers one
+ * `STATE_EVENT_LAGGED` with `missed` 0 (unknown): read the keys again. Its
+ * `state_unwatch` may wait up to about 50 ms (while it is subscribing again, up to
+ * the connection's timeout).
  *
  * Thread-safe.
  *

@@ -6,6 +6,7 @@
 #                          /usr/local; also DESTDIR LIBDIR INCLUDEDIR BINDIR; builds nothing)
 #   make uninstall …       remove them again (same variables)
 #   make bench-c           C vs Rust per-call benchmark (opt-in; docs/bench-c.md)
+#   make bench-c-remote    remote state_get vs hiredis GET on one `state serve` (opt-in)
 
 ALL_TARGETS += c-example
 TEST_TARGETS += c-header-check c-test c-test-asan c-install-test
@@ -26,8 +27,8 @@ VALGRIND_FLAGS := --quiet --error-exitcode=99 --fair-sched=yes --leak-check=full
 	--show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible \
 	--track-origins=yes --suppressions=$(CURDIR)/tests/valgrind.supp
 
-.PHONY: c-lib c-example c-header-check c-test c-test-valgrind c-test-asan \
-	c-install-test header bench-c
+.PHONY: c-lib c-example c-header-check c-test c-test-valgrind c-test-remote c-test-asan \
+	c-install-test header bench-c bench-c-remote
 
 # The release library, staged as an installed layout would be (real file, soname
 # link, dev link) so the C programs load it exactly as users will.
@@ -50,7 +51,7 @@ c-header-check:
 
 C_TESTS := test_api test_threads test_watch
 
-c-test: c-lib c-test-valgrind
+c-test: c-lib c-test-valgrind c-test-remote
 
 c-test-valgrind: c-lib
 	@for t in $(C_TESTS); do \
@@ -58,6 +59,14 @@ c-test-valgrind: c-lib
 	  echo "valgrind $$t"; \
 	  $(VALGRIND) $(VALGRIND_FLAGS) $(C_BIN)/$$t || exit 1; \
 	done
+
+# state_connect against a real `state serve` the test starts (tests/test_remote.c,
+# memfile and sled, killed and restarted under it), under valgrind; the server is
+# the `state` binary c-lib's release build made.
+c-test-remote: c-lib
+	$(CC) $(C_FLAGS) tests/test_remote.c -o $(C_BIN)/test_remote $(C_LINK)
+	@echo "valgrind test_remote"
+	$(VALGRIND) $(VALGRIND_FLAGS) $(C_BIN)/test_remote $(CLI_BIN)
 
 # The same tests built with AddressSanitizer + UndefinedBehaviorSanitizer (the
 # library itself is not instrumented, but every allocation and free is checked).
@@ -68,6 +77,10 @@ c-test-asan: c-lib
 	  echo "asan+ubsan $$t"; \
 	  ASAN_OPTIONS=detect_leaks=1 $(C_BIN)/$$t-asan || exit 1; \
 	done
+	$(CC) $(C_FLAGS) -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
+	  tests/test_remote.c -o $(C_BIN)/test_remote-asan $(C_LINK)
+	@echo "asan+ubsan test_remote"
+	ASAN_OPTIONS=detect_leaks=1 $(C_BIN)/test_remote-asan $(CLI_BIN)
 
 # Installation (`make install`, docs/c.md). Directories are GNU's names; DESTDIR is
 # put in front of each when copying (staged installs, packaging) and never written into
@@ -153,6 +166,15 @@ bench-c: c-lib
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	echo "== C API"; $(C_BIN)/bench "$$tmp/c"; \
 	echo "== Rust API"; target/release/examples/bench_rust "$$tmp/rust"
+
+# Opt-in: a remote state_get (state_connect over the Unix socket) beside hiredis's
+# GET on the same `state serve` in one run, and a get_multiple of 1000 keys beside
+# MGET (docs/c.md, "Connecting to a server"). BENCH_REMOTE_ARGS: calls per round, rounds.
+BENCH_REMOTE_ARGS ?= 20000 7
+bench-c-remote: c-lib server-packages
+	$(CC) -std=c99 -O2 -D_GNU_SOURCE -I include tests/bench_remote.c -o $(C_BIN)/bench_remote \
+	  $(C_LINK) -lhiredis
+	scripts/with-server.sh $(CLI_BIN) bash -c '$(C_BIN)/bench_remote $$STATE_SOCK $(BENCH_REMOTE_ARGS)'
 
 # The Redis engine through the C ABI, against a redis-server started on a Unix
 # socket in a temporary directory (and stopped after).

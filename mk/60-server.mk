@@ -1,8 +1,8 @@
 # `state serve` (server/, crate state-server): examples, tests and benchmarks that
 # run real clients against a real server, side by side with a real redis-server.
 #
-#   make                  runs the service examples (redis-py, hiredis, the Rust
-#                         and Python clients' typed records, curl) against
+#   make                  runs the service examples (redis-py, hiredis, the Rust,
+#                         Python and C clients' typed records, curl) against
 #                         a server it starts and stops (server-example)
 #   make test             server-test: the redis-py/redis-cli/redis-benchmark suite
 #                         (server/tests/py), the web page in headless Chromium, and
@@ -25,16 +25,18 @@ TEST_TARGETS += server-test web-test unit-check
 server-packages:
 	scripts/ensure-packages.sh $(SERVER_PKGS)
 
-server-example: cli-build python-install server-packages
+server-example: cli-build c-lib python-install server-packages
 	$(VPY) -m pip install --quiet "redis>=5"
 	mkdir -p $(C_BIN)
 	$(CC) $(C_WARN) -O1 examples/c/service_client.c -o $(C_BIN)/service_client -lhiredis
+	$(CC) $(C_FLAGS) examples/c/remote_record.c -o $(C_BIN)/remote_record $(C_LINK)
 	$(RELEASE_BUILD) --example typed_record
 	$(WITH_SERVER) bash -c '\
 	  $(VPY) examples/python/service_client.py $$STATE_RESP_PORT alice $$STATE_TOKEN_ALICE && \
 	  $(C_BIN)/service_client $$STATE_SOCK && \
 	  target/release/examples/typed_record state+unix://$$STATE_SOCK && \
 	  $(VPY) examples/python/remote_record.py state+unix://$$STATE_SOCK && \
+	  $(C_BIN)/remote_record state+unix://$$STATE_SOCK && \
 	  curl -sf -H "Authorization: Bearer $$STATE_TOKEN_ALICE" -d "{\"key\":\"layout\"}" \
 	    http://127.0.0.1:$$STATE_HTTP_PORT/v1/get && echo " <- curl POST /v1/get (alice)"'
 

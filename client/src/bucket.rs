@@ -81,7 +81,10 @@ impl RemoteBucket {
     /// *invalid argument* for a bad key; *I/O* for a lost connection.
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         limits::check_key(key)?;
-        self.read(cmd("GET").arg(key).to_owned(), |v: Option<Vec<u8>>| v)
+        // Built in place: `cmd(..).arg(..).to_owned()` would copy the command.
+        let mut c = cmd("GET");
+        c.arg(key);
+        self.read(c, |v: Option<Vec<u8>>| v)
     }
 
     /// Whether `key` holds a live value.
@@ -109,7 +112,9 @@ impl RemoteBucket {
     /// *quota exceeded*; *I/O* (the write may or may not have been applied).
     pub fn set(&self, key: &str, value: impl AsRef<[u8]>) -> Result<()> {
         limits::check_key(key)?;
-        self.write::<()>(cmd("SET").arg(key).arg(value.as_ref()).to_owned())
+        let mut c = cmd("SET");
+        c.arg(key).arg(value.as_ref());
+        self.write::<()>(c)
     }
 
     /// Sets `key` to `value`, expiring after `ttl` (rounded up to milliseconds).
@@ -368,8 +373,10 @@ impl RemoteBucket {
     /// watcher's own. Once this returns, every later change reaches it.
     ///
     /// # Errors
+    /// *invalid argument* for a prefix longer than the longest key (as embedded);
     /// *I/O* if the server cannot be reached.
     pub fn watch(&self, prefix: &str) -> Result<RemoteWatcher> {
+        limits::check_watch_prefix(prefix)?;
         let conn = self.pool.open()?;
         RemoteWatcher::subscribe(conn, &self.pool.endpoint, prefix)
     }

@@ -14,7 +14,7 @@ use crate::engine::{BucketHint, Reader, StorageEngine, Visit};
 use crate::error::{Error, Result};
 use crate::expiry::{self, Ttl};
 use crate::lend::Lending;
-use crate::limits::{self, MAX_KEY_LEN};
+use crate::limits;
 use crate::record::{self, Stored};
 use crate::store::{Shared, Store};
 use crate::watch::{KeyWatch, Seen, WatchOptions, Watcher};
@@ -640,12 +640,7 @@ impl Bucket {
     /// As [`Bucket::watch`], and *invalid argument* for a zero capacity.
     pub fn watch_with(&self, prefix: &str, opts: WatchOptions) -> Result<Watcher> {
         let capacity = opts.capacity;
-        if prefix.len() > MAX_KEY_LEN {
-            return Err(Error::invalid(format!(
-                "watch prefix is {} bytes, more than the longest key ({MAX_KEY_LEN})",
-                prefix.len()
-            )));
-        }
+        limits::check_watch_prefix(prefix)?;
         if capacity == 0 {
             return Err(Error::invalid("watch capacity must be at least 1"));
         }

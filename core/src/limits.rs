@@ -31,6 +31,17 @@ pub fn check_key(key: &str) -> Result<()> {
     Ok(())
 }
 
+/// Checks a watch prefix: at most as long as the longest key (`""` watches every key).
+pub fn check_watch_prefix(prefix: &str) -> Result<()> {
+    if prefix.len() > MAX_KEY_LEN {
+        return Err(Error::invalid(format!(
+            "watch prefix is {} bytes, more than the longest key ({MAX_KEY_LEN})",
+            prefix.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Buckets whose names start with a control character are libstate's own (user
 /// bucket names cannot contain one: [`check_bucket_name`]).
 pub(crate) fn is_user_bucket(name: &str) -> bool {

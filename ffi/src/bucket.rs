@@ -4,6 +4,7 @@
 use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 
+use crate::any::AnyBucket;
 use crate::boundary::{
     arg_array, arg_bytes, arg_out, arg_sized_out, arg_str, put, put_opt, put_sized, run, Fail,
 };
@@ -34,14 +35,16 @@ pub unsafe extern "C" fn state_bucket_open(
         // SAFETY: forwarded contract.
         let name = unsafe { arg_str(name, "name") }?;
         let out = arg_out(bucket, "bucket")?;
-        let h = register::<state_bucket>(Arc::new(s.bucket(name)?))?;
+        let h = register::<state_bucket>(Arc::new(AnyBucket::Local(s.bucket(name)?)))?;
         // SAFETY: checked non-NULL, writable by the contract.
         unsafe { put(out, h) };
         Ok(state_status::STATE_OK)
     })
 }
 
-/// Releases a bucket handle. Its data stays in the store.
+/// Releases a bucket handle, of `state_bucket_open` or `state_connect`. Its data
+/// stays in the store (on the server); a remote bucket's idle connections are
+/// closed.
 ///
 /// Thread-safe. A handle that is already closed gives `STATE_CLOSED` (never a crash).
 ///
@@ -113,7 +116,8 @@ pub type state_value_fn =
 /// (`state_get`, cursors, ...); a write, flush or close of the same store from inside
 /// it fails with `STATE_INVALID_ARGUMENT` (it would deadlock), and a slow `visit`
 /// delays writers. It must return normally: no `longjmp` out of it, no C++ exception
-/// through it.
+/// through it. On a bucket of `state_connect`, `value` is the reply's bytes and no
+/// lock is held (writes from inside `visit` work).
 ///
 /// Thread-safe.
 ///
@@ -245,7 +249,7 @@ pub unsafe extern "C" fn state_get_multiple(
             // SAFETY: each pointer is NULL or a NUL-terminated string by the contract.
             .map(|(i, &k)| unsafe { arg_str(k, format_args!("keys[{i}]")) })
             .collect::<Result<Vec<&str>, _>>()?;
-        let found = b.get_multiple(keys)?;
+        let found = b.get_multiple(&keys)?;
         // SAFETY: checked, writable for struct_size bytes by the contract.
         unsafe { put_sized(out, entries_from(found)) };
         Ok(state_status::STATE_OK)
@@ -305,7 +309,7 @@ pub unsafe extern "C" fn state_set_multiple(
                 }
             })
             .collect::<Result<Vec<(&str, &[u8])>, Fail>>()?;
-        b.set_multiple(pairs)?;
+        b.set_multiple(&pairs)?;
         Ok(state_status::STATE_OK)
     })
 }

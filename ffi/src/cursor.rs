@@ -10,7 +10,9 @@ use std::ffi::c_char;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use state_core::{Cursor, Entry};
+use state_core::Entry;
+
+use crate::any::AnyCursor;
 
 use crate::boundary::{arg_out, arg_sized_out, arg_str, put, put_sized, run, Fail};
 use crate::buffers::{entries_from, entry_from, state_entries, state_entry};
@@ -60,7 +62,7 @@ pub unsafe extern "C" fn state_cursor_close(cursor: *mut state_cursor) -> state_
 fn step(
     cursor: *mut state_cursor,
     entry: *mut state_entry,
-    mv: impl FnOnce(&mut Cursor) -> Result<Option<Entry>, Fail>,
+    mv: impl FnOnce(&mut AnyCursor) -> Result<Option<Entry>, Fail>,
 ) -> state_status {
     run(|| {
         let c = get(cursor, "cursor")?;
@@ -81,7 +83,7 @@ fn step(
 fn steps(
     cursor: *mut state_cursor,
     entries: *mut state_entries,
-    mv: impl FnOnce(&mut Cursor) -> Result<Vec<Entry>, Fail>,
+    mv: impl FnOnce(&mut AnyCursor) -> Result<Vec<Entry>, Fail>,
 ) -> state_status {
     run(|| {
         let c = get(cursor, "cursor")?;
@@ -111,7 +113,7 @@ pub unsafe extern "C" fn state_cursor_first(
     cursor: *mut state_cursor,
     entry: *mut state_entry,
 ) -> state_status {
-    step(cursor, entry, |c| Ok(c.first()?))
+    step(cursor, entry, |c| c.first())
 }
 
 /// Moves to the last entry and writes it to `*entry` (release with
@@ -130,7 +132,7 @@ pub unsafe extern "C" fn state_cursor_last(
     cursor: *mut state_cursor,
     entry: *mut state_entry,
 ) -> state_status {
-    step(cursor, entry, |c| Ok(c.last()?))
+    step(cursor, entry, |c| c.last())
 }
 
 /// Steps to the smallest live key greater than the current one and writes that entry
@@ -150,7 +152,7 @@ pub unsafe extern "C" fn state_cursor_next(
     cursor: *mut state_cursor,
     entry: *mut state_entry,
 ) -> state_status {
-    step(cursor, entry, |c| Ok(c.next()?))
+    step(cursor, entry, |c| c.next())
 }
 
 /// Steps to the greatest live key smaller than the current one and writes that entry
@@ -170,7 +172,7 @@ pub unsafe extern "C" fn state_cursor_prev(
     cursor: *mut state_cursor,
     entry: *mut state_entry,
 ) -> state_status {
-    step(cursor, entry, |c| Ok(c.prev()?))
+    step(cursor, entry, |c| c.prev())
 }
 
 /// Moves to the first entry whose key is `>= key` (whether or not `key` exists) and
@@ -194,7 +196,7 @@ pub unsafe extern "C" fn state_cursor_seek(
     step(cursor, entry, |c| {
         // SAFETY: forwarded contract.
         let key = unsafe { arg_str(key, "key") }?;
-        Ok(c.seek(key)?)
+        c.seek(key)
     })
 }
 
@@ -219,7 +221,7 @@ pub unsafe extern "C" fn state_cursor_next_n(
     n: usize,
     entries: *mut state_entries,
 ) -> state_status {
-    steps(cursor, entries, |c| Ok(c.next_n(n)?))
+    steps(cursor, entries, |c| c.next_n(n))
 }
 
 /// Exactly `n` calls of `state_cursor_prev`: writes the entries stepped onto, in
@@ -242,5 +244,5 @@ pub unsafe extern "C" fn state_cursor_prev_n(
     n: usize,
     entries: *mut state_entries,
 ) -> state_status {
-    steps(cursor, entries, |c| Ok(c.prev_n(n)?))
+    steps(cursor, entries, |c| c.prev_n(n))
 }

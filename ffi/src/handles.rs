@@ -21,7 +21,9 @@ use std::sync::{Arc, LazyLock};
 use ::state_service::StateService;
 use arc_swap::ArcSwap;
 use parking_lot::{Mutex, RwLock};
-use state_core::{Bucket, Cursor, Store};
+use state_core::Store;
+
+use crate::any::{AnyBucket, AnyCursor};
 
 use crate::boundary::Fail;
 
@@ -30,8 +32,8 @@ pub struct state_store {
     _private: [u8; 0],
 }
 
-/// A bucket of a store. Obtained from `state_bucket_open`, released with
-/// `state_bucket_close`.
+/// A bucket: of a store (from `state_bucket_open`) or of a server's client (from
+/// `state_connect`). Released with `state_bucket_close`.
 pub struct state_bucket {
     _private: [u8; 0],
 }
@@ -138,8 +140,8 @@ macro_rules! handle_type {
 pub(crate) use handle_type;
 
 handle_type!(state_store, Arc<Store>, "a store", true);
-handle_type!(state_bucket, Arc<Bucket>, "a bucket", true);
-handle_type!(state_cursor, Arc<Mutex<Cursor>>, "a cursor", false);
+handle_type!(state_bucket, Arc<AnyBucket>, "a bucket", true);
+handle_type!(state_cursor, Arc<Mutex<AnyCursor>>, "a cursor", false);
 handle_type!(state_service, Arc<StateService>, "a service", false);
 
 /// Registers `value` and returns its new handle.

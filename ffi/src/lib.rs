@@ -8,7 +8,8 @@
 //! thread-local last-error message), handles are registry tokens ([`handles`]) so that
 //! closed handles are detected rather than dereferenced, and results are
 //! library-allocated buffers freed by the matching `state_*_free`. Behaviour lives in
-//! `state-core`.
+//! `state-core` (embedded buckets) and `state-client` (buckets of a `state serve`,
+//! from `state_connect`).
 
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -19,13 +20,16 @@
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 #![allow(non_camel_case_types)]
 
+mod any;
 mod boundary;
 mod bucket;
 mod buffers;
 mod cursor;
 mod handles;
 mod maintenance;
+mod remote;
 mod service;
+mod sigpipe;
 mod status;
 mod store;
 mod ttl;
@@ -51,6 +55,7 @@ pub use maintenance::{
     state_compact, state_compact_report, state_export, state_import, state_progress_fn,
     STATE_FORMAT_JSON, STATE_FORMAT_JSON_LINES,
 };
+pub use remote::{state_connect, state_connect_options, state_connect_options_init};
 pub use service::{state_service_close, state_service_handle, state_service_open};
 pub use status::{state_status, state_status_str};
 pub use store::{

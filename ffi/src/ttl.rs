@@ -85,7 +85,7 @@ pub unsafe extern "C" fn state_set_multiple_with_ttl(
                 }
             })
             .collect::<Result<Vec<(&str, &[u8])>, Fail>>()?;
-        b.set_multiple_with_ttl(pairs, ttl_from_millis(ttl_ms)?)?;
+        b.set_multiple_with_ttl(&pairs, ttl_from_millis(ttl_ms)?)?;
         Ok(state_status::STATE_OK)
     })
 }

@@ -6,12 +6,16 @@ use std::ffi::{c_char, c_void};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use parking_lot::Mutex;
+use state_client::{RemoteBucket, RemoteWatcher};
 use state_core::{EventKind, Notice, Watcher};
 
+use crate::any::AnyBucket;
 use crate::boundary::{arg_out, arg_str, put, run, Fail};
 use crate::handles::{get, handle_type, register, state_bucket, unregister};
+use crate::sigpipe::NoSigpipe;
 use crate::status::state_status;
 
 /// `state_event.kind`: the key was set; `value` holds its new value and `is_new`
@@ -61,12 +65,13 @@ pub struct state_event {
     pub key: *const c_char,
     /// The key's length in bytes, without the NUL.
     pub key_len: usize,
-    /// The new value for `STATE_EVENT_SET` (never NULL then, even when empty);
-    /// NULL otherwise.
+    /// The new value for `STATE_EVENT_SET` (never NULL then, even when empty, except
+    /// on a bucket of `state_connect`, whose events carry no value); NULL otherwise.
     pub value: *const u8,
     /// The value's length in bytes.
     pub value_len: usize,
-    /// For `STATE_EVENT_LAGGED`: how many changes were dropped; 0 otherwise.
+    /// For `STATE_EVENT_LAGGED`: how many changes were dropped (0: unknown, after a
+    /// remote watch's connection was lost); 0 otherwise.
     pub missed: u64,
     /// For `STATE_EVENT_SET`: whether the key was created; false otherwise.
     pub is_new: bool,
@@ -84,7 +89,9 @@ handle_type!(state_watcher, Arc<WatchState>, "a watch", false);
 
 /// A watch's state, named by its handle.
 pub(crate) struct WatchState {
-    watcher: Arc<Watcher>,
+    /// An embedded watch's watcher, ended by `state_unwatch` (a remote watch's
+    /// thread sees `stopped` within [`REMOTE_POLL`]).
+    watcher: Option<Arc<Watcher>>,
     /// Set by `state_unwatch`: no callback starts after it.
     stopped: Arc<AtomicBool>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -111,41 +118,94 @@ unsafe impl Send for Callback {}
 
 impl Callback {
     fn call(&self, n: &Notice) {
-        let mut key_buf: Vec<u8> = Vec::new();
-        let event = match n {
+        match n {
             Notice::Change(e) => {
-                key_buf.extend_from_slice(e.key().as_bytes());
-                key_buf.push(0);
-                let (value, value_len) = match e.value() {
-                    Some(v) => (v.as_ptr(), v.len()),
-                    None => (std::ptr::null(), 0),
-                };
-                state_event {
-                    struct_size: std::mem::size_of::<state_event>(),
-                    kind: kind_code(e.kind()),
-                    key: key_buf.as_ptr().cast(),
-                    key_len: e.key().len(),
-                    value,
-                    value_len,
-                    missed: 0,
-                    is_new: e.is_new(),
-                }
+                self.deliver(kind_code(e.kind()), Some(e.key()), e.value(), 0, e.is_new());
             }
-            Notice::Lagged(missed) => state_event {
-                struct_size: std::mem::size_of::<state_event>(),
-                kind: STATE_EVENT_LAGGED,
-                key: std::ptr::null(),
-                key_len: 0,
-                value: std::ptr::null(),
-                value_len: 0,
-                missed: *missed,
-                is_new: false,
+            Notice::Lagged(missed) => self.deliver(STATE_EVENT_LAGGED, None, None, *missed, false),
+        }
+    }
+
+    /// Calls the callback with one event made of these parts.
+    fn deliver(
+        &self,
+        kind: u32,
+        key: Option<&str>,
+        value: Option<&[u8]>,
+        missed: u64,
+        is_new: bool,
+    ) {
+        let mut key_buf: Vec<u8> = Vec::new();
+        if let Some(k) = key {
+            key_buf.extend_from_slice(k.as_bytes());
+            key_buf.push(0);
+        }
+        let (value, value_len) = match value {
+            Some(v) => (v.as_ptr(), v.len()),
+            None => (std::ptr::null(), 0),
+        };
+        let event = state_event {
+            struct_size: std::mem::size_of::<state_event>(),
+            kind,
+            key: if key.is_some() {
+                key_buf.as_ptr().cast()
+            } else {
+                std::ptr::null()
             },
+            key_len: key.map_or(0, str::len),
+            value,
+            value_len,
+            missed,
+            is_new,
         };
         // SAFETY: the contract allows calling `f` with `ctx` on this thread; `event`
         // and the key and value it points to live until the call returns (`key_buf`
-        // and the event `n` outlive it).
+        // and the borrowed value outlive it).
         unsafe { (self.f)(self.ctx, &event) }
+    }
+}
+
+/// How often a remote watch's thread looks at its stop flag while no event comes
+/// (the longest `state_unwatch` of a remote watch waits for it).
+const REMOTE_POLL: Duration = Duration::from_millis(50);
+/// How long a remote watch waits between attempts to subscribe again after its
+/// connection was lost.
+const REMOTE_RETRY: Duration = Duration::from_millis(100);
+
+/// The watch thread of a remote bucket: delivers the server's notifications; after
+/// a lost connection, subscribes again (every [`REMOTE_RETRY`] until it succeeds
+/// or the watch is stopped) and delivers one `STATE_EVENT_LAGGED` with `missed` 0
+/// (unknown): changes made while it was away were not seen.
+fn remote_watch_loop(
+    bucket: &RemoteBucket,
+    prefix: &str,
+    first: RemoteWatcher,
+    stopped: &AtomicBool,
+    cb: &Callback,
+) {
+    let mut watcher = Some(first);
+    while !stopped.load(Ordering::Acquire) {
+        match &mut watcher {
+            Some(w) => match w.recv_timeout(REMOTE_POLL) {
+                Ok(Some(e)) => {
+                    if stopped.load(Ordering::Acquire) {
+                        break;
+                    }
+                    cb.deliver(kind_code(e.kind), Some(&e.key), None, 0, e.new);
+                }
+                Ok(None) => {}
+                Err(_) => watcher = None,
+            },
+            None => match bucket.watch(prefix) {
+                Ok(w) => {
+                    watcher = Some(w);
+                    if !stopped.load(Ordering::Acquire) {
+                        cb.deliver(STATE_EVENT_LAGGED, None, None, 0, false);
+                    }
+                }
+                Err(_) => std::thread::sleep(REMOTE_RETRY),
+            },
+        }
     }
 }
 
@@ -165,6 +225,15 @@ impl Callback {
 ///
 /// **Ending**: when the store is closed, the callback receives the events queued
 /// before and is then not called again; the handle still needs `state_unwatch`.
+///
+/// **A bucket of `state_connect`** is watched through the server's keyspace
+/// notifications on a connection of the watch's own: the events carry no value
+/// (`value` NULL, `value_len` 0) and `is_new` is false. When that connection is lost
+/// (the server restarted, or disconnected a watch 1024 events behind), the watch
+/// subscribes again by itself, every 100 ms until it succeeds, and then delivers one
+/// `STATE_EVENT_LAGGED` with `missed` 0 (unknown): read the keys again. Its
+/// `state_unwatch` may wait up to about 50 ms (while it is subscribing again, up to
+/// the connection's timeout).
 ///
 /// Thread-safe.
 ///
@@ -194,33 +263,59 @@ pub unsafe extern "C" fn state_watch(
             return Err(Fail::Invalid("callback is NULL".into()));
         };
         let out = arg_out(watch, "watch")?;
-        let watcher = Arc::new(b.watch(prefix)?);
         let stopped = Arc::new(AtomicBool::new(false));
         let cb = Callback { f, ctx };
-        let thread = {
-            let (watcher, stopped) = (Arc::clone(&watcher), Arc::clone(&stopped));
+        let spawn = |body: Box<dyn FnOnce() + Send>| {
+            let me = Arc::as_ptr(&stopped) as usize;
             std::thread::Builder::new()
                 .name("libstate-watch".into())
                 .spawn(move || {
-                    let cb = cb;
-                    SERVING.with(|s| s.set(Arc::as_ptr(&stopped) as usize));
-                    while let Some(n) = watcher.recv() {
-                        if stopped.load(Ordering::Acquire) {
-                            break;
-                        }
-                        cb.call(&n);
-                    }
+                    SERVING.with(|s| s.set(me));
+                    body();
                 })
                 .map_err(|e| {
                     Fail::Core(state_core::Error::Internal(format!(
                         "cannot start the watch thread: {e}"
                     )))
-                })?
+                })
         };
-        let state = WatchState {
-            watcher,
-            stopped,
-            thread: Mutex::new(Some(thread)),
+        let state = match &*b {
+            AnyBucket::Local(b) => {
+                let watcher = Arc::new(b.watch(prefix)?);
+                let (w, stop) = (Arc::clone(&watcher), Arc::clone(&stopped));
+                let thread = spawn(Box::new(move || {
+                    let cb = cb;
+                    while let Some(n) = w.recv() {
+                        if stop.load(Ordering::Acquire) {
+                            break;
+                        }
+                        cb.call(&n);
+                    }
+                }))?;
+                WatchState {
+                    watcher: Some(watcher),
+                    stopped,
+                    thread: Mutex::new(Some(thread)),
+                }
+            }
+            AnyBucket::Remote(b) => {
+                let first = {
+                    let _no_sigpipe = NoSigpipe::new();
+                    b.watch(prefix)?
+                };
+                let (b, prefix, stop) = (b.clone(), prefix.to_string(), Arc::clone(&stopped));
+                let thread = spawn(Box::new(move || {
+                    let cb = cb;
+                    // The thread's whole life: it only talks to the server.
+                    let _no_sigpipe = NoSigpipe::new();
+                    remote_watch_loop(&b, &prefix, first, &stop, &cb);
+                }))?;
+                WatchState {
+                    watcher: None,
+                    stopped,
+                    thread: Mutex::new(Some(thread)),
+                }
+            }
         };
         let h = register::<state_watcher>(Arc::new(state))?;
         // SAFETY: checked non-NULL, writable by the contract.
@@ -243,7 +338,9 @@ pub unsafe extern "C" fn state_unwatch(watch: *mut state_watcher) -> state_statu
     run(|| {
         let w = unregister(watch, "watch")?;
         w.stopped.store(true, Ordering::Release);
-        w.watcher.end();
+        if let Some(watcher) = &w.watcher {
+            watcher.end();
+        }
         let thread = w.thread.lock().take();
         if let Some(t) = thread {
             let me = Arc::as_ptr(&w.stopped) as usize;
