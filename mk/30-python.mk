@@ -15,7 +15,8 @@ PY_EXAMPLE_DIR ?= $(STATE_DIR)
 ALL_TARGETS += python-example
 TEST_TARGETS += python-test
 
-.PHONY: python-venv python-install python-example python-test python-lint bench-python
+.PHONY: python-venv python-install python-example python-test python-lint bench-python \
+	bench-python-remote
 
 $(VENV)/.tools-installed:
 	$(PYTHON) -m venv $(VENV)
@@ -64,3 +65,9 @@ bench-python: python-install
 	$(VPY) $(PY_BENCH) all --n $(BENCH_N) --dir $(BENCH_DIR) \
 		--python dbm.gnu=/usr/bin/python3 --out $(BENCH_DIR)/results-$(BENCH_N).json
 	$(VPY) $(PY_BENCH) report $(BENCH_DIR)/results-$(BENCH_N).json
+
+# Opt-in: a remote get (libstate.connect) beside redis-py's GET on the same state
+# serve, and get_many(1000) beside MGET (issue 28's goal; docs/python.md).
+bench-python-remote: python-install cli-build
+	$(VPY) -m pip install --quiet "redis>=5"
+	$(VPY) $(PYDIR)/bench/remote.py --state $(CLI_BIN)
