@@ -213,6 +213,12 @@ async fn serve_tracked<S>(
             let _ = write_out(shared, &mut stream, &out.buf, kill).await;
             return;
         }
+        if let Some(t) = sess.tracking.as_mut() {
+            // Invalidations follow the replies of the reads they concern.
+            out.resp3 = sess.resp3;
+            out.set_limit(usize::MAX);
+            t.drain(sess.resp3, &mut out);
+        }
         held.set(buf.capacity() + out.buf.capacity() + sess.multi_bytes);
         if !out.buf.is_empty() {
             if !write_out(shared, &mut stream, &out.buf, kill).await {
@@ -273,7 +279,7 @@ async fn serve_tracked<S>(
             }
         };
         let ready = Arc::clone(&sess.subs.ready);
-        let subscribed = sess.subs.active();
+        let subscribed = sess.subs.active() || sess.tracking.is_some();
         tokio::select! {
             () = ready.notified(), if subscribed => {}
             r = read => match r {

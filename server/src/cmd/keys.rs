@@ -154,7 +154,8 @@ pub(super) fn flushdb(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res 
     if a.remaining() > 0 {
         return Err(SYNTAX.into());
     }
-    // Redis sends no keyspace event for a flush (WATCH still sees it).
+    // Redis sends no keyspace event for a flush (WATCH still sees it); client
+    // tracking turns the label into one null invalidation.
     let mut after: Option<String> = None;
     loop {
         let keys = tx.keys(after.as_deref(), 1024)?;
@@ -163,7 +164,7 @@ pub(super) fn flushdb(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res 
         };
         for k in &keys {
             tx.delete(k)?;
-            tx.label_none(k)?;
+            tx.label(k, crate::tracking::FLUSH_LABEL)?;
         }
         after = Some(last);
     }

@@ -471,7 +471,17 @@ pub(crate) fn request(shared: &Shared, sess: &mut Session, args: &[&[u8]], out: 
     use crate::session::Reply;
     let mark = out.buf.len();
     let skipping = sess.reply == Reply::Skip;
-    let after = request_inner(shared, sess, args, out);
+    let after = match &sess.tracking {
+        // NOLOOP: the tracking waker tells this connection's writes by thread.
+        Some(t) if t.noloop() => {
+            let id = sess.id;
+            crate::tracking::as_writer(id, || request_inner(shared, sess, args, out))
+        }
+        _ => request_inner(shared, sess, args, out),
+    };
+    if sess.tracking.is_some() {
+        track(sess, args);
+    }
     // CLIENT REPLY OFF / SKIP: the reply is dropped, except pub/sub confirmations
     // (pushes, which Redis sends whatever the mode).
     let push = lookup(args[0]).is_some_and(|(_, s)| s.subscribed && s.name.ends_with("subscribe"));
@@ -486,6 +496,21 @@ pub(crate) fn request(shared: &Shared, sess: &mut Session, args: &[&[u8]], out: 
         }
     }
     after
+}
+
+/// CLIENT TRACKING (default mode): remembers the keys of a read-only data
+/// command that ran (or was queued by MULTI: remembering a key before it is read
+/// is as safe), then lets CLIENT CACHING's choice lapse.
+fn track(sess: &mut Session, args: &[&[u8]]) {
+    let Some(t) = sess.tracking.as_mut() else {
+        return;
+    };
+    if let Some((_, spec)) = lookup(args[0]) {
+        if spec.queued() && !spec.write && spec.arity_ok(args.len()) && sess.client.is_some() {
+            t.read(spec.keys.of(args).copied());
+        }
+    }
+    t.command_done();
 }
 
 fn request_inner(shared: &Shared, sess: &mut Session, args: &[&[u8]], out: &mut Out) -> After {
