@@ -132,6 +132,12 @@ async fn serve_tracked<S>(
     // When the request being received must be complete (from its first byte).
     let mut request_deadline: Option<tokio::time::Instant> = None;
     loop {
+        if let Some(t) = sess.tracking.as_mut() {
+            // Changes committed before these requests are pushed before their
+            // replies (as Redis, whose push is in the buffer already).
+            out.resp3 = sess.resp3;
+            t.drain(sess.resp3, &mut out);
+        }
         // Run every complete request received so far.
         let mut consumed = 0;
         let mut close = false;

@@ -120,16 +120,6 @@ impl Table {
     }
 }
 
-/// CLIENT CACHING's state for the next command (OPTIN / OPTOUT).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Caching {
-    None,
-    /// Set by CLIENT CACHING; becomes `Next` once that command is done.
-    Given,
-    /// Applies to the command being run.
-    Next,
-}
-
 /// Options of `CLIENT TRACKING ON`.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Options {
@@ -146,7 +136,8 @@ pub(crate) struct Tracking {
     opts: Options,
     /// BCAST prefixes, sorted, none overlapping.
     prefixes: BTreeSet<Vec<u8>>,
-    caching: Caching,
+    /// CLIENT CACHING YES/NO was given and has not lapsed yet.
+    caching: bool,
     table: Table,
     max_keys: usize,
     pending: Arc<Mutex<Pending>>,
@@ -171,7 +162,7 @@ impl Tracking {
             id,
             opts: Options::default(),
             prefixes: BTreeSet::new(),
-            caching: Caching::None,
+            caching: false,
             table: Table::default(),
             max_keys: max_keys.max(1),
             pending: Arc::default(),
@@ -189,7 +180,7 @@ impl Tracking {
     pub(crate) fn reconfigure(&mut self, opts: Options) {
         self.prefixes.extend(opts.prefixes.iter().cloned());
         self.opts = opts;
-        self.caching = Caching::None;
+        self.caching = false;
     }
 
     /// Refuses options Redis refuses, with its words: PREFIX without BCAST,
@@ -208,7 +199,7 @@ impl Tracking {
             return Err("ERR OPTIN and OPTOUT are not compatible with BCAST".into());
         }
         if o.optin && o.optout {
-            return Err("ERR You can't use both OPTIN and OPTOUT".into());
+            return Err("ERR You can't specify both OPTIN mode and OPTOUT mode".into());
         }
         if let Some(t) = now {
             if (o.optin && t.opts.optout) || (o.optout && t.opts.optin) {
@@ -284,7 +275,7 @@ impl Tracking {
     /// CLIENT CACHING YES / NO: applies to the next command. The caller checked
     /// the mode ([`Tracking::optin`], [`Tracking::optout`]).
     pub(crate) fn set_caching(&mut self) {
-        self.caching = Caching::Given;
+        self.caching = true;
     }
 
     /// Whether NOLOOP was given.
@@ -302,12 +293,13 @@ impl Tracking {
         self.opts.optout
     }
 
-    /// Called after every command: CLIENT CACHING's choice lasts for one command.
-    pub(crate) fn command_done(&mut self) {
-        self.caching = match self.caching {
-            Caching::Given => Caching::Next,
-            _ => Caching::None,
-        };
+    /// Called after every command: CLIENT CACHING's choice lapses after the
+    /// next command that is not a CLIENT subcommand, outside MULTI (`keep`: this
+    /// one was such a command), as in Redis.
+    pub(crate) fn command_done(&mut self, keep: bool) {
+        if !keep {
+            self.caching = false;
+        }
     }
 
     /// Remembers the keys a read-only command read (default mode, as OPTIN /
@@ -317,7 +309,7 @@ impl Tracking {
         if self.opts.bcast {
             return;
         }
-        let cached = self.caching == Caching::Next;
+        let cached = self.caching;
         if (self.opts.optin && !cached) || (self.opts.optout && cached) {
             return;
         }
@@ -396,7 +388,7 @@ impl Tracking {
             None => flags.push("off"),
             Some(t) => {
                 flags.push("on");
-                let cached = t.caching != Caching::None;
+                let cached = t.caching;
                 if t.opts.bcast {
                     flags.push("bcast");
                 }

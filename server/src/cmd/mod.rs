@@ -500,17 +500,22 @@ pub(crate) fn request(shared: &Shared, sess: &mut Session, args: &[&[u8]], out: 
 
 /// CLIENT TRACKING (default mode): remembers the keys of a read-only data
 /// command that ran (or was queued by MULTI: remembering a key before it is read
-/// is as safe), then lets CLIENT CACHING's choice lapse.
+/// is as safe), then lets CLIENT CACHING's choice lapse (not after a CLIENT
+/// subcommand, nor inside MULTI, as Redis).
 fn track(sess: &mut Session, args: &[&[u8]]) {
     let Some(t) = sess.tracking.as_mut() else {
         return;
     };
-    if let Some((_, spec)) = lookup(args[0]) {
+    let spec = lookup(args[0]).map(|(_, s)| s);
+    if let Some(spec) = spec {
         if spec.queued() && !spec.write && spec.arity_ok(args.len()) && sess.client.is_some() {
             t.read(spec.keys.of(args).copied());
         }
     }
-    t.command_done();
+    // Redis keeps CLIENT CACHING's choice across CLIENT subcommands and MULTI.
+    let keep = sess.multi.is_some()
+        || spec.is_some_and(|s| s.name == "client");
+    t.command_done(keep);
 }
 
 fn request_inner(shared: &Shared, sess: &mut Session, args: &[&[u8]], out: &mut Out) -> After {
