@@ -1030,7 +1030,10 @@ fn cached_reads_never_go_back_in_time_under_concurrent_writes() {
         if reads % 16 == 0 {
             mine += 1;
             reader.set("mine", mine.to_string()).unwrap();
-            assert_eq!(reader.get("mine").unwrap(), Some(mine.to_string().into_bytes()));
+            assert_eq!(
+                reader.get("mine").unwrap(),
+                Some(mine.to_string().into_bytes())
+            );
         }
     }
     w.join().unwrap();
@@ -1051,7 +1054,10 @@ fn the_cache_is_dropped_when_the_server_restarts() {
     f.server = Serving::start(&f.store, "memfile", &f.sock, &["--sync"]);
     // Written before this handle's listener is back: no invalidation for it
     // ever reaches the handle, yet its read is the new value.
-    state_client::connect(&url).unwrap().set("k", b"after").unwrap();
+    state_client::connect(&url)
+        .unwrap()
+        .set("k", b"after")
+        .unwrap();
     assert_eq!(b.get("k").unwrap().as_deref(), Some(&b"after"[..]));
     within_10s("the listener reconnecting", || b.cache_is_live());
     assert_eq!(b.get("k").unwrap().as_deref(), Some(&b"after"[..]));

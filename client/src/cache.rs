@@ -217,7 +217,13 @@ impl Cache {
 
     /// Keeps what the read of fill `id` returned, if nothing invalidated the key
     /// since the read was sent. `deadline`: when the key expires.
-    pub(crate) fn fill(&self, key: &str, id: u64, value: Option<Vec<u8>>, deadline: Option<Instant>) {
+    pub(crate) fn fill(
+        &self,
+        key: &str,
+        id: u64,
+        value: Option<Vec<u8>>,
+        deadline: Option<Instant>,
+    ) {
         let mut s = self.state.lock();
         self.check_lost(&mut s);
         if !matches!(s.map.get(key), Some(Slot::Filling(f)) if *f == id) {

@@ -228,7 +228,11 @@ impl Tracking {
     /// Watches `bucket` (after AUTH as another client: its bucket instead, and
     /// everything read before is to be forgotten).
     pub(crate) fn rebind(&mut self, bucket: &Bucket) -> state_core::Result<()> {
-        if self.watcher.as_ref().is_some_and(|(c, _)| c == bucket.name()) {
+        if self
+            .watcher
+            .as_ref()
+            .is_some_and(|(c, _)| c == bucket.name())
+        {
             return Ok(());
         }
         if self.watcher.is_some() {

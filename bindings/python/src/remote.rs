@@ -157,7 +157,10 @@ impl PyRemoteBucket {
     /// invalidations (`False` without `cache=`, and while it reconnects).
     #[getter]
     fn cache_live(&self) -> bool {
-        self.inner.lock().as_ref().is_some_and(RemoteBucket::cache_is_live)
+        self.inner
+            .lock()
+            .as_ref()
+            .is_some_and(RemoteBucket::cache_is_live)
     }
 
     /// Whether `close()` was called.

@@ -218,12 +218,16 @@ fn caching(sess: &mut Session, choice: &[u8], out: &mut Out) {
     };
     if choice.eq_ignore_ascii_case(b"yes") {
         if !t.optin() {
-            out.error("ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.");
+            out.error(
+                "ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.",
+            );
             return;
         }
     } else if choice.eq_ignore_ascii_case(b"no") {
         if !t.optout() {
-            out.error("ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.");
+            out.error(
+                "ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.",
+            );
             return;
         }
     } else {

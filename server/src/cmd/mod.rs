@@ -513,8 +513,7 @@ fn track(sess: &mut Session, args: &[&[u8]]) {
         }
     }
     // Redis keeps CLIENT CACHING's choice across CLIENT subcommands and MULTI.
-    let keep = sess.multi.is_some()
-        || spec.is_some_and(|s| s.name == "client");
+    let keep = sess.multi.is_some() || spec.is_some_and(|s| s.name == "client");
     t.command_done(keep);
 }
 
