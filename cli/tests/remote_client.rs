@@ -976,6 +976,27 @@ fn the_cache_answers_repeated_reads_and_drops_what_changed() {
 }
 
 #[test]
+fn the_cache_works_over_tcp_with_a_bare_token() {
+    // The listener's RESP3 sign-in is `HELLO 3 AUTH default TOKEN`.
+    let f = fixture("memfile", &[]);
+    let opts = Options {
+        token: Some(f.alice.clone()),
+        cache: Some(state_client::CacheOptions::default()),
+        ..Options::default()
+    };
+    let url = format!("state://127.0.0.1:{}", f.server.port);
+    let b = state_client::connect_with(Some(&url), opts).unwrap();
+    assert!(b.cache_is_live());
+    let other = f.tcp("alice", &f.alice);
+    other.set("k", b"1").unwrap();
+    settle(&b, &other);
+    assert_eq!(b.get("k").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(b.get_cached("k"), Some(Some(b"1".to_vec())));
+    other.set("k", b"2").unwrap();
+    within_10s("the invalidation", || b.get_cached("k").is_none());
+}
+
+#[test]
 fn a_cached_key_never_outlives_its_ttl() {
     // No sweep within the test: the server's invalidation of the expired key
     // would come too late, only the cached deadline can drop it in time.
@@ -1027,7 +1048,7 @@ fn cached_reads_never_go_back_in_time_under_concurrent_writes() {
         assert!(n >= last, "went back from {last} to {n}");
         last = n;
         reads += 1;
-        if reads % 16 == 0 {
+        if reads.is_multiple_of(16) {
             mine += 1;
             reader.set("mine", mine.to_string()).unwrap();
             assert_eq!(

@@ -206,21 +206,27 @@ impl Tracking {
                 return Err("ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode.".into());
             }
         }
-        let mut seen: Vec<&[u8]> = now
+        // Redis's order: each given prefix against the ones already on, then
+        // against those given after it.
+        let overlap = |a: &[u8], b: &[u8]| a.starts_with(b) || b.starts_with(a);
+        let on: Vec<&[u8]> = now
             .map(|t| t.prefixes.iter().map(Vec::as_slice).collect())
             .unwrap_or_default();
-        for p in &o.prefixes {
-            if let Some(other) = seen
-                .iter()
-                .find(|q| **q != p.as_slice() && (q.starts_with(p) || p.starts_with(q)))
-            {
+        for (i, p) in o.prefixes.iter().enumerate() {
+            if let Some(q) = on.iter().find(|q| overlap(p, q)) {
                 return Err(format!(
                     "ERR Prefix '{}' overlaps with an existing prefix '{}'. Prefixes for a single client must not overlap.",
                     String::from_utf8_lossy(p),
-                    String::from_utf8_lossy(other)
+                    String::from_utf8_lossy(q)
                 ));
             }
-            seen.push(p);
+            if let Some(q) = o.prefixes[i + 1..].iter().find(|q| overlap(p, q)) {
+                return Err(format!(
+                    "ERR Prefix '{}' overlaps with another provided prefix '{}'. Prefixes for a single client must not overlap.",
+                    String::from_utf8_lossy(p),
+                    String::from_utf8_lossy(q)
+                ));
+            }
         }
         Ok(())
     }

@@ -255,7 +255,18 @@ fn connection_name_ok(name: &[u8], out: &mut Out) -> bool {
 fn authenticate(shared: &Shared, sess: &mut Session, name: Option<&[u8]>, token: &[u8]) -> bool {
     let name_text = name.map(|n| String::from_utf8_lossy(n).into_owned());
     let token = String::from_utf8_lossy(token);
-    match shared.registry.verify(name_text.as_deref(), &token) {
+    // Redis's `default` user is "no user name": RESP3 clients send `HELLO 3 AUTH
+    // default TOKEN` for a bare token (redis-py, the redis crate), which is
+    // `AUTH TOKEN` (the token alone names its client).
+    let found = shared
+        .registry
+        .verify(name_text.as_deref(), &token)
+        .or_else(|| {
+            (name_text.as_deref() == Some("default"))
+                .then(|| shared.registry.verify(None, &token))
+                .flatten()
+        });
+    match found {
         Some(client) => {
             tracing::debug!(conn = sess.id, client = %client, "authenticated");
             shared.signed_in(
