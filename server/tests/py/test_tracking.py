@@ -350,3 +350,26 @@ def test_redis_py_client_side_cache(server: StateServer, monkeypatch: pytest.Mon
     deadline = time.monotonic() + 10
     while cached.get("k") is not None:
         assert time.monotonic() < deadline, "the flush never arrived"
+
+
+def test_a_big_flush_is_one_null_and_no_keyspace_event(server: StateServer) -> None:
+    """FLUSHDB of more keys than a subscriber's queue holds: the tracking
+    connection gets one null invalidation; a keyspace subscriber hears nothing
+    and is not dropped."""
+    r, w = pair(server)
+    assert server.resp_port is not None
+    sub = Resp3(server.resp_port, ("alice", server.tokens["alice"]))
+    try:
+        args = [x for i in range(3000) for x in (f"k{i}", "v")]
+        assert w.cmd("MSET", *args) == ("OK", [])
+        r.cmd("CLIENT", "TRACKING", "ON")
+        r.cmd("GET", "k1")
+        sub.sock.sendall(b"*2\r\n$10\r\nPSUBSCRIBE\r\n$16\r\n__keyspace@0__:*\r\n")
+        assert sub.wait_push(10) == [b"psubscribe", b"__keyspace@0__:*", 1]
+        assert w.cmd("FLUSHDB") == ("OK", [])
+        assert r.cmd("PING") == ("PONG", [[b"invalidate", None]])
+        assert sub.cmd("PING") == ("PONG", [])
+        assert w.cmd("DBSIZE") == (0, [])
+    finally:
+        for c in (r, w, sub):
+            c.close()
