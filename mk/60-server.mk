@@ -40,8 +40,9 @@ server-example: cli-build c-lib python-install server-packages
 	  curl -sf -H "Authorization: Bearer $$STATE_TOKEN_ALICE" -d "{\"key\":\"layout\"}" \
 	    http://127.0.0.1:$$STATE_HTTP_PORT/v1/get && echo " <- curl POST /v1/get (alice)"'
 
+# redis>=5.1: test_tracking.py runs redis-py's own client-side cache (cache_config=).
 server-test: cli-build python-venv server-packages
-	$(VPY) -m pip install --quiet "redis>=5" "httpx>=0.27"
+	$(VPY) -m pip install --quiet "redis>=5.1" "httpx>=0.27"
 	cd server/tests/py && STATE_BIN=$(CLI_BIN) $(VPY) -m pytest -q -p no:cacheprovider .
 
 # The shipped systemd unit (cli/debian/libstate.service): systemd-analyze verify on it,

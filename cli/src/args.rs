@@ -339,6 +339,15 @@ pub struct ServeArgs {
         env = "STATE_MAX_SUBSCRIPTIONS"
     )]
     pub max_subscriptions: usize,
+    /// Most keys one RESP connection's client-side-caching table (CLIENT TRACKING,
+    /// default mode) remembers; past it the oldest key is invalidated and forgotten.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1_000_000,
+        env = "STATE_TRACKING_TABLE_MAX_KEYS"
+    )]
+    pub tracking_table_max_keys: usize,
     /// Answer HTTP requests for this Host name too (repeatable; loopback addresses,
     /// IP literals and `localhost` are always served). Other names get 421, which
     /// stops DNS-rebinding pages.

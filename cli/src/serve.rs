@@ -93,6 +93,7 @@ pub fn serve(target: &Target, store_given: bool, a: ServeArgs) -> CmdResult {
         max_output_bytes: a.max_output_bytes,
         max_buffered_bytes: a.max_buffered_bytes,
         max_subscriptions: a.max_subscriptions,
+        tracking_table_max_keys: a.tracking_table_max_keys,
         http_hosts: a.http_host,
         metrics_token: a.metrics_token,
         idle_timeout: a.idle_timeout,

@@ -868,3 +868,219 @@ fn states_urls_connect_over_tls_to_a_server_whose_ca_is_given() {
     };
     assert!(state_client::connect_with(Some(&plain), opts).is_err());
 }
+
+/// The server's count of key lookups that found their key (INFO's
+/// `keyspace_hits`), read on a connection of its own.
+fn server_hits(sock: &Path) -> u64 {
+    use std::io::Write;
+    let s = std::os::unix::net::UnixStream::connect(sock).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    (&s).write_all(&resp(&[b"INFO", b"stats"])).unwrap();
+    let out = reply(&mut r).join("\n");
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix("keyspace_hits:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no keyspace_hits in {out}"))
+}
+
+/// A handle with the client-side cache on, once its listener is tracking.
+fn cached(url: &str, entries: usize) -> RemoteBucket {
+    let opts = Options {
+        cache: Some(state_client::CacheOptions::entries(entries)),
+        ..Options::default()
+    };
+    let b = state_client::connect_with(Some(url), opts).unwrap();
+    assert!(b.cache_is_live(), "connect returns once the cache tracks");
+    b
+}
+
+/// Polls `f` until it is true, for at most 10 s (each poll is a real read).
+fn within_10s(what: &str, mut f: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < until, "{what}: not within 10 s");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Waits until `b`'s cache has applied every invalidation of the writes
+/// acknowledged so far: a key of its own is cached as missing, `other` creates
+/// it, and its invalidation (which follows the earlier ones on the listener's
+/// connection) drops it.
+fn settle(b: &RemoteBucket, other: &RemoteBucket) {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let key = format!("settle/{}", N.fetch_add(1, Ordering::SeqCst));
+    assert_eq!(b.get(&key).unwrap(), None);
+    assert_eq!(b.get_cached(&key), Some(None), "a missing key is cached");
+    other.set(&key, b"1").unwrap();
+    within_10s("the settling write's invalidation", || {
+        b.get_cached(&key).is_none()
+    });
+}
+
+#[test]
+fn the_one_bucket_cases_pass_with_the_cache_on() {
+    let f = fixture("memfile", &[]);
+    run_cases(&cached(&f.unix_url(), 1000));
+}
+
+#[test]
+fn the_cache_answers_repeated_reads_and_drops_what_changed() {
+    let f = fixture("memfile", &[]);
+    let url = f.unix_url();
+    let b = cached(&url, 1000);
+    let other = state_client::connect(&url).unwrap();
+    other.set("k", b"1").unwrap();
+    settle(&b, &other);
+    assert_eq!(b.get("k").unwrap().as_deref(), Some(&b"1"[..]));
+    // A repeated read does not reach the server.
+    let hits = server_hits(&f.sock);
+    for _ in 0..100 {
+        assert_eq!(b.get("k").unwrap().as_deref(), Some(&b"1"[..]));
+    }
+    assert_eq!(server_hits(&f.sock), hits, "cached reads asked the server");
+    // The handle's own write: seen by its very next read.
+    b.set("k", b"2").unwrap();
+    assert_eq!(b.get("k").unwrap().as_deref(), Some(&b"2"[..]));
+    b.delete("k").unwrap();
+    assert_eq!(b.get("k").unwrap(), None);
+    b.set_multiple([("k", &b"3"[..])]).unwrap();
+    assert_eq!(b.get("k").unwrap().as_deref(), Some(&b"3"[..]));
+    b.update("k", |_| Some(b"4".to_vec())).unwrap();
+    assert_eq!(b.get("k").unwrap().as_deref(), Some(&b"4"[..]));
+    // Another connection's write: the invalidation arrives, then the new value.
+    other.set("k", b"5").unwrap();
+    within_10s("the invalidation", || {
+        b.get("k").unwrap().as_deref() == Some(&b"5"[..])
+    });
+    // A missing key is cached as missing, and dropped when it is created.
+    assert_eq!(b.get("new").unwrap(), None);
+    other.set("new", b"x").unwrap();
+    within_10s("the creation", || b.get("new").unwrap().is_some());
+    // FLUSHDB: everything goes.
+    {
+        use std::io::Write;
+        let s = std::os::unix::net::UnixStream::connect(&f.sock).unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        (&s).write_all(&resp(&[b"FLUSHDB"])).unwrap();
+        assert_eq!(reply(&mut r), ["+OK"]);
+    }
+    within_10s("the flush", || {
+        b.get("k").unwrap().is_none() && b.get("new").unwrap().is_none()
+    });
+    // Bounded: at most 1000 keys.
+    for i in 0..1100 {
+        b.get(&format!("many/{i}")).unwrap();
+    }
+    assert!(b.cached_len() <= 1000, "{}", b.cached_len());
+}
+
+#[test]
+fn the_cache_works_over_tcp_with_a_bare_token() {
+    // The listener's RESP3 sign-in is `HELLO 3 AUTH default TOKEN`.
+    let f = fixture("memfile", &[]);
+    let opts = Options {
+        token: Some(f.alice.clone()),
+        cache: Some(state_client::CacheOptions::default()),
+        ..Options::default()
+    };
+    let url = format!("state://127.0.0.1:{}", f.server.port);
+    let b = state_client::connect_with(Some(&url), opts).unwrap();
+    assert!(b.cache_is_live());
+    let other = f.tcp("alice", &f.alice);
+    other.set("k", b"1").unwrap();
+    settle(&b, &other);
+    assert_eq!(b.get("k").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(b.get_cached("k"), Some(Some(b"1".to_vec())));
+    other.set("k", b"2").unwrap();
+    within_10s("the invalidation", || b.get_cached("k").is_none());
+}
+
+#[test]
+fn a_cached_key_never_outlives_its_ttl() {
+    // No sweep within the test: the server's invalidation of the expired key
+    // would come too late, only the cached deadline can drop it in time.
+    let f = fixture("memfile", &["--sweep-interval", "1h"]);
+    let b = cached(&f.unix_url(), 100);
+    let other = state_client::connect(&f.unix_url()).unwrap();
+    other
+        .set_with_ttl("t", b"v", Duration::from_millis(500))
+        .unwrap();
+    let set_at = Instant::now();
+    settle(&b, &other);
+    assert_eq!(b.get("t").unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(b.get_cached("t"), Some(Some(b"v".to_vec())));
+    // Time passing is what is tested here: the entry must be gone at its
+    // deadline, without waiting for the server's sweep or its invalidation.
+    std::thread::sleep(Duration::from_millis(500).saturating_sub(set_at.elapsed()));
+    assert_eq!(b.get_cached("t"), None);
+    assert_eq!(b.get("t").unwrap(), None);
+}
+
+#[test]
+fn cached_reads_never_go_back_in_time_under_concurrent_writes() {
+    // A writer counts up through another handle; a cached reader (which also
+    // writes keys of its own) must see the counter never decrease, always see
+    // its own last write, and catch up with the writer's last value.
+    let f = fixture("memfile", &[]);
+    let url = f.unix_url();
+    let reader = cached(&url, 1000);
+    let writer = state_client::connect(&url).unwrap();
+    writer.set("n", b"0").unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let w = {
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || {
+            for i in 1..=2000u32 {
+                writer.set("n", i.to_string()).unwrap();
+            }
+            done.store(true, Ordering::SeqCst);
+        })
+    };
+    let mut last = 0u32;
+    let mut reads = 0u64;
+    let mut mine = 0u32;
+    while !done.load(Ordering::SeqCst) {
+        let n: u32 = String::from_utf8(reader.get("n").unwrap().unwrap())
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(n >= last, "went back from {last} to {n}");
+        last = n;
+        reads += 1;
+        if reads.is_multiple_of(16) {
+            mine += 1;
+            reader.set("mine", mine.to_string()).unwrap();
+            assert_eq!(
+                reader.get("mine").unwrap(),
+                Some(mine.to_string().into_bytes())
+            );
+        }
+    }
+    w.join().unwrap();
+    within_10s("the last write", || {
+        reader.get("n").unwrap().as_deref() == Some(&b"2000"[..])
+    });
+}
+
+#[test]
+fn the_cache_is_dropped_when_the_server_restarts() {
+    let mut f = fixture("memfile", &["--sync"]);
+    let url = f.unix_url();
+    let b = cached(&url, 100);
+    b.set("k", b"before").unwrap();
+    assert_eq!(b.get("k").unwrap().as_deref(), Some(&b"before"[..]));
+    f.server.kill();
+    within_10s("the listener noticing", || !b.cache_is_live());
+    f.server = Serving::start(&f.store, "memfile", &f.sock, &["--sync"]);
+    // Written before this handle's listener is back: no invalidation for it
+    // ever reaches the handle, yet its read is the new value.
+    state_client::connect(&url)
+        .unwrap()
+        .set("k", b"after")
+        .unwrap();
+    assert_eq!(b.get("k").unwrap().as_deref(), Some(&b"after"[..]));
+    within_10s("the listener reconnecting", || b.cache_is_live());
+    assert_eq!(b.get("k").unwrap().as_deref(), Some(&b"after"[..]));
+    assert_eq!(b.get("k").unwrap().as_deref(), Some(&b"after"[..]));
+}

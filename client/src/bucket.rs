@@ -3,13 +3,14 @@
 use std::collections::BTreeMap;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::{cmd, Cmd, Connection};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use state_core::{limits, Error as CoreError, Ttl};
 
+use crate::cache::{Cache, Lookup};
 use crate::conn::Pool;
 use crate::cursor::{RemoteCursor, RemoteIter};
 use crate::errors::Doing;
@@ -27,6 +28,8 @@ use crate::{Options, Result};
 #[derive(Debug, Clone)]
 pub struct RemoteBucket {
     pool: Arc<Pool>,
+    /// The client-side cache ([`crate::Options::cache`]).
+    cache: Option<Arc<Cache>>,
 }
 
 /// A key's TTL as milliseconds for the server, rounded up as the embedded store
@@ -41,11 +44,12 @@ impl RemoteBucket {
     /// Connects (one connection, checked with an ECHO, which needs a signed-in
     /// client) and returns the handle.
     pub(crate) fn open(target: Target, options: Options) -> Result<RemoteBucket> {
-        let pool = Pool::new(&target, &options)?;
-        let b = RemoteBucket {
-            pool: Arc::new(pool),
-        };
+        let pool = Arc::new(Pool::new(&target, &options)?);
+        let mut b = RemoteBucket { pool, cache: None };
         b.ping()?;
+        if let Some(opts) = options.cache {
+            b.cache = Some(Cache::start(&b.pool, opts));
+        }
         Ok(b)
     }
 
@@ -75,16 +79,82 @@ impl RemoteBucket {
             .run(Doing::Write, |conn: &mut Connection| c.query::<R>(conn))
     }
 
-    /// The value of `key`, or `None` if it is missing (or expired).
+    /// A write of `keys`: once the server replied (or failed), the cache drops
+    /// them, so no later read of this handle sees what was there before.
+    fn write_keys<'k, R: redis::FromRedisValue>(
+        &self,
+        keys: impl IntoIterator<Item = &'k str>,
+        c: Cmd,
+    ) -> Result<R> {
+        let r = self.write(c);
+        if let Some(cache) = &self.cache {
+            cache.forget(keys);
+        }
+        r
+    }
+
+    /// Whether the client-side cache is on and tracking (see [`crate::Options::cache`]);
+    /// `false` without one, and while its listener is reconnecting.
+    pub fn cache_is_live(&self) -> bool {
+        self.cache.as_ref().is_some_and(|c| c.is_live())
+    }
+
+    /// The value of `key` if the client-side cache holds it (`Some(None)`: known
+    /// missing), without asking the server; `None` if it is not cached (or there
+    /// is no cache). The same guarantees as a cached [`RemoteBucket::get`].
+    pub fn get_cached(&self, key: &str) -> Option<Option<Vec<u8>>> {
+        self.cache.as_ref().and_then(|c| c.peek(key))
+    }
+
+    /// How many keys the client-side cache holds (0 without one).
+    pub fn cached_len(&self) -> usize {
+        self.cache.as_ref().map_or(0, |c| c.len())
+    }
+
+    /// The value of `key`, or `None` if it is missing (or expired). With the
+    /// client-side cache ([`crate::Options::cache`]), a cached key is answered
+    /// without a round trip (see the crate's docs for what a reader may see).
     ///
     /// # Errors
     /// *invalid argument* for a bad key; *I/O* for a lost connection.
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         limits::check_key(key)?;
-        // Built in place: `cmd(..).arg(..).to_owned()` would copy the command.
-        let mut c = cmd("GET");
-        c.arg(key);
-        self.read(c, |v: Option<Vec<u8>>| v)
+        let uncached = || {
+            // Built in place: `cmd(..).arg(..).to_owned()` would copy the command.
+            let mut c = cmd("GET");
+            c.arg(key);
+            self.read(c, |v: Option<Vec<u8>>| v)
+        };
+        let Some(cache) = &self.cache else {
+            return uncached();
+        };
+        let fill = match cache.lookup(key) {
+            Lookup::Hit(v) => return Ok(v),
+            Lookup::Off => return uncached(),
+            Lookup::Miss(fill) => fill,
+        };
+        // The value and its time to live in one round trip; the deadline counts
+        // from before the request left, so it is never later than the server's.
+        let mut sent = Instant::now();
+        let mut p = redis::pipe();
+        p.cmd("GET").arg(key).cmd("PTTL").arg(key);
+        let r = self.pool.run(Doing::Read, |conn: &mut Connection| {
+            sent = Instant::now();
+            p.query::<(Option<Vec<u8>>, i64)>(conn)
+        });
+        match r {
+            Ok((value, pttl)) => {
+                let deadline = u64::try_from(pttl)
+                    .ok()
+                    .map(|ms| sent + Duration::from_millis(ms));
+                cache.fill(key, fill, value.clone(), deadline);
+                Ok(value)
+            }
+            Err(e) => {
+                cache.abandon(key, fill);
+                Err(e)
+            }
+        }
     }
 
     /// Whether `key` holds a live value.
@@ -114,7 +184,7 @@ impl RemoteBucket {
         limits::check_key(key)?;
         let mut c = cmd("SET");
         c.arg(key).arg(value.as_ref());
-        self.write::<()>(c)
+        self.write_keys::<()>([key], c)
     }
 
     /// Sets `key` to `value`, expiring after `ttl` (rounded up to milliseconds).
@@ -124,7 +194,8 @@ impl RemoteBucket {
     pub fn set_with_ttl(&self, key: &str, value: impl AsRef<[u8]>, ttl: Duration) -> Result<()> {
         limits::check_key(key)?;
         let ms = ttl_ms(ttl)?;
-        self.write::<()>(
+        self.write_keys::<()>(
+            [key],
             cmd("SET")
                 .arg(key)
                 .arg(value.as_ref())
@@ -140,7 +211,7 @@ impl RemoteBucket {
     /// As [`RemoteBucket::set`].
     pub fn delete(&self, key: &str) -> Result<bool> {
         limits::check_key(key)?;
-        self.write::<i64>(cmd("DEL").arg(key).to_owned())
+        self.write_keys::<i64>([key], cmd("DEL").arg(key).to_owned())
             .map(|n| n > 0)
     }
 
@@ -211,8 +282,12 @@ impl RemoteBucket {
     {
         let mut c = cmd("STATE.BATCH");
         let mut n = 0usize;
+        let mut keys: Vec<String> = Vec::new();
         for (k, v) in items {
             limits::check_key(k.as_ref())?;
+            if self.cache.is_some() {
+                keys.push(k.as_ref().to_string());
+            }
             match ttl_ms {
                 Some(ms) => c.arg("SETPX").arg(k.as_ref()).arg(v.as_ref()).arg(ms),
                 None => c.arg("SET").arg(k.as_ref()).arg(v.as_ref()),
@@ -222,7 +297,7 @@ impl RemoteBucket {
         if n == 0 {
             return Ok(());
         }
-        self.write::<()>(c)
+        self.write_keys::<()>(keys.iter().map(String::as_str), c)
     }
 
     /// Gives a live key a time to live of `ttl` from now; returns `false` (doing
@@ -233,7 +308,7 @@ impl RemoteBucket {
     pub fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
         limits::check_key(key)?;
         let ms = ttl_ms(ttl)?;
-        self.write::<i64>(cmd("PEXPIRE").arg(key).arg(ms).to_owned())
+        self.write_keys::<i64>([key], cmd("PEXPIRE").arg(key).arg(ms).to_owned())
             .map(|n| n > 0)
     }
 
@@ -243,7 +318,7 @@ impl RemoteBucket {
     /// *invalid argument* for a bad key; *I/O*.
     pub fn persist(&self, key: &str) -> Result<bool> {
         limits::check_key(key)?;
-        self.write::<i64>(cmd("PERSIST").arg(key).to_owned())
+        self.write_keys::<i64>([key], cmd("PERSIST").arg(key).to_owned())
             .map(|n| n > 0)
     }
 
@@ -365,7 +440,12 @@ impl RemoteBucket {
         &self,
         f: impl FnMut(&mut RemoteTxn<'_>) -> state_core::Result<T>,
     ) -> Result<T> {
-        txn::run(&self.pool, f)
+        let r = txn::run(&self.pool, f);
+        if let Some(cache) = &self.cache {
+            // The keys it wrote are the transaction's business: drop them all.
+            cache.forget_all();
+        }
+        r
     }
 
     /// The changes to keys starting with `prefix` (all keys: `""`), from now on,

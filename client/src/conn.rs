@@ -3,6 +3,8 @@
 //! connection (reads once more on a fresh connection, writes never).
 
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -15,6 +17,11 @@ use crate::{Options, Result};
 /// The connections of one bucket handle (shared by its clones).
 pub(crate) struct Pool {
     client: redis::Client,
+    /// The same server over RESP3 (the cache's listener, which takes pushes).
+    client3: redis::Client,
+    /// Counts the times a connection was found lost (the cache forgets
+    /// everything when it changes: the server may have restarted).
+    pub(crate) lost: Arc<AtomicU64>,
     idle: Mutex<Vec<Connection>>,
     max_idle: usize,
     timeout: Duration,
@@ -70,27 +77,38 @@ impl Pool {
                 protocol: redis::ProtocolVersion::RESP2,
             },
         };
-        let client = match &opts.ca_file {
-            Some(ca) => {
-                let root_cert = std::fs::read(ca).map_err(|e| state_core::Error::Io {
-                    path: ca.clone(),
-                    source: e,
-                })?;
-                redis::Client::build_with_tls(
+        let root_cert = match &opts.ca_file {
+            Some(ca) => Some(std::fs::read(ca).map_err(|e| state_core::Error::Io {
+                path: ca.clone(),
+                source: e,
+            })?),
+            None => None,
+        };
+        let build = |info: ConnectionInfo| {
+            match &root_cert {
+                Some(root_cert) => redis::Client::build_with_tls(
                     info,
                     redis::TlsCertificates {
                         client_tls: None,
-                        root_cert: Some(root_cert),
+                        root_cert: Some(root_cert.clone()),
                     },
-                )
+                ),
+                None => redis::Client::open(info),
             }
-            None => redis::Client::open(info),
-        }
-        .map_err(|e| {
-            state_core::Error::InvalidArgument(format!("cannot use the server URL {endpoint}: {e}"))
-        })?;
+            .map_err(|e| {
+                state_core::Error::InvalidArgument(format!(
+                    "cannot use the server URL {endpoint}: {e}"
+                ))
+            })
+        };
+        let mut info3 = info.clone();
+        info3.redis.protocol = redis::ProtocolVersion::RESP3;
+        let client = build(info)?;
+        let client3 = build(info3)?;
         Ok(Pool {
             client,
+            client3,
+            lost: Arc::default(),
             idle: Mutex::new(Vec::new()),
             max_idle: opts.max_idle,
             timeout: opts.timeout,
@@ -109,6 +127,14 @@ impl Pool {
             .map_err(fail)?;
         conn.set_read_timeout(Some(self.timeout)).map_err(fail)?;
         conn.set_write_timeout(Some(self.timeout)).map_err(fail)?;
+        Ok(conn)
+    }
+
+    /// A new RESP3 connection (pushes), signed in, for the cache's listener.
+    pub(crate) fn open_tracking(&self) -> RedisResult<Connection> {
+        let conn = self.client3.get_connection_with_timeout(self.timeout)?;
+        conn.set_read_timeout(Some(self.timeout))?;
+        conn.set_write_timeout(Some(self.timeout))?;
         Ok(conn)
     }
 
@@ -131,6 +157,7 @@ impl Pool {
     /// Drops every idle connection: after one was lost (the server went away) the
     /// others are most likely lost too.
     pub(crate) fn forget_idle(&self) {
+        self.lost.fetch_add(1, Ordering::Relaxed);
         self.idle.lock().clear();
     }
 

@@ -39,6 +39,38 @@
 //! pool of connections, and each call takes a connection of its own, so threads
 //! never wait for one another's round trips.
 //!
+//! ## Client-side cache
+//!
+//! With [`Options::cache`] set, the handle keeps the values [`RemoteBucket::get`]
+//! (and `get_with`, `get_json`) read, so a repeated read of an unchanged key costs
+//! no round trip. A connection of the handle's own listens for the server's
+//! invalidations (`CLIENT TRACKING ON BCAST` over RESP3: every change to the
+//! client's bucket, by anyone, including the sweeper's expiries and FLUSHDB). A
+//! reader may see:
+//!
+//! - never a value older than the handle's own last write to that key: every
+//!   write method of the handle (and its clones) drops the keys it wrote before it
+//!   returns (a [`RemoteBucket::transaction`] drops everything), whether it
+//!   succeeded or failed;
+//! - never a value older than an invalidation the handle has received: each is
+//!   applied as it arrives, and a read in flight when it arrives is not kept;
+//! - never a value past its time to live: a key's deadline is cached with it
+//!   (measured from before the read was sent) and the entry is dropped then;
+//! - but, for a change made through another connection (another process, or
+//!   another handle of this one), the old value until its invalidation arrives:
+//!   the server queues the invalidation before it acknowledges the write, and
+//!   it reaches the handle's listener shortly after (typically tens of
+//!   microseconds on the same machine). Code that needs another process's
+//!   acknowledged write at once should read without the cache.
+//!
+//! When the listener's connection is lost (a server restart), or any connection
+//! of the handle is found lost, everything is dropped; until the listener is
+//! tracking again, reads go to the server and nothing is kept. Only `get`
+//! (and what is built on it) uses the cache; the other reads always ask the
+//! server. The cache holds at most [`CacheOptions::max_entries`] keys (missing
+//! keys included) and [`CacheOptions::max_bytes`]; past either the oldest
+//! entries go.
+//!
 //! What the server adds for this client (`STATE.RANGE` for ordered cursors and
 //! ranges, `STATE.BATCH` for all-or-nothing batches with per-key TTLs) is
 //! described in docs/service.md.
@@ -49,6 +81,7 @@
 #![forbid(unsafe_code)]
 
 mod bucket;
+mod cache;
 mod conn;
 mod cursor;
 mod errors;
@@ -60,6 +93,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use bucket::RemoteBucket;
+pub use cache::CacheOptions;
 pub use cursor::{RemoteCursor, RemoteIter};
 pub use state_core::{Entry, Expiry, Position, Record, Ttl};
 pub use state_service::{Error, ErrorKind, Result};
@@ -90,6 +124,11 @@ pub struct Options {
     pub name: Option<String>,
     /// How many idle connections the handle keeps for reuse ([`DEFAULT_MAX_IDLE`]).
     pub max_idle: usize,
+    /// Keep the values this handle reads, within these bounds, until the server
+    /// says they changed ([`RemoteBucket::get`] then answers repeated reads
+    /// without a round trip). Off (`None`) by default. What a reader may see is
+    /// in the crate's docs, "Client-side cache".
+    pub cache: Option<CacheOptions>,
 }
 
 impl std::fmt::Debug for Options {
@@ -100,6 +139,7 @@ impl std::fmt::Debug for Options {
             .field("token", &self.token.as_ref().map(|_| "…"))
             .field("name", &self.name)
             .field("max_idle", &self.max_idle)
+            .field("cache", &self.cache)
             .finish()
     }
 }
@@ -112,6 +152,7 @@ impl Default for Options {
             token: None,
             name: None,
             max_idle: DEFAULT_MAX_IDLE,
+            cache: None,
         }
     }
 }

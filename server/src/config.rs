@@ -183,6 +183,10 @@ pub struct Config {
     pub max_pending: usize,
     /// Most channels plus patterns one connection may subscribe to.
     pub max_subscriptions: usize,
+    /// Most keys one connection's client-side-caching table (CLIENT TRACKING,
+    /// default mode) remembers; past it the oldest is invalidated and forgotten
+    /// (Redis's `tracking-table-max-keys`, here per connection).
+    pub tracking_table_max_keys: usize,
     /// Host names (besides loopback literals and `localhost`) the HTTP listener
     /// answers to; a request naming another Host gets 421 (DNS rebinding).
     pub http_hosts: Vec<String>,
@@ -231,6 +235,7 @@ impl Default for Config {
             auth_timeout: Duration::from_secs(10),
             max_pending: 128,
             max_subscriptions: 128,
+            tracking_table_max_keys: 1_000_000,
             http_hosts: Vec::new(),
             metrics_token: None,
             idle_timeout: None,

@@ -141,6 +141,12 @@ async fn serve_tracked<S>(
     let killed = kill.clone().cancelled_owned();
     tokio::pin!(killed);
     loop {
+        if let Some(t) = sess.tracking.as_mut() {
+            // Changes committed before these requests are pushed before their
+            // replies (as Redis, whose push is in the buffer already).
+            out.resp3 = sess.resp3;
+            t.drain(sess.resp3, &mut out);
+        }
         // Run every complete request received so far.
         let mut consumed = 0;
         let mut close = false;
@@ -222,6 +228,12 @@ async fn serve_tracked<S>(
             let _ = write_out(shared, &mut stream, &out.buf, kill).await;
             return;
         }
+        if let Some(t) = sess.tracking.as_mut() {
+            // Invalidations follow the replies of the reads they concern.
+            out.resp3 = sess.resp3;
+            out.set_limit(usize::MAX);
+            t.drain(sess.resp3, &mut out);
+        }
         held.set(buf.capacity() + out.buf.capacity() + sess.multi_bytes);
         if !out.buf.is_empty() {
             if !write_out(shared, &mut stream, &out.buf, kill).await {
@@ -281,7 +293,8 @@ async fn serve_tracked<S>(
                 None => Some(stream.read_buf(&mut buf).await),
             }
         };
-        let r = if sess.subs.active() {
+        // Pushes (pub/sub messages, tracking invalidations) wake the wait too.
+        let r = if sess.subs.active() || sess.tracking.is_some() {
             let ready = Arc::clone(&sess.subs.ready);
             tokio::select! {
                 () = ready.notified() => continue,

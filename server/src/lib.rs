@@ -38,6 +38,7 @@ mod session;
 mod socket;
 mod stall;
 mod strops;
+mod tracking;
 
 use std::collections::BTreeMap;
 use std::io;

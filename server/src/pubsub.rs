@@ -8,7 +8,7 @@
 //! A command names its events itself by labelling its writes (see
 //! [`crate::cmd`]'s handlers and [`state_core::Txn::label`]): `incrby`, `append`,
 //! `rename_from`/`rename_to`, `set` then `expire` for SET EX, nothing for
-//! FLUSHDB, each with Redis's class ([`label_class`]). A write no command
+//! FLUSHDB (its `flushdb` label is client tracking's), each with Redis's class ([`label_class`]). A write no command
 //! labelled (the fast paths, the expiry sweeper, the embedded API or the HTTP
 //! API on the same store) is named from its kind: `new` (when it created the
 //! key), then `set`, `del`, `expire`, `persist` or `expired`. Other channels may be subscribed to (as in Redis) but
@@ -634,6 +634,8 @@ impl Subscriptions {
         };
         loop {
             match w.try_recv() {
+                // FLUSHDB's deletes: no keyspace event, as in Redis.
+                Ok(Notice::Change(e)) if e.label() == Some(crate::tracking::FLUSH_LABEL) => {}
                 Ok(Notice::Change(e)) => {
                     let events = match e.label() {
                         // The command named it.

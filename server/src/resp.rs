@@ -579,6 +579,11 @@ impl Out {
         self.int_line(if self.resp3 { b'>' } else { b'*' }, n as i64);
     }
 
+    /// A set header with `n` elements (RESP3 `~`; RESP2 an array).
+    pub fn set(&mut self, n: usize) {
+        self.int_line(if self.resp3 { b'~' } else { b'*' }, n as i64);
+    }
+
     /// A map header with `n` pairs (RESP2: an array of 2n elements).
     pub fn map(&mut self, n: usize) {
         if self.resp3 {

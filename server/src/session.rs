@@ -42,6 +42,8 @@ pub(crate) struct Session {
     /// CLIENT REPLY: replies are sent (`On`), not sent (`Off`), or not sent for
     /// the next command (`Skip`). Pub/sub confirmations and messages always are.
     pub(crate) reply: Reply,
+    /// CLIENT TRACKING's state (none: off).
+    pub(crate) tracking: Option<crate::tracking::Tracking>,
     /// A `state load` this connection is sending the input of (LIBSTATE.LOAD).
     pub(crate) load: Option<crate::config::LoadJob>,
 }
@@ -84,6 +86,7 @@ impl Session {
             local,
             subs: Subscriptions::default(),
             load: None,
+            tracking: None,
         }
     }
 }

@@ -66,6 +66,12 @@ impl PyRemoteBucket {
     }
 
     fn lookup<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        // A client-side cache hit needs no round trip: answered with the GIL held.
+        if let Some(b) = self.inner.lock().as_ref() {
+            if let Some(v) = b.get_cached(key) {
+                return Ok(v.map(|v| PyBytes::new(py, &v)));
+            }
+        }
         Ok(self.call(py, |b| b.get(key))?.map(|v| PyBytes::new(py, &v)))
     }
 
@@ -104,15 +110,23 @@ impl PyRemoteBucket {
     /// Connects to the server at `url` (`state+unix:///path/state.sock`,
     /// `state://[NAME:TOKEN@]host:port`, `states://...`; `None`: the default
     /// store's socket), signing in with `token` if given, each connection attempt
-    /// and reply waiting at most `timeout` seconds. Use `libstate.connect`.
+    /// and reply waiting at most `timeout` seconds; `cache`: keep up to that many
+    /// values read, until the server invalidates them (client-side cache; off by
+    /// default). Use `libstate.connect`.
     #[new]
-    #[pyo3(signature = (url = None, *, token = None, timeout = state_client::DEFAULT_TIMEOUT.as_secs_f64()))]
+    #[pyo3(signature = (url = None, *, token = None, timeout = state_client::DEFAULT_TIMEOUT.as_secs_f64(), cache = None))]
     fn new(
         py: Python<'_>,
         url: Option<&str>,
         token: Option<String>,
         timeout: f64,
+        cache: Option<usize>,
     ) -> PyResult<PyRemoteBucket> {
+        if cache == Some(0) {
+            return Err(invalid(
+                "invalid argument: cache must be a number of entries > 0 (or None), got 0",
+            ));
+        }
         let timeout = seconds("timeout", timeout)?;
         if timeout.is_zero() {
             return Err(invalid(
@@ -122,6 +136,7 @@ impl PyRemoteBucket {
         let options = Options {
             timeout,
             token,
+            cache: cache.map(state_client::CacheOptions::entries),
             ..Options::default()
         };
         let b = detached_service(py, || state_client::connect_with(url, options))?;
@@ -136,6 +151,16 @@ impl PyRemoteBucket {
     #[getter]
     fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// Whether the client-side cache is on and tracking the server's
+    /// invalidations (`False` without `cache=`, and while it reconnects).
+    #[getter]
+    fn cache_live(&self) -> bool {
+        self.inner
+            .lock()
+            .as_ref()
+            .is_some_and(RemoteBucket::cache_is_live)
     }
 
     /// Whether `close()` was called.

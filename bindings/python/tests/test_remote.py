@@ -392,3 +392,73 @@ def test_the_typed_record_example(server: Server) -> None:
     assert "put then got MyData(name='dashboard', columns=3" in out.stdout
     with libstate.connect(server.url) as b:
         assert b.get_json("mykey") == {"name": "dashboard", "columns": 3, "widgets": ["clock", "weather"]}
+
+
+def _ask(server: Server, *args: str) -> bytes:
+    """One command on a raw connection of the server's Unix socket (the same
+    client as the peer-credentials handles); the whole reply's bytes."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(str(server.sock))
+        req = f"*{len(args)}\r\n".encode() + b"".join(f"${len(a)}\r\n{a}\r\n".encode() for a in args)
+        s.sendall(req)
+        data = s.recv(1 << 16)
+        if data.startswith(b"$"):
+            head, _, rest = data.partition(b"\r\n")
+            while len(rest) < int(head[1:]) + 2:
+                rest += s.recv(1 << 16)
+            return rest
+        return data
+
+
+def _server_hits(server: Server) -> int:
+    m = re.search(rb"keyspace_hits:(\d+)", _ask(server, "INFO", "stats"))
+    assert m is not None
+    return int(m.group(1))
+
+
+def _within_10s(what: str, f: Any) -> None:
+    deadline = time.monotonic() + 10
+    while not f():
+        assert time.monotonic() < deadline, f"{what}: not within 10 s"
+        time.sleep(0.001)
+
+
+def test_the_cache_answers_repeated_reads_and_drops_what_changed(server: Server) -> None:
+    with libstate.connect(server.url, cache=100) as b, libstate.connect(server.url) as other:
+        assert b.cache_live
+        other["k"] = b"1"
+
+        def served_locally() -> bool:
+            # The invalidation of the write above may still drop the first
+            # cached copy; then a later round is served from the cache.
+            hits = _server_hits(server)
+            for _ in range(100):
+                assert b["k"] == b"1" and b.get("k") == b"1"
+            return _server_hits(server) == hits
+
+        _within_10s("100 reads without asking the server", served_locally)
+        # Its own writes: seen by the very next read.
+        b["k"] = b"2"
+        assert b["k"] == b"2"
+        b.set_many({"k": b"3"})
+        assert b.get("k") == b"3"
+        del b["k"]
+        assert b.get("k") is None
+        # Another connection's write, a flush: seen once the invalidation arrives.
+        other["k"] = b"4"
+        _within_10s("the invalidation", lambda: b.get("k") == b"4")
+        assert _ask(server, "FLUSHDB") == b"+OK\r\n"
+        _within_10s("the flush", lambda: b.get("k") is None)
+        # A TTL is kept with the value: never read past it.
+        b.set("t", b"v", ttl=0.3)
+        start = time.monotonic()
+        assert b["t"] == b"v"
+        time.sleep(max(0.0, 0.3 - (time.monotonic() - start)))
+        assert b.get("t") is None
+    with pytest.raises(libstate.InvalidArgument):
+        libstate.connect(server.url, cache=0)
+    with libstate.connect(server.url) as plain:
+        assert not plain.cache_live

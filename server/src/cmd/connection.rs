@@ -69,6 +69,7 @@ pub(super) fn auth(shared: &Shared, sess: &mut Session, a: &mut Args<'_>, out: &
 /// client its peer credentials name).
 pub(super) fn reset(shared: &Shared, sess: &mut Session, _: &mut Args<'_>, out: &mut Out) -> After {
     sess.subs.clear();
+    sess.tracking = None;
     sess.multi = None;
     sess.multi_bytes = 0;
     sess.watched = None;
@@ -83,8 +84,14 @@ pub(super) fn reset(shared: &Shared, sess: &mut Session, _: &mut Args<'_>, out: 
     After::Continue
 }
 
-/// CLIENT SETNAME | GETNAME | ID | INFO | SETINFO | REPLY ON|OFF|SKIP
-pub(super) fn client(_: &Shared, sess: &mut Session, a: &mut Args<'_>, out: &mut Out) -> After {
+/// CLIENT SETNAME | GETNAME | ID | INFO | SETINFO | REPLY ON|OFF|SKIP |
+/// TRACKING | CACHING | TRACKINGINFO | GETREDIR
+pub(super) fn client(
+    shared: &Shared,
+    sess: &mut Session,
+    a: &mut Args<'_>,
+    out: &mut Out,
+) -> After {
     let Some(sub) = a.next() else {
         wrong_arity(out, a.name());
         return After::Continue;
@@ -109,6 +116,15 @@ pub(super) fn client(_: &Shared, sess: &mut Session, a: &mut Args<'_>, out: &mut
         out.verbatim(&client_info(sess));
     } else if is(b"setinfo") && n == 2 {
         out.ok();
+    } else if is(b"tracking") && n >= 1 {
+        tracking(shared, sess, a, out);
+    } else if is(b"caching") && n == 1 {
+        caching(sess, a.next().unwrap_or_default(), out);
+    } else if is(b"trackinginfo") && n == 0 {
+        crate::tracking::Tracking::info(sess.tracking.as_ref(), out);
+    } else if is(b"getredir") && n == 0 {
+        // Invalidations always go to the tracking connection itself.
+        out.int(if sess.tracking.is_some() { 0 } else { -1 });
     } else if is(b"reply") && n == 1 {
         let mode = a.next().unwrap_or_default();
         if mode.eq_ignore_ascii_case(b"on") {
@@ -131,6 +147,97 @@ pub(super) fn client(_: &Shared, sess: &mut Session, a: &mut Args<'_>, out: &mut
     After::Continue
 }
 
+/// CLIENT TRACKING ON|OFF [BCAST] [PREFIX p ...] [OPTIN] [OPTOUT] [NOLOOP]
+/// (REDIRECT is refused: invalidations go to the tracking connection itself, as
+/// RESP3 pushes).
+fn tracking(shared: &Shared, sess: &mut Session, a: &mut Args<'_>, out: &mut Out) {
+    use crate::tracking::{Options, Tracking};
+    let on = a.next().unwrap_or_default();
+    let mut o = Options::default();
+    while let Some(opt) = a.next() {
+        let is = |name: &[u8]| opt.eq_ignore_ascii_case(name);
+        if is(b"bcast") {
+            o.bcast = true;
+        } else if is(b"optin") {
+            o.optin = true;
+        } else if is(b"optout") {
+            o.optout = true;
+        } else if is(b"noloop") {
+            o.noloop = true;
+        } else if is(b"prefix") && a.remaining() > 0 {
+            o.prefixes.push(a.next().unwrap_or_default().to_vec());
+        } else if is(b"redirect") && a.remaining() > 0 {
+            out.error("ERR libstate does not support REDIRECT: turn tracking on over RESP3 (HELLO 3) on the connection that reads, and it receives the invalidations itself");
+            return;
+        } else {
+            out.error(SYNTAX);
+            return;
+        }
+    }
+    if on.eq_ignore_ascii_case(b"off") {
+        sess.tracking = None;
+        out.ok();
+        return;
+    }
+    if !on.eq_ignore_ascii_case(b"on") {
+        out.error(SYNTAX);
+        return;
+    }
+    if let Err(msg) = Tracking::check(sess.tracking.as_ref(), &o) {
+        out.error(&msg);
+        return;
+    }
+    if let Some(t) = sess.tracking.as_mut() {
+        t.reconfigure(o);
+        out.ok();
+        return;
+    }
+    let b = match bucket(shared, sess) {
+        Ok(b) => b.clone(),
+        Err(e) => {
+            super::store_error(shared, sess, &e, out);
+            return;
+        }
+    };
+    let ready = std::sync::Arc::clone(&sess.subs.ready);
+    match Tracking::new(sess.id, &b, o, shared.cfg.tracking_table_max_keys, ready) {
+        Ok(t) => {
+            sess.tracking = Some(t);
+            out.ok();
+        }
+        Err(e) => super::store_error(shared, sess, &e.into(), out),
+    }
+}
+
+/// CLIENT CACHING YES|NO: whether the next command's keys are tracked (OPTIN /
+/// OPTOUT), with Redis's errors.
+fn caching(sess: &mut Session, choice: &[u8], out: &mut Out) {
+    let Some(t) = sess.tracking.as_mut() else {
+        out.error("ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled");
+        return;
+    };
+    if choice.eq_ignore_ascii_case(b"yes") {
+        if !t.optin() {
+            out.error(
+                "ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.",
+            );
+            return;
+        }
+    } else if choice.eq_ignore_ascii_case(b"no") {
+        if !t.optout() {
+            out.error(
+                "ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.",
+            );
+            return;
+        }
+    } else {
+        out.error(SYNTAX);
+        return;
+    }
+    t.set_caching();
+    out.ok();
+}
+
 /// Whether `name` may name a connection (CLIENT SETNAME and HELLO ... SETNAME, one
 /// rule for both, as in Redis): only the characters `!` to `~`, no spaces, newlines
 /// or anything else. If not, replies Redis's error. (An empty name clears it.)
@@ -148,7 +255,18 @@ fn connection_name_ok(name: &[u8], out: &mut Out) -> bool {
 fn authenticate(shared: &Shared, sess: &mut Session, name: Option<&[u8]>, token: &[u8]) -> bool {
     let name_text = name.map(|n| String::from_utf8_lossy(n).into_owned());
     let token = String::from_utf8_lossy(token);
-    match shared.registry.verify(name_text.as_deref(), &token) {
+    // Redis's `default` user is "no user name": RESP3 clients send `HELLO 3 AUTH
+    // default TOKEN` for a bare token (redis-py, the redis crate), which is
+    // `AUTH TOKEN` (the token alone names its client).
+    let found = shared
+        .registry
+        .verify(name_text.as_deref(), &token)
+        .or_else(|| {
+            (name_text.as_deref() == Some("default"))
+                .then(|| shared.registry.verify(None, &token))
+                .flatten()
+        });
+    match found {
         Some(client) => {
             tracing::debug!(conn = sess.id, client = %client, "authenticated");
             shared.signed_in(
@@ -156,6 +274,20 @@ fn authenticate(shared: &Shared, sess: &mut Session, name: Option<&[u8]>, token:
                 Some((client.clone(), crate::auth::hash_token(&token))),
             );
             sess.client = Some(client);
+            if sess.tracking.is_some() {
+                // Tracking follows the connection's client too; what was read
+                // before is forgotten (a null invalidation).
+                let rebound = bucket(shared, sess).cloned().and_then(|b| {
+                    sess.tracking
+                        .as_mut()
+                        .map_or(Ok(()), |t| t.rebind(&b))
+                        .map_err(Into::into)
+                });
+                if let Err(e) = rebound {
+                    tracing::warn!(conn = sess.id, "turning tracking off after AUTH: {e}");
+                    sess.tracking = None;
+                }
+            }
             if sess.subs.active() {
                 // Subscriptions follow the connection's client: never another's keys.
                 let rebound = bucket(shared, sess)

@@ -154,8 +154,13 @@ pub(super) fn flushdb(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res 
     if a.remaining() > 0 {
         return Err(SYNTAX.into());
     }
-    // Redis sends no keyspace event for a flush (WATCH still sees it).
+    // Redis sends no keyspace event for a flush (WATCH still sees it): watchers
+    // that take labels (keyspace notifications, client tracking) are told of
+    // one key only, labelled `flushdb`, which client tracking turns into one
+    // null invalidation and keyspace notifications leave out. (A label per key
+    // would queue one event per key for every subscriber.)
     let mut after: Option<String> = None;
+    let mut first = true;
     loop {
         let keys = tx.keys(after.as_deref(), 1024)?;
         let Some(last) = keys.last().cloned() else {
@@ -164,6 +169,9 @@ pub(super) fn flushdb(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res 
         for k in &keys {
             tx.delete(k)?;
             tx.label_none(k)?;
+            if std::mem::take(&mut first) {
+                tx.label(k, crate::tracking::FLUSH_LABEL)?;
+            }
         }
         after = Some(last);
     }

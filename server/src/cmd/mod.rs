@@ -481,7 +481,17 @@ pub(crate) fn request(shared: &Shared, sess: &mut Session, args: &[&[u8]], out: 
     let mark = out.buf.len();
     let skipping = sess.reply == Reply::Skip;
     let found = lookup(args[0]);
-    let after = request_inner(shared, sess, found, args, out);
+    let after = match &sess.tracking {
+        // NOLOOP: the tracking waker tells this connection's writes by thread.
+        Some(t) if t.noloop() => {
+            let id = sess.id;
+            crate::tracking::as_writer(id, || request_inner(shared, sess, found, args, out))
+        }
+        _ => request_inner(shared, sess, found, args, out),
+    };
+    if sess.tracking.is_some() {
+        track(sess, found.map(|(_, s)| s), args);
+    }
     // CLIENT REPLY OFF / SKIP: the reply is dropped, except pub/sub confirmations
     // (pushes, which Redis sends whatever the mode).
     match sess.reply {
@@ -495,6 +505,24 @@ pub(crate) fn request(shared: &Shared, sess: &mut Session, args: &[&[u8]], out: 
         }
     }
     after
+}
+
+/// CLIENT TRACKING (default mode): remembers the keys of a read-only data
+/// command that ran (or was queued by MULTI: remembering a key before it is read
+/// is as safe), then lets CLIENT CACHING's choice lapse (not after a CLIENT
+/// subcommand, nor inside MULTI, as Redis).
+fn track(sess: &mut Session, spec: Option<&'static Spec>, args: &[&[u8]]) {
+    let Some(t) = sess.tracking.as_mut() else {
+        return;
+    };
+    if let Some(spec) = spec {
+        if spec.queued() && !spec.write && spec.arity_ok(args.len()) && sess.client.is_some() {
+            t.read(spec.keys.of(args).copied());
+        }
+    }
+    // Redis keeps CLIENT CACHING's choice across CLIENT subcommands and MULTI.
+    let keep = sess.multi.is_some() || spec.is_some_and(|s| s.name == "client");
+    t.command_done(keep);
 }
 
 fn request_inner(

@@ -668,7 +668,7 @@ class StateService(_native.StateService):
 
 
 
-def connect(url: str | None = None, *, token: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> RemoteBucket:
+def connect(url: str | None = None, *, token: str | None = None, timeout: float = DEFAULT_TIMEOUT, cache: int | None = None) -> RemoteBucket:
     """Connect to a ``state serve`` and return the signed-in client's bucket: a
     :class:`RemoteBucket`, with :class:`Bucket`'s interface, so a program moves from
     an embedded store to the shared service by changing one line::
@@ -685,6 +685,14 @@ def connect(url: str | None = None, *, token: str | None = None, timeout: float 
         Unix socket: act as that token's client instead of the Unix user).
     :param timeout: seconds (> 0) a connection attempt, a request or a reply may
         take before the call raises :class:`StoreIOError`.
+    :param cache: turn the client-side cache on, keeping up to this many keys
+        (and 64 MiB) that ``get`` / ``b[k]`` read, until the server says they
+        changed; a repeated read of an unchanged key then costs no round trip.
+        ``None`` (the default): off. A reader never sees a value older than this
+        handle's own last write to the key, older than an invalidation it has
+        received, or past its TTL; a change made through another connection is
+        seen once its invalidation arrives (shortly after that write was
+        acknowledged). See docs/python.md, "Connecting to a server".
     :returns: a :class:`RemoteBucket`; use it in a ``with`` block or call ``close()``.
     :raises InvalidArgument: a malformed URL, a timeout <= 0, or credentials the
         server refuses.
@@ -693,7 +701,7 @@ def connect(url: str | None = None, *, token: str | None = None, timeout: float 
     The connection is made and checked before this returns. A token never
     appears in an error message or ``repr``.
     """
-    return RemoteBucket(url, token=token, timeout=timeout)
+    return RemoteBucket(url, token=token, timeout=timeout, cache=cache)
 
 
 class RemoteBucket(_native.RemoteBucket, MutableMapping[str, bytes]):
