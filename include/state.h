@@ -448,6 +448,17 @@ typedef struct state_connect_options {
    * chain to, instead of the system's roots; or NULL.
    */
   const char *ca_file;
+  /**
+   * The most keys a client-side cache keeps; 0 (the default): no cache. With a
+   * cache, `state_get` and `state_get_with` of a key read before are answered
+   * in the process, without a round trip, until the server invalidates the key
+   * (docs/c.md, "Client-side cache": what a reader may see).
+   */
+  size_t cache_entries;
+  /**
+   * The most bytes of keys and values the cache keeps; 0: 64 MiB.
+   */
+  size_t cache_bytes;
 } state_connect_options;
 
 /**
@@ -1094,7 +1105,7 @@ enum state_status state_import(struct state_store *store,
 
 /**
  * Fills `opts` with the default connection options (no token, no name, a timeout
- * of 10000 ms, the system's CA roots) and sets `opts->struct_size` to
+ * of 10000 ms, the system's CA roots, no client-side cache) and sets `opts->struct_size` to
  * `struct_size`, which must be `sizeof *opts`.
  *
  * Thread-safe.

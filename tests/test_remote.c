@@ -2,6 +2,8 @@
  * the remote bucket of a real `state serve` this test starts (memfile and sled,
  * over its Unix socket), so both give the same results and status codes; sign-in,
  * options and quota errors over TCP; threads sharing one remote bucket; and a
+ * client-side cache (reads answered while the server is stopped, dropped when
+ * another connection writes, never older than the bucket's own write); and a
  * server killed (SIGKILL) under a writing client: the client reports STATE_IO,
  * the server is restarted, the next calls succeed, no acknowledged write is
  * missing and a watch resumes with a STATE_EVENT_LAGGED.
@@ -585,6 +587,73 @@ static void test_threads_share_a_remote_bucket(void) {
     server_stop(&s, SIGTERM);
 }
 
+/* ---- the client-side cache ------------------------------------------------ */
+
+/* Whether `b`'s get of `key` is `want` (a NUL-terminated value). */
+static int get_is(state_bucket *b, const char *key, const char *want) {
+    uint8_t *v = NULL;
+    size_t n = 0;
+    int same;
+    if (state_get(b, key, &v, &n) != STATE_OK) return 0;
+    same = n == strlen(want) && memcmp(v, want, n) == 0;
+    state_free(v);
+    return same;
+}
+
+static void test_the_cache_answers_reads_and_drops_what_changes(void) {
+    struct server s = {0};
+    state_connect_options co;
+    state_bucket *cached, *other;
+    uint8_t *v = NULL;
+    size_t n = 0;
+    int tries;
+    snprintf(s.store, sizeof s.store, "%s/cache", base_dir);
+    snprintf(s.sock, sizeof s.sock, "%s/state.sock", s.store);
+    snprintf(s.url, sizeof s.url, "state+unix://%s", s.sock);
+    if (state_cli(s.store, "--engine memfile set seed k v1", NULL, 0) != 0 ||
+        server_start(&s, "memfile", NULL) != 0) {
+        CHECK(!"state serve started");
+        return;
+    }
+    CHECK_OK(state_connect_options_init(&co, sizeof co));
+    CHECK(co.cache_entries == 0 && co.cache_bytes == 0);
+    co.cache_entries = 100;
+    co.timeout_ms = 500;
+    CHECK_OK(state_connect(s.url, &co, &cached));
+    CHECK_OK(state_connect(s.url, NULL, &other));
+    CHECK_OK(state_set(other, "k", "v1", 2));
+
+    /* Read once; with the server stopped (SIGSTOP), the cached key is still
+     * answered, at once, and a key never read is not (the call times out). */
+    CHECK(get_is(cached, "k", "v1"));
+    kill(s.pid, SIGSTOP);
+    CHECK(get_is(cached, "k", "v1"));
+    CHECK_RC(state_get(cached, "never-read", &v, &n), STATE_IO);
+    kill(s.pid, SIGCONT);
+
+    /* Another connection's write: the server invalidates the key, and the cached
+     * bucket reads the new value once the invalidation arrived (bounded wait). */
+    CHECK_OK(state_set(other, "k", "v2", 2));
+    for (tries = 0; tries < 5000 && !get_is(cached, "k", "v2"); tries++) usleep(1000);
+    CHECK(get_is(cached, "k", "v2"));
+
+    /* Its own write is never read back older. */
+    CHECK_OK(state_set(cached, "k", "v3", 2));
+    CHECK(get_is(cached, "k", "v3"));
+    CHECK_OK(state_delete(cached, "k", NULL));
+    CHECK_RC(state_get(cached, "k", &v, &n), STATE_NOT_FOUND);
+
+    /* A cache_bytes of its own is accepted. */
+    CHECK_OK(state_bucket_close(cached));
+    co.cache_bytes = 1 << 20;
+    CHECK_OK(state_connect(s.url, &co, &cached));
+    CHECK_OK(state_set(other, "k", "v4", 2));
+    CHECK(get_is(cached, "k", "v4"));
+    CHECK_OK(state_bucket_close(cached));
+    CHECK_OK(state_bucket_close(other));
+    server_stop(&s, SIGTERM);
+}
+
 /* ---- a server killed and restarted under its clients ----------------------- */
 
 struct writer {
@@ -716,6 +785,7 @@ int main(int argc, char **argv) {
     test_the_cases_on_embedded_and_remote_buckets("sled");
     RUN(test_connect_arguments_sign_in_and_quota);
     RUN(test_threads_share_a_remote_bucket);
+    RUN(test_the_cache_answers_reads_and_drops_what_changes);
     RUN(test_a_killed_server_loses_no_acknowledged_write);
     rc = check_summary("test_remote");
     rm_tree(base_dir);

@@ -7,7 +7,7 @@ use std::ptr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use state_client::Options;
+use state_client::{CacheOptions, Options};
 
 use crate::any::AnyBucket;
 use crate::boundary::{arg_cstr, arg_out, arg_str, put, run, Fail};
@@ -46,6 +46,13 @@ pub struct state_connect_options {
     /// A PEM file of the CA certificate(s) a `states://` server's certificate must
     /// chain to, instead of the system's roots; or NULL.
     pub ca_file: *const c_char,
+    /// The most keys a client-side cache keeps; 0 (the default): no cache. With a
+    /// cache, `state_get` and `state_get_with` of a key read before are answered
+    /// in the process, without a round trip, until the server invalidates the key
+    /// (docs/c.md, "Client-side cache": what a reader may see).
+    pub cache_entries: usize,
+    /// The most bytes of keys and values the cache keeps; 0: 64 MiB.
+    pub cache_bytes: usize,
 }
 
 /// The size of the first version of `state_connect_options`: the smallest
@@ -53,7 +60,7 @@ pub struct state_connect_options {
 const CONNECT_OPTIONS_V1_SIZE: usize = size_of::<state_connect_options>();
 
 /// Fills `opts` with the default connection options (no token, no name, a timeout
-/// of 10000 ms, the system's CA roots) and sets `opts->struct_size` to
+/// of 10000 ms, the system's CA roots, no client-side cache) and sets `opts->struct_size` to
 /// `struct_size`, which must be `sizeof *opts`.
 ///
 /// Thread-safe.
@@ -84,6 +91,8 @@ pub unsafe extern "C" fn state_connect_options_init(
             timeout_ms: u64::try_from(state_client::DEFAULT_TIMEOUT.as_millis())
                 .unwrap_or(u64::MAX),
             ca_file: ptr::null(),
+            cache_entries: 0,
+            cache_bytes: 0,
         };
         // SAFETY: `opts` is non-NULL with `struct_size` >= the size of the struct
         // writable bytes; fields a newer program knows and we don't are zeroed.
@@ -150,6 +159,13 @@ unsafe fn options_from(opts: *const state_connect_options) -> Result<Options, Fa
         token: text(o.token, "options->token")?,
         name: text(o.name, "options->name")?,
         ca_file,
+        cache: (o.cache_entries > 0).then(|| {
+            let mut c = CacheOptions::entries(o.cache_entries);
+            if o.cache_bytes > 0 {
+                c.max_bytes = o.cache_bytes;
+            }
+            c
+        }),
         ..Options::default()
     })
 }
