@@ -173,12 +173,14 @@ mod tests {
     #[tokio::test]
     async fn a_slow_reader_that_keeps_reading_is_served() {
         let (a, mut b) = tokio::io::duplex(64);
-        let mut w = WriteDeadline::new(a, Duration::from_millis(200), CancellationToken::new());
+        // 16 reads 100 ms apart: 1.6 s in all, past the 1-s timeout, which only
+        // progress resetting the clock survives (each gap is a tenth of it).
+        let mut w = WriteDeadline::new(a, Duration::from_secs(1), CancellationToken::new());
         let reader = tokio::spawn(async move {
             let mut got = 0;
             let mut buf = [0u8; 64];
             while got < 1024 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 got += tokio::io::AsyncReadExt::read(&mut b, &mut buf)
                     .await
                     .unwrap_or(0);
