@@ -402,11 +402,12 @@ impl StorageEngine for SledEngine {
     }
 
     fn write(&self, ops: &[WriteOp<'_>]) -> Result<()> {
-        self.check_synced()?;
-        // A single write skips sled's batch machinery (it takes a global write lock).
+        // A single write skips sled's batch machinery (it takes a global write lock);
+        // write_one checks the sync state itself.
         if let [op] = ops {
             return self.write_one(op).map(drop);
         }
+        self.check_synced()?;
         let mut batch = sled::Batch::default();
         for op in ops {
             match *op {
