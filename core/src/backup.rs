@@ -78,7 +78,7 @@ impl Installed<'_> {
             self.done = true;
             let pause = self.shared.exclude_writers(|| {
                 let start = Instant::now();
-                *self.shared.backup_tap().capture.lock() = None;
+                self.shared.backup_tap().remove();
                 start.elapsed()
             });
             self.pause = self.pause.max(pause);
@@ -247,14 +247,12 @@ fn copy_records(shared: &Shared, copy: &dyn StorageEngine) -> Result<(Duration, 
     let capture = Arc::new(Capture::default());
     let pause = shared.exclude_writers(|| {
         let start = Instant::now();
-        let mut slot = shared.backup_tap().capture.lock();
-        if slot.is_some() {
+        if !shared.backup_tap().install(Arc::clone(&capture)) {
             return Err(Error::invalid(format!(
                 "a backup of {} is already running",
                 shared.path.display()
             )));
         }
-        *slot = Some(Arc::clone(&capture));
         Ok(start.elapsed())
     })?;
     let mut installed = Installed {

@@ -397,9 +397,9 @@ thread_local! {
     static VALUE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` with this thread's value buffer for [`Committer::update`] (a fresh one
-/// if it is in use further up the stack: an update of another store from inside
-/// an update's closure).
+/// Runs `f` with this thread's value buffer for [`Committer::update`] and the
+/// record of [`Committer::put_alone`] (a fresh one if it is in use further up the
+/// stack: an update of another store from inside an update's closure).
 fn with_value_buffer<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     VALUE.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buf) => {
@@ -586,18 +586,18 @@ impl Committer {
     ) -> Result<()> {
         self.durably(engine, || {
             let watched = self.hub.active();
+            // A single put with nobody watching (a plain `set`, the commonest write):
+            // no derivation, no scratch batch.
+            if !watched {
+                if let Some(wrote) = self.put_alone(engine, bucket, ops)? {
+                    return Ok(((), wrote));
+                }
+            }
             // Watchers need to know whether each key is new; the counts, whether it
             // existed.
             if (watched || self.counts.on())
                 && ops.iter().any(|op| op.prior() == Some(Prior::Unknown))
             {
-                // A single blind put while only counting: the engine says what it
-                // replaced as it writes, where it can, so no read comes first.
-                if !watched {
-                    if let Some(wrote) = self.put_counted(engine, bucket, ops)? {
-                        return Ok(((), wrote));
-                    }
-                }
                 let ((), wrote) = self.retry(engine, bucket, watched, |reader| {
                     Ok(((), self.resolve(reader, bucket, ops)?))
                 })?;
@@ -827,52 +827,70 @@ impl Committer {
         })
     }
 
-    /// Commits `ops` if they are one blind put of a record without a deadline and
-    /// the engine reports what its single write replaced
-    /// ([`StorageEngine::write_one`]): the put's prior for the counts comes from
-    /// the write, not from a read before it. `None` (nothing written) otherwise.
-    /// Only for an unwatched store: watchers need the prior before publishing, and
-    /// the expiry index needs a replaced record's deadline, which a put without a
-    /// deadline leaves behind stale either way (see [`Prior::Unknown`]).
-    fn put_counted(
+    /// Commits `ops` if they are a single put that touches no expiry-index entry
+    /// (its deadline is the one the key had, typically none and none) into an
+    /// unwatched bucket: the record is encoded into this thread's buffer and written
+    /// as the one engine op, without [`derive`]'s batch. With the record counts on,
+    /// a put whose prior is unknown takes its prior from the write itself
+    /// ([`StorageEngine::write_one`]) where the engine reports it, and otherwise
+    /// is left to the general path, which reads it first. `None`: nothing written,
+    /// take the general path.
+    fn put_alone(
         &self,
         engine: &dyn StorageEngine,
         bucket: &str,
         ops: &[Op<'_>],
     ) -> Result<Option<bool>> {
         let [op @ Op::Put {
-            prior: Prior::Unknown,
-            deadline: None,
+            key,
+            value,
+            deadline,
+            prior,
             ..
         }] = ops
         else {
             return Ok(None);
         };
-        if !engine.reports_prior() {
+        if prior.deadline() != *deadline {
             return Ok(None);
         }
-        with_scratch(|s| {
-            derive(ops, s, false);
-            if s.writes.len() != 1 || s.indexed {
-                return Ok(None);
-            }
-            let replaced = with_write_ops(bucket, "", ops, s, |w| {
-                self.tap.run(engine, |engine| engine.write_one(&w[0]))
-            })?;
-            let prior = match replaced {
-                Some(true) => Prior::Live { deadline: None },
-                Some(false) => Prior::Missing,
-                // Written, but what it replaced is unknown: the counts stop.
-                None => Prior::Unknown,
+        let report = *prior == Prior::Unknown && self.counts.on();
+        if report && !engine.reports_prior() {
+            return Ok(None);
+        }
+        let replaced = with_value_buffer(|record| {
+            record.clear();
+            record::encode_into(record, value, *deadline);
+            let w = WriteOp::Put {
+                bucket,
+                key,
+                value: record,
             };
-            let mut resolved = op.clone();
-            if let Op::Put { prior: p, .. } = &mut resolved {
-                *p = prior;
-            }
-            self.counts
-                .committed(bucket, std::slice::from_ref(&resolved));
-            Ok(Some(true))
-        })
+            self.tap.run(engine, |engine| {
+                if report {
+                    engine.write_one(&w)
+                } else {
+                    engine.write(std::slice::from_ref(&w)).map(|()| None)
+                }
+            })
+        })?;
+        if !report {
+            self.counts.committed(bucket, ops);
+            return Ok(Some(true));
+        }
+        let prior = match replaced {
+            Some(true) => Prior::Live { deadline: None },
+            Some(false) => Prior::Missing,
+            // Written, but what it replaced is unknown: the counts stop.
+            None => Prior::Unknown,
+        };
+        let mut resolved = op.clone();
+        if let Op::Put { prior: p, .. } = &mut resolved {
+            *p = prior;
+        }
+        self.counts
+            .committed(bucket, std::slice::from_ref(&resolved));
+        Ok(Some(true))
     }
 
     /// `ops` with every unknown prior read from the engine (a later op on a key

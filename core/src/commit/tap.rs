@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::ops::Bound;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -62,10 +63,32 @@ impl Capture {
 /// one runs. Read and changed only under the store's write lock.
 #[derive(Default)]
 pub(crate) struct Tap {
-    pub(crate) capture: Mutex<Option<Arc<Capture>>>,
+    capture: Mutex<Option<Arc<Capture>>>,
+    /// Whether `capture` holds one, so a write without a backup running (nearly
+    /// every write) takes no lock here. Set and read under the store's write lock,
+    /// which orders them; the atomic only makes the flag shareable.
+    on: AtomicBool,
 }
 
 impl Tap {
+    /// Installs `capture`, unless one is installed already (then `false`). Called
+    /// with the store's write lock held.
+    pub(crate) fn install(&self, capture: Arc<Capture>) -> bool {
+        let mut slot = self.capture.lock();
+        if slot.is_some() {
+            return false;
+        }
+        *slot = Some(capture);
+        self.on.store(true, Ordering::Relaxed);
+        true
+    }
+
+    /// Removes the installed capture. Called with the store's write lock held.
+    pub(crate) fn remove(&self) {
+        *self.capture.lock() = None;
+        self.on.store(false, Ordering::Relaxed);
+    }
+
     /// Runs a write `f` on `engine`, through the running backup's capture if there
     /// is one. Called with the store's write lock held.
     #[inline]
@@ -74,6 +97,9 @@ impl Tap {
         engine: &dyn StorageEngine,
         f: impl FnOnce(&dyn StorageEngine) -> Result<T>,
     ) -> Result<T> {
+        if !self.on.load(Ordering::Relaxed) {
+            return f(engine);
+        }
         let capture = self.capture.lock().clone();
         match capture {
             None => f(engine),
