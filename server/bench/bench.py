@@ -19,6 +19,7 @@ import platform
 import re
 import shutil
 import signal
+import statistics
 import socket
 import subprocess
 import sys
@@ -105,18 +106,40 @@ class RedisServer(Server):
         self.auth = []
 
 
+def cpu_seconds(pid: int) -> float:
+    """The process's user + system CPU time so far (every thread), from /proc/PID/stat."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    # After "pid (comm) ": state is field 3, so utime (14) and stime (15) are 11 and 12 here.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rb(server: Server, tests: list[str], clients: int, pipeline: int, n: int, unix: bool) -> dict[str, dict[str, float]]:
+    """One redis-benchmark run per test; each row also gets the server's CPU seconds
+    per million requests (`cpu_per_m`), read from /proc before and after the run."""
     where = ["-s", server.sock] if unix else ["-h", "127.0.0.1", "-p", str(server.port)]
     auth = [] if unix else server.auth
-    out = subprocess.run(
-        ["redis-benchmark", *where, *auth, "-t", ",".join(tests), "-c", str(clients), "-P", str(pipeline), "-n", str(n), "-r", "100000", "--csv"],
-        check=True, capture_output=True, text=True, timeout=900,
-    ).stdout
     rows: dict[str, dict[str, float]] = {}
-    for row in csv.DictReader(io.StringIO(out)):
-        name = row["test"].split(" ")[0].lower()
-        rows[name] = {k: float(v) for k, v in row.items() if k != "test"}
+    for test in tests:
+        before = cpu_seconds(server.pid())
+        out = subprocess.run(
+            ["redis-benchmark", *where, *auth, "-t", test, "-c", str(clients), "-P", str(pipeline), "-n", str(n), "-r", "100000", "--csv"],
+            check=True, capture_output=True, text=True, timeout=900,
+        ).stdout
+        used = cpu_seconds(server.pid()) - before
+        for row in csv.DictReader(io.StringIO(out)):
+            name = row["test"].split(" ")[0].lower()
+            rows[name] = {k: float(v) for k, v in row.items() if k != "test"}
+            rows[name]["cpu_per_m"] = used / n * 1e6
     return rows
+
+
+def median_rows(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Each figure of each row: the median over the runs."""
+    out: dict[str, dict[str, float]] = {}
+    for name in runs[0]:
+        out[name] = {k: statistics.median(r[name][k] for r in runs) for k in runs[0][name]}
+    return out
 
 
 def rss_kib(pid: int) -> int:
@@ -176,10 +199,14 @@ def main() -> None:
     ap.add_argument("state_bin")
     ap.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
     ap.add_argument("--out", default=str(ROOT / "docs" / "bench-service.md"))
+    ap.add_argument("--get-time", action=argparse.BooleanOptionalAction, default=True, help="run the in-process get_time bench too")
+    ap.add_argument("--rounds", type=int, default=3, help="runs of every row (the median is reported)")
     a = ap.parse_args()
     n1, n32 = (20_000, 200_000) if a.quick else (200_000, 2_000_000)
-    print("server time per GET (in-process)", file=sys.stderr, flush=True)
-    get_time = server_get_time(quick=a.quick)
+    get_time = ["| (not run: --no-get-time) | |"]
+    if a.get_time:
+        print("server time per GET (in-process)", file=sys.stderr, flush=True)
+        get_time = server_get_time(quick=a.quick)
     tmp = Path(tempfile.mkdtemp(prefix="bench-service-"))
     servers: list[Server] = []
     try:
@@ -187,17 +214,23 @@ def main() -> None:
         memfile = StateServer(a.state_bin, tmp, "memfile")
         sled = StateServer(a.state_bin, tmp, "sled")
         servers = [memfile, sled, redis]
-        results: dict[tuple[str, str], dict[str, dict[str, float]]] = {}
-        for s in servers:
-            # sled is several times slower on writes: fewer requests keep the run short.
-            scale = 5 if s is sled else 1
+        runs: dict[tuple[str, str], list[dict[str, dict[str, float]]]] = {}
+        lat_runs: dict[str, list[dict[str, dict[str, float]]]] = {memfile.name: [], redis.name: []}
+        # Every row is run `rounds` times, the servers taking turns (the order turns
+        # too), so a slow minute of the machine does not land on one side only.
+        for round_ in range(a.rounds):
+            order = servers[round_ % 3 :] + servers[: round_ % 3]
             for label, unix, p, n in CONFIGS(n1, n32):
-                print(f"{s.name}: {label}", file=sys.stderr, flush=True)
-                results[(s.name, label)] = rb(s, TESTS, 50, p, n // scale, unix)
-        lat = {}
-        for s in (memfile, redis):
-            print(f"{s.name}: latency", file=sys.stderr, flush=True)
-            lat[s.name] = rb(s, ["get", "set"], 1, 1, n1 // 4, True)
+                for s in order:
+                    # sled is several times slower on writes: fewer requests keep the run short.
+                    scale = 5 if s is sled else 1
+                    print(f"round {round_ + 1}/{a.rounds}: {s.name}: {label}", file=sys.stderr, flush=True)
+                    runs.setdefault((s.name, label), []).append(rb(s, TESTS, 50, p, n // scale, unix))
+            for s in [memfile, redis] if round_ % 2 == 0 else [redis, memfile]:
+                print(f"round {round_ + 1}/{a.rounds}: {s.name}: latency", file=sys.stderr, flush=True)
+                lat_runs[s.name].append(rb(s, ["get", "set"], 1, 1, n1 // 4, True))
+        results = {k: median_rows(v) for k, v in runs.items()}
+        lat = {k: median_rows(v) for k, v in lat_runs.items()}
         print("HTTP", file=sys.stderr, flush=True)
         http_rps, http_p50 = wrk_http(memfile, 5 if a.quick else 10)
         print("idle connections", file=sys.stderr, flush=True)
@@ -216,21 +249,27 @@ def main() -> None:
         f"Machine: {os.cpu_count()} vCPU {cpu}, Linux {platform.release()}; redis-benchmark and the servers share the cores.",
         f"redis-server {rb_version.removeprefix('v=')} with `appendonly yes, appendfsync everysec` (durability comparable to memfile's periodic mode); `state serve` with its defaults.",
         f"redis-benchmark: 50 clients, random keys (-r 100000), {n1:,} requests (-P 1) / {n32:,} (-P 32), a fifth of that for sled; MSET sets 10 keys.",
+        f"Every figure is the median of {a.rounds} runs; the servers take turns row by row, in an order that turns each round.",
+        "CPU is the server's own user + system time (all its threads, from /proc/PID/stat) per million requests, in seconds:",
+        "the benchmark client shares the two cores, so requests per second alone would flatter the server that leaves it more CPU.",
         "",
-        "## Requests per second",
+        "## Requests per second and the server's CPU time",
         "",
-        "| transport | command | state (memfile) | state (sled) | redis-server | memfile / redis |",
-        "|---|---|---:|---:|---:|---:|",
+        "| transport | command | state (memfile) | state (sled) | redis-server | memfile / redis | CPU s/M memfile | CPU s/M sled | CPU s/M redis |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for label, _, _, _ in CONFIGS(n1, n32):
         for t in TESTS:
-            m = results[(memfile.name, label)][t]["rps"]
-            sl = results[(sled.name, label)][t]["rps"]
-            r = results[(redis.name, label)][t]["rps"]
-            lines.append(f"| {label} | {t.upper()} | {m:,.0f} | {sl:,.0f} | {r:,.0f} | {m / r:.2f}x |")
+            m = results[(memfile.name, label)][t]
+            sl = results[(sled.name, label)][t]
+            r = results[(redis.name, label)][t]
+            lines.append(
+                f"| {label} | {t.upper()} | {m['rps']:,.0f} | {sl['rps']:,.0f} | {r['rps']:,.0f} | {m['rps'] / r['rps']:.2f}x"
+                f" | {m['cpu_per_m']:.2f} | {sl['cpu_per_m']:.2f} | {r['cpu_per_m']:.2f} |"
+            )
     lines += [
         "",
-        "## Latency: one client, no pipelining, Unix socket (ms, as redis-benchmark measures it)",
+        "## Latency: one client, no pipelining, Unix socket (ms, as redis-benchmark measures it; medians of the rounds)",
         "",
         "| command | state p50 | state p99 | redis p50 | redis p99 |",
         "|---|---:|---:|---:|---:|",
