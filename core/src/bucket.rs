@@ -221,12 +221,14 @@ impl Bucket {
         K: AsRef<str>,
     {
         let keys: Vec<K> = keys.into_iter().collect();
-        let mut out = BTreeMap::new();
+        // Gathered in key order, then built in one pass (BTreeMap's bulk build from
+        // sorted input), instead of a search per insert; a repeated key's copies
+        // hold the same value, and one is kept.
+        let mut found: Vec<(String, Vec<u8>)> = Vec::with_capacity(keys.len());
         self.get_multiple_with(&keys, |i, v| {
-            out.entry(keys[i].as_ref().to_string())
-                .or_insert_with(|| v.to_vec());
+            found.push((keys[i].as_ref().to_string(), v.to_vec()));
         })?;
-        Ok(out)
+        Ok(found.into_iter().collect())
     }
 
     /// Looks up a batch of keys and calls `f(i, value)` for each `keys[i]` that is
