@@ -1,5 +1,5 @@
 //! One Redis-protocol connection: the loop that reads requests (pipelined), runs
-//! them through [`crate::cmd::request`] and writes the replies, with its timeouts
+//! them through [`crate::cmd::request_found`] and writes the replies, with its timeouts
 //! and buffer limits. The state the commands read and change is its
 //! [`Session`] (session.rs).
 
@@ -11,10 +11,10 @@ use futures_util::FutureExt as _;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::cmd::{request, After};
+use crate::cmd::{self, After};
 use crate::metrics::ErrorClass;
 use crate::pubsub::Broken;
-use crate::resp::{Out, ParseLimits, Parsed, Parser};
+use crate::resp::{self, Next, Out, ParseLimits, Parser};
 use crate::session::Session;
 use crate::Shared;
 
@@ -130,6 +130,7 @@ async fn serve_tracked<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let id = sess.id;
     let auth_deadline = tokio::time::Instant::now() + shared.cfg.auth_timeout;
     let mut parser = Parser::new();
     let mut held = Held { shared, bytes: 0 };
@@ -147,21 +148,28 @@ async fn serve_tracked<S>(
             out.resp3 = sess.resp3;
             t.drain(sess.resp3, &mut out);
         }
-        // Run every complete request received so far.
+        // Run every complete request received so far. The clock is read at the
+        // start and the end of the batch, not per request.
         let mut consumed = 0;
         let mut close = false;
         let mut more = false;
+        let mut started: Option<Instant> = None;
+        let mut ran: u32 = 0;
         loop {
             let limits = limits_for(shared, &sess);
-            match parser.parse(&mut buf[consumed..], &limits) {
-                Ok(Parsed::Request { args, len }) => {
+            match parser.parse_next(&mut buf[consumed..], &limits) {
+                Ok(Next::Request(len)) => {
                     let base = consumed;
-                    let argv: Vec<&[u8]> = args
-                        .iter()
-                        .map(|r| &buf[base + r.start..base + r.end])
-                        .collect();
                     consumed += len;
-                    let started = Instant::now();
+                    if started.is_none() {
+                        started = Some(Instant::now());
+                    }
+                    ran += 1;
+                    let name = parser
+                        .args()
+                        .first()
+                        .map_or(&[][..], |r| &buf[base + r.start..base + r.end]);
+                    let found = cmd::lookup(name);
                     // A reply may not pass this connection's output limit, nor take
                     // the server past its total (a small reply always fits).
                     let total_room = shared
@@ -171,7 +179,33 @@ async fn serve_tracked<S>(
                         .max(crate::SMALL_CONNECTION);
                     let mark = out.buf.len();
                     out.set_limit(mark + shared.cfg.max_output_bytes.min(total_room));
-                    let after = request(shared, &mut sess, &argv, &mut out);
+                    let after = if cmd::runs_long(shared, found, parser.args().len()) {
+                        // Off the event loop (a blocking-pool thread), so the
+                        // other connections of this thread go on meanwhile; the
+                        // connection's buffers go with it and come back.
+                        let ranges = parser.args().to_vec();
+                        let sh = Arc::clone(shared);
+                        let job = tokio::task::spawn_blocking(move || {
+                            let after = resp::with_argv(&buf, base, &ranges, |argv| {
+                                cmd::request_found(&sh, &mut sess, found, argv, &mut out)
+                            });
+                            (buf, sess, out, after)
+                        });
+                        match job.await {
+                            Ok((b, s, o, after)) => {
+                                (buf, sess, out) = (b, s, o);
+                                after
+                            }
+                            Err(e) => {
+                                tracing::error!(conn = id, "a request failed: {e}");
+                                return;
+                            }
+                        }
+                    } else {
+                        resp::with_argv(&buf, base, parser.args(), |argv| {
+                            cmd::request_found(shared, &mut sess, found, argv, &mut out)
+                        })
+                    };
                     if out.overflowed() {
                         out.buf.truncate(mark);
                         out.set_limit(usize::MAX);
@@ -181,7 +215,6 @@ async fn serve_tracked<S>(
                             shared.cfg.max_output_bytes.min(total_room)
                         ));
                     }
-                    sess.local.latency(started.elapsed());
                     if after == After::Close {
                         close = true;
                         break;
@@ -191,8 +224,8 @@ async fn serve_tracked<S>(
                         break;
                     }
                 }
-                Ok(Parsed::Empty(n)) => consumed += n,
-                Ok(Parsed::Incomplete) => break,
+                Ok(Next::Empty(n)) => consumed += n,
+                Ok(Next::Incomplete) => break,
                 Err(e) => {
                     shared.metrics.error(ErrorClass::Protocol);
                     tracing::info!(conn = sess.id, peer = %sess.peer, "protocol error, closing: {}", e.0);
@@ -202,6 +235,9 @@ async fn serve_tracked<S>(
                     return;
                 }
             }
+        }
+        if let Some(t) = started {
+            sess.local.latencies(t.elapsed(), ran);
         }
         buf.drain(..consumed);
         if consumed > 0 {

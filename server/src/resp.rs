@@ -94,15 +94,26 @@ fn parse_len(b: &[u8]) -> Option<i64> {
 /// Longest length header (`*N` or `$N` line) accepted before its CRLF.
 const MAX_HEADER: usize = 32;
 
-/// How far a partly received array request has been parsed.
+/// How far a partly received array request has been parsed (its complete
+/// arguments so far are the parser's `args`).
 #[derive(Debug, Default)]
 struct Progress {
     /// Elements the array announced.
     n: usize,
-    /// The complete arguments so far.
-    args: Vec<Range<usize>>,
     /// Where the next element starts (relative to the request's first byte).
     pos: usize,
+}
+
+/// What [`Parser::parse_next`] found at the start of the buffer: as [`Parsed`],
+/// with a complete request's arguments left in the parser ([`Parser::args`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    /// A complete request of this many bytes; its arguments are [`Parser::args`].
+    Request(usize),
+    /// An empty line or an empty array: nothing to run; skip this many bytes.
+    Empty(usize),
+    /// More bytes are needed.
+    Incomplete,
 }
 
 /// An incremental request parser for one connection.
@@ -123,6 +134,9 @@ pub struct Parser {
     /// After [`Parsed::Incomplete`] inside a bulk string: how many bytes (from the
     /// request's first) complete that bulk; 0 otherwise.
     awaiting: usize,
+    /// The arguments of the request being parsed, or of the one just returned:
+    /// one vector for the connection's life, so a request costs no allocation.
+    args: Vec<Range<usize>>,
 }
 
 impl Parser {
@@ -170,9 +184,36 @@ impl Parser {
     /// of the bad request are never run. After an error the parser must not be used
     /// again (the connection closes).
     pub fn parse(&mut self, buf: &mut [u8], limits: &ParseLimits) -> Result<Parsed, ProtocolError> {
+        Ok(match self.parse_next(buf, limits)? {
+            Next::Request(len) => Parsed::Request {
+                args: self.args.clone(),
+                len,
+            },
+            Next::Empty(n) => Parsed::Empty(n),
+            Next::Incomplete => Parsed::Incomplete,
+        })
+    }
+
+    /// The arguments of the request the last [`Parser::parse_next`] returned, as
+    /// ranges of the buffer it was given.
+    pub fn args(&self) -> &[Range<usize>] {
+        &self.args
+    }
+
+    /// [`Parser::parse`] without allocating: a complete request's arguments are
+    /// left in the parser ([`Parser::args`]), in a vector it keeps from one request
+    /// to the next (inline commands, as telnet users type them, still allocate).
+    ///
+    /// # Errors
+    /// As [`Parser::parse`].
+    pub fn parse_next(
+        &mut self,
+        buf: &mut [u8],
+        limits: &ParseLimits,
+    ) -> Result<Next, ProtocolError> {
         self.awaiting = 0;
         let Some(&first) = buf.first() else {
-            return Ok(Parsed::Incomplete);
+            return Ok(Next::Incomplete);
         };
         if first != b'*' {
             return self.parse_inline(buf, limits);
@@ -185,7 +226,7 @@ impl Parser {
                     if buf.len() > MAX_HEADER {
                         return Err(ProtocolError("invalid multibulk length".into()));
                     }
-                    return Ok(Parsed::Incomplete);
+                    return Ok(Next::Incomplete);
                 };
                 self.scanned += (end + 2) as u64;
                 let n = parse_len(&buf[1..end])
@@ -195,21 +236,21 @@ impl Parser {
                 }
                 let pos = end + 2;
                 if n <= 0 {
-                    return Ok(Parsed::Empty(pos));
+                    return Ok(Next::Empty(pos));
                 }
                 let n = n as usize;
-                Progress {
-                    n,
-                    args: Vec::with_capacity(n.min(1024)),
-                    pos,
+                self.args.clear();
+                if self.args.capacity() < n.min(1024) {
+                    self.args.reserve(n.min(1024));
                 }
+                Progress { n, pos }
             }
         };
-        while p.args.len() < p.n {
+        while self.args.len() < p.n {
             let pos = p.pos;
             if pos >= buf.len() {
                 self.progress = Some(p);
-                return Ok(Parsed::Incomplete);
+                return Ok(Next::Incomplete);
             }
             if buf[pos] != b'$' {
                 return Err(ProtocolError(format!(
@@ -223,7 +264,7 @@ impl Parser {
                     return Err(ProtocolError("invalid bulk length".into()));
                 }
                 self.progress = Some(p);
-                return Ok(Parsed::Incomplete);
+                return Ok(Next::Incomplete);
             };
             let len = parse_len(&buf[pos + 1..end])
                 .filter(|&l| l >= 0 && l as u64 <= limits.max_bulk as u64)
@@ -243,26 +284,23 @@ impl Parser {
                 self.scanned += (end + 2 - pos) as u64;
                 self.awaiting = stop + 2;
                 self.progress = Some(p);
-                return Ok(Parsed::Incomplete);
+                return Ok(Next::Incomplete);
             }
             self.scanned += (stop + 2 - pos) as u64;
             if &buf[stop..stop + 2] != b"\r\n" {
                 return Err(ProtocolError("bulk string not followed by CRLF".into()));
             }
-            p.args.push(start..stop);
+            self.args.push(start..stop);
             p.pos = stop + 2;
         }
-        Ok(Parsed::Request {
-            args: p.args,
-            len: p.pos,
-        })
+        Ok(Next::Request(p.pos))
     }
 
     fn parse_inline(
         &mut self,
         buf: &mut [u8],
         limits: &ParseLimits,
-    ) -> Result<Parsed, ProtocolError> {
+    ) -> Result<Next, ProtocolError> {
         let from = self.inline_scanned.min(buf.len());
         let Some(nl) = buf[from..]
             .iter()
@@ -274,7 +312,7 @@ impl Parser {
             if buf.len() > limits.max_inline.min(limits.max_request) {
                 return Err(ProtocolError("too big inline request".into()));
             }
-            return Ok(Parsed::Incomplete);
+            return Ok(Next::Incomplete);
         };
         self.scanned += (nl + 1 - from) as u64;
         self.inline_scanned = 0;
@@ -286,11 +324,33 @@ impl Parser {
         } else {
             nl
         };
-        let args = split_inline(&mut buf[..line_end], limits)?;
-        if args.is_empty() {
-            return Ok(Parsed::Empty(nl + 1));
+        self.args = split_inline(&mut buf[..line_end], limits)?;
+        if self.args.is_empty() {
+            return Ok(Next::Empty(nl + 1));
         }
-        Ok(Parsed::Request { args, len: nl + 1 })
+        Ok(Next::Request(nl + 1))
+    }
+}
+
+/// Calls `f` with the arguments at `ranges` (offset by `base`) of `buf` as byte
+/// slices: those of a request of up to eight arguments are held on the stack, so
+/// running a request allocates nothing for them.
+pub fn with_argv<R>(
+    buf: &[u8],
+    base: usize,
+    ranges: &[Range<usize>],
+    f: impl FnOnce(&[&[u8]]) -> R,
+) -> R {
+    let arg = |r: &Range<usize>| buf.get(base + r.start..base + r.end).unwrap_or_default();
+    let mut small: [&[u8]; 8] = [&[]; 8];
+    if ranges.len() <= small.len() {
+        for (slot, r) in small.iter_mut().zip(ranges) {
+            *slot = arg(r);
+        }
+        f(&small[..ranges.len()])
+    } else {
+        let spilled: Vec<&[u8]> = ranges.iter().map(arg).collect();
+        f(&spilled)
     }
 }
 
@@ -506,9 +566,10 @@ impl Out {
     }
 
     fn int_line(&mut self, prefix: u8, n: i64) {
+        let mut digits = [0u8; 20];
+        let at = itoa_buf(n, &mut digits);
         self.buf.push(prefix);
-        let mut b = itoa_buf(n);
-        self.buf.append(&mut b);
+        self.buf.extend_from_slice(&digits[at..]);
         self.buf.extend_from_slice(b"\r\n");
     }
 
@@ -610,8 +671,24 @@ impl Out {
     }
 }
 
-fn itoa_buf(n: i64) -> Vec<u8> {
-    n.to_string().into_bytes()
+/// `n` in decimal, written at the end of `buf`: the digits are `buf[at..]` for
+/// the returned `at` (no allocation; an i64 takes at most 20 bytes).
+fn itoa_buf(n: i64, buf: &mut [u8; 20]) -> usize {
+    let mut v = n.unsigned_abs();
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        at -= 1;
+        buf[at] = b'-';
+    }
+    at
 }
 
 #[cfg(test)]
