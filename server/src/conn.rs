@@ -92,6 +92,10 @@ struct Held<'a> {
 impl Held<'_> {
     /// Sets this connection's count to `now` bytes.
     fn set(&mut self, now: usize) {
+        if now == self.bytes {
+            // The common case: no write to the counter every connection shares.
+            return;
+        }
         if now > self.bytes {
             self.shared.buffered.fetch_add(now - self.bytes, Relaxed);
         } else {
@@ -155,8 +159,10 @@ async fn serve_tracked<S>(
         let mut more = false;
         let mut started: Option<Instant> = None;
         let mut ran: u32 = 0;
+        // Once per batch, and again after a command that may sign in or out (AUTH,
+        // HELLO, RESET: the `open` ones; EXEC, which may run a queued AUTH).
+        let mut limits = limits_for(shared, &sess);
         loop {
-            let limits = limits_for(shared, &sess);
             match parser.parse_next(&mut buf[consumed..], &limits) {
                 Ok(Next::Request(len)) => {
                     let base = consumed;
@@ -206,6 +212,9 @@ async fn serve_tracked<S>(
                             cmd::request_found(shared, &mut sess, found, argv, &mut out)
                         })
                     };
+                    if found.is_some_and(|(_, s)| s.open || s.txn_control) {
+                        limits = limits_for(shared, &sess);
+                    }
                     if out.overflowed() {
                         out.buf.truncate(mark);
                         out.set_limit(usize::MAX);

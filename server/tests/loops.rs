@@ -193,3 +193,27 @@ async fn zero_threads_is_refused() {
     .unwrap_err();
     assert!(e.to_string().contains("--threads"), "{e}");
 }
+
+/// The framing limits follow a sign-in in the middle of a read: a value over the
+/// limit before sign-in, sent in the same packet right after AUTH, is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_lifts_the_limits_for_the_rest_of_the_same_read() {
+    let f = Fixture::new(&[("alice", Quota::default())]);
+    let (server, store) = f.start(tcp_config()).await;
+    let addr = server.addrs().resp.unwrap();
+    let running = run(server);
+    let mut c = support::tcp(addr).await;
+    let big = "x".repeat(state_server::PREAUTH_MAX_BULK + 1);
+    let req = format!(
+        "AUTH {}\r\n*3\r\n$3\r\nSET\r\n$1\r\nb\r\n${}\r\n{big}\r\nSTRLEN b\r\n",
+        f.token("alice"),
+        big.len()
+    );
+    assert_eq!(
+        exchange(&mut c, req.as_bytes(), 3).await,
+        format!("+OK\r\n+OK\r\n:{}\r\n", big.len())
+    );
+    drop(c);
+    running.stop().await.unwrap();
+    drop(store);
+}
