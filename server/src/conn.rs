@@ -342,12 +342,16 @@ async fn serve_tracked<S>(
         let r = if sess.subs.active() || sess.tracking.is_some() {
             let ready = Arc::clone(&sess.subs.ready);
             tokio::select! {
-                () = ready.notified() => continue,
+                biased;
                 r = read => r,
+                () = ready.notified() => continue,
                 () = &mut killed => return,
             }
         } else {
+            // The read first: bytes already waiting are read without a look at
+            // the kill signal, which the loop checks after every batch anyway.
             tokio::select! {
+                biased;
                 r = read => r,
                 () = &mut killed => return,
             }

@@ -44,54 +44,50 @@ pub enum Parsed {
 #[derive(Debug, PartialEq, Eq)]
 pub struct ProtocolError(pub String);
 
-fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
-    let mut i = from;
-    while i + 1 < buf.len() {
-        match memchr_cr(&buf[i..]) {
-            Some(off) => {
-                let at = i + off;
-                if at + 1 < buf.len() {
-                    if buf[at + 1] == b'\n' {
-                        return Some(at);
-                    }
-                    i = at + 1;
-                } else {
-                    return None;
-                }
-            }
-            None => return None,
-        }
-    }
-    None
+/// What a length header (`*N` or `$N`) holds.
+#[derive(Debug, PartialEq, Eq)]
+enum Header {
+    /// Its number, and where its CRLF starts.
+    Len(i64, usize),
+    /// Its CRLF has not arrived yet (and nothing wrong was seen).
+    Incomplete,
+    /// Malformed: not a decimal integer, longer than any limit allows, or a CR
+    /// without its LF.
+    Bad,
 }
 
-fn memchr_cr(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&c| c == b'\r')
-}
-
-/// Parses a decimal integer of a length header; `None` if malformed.
-fn parse_len(b: &[u8]) -> Option<i64> {
-    if b.is_empty() || b.len() > 19 {
-        return None;
+/// Reads the length header whose marker (`*` or `$`) is at `at`, in one pass:
+/// an optional `-`, at most 18 digits (every limit is far below 10^18), CRLF.
+fn header(buf: &[u8], at: usize) -> Header {
+    let mut i = at + 1;
+    let neg = buf.get(i) == Some(&b'-');
+    if neg {
+        i += 1;
     }
-    let (neg, digits) = match b.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, b),
-    };
-    if digits.is_empty() {
-        return None;
-    }
+    let digits = i;
     let mut n: i64 = 0;
-    for &c in digits {
-        if !c.is_ascii_digit() {
-            return None;
+    while let Some(&c) = buf.get(i) {
+        match c {
+            b'0'..=b'9' if i - digits < 18 => {
+                n = n * 10 + i64::from(c - b'0');
+                i += 1;
+            }
+            b'\r' if i > digits => {
+                return match buf.get(i + 1) {
+                    Some(b'\n') => Header::Len(if neg { -n } else { n }, i),
+                    Some(_) => Header::Bad,
+                    None => Header::Incomplete,
+                };
+            }
+            _ => return Header::Bad,
         }
-        n = n.checked_mul(10)?.checked_add(i64::from(c - b'0'))?;
     }
-    Some(if neg { -n } else { n })
+    Header::Incomplete
 }
 
-/// Longest length header (`*N` or `$N` line) accepted before its CRLF.
+/// Longest length header (`*N` or `$N` line) accepted before its CRLF: [`header`]
+/// refuses one of over 18 digits (and a sign) as soon as it sees it.
+#[cfg(test)]
 const MAX_HEADER: usize = 32;
 
 /// How far a partly received array request has been parsed (its complete
@@ -221,16 +217,15 @@ impl Parser {
         let mut p = match self.progress.take() {
             Some(p) => p,
             None => {
-                let Some(end) = find_crlf(buf, 1) else {
-                    self.scanned += buf.len() as u64;
-                    if buf.len() > MAX_HEADER {
-                        return Err(ProtocolError("invalid multibulk length".into()));
+                let (n, end) = match header(buf, 0) {
+                    Header::Len(n, end) => (n, end),
+                    Header::Incomplete => {
+                        self.scanned += buf.len() as u64;
+                        return Ok(Next::Incomplete);
                     }
-                    return Ok(Next::Incomplete);
+                    Header::Bad => return Err(ProtocolError("invalid multibulk length".into())),
                 };
                 self.scanned += (end + 2) as u64;
-                let n = parse_len(&buf[1..end])
-                    .ok_or_else(|| ProtocolError("invalid multibulk length".into()))?;
                 if n > limits.max_args as i64 {
                     return Err(ProtocolError("invalid multibulk length".into()));
                 }
@@ -258,18 +253,17 @@ impl Parser {
                     char::from(buf[pos]).escape_default()
                 )));
             }
-            let Some(end) = find_crlf(buf, pos + 1) else {
-                self.scanned += (buf.len() - pos) as u64;
-                if buf.len() - pos > MAX_HEADER {
-                    return Err(ProtocolError("invalid bulk length".into()));
+            let (len, end) = match header(buf, pos) {
+                Header::Len(l, end) if l >= 0 && l as u64 <= limits.max_bulk as u64 => {
+                    (l as usize, end)
                 }
-                self.progress = Some(p);
-                return Ok(Next::Incomplete);
+                Header::Incomplete => {
+                    self.scanned += (buf.len() - pos) as u64;
+                    self.progress = Some(p);
+                    return Ok(Next::Incomplete);
+                }
+                _ => return Err(ProtocolError("invalid bulk length".into())),
             };
-            let len = parse_len(&buf[pos + 1..end])
-                .filter(|&l| l >= 0 && l as u64 <= limits.max_bulk as u64)
-                .ok_or_else(|| ProtocolError("invalid bulk length".into()))?
-                as usize;
             let start = end + 2;
             let stop = start + len;
             if stop + 2 > limits.max_request {
@@ -279,8 +273,8 @@ impl Parser {
                 )));
             }
             if buf.len() < stop + 2 {
-                // Resume at this bulk's header: re-reading it (at most MAX_HEADER
-                // bytes) is cheaper than keeping its parsed length.
+                // Resume at this bulk's header: re-reading it (at most 21 bytes)
+                // is cheaper than keeping its parsed length.
                 self.scanned += (end + 2 - pos) as u64;
                 self.awaiting = stop + 2;
                 self.progress = Some(p);
@@ -884,6 +878,41 @@ mod tests {
             assert_eq!(p.parse(&mut line[..cut], &L).unwrap(), Parsed::Incomplete);
         }
         assert!(p.scanned() <= line.len() as u64);
+    }
+
+    #[test]
+    fn length_headers_in_one_pass() {
+        use super::{header, Header};
+        assert_eq!(header(b"*12\r\n", 0), Header::Len(12, 3));
+        assert_eq!(header(b"x$-1\r\n", 1), Header::Len(-1, 4));
+        assert_eq!(header(b"$0\r\n", 0), Header::Len(0, 2));
+        for incomplete in [&b"$"[..], b"$1", b"$-", b"$12\r"] {
+            assert_eq!(header(incomplete, 0), Header::Incomplete);
+        }
+        for bad in [
+            &b"$\r\n"[..],
+            b"$-\r\n",
+            b"$1x",
+            b"$1\rx",
+            b"$ 1\r\n",
+            b"$1234567890123456789",
+        ] {
+            assert_eq!(header(bad, 0), Header::Bad, "{}", bad.escape_ascii());
+        }
+        assert_eq!(
+            header(b"$123456789012345678\r\n", 0),
+            Header::Len(123_456_789_012_345_678, 19)
+        );
+    }
+
+    #[test]
+    fn integers_are_formatted_without_allocating() {
+        let mut o = Out::new(false);
+        for n in [0, 7, -7, 1234567890, i64::MAX, i64::MIN] {
+            o.buf.clear();
+            o.int(n);
+            assert_eq!(o.buf, format!(":{n}\r\n").into_bytes());
+        }
     }
 
     #[test]
