@@ -217,3 +217,60 @@ async fn a_sign_in_lifts_the_limits_for_the_rest_of_the_same_read() {
     running.stop().await.unwrap();
     drop(store);
 }
+
+/// Each loop counts its own requests; `/metrics` and INFO add the loops up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loops_counts_are_summed_when_read() {
+    let f = Fixture::new(&[("alice", Quota::default())]);
+    let (server, store) = f
+        .start(Config {
+            threads: 2,
+            ..tcp_config()
+        })
+        .await;
+    let addr = server.addrs().resp.unwrap();
+    let http_addr = server.addrs().http.unwrap();
+    let running = run(server);
+    let token = f.token("alice");
+    // Two connections in a row: one on each loop.
+    let mut a = connect(addr, token).await;
+    let mut b = connect(addr, token).await;
+    assert_eq!(
+        exchange(&mut a, b"SET x 1\r\nSET y 2\r\nSET z 3\r\n", 3).await,
+        "+OK\r\n".repeat(3)
+    );
+    assert_eq!(
+        exchange(&mut b, b"SET x 4\r\nSET y 5\r\nGET x\r\nGET nothing\r\n", 5).await,
+        "+OK\r\n+OK\r\n$1\r\n4\r\n$-1\r\n"
+    );
+    let m = support::http(
+        http_addr,
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(
+        m.contains("libstate_commands_total{command=\"set\"} 5\n"),
+        "{m}"
+    );
+    assert!(
+        m.contains("libstate_commands_total{command=\"get\"} 2\n"),
+        "{m}"
+    );
+    assert!(
+        m.contains("libstate_commands_total{command=\"auth\"} 2\n"),
+        "{m}"
+    );
+    let info = exchange(&mut a, b"INFO stats\r\n", 1).await;
+    let len: usize = info[1..info.len() - 2].parse().unwrap();
+    let mut body = vec![0u8; len + 2];
+    use tokio::io::AsyncReadExt;
+    a.read_exact(&mut body).await.unwrap();
+    let body = String::from_utf8(body).unwrap();
+    // 2 AUTH, 5 SET, 2 GET (INFO itself is counted once its batch ends).
+    assert!(body.contains("total_commands_processed:9\r\n"), "{body}");
+    assert!(body.contains("keyspace_hits:1\r\n"), "{body}");
+    assert!(body.contains("keyspace_misses:1\r\n"), "{body}");
+    drop((a, b));
+    running.stop().await.unwrap();
+    drop(store);
+}
