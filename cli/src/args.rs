@@ -381,6 +381,11 @@ pub struct ServeArgs {
     /// Sync durability: every write is on disk before it is acknowledged.
     #[arg(long, env = "STATE_SYNC")]
     pub sync: bool,
+    /// Event loops for Redis-protocol connections: each a thread that reads, runs
+    /// and answers the requests of the connections handed to it in turn (default:
+    /// one per two cores, at least 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024), env = "STATE_THREADS")]
+    pub threads: Option<u64>,
     /// How often the store's sweeper removes expired keys, which is when `expired`
     /// notifications are sent (expired keys are invisible to reads at once).
     #[arg(long, value_name = "DURATION", value_parser = parse_interval, default_value = "1s", env = "STATE_SWEEP_INTERVAL")]

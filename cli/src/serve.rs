@@ -73,7 +73,7 @@ pub fn serve(target: &Target, store_given: bool, a: ServeArgs) -> CmdResult {
         None if target.is_url() => None,
         None => Some(store.path().join(SOCKET_NAME)),
     };
-    let cfg = Config {
+    let mut cfg = Config {
         unix,
         unix_mode: a.unix_mode,
         unix_group,
@@ -110,7 +110,12 @@ pub fn serve(target: &Target, store_given: bool, a: ServeArgs) -> CmdResult {
         dev_no_auth: a.dev_no_auth,
         ..Config::default()
     };
+    if let Some(n) = a.threads {
+        cfg.threads = usize::try_from(n).unwrap_or(1);
+    }
     init_logging(a.log_format);
+    // Redis-protocol connections run on the server's own event loops (`--threads`,
+    // current-thread runtimes); this runtime runs the listeners, HTTP, the signals.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

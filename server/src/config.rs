@@ -204,8 +204,14 @@ pub struct Config {
     /// opened by URL (the Redis engine) has no directory: this must be given.
     pub clients_file: Option<PathBuf>,
     /// Run requests where the tokio runtime may block (sync-mode stores wait for
-    /// fsync in every write).
+    /// fsync in every write): each write leaves its connection's event loop for
+    /// tokio's blocking pool, so concurrent writers share fsyncs and the loop goes
+    /// on serving its other connections meanwhile.
     pub blocking_store: bool,
+    /// Event loops for Redis-protocol connections: threads, each running a
+    /// current-thread runtime; a new connection goes to the next loop in turn and
+    /// stays there. Default: one per two cores, at least 1 (`--threads`).
+    pub threads: usize,
     /// For tests on one machine only: Redis-protocol connections that have not
     /// signed in act as this client (no token), as Redis's `default` user without
     /// a password. [`crate::Server::bind`] refuses it unless every TCP listener is
@@ -244,6 +250,7 @@ impl Default for Config {
             default_quota: Quota::default(),
             clients_file: None,
             blocking_store: false,
+            threads: crate::loops::default_threads(),
             dev_no_auth: None,
             admin_runner: None,
         }

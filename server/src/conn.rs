@@ -1,5 +1,5 @@
 //! One Redis-protocol connection: the loop that reads requests (pipelined), runs
-//! them through [`crate::cmd::request`] and writes the replies, with its timeouts
+//! them through [`crate::cmd::request_found`] and writes the replies, with its timeouts
 //! and buffer limits. The state the commands read and change is its
 //! [`Session`] (session.rs).
 
@@ -11,10 +11,10 @@ use futures_util::FutureExt as _;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::cmd::{request, After};
+use crate::cmd::{self, After};
 use crate::metrics::ErrorClass;
 use crate::pubsub::Broken;
-use crate::resp::{Out, ParseLimits, Parsed, Parser};
+use crate::resp::{self, Next, Out, ParseLimits, Parser};
 use crate::session::Session;
 use crate::Shared;
 
@@ -92,6 +92,10 @@ struct Held<'a> {
 impl Held<'_> {
     /// Sets this connection's count to `now` bytes.
     fn set(&mut self, now: usize) {
+        if now == self.bytes {
+            // The common case: no write to the counter every connection shares.
+            return;
+        }
         if now > self.bytes {
             self.shared.buffered.fetch_add(now - self.bytes, Relaxed);
         } else {
@@ -130,6 +134,7 @@ async fn serve_tracked<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let id = sess.id;
     let auth_deadline = tokio::time::Instant::now() + shared.cfg.auth_timeout;
     let mut parser = Parser::new();
     let mut held = Held { shared, bytes: 0 };
@@ -147,21 +152,30 @@ async fn serve_tracked<S>(
             out.resp3 = sess.resp3;
             t.drain(sess.resp3, &mut out);
         }
-        // Run every complete request received so far.
+        // Run every complete request received so far. The clock is read at the
+        // start and the end of the batch, not per request.
         let mut consumed = 0;
         let mut close = false;
         let mut more = false;
+        let mut started: Option<Instant> = None;
+        let mut ran: u32 = 0;
+        // Once per batch, and again after a command that may sign in or out (AUTH,
+        // HELLO, RESET: the `open` ones; EXEC, which may run a queued AUTH).
+        let mut limits = limits_for(shared, &sess);
         loop {
-            let limits = limits_for(shared, &sess);
-            match parser.parse(&mut buf[consumed..], &limits) {
-                Ok(Parsed::Request { args, len }) => {
+            match parser.parse_next(&mut buf[consumed..], &limits) {
+                Ok(Next::Request(len)) => {
                     let base = consumed;
-                    let argv: Vec<&[u8]> = args
-                        .iter()
-                        .map(|r| &buf[base + r.start..base + r.end])
-                        .collect();
                     consumed += len;
-                    let started = Instant::now();
+                    if started.is_none() {
+                        started = Some(Instant::now());
+                    }
+                    ran += 1;
+                    let name = parser
+                        .args()
+                        .first()
+                        .map_or(&[][..], |r| &buf[base + r.start..base + r.end]);
+                    let found = cmd::lookup(name);
                     // A reply may not pass this connection's output limit, nor take
                     // the server past its total (a small reply always fits).
                     let total_room = shared
@@ -171,7 +185,36 @@ async fn serve_tracked<S>(
                         .max(crate::SMALL_CONNECTION);
                     let mark = out.buf.len();
                     out.set_limit(mark + shared.cfg.max_output_bytes.min(total_room));
-                    let after = request(shared, &mut sess, &argv, &mut out);
+                    let after = if cmd::runs_long(shared, found, parser.args().len()) {
+                        // Off the event loop (a blocking-pool thread), so the
+                        // other connections of this thread go on meanwhile; the
+                        // connection's buffers go with it and come back.
+                        let ranges = parser.args().to_vec();
+                        let sh = Arc::clone(shared);
+                        let job = tokio::task::spawn_blocking(move || {
+                            let after = resp::with_argv(&buf, base, &ranges, |argv| {
+                                cmd::request_found(&sh, &mut sess, found, argv, &mut out)
+                            });
+                            (buf, sess, out, after)
+                        });
+                        match job.await {
+                            Ok((b, s, o, after)) => {
+                                (buf, sess, out) = (b, s, o);
+                                after
+                            }
+                            Err(e) => {
+                                tracing::error!(conn = id, "a request failed: {e}");
+                                return;
+                            }
+                        }
+                    } else {
+                        resp::with_argv(&buf, base, parser.args(), |argv| {
+                            cmd::request_found(shared, &mut sess, found, argv, &mut out)
+                        })
+                    };
+                    if found.is_some_and(|(_, s)| s.open || s.txn_control) {
+                        limits = limits_for(shared, &sess);
+                    }
                     if out.overflowed() {
                         out.buf.truncate(mark);
                         out.set_limit(usize::MAX);
@@ -181,7 +224,6 @@ async fn serve_tracked<S>(
                             shared.cfg.max_output_bytes.min(total_room)
                         ));
                     }
-                    sess.local.latency(started.elapsed());
                     if after == After::Close {
                         close = true;
                         break;
@@ -191,8 +233,8 @@ async fn serve_tracked<S>(
                         break;
                     }
                 }
-                Ok(Parsed::Empty(n)) => consumed += n,
-                Ok(Parsed::Incomplete) => break,
+                Ok(Next::Empty(n)) => consumed += n,
+                Ok(Next::Incomplete) => break,
                 Err(e) => {
                     shared.metrics.error(ErrorClass::Protocol);
                     tracing::info!(conn = sess.id, peer = %sess.peer, "protocol error, closing: {}", e.0);
@@ -202,6 +244,9 @@ async fn serve_tracked<S>(
                     return;
                 }
             }
+        }
+        if let Some(t) = started {
+            sess.local.latencies(t.elapsed(), ran);
         }
         buf.drain(..consumed);
         if consumed > 0 {
@@ -297,12 +342,16 @@ async fn serve_tracked<S>(
         let r = if sess.subs.active() || sess.tracking.is_some() {
             let ready = Arc::clone(&sess.subs.ready);
             tokio::select! {
-                () = ready.notified() => continue,
+                biased;
                 r = read => r,
+                () = ready.notified() => continue,
                 () = &mut killed => return,
             }
         } else {
+            // The read first: bytes already waiting are read without a look at
+            // the kill signal, which the loop checks after every batch anyway.
             tokio::select! {
+                biased;
                 r = read => r,
                 () = &mut killed => return,
             }

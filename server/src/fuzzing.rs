@@ -12,7 +12,7 @@ use axum::http::{header, HeaderName, HeaderValue, Method, Request, Uri};
 use state_service::StateService;
 use tower::ServiceExt;
 
-use crate::resp::{self, Out, ParseLimits, Parsed};
+use crate::resp::{self, Next, Out, ParseLimits};
 use crate::session::Session;
 use crate::{cmd, Config, Registry, Shared};
 
@@ -51,20 +51,23 @@ impl Harness {
         // Inline commands are decoded in place: the parser gets its own copy.
         let mut data = data.to_vec();
         let mut pos = 0;
+        // As a connection parses (conn.rs): one argument vector for all requests,
+        // the arguments of a short request on the stack.
+        let mut parser = resp::Parser::new();
         while pos < data.len() {
-            match resp::parse(&mut data[pos..], &limits) {
-                Ok(Parsed::Request { args, len }) => {
-                    let argv: Vec<&[u8]> = args
-                        .iter()
-                        .map(|r| &data[pos + r.start..pos + r.end])
-                        .collect();
+            match parser.parse_next(&mut data[pos..], &limits) {
+                Ok(Next::Request(len)) => {
+                    let after = resp::with_argv(&data, pos, parser.args(), |argv| {
+                        let found = argv.first().and_then(|name| cmd::lookup(name));
+                        cmd::request_found(&self.shared, &mut sess, found, argv, &mut out)
+                    });
                     pos += len;
-                    if cmd::request(&self.shared, &mut sess, &argv, &mut out) == cmd::After::Close {
+                    if after == cmd::After::Close {
                         break;
                     }
                 }
-                Ok(Parsed::Empty(n)) => pos += n,
-                Ok(Parsed::Incomplete) => break,
+                Ok(Next::Empty(n)) => pos += n,
+                Ok(Next::Incomplete) => break,
                 Err(e) => {
                     out.error(&format!("ERR Protocol error: {}", e.0));
                     break;

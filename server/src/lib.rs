@@ -31,6 +31,7 @@ mod conn;
 pub mod glob;
 mod http;
 mod listen;
+mod loops;
 pub mod metrics;
 mod pubsub;
 pub mod resp;
@@ -116,6 +117,9 @@ pub(crate) struct Shared {
     pub(crate) started: std::time::Instant,
     /// The TLS configuration new TCP connections get (replaced by a reload).
     pub(crate) tls: parking_lot::RwLock<Option<tokio_rustls::TlsAcceptor>>,
+    /// The event loops Redis-protocol connections run on (`None` without
+    /// listeners: the fuzzing harness).
+    pub(crate) loops: Option<loops::Loops>,
 }
 
 impl Shared {
@@ -129,7 +133,11 @@ impl Shared {
             svc: svc.with_quotas(Arc::new(quotas)),
             registry,
             // Counted by index in the command table, named by it in `/metrics`.
-            metrics: metrics::Metrics::new(cmd::COMMANDS.iter().map(|c| c.name).collect()),
+            // One shard per event loop, and one for every other thread.
+            metrics: metrics::Metrics::new(
+                cmd::COMMANDS.iter().map(|c| c.name).collect(),
+                cfg.threads + 1,
+            ),
             cfg,
             shutdown: CancellationToken::new(),
             next_id: AtomicU64::new(1),
@@ -140,6 +148,7 @@ impl Shared {
             broker: Arc::default(),
             started: std::time::Instant::now(),
             tls: parking_lot::RwLock::new(None),
+            loops: None,
         }
     }
 
@@ -353,10 +362,10 @@ impl Server {
         listen::check_dev_no_auth(&cfg, tcp_addrs)?;
         listen::check_addresses(&cfg, tcp_addrs)?;
         http::check_cors(&cfg.cors).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        if cfg.max_pending == 0 || cfg.max_subscriptions == 0 {
+        if cfg.max_pending == 0 || cfg.max_subscriptions == 0 || cfg.threads == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "--max-pending and --max-subscriptions must be at least 1",
+                "--max-pending, --max-subscriptions and --threads must be at least 1",
             ));
         }
         let tls = cfg.tls.as_ref().map(listen::load_tls).transpose()?;
@@ -382,7 +391,10 @@ impl Server {
         let addrs = listeners.addrs();
         let owns_socket = listeners.owns_socket;
         cfg.unix.clone_from(&addrs.unix);
-        let shared = Arc::new(Shared::new(svc, registry, cfg));
+        let threads = cfg.threads;
+        let mut shared = Shared::new(svc, registry, cfg);
+        shared.loops = Some(loops::Loops::start(threads)?);
+        let shared = Arc::new(shared);
         *shared.tls.write() = tls;
         let tasks = TaskTracker::new();
         listeners.spawn(&shared, &tasks);
@@ -424,6 +436,14 @@ impl Server {
         self.shared.shutdown.cancel();
         self.tasks.close();
         self.tasks.wait().await;
+        // Every connection has ended: the event loops' threads end too.
+        let sh = self.shared.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(l) = &sh.loops {
+                l.stop();
+            }
+        })
+        .await;
         if let Some(p) = self.addrs.unix.as_ref().filter(|_| self.owns_socket) {
             let _ = std::fs::remove_file(p);
         }
@@ -440,10 +460,12 @@ impl Server {
     }
 }
 
-/// Runs `f` where it may take long: on a multi-threaded runtime the worker thread
-/// hands its other connections to another worker first (`block_in_place`), so
-/// one client's long command or request never stalls the connections that share
-/// its thread.
+/// Runs `f` where it may take long: on a multi-threaded runtime (HTTP's) the
+/// worker thread hands its other connections to another worker first
+/// (`block_in_place`), so one client's long command or request never stalls the
+/// connections that share its thread. (Redis-protocol connections run on
+/// current-thread event loops, which send such requests to the blocking pool
+/// before they run: [`cmd::runs_long`]; here they run as they are.)
 pub(crate) fn off_loop<T>(f: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {

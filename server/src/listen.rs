@@ -13,7 +13,7 @@ use tokio_rustls::rustls::pki_types::pem::{self, PemObject};
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 
@@ -267,10 +267,37 @@ async fn accept_unix(shared: Arc<Shared>, l: UnixListener, tasks: TaskTracker) {
         let mut sess = Session::new(id, "unix".into(), client, "unix", shared.metrics.local());
         sess.peer_uid = uid;
         let sh = shared.clone();
-        tasks.spawn(async move {
-            conn::serve(sh, stream, sess).await;
+        // Moved to its event loop: registered there, with that thread's reactor.
+        let stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("handing over a Unix connection: {e}");
+                continue;
+            }
+        };
+        on_loop(&shared, &tasks, async move {
+            match tokio::net::UnixStream::from_std(stream) {
+                Ok(stream) => conn::serve(sh, stream, sess).await,
+                Err(e) => tracing::warn!("registering a Unix connection: {e}"),
+            }
             drop(admitted);
         });
+    }
+}
+
+/// Runs a Redis-protocol connection's future on the next event loop
+/// ([`crate::loops`]), tracked by `tasks` from now on (shutdown waits for it).
+fn on_loop(
+    shared: &Shared,
+    tasks: &TaskTracker,
+    conn: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let conn = tasks.track_future(conn);
+    match &shared.loops {
+        Some(loops) => loops.run(conn),
+        None => {
+            tokio::spawn(conn);
+        }
     }
 }
 
@@ -303,7 +330,7 @@ async fn accept_tcp(
         // Read per connection: a reload (SIGHUP) replaces it for new connections.
         let tls = shared.tls.read().clone();
         let router = router.clone();
-        tasks.spawn(async move {
+        let serve = move |sh: Arc<Shared>, stream: TcpStream| async move {
             match tls {
                 Some(acceptor) => {
                     let hs =
@@ -317,6 +344,26 @@ async fn accept_tcp(
                 None => serve_stream(sh, stream, peer, router).await,
             }
             drop(admitted);
+        };
+        if http {
+            // HTTP stays on the runtime that accepts (its handlers may block there).
+            tasks.spawn(serve(sh, stream));
+            continue;
+        }
+        // A Redis-protocol connection moves to its event loop, and is registered
+        // with that thread's reactor there.
+        let stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(%peer, "handing over a connection: {e}");
+                continue;
+            }
+        };
+        on_loop(&shared, &tasks, async move {
+            match TcpStream::from_std(stream) {
+                Ok(stream) => serve(sh, stream).await,
+                Err(e) => tracing::warn!(%peer, "registering a connection: {e}"),
+            }
         });
     }
 }

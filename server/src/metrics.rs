@@ -24,18 +24,40 @@ pub struct Metrics {
     /// The names of the Redis-protocol commands, by their index in the server's
     /// command table (the index [`Local::command`] counts by).
     command_names: Vec<&'static str>,
-    /// Commands (RESP) by index in the command table; the last slot counts unknown ones.
-    commands: Vec<AtomicU64>,
     /// HTTP requests to `/v1/...`.
     pub http_requests: AtomicU64,
-    /// Key lookups of read commands that found the key (INFO's `keyspace_hits`).
-    pub keyspace_hits: AtomicU64,
-    /// Key lookups of read commands that did not (INFO's `keyspace_misses`).
-    pub keyspace_misses: AtomicU64,
     /// Errors by kind: protocol, auth, invalid, quota, too_large, store.
     errors: [AtomicU64; 6],
+    /// The per-request counters, one set per thread that serves requests (each
+    /// event loop has its own; every other thread shares the first), summed when
+    /// read: a thread adds to its own cache lines only.
+    shards: Box<[Shard]>,
+}
+
+/// One thread's share of the per-request counters ([`Metrics::shards`]).
+#[derive(Debug)]
+#[repr(align(128))]
+struct Shard {
+    /// Commands (RESP) by index in the command table; the last slot counts
+    /// unknown ones.
+    commands: Box<[AtomicU64]>,
     latency: [AtomicU64; LATENCY_BOUNDS.len() + 1],
     latency_sum_ns: AtomicU64,
+    /// Key lookups of read commands that found the key (INFO's `keyspace_hits`).
+    hits: AtomicU64,
+    /// Key lookups of read commands that did not (INFO's `keyspace_misses`).
+    misses: AtomicU64,
+}
+
+thread_local! {
+    /// The shard this thread adds to (see [`set_thread_shard`]).
+    static SHARD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Makes this thread add its counts to shard `i` (taken modulo the number of
+/// shards): event loop `n` uses shard `n + 1`.
+pub(crate) fn set_thread_shard(i: usize) {
+    SHARD.with(|s| s.set(i));
 }
 
 /// One connection's counts, added to the shared [`Metrics`] in one go by
@@ -55,26 +77,55 @@ pub struct Local {
 }
 
 impl Metrics {
+    /// This thread's shard.
+    fn shard(&self) -> &Shard {
+        let i = SHARD.with(std::cell::Cell::get) % self.shards.len();
+        &self.shards[i]
+    }
+
+    /// The sum of one counter over the shards.
+    fn sum(&self, f: impl Fn(&Shard) -> &AtomicU64) -> u64 {
+        self.shards.iter().map(|s| f(s).load(Relaxed)).sum()
+    }
+
     /// Adds a connection's key lookups (see [`crate::resp::Out::lookup`]): hits
     /// and misses.
     pub fn lookups(&self, (hits, misses): (u64, u64)) {
+        if hits == 0 && misses == 0 {
+            return;
+        }
+        let s = self.shard();
         if hits > 0 {
-            self.keyspace_hits.fetch_add(hits, Relaxed);
+            s.hits.fetch_add(hits, Relaxed);
         }
         if misses > 0 {
-            self.keyspace_misses.fetch_add(misses, Relaxed);
+            s.misses.fetch_add(misses, Relaxed);
         }
+    }
+
+    /// Key lookups of read commands that found the key (INFO's `keyspace_hits`).
+    pub fn keyspace_hits(&self) -> u64 {
+        self.sum(|s| &s.hits)
+    }
+
+    /// Key lookups of read commands that did not (INFO's `keyspace_misses`).
+    pub fn keyspace_misses(&self) -> u64 {
+        self.sum(|s| &s.misses)
     }
 
     /// Commands run, known or not (INFO's `total_commands_processed`).
     pub fn commands_total(&self) -> u64 {
-        self.commands.iter().map(|c| c.load(Relaxed)).sum()
+        self.shards
+            .iter()
+            .flat_map(|s| s.commands.iter())
+            .map(|c| c.load(Relaxed))
+            .sum()
     }
 
     /// Counts for one connection, to be added to these by [`Local::flush`].
     pub fn local(&self) -> Local {
         Local {
-            commands: vec![0; self.commands.len()],
+            commands: vec![0; self.command_names.len() + 1],
             touched: Vec::new(),
             latency: [0; LATENCY_BOUNDS.len() + 1],
             latency_sum_ns: 0,
@@ -102,8 +153,25 @@ impl Local {
             .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     }
 
+    /// Records `n` requests run one after the other in `d` in all (the requests
+    /// of one read: the clock is read per batch, not per request), each counted
+    /// in the histogram at their mean time.
+    pub fn latencies(&mut self, d: Duration, n: u32) {
+        if n == 0 {
+            return;
+        }
+        self.latency[bucket_of(d / n)] += u64::from(n);
+        self.latency_sum_ns = self
+            .latency_sum_ns
+            .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    }
+
     /// Adds the counts to `m` and starts again from zero.
     pub fn flush(&mut self, m: &Metrics) {
+        if self.touched.is_empty() && self.latency.iter().all(|&c| c == 0) {
+            return;
+        }
+        let m = m.shard();
         for i in self.touched.drain(..) {
             if let Some(c) = self.commands.get_mut(i) {
                 if let Some(shared) = m.commands.get(i) {
@@ -167,22 +235,29 @@ impl ErrorClass {
 impl Metrics {
     /// The counters of a server whose Redis-protocol commands are `command_names`,
     /// in the order of its command table: a command is counted by its index there,
-    /// and `/metrics` names it by the name at that index.
-    pub fn new(command_names: Vec<&'static str>) -> Metrics {
+    /// and `/metrics` names it by the name at that index. `threads`: how many
+    /// threads count requests at once, each in a shard of its own
+    /// ([`set_thread_shard`]); the shards are summed when read.
+    pub fn new(command_names: Vec<&'static str>, threads: usize) -> Metrics {
+        let shards = (0..threads.max(1))
+            .map(|_| Shard {
+                commands: (0..=command_names.len())
+                    .map(|_| AtomicU64::new(0))
+                    .collect(),
+                latency: Default::default(),
+                latency_sum_ns: AtomicU64::new(0),
+                hits: AtomicU64::new(0),
+                misses: AtomicU64::new(0),
+            })
+            .collect();
         Metrics {
             connections_total: AtomicU64::new(0),
             connections_open: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
-            commands: (0..=command_names.len())
-                .map(|_| AtomicU64::new(0))
-                .collect(),
             command_names,
             http_requests: AtomicU64::new(0),
             errors: Default::default(),
-            latency: Default::default(),
-            latency_sum_ns: AtomicU64::new(0),
-            keyspace_hits: AtomicU64::new(0),
-            keyspace_misses: AtomicU64::new(0),
+            shards,
         }
     }
 }
@@ -191,7 +266,7 @@ impl Metrics {
     /// Counts a command by its index in the command table (`None`: unknown).
     pub fn command(&self, index: Option<usize>) {
         let i = index.unwrap_or(self.command_names.len());
-        if let Some(c) = self.commands.get(i) {
+        if let Some(c) = self.shard().commands.get(i) {
             c.fetch_add(1, Relaxed);
         }
     }
@@ -203,8 +278,9 @@ impl Metrics {
 
     /// Records how long a request took to run (excluding the network).
     pub fn latency(&self, d: Duration) {
-        self.latency[bucket_of(d)].fetch_add(1, Relaxed);
-        self.latency_sum_ns
+        let s = self.shard();
+        s.latency[bucket_of(d)].fetch_add(1, Relaxed);
+        s.latency_sum_ns
             .fetch_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX), Relaxed);
     }
 
@@ -255,8 +331,13 @@ impl Metrics {
             self.http_requests.load(Relaxed),
         );
         let _ = writeln!(o, "# HELP libstate_commands_total Redis-protocol commands by name.\n# TYPE libstate_commands_total counter");
-        for (i, c) in self.commands.iter().enumerate() {
-            let n = c.load(Relaxed);
+        for i in 0..=self.command_names.len() {
+            let n: u64 = self
+                .shards
+                .iter()
+                .filter_map(|s| s.commands.get(i))
+                .map(|c| c.load(Relaxed))
+                .sum();
             if n > 0 {
                 let name = self.command_names.get(i).copied().unwrap_or("unknown");
                 let _ = writeln!(o, "libstate_commands_total{{command=\"{name}\"}} {n}");
@@ -274,16 +355,16 @@ impl Metrics {
             );
         }
         let _ = writeln!(o, "# HELP libstate_quota_refusals_total Writes refused over a client's quota.\n# TYPE libstate_quota_refusals_total counter\nlibstate_quota_refusals_total {}", self.errors[ErrorClass::Quota as usize].load(Relaxed));
-        let _ = writeln!(o, "# HELP libstate_request_duration_seconds Time to run a request, excluding the network.\n# TYPE libstate_request_duration_seconds histogram");
+        let _ = writeln!(o, "# HELP libstate_request_duration_seconds Time to run a request, excluding the network (the requests of one read are timed together, each at their mean).\n# TYPE libstate_request_duration_seconds histogram");
         let mut cum = 0u64;
         for (i, b) in LATENCY_BOUNDS.iter().enumerate() {
-            cum += self.latency[i].load(Relaxed);
+            cum += self.sum(|s| &s.latency[i]);
             let _ = writeln!(
                 o,
                 "libstate_request_duration_seconds_bucket{{le=\"{b}\"}} {cum}"
             );
         }
-        cum += self.latency[LATENCY_BOUNDS.len()].load(Relaxed);
+        cum += self.sum(|s| &s.latency[LATENCY_BOUNDS.len()]);
         let _ = writeln!(
             o,
             "libstate_request_duration_seconds_bucket{{le=\"+Inf\"}} {cum}"
@@ -291,7 +372,7 @@ impl Metrics {
         let _ = writeln!(
             o,
             "libstate_request_duration_seconds_sum {}",
-            self.latency_sum_ns.load(Relaxed) as f64 / 1e9
+            self.sum(|s| &s.latency_sum_ns) as f64 / 1e9
         );
         let _ = writeln!(o, "libstate_request_duration_seconds_count {cum}");
         if let Some(counts) = store {

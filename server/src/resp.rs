@@ -44,65 +44,72 @@ pub enum Parsed {
 #[derive(Debug, PartialEq, Eq)]
 pub struct ProtocolError(pub String);
 
-fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
-    let mut i = from;
-    while i + 1 < buf.len() {
-        match memchr_cr(&buf[i..]) {
-            Some(off) => {
-                let at = i + off;
-                if at + 1 < buf.len() {
-                    if buf[at + 1] == b'\n' {
-                        return Some(at);
-                    }
-                    i = at + 1;
-                } else {
-                    return None;
-                }
-            }
-            None => return None,
-        }
-    }
-    None
+/// What a length header (`*N` or `$N`) holds.
+#[derive(Debug, PartialEq, Eq)]
+enum Header {
+    /// Its number, and where its CRLF starts.
+    Len(i64, usize),
+    /// Its CRLF has not arrived yet (and nothing wrong was seen).
+    Incomplete,
+    /// Malformed: not a decimal integer, longer than any limit allows, or a CR
+    /// without its LF.
+    Bad,
 }
 
-fn memchr_cr(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&c| c == b'\r')
-}
-
-/// Parses a decimal integer of a length header; `None` if malformed.
-fn parse_len(b: &[u8]) -> Option<i64> {
-    if b.is_empty() || b.len() > 19 {
-        return None;
+/// Reads the length header whose marker (`*` or `$`) is at `at`, in one pass:
+/// an optional `-`, at most 18 digits (every limit is far below 10^18), CRLF.
+fn header(buf: &[u8], at: usize) -> Header {
+    let mut i = at + 1;
+    let neg = buf.get(i) == Some(&b'-');
+    if neg {
+        i += 1;
     }
-    let (neg, digits) = match b.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, b),
-    };
-    if digits.is_empty() {
-        return None;
-    }
+    let digits = i;
     let mut n: i64 = 0;
-    for &c in digits {
-        if !c.is_ascii_digit() {
-            return None;
+    while let Some(&c) = buf.get(i) {
+        match c {
+            b'0'..=b'9' if i - digits < 18 => {
+                n = n * 10 + i64::from(c - b'0');
+                i += 1;
+            }
+            b'\r' if i > digits => {
+                return match buf.get(i + 1) {
+                    Some(b'\n') => Header::Len(if neg { -n } else { n }, i),
+                    Some(_) => Header::Bad,
+                    None => Header::Incomplete,
+                };
+            }
+            _ => return Header::Bad,
         }
-        n = n.checked_mul(10)?.checked_add(i64::from(c - b'0'))?;
     }
-    Some(if neg { -n } else { n })
+    Header::Incomplete
 }
 
-/// Longest length header (`*N` or `$N` line) accepted before its CRLF.
+/// Longest length header (`*N` or `$N` line) accepted before its CRLF: [`header`]
+/// refuses one of over 18 digits (and a sign) as soon as it sees it.
+#[cfg(test)]
 const MAX_HEADER: usize = 32;
 
-/// How far a partly received array request has been parsed.
+/// How far a partly received array request has been parsed (its complete
+/// arguments so far are the parser's `args`).
 #[derive(Debug, Default)]
 struct Progress {
     /// Elements the array announced.
     n: usize,
-    /// The complete arguments so far.
-    args: Vec<Range<usize>>,
     /// Where the next element starts (relative to the request's first byte).
     pos: usize,
+}
+
+/// What [`Parser::parse_next`] found at the start of the buffer: as [`Parsed`],
+/// with a complete request's arguments left in the parser ([`Parser::args`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    /// A complete request of this many bytes; its arguments are [`Parser::args`].
+    Request(usize),
+    /// An empty line or an empty array: nothing to run; skip this many bytes.
+    Empty(usize),
+    /// More bytes are needed.
+    Incomplete,
 }
 
 /// An incremental request parser for one connection.
@@ -123,6 +130,9 @@ pub struct Parser {
     /// After [`Parsed::Incomplete`] inside a bulk string: how many bytes (from the
     /// request's first) complete that bulk; 0 otherwise.
     awaiting: usize,
+    /// The arguments of the request being parsed, or of the one just returned:
+    /// one vector for the connection's life, so a request costs no allocation.
+    args: Vec<Range<usize>>,
 }
 
 impl Parser {
@@ -170,9 +180,36 @@ impl Parser {
     /// of the bad request are never run. After an error the parser must not be used
     /// again (the connection closes).
     pub fn parse(&mut self, buf: &mut [u8], limits: &ParseLimits) -> Result<Parsed, ProtocolError> {
+        Ok(match self.parse_next(buf, limits)? {
+            Next::Request(len) => Parsed::Request {
+                args: self.args.clone(),
+                len,
+            },
+            Next::Empty(n) => Parsed::Empty(n),
+            Next::Incomplete => Parsed::Incomplete,
+        })
+    }
+
+    /// The arguments of the request the last [`Parser::parse_next`] returned, as
+    /// ranges of the buffer it was given.
+    pub fn args(&self) -> &[Range<usize>] {
+        &self.args
+    }
+
+    /// [`Parser::parse`] without allocating: a complete request's arguments are
+    /// left in the parser ([`Parser::args`]), in a vector it keeps from one request
+    /// to the next (inline commands, as telnet users type them, still allocate).
+    ///
+    /// # Errors
+    /// As [`Parser::parse`].
+    pub fn parse_next(
+        &mut self,
+        buf: &mut [u8],
+        limits: &ParseLimits,
+    ) -> Result<Next, ProtocolError> {
         self.awaiting = 0;
         let Some(&first) = buf.first() else {
-            return Ok(Parsed::Incomplete);
+            return Ok(Next::Incomplete);
         };
         if first != b'*' {
             return self.parse_inline(buf, limits);
@@ -180,36 +217,35 @@ impl Parser {
         let mut p = match self.progress.take() {
             Some(p) => p,
             None => {
-                let Some(end) = find_crlf(buf, 1) else {
-                    self.scanned += buf.len() as u64;
-                    if buf.len() > MAX_HEADER {
-                        return Err(ProtocolError("invalid multibulk length".into()));
+                let (n, end) = match header(buf, 0) {
+                    Header::Len(n, end) => (n, end),
+                    Header::Incomplete => {
+                        self.scanned += buf.len() as u64;
+                        return Ok(Next::Incomplete);
                     }
-                    return Ok(Parsed::Incomplete);
+                    Header::Bad => return Err(ProtocolError("invalid multibulk length".into())),
                 };
                 self.scanned += (end + 2) as u64;
-                let n = parse_len(&buf[1..end])
-                    .ok_or_else(|| ProtocolError("invalid multibulk length".into()))?;
                 if n > limits.max_args as i64 {
                     return Err(ProtocolError("invalid multibulk length".into()));
                 }
                 let pos = end + 2;
                 if n <= 0 {
-                    return Ok(Parsed::Empty(pos));
+                    return Ok(Next::Empty(pos));
                 }
                 let n = n as usize;
-                Progress {
-                    n,
-                    args: Vec::with_capacity(n.min(1024)),
-                    pos,
+                self.args.clear();
+                if self.args.capacity() < n.min(1024) {
+                    self.args.reserve(n.min(1024));
                 }
+                Progress { n, pos }
             }
         };
-        while p.args.len() < p.n {
+        while self.args.len() < p.n {
             let pos = p.pos;
             if pos >= buf.len() {
                 self.progress = Some(p);
-                return Ok(Parsed::Incomplete);
+                return Ok(Next::Incomplete);
             }
             if buf[pos] != b'$' {
                 return Err(ProtocolError(format!(
@@ -217,18 +253,17 @@ impl Parser {
                     char::from(buf[pos]).escape_default()
                 )));
             }
-            let Some(end) = find_crlf(buf, pos + 1) else {
-                self.scanned += (buf.len() - pos) as u64;
-                if buf.len() - pos > MAX_HEADER {
-                    return Err(ProtocolError("invalid bulk length".into()));
+            let (len, end) = match header(buf, pos) {
+                Header::Len(l, end) if l >= 0 && l as u64 <= limits.max_bulk as u64 => {
+                    (l as usize, end)
                 }
-                self.progress = Some(p);
-                return Ok(Parsed::Incomplete);
+                Header::Incomplete => {
+                    self.scanned += (buf.len() - pos) as u64;
+                    self.progress = Some(p);
+                    return Ok(Next::Incomplete);
+                }
+                _ => return Err(ProtocolError("invalid bulk length".into())),
             };
-            let len = parse_len(&buf[pos + 1..end])
-                .filter(|&l| l >= 0 && l as u64 <= limits.max_bulk as u64)
-                .ok_or_else(|| ProtocolError("invalid bulk length".into()))?
-                as usize;
             let start = end + 2;
             let stop = start + len;
             if stop + 2 > limits.max_request {
@@ -238,31 +273,28 @@ impl Parser {
                 )));
             }
             if buf.len() < stop + 2 {
-                // Resume at this bulk's header: re-reading it (at most MAX_HEADER
-                // bytes) is cheaper than keeping its parsed length.
+                // Resume at this bulk's header: re-reading it (at most 21 bytes)
+                // is cheaper than keeping its parsed length.
                 self.scanned += (end + 2 - pos) as u64;
                 self.awaiting = stop + 2;
                 self.progress = Some(p);
-                return Ok(Parsed::Incomplete);
+                return Ok(Next::Incomplete);
             }
             self.scanned += (stop + 2 - pos) as u64;
             if &buf[stop..stop + 2] != b"\r\n" {
                 return Err(ProtocolError("bulk string not followed by CRLF".into()));
             }
-            p.args.push(start..stop);
+            self.args.push(start..stop);
             p.pos = stop + 2;
         }
-        Ok(Parsed::Request {
-            args: p.args,
-            len: p.pos,
-        })
+        Ok(Next::Request(p.pos))
     }
 
     fn parse_inline(
         &mut self,
         buf: &mut [u8],
         limits: &ParseLimits,
-    ) -> Result<Parsed, ProtocolError> {
+    ) -> Result<Next, ProtocolError> {
         let from = self.inline_scanned.min(buf.len());
         let Some(nl) = buf[from..]
             .iter()
@@ -274,7 +306,7 @@ impl Parser {
             if buf.len() > limits.max_inline.min(limits.max_request) {
                 return Err(ProtocolError("too big inline request".into()));
             }
-            return Ok(Parsed::Incomplete);
+            return Ok(Next::Incomplete);
         };
         self.scanned += (nl + 1 - from) as u64;
         self.inline_scanned = 0;
@@ -286,11 +318,33 @@ impl Parser {
         } else {
             nl
         };
-        let args = split_inline(&mut buf[..line_end], limits)?;
-        if args.is_empty() {
-            return Ok(Parsed::Empty(nl + 1));
+        self.args = split_inline(&mut buf[..line_end], limits)?;
+        if self.args.is_empty() {
+            return Ok(Next::Empty(nl + 1));
         }
-        Ok(Parsed::Request { args, len: nl + 1 })
+        Ok(Next::Request(nl + 1))
+    }
+}
+
+/// Calls `f` with the arguments at `ranges` (offset by `base`) of `buf` as byte
+/// slices: those of a request of up to eight arguments are held on the stack, so
+/// running a request allocates nothing for them.
+pub fn with_argv<R>(
+    buf: &[u8],
+    base: usize,
+    ranges: &[Range<usize>],
+    f: impl FnOnce(&[&[u8]]) -> R,
+) -> R {
+    let arg = |r: &Range<usize>| buf.get(base + r.start..base + r.end).unwrap_or_default();
+    let mut small: [&[u8]; 8] = [&[]; 8];
+    if ranges.len() <= small.len() {
+        for (slot, r) in small.iter_mut().zip(ranges) {
+            *slot = arg(r);
+        }
+        f(&small[..ranges.len()])
+    } else {
+        let spilled: Vec<&[u8]> = ranges.iter().map(arg).collect();
+        f(&spilled)
     }
 }
 
@@ -506,9 +560,10 @@ impl Out {
     }
 
     fn int_line(&mut self, prefix: u8, n: i64) {
+        let mut digits = [0u8; 20];
+        let at = itoa_buf(n, &mut digits);
         self.buf.push(prefix);
-        let mut b = itoa_buf(n);
-        self.buf.append(&mut b);
+        self.buf.extend_from_slice(&digits[at..]);
         self.buf.extend_from_slice(b"\r\n");
     }
 
@@ -610,8 +665,24 @@ impl Out {
     }
 }
 
-fn itoa_buf(n: i64) -> Vec<u8> {
-    n.to_string().into_bytes()
+/// `n` in decimal, written at the end of `buf`: the digits are `buf[at..]` for
+/// the returned `at` (no allocation; an i64 takes at most 20 bytes).
+fn itoa_buf(n: i64, buf: &mut [u8; 20]) -> usize {
+    let mut v = n.unsigned_abs();
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        at -= 1;
+        buf[at] = b'-';
+    }
+    at
 }
 
 #[cfg(test)]
@@ -807,6 +878,41 @@ mod tests {
             assert_eq!(p.parse(&mut line[..cut], &L).unwrap(), Parsed::Incomplete);
         }
         assert!(p.scanned() <= line.len() as u64);
+    }
+
+    #[test]
+    fn length_headers_in_one_pass() {
+        use super::{header, Header};
+        assert_eq!(header(b"*12\r\n", 0), Header::Len(12, 3));
+        assert_eq!(header(b"x$-1\r\n", 1), Header::Len(-1, 4));
+        assert_eq!(header(b"$0\r\n", 0), Header::Len(0, 2));
+        for incomplete in [&b"$"[..], b"$1", b"$-", b"$12\r"] {
+            assert_eq!(header(incomplete, 0), Header::Incomplete);
+        }
+        for bad in [
+            &b"$\r\n"[..],
+            b"$-\r\n",
+            b"$1x",
+            b"$1\rx",
+            b"$ 1\r\n",
+            b"$1234567890123456789",
+        ] {
+            assert_eq!(header(bad, 0), Header::Bad, "{}", bad.escape_ascii());
+        }
+        assert_eq!(
+            header(b"$123456789012345678\r\n", 0),
+            Header::Len(123_456_789_012_345_678, 19)
+        );
+    }
+
+    #[test]
+    fn integers_are_formatted_without_allocating() {
+        let mut o = Out::new(false);
+        for n in [0, 7, -7, 1234567890, i64::MAX, i64::MIN] {
+            o.buf.clear();
+            o.int(n);
+            assert_eq!(o.buf, format!(":{n}\r\n").into_bytes());
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! A Redis-protocol connection's session: the state its commands read and change
 //! (who it acts as, RESP3, MULTI's queue, WATCHed keys, subscriptions, CLIENT
 //! REPLY's mode, its counts). The connection loop (conn.rs) owns one and hands it
-//! to each request ([`crate::cmd::request`]).
+//! to each request ([`crate::cmd::request_found`]).
 
 use state_core::Bucket;
 

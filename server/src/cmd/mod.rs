@@ -474,13 +474,32 @@ fn bucket<'s>(shared: &Shared, sess: &'s mut Session) -> state_service::Result<&
         .ok_or_else(|| Error::Internal("session without a bucket".into()).into())
 }
 
-/// Runs one request, writing its reply: looks the command up, checks it against
-/// the session (arity, sign-in, subscribed mode, MULTI) and runs it.
-pub(crate) fn request(shared: &Shared, sess: &mut Session, args: &[&[u8]], out: &mut Out) -> After {
+/// Whether a request of `nargs` arguments for command `found` must run off the
+/// connection's event loop (work that grows with the data or the arguments, and
+/// every write of a store whose writes wait for fsync), so that it never stalls the
+/// connections that share the loop's thread.
+pub(crate) fn runs_long(
+    shared: &Shared,
+    found: Option<(usize, &'static Spec)>,
+    nargs: usize,
+) -> bool {
+    nargs > 64 || found.is_some_and(|(_, s)| s.heavy || (s.write && shared.cfg.blocking_store))
+}
+
+/// Runs one request, writing its reply: checks the command against the session
+/// (arity, sign-in, subscribed mode, MULTI) and runs it. `found`: the command, as
+/// [`lookup`] finds `args[0]` (the caller looks it up first, to see whether the
+/// request [`runs_long`]).
+pub(crate) fn request_found(
+    shared: &Shared,
+    sess: &mut Session,
+    found: Option<(usize, &'static Spec)>,
+    args: &[&[u8]],
+    out: &mut Out,
+) -> After {
     use crate::session::Reply;
     let mark = out.buf.len();
     let skipping = sess.reply == Reply::Skip;
-    let found = lookup(args[0]);
     let after = match &sess.tracking {
         // NOLOOP: the tracking waker tells this connection's writes by thread.
         Some(t) if t.noloop() => {
@@ -581,7 +600,7 @@ fn request_inner(
     }
 }
 
-/// Runs a command that passed the checks of [`request`].
+/// Runs a command that passed the checks of [`request_found`].
 fn dispatch(
     shared: &Shared,
     sess: &mut Session,
