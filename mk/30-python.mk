@@ -9,7 +9,8 @@ PY_TOOLS := "maturin>=1.9.4,<2" "pytest>=8" "hypothesis>=6.100" "mypy>=1.10"
 PY_BENCH_PEERS := lmdb plyvel rocksdict diskcache sqlitedict
 PY_SOURCES := $(shell find core/src $(PYDIR)/src $(PYDIR)/python -type f \
 	\( -name '*.rs' -o -name '*.py' -o -name '*.pyi' -o -name 'py.typed' \) 2>/dev/null) \
-	core/Cargo.toml $(PYDIR)/Cargo.toml $(PYDIR)/pyproject.toml Cargo.toml Cargo.lock
+	core/Cargo.toml $(PYDIR)/Cargo.toml $(PYDIR)/pyproject.toml Cargo.toml Cargo.lock \
+	mk/30-python.mk
 PY_EXAMPLE_DIR ?= $(STATE_DIR)
 
 ALL_TARGETS += python-example
@@ -30,8 +31,18 @@ python-venv: $(VENV)/.tools-installed
 # crate alone, and cargo resolves features per invocation: the crates whose features
 # differ from the workspace build's (libc, serde, rustls, ... and so the core and sled)
 # are compiled again for it, about 90 units.
+# pyo3 without its reference pool (`--cfg pyo3_disable_reference_pool`, pyo3's guide,
+# "Performance"): every call into the extension otherwise locks a process-wide mutex
+# once any call has released the GIL, and the extension never drops a Python object
+# without the GIL (tests/test_gil_drops.py), which is what the pool is for. A cfg for
+# the pyo3 crate can only come through RUSTFLAGS, and they apply to every crate of the
+# build, so it is set for the extension's builds alone (here and in dist-python): cargo
+# keeps their artefacts apart from the workspace build's (RUSTFLAGS are part of the
+# file names), at the price of compiling the extension's dependencies once more.
+PY_RUSTFLAGS := --cfg pyo3_disable_reference_pool
+
 $(VENV)/.libstate-installed: $(VENV)/.tools-installed $(PY_SOURCES)
-	$(VPY) -m pip install --quiet --force-reinstall --no-deps ./$(PYDIR)
+	RUSTFLAGS="$(strip $(RUSTFLAGS) $(PY_RUSTFLAGS))" $(VPY) -m pip install --quiet --force-reinstall --no-deps ./$(PYDIR)
 	touch $@
 
 python-install: $(VENV)/.libstate-installed
