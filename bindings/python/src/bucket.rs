@@ -183,11 +183,11 @@ impl PyBucket {
         &self,
         py: Python<'py>,
         key: &Bound<'py, PyAny>,
-        default: Option<Bound<'py, PyAny>>,
+        default: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         match self.lookup(py, key_str(key)?, self.detach_reads)? {
             Some(v) => Ok(v.into_any()),
-            None => Ok(default.unwrap_or_else(|| py.None().into_bound(py))),
+            None => Ok(default.map_or_else(|| py.None().into_bound(py), Bound::clone)),
         }
     }
 
