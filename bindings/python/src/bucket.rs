@@ -53,6 +53,7 @@ impl PyBucket {
     /// The value of `key` as `bytes`. With the GIL kept (`detach` false), the bytes
     /// object is made straight from the value the store lends (one copy, not two):
     /// making a `bytes` runs no Python code, so nothing can re-enter the store.
+    #[inline]
     fn lookup<'py>(
         &self,
         py: Python<'py>,
