@@ -16,8 +16,8 @@ the thread that made it, in a child process, so that an abort fails the test
 - the same objects still alive at interpreter exit, with daemon threads blocked
   in GIL-free waits (a watcher's `_recv`, an iterator's refills) and writers
   feeding them;
-- the same for a remote bucket, its cursor, iterator and watcher
-  (test_remote.py's server).
+- the same for a remote bucket, its cursor, iterator and watcher (in
+  test_remote.py, against its server: test_remote_objects_are_released_with_the_gil).
 """
 
 from __future__ import annotations
