@@ -89,6 +89,8 @@ fn panic_to_py_err(payload: Box<dyn Any + Send>) -> PyErr {
 
 /// Runs `f` with the GIL held; a core error or a panic becomes a Python exception.
 /// For operations too short to be worth releasing the GIL (see docs/bench-python.md).
+/// Inlined: it wraps every point read.
+#[inline]
 pub(crate) fn attached<T>(f: impl FnOnce() -> state_core::Result<T>) -> PyResult<T> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => Ok(v),

@@ -53,6 +53,7 @@ impl PyBucket {
     /// The value of `key` as `bytes`. With the GIL kept (`detach` false), the bytes
     /// object is made straight from the value the store lends (one copy, not two):
     /// making a `bytes` runs no Python code, so nothing can re-enter the store.
+    #[inline]
     fn lookup<'py>(
         &self,
         py: Python<'py>,
@@ -183,11 +184,11 @@ impl PyBucket {
         &self,
         py: Python<'py>,
         key: &Bound<'py, PyAny>,
-        default: Option<Bound<'py, PyAny>>,
+        default: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         match self.lookup(py, key_str(key)?, self.detach_reads)? {
             Some(v) => Ok(v.into_any()),
-            None => Ok(default.unwrap_or_else(|| py.None().into_bound(py))),
+            None => Ok(default.map_or_else(|| py.None().into_bound(py), Bound::clone)),
         }
     }
 

@@ -37,7 +37,13 @@ pub(crate) fn value_bytes<'a>(key: &str, value: &'a Bound<'_, PyAny>) -> PyResul
 }
 
 /// The `str` of a key argument, with a clear message for anything else.
+#[inline]
 pub(crate) fn key_str<'a>(key: &'a Bound<'_, PyAny>) -> PyResult<&'a str> {
+    // An exact `str` (nearly every key) is told by its type pointer; the general
+    // check asks the type for its flags, a call into the interpreter.
+    if let Ok(s) = key.cast_exact::<PyString>() {
+        return s.to_str();
+    }
     match key.cast::<PyString>() {
         Ok(s) => s.to_str(),
         Err(_) => Err(PyTypeError::new_err(format!(

@@ -201,7 +201,7 @@ impl PyStore {
             let w = BufWriter::with_capacity(
                 1 << 20,
                 PyWriter {
-                    file,
+                    file: &file,
                     raised: &raised,
                 },
             );
@@ -240,7 +240,7 @@ impl PyStore {
         let raised = Mutex::new(None);
         let result = detached(py, || {
             let r = PyReader {
-                file,
+                file: &file,
                 raised: &raised,
             };
             self.inner.import_from(r, format, |_| {})

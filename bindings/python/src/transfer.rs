@@ -15,8 +15,13 @@ pub(crate) type BucketRow = (String, u64, u64, u64, Vec<String>);
 
 /// A Python file object's `write`, as a Rust writer. Errors raised by Python are
 /// kept to be raised again once the core has stopped.
+///
+/// The file object is borrowed, not owned: the writer is dropped inside the core's
+/// call, with the GIL released, and the extension is built without pyo3's
+/// reference pool (docs/python.md, "Building"), where dropping a Python reference
+/// without the GIL aborts the process. The caller's reference outlives the call.
 pub(crate) struct PyWriter<'a> {
-    pub(crate) file: Py<PyAny>,
+    pub(crate) file: &'a Py<PyAny>,
     pub(crate) raised: &'a Mutex<Option<PyErr>>,
 }
 
@@ -42,9 +47,10 @@ impl Write for PyWriter<'_> {
     }
 }
 
-/// A Python file object's `read`, as a Rust reader (it must return bytes).
+/// A Python file object's `read`, as a Rust reader (it must return bytes). Borrows
+/// the file object, as [`PyWriter`] does.
 pub(crate) struct PyReader<'a> {
-    pub(crate) file: Py<PyAny>,
+    pub(crate) file: &'a Py<PyAny>,
     pub(crate) raised: &'a Mutex<Option<PyErr>>,
 }
 

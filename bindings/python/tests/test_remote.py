@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -310,6 +311,55 @@ def test_a_lost_server_is_an_io_error_and_the_handle_reconnects() -> None:
         s.stop()
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+# Runs in a child process (see test_gil_drops.py): argv is the server's URL.
+REMOTE_DROPS = textwrap.dedent(
+    """
+    import gc, sys, threading
+    import libstate
+
+    def objects():
+        b = libstate.connect(sys.argv[1])
+        b.set_many({"d%03d" % i: b"v" for i in range(100)})
+        w = b.watch("d")
+        c = b.cursor()
+        c.seek("d010")
+        it = iter(b.items())
+        next(it)
+        return [b, w, c, it]
+
+    made = objects()
+    t = threading.Thread(target=lambda: (made.clear(), gc.collect()))
+    t.start()
+    t.join()
+    box = []
+    t = threading.Thread(target=lambda: box.extend(objects()))
+    t.start()
+    t.join()
+    box.clear()
+    gc.collect()
+    alive = objects()
+    watcher = alive[1]
+    def wait_events():
+        while True:
+            watcher._recv(None)
+    threading.Thread(target=wait_events, daemon=True).start()
+    alive[0]["d000"] = b"changed"
+    print("ok", flush=True)
+    """
+)
+
+
+def test_remote_objects_are_released_with_the_gil(server: Server) -> None:
+    # Made in one thread and dropped in another, and left alive at exit with a
+    # thread blocked in the watcher's GIL-free wait: none may abort the process.
+    p = subprocess.run(
+        [sys.executable, "-X", "faulthandler", "-c", REMOTE_DROPS, server.url],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert p.returncode == 0, f"exit status {p.returncode}\n{p.stdout}\n{p.stderr}"
+    assert p.stdout.strip() == "ok", p.stdout + p.stderr
 
 
 def test_threads_share_a_remote_bucket(remote: libstate.RemoteBucket) -> None:
