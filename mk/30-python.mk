@@ -31,21 +31,10 @@ python-venv: $(VENV)/.tools-installed
 # crate alone, and cargo resolves features per invocation: the crates whose features
 # differ from the workspace build's (libc, serde, rustls, ... and so the core and sled)
 # are compiled again for it, about 90 units (bindings/python/Cargo.toml aligns them).
-# pyo3 without its reference pool (`--cfg pyo3_disable_reference_pool`, pyo3's guide,
-# "Performance"): every call into the extension otherwise locks a process-wide mutex
-# once any call has released the GIL, and the extension never drops a Python object
-# without the GIL (tests/test_gil_drops.py), which is what the pool is for. A cfg for
-# the pyo3 crate can only come through RUSTFLAGS, and they apply to every crate of the
-# build, so it is set for the extension's builds alone (here and in dist-python). Cargo
-# keeps their artefacts apart from the workspace build's (RUSTFLAGS are part of the
-# file names), so the two do not rebuild each other, but the extension's dependencies
-# are all compiled once more, aligned features or not: this build took 268 CPU seconds
-# where it took 133 with the workspace's release build already done (the same 2-core
-# machine, other builds running).
-PY_RUSTFLAGS := --cfg pyo3_disable_reference_pool
+# pyo3 is built without its reference pool: see .cargo/config.toml.
 
 $(VENV)/.libstate-installed: $(VENV)/.tools-installed $(PY_SOURCES)
-	RUSTFLAGS="$(strip $(RUSTFLAGS) $(PY_RUSTFLAGS))" $(VPY) -m pip install --quiet --force-reinstall --no-deps ./$(PYDIR)
+	$(VPY) -m pip install --quiet --force-reinstall --no-deps ./$(PYDIR)
 	touch $@
 
 python-install: $(VENV)/.libstate-installed

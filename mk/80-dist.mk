@@ -84,14 +84,14 @@ $(VENV)/.dist-tools-installed: $(VENV)/.tools-installed
 
 # One abi3 wheel for CPython 3.11+ on any glibc >= 2.17 x86_64 system, and the sdist
 # (which carries the workspace crates it needs and LICENSE). The wheel is built without
-# pyo3's reference pool, as python-install builds it (PY_RUSTFLAGS, mk/30-python.mk);
-# the sdist built by pip without them keeps the pool (same behaviour, slower calls).
+# pyo3's reference pool, as every workspace build is (.cargo/config.toml); a wheel
+# built by pip from the sdist, which does not carry that file, keeps the pool (same
+# behaviour, slower calls).
 # auditwheel must agree that the wheel is manylinux_2_17 and links no library it does
 # not allow.
 dist-python: $(VENV)/.dist-tools-installed
 	mkdir -p $(DIST) && rm -f $(DIST_WHEEL) $(DIST_SDIST)
 	cd $(PYDIR) && PATH="$(VENV)/bin:$$PATH" CARGO_TARGET_DIR=$(ZIG_TARGET) \
-	  RUSTFLAGS="$(strip $(RUSTFLAGS) $(PY_RUSTFLAGS))" \
 	  SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) maturin build --release \
 	  --locked --zig --compatibility manylinux_2_17 --out $(DIST)
 	cd $(PYDIR) && PATH="$(VENV)/bin:$$PATH" SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) maturin sdist --out $(DIST)
