@@ -5,13 +5,13 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::FutureExt as _;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::cmd::{request, After};
+use crate::cmd::{After, Run};
 use crate::metrics::ErrorClass;
 use crate::pubsub::Broken;
 use crate::resp::{Out, ParseLimits, Parsed, Parser};
@@ -135,6 +135,8 @@ async fn serve_tracked<S>(
     let mut held = Held { shared, bytes: 0 };
     let mut buf: Vec<u8> = Vec::with_capacity(16 << 10);
     let mut out = Out::new(false);
+    // Squashable requests parsed and not yet run (kept for its room).
+    let mut run = Run::default();
     // When the request being received must be complete (from its first byte).
     let mut request_deadline: Option<tokio::time::Instant> = None;
     // Registered once for the connection's life, not once per request.
@@ -147,41 +149,66 @@ async fn serve_tracked<S>(
             out.resp3 = sess.resp3;
             t.drain(sess.resp3, &mut out);
         }
-        // Run every complete request received so far.
+        // Run every complete request received so far; consecutive plain GETs
+        // (or SETs) gather into a run that goes to the core at once
+        // (cmd/batch.rs), replying as if each ran alone.
         let mut consumed = 0;
         let mut close = false;
         let mut more = false;
         loop {
             let limits = limits_for(shared, &sess);
-            match parser.parse(&mut buf[consumed..], &limits) {
+            // A run goes before anything but a RESP array is parsed (an inline
+            // command is rewritten in place when parsed: a run that stops early
+            // must be able to parse what follows it again).
+            if !run.is_empty() && buf.get(consumed) != Some(&b'*') {
+                if let Some(resume) = run.run(shared, &mut sess, &buf, &mut out, FLUSH_AT) {
+                    parser.reset();
+                    consumed = resume;
+                    more = true;
+                    break;
+                }
+                if out.buf.len() >= FLUSH_AT {
+                    more = true;
+                    break;
+                }
+            }
+            let parsed = parser.parse(&mut buf[consumed..], &limits);
+            let kind = match &parsed {
+                Ok(Parsed::Request { args, .. }) => {
+                    Run::kind_for(shared, &sess, &buf[consumed..], args)
+                }
+                _ => None,
+            };
+            if !run.is_empty() && !kind.is_some_and(|k| run.takes(k)) {
+                // This request does not join the run: the run goes first.
+                if let Some(resume) = run.run(shared, &mut sess, &buf, &mut out, FLUSH_AT) {
+                    parser.reset();
+                    consumed = resume;
+                    more = true;
+                    break;
+                }
+                if out.buf.len() >= FLUSH_AT {
+                    // Written out first; this request (a RESP array, complete or
+                    // not) is parsed again from its start.
+                    parser.reset();
+                    more = true;
+                    break;
+                }
+            }
+            match parsed {
                 Ok(Parsed::Request { args, len }) => {
+                    if let Some(kind) = kind {
+                        run.push(kind, consumed, args);
+                        consumed += len;
+                        continue;
+                    }
                     let base = consumed;
                     let argv: Vec<&[u8]> = args
                         .iter()
                         .map(|r| &buf[base + r.start..base + r.end])
                         .collect();
                     consumed += len;
-                    let started = Instant::now();
-                    // A reply may not pass this connection's output limit, nor take
-                    // the server past its total (a small reply always fits).
-                    let total_room = shared
-                        .cfg
-                        .max_buffered_bytes
-                        .saturating_sub(shared.buffered.load(Relaxed))
-                        .max(crate::SMALL_CONNECTION);
-                    let mark = out.buf.len();
-                    out.set_limit(mark + shared.cfg.max_output_bytes.min(total_room));
-                    let after = request(shared, &mut sess, &argv, &mut out);
-                    if out.overflowed() {
-                        out.buf.truncate(mark);
-                        out.set_limit(usize::MAX);
-                        shared.metrics.error(ErrorClass::TooLarge);
-                        out.error(&format!(
-                            "ERR the reply would exceed the output limit of {} bytes (--max-output-bytes); nothing was sent",
-                            shared.cfg.max_output_bytes.min(total_room)
-                        ));
-                    }
-                    sess.local.latency(started.elapsed());
+                    let after = crate::cmd::one(shared, &mut sess, &argv, &mut out);
                     if after == After::Close {
                         close = true;
                         break;
@@ -201,6 +228,14 @@ async fn serve_tracked<S>(
                     let _ = write_out(shared, &mut stream, &out.buf, kill).await;
                     return;
                 }
+            }
+        }
+        if !run.is_empty() {
+            // The last requests of the read.
+            if let Some(resume) = run.run(shared, &mut sess, &buf, &mut out, FLUSH_AT) {
+                parser.reset();
+                consumed = resume;
+                more = true;
             }
         }
         buf.drain(..consumed);

@@ -12,6 +12,7 @@
 
 mod admin;
 mod args;
+mod batch;
 mod bits;
 mod connection;
 mod counters;
@@ -25,6 +26,7 @@ mod state;
 mod strings;
 mod transactions;
 
+pub(crate) use batch::{one, Run};
 use state_core::{Bucket, Error, Txn};
 use state_service::{Error as SvcError, StateService};
 
