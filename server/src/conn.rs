@@ -174,7 +174,11 @@ async fn serve_tracked<S>(
             }
             let parsed = parser.parse(&mut buf[consumed..], &limits);
             let kind = match &parsed {
-                Ok(Parsed::Request { args, .. }) => {
+                // A lone request (nothing before it in a run, nothing after it in
+                // the buffer) runs as it is: -P 1 pays nothing for runs.
+                Ok(Parsed::Request { args, len })
+                    if !run.is_empty() || consumed + len < buf.len() =>
+                {
                     Run::kind_for(shared, &sess, &buf[consumed..], args)
                 }
                 _ => None,
