@@ -12,7 +12,7 @@ use std::cell::Cell;
 
 use crate::bucket::Bucket;
 use crate::clock::Clock;
-use crate::commit::{One, Prior};
+use crate::commit::{One, Prior, UpdateBufs};
 use crate::error::Result;
 use crate::lend::Lending;
 use crate::limits;
@@ -34,6 +34,7 @@ pub struct Update<'a> {
     value: Option<&'a [u8]>,
     expires_at_ms: Option<u64>,
     buf: &'a mut Vec<u8>,
+    labels: &'a mut Vec<&'static str>,
     write: Write,
     clock: &'a dyn Clock,
     now: &'a Cell<Option<u64>>,
@@ -100,6 +101,18 @@ impl<'a> Update<'a> {
     pub fn delete(&mut self) {
         self.write = Write::Delete;
     }
+
+    /// Labels the change this update makes with `label`, for watchers that take
+    /// labels ([`crate::WatchOptions::labels`]), as [`crate::Txn::label`] labels a
+    /// transaction's: they get one event per label, in the order given, each
+    /// carrying the key's change; watchers without labels get the change as if
+    /// unlabelled. Labels of an update that writes nothing are dropped. A front
+    /// end names its notifications with it (the Redis server labels an `INCR`
+    /// `"incrby"`, after `"new"` when it creates the key). Costs no allocation
+    /// once the thread's label list has grown to the number given.
+    pub fn label(&mut self, label: &'static str) {
+        self.labels.push(label);
+    }
 }
 
 impl Bucket {
@@ -109,7 +122,8 @@ impl Bucket {
     /// in a buffer the thread reuses). `f` reads the live value with
     /// [`Update::value`] and says what to write with [`Update::put`],
     /// [`Update::put_with`] or [`Update::delete`]; if it says nothing, nothing is
-    /// written. An error from `f` writes nothing and is returned.
+    /// written. It may label the change for watchers with [`Update::label`]. An
+    /// error from `f` writes nothing and is returned.
     ///
     /// ```
     /// # fn main() -> state_core::Result<()> {
@@ -164,7 +178,8 @@ impl Bucket {
         let name = self.name();
         let max_value = shared.opts.max_value_size;
         let clock = &*shared.opts.clock;
-        shared.update(name, key.as_bytes(), |reader, buf| {
+        shared.update(name, key.as_bytes(), |reader, bufs| {
+            let UpdateBufs { value: buf, labels } = bufs;
             let now = Cell::new(None);
             let read_now = || match now.get() {
                 Some(n) => n,
@@ -174,7 +189,10 @@ impl Bucket {
                     n
                 }
             };
-            let mut run = |stored: Stored<&[u8]>, buf: &mut Vec<u8>| -> Result<(T, One)> {
+            let mut run = |stored: Stored<&[u8]>,
+                           buf: &mut Vec<u8>,
+                           labels: &mut Vec<&'static str>|
+             -> Result<(T, One)> {
                 let mut u = Update {
                     value: stored.live(),
                     expires_at_ms: match stored {
@@ -182,6 +200,7 @@ impl Bucket {
                         _ => None,
                     },
                     buf,
+                    labels,
                     write: Write::Nothing,
                     clock,
                     now: &now,
@@ -223,11 +242,12 @@ impl Bucket {
             let _lending = Lending::start(shared);
             let mut result: Option<Result<(T, One)>> = None;
             reader.get(name, key.as_bytes(), &mut |raw| {
-                result = Some(Stored::of(raw, &shared.path, read_now).and_then(|s| run(s, buf)));
+                result =
+                    Some(Stored::of(raw, &shared.path, read_now).and_then(|s| run(s, buf, labels)));
             })?;
             match result {
                 Some(r) => r,
-                None => run(Stored::Missing, buf),
+                None => run(Stored::Missing, buf, labels),
             }
         })
     }

@@ -11,7 +11,7 @@ use futures_util::FutureExt as _;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::cmd::{self, After};
+use crate::cmd::{self, After, Run};
 use crate::metrics::ErrorClass;
 use crate::pubsub::Broken;
 use crate::resp::{self, Next, Out, ParseLimits, Parser};
@@ -140,6 +140,8 @@ async fn serve_tracked<S>(
     let mut held = Held { shared, bytes: 0 };
     let mut buf: Vec<u8> = Vec::with_capacity(16 << 10);
     let mut out = Out::new(false);
+    // Squashable requests parsed and not yet run (kept for its room).
+    let mut run = Run::default();
     // When the request being received must be complete (from its first byte).
     let mut request_deadline: Option<tokio::time::Instant> = None;
     // Registered once for the connection's life, not once per request.
@@ -152,7 +154,9 @@ async fn serve_tracked<S>(
             out.resp3 = sess.resp3;
             t.drain(sess.resp3, &mut out);
         }
-        // Run every complete request received so far. The clock is read at the
+        // Run every complete request received so far; consecutive plain GETs
+        // (or SETs) gather into a run that goes to the core at once
+        // (cmd/batch.rs), replying as if each ran alone. The clock is read at the
         // start and the end of the batch, not per request.
         let mut consumed = 0;
         let mut close = false;
@@ -163,8 +167,53 @@ async fn serve_tracked<S>(
         // HELLO, RESET: the `open` ones; EXEC, which may run a queued AUTH).
         let mut limits = limits_for(shared, &sess);
         loop {
-            match parser.parse_next(&mut buf[consumed..], &limits) {
+            // A run goes before anything but a RESP array is parsed (an inline
+            // command is rewritten in place when parsed: a run that stops early
+            // must be able to parse what follows it again).
+            if !run.is_empty() && buf.get(consumed) != Some(&b'*') {
+                if let Some(resume) = run.run(shared, &mut sess, &buf, &mut out, FLUSH_AT) {
+                    parser.reset();
+                    consumed = resume;
+                    more = true;
+                    break;
+                }
+                if out.buf.len() >= FLUSH_AT {
+                    more = true;
+                    break;
+                }
+            }
+            let parsed = parser.parse_next(&mut buf[consumed..], &limits);
+            let kind = match parsed {
+                // A lone request (nothing before it in a run, nothing after it in
+                // the buffer) runs as it is: -P 1 pays nothing for runs.
+                Ok(Next::Request(len)) if !run.is_empty() || consumed + len < buf.len() => {
+                    Run::kind_for(shared, &sess, &buf[consumed..], parser.args())
+                }
+                _ => None,
+            };
+            if !run.is_empty() && !kind.is_some_and(|k| run.takes(k)) {
+                // This request does not join the run: the run goes first.
+                if let Some(resume) = run.run(shared, &mut sess, &buf, &mut out, FLUSH_AT) {
+                    parser.reset();
+                    consumed = resume;
+                    more = true;
+                    break;
+                }
+                if out.buf.len() >= FLUSH_AT {
+                    // Written out first; this request (a RESP array, complete or
+                    // not) is parsed again from its start.
+                    parser.reset();
+                    more = true;
+                    break;
+                }
+            }
+            match parsed {
                 Ok(Next::Request(len)) => {
+                    if let Some(kind) = kind {
+                        run.push(kind, consumed, parser.args());
+                        consumed += len;
+                        continue;
+                    }
                     let base = consumed;
                     consumed += len;
                     if started.is_none() {
@@ -243,6 +292,14 @@ async fn serve_tracked<S>(
                     let _ = write_out(shared, &mut stream, &out.buf, kill).await;
                     return;
                 }
+            }
+        }
+        if !run.is_empty() {
+            // The last requests of the read.
+            if let Some(resume) = run.run(shared, &mut sess, &buf, &mut out, FLUSH_AT) {
+                parser.reset();
+                consumed = resume;
+                more = true;
             }
         }
         if let Some(t) = started {

@@ -6,7 +6,8 @@
 //! Event names are Redis's, filtered by the client's `notify-keyspace-events`
 //! classes (CONFIG SET, per client: every connection of the client shares them).
 //! A command names its events itself by labelling its writes (see
-//! [`crate::cmd`]'s handlers and [`state_core::Txn::label`]): `incrby`, `append`,
+//! [`crate::cmd`]'s handlers, [`state_core::Txn::label`] and
+//! [`state_core::Update::label`]): `incrby`, `append`,
 //! `rename_from`/`rename_to`, `set` then `expire` for SET EX, nothing for
 //! FLUSHDB (its `flushdb` label is client tracking's), each with Redis's class ([`label_class`]). A write no command
 //! labelled (the fast paths, the expiry sweeper, the embedded API or the HTTP

@@ -393,23 +393,48 @@ pub(crate) enum One {
     Delete { prior: Prior },
 }
 
-thread_local! {
-    static VALUE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+/// The buffers of one single-key read-modify-write ([`Committer::update`]),
+/// reused per thread: the value it writes and the labels it gives its change.
+#[derive(Debug, Default)]
+pub(crate) struct UpdateBufs {
+    /// The value a put writes.
+    pub(crate) value: Vec<u8>,
+    /// The labels of the key's change, in order (see [`Op::Label`]).
+    pub(crate) labels: Vec<&'static str>,
 }
 
-/// Runs `f` with this thread's value buffer for [`Committer::update`] and the
-/// record of [`Committer::put_alone`] (a fresh one if it is in use further up the
+impl UpdateBufs {
+    const fn new() -> UpdateBufs {
+        UpdateBufs {
+            value: Vec::new(),
+            labels: Vec::new(),
+        }
+    }
+}
+
+/// Most labels an update's thread buffer keeps for the next update.
+const LABELS_KEEP: usize = 64;
+
+thread_local! {
+    static VALUE: RefCell<UpdateBufs> = const { RefCell::new(UpdateBufs::new()) };
+}
+
+/// Runs `f` with this thread's buffers for [`Committer::update`] and the record
+/// of [`Committer::put_alone`] (fresh ones if they are in use further up the
 /// stack: an update of another store from inside an update's closure).
-fn with_value_buffer<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+fn with_update_bufs<R>(f: impl FnOnce(&mut UpdateBufs) -> R) -> R {
     VALUE.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buf) => {
-            let out = f(&mut buf);
-            if buf.capacity() > SCRATCH_KEEP {
-                *buf = Vec::new();
+        Ok(mut bufs) => {
+            let out = f(&mut bufs);
+            if bufs.value.capacity() > SCRATCH_KEEP {
+                bufs.value = Vec::new();
+            }
+            if bufs.labels.capacity() > LABELS_KEEP {
+                bufs.labels = Vec::new();
             }
             out
         }
-        Err(_) => f(&mut Vec::new()),
+        Err(_) => f(&mut UpdateBufs::default()),
     })
 }
 
@@ -631,12 +656,14 @@ impl Committer {
     }
 
     /// A read-modify-write of the single key `key` of `bucket`: `f` reads through
-    /// the [`Reader`], may fill the value buffer it is given (cleared before each
-    /// try) and says what to write ([`One`]); the put's value is that buffer. Atomic
-    /// as [`Committer::rmw`] is (`f` runs again after a lost race with another
-    /// process), without its list of ops: on an engine that overwrites a same-length
-    /// value in place (memfile) and with nobody watching, a steady stream of updates
-    /// allocates nothing.
+    /// the [`Reader`], may fill the value buffer and the label list it is given
+    /// (both cleared before each try) and says what to write ([`One`]); the put's
+    /// value is that buffer, and the key's change carries the labels as a
+    /// transaction's [`Op::Label`]s do (for watchers that take labels, in the order
+    /// given). Atomic as [`Committer::rmw`] is (`f` runs again after a lost race
+    /// with another process), without its list of ops: on an engine that
+    /// overwrites a same-length value in place (memfile) and with nobody watching,
+    /// a steady stream of updates allocates nothing, labelled or not.
     ///
     /// # Errors
     /// As [`Committer::rmw`].
@@ -645,26 +672,40 @@ impl Committer {
         engine: &dyn StorageEngine,
         bucket: &str,
         key: &[u8],
-        mut f: impl FnMut(Reader<'_>, &mut Vec<u8>) -> Result<(T, One)>,
+        mut f: impl FnMut(Reader<'_>, &mut UpdateBufs) -> Result<(T, One)>,
     ) -> Result<T> {
         self.durably(engine, || {
             let watched = self.hub.active();
-            with_value_buffer(|buf| {
+            with_update_bufs(|bufs| {
                 for _ in 0..MAX_RMW_ATTEMPTS {
                     let version = engine.version(bucket)?;
-                    buf.clear();
-                    let (out, one) = f(Reader::new(engine), buf)?;
+                    bufs.value.clear();
+                    bufs.labels.clear();
+                    let (out, one) = f(Reader::new(engine), bufs)?;
                     let op = match one {
                         One::Nothing => return Ok((out, false)),
                         One::Put { deadline, prior } => {
-                            Op::put(key, buf.as_slice(), deadline, prior)
+                            Op::put(key, bufs.value.as_slice(), deadline, prior)
                         }
                         One::Delete { prior } => Op::Delete {
                             key: key.into(),
                             prior,
                         },
                     };
-                    let ops = std::slice::from_ref(&op);
+                    // Labels matter to watchers only: unwatched, the op goes alone
+                    // (on the stack); watched, the publish allocates anyway.
+                    let labelled: Vec<Op<'_>>;
+                    let ops = if watched && !bufs.labels.is_empty() {
+                        labelled = std::iter::once(op.clone())
+                            .chain(bufs.labels.iter().map(|&label| Op::Label {
+                                key: key.into(),
+                                label: Some(label),
+                            }))
+                            .collect();
+                        &labelled[..]
+                    } else {
+                        std::slice::from_ref(&op)
+                    };
                     if let Some(wrote) = self.commit_ops(engine, bucket, version, ops, watched)? {
                         return Ok((out, wrote));
                     }
@@ -858,7 +899,8 @@ impl Committer {
         if report && !engine.reports_prior() {
             return Ok(None);
         }
-        let replaced = with_value_buffer(|record| {
+        let replaced = with_update_bufs(|bufs| {
+            let record = &mut bufs.value;
             record.clear();
             record::encode_into(record, value, *deadline);
             let w = WriteOp::Put {

@@ -20,7 +20,7 @@ pub(crate) use self::engine_cell::EngineRef;
 
 use crate::checkpoint;
 use crate::clock::{Clock, SystemClock};
-use crate::commit::{Committer, One, Op, Prior};
+use crate::commit::{Committer, One, Op, Prior, UpdateBufs};
 use crate::engine::{self, Engine, EngineConfig, Reader, RedisConfig, StorageEngine, StoreContext};
 use crate::error::{Error, Result};
 use crate::expiry;
@@ -293,7 +293,7 @@ impl Shared {
         &self,
         bucket: &str,
         key: &[u8],
-        f: impl FnMut(Reader<'_>, &mut Vec<u8>) -> Result<(T, One)>,
+        f: impl FnMut(Reader<'_>, &mut UpdateBufs) -> Result<(T, One)>,
     ) -> Result<T> {
         lend::refuse(self, "write to the store")?;
         let engine = self.engine()?;

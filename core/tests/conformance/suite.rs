@@ -115,6 +115,7 @@ macro_rules! engine_suite {
                 update_reads_computes_and_writes_once,
                 update_keeps_or_sets_the_deadline,
                 update_deletes_and_names_its_events,
+                update_labels_reach_watchers_that_take_them,
                 update_checks_its_arguments_and_refuses_writes_from_inside,
                 concurrent_updates_lose_no_increment,
             );

@@ -11,7 +11,7 @@ use std::thread;
 
 use state_core::{
     EngineConfig, Error, ErrorKind, Event, EventKind, Expiry, ManualClock, Notice, RecvError,
-    Store, Ttl, Watcher,
+    Store, Ttl, WatchOptions, Watcher,
 };
 
 const T0: u64 = 1_700_000_000_000;
@@ -234,6 +234,98 @@ pub fn update_deletes_and_names_its_events(engine: &EngineConfig) {
     assert_eq!(b.get("live").unwrap(), None);
     assert_eq!(store.info().unwrap().expiring, 0);
     assert_eq!(b.len().unwrap(), 0);
+    store.close().unwrap();
+}
+
+/// An update's labels reach watchers that take labels, one event per label in the
+/// order given, each carrying the key's change (as a transaction's do); watchers
+/// without labels get the change unlabelled, as ever; an update that writes
+/// nothing, or fails, tells nobody; an unlabelled update reaches both unlabelled.
+pub fn update_labels_reach_watchers_that_take_them(engine: &EngineConfig) {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let store = open_at(engine, dir.path(), &clock);
+    let b = store.bucket("b").unwrap();
+    b.set("gone", b"x").unwrap();
+    let plain = b.watch("").unwrap();
+    let labelled = b
+        .watch_with("", WatchOptions::default().with_labels(true))
+        .unwrap();
+    // A missing event fails the test rather than hanging it.
+    let summary = |w: &Watcher| match w.recv_timeout(std::time::Duration::from_secs(10)) {
+        Ok(Notice::Change(e)) => (e.key().to_string(), e.kind(), e.is_new(), e.label()),
+        other => panic!("expected a change, got {other:?}"),
+    };
+
+    // As the Redis server labels an INCR that creates its key.
+    b.update("n", |u| {
+        if u.value().is_none() {
+            u.label("new");
+        }
+        u.label("incrby");
+        u.put(b"1", Expiry::Keep);
+        Ok(())
+    })
+    .unwrap();
+    // Labels given before a change of mind still count: they label the key's
+    // change, whatever it ends up being.
+    b.update("gone", |u| {
+        u.label("del");
+        u.put(b"y", Expiry::Never);
+        u.delete();
+        Ok(())
+    })
+    .unwrap();
+    // Nothing written: its labels are dropped.
+    b.update("n", |u| {
+        u.label("incrby");
+        Ok(())
+    })
+    .unwrap();
+    b.update("missing", |u| {
+        u.label("del");
+        u.delete();
+        Ok(())
+    })
+    .unwrap();
+    // A failing update writes and tells nothing.
+    let e = b
+        .update("n", |u| -> state_core::Result<()> {
+            u.label("incrby");
+            u.put(b"2", Expiry::Keep);
+            Err(Error::InvalidArgument("refused".into()))
+        })
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    // Unlabelled: both watchers get it unlabelled.
+    b.update("n", |u| {
+        u.put(b"3", Expiry::Keep);
+        Ok(())
+    })
+    .unwrap();
+
+    let got: Vec<_> = (0..4).map(|_| summary(&labelled)).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("n".into(), EventKind::Set, true, Some("new")),
+            ("n".into(), EventKind::Set, true, Some("incrby")),
+            ("gone".into(), EventKind::Delete, false, Some("del")),
+            ("n".into(), EventKind::Set, false, None),
+        ]
+    );
+    assert_eq!(labelled.try_recv(), Err(RecvError::Empty));
+    let got: Vec<_> = (0..3).map(|_| summary(&plain)).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("n".into(), EventKind::Set, true, None),
+            ("gone".into(), EventKind::Delete, false, None),
+            ("n".into(), EventKind::Set, false, None),
+        ]
+    );
+    assert_eq!(plain.try_recv(), Err(RecvError::Empty));
+    assert_eq!(b.get("n").unwrap().as_deref(), Some(&b"3"[..]));
     store.close().unwrap();
 }
 

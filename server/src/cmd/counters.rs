@@ -1,11 +1,17 @@
 //! Counter commands: INCR, INCRBY, DECR, DECRBY (a value that is a Redis integer,
 //! read and written in one transaction) and INCRBYFLOAT.
 
-use state_core::{Expiry, Txn};
+use std::io::Write;
+
+use state_core::{Bucket, Error, Expiry, Txn};
+use state_service::StateService;
 
 use super::args::{parse_i64, Args, Fail, Res, NOT_INTEGER};
-use super::events;
+use super::{events, update_fast};
 use crate::resp::Out;
+
+/// Redis's reply for a counter that would leave the 64-bit range.
+const OVERFLOW: &str = "ERR increment or decrement would overflow";
 
 /// INCR key
 pub(super) fn incr(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
@@ -27,11 +33,14 @@ pub(super) fn incrby(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
 /// DECRBY key n
 pub(super) fn decrby(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
     let k = a.key()?;
-    let by = a
-        .int()?
-        .checked_neg()
-        .ok_or(Fail::Reply("ERR decrement would overflow".into()))?;
+    let by = negated(a.int()?)?;
     add(tx, k, out, by)
+}
+
+/// DECRBY's amount as the amount added.
+fn negated(by: i64) -> Result<i64, Fail> {
+    by.checked_neg()
+        .ok_or(Fail::Reply("ERR decrement would overflow".into()))
 }
 
 /// Adds `by` to the counter at `k` (0 if missing), keeping its expiry.
@@ -43,10 +52,79 @@ fn add(tx: &mut Txn<'_>, k: &str, out: &mut Out, by: i64) -> Res {
         ),
         None => (0, Expiry::Never),
     };
-    let new = old.checked_add(by).ok_or(Fail::Reply(
-        "ERR increment or decrement would overflow".into(),
-    ))?;
+    let new = old.checked_add(by).ok_or(Fail::Reply(OVERFLOW.into()))?;
     events::put(tx, k, new.to_string().into_bytes(), exp, "incrby")?;
+    out.int(new);
+    Ok(())
+}
+
+/// INCR outside MULTI: one [`Bucket::update`] (see [`update_fast`]).
+pub(super) fn incr_fast(
+    bucket: &Bucket,
+    svc: &StateService,
+    mut a: Args<'_>,
+    out: &mut Out,
+) -> Result<bool, Error> {
+    update_fast(bucket, svc, out, |out| add_in(bucket, a.key()?, out, 1))
+}
+
+/// DECR outside MULTI.
+pub(super) fn decr_fast(
+    bucket: &Bucket,
+    svc: &StateService,
+    mut a: Args<'_>,
+    out: &mut Out,
+) -> Result<bool, Error> {
+    update_fast(bucket, svc, out, |out| add_in(bucket, a.key()?, out, -1))
+}
+
+/// INCRBY outside MULTI.
+pub(super) fn incrby_fast(
+    bucket: &Bucket,
+    svc: &StateService,
+    mut a: Args<'_>,
+    out: &mut Out,
+) -> Result<bool, Error> {
+    update_fast(bucket, svc, out, |out| {
+        let k = a.key()?;
+        let by = a.int()?;
+        add_in(bucket, k, out, by)
+    })
+}
+
+/// DECRBY outside MULTI.
+pub(super) fn decrby_fast(
+    bucket: &Bucket,
+    svc: &StateService,
+    mut a: Args<'_>,
+    out: &mut Out,
+) -> Result<bool, Error> {
+    update_fast(bucket, svc, out, |out| {
+        let k = a.key()?;
+        let by = negated(a.int()?)?;
+        add_in(bucket, k, out, by)
+    })
+}
+
+/// [`add`] as one [`Bucket::update`]: the counter is parsed from the lent value
+/// and the new one written into the update's reused buffer.
+fn add_in(bucket: &Bucket, k: &str, out: &mut Out, by: i64) -> Res {
+    let new = bucket.update(k, |u| {
+        let (old, exp) = match u.value() {
+            Some(v) => match parse_i64(v) {
+                Some(n) => (n, Expiry::Keep),
+                None => return Ok(Err(NOT_INTEGER)),
+            },
+            None => (0, Expiry::Never),
+        };
+        let Some(new) = old.checked_add(by) else {
+            return Ok(Err(OVERFLOW));
+        };
+        events::label_put(u, "incrby");
+        // Writing into a Vec cannot fail.
+        u.put_with(exp, |buf| write!(buf, "{new}").ok());
+        Ok(Ok(new))
+    })??;
     out.int(new);
     Ok(())
 }

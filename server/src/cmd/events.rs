@@ -1,10 +1,10 @@
 //! The keyspace events a command's writes announce: each write a data command
-//! makes inside its transaction is labelled ([`Txn::label`]) with the Redis event
-//! names Redis 7.0 sends for it, in Redis's order, and [`crate::pubsub`] sends
-//! exactly those. (`new` comes first for a key the write creates, as Redis's
+//! makes inside its transaction (or its single-key update, [`Update::label`]) is
+//! labelled ([`Txn::label`]) with the Redis event names Redis 7.0 sends for it, in
+//! Redis's order, and [`crate::pubsub`] sends exactly those. (`new` comes first for a key the write creates, as Redis's
 //! `dbAdd` sends it.)
 
-use state_core::{Error, Expiry, Txn};
+use state_core::{Error, Expiry, Txn, Update};
 
 /// `new`: a key was created.
 pub(super) const NEW: &str = "new";
@@ -35,6 +35,15 @@ pub(super) fn put(
         tx.label(k, NEW)?;
     }
     tx.label(k, event)
+}
+
+/// Labels the put an update makes as [`put`] labels a transaction's: `new` first
+/// if the key has no live value, then `event`.
+pub(super) fn label_put(u: &mut Update<'_>, event: &'static str) {
+    if u.value().is_none() {
+        u.label(NEW);
+    }
+    u.label(event);
 }
 
 /// Deletes `k` with a `del` event; returns whether it existed.

@@ -12,6 +12,7 @@
 
 mod admin;
 mod args;
+mod batch;
 mod bits;
 mod connection;
 mod counters;
@@ -25,6 +26,7 @@ mod state;
 mod strings;
 mod transactions;
 
+pub(crate) use batch::{one, Run};
 use state_core::{Bucket, Error, Txn};
 use state_service::{Error as SvcError, StateService};
 
@@ -304,16 +306,20 @@ pub(crate) static COMMANDS: &[Spec] = &[
     Spec::data("set", -3, strings::set)
         .fast(strings::set_fast)
         .write(),
-    Spec::data("setnx", 3, strings::setnx).write(),
+    Spec::data("setnx", 3, strings::setnx)
+        .fast(strings::setnx_fast)
+        .write(),
     Spec::data("setex", 4, strings::setex).write(),
     Spec::data("psetex", 4, strings::psetex).write(),
     Spec::data("getdel", 2, strings::getdel)
+        .fast(strings::getdel_fast)
         .write()
         .returns_values(),
     Spec::data("getex", -2, strings::getex)
         .write()
         .returns_values(),
     Spec::data("getset", 3, strings::getset)
+        .fast(strings::getset_fast)
         .write()
         .returns_values(),
     Spec::data("mget", -2, strings::mget)
@@ -328,11 +334,21 @@ pub(crate) static COMMANDS: &[Spec] = &[
         .keys(Keys::PAIRS)
         .write(),
     Spec::data("strlen", 2, strings::strlen),
-    Spec::data("append", 3, strings::append).write(),
-    Spec::data("incr", 2, counters::incr).write(),
-    Spec::data("incrby", 3, counters::incrby).write(),
-    Spec::data("decr", 2, counters::decr).write(),
-    Spec::data("decrby", 3, counters::decrby).write(),
+    Spec::data("append", 3, strings::append)
+        .fast(strings::append_fast)
+        .write(),
+    Spec::data("incr", 2, counters::incr)
+        .fast(counters::incr_fast)
+        .write(),
+    Spec::data("incrby", 3, counters::incrby)
+        .fast(counters::incrby_fast)
+        .write(),
+    Spec::data("decr", 2, counters::decr)
+        .fast(counters::decr_fast)
+        .write(),
+    Spec::data("decrby", 3, counters::decrby)
+        .fast(counters::decrby_fast)
+        .write(),
     Spec::data("del", -2, keys::del).keys(Keys::ALL).write(),
     Spec::data("unlink", -2, keys::del).keys(Keys::ALL).write(),
     Spec::data("exists", -2, keys::exists).keys(Keys::ALL),
@@ -654,6 +670,34 @@ fn data_command(
     if let Err(e) = r {
         out.buf.truncate(mark);
         store_error(shared, sess, &e, out);
+    }
+}
+
+/// The fast path of a single-key read-modify-write command (INCR, APPEND, SETNX,
+/// GETSET, GETDEL and kin) outside MULTI: for a client without a quota, `f` reads
+/// its arguments and runs one [`Bucket::update`], writing its reply; an error reply
+/// or a store error replaces whatever it wrote, as its transaction handler's would.
+fn update_fast(
+    bucket: &Bucket,
+    svc: &StateService,
+    out: &mut Out,
+    f: impl FnOnce(&mut Out) -> Res,
+) -> Result<bool, Error> {
+    if svc.has_quota(bucket.name()) {
+        return Ok(false);
+    }
+    let mark = out.buf.len();
+    match f(out) {
+        Ok(()) => Ok(true),
+        Err(Fail::Reply(msg)) => {
+            out.buf.truncate(mark);
+            out.error(&msg);
+            Ok(true)
+        }
+        Err(Fail::Store(e)) => {
+            out.buf.truncate(mark);
+            Err(e)
+        }
     }
 }
 

@@ -4,9 +4,9 @@ use state_core::{Bucket, Error, ErrorKind, Expiry, Txn};
 use state_service::StateService;
 
 use super::args::{arity_message, key_arg, Args, Res, SYNTAX};
-use super::error_reply;
 use super::events;
 use super::expiry::{deadline, expiry_at, ttl_option};
+use super::{error_reply, update_fast};
 use crate::resp::Out;
 
 /// GET key
@@ -137,6 +137,29 @@ pub(super) fn setnx(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
     Ok(())
 }
 
+/// SETNX outside MULTI: one [`Bucket::update`] (see [`update_fast`]).
+pub(super) fn setnx_fast(
+    bucket: &Bucket,
+    svc: &StateService,
+    mut a: Args<'_>,
+    out: &mut Out,
+) -> Result<bool, Error> {
+    update_fast(bucket, svc, out, |out| {
+        let k = a.key()?;
+        let v = a.bytes()?;
+        let set = bucket.update(k, |u| {
+            if u.value().is_some() {
+                return Ok(false);
+            }
+            events::label_put(u, events::SET);
+            u.put(v, Expiry::Never);
+            Ok(true)
+        })?;
+        out.int(i64::from(set));
+        Ok(())
+    })
+}
+
 /// SETEX key seconds value
 pub(super) fn setex(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
     set_with_ttl(tx, a, out, 1000)
@@ -174,6 +197,37 @@ pub(super) fn getdel(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
         None => out.null(),
     }
     Ok(())
+}
+
+/// GETDEL outside MULTI: one [`Bucket::update`], the value replied as it is lent.
+pub(super) fn getdel_fast(
+    bucket: &Bucket,
+    svc: &StateService,
+    mut a: Args<'_>,
+    out: &mut Out,
+) -> Result<bool, Error> {
+    update_fast(bucket, svc, out, |out| {
+        let k = a.key()?;
+        let mark = out.buf.len();
+        let found = bucket.update(k, |u| {
+            // A shared engine may run this again: each try replies afresh.
+            out.buf.truncate(mark);
+            match u.value() {
+                Some(v) => {
+                    out.bulk(v);
+                    u.delete();
+                    u.label(events::DEL);
+                    Ok(true)
+                }
+                None => {
+                    out.null();
+                    Ok(false)
+                }
+            }
+        })?;
+        out.lookup(found);
+        Ok(())
+    })
 }
 
 /// GETEX key [EX s|PX ms|EXAT s|PXAT ms|PERSIST]
@@ -229,6 +283,33 @@ pub(super) fn getset(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
         None => out.null(),
     }
     Ok(())
+}
+
+/// GETSET outside MULTI: one [`Bucket::update`], the old value replied as it is
+/// lent.
+pub(super) fn getset_fast(
+    bucket: &Bucket,
+    svc: &StateService,
+    mut a: Args<'_>,
+    out: &mut Out,
+) -> Result<bool, Error> {
+    update_fast(bucket, svc, out, |out| {
+        let k = a.key()?;
+        let v = a.bytes()?;
+        let mark = out.buf.len();
+        let found = bucket.update(k, |u| {
+            out.buf.truncate(mark);
+            match u.value() {
+                Some(old) => out.bulk(old),
+                None => out.null(),
+            }
+            events::label_put(u, events::SET);
+            u.put(v, Expiry::Never);
+            Ok(u.value().is_some())
+        })?;
+        out.lookup(found);
+        Ok(())
+    })
 }
 
 /// MGET key [key ...] (nil for a key that cannot exist, as Redis replies).
@@ -386,4 +467,33 @@ pub(super) fn append(tx: &mut Txn<'_>, a: &mut Args<'_>, out: &mut Out) -> Res {
     events::put(tx, k, v, exp, "append")?;
     out.int(i64::try_from(len).unwrap_or(i64::MAX));
     Ok(())
+}
+
+/// APPEND outside MULTI: one [`Bucket::update`], the new value built from the lent
+/// one in the update's buffer.
+pub(super) fn append_fast(
+    bucket: &Bucket,
+    svc: &StateService,
+    mut a: Args<'_>,
+    out: &mut Out,
+) -> Result<bool, Error> {
+    update_fast(bucket, svc, out, |out| {
+        let k = a.key()?;
+        let tail = a.bytes()?;
+        let len = bucket.update(k, |u| {
+            events::label_put(u, "append");
+            let (old, exp) = match u.value() {
+                Some(v) => (v, Expiry::Keep),
+                None => (&[][..], Expiry::Never),
+            };
+            Ok(u.put_with(exp, |buf| {
+                buf.reserve_exact(old.len() + tail.len());
+                buf.extend_from_slice(old);
+                buf.extend_from_slice(tail);
+                buf.len()
+            }))
+        })?;
+        out.int(i64::try_from(len).unwrap_or(i64::MAX));
+        Ok(())
+    })
 }
