@@ -245,7 +245,8 @@ fn count(sess: &mut Session, index: Option<usize>, n: usize, took: Duration) {
     for _ in 0..n {
         sess.local.command(index);
     }
-    sess.local.latencies(took, u32::try_from(n).unwrap_or(u32::MAX));
+    sess.local
+        .latencies(took, u32::try_from(n).unwrap_or(u32::MAX));
 }
 
 /// The session's bucket, or `None` when it cannot be had (the requests then run

@@ -26,7 +26,7 @@ mod state;
 mod strings;
 mod transactions;
 
-pub(crate) use batch::{one, Run};
+pub(crate) use batch::Run;
 use state_core::{Bucket, Error, Txn};
 use state_service::{Error as SvcError, StateService};
 
