@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 use state_core::engine::MemfileConfig;
@@ -25,6 +25,8 @@ struct GatedSync {
     opened: Condvar,
     /// Syncs that found the gate held (and waited).
     waited: Mutex<u32>,
+    /// Signalled when a sync finds the gate held.
+    reached: Condvar,
 }
 
 impl GatedSync {
@@ -37,10 +39,25 @@ impl GatedSync {
         let mut held = self.held.lock();
         if *held {
             *self.waited.lock() += 1;
+            self.reached.notify_all();
         }
         while *held {
             self.opened.wait(&mut held);
         }
+    }
+}
+
+impl GatedSync {
+    /// Waits (at most `limit`) until a sync has found the gate held; whether one did.
+    fn wait_reached(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut waited = self.waited.lock();
+        while *waited == 0 {
+            if self.reached.wait_until(&mut waited, deadline).timed_out() {
+                break;
+            }
+        }
+        *waited >= 1
     }
 }
 
@@ -87,6 +104,11 @@ async fn a_write_waiting_for_fsync_does_not_block_its_loop() {
     use tokio::io::AsyncWriteExt;
     writer.get_mut().write_all(b"SET k v\r\n").await.unwrap();
     third.get_mut().write_all(b"SET k2 v2\r\n").await.unwrap();
+    // A write is in its fsync, held: from here the loop must answer regardless.
+    assert!(
+        tokio::task::block_in_place(|| io.wait_reached(Duration::from_secs(10))),
+        "the write reached its fsync"
+    );
     // Both writes wait for the held fsync; the loop answers the third connection.
     let pong = tokio::time::timeout(
         Duration::from_secs(10),
@@ -103,7 +125,6 @@ async fn a_write_waiting_for_fsync_does_not_block_its_loop() {
     .await
     .expect("a read answered while a write waited for its fsync");
     assert_eq!(got, "$-1\r\n");
-    assert!(*io.waited.lock() >= 1, "the write reached its fsync");
     io.hold(false);
     assert_eq!(lines(&mut writer, 1).await, "+OK\r\n");
     assert_eq!(lines(&mut third, 1).await, "+OK\r\n");
