@@ -134,7 +134,9 @@ impl RemoteBucket {
             Lookup::Miss(fill) => fill,
         };
         // The value and its time to live in one round trip; the deadline counts
-        // from before the request left, so it is never later than the server's.
+        // from before the request left, less a millisecond (the server counts
+        // whole milliseconds: its PTTL may be up to 1 ms long), so it is never
+        // later than the server's.
         let mut sent = Instant::now();
         let mut p = redis::pipe();
         p.cmd("GET").arg(key).cmd("PTTL").arg(key);
@@ -146,7 +148,7 @@ impl RemoteBucket {
             Ok((value, pttl)) => {
                 let deadline = u64::try_from(pttl)
                     .ok()
-                    .map(|ms| sent + Duration::from_millis(ms));
+                    .map(|ms| sent + Duration::from_millis(ms.saturating_sub(1)));
                 cache.fill(key, fill, value.clone(), deadline);
                 Ok(value)
             }
