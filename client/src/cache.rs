@@ -13,8 +13,9 @@
 //! by it. This handle's own writes drop their keys (and markers) once the server
 //! replied, so a read after a write never sees what was there before it. A key
 //! with a time to live is kept until its deadline as measured from before the
-//! `GET` was sent (its `PTTL` comes in the same round trip), so it never outlives
-//! the server's copy.
+//! `GET` was sent (its `PTTL` comes in the same round trip), less a millisecond
+//! for the server's whole-millisecond count, so it never outlives the server's
+//! copy.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
