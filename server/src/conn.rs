@@ -5,41 +5,18 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::FutureExt as _;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::cmd::{self, After, Run};
 use crate::metrics::ErrorClass;
 use crate::pubsub::Broken;
-use crate::resp::{self, Next, Out, ParseLimits, Parser};
+use crate::requests::{Requests, Stop};
+use crate::resp::Out;
 use crate::session::Session;
 use crate::Shared;
-
-/// Replies are written out once this many bytes are pending, even in the middle of
-/// a pipeline, so a long pipeline needs no unbounded buffer.
-const FLUSH_AT: usize = 64 << 10;
-
-/// The framing limits for a session: small ones until it has signed in.
-fn limits_for(shared: &Shared, sess: &Session) -> ParseLimits {
-    if sess.client.is_some() {
-        ParseLimits {
-            max_args: shared.cfg.max_multibulk,
-            max_bulk: shared.max_bulk_for(sess.client.as_deref().unwrap_or_default()),
-            max_inline: 64 << 10,
-            max_request: shared.cfg.max_query_bytes,
-        }
-    } else {
-        ParseLimits {
-            max_args: crate::PREAUTH_MAX_ARGS,
-            max_bulk: crate::PREAUTH_MAX_BULK,
-            max_inline: crate::PREAUTH_MAX_BULK,
-            max_request: crate::PREAUTH_MAX_QUERY,
-        }
-    }
-}
 
 /// How long a write to the peer may still take once the server is shutting down.
 pub(crate) const SHUTDOWN_WRITE_GRACE: Duration = Duration::from_secs(1);
@@ -136,12 +113,10 @@ async fn serve_tracked<S>(
 {
     let id = sess.id;
     let auth_deadline = tokio::time::Instant::now() + shared.cfg.auth_timeout;
-    let mut parser = Parser::new();
     let mut held = Held { shared, bytes: 0 };
     let mut buf: Vec<u8> = Vec::with_capacity(16 << 10);
     let mut out = Out::new(false);
-    // Squashable requests parsed and not yet run (kept for its room).
-    let mut run = Run::default();
+    let mut reqs = Requests::new(shared, &sess);
     // When the request being received must be complete (from its first byte).
     let mut request_deadline: Option<tokio::time::Instant> = None;
     // Registered once for the connection's life, not once per request.
@@ -154,163 +129,62 @@ async fn serve_tracked<S>(
             out.resp3 = sess.resp3;
             t.drain(sess.resp3, &mut out);
         }
-        // Run every complete request received so far; consecutive plain GETs
-        // (or SETs) gather into a run that goes to the core at once
+        // Run every complete request received so far (requests.rs); consecutive
+        // plain GETs (or SETs) gather into a run that goes to the core at once
         // (cmd/batch.rs), replying as if each ran alone. The clock is read at the
         // start and the end of the batch, not per request.
-        let mut consumed = 0;
-        let mut close = false;
-        let mut more = false;
-        let mut started: Option<Instant> = None;
-        let mut ran: u32 = 0;
-        // Once per batch, and again after a command that may sign in or out (AUTH,
-        // HELLO, RESET: the `open` ones; EXEC, which may run a queued AUTH).
-        let mut limits = limits_for(shared, &sess);
-        loop {
-            // A run goes before anything but a RESP array is parsed (an inline
-            // command is rewritten in place when parsed: a run that stops early
-            // must be able to parse what follows it again).
-            if !run.is_empty() && buf.get(consumed) != Some(&b'*') {
-                if let Some(resume) = run.run(shared, &mut sess, &buf, &mut out, FLUSH_AT) {
-                    parser.reset();
-                    consumed = resume;
-                    more = true;
-                    break;
-                }
-                if out.buf.len() >= FLUSH_AT {
-                    more = true;
-                    break;
-                }
-            }
-            let parsed = parser.parse_next(&mut buf[consumed..], &limits);
-            let kind = match parsed {
-                // A lone request (nothing before it in a run, nothing after it in
-                // the buffer) runs as it is: -P 1 pays nothing for runs.
-                Ok(Next::Request(len)) if !run.is_empty() || consumed + len < buf.len() => {
-                    Run::kind_for(shared, &sess, &buf[consumed..], parser.args())
-                }
-                _ => None,
-            };
-            if !run.is_empty() && !kind.is_some_and(|k| run.takes(k)) {
-                // This request does not join the run: the run goes first.
-                if let Some(resume) = run.run(shared, &mut sess, &buf, &mut out, FLUSH_AT) {
-                    parser.reset();
-                    consumed = resume;
-                    more = true;
-                    break;
-                }
-                if out.buf.len() >= FLUSH_AT {
-                    // Written out first; this request (a RESP array, complete or
-                    // not) is parsed again from its start.
-                    parser.reset();
-                    more = true;
-                    break;
-                }
-            }
-            match parsed {
-                Ok(Next::Request(len)) => {
-                    if let Some(kind) = kind {
-                        run.push(kind, consumed, parser.args());
-                        consumed += len;
-                        continue;
-                    }
-                    let base = consumed;
-                    consumed += len;
-                    if started.is_none() {
-                        started = Some(Instant::now());
-                    }
-                    ran += 1;
-                    let name = parser
-                        .args()
-                        .first()
-                        .map_or(&[][..], |r| &buf[base + r.start..base + r.end]);
-                    let found = cmd::lookup(name);
-                    // A reply may not pass this connection's output limit, nor take
-                    // the server past its total (a small reply always fits).
-                    let total_room = shared
-                        .cfg
-                        .max_buffered_bytes
-                        .saturating_sub(shared.buffered.load(Relaxed))
-                        .max(crate::SMALL_CONNECTION);
-                    let mark = out.buf.len();
-                    out.set_limit(mark + shared.cfg.max_output_bytes.min(total_room));
-                    let after = if cmd::runs_long(shared, found, parser.args().len()) {
-                        // Off the event loop (a blocking-pool thread), so the
-                        // other connections of this thread go on meanwhile; the
-                        // connection's buffers go with it and come back.
-                        let ranges = parser.args().to_vec();
-                        let sh = Arc::clone(shared);
-                        let job = tokio::task::spawn_blocking(move || {
-                            let after = resp::with_argv(&buf, base, &ranges, |argv| {
-                                cmd::request_found(&sh, &mut sess, found, argv, &mut out)
-                            });
-                            (buf, sess, out, after)
-                        });
-                        match job.await {
-                            Ok((b, s, o, after)) => {
-                                (buf, sess, out) = (b, s, o);
-                                after
-                            }
-                            Err(e) => {
-                                tracing::error!(conn = id, "a request failed: {e}");
-                                return;
+        reqs.begin(shared, &sess);
+        let stop = loop {
+            let stop = match reqs.step(shared, &mut sess, &mut buf, &mut out) {
+                Stop::Offload(job) => {
+                    // Off the event loop (a blocking-pool thread), so the other
+                    // connections of this thread go on meanwhile; the
+                    // connection's buffers go with it and come back.
+                    let sh = Arc::clone(shared);
+                    let task = tokio::task::spawn_blocking(move || {
+                        let after = job.run(&sh, &mut sess, &buf, &mut out);
+                        (buf, sess, out, job, after)
+                    });
+                    match task.await {
+                        Ok((b, s, o, job, after)) => {
+                            (buf, sess, out) = (b, s, o);
+                            match reqs.finish(shared, &mut sess, &mut out, &job, after) {
+                                Some(stop) => stop,
+                                None => continue,
                             }
                         }
-                    } else {
-                        resp::with_argv(&buf, base, parser.args(), |argv| {
-                            cmd::request_found(shared, &mut sess, found, argv, &mut out)
-                        })
-                    };
-                    if found.is_some_and(|(_, s)| s.open || s.txn_control) {
-                        limits = limits_for(shared, &sess);
-                    }
-                    if out.overflowed() {
-                        out.buf.truncate(mark);
-                        out.set_limit(usize::MAX);
-                        shared.metrics.error(ErrorClass::TooLarge);
-                        out.error(&format!(
-                            "ERR the reply would exceed the output limit of {} bytes (--max-output-bytes); nothing was sent",
-                            shared.cfg.max_output_bytes.min(total_room)
-                        ));
-                    }
-                    if after == After::Close {
-                        close = true;
-                        break;
-                    }
-                    if out.buf.len() >= FLUSH_AT {
-                        more = true;
-                        break;
+                        Err(e) => {
+                            tracing::error!(conn = id, "a request failed: {e}");
+                            return;
+                        }
                     }
                 }
-                Ok(Next::Empty(n)) => consumed += n,
-                Ok(Next::Incomplete) => break,
-                Err(e) => {
-                    shared.metrics.error(ErrorClass::Protocol);
-                    tracing::info!(conn = sess.id, peer = %sess.peer, "protocol error, closing: {}", e.0);
-                    out.set_limit(usize::MAX);
-                    out.error(&format!("ERR Protocol error: {}", e.0));
-                    let _ = write_out(shared, &mut stream, &out.buf, kill).await;
-                    return;
-                }
+                stop => stop,
+            };
+            break stop;
+        };
+        reqs.end(&mut sess);
+        let (close, more) = match stop {
+            Stop::Drained => (false, false),
+            Stop::Flush => (false, true),
+            Stop::Close => (true, false),
+            // (An offload was run above: the loop never ends on one.)
+            Stop::Broken | Stop::Offload(_) => {
+                let _ = write_out(shared, &mut stream, &out.buf, kill).await;
+                return;
             }
-        }
-        if !run.is_empty() {
-            // The last requests of the read.
-            if let Some(resume) = run.run(shared, &mut sess, &buf, &mut out, FLUSH_AT) {
-                parser.reset();
-                consumed = resume;
-                more = true;
+        };
+        if !more {
+            // Everything complete has run: what is left is a partly received
+            // request (or nothing), moved to the front before reading more.
+            let consumed = reqs.take_consumed();
+            buf.drain(..consumed);
+            if consumed > 0 {
+                request_deadline = None;
             }
-        }
-        if let Some(t) = started {
-            sess.local.latencies(t.elapsed(), ran);
-        }
-        buf.drain(..consumed);
-        if consumed > 0 {
-            request_deadline = None;
-        }
-        if !buf.is_empty() && request_deadline.is_none() {
-            request_deadline = Some(tokio::time::Instant::now() + shared.cfg.read_timeout);
+            if !buf.is_empty() && request_deadline.is_none() {
+                request_deadline = Some(tokio::time::Instant::now() + shared.cfg.read_timeout);
+            }
         }
         sess.local.flush(&shared.metrics);
         shared.metrics.lookups(out.take_lookups());
@@ -385,7 +259,7 @@ async fn serve_tracked<S>(
         }
         // A bulk whose length has arrived gets its room at once (bounded by the
         // request limit the parser checked): no doubling copies while it arrives.
-        let want = parser.awaiting().saturating_sub(buf.len());
+        let want = reqs.parser.awaiting().saturating_sub(buf.len());
         let read = async {
             buf.reserve(want.max(16 << 10));
             match deadline {

@@ -12,9 +12,10 @@ use axum::http::{header, HeaderName, HeaderValue, Method, Request, Uri};
 use state_service::StateService;
 use tower::ServiceExt;
 
-use crate::resp::{self, Next, Out, ParseLimits};
+use crate::requests::{Requests, Stop};
+use crate::resp::Out;
 use crate::session::Session;
-use crate::{cmd, Config, Registry, Shared};
+use crate::{Config, Registry, Shared};
 
 /// A server context with no listeners and no clients file.
 pub struct Harness {
@@ -34,47 +35,40 @@ impl Harness {
     /// what the server replies, as `state serve` would: requests run in order
     /// until the input ends, QUIT, or a protocol error (which is replied to).
     pub fn run(&self, client: &str, data: &[u8]) -> Vec<u8> {
-        let limits = ParseLimits {
-            max_args: self.shared.cfg.max_multibulk,
-            max_bulk: self.shared.max_bulk(),
-            max_inline: 64 << 10,
-            max_request: self.shared.cfg.max_query_bytes,
-        };
+        let shared = &*self.shared;
         let mut sess = Session::new(
             0,
             "fuzz".into(),
             Some(client.to_string()),
             "fuzz",
-            self.shared.metrics.local(),
+            shared.metrics.local(),
         );
         let mut out = Out::new(false);
-        // Inline commands are decoded in place: the parser gets its own copy.
+        let mut replies = Vec::new();
+        // Inline commands are decoded in place: the loop gets its own copy.
         let mut data = data.to_vec();
-        let mut pos = 0;
-        // As a connection parses (conn.rs): one argument vector for all requests,
-        // the arguments of a short request on the stack.
-        let mut parser = resp::Parser::new();
-        while pos < data.len() {
-            match parser.parse_next(&mut data[pos..], &limits) {
-                Ok(Next::Request(len)) => {
-                    let after = resp::with_argv(&data, pos, parser.args(), |argv| {
-                        let found = argv.first().and_then(|name| cmd::lookup(name));
-                        cmd::request_found(&self.shared, &mut sess, found, argv, &mut out)
-                    });
-                    pos += len;
-                    if after == cmd::After::Close {
-                        break;
+        // The connection's loop (requests.rs), with the offloaded requests run
+        // in place and the replies collected where a connection writes them.
+        let mut reqs = Requests::new(shared, &sess);
+        loop {
+            reqs.begin(shared, &sess);
+            let stop = loop {
+                match reqs.step(shared, &mut sess, &mut data, &mut out) {
+                    Stop::Offload(job) => {
+                        let after = job.run(shared, &mut sess, &data, &mut out);
+                        if let Some(stop) = reqs.finish(shared, &mut sess, &mut out, &job, after) {
+                            break stop;
+                        }
                     }
+                    stop => break stop,
                 }
-                Ok(Next::Empty(n)) => pos += n,
-                Ok(Next::Incomplete) => break,
-                Err(e) => {
-                    out.error(&format!("ERR Protocol error: {}", e.0));
-                    break;
-                }
+            };
+            reqs.end(&mut sess);
+            replies.append(&mut out.buf);
+            if !matches!(stop, Stop::Flush) {
+                return replies;
             }
         }
-        out.buf
     }
 }
 

@@ -34,6 +34,7 @@ mod listen;
 mod loops;
 pub mod metrics;
 mod pubsub;
+mod requests;
 pub mod resp;
 mod session;
 mod socket;

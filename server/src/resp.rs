@@ -58,6 +58,7 @@ enum Header {
 
 /// Reads the length header whose marker (`*` or `$`) is at `at`, in one pass:
 /// an optional `-`, at most 18 digits (every limit is far below 10^18), CRLF.
+#[inline(always)]
 fn header(buf: &[u8], at: usize) -> Header {
     let mut i = at + 1;
     let neg = buf.get(i) == Some(&b'-');
@@ -281,7 +282,7 @@ impl Parser {
                 return Ok(Next::Incomplete);
             }
             self.scanned += (stop + 2 - pos) as u64;
-            if &buf[stop..stop + 2] != b"\r\n" {
+            if buf[stop] != b'\r' || buf[stop + 1] != b'\n' {
                 return Err(ProtocolError("bulk string not followed by CRLF".into()));
             }
             self.args.push(start..stop);
@@ -560,11 +561,17 @@ impl Out {
     }
 
     fn int_line(&mut self, prefix: u8, n: i64) {
+        // Built on the stack and appended in one piece: the prefix, at most 20
+        // digits and a sign, CRLF.
+        let mut line = [0u8; 24];
         let mut digits = [0u8; 20];
         let at = itoa_buf(n, &mut digits);
-        self.buf.push(prefix);
-        self.buf.extend_from_slice(&digits[at..]);
-        self.buf.extend_from_slice(b"\r\n");
+        let len = digits.len() - at;
+        line[0] = prefix;
+        line[1..=len].copy_from_slice(&digits[at..]);
+        line[len + 1] = b'\r';
+        line[len + 2] = b'\n';
+        self.buf.extend_from_slice(&line[..len + 3]);
     }
 
     /// `+OK`-style simple string (must not contain CR or LF).
@@ -600,6 +607,8 @@ impl Out {
         if !self.fits(b.len() + 32) {
             return;
         }
+        // One reservation for the whole reply.
+        self.buf.reserve(b.len() + 26);
         self.int_line(b'$', b.len() as i64);
         self.buf.extend_from_slice(b);
         self.buf.extend_from_slice(b"\r\n");

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use state_core::Bucket;
 
 use super::args::key_arg;
-use super::{lookup, request_found, After};
+use super::{lookup, request_found, After, Found};
 use crate::metrics::ErrorClass;
 use crate::resp::Out;
 use crate::session::{Reply, Session};
@@ -100,7 +100,7 @@ pub(crate) fn reply_room(shared: &Shared) -> usize {
 
 /// Replaces a reply (from `mark`) that passed its output limit `room` with the
 /// error that says so.
-fn refused(shared: &Shared, out: &mut Out, mark: usize, room: usize) {
+pub(crate) fn refused(shared: &Shared, out: &mut Out, mark: usize, room: usize) {
     out.buf.truncate(mark);
     out.set_limit(usize::MAX);
     shared.metrics.error(ErrorClass::TooLarge);
@@ -140,13 +140,14 @@ impl Run {
         self.reqs.len() >= max
     }
 
-    /// The kind of run the request `args` (ranges of `req`, the buffer from the
-    /// request's first byte) may join, if any.
+    /// The kind of run a request may join, if any: `req` is the buffer from the
+    /// request's first byte, `found` its command, `nargs` its argument count.
     pub(crate) fn kind_for(
         shared: &Shared,
         sess: &Session,
         req: &[u8],
-        args: &[Range<usize>],
+        found: Found,
+        nargs: usize,
     ) -> Option<Kind> {
         if !*SQUASH
             || req.first() != Some(&b'*')
@@ -159,10 +160,11 @@ impl Run {
         {
             return None;
         }
-        let name = req.get(args.first()?.clone())?;
-        match args.len() {
-            2 if name.eq_ignore_ascii_case(b"get") => Some(Kind::Get),
-            3 if name.eq_ignore_ascii_case(b"set") => Some(Kind::Set),
+        let index = found.map(|(i, _)| i)?;
+        let (get, set) = *INDEXES;
+        match nargs {
+            2 if Some(index) == get => Some(Kind::Get),
+            3 if Some(index) == set => Some(Kind::Set),
             _ => None,
         }
     }

@@ -26,7 +26,10 @@ mod state;
 mod strings;
 mod transactions;
 
-pub(crate) use batch::Run;
+pub(crate) use batch::{refused, reply_room, Run};
+
+/// A command's slot in the table and its entry, if the name is a command.
+pub(crate) type Found = Option<(usize, &'static Spec)>;
 use state_core::{Bucket, Error, Txn};
 use state_service::{Error as SvcError, StateService};
 
@@ -416,28 +419,40 @@ pub(crate) static COMMANDS: &[Spec] = &[
         .write(),
 ];
 
+/// A command name of up to 16 bytes, lowercased (ASCII) and packed into one
+/// integer, so a lookup compares integers, not strings; `None` if longer.
+fn packed_name(name: &[u8]) -> Option<u128> {
+    if name.len() > 16 {
+        return None;
+    }
+    let mut w = [0u8; 16];
+    for (slot, &c) in w.iter_mut().zip(name) {
+        *slot = c.to_ascii_lowercase();
+    }
+    Some(u128::from_le_bytes(w))
+}
+
 /// The table index and entry of a command name (any case).
-pub(crate) fn lookup(name: &[u8]) -> Option<(usize, &'static Spec)> {
-    /// The table's indexes by name length: a lookup compares a few names of the
-    /// right length, not the whole table (this runs for every request).
-    static BY_LEN: std::sync::LazyLock<[Vec<usize>; 17]> = std::sync::LazyLock::new(|| {
-        let mut by_len: [Vec<usize>; 17] = Default::default();
+pub(crate) fn lookup(name: &[u8]) -> Found {
+    /// The table's names packed ([`packed_name`]) with their indexes, by name
+    /// length: a lookup compares a few integers (this runs for every request).
+    static BY_LEN: std::sync::LazyLock<[Vec<(u128, usize)>; 17]> = std::sync::LazyLock::new(|| {
+        let mut by_len: [Vec<(u128, usize)>; 17] = Default::default();
         for (i, s) in COMMANDS.iter().enumerate() {
-            if let Some(v) = by_len.get_mut(s.name.len()) {
-                v.push(i);
+            if let (Some(v), Some(p)) =
+                (by_len.get_mut(s.name.len()), packed_name(s.name.as_bytes()))
+            {
+                v.push((p, i));
             }
         }
         by_len
     });
     let candidates = BY_LEN.get(name.len())?;
-    let mut lower = [0u8; 16];
-    let lower = lower.get_mut(..name.len())?;
-    lower.copy_from_slice(name);
-    lower.make_ascii_lowercase();
+    let want = packed_name(name)?;
     candidates
         .iter()
-        .map(|&i| (i, &COMMANDS[i]))
-        .find(|(_, s)| s.name.as_bytes() == lower)
+        .find(|&&(p, _)| p == want)
+        .map(|&(_, i)| (i, &COMMANDS[i]))
 }
 
 /// `-ERR unknown command ...` as Redis words it.
@@ -494,11 +509,7 @@ fn bucket<'s>(shared: &Shared, sess: &'s mut Session) -> state_service::Result<&
 /// connection's event loop (work that grows with the data or the arguments, and
 /// every write of a store whose writes wait for fsync), so that it never stalls the
 /// connections that share the loop's thread.
-pub(crate) fn runs_long(
-    shared: &Shared,
-    found: Option<(usize, &'static Spec)>,
-    nargs: usize,
-) -> bool {
+pub(crate) fn runs_long(shared: &Shared, found: Found, nargs: usize) -> bool {
     nargs > 64 || found.is_some_and(|(_, s)| s.heavy || (s.write && shared.cfg.blocking_store))
 }
 
@@ -509,7 +520,7 @@ pub(crate) fn runs_long(
 pub(crate) fn request_found(
     shared: &Shared,
     sess: &mut Session,
-    found: Option<(usize, &'static Spec)>,
+    found: Found,
     args: &[&[u8]],
     out: &mut Out,
 ) -> After {
@@ -563,7 +574,7 @@ fn track(sess: &mut Session, spec: Option<&'static Spec>, args: &[&[u8]]) {
 fn request_inner(
     shared: &Shared,
     sess: &mut Session,
-    found: Option<(usize, &'static Spec)>,
+    found: Found,
     args: &[&[u8]],
     out: &mut Out,
 ) -> After {
