@@ -106,6 +106,9 @@ pub(crate) struct Requests {
     ran: u32,
     /// The framing limits (again after a command that may sign in or out).
     limits: ParseLimits,
+    /// Whether the session lets requests gather into runs ([`Run::allowed`]),
+    /// again after every request run alone.
+    squash: bool,
 }
 
 impl Requests {
@@ -118,6 +121,7 @@ impl Requests {
             started: None,
             ran: 0,
             limits: limits_for(shared, sess),
+            squash: Run::allowed(shared, sess),
         }
     }
 
@@ -127,6 +131,7 @@ impl Requests {
         self.started = None;
         self.ran = 0;
         self.limits = limits_for(shared, sess);
+        self.squash = Run::allowed(shared, sess);
     }
 
     /// Ends a batch: counts the latency of the requests it ran alone.
@@ -222,8 +227,8 @@ impl Requests {
             let found = cmd::lookup(name);
             // A lone request (nothing before it in a run, nothing after it in the
             // buffer) runs as it is: -P 1 pays nothing for runs.
-            let kind = if !self.run.is_empty() || base + len < buf.len() {
-                Run::kind_for(shared, sess, &buf[base..], found, args.len())
+            let kind = if self.squash && (!self.run.is_empty() || base + len < buf.len()) {
+                Run::kind_for(&buf[base..], found, args.len())
             } else {
                 None
             };
@@ -304,6 +309,8 @@ impl Requests {
         if found.is_some_and(|(_, s)| s.open || s.txn_control) {
             self.limits = limits_for(shared, sess);
         }
+        // MULTI, SUBSCRIBE, CLIENT TRACKING or REPLY, a sign-in...
+        self.squash = Run::allowed(shared, sess);
         if out.overflowed() {
             cmd::refused(shared, out, mark, room);
         }

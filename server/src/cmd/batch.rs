@@ -4,7 +4,7 @@
 //! error, metrics and events as if it had run alone through
 //! [`super::request_found`].
 //!
-//! A request joins a run ([`Run::kind_for`]) only when nothing about the session
+//! A request joins a run ([`Run::allowed`], [`Run::kind_for`]) only when nothing about the session
 //! could make it behave differently from its fast path: signed in, not in MULTI,
 //! not subscribed, no CLIENT TRACKING, replies on, a store whose writes do not wait
 //! for fsync, a RESP array (an inline command is rewritten in place when parsed,
@@ -140,24 +140,24 @@ impl Run {
         self.reqs.len() >= max
     }
 
-    /// The kind of run a request may join, if any: `req` is the buffer from the
-    /// request's first byte, `found` its command, `nargs` its argument count.
-    pub(crate) fn kind_for(
-        shared: &Shared,
-        sess: &Session,
-        req: &[u8],
-        found: Found,
-        nargs: usize,
-    ) -> Option<Kind> {
-        if !*SQUASH
-            || req.first() != Some(&b'*')
-            || sess.client.is_none()
-            || sess.multi.is_some()
-            || sess.subs.active()
-            || sess.tracking.is_some()
-            || sess.reply != Reply::On
-            || shared.cfg.blocking_store
-        {
+    /// Whether the session lets requests gather into runs at all: nothing about
+    /// it could make a GET or SET behave differently from its fast path. Only a
+    /// request run alone can change this (runs change no session state).
+    pub(crate) fn allowed(shared: &Shared, sess: &Session) -> bool {
+        *SQUASH
+            && sess.client.is_some()
+            && sess.multi.is_none()
+            && !sess.subs.active()
+            && sess.tracking.is_none()
+            && sess.reply == Reply::On
+            && !shared.cfg.blocking_store
+    }
+
+    /// The kind of run a request may join, if any, in a session where runs are
+    /// [`Run::allowed`]: `req` is the buffer from the request's first byte,
+    /// `found` its command, `nargs` its argument count.
+    pub(crate) fn kind_for(req: &[u8], found: Found, nargs: usize) -> Option<Kind> {
+        if req.first() != Some(&b'*') {
             return None;
         }
         let index = found.map(|(i, _)| i)?;
