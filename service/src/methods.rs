@@ -27,6 +27,11 @@ pub struct Method {
     pub args: &'static str,
     /// The JSON response, in docs/service.md's notation.
     pub response: &'static str,
+    /// Whether its work may grow with the bucket or with its arguments (many
+    /// keys, a cursor's many steps, a cursor's creation) rather than being one
+    /// point read or write: a front end runs such a method where it may block
+    /// (for `state serve`'s HTTP, off its event loop's worker thread).
+    pub long: bool,
     run: fn(&StateService, &Bucket, &str, &str) -> Result<String>,
 }
 
@@ -46,7 +51,16 @@ const fn method(
         name,
         args,
         response,
+        long: false,
         run,
+    }
+}
+
+impl Method {
+    /// The method, marked [`Method::long`].
+    const fn long(mut self) -> Method {
+        self.long = true;
+        self
     }
 }
 
@@ -80,13 +94,15 @@ pub static METHODS: &[Method] = &[
         "`{\"keys\":[...]}`",
         "`{\"kv\":{key: value}}` (missing keys absent)",
         get_multiple,
-    ),
+    )
+    .long(),
     method(
         "setMultiple",
         "`{\"kv\":{key: value}}`",
         "`{}` (one atomic batch)",
         set_multiple,
-    ),
+    )
+    .long(),
     method(
         "ttl",
         "`{\"key\"}`",
@@ -105,7 +121,7 @@ pub static METHODS: &[Method] = &[
         "`{\"key\",\"found\"}` (false: it had no TTL)",
         persist,
     ),
-    method("getCursor", "`{}`", "`{\"cursorKey\"}`", get_cursor),
+    method("getCursor", "`{}`", "`{\"cursorKey\"}`", get_cursor).long(),
     method(
         "cursorFirst",
         "`{\"cursorKey\"}`",
@@ -121,8 +137,8 @@ pub static METHODS: &[Method] = &[
         "as above: the first key >= `key`",
         cursor_seek,
     ),
-    method("cursorNextN", CURSOR_N_ARGS, CURSOR_N_RESP, cursor_next_n),
-    method("cursorPrevN", CURSOR_N_ARGS, CURSOR_N_RESP, cursor_prev_n),
+    method("cursorNextN", CURSOR_N_ARGS, CURSOR_N_RESP, cursor_next_n).long(),
+    method("cursorPrevN", CURSOR_N_ARGS, CURSOR_N_RESP, cursor_prev_n).long(),
     method(
         "cursorRelease",
         "`{\"cursorKey\"}`",

@@ -14,6 +14,10 @@ use super::common::{
 use crate::metrics::ErrorClass;
 use crate::Shared;
 
+/// A request body past this many bytes (a large value to decode and write) runs
+/// off the worker thread whatever its method.
+const LONG_BODY: usize = 64 << 10;
+
 /// Most bytes of a request body: a value of the store's largest size is 4/3 of
 /// that in base64, plus the JSON around it.
 fn body_limit(shared: &Shared) -> usize {
@@ -48,7 +52,7 @@ pub(super) async fn call(
         &client,
         token.unwrap_or_default(),
     );
-    if state_service::method_named(&method).is_none() {
+    let Some(spec) = state_service::method_named(&method) else {
         shared.metrics.error(ErrorClass::Invalid);
         return json_error(
             StatusCode::NOT_FOUND,
@@ -58,7 +62,7 @@ pub(super) async fn call(
                 crate::metrics::log_safe(method.as_bytes(), 64)
             ),
         );
-    }
+    };
     // A declared length over the limit is refused before reading; an undeclared
     // (chunked) body is cut off at the limit; either must arrive within the read
     // timeout.
@@ -106,7 +110,15 @@ pub(super) async fn call(
     let body = if body.trim().is_empty() { "{}" } else { body };
     let started = Instant::now();
     let run = || shared.svc.handle(&client, &method, body);
-    let result = crate::off_loop(run);
+    // A point read or write runs on the worker thread as it is; a method whose
+    // work grows with the data or its arguments, a large body, or a write that
+    // waits for fsync first hands the thread's other connections to another
+    // worker (`off_loop`), which costs more than a point read itself.
+    let result = if spec.long || body.len() > LONG_BODY || shared.cfg.blocking_store {
+        crate::off_loop(run)
+    } else {
+        run()
+    };
     shared.metrics.latency(started.elapsed());
     match result {
         Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
