@@ -440,7 +440,7 @@ fn run_counters(shared: &Shared, sess: &mut Session, buf: &[u8], reqs: &[Pending
     let mut slots: Vec<(usize, KeyOrError)> = Vec::with_capacity(reqs.len());
     for (p, argv) in reqs.iter().zip(&argvs) {
         let argv = &argv[..p.n];
-        let Some((index, spec)) = lookup(argv[0]) else {
+        let Some((index, spec)) = lookup(argv.first().copied().unwrap_or_default()) else {
             // kind_for let only counter commands in.
             one_by_one(shared, sess, buf, reqs, out, usize::MAX);
             return;
