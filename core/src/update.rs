@@ -299,7 +299,8 @@ impl Bucket {
             // Where each key's latest write of the batch is: found by a look back
             // through the writes in a short batch, through a map in a long one.
             let mut latest: Option<HashMap<&[u8], usize, foldhash::fast::RandomState>> =
-                (keys.len() > LOOK_BACK).then(HashMap::default);
+                (keys.len() > LOOK_BACK)
+                    .then(|| HashMap::with_capacity_and_hasher(keys.len(), Default::default()));
             for (i, key) in keys.iter().enumerate() {
                 let key = key.as_ref();
                 let ManyBufs {

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use state_core::Bucket;
 
 use super::args::{key_arg, Args, Fail};
-use super::{counters, lookup, request_found, After};
+use super::{counters, lookup, request_found, After, Spec};
 use crate::metrics::ErrorClass;
 use crate::resp::Out;
 use crate::session::{Reply, Session};
@@ -64,6 +64,22 @@ static INDEXES: LazyLock<(Option<usize>, Option<usize>)> = LazyLock::new(|| {
         lookup(b"set").map(|(i, _)| i),
     )
 });
+
+/// The command table's counter entries, in the order of [`COUNTER_NAMES`].
+static COUNTERS: LazyLock<[Option<(usize, &'static Spec)>; 4]> =
+    LazyLock::new(|| COUNTER_NAMES.map(lookup));
+
+/// The commands a counter run takes.
+const COUNTER_NAMES: [&[u8]; 4] = [b"incr", b"decr", b"incrby", b"decrby"];
+
+/// The table entry of counter command `name` (any case), without the general
+/// lookup.
+fn counter_of(name: &[u8]) -> Option<(usize, &'static Spec)> {
+    let i = COUNTER_NAMES
+        .iter()
+        .position(|n| name.eq_ignore_ascii_case(n))?;
+    COUNTERS[i]
+}
 
 /// What a run squashes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -440,7 +456,7 @@ fn run_counters(shared: &Shared, sess: &mut Session, buf: &[u8], reqs: &[Pending
     let mut slots: Vec<(usize, KeyOrError)> = Vec::with_capacity(reqs.len());
     for (p, argv) in reqs.iter().zip(&argvs) {
         let argv = &argv[..p.n];
-        let Some((index, spec)) = lookup(argv.first().copied().unwrap_or_default()) else {
+        let Some((index, spec)) = counter_of(argv.first().copied().unwrap_or_default()) else {
             // kind_for let only counter commands in.
             one_by_one(shared, sess, buf, reqs, out, usize::MAX);
             return;
