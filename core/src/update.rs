@@ -7,12 +7,19 @@
 //! watching the bucket, an update that keeps the value's length allocates nothing
 //! (`core/tests/update_alloc.rs`). The server's INCR, APPEND, SETNX, GETSET, GETDEL
 //! and their kin run on it outside MULTI.
+//!
+//! [`Bucket::update_many`] runs the same per-key update over several keys and
+//! commits all their writes as one batch (`Committer::update_many`): a later
+//! update of a key in the batch reads what the earlier one wrote, and watchers hear
+//! of each key's change as if it had been written alone. The server runs a
+//! pipelined run of INCR/INCRBY/DECR/DECRBY on it.
 
 use std::cell::Cell;
+use std::collections::HashMap;
 
 use crate::bucket::Bucket;
 use crate::clock::Clock;
-use crate::commit::{One, Prior, UpdateBufs};
+use crate::commit::{ManyBufs, ManyWrite, One, Prior, UpdateBufs};
 use crate::error::Result;
 use crate::lend::Lending;
 use crate::limits;
@@ -27,7 +34,8 @@ enum Write {
     Delete,
 }
 
-/// One key's read-modify-write in progress: the closure of [`Bucket::update`] reads
+/// One key's read-modify-write in progress: the closure of [`Bucket::update`] (and
+/// of [`Bucket::update_many`], once per key) reads
 /// the key's live value from it and says what to write in its place (nothing, if it
 /// says nothing).
 pub struct Update<'a> {
@@ -176,79 +184,268 @@ impl Bucket {
         limits::check_key(key)?;
         let shared = self.shared()?;
         let name = self.name();
-        let max_value = shared.opts.max_value_size;
-        let clock = &*shared.opts.clock;
+        let ctx = Ctx {
+            clock: &*shared.opts.clock,
+            now: Cell::new(None),
+            max_value: shared.opts.max_value_size,
+        };
         shared.update(name, key.as_bytes(), |reader, bufs| {
             let UpdateBufs { value: buf, labels } = bufs;
-            let now = Cell::new(None);
-            let read_now = || match now.get() {
-                Some(n) => n,
-                None => {
-                    let n = clock.now_ms();
-                    now.set(Some(n));
-                    n
-                }
-            };
-            let mut run = |stored: Stored<&[u8]>,
-                           buf: &mut Vec<u8>,
-                           labels: &mut Vec<&'static str>|
-             -> Result<(T, One)> {
-                let mut u = Update {
-                    value: stored.live(),
-                    expires_at_ms: match stored {
-                        Stored::Live { deadline_ms, .. } => deadline_ms,
-                        _ => None,
-                    },
-                    buf,
-                    labels,
-                    write: Write::Nothing,
-                    clock,
-                    now: &now,
-                };
-                let out = f(&mut u)?;
-                let (write, live_deadline) = (u.write, u.expires_at_ms);
-                let prior = Prior::of(&stored);
-                let delete = if prior == Prior::Missing {
-                    One::Nothing
-                } else {
-                    One::Delete { prior }
-                };
-                let one = match write {
-                    Write::Nothing => One::Nothing,
-                    Write::Delete => delete,
-                    Write::Put(expiry) => {
-                        limits::check_value(key, buf, max_value)?;
-                        match expiry {
-                            Expiry::Never => One::Put {
-                                deadline: None,
-                                prior,
-                            },
-                            Expiry::Keep => One::Put {
-                                deadline: live_deadline,
-                                prior,
-                            },
-                            Expiry::At(d) if d <= read_now() => delete,
-                            Expiry::At(d) => One::Put {
-                                deadline: Some(d),
-                                prior,
-                            },
-                        }
-                    }
-                };
-                Ok((out, one))
-            };
+            ctx.now.set(None);
             // `f` runs on the lent value and under the write lock: a write of this
             // store from inside it is refused instead of deadlocking.
             let _lending = Lending::start(shared);
             let mut result: Option<Result<(T, One)>> = None;
             reader.get(name, key.as_bytes(), &mut |raw| {
-                result =
-                    Some(Stored::of(raw, &shared.path, read_now).and_then(|s| run(s, buf, labels)));
+                result = Some(
+                    Stored::of(raw, &shared.path, || ctx.now_ms())
+                        .and_then(|s| ctx.run(key, s, buf, labels, &mut f)),
+                );
             })?;
             match result {
                 Some(r) => r,
-                None => run(Stored::Missing, buf, labels),
+                None => ctx.run(key, Stored::Missing, buf, labels, &mut f),
             }
         })
+    }
+
+    /// [`Bucket::update`] of each of `keys` in turn, committed as one write: `f`
+    /// is called once per key, in order, with the key's place in `keys` and its
+    /// [`Update`] (the same API as [`Bucket::update`]'s), and what all the calls
+    /// say to write goes to the engine as one batch, in one pass through the
+    /// store's write lock. Returns what `f` returned for each key, in order.
+    ///
+    /// Each key's update sees what the updates before it in the batch left: a key
+    /// that comes twice is read the second time as the first call wrote it (value,
+    /// deadline, or gone), so `update_many(["n", "n"], incr)` counts 1 then 2 as two
+    /// [`Bucket::update`]s would. Expiry is as [`Bucket::update`] keeps it
+    /// ([`Update::now_ms`] is read at most once for the whole batch). Watchers hear
+    /// of the batch exactly as of that many [`Bucket::update`]s one after the
+    /// other: each key's change, with its labels ([`Update::label`]) for watchers
+    /// that take them, in the order of `keys`; an update that writes nothing tells
+    /// nobody, as one alone does.
+    ///
+    /// A per-key failure the caller wants to answer for that key alone (a value
+    /// that is not a number, say) belongs in `T`, as `Ok(Err(..))` from `f`
+    /// without a put: that key writes nothing and the batch goes on.
+    ///
+    /// ```
+    /// # fn main() -> state_core::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use state_core::{Expiry, Store};
+    /// let store = Store::open(dir.path().join("s"))?;
+    /// let b = store.bucket("counters")?;
+    /// b.set("text", b"abc")?;
+    /// let by = [1, 5, 1, 2];
+    /// let counts = b.update_many(&["a", "b", "a", "text"], |i, u| {
+    ///     let old = match u.value() {
+    ///         None => 0,
+    ///         Some(v) => match std::str::from_utf8(v).map(str::parse::<i64>) {
+    ///             Ok(Ok(n)) => n,
+    ///             // This key writes nothing; the batch goes on.
+    ///             _ => return Ok(Err("not a number")),
+    ///         },
+    ///     };
+    ///     let new = old + by[i];
+    ///     u.put(new.to_string().as_bytes(), Expiry::Keep);
+    ///     Ok(Ok(new))
+    /// })?;
+    /// assert_eq!(counts, [Ok(1), Ok(5), Ok(2), Err("not a number")]);
+    /// assert_eq!(b.get("a")?.as_deref(), Some(&b"2"[..]));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// The batch is one write: no other write of this store comes between its
+    /// reads and its commit, and after a crash either all of it or none of it is
+    /// stored. `f` runs under the store's write lock (and, on engines that lend from
+    /// memory, their read lock while a stored value is lent) for the whole batch:
+    /// keep the batch short. As in [`Bucket::update`], `f` may read this store, a
+    /// write from inside it fails with *invalid argument*, and with an engine that
+    /// several processes open at once (Redis) the whole batch may run again (every
+    /// key from the first) if another process wrote to the bucket meanwhile.
+    ///
+    /// # Errors
+    /// Any error writes nothing of the batch and tells no watcher: *invalid
+    /// argument* for a bad key (checked before `f` is first called) or a value over
+    /// the store's maximum; *corrupt* if a stored record cannot be decoded; the
+    /// first error `f` returns (`f` is not called for the keys after it);
+    /// *closed*; *conflict* (see [`Bucket::transaction`]); engine errors. To learn
+    /// which key failed, run the keys through [`Bucket::update`] one by one.
+    pub fn update_many<K, T>(
+        &self,
+        keys: &[K],
+        mut f: impl FnMut(usize, &mut Update<'_>) -> Result<T>,
+    ) -> Result<Vec<T>>
+    where
+        K: AsRef<str>,
+    {
+        for key in keys {
+            limits::check_key(key.as_ref())?;
+        }
+        let shared = self.shared()?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let name = self.name();
+        let ctx = Ctx {
+            clock: &*shared.opts.clock,
+            now: Cell::new(None),
+            max_value: shared.opts.max_value_size,
+        };
+        shared.update_many(name, keys, |reader, bufs| {
+            ctx.now.set(None);
+            let _lending = Lending::start(shared);
+            let mut results = Vec::with_capacity(keys.len());
+            // Where each key's latest write of the batch is: found by a look back
+            // through the writes in a short batch, through a map in a long one.
+            let mut latest: Option<HashMap<&[u8], usize, foldhash::fast::RandomState>> =
+                (keys.len() > LOOK_BACK)
+                    .then(|| HashMap::with_capacity_and_hasher(keys.len(), Default::default()));
+            for (i, key) in keys.iter().enumerate() {
+                let key = key.as_ref();
+                let ManyBufs {
+                    value: buf,
+                    values,
+                    labels,
+                    writes,
+                } = &mut *bufs;
+                let earlier = match &latest {
+                    Some(map) => map.get(key.as_bytes()).copied(),
+                    None => writes.iter().rposition(|w| keys[w.key].as_ref() == key),
+                };
+                let first_label = labels.len();
+                let mut g = |u: &mut Update<'_>| f(i, u);
+                let (out, one) = match earlier {
+                    // Written earlier in the batch: that write is what it holds.
+                    Some(w) => {
+                        let w = &writes[w];
+                        let stored = match w.one {
+                            One::Put { deadline, .. } => Stored::Live {
+                                value: &values[w.value.clone()],
+                                deadline_ms: deadline,
+                            },
+                            One::Delete { .. } | One::Nothing => Stored::Missing,
+                        };
+                        ctx.run(key, stored, buf, labels, &mut g)?
+                    }
+                    None => {
+                        let mut result: Option<Result<(T, One)>> = None;
+                        reader.get(name, key.as_bytes(), &mut |raw| {
+                            result = Some(
+                                Stored::of(raw, &shared.path, || ctx.now_ms())
+                                    .and_then(|s| ctx.run(key, s, buf, labels, &mut g)),
+                            );
+                        })?;
+                        match result {
+                            Some(r) => r?,
+                            None => ctx.run(key, Stored::Missing, buf, labels, &mut g)?,
+                        }
+                    }
+                };
+                results.push(out);
+                if one == One::Nothing {
+                    // Labels of an update that writes nothing are dropped.
+                    labels.truncate(first_label);
+                    continue;
+                }
+                let first_byte = values.len();
+                if let One::Put { .. } = one {
+                    values.extend_from_slice(buf);
+                }
+                if let Some(map) = &mut latest {
+                    map.insert(key.as_bytes(), writes.len());
+                }
+                writes.push(ManyWrite {
+                    key: i,
+                    one,
+                    value: first_byte..values.len(),
+                    labels: first_label..labels.len(),
+                });
+            }
+            Ok(results)
+        })
+    }
+}
+
+/// Past this many keys, [`Bucket::update_many`] finds a key's earlier write in the
+/// batch through a map instead of a look back.
+const LOOK_BACK: usize = 16;
+
+/// What every key's update of one [`Bucket::update`] or [`Bucket::update_many`]
+/// shares: the clock, its one reading, the store's value limit.
+struct Ctx<'c> {
+    clock: &'c dyn Clock,
+    now: Cell<Option<u64>>,
+    max_value: usize,
+}
+
+impl Ctx<'_> {
+    /// The clock reading of the update (read on first use).
+    fn now_ms(&self) -> u64 {
+        match self.now.get() {
+            Some(n) => n,
+            None => {
+                let n = self.clock.now_ms();
+                self.now.set(Some(n));
+                n
+            }
+        }
+    }
+
+    /// Runs `f` on `key`'s record `stored`, with the value buffer `buf` and the
+    /// label list `labels`; returns what `f` returned and what to write.
+    #[inline]
+    fn run<T>(
+        &self,
+        key: &str,
+        stored: Stored<&[u8]>,
+        buf: &mut Vec<u8>,
+        labels: &mut Vec<&'static str>,
+        f: impl FnOnce(&mut Update<'_>) -> Result<T>,
+    ) -> Result<(T, One)> {
+        buf.clear();
+        let mut u = Update {
+            value: stored.live(),
+            expires_at_ms: match stored {
+                Stored::Live { deadline_ms, .. } => deadline_ms,
+                _ => None,
+            },
+            buf,
+            labels,
+            write: Write::Nothing,
+            clock: self.clock,
+            now: &self.now,
+        };
+        let out = f(&mut u)?;
+        let (write, live_deadline) = (u.write, u.expires_at_ms);
+        let prior = Prior::of(&stored);
+        let delete = if prior == Prior::Missing {
+            One::Nothing
+        } else {
+            One::Delete { prior }
+        };
+        let one = match write {
+            Write::Nothing => One::Nothing,
+            Write::Delete => delete,
+            Write::Put(expiry) => {
+                limits::check_value(key, buf, self.max_value)?;
+                match expiry {
+                    Expiry::Never => One::Put {
+                        deadline: None,
+                        prior,
+                    },
+                    Expiry::Keep => One::Put {
+                        deadline: live_deadline,
+                        prior,
+                    },
+                    Expiry::At(d) if d <= self.now_ms() => delete,
+                    Expiry::At(d) => One::Put {
+                        deadline: Some(d),
+                        prior,
+                    },
+                }
+            }
+        };
+        Ok((out, one))
     }
 }

@@ -3,7 +3,7 @@
 //! joins a run, so running each request of a pipeline by itself is the
 //! one-by-one reference. The pipelines cross the 64 KiB flush mark in the middle
 //! of runs, mix runs with requests that end them, and carry bad keys, missing
-//! keys and inline commands.
+//! keys, counters on values that are not numbers, and inline commands.
 
 use proptest::prelude::*;
 use state_core::{Engine, Store};
@@ -103,8 +103,8 @@ fn runs_ended_by_other_requests_bad_keys_and_inline_commands_reply_as_one_by_one
     same_replies(&big_setup(), &reqs);
 }
 
-/// A request of the pipeline: GET or SET of a few keys (short or 8 KiB values),
-/// or a request that ends a run.
+/// A request of the pipeline: GET, SET (short or 8 KiB values, or a number) and
+/// INCR/DECR/INCRBY of a few keys, or a request that ends a run.
 fn request() -> impl Strategy<Value = Vec<u8>> {
     let key = prop_oneof![
         (0..6u8).prop_map(|i| format!("k{i}").into_bytes()),
@@ -118,7 +118,13 @@ fn request() -> impl Strategy<Value = Vec<u8>> {
         }),
         1 => key.clone().prop_map(|k| command(&[b"DEL", &k])),
         1 => Just(b"PING\r\n".to_vec()),
-        1 => key.prop_map(|k| command(&[b"APPEND", &k, b"+"])),
+        1 => key.clone().prop_map(|k| command(&[b"APPEND", &k, b"+"])),
+        3 => (key.clone(), -3i64..4).prop_map(|(k, by)| match by {
+            0 => command(&[b"INCR", &k]),
+            1 => command(&[b"DECR", &k]),
+            _ => command(&[b"INCRBY", &k, by.to_string().as_bytes()]),
+        }),
+        1 => key.prop_map(|k| command(&[b"SET", &k, b"7"])),
     ]
 }
 

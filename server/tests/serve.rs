@@ -5,10 +5,11 @@ mod support;
 
 use std::time::Duration;
 
+use state_core::{Notice, WatchOptions};
 use state_server::auth::clients_path;
 use state_server::{Config, Server};
 use state_service::{Quota, StateService};
-use support::{chmod, exchange, http, run, tcp, tcp_config, Fixture};
+use support::{chmod, connect, exchange, http, run, tcp, tcp_config, Fixture};
 use tokio::io::{AsyncReadExt, BufReader};
 use tokio::net::UnixStream;
 
@@ -59,6 +60,77 @@ async fn auth_then_commands_then_graceful_shutdown_flushes_and_closes() {
     assert_eq!(b.get("k").unwrap().as_deref(), Some(&b"v"[..]));
     assert_eq!(b.get("n").unwrap().as_deref(), Some(&b"1"[..]));
     reopened.close().unwrap();
+}
+
+/// A pipeline of counter commands as RESP arrays (a run the server squashes into
+/// one `Bucket::update_many`): each reply in its place, errors in the middle
+/// included, a key counting on through the run, and a watcher told of each
+/// command's change, labelled, as if each had run alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipelined_counter_run_replies_in_place_and_tells_each_change() {
+    let f = alice(Quota::default());
+    let (server, store) = f.start(tcp_config()).await;
+    let addr = server.addrs().resp.unwrap();
+    let running = run(server);
+    let b = store.bucket("alice").unwrap();
+    b.set("t", b"abc").unwrap();
+    let w = b
+        .watch_with("", WatchOptions::default().with_labels(true))
+        .unwrap();
+    let mut c = connect(addr, f.token("alice")).await;
+    let run_of: [&[&str]; 9] = [
+        &["INCR", "n"],
+        &["INCR", "n"],
+        &["INCRBY", "n", "10"],
+        &["DECR", "n"],
+        &["INCR", "t"],
+        &["DECRBY", "n", "3"],
+        &["INCRBY", "n", "x"],
+        &["DECRBY", "n", "-9223372036854775808"],
+        &["incr", "m"],
+    ];
+    let mut p = Vec::new();
+    for args in run_of {
+        p.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+        for a in args {
+            p.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+        }
+    }
+    assert_eq!(
+        exchange(&mut c, &p, 9).await,
+        ":1\r\n:2\r\n:12\r\n:11\r\n-ERR value is not an integer or out of range\r\n\
+         :8\r\n-ERR value is not an integer or out of range\r\n\
+         -ERR decrement would overflow\r\n:1\r\n"
+    );
+    let mut told = Vec::new();
+    for _ in 0..8 {
+        match w.recv_timeout(Duration::from_secs(10)) {
+            Ok(Notice::Change(e)) => told.push((
+                e.key().to_string(),
+                e.label().unwrap_or_default(),
+                String::from_utf8_lossy(e.value().unwrap_or_default()).into_owned(),
+            )),
+            other => panic!("expected a change, got {other:?}"),
+        }
+    }
+    let want: Vec<(String, &str, String)> = [
+        ("n", "new", "1"),
+        ("n", "incrby", "1"),
+        ("n", "incrby", "2"),
+        ("n", "incrby", "12"),
+        ("n", "incrby", "11"),
+        ("n", "incrby", "8"),
+        ("m", "new", "1"),
+        ("m", "incrby", "1"),
+    ]
+    .iter()
+    .map(|&(k, l, v)| (k.to_string(), l, v.to_string()))
+    .collect();
+    assert_eq!(told, want);
+    assert!(w.try_recv().is_err(), "nothing else was written");
+    assert_eq!(b.get("n").unwrap().as_deref(), Some(&b"8"[..]));
+    assert_eq!(b.get("t").unwrap().as_deref(), Some(&b"abc"[..]));
+    running.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -335,8 +335,16 @@ fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
 
 /// Derives from `ops` what committing them writes and tells: the encoded records
 /// and expiry-index operations (planned into `s`), and, if `watched`, the watch
-/// changes in op order.
-fn derive<'o>(ops: &'o [Op<'_>], s: &mut Scratch, watched: bool) -> Vec<Change<'o>> {
+/// changes in op order. `parts` (the end of each part, ascending, the last
+/// `ops.len()`) cuts the batch into writes that watchers hear of as if each had
+/// committed alone ([`Committer::update_many`]): each part's changes and labels
+/// ([`labelled_changes`]) follow the previous part's. `None`: one part.
+fn derive<'o>(
+    ops: &'o [Op<'_>],
+    s: &mut Scratch,
+    watched: bool,
+    parts: Option<&[usize]>,
+) -> Vec<Change<'o>> {
     for (i, op) in ops.iter().enumerate() {
         match op {
             Op::Put {
@@ -375,11 +383,19 @@ fn derive<'o>(ops: &'o [Op<'_>], s: &mut Scratch, watched: bool) -> Vec<Change<'
             Op::Label { .. } => {}
         }
     }
-    if watched {
-        labelled_changes(ops)
-    } else {
-        Vec::new()
+    if !watched {
+        return Vec::new();
     }
+    let Some(ends) = parts else {
+        return labelled_changes(ops);
+    };
+    let mut changes = Vec::with_capacity(ops.len());
+    let mut start = 0;
+    for &end in ends {
+        changes.extend(labelled_changes(&ops[start..end]));
+        start = end;
+    }
+    changes
 }
 
 /// What a single-key read-modify-write ([`Committer::update`]) writes.
@@ -435,6 +451,68 @@ fn with_update_bufs<R>(f: impl FnOnce(&mut UpdateBufs) -> R) -> R {
             out
         }
         Err(_) => f(&mut UpdateBufs::default()),
+    })
+}
+
+/// One key's write in a multi-key read-modify-write ([`Committer::update_many`]).
+#[derive(Debug, Clone)]
+pub(crate) struct ManyWrite {
+    /// The key's place in the caller's list of keys.
+    pub(crate) key: usize,
+    /// What it writes (a put's value is `value`); never [`One::Nothing`].
+    pub(crate) one: One,
+    /// A put's value in [`ManyBufs::values`].
+    pub(crate) value: Range<usize>,
+    /// Its change's labels in [`ManyBufs::labels`], in order.
+    pub(crate) labels: Range<usize>,
+}
+
+/// The buffers of one multi-key read-modify-write ([`Committer::update_many`]),
+/// reused per thread.
+#[derive(Debug, Default)]
+pub(crate) struct ManyBufs {
+    /// The value the key being updated writes (copied to `values` once it is done).
+    pub(crate) value: Vec<u8>,
+    /// The values the batch puts, back to back.
+    pub(crate) values: Vec<u8>,
+    /// The labels of the batch's changes, back to back.
+    pub(crate) labels: Vec<&'static str>,
+    /// The batch's writes, in the order the keys were updated.
+    pub(crate) writes: Vec<ManyWrite>,
+}
+
+impl ManyBufs {
+    fn clear(&mut self) {
+        self.value.clear();
+        self.values.clear();
+        self.labels.clear();
+        self.writes.clear();
+    }
+}
+
+/// Most writes and labels a multi-key update's thread buffers keep for the next.
+const MANY_KEEP: usize = 1024;
+
+thread_local! {
+    static MANY: RefCell<ManyBufs> = RefCell::new(ManyBufs::default());
+}
+
+/// Runs `f` with this thread's buffers for [`Committer::update_many`] (fresh ones if
+/// they are in use further up the stack).
+fn with_many_bufs<R>(f: impl FnOnce(&mut ManyBufs) -> R) -> R {
+    MANY.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut bufs) => {
+            let out = f(&mut bufs);
+            if bufs.values.capacity() > SCRATCH_KEEP
+                || bufs.value.capacity() > SCRATCH_KEEP
+                || bufs.writes.capacity() > MANY_KEEP
+                || bufs.labels.capacity() > MANY_KEEP
+            {
+                *bufs = ManyBufs::default();
+            }
+            out
+        }
+        Err(_) => f(&mut ManyBufs::default()),
     })
 }
 
@@ -715,6 +793,73 @@ impl Committer {
         })
     }
 
+    /// A read-modify-write of several keys of `bucket` (`keys`), committed as one
+    /// batch: `f` reads through the [`Reader`] and records each key's write in the
+    /// [`ManyBufs`] it is given (cleared before each try): a [`ManyWrite`] per key
+    /// that writes, in the order the keys were updated (a key may come more than
+    /// once; a later write of it sees the earlier one's result, which `f` must
+    /// arrange). The writes go to the engine as one batch, atomically as
+    /// [`Committer::rmw`] (`f` runs again after a lost race with another process);
+    /// watchers hear of each write, with its labels, as if it had committed alone,
+    /// one after the other in the order given.
+    ///
+    /// # Errors
+    /// As [`Committer::rmw`].
+    pub(crate) fn update_many<T, K: AsRef<str>>(
+        &self,
+        engine: &dyn StorageEngine,
+        bucket: &str,
+        keys: &[K],
+        mut f: impl FnMut(Reader<'_>, &mut ManyBufs) -> Result<T>,
+    ) -> Result<T> {
+        self.durably(engine, || {
+            let watched = self.hub.active();
+            with_many_bufs(|bufs| {
+                for _ in 0..MAX_RMW_ATTEMPTS {
+                    let version = engine.version(bucket)?;
+                    bufs.clear();
+                    let out = f(Reader::new(engine), bufs)?;
+                    if bufs.writes.is_empty() {
+                        return Ok((out, false));
+                    }
+                    let labels = if watched { bufs.labels.len() } else { 0 };
+                    let mut ops: Vec<Op<'_>> = Vec::with_capacity(bufs.writes.len() + labels);
+                    let mut parts: Vec<usize> = Vec::new();
+                    for w in &bufs.writes {
+                        let key = keys[w.key].as_ref().as_bytes();
+                        ops.push(match w.one {
+                            One::Nothing => continue,
+                            One::Put { deadline, prior } => {
+                                Op::put(key, &bufs.values[w.value.clone()], deadline, prior)
+                            }
+                            One::Delete { prior } => Op::Delete {
+                                key: key.into(),
+                                prior,
+                            },
+                        });
+                        // Labels and the parts matter to watchers only.
+                        if watched {
+                            ops.extend(bufs.labels[w.labels.clone()].iter().map(|&label| {
+                                Op::Label {
+                                    key: key.into(),
+                                    label: Some(label),
+                                }
+                            }));
+                            parts.push(ops.len());
+                        }
+                    }
+                    let parts = watched.then_some(parts.as_slice());
+                    if let Some(wrote) =
+                        self.commit_parts(engine, bucket, version, &ops, watched, parts)?
+                    {
+                        return Ok((out, wrote));
+                    }
+                }
+                Err(conflict(bucket))
+            })
+        })
+    }
+
     /// Writes `ops` to libstate's own internal buckets (no user bucket: nothing to
     /// derive, no event), the way every write goes: under the lock, through a
     /// running backup's tap, with the durability mode.
@@ -826,8 +971,22 @@ impl Committer {
         ops: &[Op<'_>],
         watched: bool,
     ) -> Result<Option<bool>> {
+        self.commit_parts(engine, bucket, version, ops, watched, None)
+    }
+
+    /// [`Committer::commit_ops`] of a batch whose `parts` watchers hear of as
+    /// separate writes (see [`derive`]).
+    fn commit_parts(
+        &self,
+        engine: &dyn StorageEngine,
+        bucket: &str,
+        version: Option<u64>,
+        ops: &[Op<'_>],
+        watched: bool,
+        parts: Option<&[usize]>,
+    ) -> Result<Option<bool>> {
         with_scratch(|s| {
-            let changes = derive(ops, s, watched);
+            let changes = derive(ops, s, watched, parts);
             if s.writes.is_empty() {
                 return Ok(Some(false));
             }
@@ -999,7 +1158,7 @@ mod tests {
 
     fn planned(ops: &[Op<'_>]) -> (Vec<String>, Vec<(EventKind, bool)>) {
         with_scratch(|s| {
-            let changes = derive(ops, s, true);
+            let changes = derive(ops, s, true, None);
             let writes = with_write_ops("b", "i", ops, s, |w| {
                 w.iter()
                     .map(|op| match op {

@@ -20,7 +20,7 @@ pub(crate) use self::engine_cell::EngineRef;
 
 use crate::checkpoint;
 use crate::clock::{Clock, SystemClock};
-use crate::commit::{Committer, One, Op, Prior, UpdateBufs};
+use crate::commit::{Committer, ManyBufs, One, Op, Prior, UpdateBufs};
 use crate::engine::{self, Engine, EngineConfig, Reader, RedisConfig, StorageEngine, StoreContext};
 use crate::error::{Error, Result};
 use crate::expiry;
@@ -298,6 +298,19 @@ impl Shared {
         lend::refuse(self, "write to the store")?;
         let engine = self.engine()?;
         self.commit.update(&*engine, bucket, key, f)
+    }
+
+    /// The multi-key read-modify-write `f` of `keys` in `bucket` (see
+    /// [`Committer::update_many`]).
+    pub(crate) fn update_many<T, K: AsRef<str>>(
+        &self,
+        bucket: &str,
+        keys: &[K],
+        f: impl FnMut(Reader<'_>, &mut ManyBufs) -> Result<T>,
+    ) -> Result<T> {
+        lend::refuse(self, "write to the store")?;
+        let engine = self.engine()?;
+        self.commit.update_many(&*engine, bucket, keys, f)
     }
 
     /// Runs `f` with the store's write lock held: no write runs meanwhile.
@@ -902,12 +915,58 @@ mod tests {
                 .import_from(&br#"{"c": {"k": "MQ=="}}"#[..], Format::Json, |_| {})
                 .unwrap();
             store.remove_bucket("c").unwrap();
+            // A batch that creates a key and deletes it again: each write knows
+            // what the one before it left.
+            b.update_many(&["u", "u"], |i, u| {
+                match i {
+                    0 => u.put(b"1", Expiry::Keep),
+                    _ => u.delete(),
+                }
+                Ok(())
+            })
+            .unwrap();
             let watcher = b.watch("").unwrap();
             b.set("w", b"v").unwrap();
+            b.update_many(&["w2", "w2"], |_, u| {
+                u.put(b"1", Expiry::Never);
+                Ok(())
+            })
+            .unwrap();
+            b.delete("w2").unwrap();
             drop(watcher);
             assert!(counting(), "{engine:?}: a write stopped the counts");
             let c = store.counts().unwrap().unwrap();
             assert_eq!((c.buckets, c.records), (1, 2), "{engine:?}");
+            store.close().unwrap();
+        }
+    }
+
+    /// `update_many` commits its keys' writes as one write (one noted for the
+    /// group sync), and a batch that writes nothing commits nothing.
+    #[test]
+    fn update_many_is_one_commit() {
+        for engine in [Engine::Sled, Engine::Memfile] {
+            let tmp = tempfile::tempdir().unwrap();
+            let store = Store::builder()
+                .engine(engine)
+                .sweep_interval(None)
+                .open(tmp.path().join("s"))
+                .unwrap();
+            let b = store.bucket("b").unwrap();
+            let written = || store.shared().unwrap().commit.sync().written();
+            let before = written();
+            let counted = b
+                .update_many(&["a", "b", "a"], |_, u| {
+                    let n = u.value().map_or(0, |v| v.len()) + 1;
+                    u.put(&vec![b'x'; n], Expiry::Keep);
+                    Ok(n)
+                })
+                .unwrap();
+            assert_eq!(counted, [1, 1, 2], "{engine:?}");
+            assert_eq!(written(), before + 1, "{engine:?}: one commit");
+            b.update_many(&["a", "b"], |_, _| Ok(())).unwrap();
+            assert_eq!(written(), before + 1, "{engine:?}: nothing to commit");
+            assert_eq!(b.get("a").unwrap().as_deref(), Some(&b"xx"[..]));
             store.close().unwrap();
         }
     }

@@ -118,6 +118,10 @@ macro_rules! engine_suite {
                 update_labels_reach_watchers_that_take_them,
                 update_checks_its_arguments_and_refuses_writes_from_inside,
                 concurrent_updates_lose_no_increment,
+                update_many_is_that_many_updates,
+                update_many_keeps_or_sets_deadlines,
+                update_many_errors_write_nothing,
+                concurrent_update_many_loses_no_increment,
             );
             module_cases!(
                 lending:

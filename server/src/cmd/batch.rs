@@ -1,8 +1,9 @@
 //! Pipelines as batches: consecutive plain GETs parsed from one read go to the
 //! core as one lent multi-get ([`Bucket::get_multiple_with`]), consecutive plain
-//! SETs as one batch write ([`Bucket::set_multiple`]), with each command's reply,
-//! error, metrics and events as if it had run alone through
-//! [`super::request_found`].
+//! SETs as one batch write ([`Bucket::set_multiple`]), consecutive INCR, DECR,
+//! INCRBY and DECRBY (mixed) as one multi-key read-modify-write
+//! ([`Bucket::update_many`]), with each command's reply, error, metrics and events
+//! as if it had run alone through [`super::request_found`].
 //!
 //! A request joins a run ([`Run::allowed`], [`Run::kind_for`]) only when nothing about the session
 //! could make it behave differently from its fast path: signed in, not in MULTI,
@@ -13,21 +14,28 @@
 //! first (a bad key gets the error GET or SET would reply, in its place); a SET
 //! run whose batch the core refuses (a value over the limit, a batch over the
 //! store's batch size, a quota, any store error) runs its SETs one by one
-//! instead, so every reply is the one-by-one reply. A GET run stops once the
+//! instead, so every reply is the one-by-one reply. A counter run reads each
+//! command's key and amount first (a bad key, a bad amount, DECRBY of the lowest
+//! integer: that command's error in its place), then updates the rest in order in
+//! one batch, a key repeated in the run counting on from its earlier result; a
+//! value that is not an integer or an overflow is that command's error and writes
+//! nothing, the others go on. A counter run of a client with a quota, or whose
+//! batch fails (a store error), runs one by one instead. A GET run stops once the
 //! replies reach the connection's flush mark, as the one-by-one loop does, and
 //! the connection parses the rest again after writing.
 //!
 //! `STATE_SERVE_SQUASH=off` in the server's environment turns squashing off (for
 //! comparisons: the replies must be byte-identical either way).
 
+use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use state_core::Bucket;
 
-use super::args::key_arg;
-use super::{lookup, request_found, After, Found};
+use super::args::{key_arg, Args, Fail};
+use super::{counters, lookup, request_found, After, Found, Spec};
 use crate::metrics::ErrorClass;
 use crate::resp::Out;
 use crate::session::{Reply, Session};
@@ -48,13 +56,30 @@ static SQUASH: LazyLock<bool> = LazyLock::new(|| {
     !std::env::var("STATE_SERVE_SQUASH").is_ok_and(|v| v.eq_ignore_ascii_case("off") || v == "0")
 });
 
-/// The command table's GET and SET entries (their metrics slots).
+/// The command table's GET and SET entries (their metrics slots; a counter run
+/// looks each command up).
 static INDEXES: LazyLock<(Option<usize>, Option<usize>)> = LazyLock::new(|| {
     (
         lookup(b"get").map(|(i, _)| i),
         lookup(b"set").map(|(i, _)| i),
     )
 });
+
+/// The command table's counter entries, in the order of [`COUNTER_NAMES`].
+static COUNTERS: LazyLock<[Option<(usize, &'static Spec)>; 4]> =
+    LazyLock::new(|| COUNTER_NAMES.map(lookup));
+
+/// The commands a counter run takes.
+const COUNTER_NAMES: [&[u8]; 4] = [b"incr", b"decr", b"incrby", b"decrby"];
+
+/// The table entry of counter command `name` (any case), without the general
+/// lookup.
+fn counter_of(name: &[u8]) -> Option<(usize, &'static Spec)> {
+    let i = COUNTER_NAMES
+        .iter()
+        .position(|n| name.eq_ignore_ascii_case(n))?;
+    COUNTERS[i]
+}
 
 /// What a run squashes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +88,8 @@ pub(crate) enum Kind {
     Get,
     /// `SET key value` (no options).
     Set,
+    /// `INCR key`, `DECR key`, `INCRBY key n`, `DECRBY key n`, mixed.
+    Incr,
 }
 
 /// One request of a run: where it starts in the read buffer and its arguments'
@@ -163,10 +190,16 @@ impl Run {
         let index = found.map(|(i, _)| i)?;
         let (get, set) = *INDEXES;
         match nargs {
-            2 if Some(index) == get => Some(Kind::Get),
-            3 if Some(index) == set => Some(Kind::Set),
-            _ => None,
+            2 if Some(index) == get => return Some(Kind::Get),
+            3 if Some(index) == set => return Some(Kind::Set),
+            _ => {}
         }
+        // INCR and DECR (the first two of COUNTER_NAMES) take a key, INCRBY and
+        // DECRBY a key and an amount.
+        let at = COUNTERS
+            .iter()
+            .position(|c| c.is_some_and(|(i, _)| i == index))?;
+        (nargs == if at < 2 { 2 } else { 3 }).then_some(Kind::Incr)
     }
 
     /// Whether a request of `kind` joins this run (else the run must be run first).
@@ -211,6 +244,10 @@ impl Run {
                 run_sets(shared, sess, buf, &reqs, out);
                 None
             }
+            Some(Kind::Incr) if reqs.len() > 1 => {
+                run_counters(shared, sess, buf, &reqs, out);
+                None
+            }
             _ => one_by_one(shared, sess, buf, &reqs, out, flush_at),
         };
         // Keep the list's room for the next run.
@@ -231,7 +268,7 @@ fn one_by_one(
     flush_at: usize,
 ) -> Option<usize> {
     for (i, p) in reqs.iter().enumerate() {
-        // GET and SET never close the connection.
+        // GET, SET and the counters never close the connection.
         let _ = crate::resp::with_argv(buf, 0, p.args(), |argv| one(shared, sess, argv, out));
         if out.buf.len() >= flush_at {
             if let Some(next) = reqs.get(i + 1) {
@@ -386,4 +423,82 @@ fn run_sets(shared: &Shared, sess: &mut Session, buf: &[u8], reqs: &[Pending], o
             one_by_one(shared, sess, buf, reqs, out, usize::MAX);
         }
     }
+}
+
+/// A counter command's place among its run's keys, or its error reply.
+type KeyOrError = Result<usize, Cow<'static, str>>;
+
+/// A run of INCR, DECR, INCRBY and DECRBY: each command's key and amount read
+/// first (a bad one is its error reply, in its place), then one
+/// [`Bucket::update_many`] of the rest in order, each key's step the one its
+/// command runs alone ([`counters::add_update`]). A client with a quota, or a
+/// batch that fails (a store error: nothing of it was written), runs one by one.
+fn run_counters(shared: &Shared, sess: &mut Session, buf: &[u8], reqs: &[Pending], out: &mut Out) {
+    let started = Instant::now();
+    out.resp3 = sess.resp3;
+    let Some(bucket) = session_bucket(shared, sess) else {
+        one_by_one(shared, sess, buf, reqs, out, usize::MAX);
+        return;
+    };
+    if shared.svc.has_quota(bucket.name()) {
+        one_by_one(shared, sess, buf, reqs, out, usize::MAX);
+        return;
+    }
+    // Each request's arguments, held for the run (its keys borrow them).
+    let argvs: Vec<[&[u8]; 3]> = reqs
+        .iter()
+        .map(|p| {
+            let mut argv: [&[u8]; 3] = [&[]; 3];
+            for (slot, r) in argv.iter_mut().zip(p.args()) {
+                *slot = &buf[r.clone()];
+            }
+            argv
+        })
+        .collect();
+    let mut keys: Vec<&str> = Vec::with_capacity(reqs.len());
+    let mut amounts: Vec<i64> = Vec::with_capacity(reqs.len());
+    // Each request's table slot, and its place in `keys` or its error reply.
+    let mut slots: Vec<(usize, KeyOrError)> = Vec::with_capacity(reqs.len());
+    for (p, argv) in reqs.iter().zip(&argvs) {
+        let argv = &argv[..p.n];
+        let Some((index, spec)) = counter_of(argv.first().copied().unwrap_or_default()) else {
+            // kind_for let only counter commands in.
+            one_by_one(shared, sess, buf, reqs, out, usize::MAX);
+            return;
+        };
+        let slot = match counters::counter_args(&mut Args::new(spec.name, argv)) {
+            Ok((k, by)) => {
+                keys.push(k);
+                amounts.push(by);
+                Ok(keys.len() - 1)
+            }
+            Err(Fail::Reply(msg)) => Err(msg),
+            Err(Fail::Store(_)) => {
+                one_by_one(shared, sess, buf, reqs, out, usize::MAX);
+                return;
+            }
+        };
+        slots.push((index, slot));
+    }
+    let Ok(counts) = bucket.update_many(&keys, |i, u| Ok(counters::add_update(u, amounts[i])))
+    else {
+        // Nothing of the batch was written: each command runs alone and replies
+        // for itself.
+        one_by_one(shared, sess, buf, reqs, out, usize::MAX);
+        return;
+    };
+    for (index, slot) in &slots {
+        match slot {
+            Ok(i) => match counts[*i] {
+                Ok(n) => out.int(n),
+                Err(msg) => out.error(msg),
+            },
+            Err(msg) => out.error(msg),
+        }
+        sess.local.command(Some(*index));
+    }
+    sess.local.latencies(
+        started.elapsed(),
+        u32::try_from(reqs.len()).unwrap_or(u32::MAX),
+    );
 }

@@ -340,17 +340,17 @@ pub(crate) static COMMANDS: &[Spec] = &[
     Spec::data("append", 3, strings::append)
         .fast(strings::append_fast)
         .write(),
-    Spec::data("incr", 2, counters::incr)
-        .fast(counters::incr_fast)
+    Spec::data("incr", 2, counters::counter)
+        .fast(counters::counter_fast)
         .write(),
-    Spec::data("incrby", 3, counters::incrby)
-        .fast(counters::incrby_fast)
+    Spec::data("incrby", 3, counters::counter)
+        .fast(counters::counter_fast)
         .write(),
-    Spec::data("decr", 2, counters::decr)
-        .fast(counters::decr_fast)
+    Spec::data("decr", 2, counters::counter)
+        .fast(counters::counter_fast)
         .write(),
-    Spec::data("decrby", 3, counters::decrby)
-        .fast(counters::decrby_fast)
+    Spec::data("decrby", 3, counters::counter)
+        .fast(counters::counter_fast)
         .write(),
     Spec::data("del", -2, keys::del).keys(Keys::ALL).write(),
     Spec::data("unlink", -2, keys::del).keys(Keys::ALL).write(),

@@ -1,5 +1,6 @@
 """Pipelines run as batches (server/src/cmd/batch.rs): consecutive GETs of one
-read go to the core as one multi-get, consecutive SETs as one batch write. The
+read go to the core as one multi-get, consecutive SETs as one batch write,
+consecutive INCR/DECR/INCRBY/DECRBY as one multi-key update. The
 same pipelines are sent, byte for byte, to a server that squashes (the default)
 and to one started with STATE_SERVE_SQUASH=off; every reply, push and counter must
 be the same, errors in the middle of a run included. Where no libstate-specific
@@ -204,3 +205,126 @@ def test_runs_reply_as_redis_does(pair: tuple[StateServer, StateServer], real_re
     real.flushdb()
     want = exchange(real_redis.port, p, None, None)
     assert got == want
+
+
+I64_MAX = 9223372036854775807
+
+
+def counter_runs() -> bytes:
+    """Runs of mixed INCR/INCRBY/DECR/DECRBY with repeated keys, errors in the
+    middle (a value that is not an integer, an overflow, bad keys, bad amounts),
+    expiring keys, and the things that end a run."""
+    p = cmd("SET", "text", "abc") + cmd("SET", "big", str(I64_MAX - 2)) + cmd("SET", "e", "5", "EX", "100")
+    p += cmd("SET", "neg", str(-I64_MAX + 1))
+    for i in range(40):
+        key = f"c{i % 6}"  # keys repeat inside the run
+        p += [cmd("INCR", key), cmd("INCRBY", key, str(i)), cmd("DECR", key), cmd("DECRBY", key, "3")][i % 4]
+        if i == 3:
+            p += cmd("INCR", "text")  # not an integer
+        if i == 5:
+            p += cmd("INCRBY", "big", "1") + cmd("INCR", "big") + cmd("INCR", "big")  # the third overflows
+        if i == 7:
+            p += cmd("DECRBY", "neg", "1") + cmd("DECR", "neg") + cmd("DECR", "neg")  # the third overflows
+        if i == 9:
+            p += cmd("INCR", LONG_KEY) + cmd("DECRBY", BAD_UTF8, "1")  # bad keys
+        if i == 11:
+            p += cmd("INCRBY", "c1", "x") + cmd("INCRBY", "c1", "1.5") + cmd("DECRBY", "c1", "")  # bad amounts
+        if i == 13:
+            p += cmd("DECRBY", "c2", str(-I64_MAX - 1))  # cannot be negated
+            p += cmd("INCRBY", "c2", str(-I64_MAX - 1)) + cmd("INCRBY", "c2", str(I64_MAX))
+        if i == 15:
+            p += cmd("INCR", "e") + cmd("INCRBY", "e", "10") + cmd("TTL", "e")  # keeps its deadline
+        if i == 17:
+            p += cmd("INCR", "c3", "c4")  # wrong arity: ends the run
+        if i == 19:
+            p += cmd("INCRBY", LONG_KEY, "x")  # a bad key goes before a bad amount
+        if i == 21:
+            p += cmd("GET", "c1") + cmd("SET", "c1", "7") + cmd("INCR", "c1")  # between other runs
+        if i == 23:
+            p += cmd("INCRBYFLOAT", "c5", "1.5") + cmd("INCR", "c5")  # a float in the middle
+        if i == 25:
+            p += cmd("DEL", "c0") + cmd("INCR", "c0") + cmd("INCR", "c0")  # created again
+        if i == 27:
+            p += b"INCR c1\r\n"  # inline: runs alone
+        if i == 29:
+            p += cmd("EXPIRE", "c2", "50") + cmd("INCR", "c2") + cmd("TTL", "c2")
+    p += cmd("MULTI") + cmd("INCR", "m") + cmd("INCR", "m") + cmd("EXEC") + cmd("INCR", "m")
+    p += cmd("CLIENT", "REPLY", "SKIP") + cmd("INCR", "m") + cmd("INCR", "m")
+    p += cmd("CLIENT", "REPLY", "OFF") + cmd("INCR", "m") + cmd("INCR", "m")
+    p += cmd("CLIENT", "REPLY", "ON") + cmd("GET", "m")
+    return p
+
+
+COUNTER_KEYS = ["text", "big", "neg", "e", "m"] + [f"c{i}" for i in range(6)]
+
+
+def test_counter_runs_reply_byte_for_byte_as_one_by_one(pair: tuple[StateServer, StateServer]) -> None:
+    got = both(pair, counter_runs())
+    assert b"ERR value is not an integer or out of range" in got
+    assert b"ERR increment or decrement would overflow" in got
+    assert b"ERR decrement would overflow" in got
+    assert b"ERR invalid key" in got and b"wrong number of arguments" in got
+    assert got.count(b":") > 60
+    on, off = pair
+    assert counters(on) == counters(off)
+    assert on.client().mget(COUNTER_KEYS) == off.client().mget(COUNTER_KEYS)
+    # Deadlines kept the same way (TTL in whole seconds, read at once).
+    assert [on.client().ttl(k) for k in COUNTER_KEYS] == [off.client().ttl(k) for k in COUNTER_KEYS]
+    assert on.client().get("m") == b"7"
+
+
+def test_counter_runs_reply_as_redis_does(pair: tuple[StateServer, StateServer], real_redis: RedisServer) -> None:
+    """Without libstate's own errors (key limits), a counter pipeline's replies
+    are Redis's."""
+    p = cmd("SET", "text", "abc") + cmd("SET", "big", str(I64_MAX - 1))
+    for i in range(30):
+        key = f"r{i % 4}"
+        p += [cmd("INCR", key), cmd("INCRBY", key, str(i - 10)), cmd("DECR", key), cmd("DECRBY", key, "2")][i % 4]
+        if i == 4:
+            p += cmd("INCR", "text") + cmd("INCR", "big") + cmd("INCR", "big") + cmd("INCRBY", "r1", "x")
+        if i == 9:
+            p += cmd("DECRBY", "r2", str(-I64_MAX - 1)) + cmd("INCR", "r2", "r3")
+    p += b"".join(cmd("GET", f"r{i}") for i in range(4))
+    got = both(pair, p)
+    real = real_redis.client()
+    real.flushdb()
+    want = exchange(real_redis.port, p, None, None)
+    assert got == want
+
+
+def test_quota_with_a_counter_run(pair: tuple[StateServer, StateServer]) -> None:
+    """A client with a quota: its counter runs go one by one, refused part way
+    through exactly as one by one."""
+    for s in pair:
+        subprocess.run(
+            [str(STATE_BIN), "--store", str(s.store), "client", "quota", "bob", "--max-records", "3"],
+            check=True,
+            capture_output=True,
+        )
+    p = b"".join(cmd("INCRBY", f"q{i % 5}", str(i)) for i in range(20)) + cmd("MGET", *[f"q{i}" for i in range(5)])
+    got = both(pair, p, name="bob")
+    assert b"quota" in got.lower()
+
+
+def test_keyspace_events_of_a_counter_run_are_the_same(pair: tuple[StateServer, StateServer]) -> None:
+    streams = []
+    for s in pair:
+        c = s.client()
+        c.config_set("notify-keyspace-events", "KEAn")
+        with connect(s.resp_port, "alice", s.tokens["alice"]) as sub:  # type: ignore[arg-type]
+            sub.sendall(cmd("PSUBSCRIBE", "__key*@0__:*"))
+            first = b""
+            while first.count(b"\r\n") < 4:
+                first += sub.recv(1 << 16)
+            p = cmd("SET", "t", "x")
+            p += b"".join([cmd("INCR", f"n{i % 3}"), cmd("DECRBY", f"n{i % 3}", "2")][i % 2] for i in range(12))
+            p += cmd("INCR", "t") + cmd("INCR", "n0") + cmd("DEL", "n1") + cmd("INCR", "n1") + cmd("INCR", "n1")
+            p += cmd("SET", "last", "1")
+            exchange(s.resp_port, p, "alice", s.tokens["alice"])  # type: ignore[arg-type]
+            got = first
+            while b"__keyevent@0__:set\r\n$4\r\nlast\r\n" not in got:
+                got += sub.recv(1 << 16)
+            streams.append(got)
+    assert streams[0] == streams[1]
+    assert streams[0].count(b"__keyevent@0__:new") == 6
+    assert streams[0].count(b"__keyevent@0__:incrby") == 15
