@@ -226,7 +226,10 @@ def main() -> None:
                     # sled is several times slower on writes: fewer requests keep the run short.
                     scale = 5 if s is sled else 1
                     print(f"round {round_ + 1}/{a.rounds}: {s.name}: {label}", file=sys.stderr, flush=True)
-                    runs.setdefault((s.name, label), []).append(rb(s, TESTS, 50, p, n // scale, unix))
+                    rows = rb(s, TESTS, 50, p, n // scale, unix)
+                    runs.setdefault((s.name, label), []).append(rows)
+                    # Each round's figures, for the record (the file reports medians).
+                    print("  " + ", ".join(f"{t} {r['rps']:,.0f} rps {r['cpu_per_m']:.2f} s/M" for t, r in rows.items()), file=sys.stderr, flush=True)
             for s in [memfile, redis] if round_ % 2 == 0 else [redis, memfile]:
                 print(f"round {round_ + 1}/{a.rounds}: {s.name}: latency", file=sys.stderr, flush=True)
                 lat_runs[s.name].append(rb(s, ["get", "set"], 1, 1, n1 // 4, True))
