@@ -111,14 +111,15 @@ pub(super) async fn call(
     let started = Instant::now();
     let run = || shared.svc.handle(&client, &method, body);
     // A point read or write runs on the worker thread as it is; a method whose
-    // work grows with the data or its arguments, a large body, or a write that
-    // waits for fsync first hands the thread's other connections to another
-    // worker (`off_loop`), which costs more than a point read itself.
-    let result = if spec.long || body.len() > LONG_BODY || shared.cfg.blocking_store {
-        crate::off_loop(run)
-    } else {
-        run()
-    };
+    // work grows with the data or its arguments, a large body, a write that
+    // waits for fsync, or a client with a quota (whose first checked write counts
+    // its usage) first hands the thread's other connections to another worker
+    // (`off_loop`), which costs more than a point read itself.
+    let long = spec.long
+        || body.len() > LONG_BODY
+        || shared.cfg.blocking_store
+        || shared.svc.has_quota(&client);
+    let result = if long { crate::off_loop(run) } else { run() };
     shared.metrics.latency(started.elapsed());
     match result {
         Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
